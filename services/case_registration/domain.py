@@ -1,0 +1,206 @@
+"""The case of a consultation table (casus) and the rules of its registration.
+
+Pure domain: no nameko, no marshmallow, no crypto. Personal values (names, contact details,
+free text) arrive already sealed; the rules here never need their plaintext.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from shared.catalogue import Catalogue
+from shared.sealed import Sealed
+
+PARTICIPATION = ("attends", "represented", "informed_only")
+SUBJECT_ROLES = ("citizen", "partner", "child", "parent", "family_member")
+
+
+class CaseError(Exception):
+    """A registration rule was broken; ``code`` is stable, the message is for a professional."""
+
+    code = "case_rule"
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidCaseError(CaseError):
+    code = "invalid_case"
+
+
+class CaseNotOpenError(CaseError):
+    code = "case_not_open"
+
+
+class NotAParticipantError(CaseError):
+    code = "not_a_participant"
+
+
+@dataclass(frozen=True)
+class DataSubject:
+    """A person whose data the case is about, known by pseudonym; ``details`` (name, contact
+    details, preferred channel and language) is sealed under the subject's own key."""
+
+    pseudonym: str
+    role: str
+    minor: bool
+    details: Sealed | None = None
+    represented_by: str | None = None  # pseudonym of a parent or legal representative
+
+
+@dataclass(frozen=True)
+class Participant:
+    """An agency at the table, with its role and its own legal ground for this purpose."""
+
+    agency: str
+    role: str
+    legal_ground: str
+
+
+@dataclass(frozen=True)
+class AgreementLine:
+    """The data agreement for one participant: categories it may bring and may receive."""
+
+    agency: str
+    bring: tuple[str, ...]
+    receive: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ContactPoint:
+    """Whom the citizen can ask: an agency and a function, never a person's own number."""
+
+    agency: str
+    function: str
+
+
+VALUE_TYPES = (DataSubject, Participant, AgreementLine, ContactPoint)
+
+
+class Case(Aggregate):
+    """A citizen's request for help or care discussed at a consultation table."""
+
+    @event("CaseRegistered")
+    def __init__(
+        self,
+        table: str,
+        purpose: str,
+        description: Sealed | None,
+        subjects: tuple[DataSubject, ...],
+        participants: tuple[Participant, ...],
+        agreement: tuple[AgreementLine, ...],
+        record_holder: str,
+        retention_class: str,
+        contact_point: ContactPoint,
+        participation: str,
+        informed_beforehand: bool,
+        registered_by: str,
+        catalogue_version: str,
+    ):
+        self.table = table
+        self.purpose = purpose
+        self.description = description
+        self.subjects = tuple(subjects)
+        self.participants = tuple(participants)
+        self.agreement = tuple(agreement)
+        self.record_holder = record_holder
+        self.retention_class = retention_class
+        self.contact_point = contact_point
+        self.participation = participation
+        self.informed_beforehand = informed_beforehand
+        self.registered_by = registered_by
+        self.status = "registered"
+        self.outcome: str | None = None
+
+    @classmethod
+    def register(cls, *, case_id: UUID, catalogue: Catalogue, **details: object) -> Case:
+        check_registration(catalogue, details)
+        return cls._create(
+            cls.CaseRegistered,  # type: ignore[attr-defined]
+            id=case_id,
+            catalogue_version=catalogue.version,
+            **details,
+        )
+
+    @property
+    def agencies(self) -> tuple[str, ...]:
+        return tuple(p.agency for p in self.participants)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("registered", "active")
+
+    def check_participant(self, agency: str) -> None:
+        if agency not in self.agencies:
+            raise NotAParticipantError(f"agency {agency} does not take part in this case")
+
+    def close(self, outcome: str, closed_by: str) -> None:
+        """Closes the case with an outcome code (an outcome without personal data)."""
+        self.check_participant(closed_by)
+        if not self.is_open:
+            raise CaseNotOpenError(f"the case is already {self.status}")
+        self._closed(outcome=outcome, closed_by=closed_by)
+
+    @event("CaseClosed")
+    def _closed(self, outcome: str, closed_by: str) -> None:
+        self.status = "closed"
+        self.outcome = outcome
+
+
+def check_registration(catalogue: Catalogue, details: dict[str, object]) -> None:
+    """The rules a new case must satisfy against the catalogue; raises InvalidCaseError."""
+    table = catalogue.tables.get(str(details["table"]))
+    if table is None:
+        raise InvalidCaseError("unknown consultation table", "table")
+    purpose = str(details["purpose"])
+    if purpose not in table.purposes:
+        raise InvalidCaseError(f"purpose {purpose} is not a purpose of table {table.id}", "purpose")
+    participants: tuple[Participant, ...] = details["participants"]  # type: ignore[assignment]
+    if not participants:
+        raise InvalidCaseError("a case needs at least one participating agency", "participants")
+    seen: set[str] = set()
+    for participant in participants:
+        agency = catalogue.agencies.get(participant.agency)
+        if agency is None:
+            raise InvalidCaseError(f"unknown agency {participant.agency}", "participants")
+        if participant.agency in seen:
+            raise InvalidCaseError(f"agency {participant.agency} is listed twice", "participants")
+        seen.add(participant.agency)
+        allowed = agency.purposes.get(purpose, ())
+        if participant.legal_ground not in allowed:
+            raise InvalidCaseError(
+                f"{agency.name} has no ground '{participant.legal_ground}' for purpose {purpose}",
+                "participants",
+            )
+    for line in details["agreement"]:  # type: ignore[attr-defined]
+        if line.agency not in seen:
+            raise InvalidCaseError(f"agreement names {line.agency}, who is not a participant", "agreement")
+        for code in (*line.bring, *line.receive):
+            if code not in catalogue.categories:
+                raise InvalidCaseError(f"unknown data category {code}", "agreement")
+    if details["record_holder"] not in seen:
+        raise InvalidCaseError("the record holder must be a participating agency", "record_holder")
+    contact_point: ContactPoint = details["contact_point"]  # type: ignore[assignment]
+    if contact_point.agency not in seen:
+        raise InvalidCaseError("the contact point must be a participating agency", "contact_point")
+    if details["registered_by"] not in seen:
+        raise NotAParticipantError("the registering agency must take part in the case")
+    if details["retention_class"] not in catalogue.retention_classes:
+        raise InvalidCaseError("unknown retention class", "retention_class")
+    if details["participation"] not in PARTICIPATION:
+        raise InvalidCaseError(f"participation is one of {', '.join(PARTICIPATION)}", "participation")
+    subjects: tuple[DataSubject, ...] = details["subjects"]  # type: ignore[assignment]
+    if not any(s.role == "citizen" for s in subjects):
+        raise InvalidCaseError("a case is about at least one citizen", "subjects")
+    pseudonyms = [s.pseudonym for s in subjects]
+    if len(set(pseudonyms)) != len(pseudonyms):
+        raise InvalidCaseError("a data subject is listed twice", "subjects")
+    for subject in subjects:
+        if subject.role not in SUBJECT_ROLES:
+            raise InvalidCaseError(f"subject role is one of {', '.join(SUBJECT_ROLES)}", "subjects")
+        if subject.represented_by and subject.represented_by not in pseudonyms:
+            raise InvalidCaseError("a representative must be a data subject of the case", "subjects")

@@ -1,0 +1,100 @@
+"""``keten``: run the platform or one service, and the operator's commands.
+
+keten run                 all services in one process (embedded default: SQLite under var/,
+                          in-process broker, gateway on http://127.0.0.1:8000)
+keten run data_sharing    one service, configured from the environment (production)
+keten demo [--url URL]    one share end to end; starts an embedded platform unless --url
+"""
+
+from __future__ import annotations
+
+import warnings
+
+warnings.filterwarnings("ignore", message=r"(?s)\s*Eventlet is deprecated")
+import eventlet  # noqa: E402
+
+eventlet.monkey_patch()  # before anything opens a socket: nameko needs a green world
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from typing import Any  # noqa: E402
+
+from services.platform import SERVICES, build_runner  # noqa: E402
+from shared.config import ConfigurationError, Settings  # noqa: E402
+
+log = logging.getLogger("keten")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="keten", description="Keten: the ketenoverleg platform.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run services (all of them by default)")
+    run.add_argument("services", nargs="*", metavar="SERVICE", help=f"one or more of: {', '.join(SERVICES)}")
+
+    demo = commands.add_parser("demo", help="one share end to end, printed as the citizen sees it")
+    demo.add_argument("--url", help="drive a running platform instead of starting one")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "run":
+            unknown = [name for name in args.services if name not in (*SERVICES, "all")]
+            if unknown:
+                parser.error(f"unknown service {unknown[0]}; choose from {', '.join(SERVICES)}")
+            return run_services(args.services)
+        if args.command == "demo":
+            return run_demo(args.url)
+    except ConfigurationError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def run_services(names: list[str], settings: Settings | None = None) -> int:
+    settings = settings or Settings.from_env()
+    selected = list(SERVICES) if "all" in names or not names else names
+    if settings.embedded_broker and len(selected) < len(SERVICES):
+        raise ConfigurationError("the in-process broker only connects services in one process: set AMQP_URI")
+    runner = build_runner(settings, selected)
+    stop = eventlet.event.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if not stop.ready():
+            stop.send(signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    runner.start()
+    where = f"http://{settings.gateway_address}" if "gateway" in selected else "(no gateway)"
+    mode = "embedded" if settings.embedded_broker else settings.amqp_uri.split("@")[-1]
+    log.info("keten running: %s; broker %s; gateway %s", ", ".join(selected), mode, where)
+    stop.wait()
+    log.info("stopping")
+    runner.stop()
+    return 0
+
+
+def run_demo(url: str | None) -> int:
+    from services import demo
+
+    if url:
+        demo.run_demo(url)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="keten-demo-") as var_dir:
+        settings = Settings.from_env({"KETEN_VAR_DIR": var_dir, "GATEWAY_ADDRESS": "127.0.0.1:8077"})
+        runner = build_runner(settings, list(SERVICES))
+        runner.start()
+        try:
+            print("Started an embedded platform for the demo (its data is thrown away afterwards).")
+            demo.run_demo(f"http://{settings.gateway_address}")
+        finally:
+            runner.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

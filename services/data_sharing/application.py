@@ -1,0 +1,187 @@
+"""Use cases of data sharing: decide a share request, learn cases and consents."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from services.data_sharing.domain import (
+    ConsentFacts,
+    RefusedShare,
+    Share,
+    ShareRequest,
+    decide,
+    share_id,
+)
+from shared import metrics
+from shared.application import KetenApplication
+from shared.casefacts import CaseFacts
+from shared.catalogue import Catalogue, load_catalogue
+from shared.config import Settings
+from shared.contracts.envelope import ReceivedEvent
+from shared.db import Cursor
+from shared.errors import InvalidRequest, NotAuthorised, NotFound
+from shared.pseudonym import pseudonymise
+from shared.sealed import KeyScope
+
+
+class DataSharing(KetenApplication):
+    name = "data_sharing"
+
+    def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
+        self.catalogue = catalogue or load_catalogue()
+        super().__init__(settings)
+        self.cases = CaseFacts(self)
+        self.consent_table = f"{self.name}_consents"
+        self.sql.execute_script(
+            [
+                f"CREATE TABLE IF NOT EXISTS {self.consent_table} ("
+                " case_id TEXT NOT NULL, subject TEXT NOT NULL, consents TEXT NOT NULL,"
+                " PRIMARY KEY (case_id, subject))"
+            ]
+        )
+
+    # -- deciding ---------------------------------------------------------------------------
+    def request_share(
+        self, command: dict[str, Any], correlation_id: str | None = None
+    ) -> list[Share | RefusedShare]:
+        """Decides a ``RequestShareSchema`` command, one decision per recipient, all recorded.
+
+        Malformed requests (unknown case, category or agency, a person not in the case, a
+        sender not at the table) change nothing and raise; everything else is decided and
+        recorded, allowed or refused. Repeating a request returns the decisions on record.
+        """
+        case = self.cases.get(command["case_id"])
+        if case is None:
+            raise NotFound("unknown_case", "no case with this id (yet)", "case_id")
+        agency = command["agency"]
+        if not case.takes_part(agency):
+            raise NotAuthorised("not_a_participant", "your agency does not take part in this case", "agency")
+        for code in command["categories"]:
+            if code not in self.catalogue.categories:
+                raise InvalidRequest("unknown_category", f"unknown data category {code}", "categories")
+        for other in [*command["to_agencies"], command.get("from_agency") or agency]:
+            if other not in self.catalogue.agencies:
+                raise InvalidRequest("unknown_agency", f"unknown agency {other}", "to_agencies")
+        subject = pseudonymise(command["subject_bsn"], self.settings.pseudonym_secret)
+        if subject not in case.subjects:
+            raise InvalidRequest(
+                "not_a_subject", "this person is not a data subject of the case", "subject_bsn"
+            )
+        if command["direction"] == "pull":
+            senders, recipients = [command.get("from_agency") or ""], [agency]
+        else:
+            senders, recipients = [agency], list(command["to_agencies"])
+        consent = self._consent_facts(case.case_id, subject)
+        today = datetime.now(UTC).date()
+        decisions: list[Share | RefusedShare] = []
+        new: list[Share | RefusedShare] = []
+        for sender in senders:
+            for recipient in recipients:
+                existing = self._find_decision(command["request_id"], recipient)
+                if existing is not None:
+                    decisions.append(existing)
+                    continue
+                request = ShareRequest(
+                    request_id=command["request_id"],
+                    case_id=case.case_id,
+                    subject=subject,
+                    from_agency=sender,
+                    to_agency=recipient,
+                    categories=tuple(command["categories"]),
+                    purpose=command["purpose"],
+                    form=command["form"],
+                    meeting_id=command.get("meeting_id"),
+                    direction=command["direction"],
+                    special_grounds=dict(command.get("special_grounds") or {}),
+                )
+                decision = decide(request, case, consent, self.catalogue, today)
+                common = {
+                    "request_id": request.request_id,
+                    "case_id": case.case_id,
+                    "subject": subject,
+                    "from_agency": sender,
+                    "to_agency": recipient,
+                    "categories": request.categories,
+                    "purpose": request.purpose,
+                    "catalogue_version": self.catalogue.version,
+                    "correlation_id": correlation_id or str(request.request_id),
+                }
+                outcome: Share | RefusedShare
+                if decision.allowed:
+                    outcome = Share(
+                        **common,
+                        sender_ground=decision.sender_ground or "",
+                        recipient_ground=decision.recipient_ground or "",
+                        special_grounds=request.special_grounds,
+                        form=request.form,
+                        meeting_id=request.meeting_id,
+                        content=self.seal(
+                            KeyScope(case.case_id, subject),
+                            {
+                                "content": command.get("content"),
+                                "reference": command.get("content_reference"),
+                            },
+                        ),
+                        direction=request.direction,
+                        contact_point=dict(case.contact_point),
+                    )
+                else:
+                    outcome = RefusedShare(
+                        **common,
+                        reason_code=decision.reason_code,
+                        reason=decision.reason,
+                        visible_to_subject=decision.visible_to_subject,
+                    )
+                decisions.append(outcome)
+                new.append(outcome)
+        if new:
+            self.save(*new)
+            for outcome in new:
+                shared = isinstance(outcome, Share)
+                metrics.share_decisions.labels(
+                    "shared" if shared else "refused", "allowed" if shared else outcome.reason_code
+                ).inc()
+        return decisions
+
+    def _find_decision(self, request_id: UUID, to_agency: str) -> Share | RefusedShare | None:
+        try:
+            return self.repository.get(share_id(request_id, to_agency))  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            return None
+
+    # -- learning from other services -------------------------------------------------------
+    def _consent_facts(self, case_id: UUID, subject: str) -> ConsentFacts:
+        with self.sql.transaction(commit=False) as cur:
+            row = cur.execute(
+                f"SELECT consents FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
+                (str(case_id), subject),
+            ).fetchone()
+        return ConsentFacts(tuple(json.loads(row[0])) if row else ())
+
+    def record_consent_given(self, event: ReceivedEvent) -> None:
+        data = event.data
+        consent = {
+            "purpose": data["purpose"],
+            "categories": list(data["categories"]),
+            "recipients": list(data["recipients"]),
+            "valid_until": data["valid_until"].isoformat(),
+        }
+
+        def write(cur: Cursor) -> None:
+            row = cur.execute(
+                f"SELECT consents FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
+                (str(data["case_id"]), data["subject"]),
+            ).fetchone()
+            consents = [*json.loads(row[0]), consent] if row else [consent]
+            cur.execute(
+                f"INSERT INTO {self.consent_table} (case_id, subject, consents) VALUES (?, ?, ?)"
+                " ON CONFLICT (case_id, subject) DO UPDATE SET consents = excluded.consents",
+                (str(data["case_id"]), data["subject"], json.dumps(consents)),
+            )
+
+        self.write_tracked(event.tracking, write)

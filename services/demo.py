@@ -1,0 +1,194 @@
+"""The demo: one share, end to end, through the gateway's HTTP API, as agencies and a citizen
+would live it. ``keten demo`` runs it against the embedded platform (or ``--url``); the e2e
+tests run the same scenario."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import requests
+
+#: A made-up citizen (the BSN passes the eleven-test; it is the standard test number).
+CITIZEN = {
+    "bsn": "999990019",
+    "name": "Sanne de Vries",
+    "email": "sanne.devries@example.org",
+    "postal_address": "Lindelaan 12, 3511 AB Utrecht",
+}
+SHARED_SENTENCE = "Mevrouw heeft sinds maart een huurachterstand van drie maanden."
+
+
+class DemoError(RuntimeError):
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class DemoResult:
+    case_id: str
+    share_id: str
+    overview: dict[str, Any]
+
+
+class Client:
+    def __init__(self, base_url: str, timeout: float = 10.0):
+        self.base_url = base_url.rstrip("/")
+        self.http = requests.Session()
+        self.timeout = timeout
+
+    def call(self, method: str, path: str, expect: int | tuple[int, ...] = (200, 201), **kwargs: Any) -> Any:
+        response = self.http.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        expected = (expect,) if isinstance(expect, int) else expect
+        if response.status_code not in expected:
+            raise DemoError(
+                f"{method} {path}: HTTP {response.status_code}: {response.text[:300]}", response.status_code
+            )
+        return response.json() if response.content else None
+
+    def wait_healthy(self, timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                return self.call("GET", "/health", expect=200)  # type: ignore[no-any-return]
+            except (requests.RequestException, DemoError) as exc:
+                last = exc
+                time.sleep(0.3)
+        raise DemoError(f"the platform did not become healthy within {timeout:.0f}s: {last}")
+
+    def retry_until(self, what: str, attempt: Any, timeout: float = 30.0) -> Any:
+        """Retries ``attempt`` while the platform is still catching up (events in flight): a
+        service answers 404 for a case whose registration it has not processed yet."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                result = attempt()
+                if result:
+                    return result
+            except DemoError as error:
+                if error.status != 404 or time.monotonic() > deadline:
+                    raise
+            if time.monotonic() > deadline:
+                raise DemoError(f"timed out waiting until {what}")
+            time.sleep(0.1)
+
+
+def register_case_command(case_id: str) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "agency": "gemeente-utrecht",
+        "case_id": case_id,
+        "table": "vroegsignalering-schulden",
+        "purpose": "debt_assistance",
+        "description": "Signaal van de woningcorporatie over huurachterstand.",
+        "subjects": [
+            {
+                "bsn": CITIZEN["bsn"],
+                "role": "citizen",
+                "name": CITIZEN["name"],
+                "email": CITIZEN["email"],
+                "postal_address": CITIZEN["postal_address"],
+                "preferred_channel": "email",
+                "language": "nl",
+            }
+        ],
+        "participants": [
+            {"agency": "gemeente-utrecht", "role": "coordinator", "legal_ground": "statutory_task"},
+            {"agency": "kredietbank-utrecht", "role": "debt_counsellor", "legal_ground": "statutory_task"},
+            {"agency": "woningcorporatie-mitros", "role": "housing_provider", "legal_ground": "consent"},
+        ],
+        "record_holder": "gemeente-utrecht",
+        "contact_point": {"agency": "gemeente-utrecht", "function": "casusregisseur schulden"},
+        "participation": "attends",
+        "informed_beforehand": True,
+    }
+
+
+def run_demo(base_url: str, out: Any = print) -> DemoResult:
+    client = Client(base_url)
+    health = client.wait_healthy()
+    out(f"Platform healthy: {', '.join(sorted(health['services']))}")
+
+    case_id = str(uuid.uuid4())
+    client.call("POST", "/api/cases", json=register_case_command(case_id))
+    out(f"1. Gemeente Utrecht registered case {case_id} at the table 'Vroegsignalering schulden'.")
+
+    consent = {
+        "schema_version": 1,
+        "agency": "gemeente-utrecht",
+        "case_id": case_id,
+        "subject_bsn": CITIZEN["bsn"],
+        "purpose": "debt_assistance",
+        "categories": ["housing", "debts"],
+        "recipients": ["woningcorporatie-mitros"],
+        "valid_until": (date.today() + timedelta(days=180)).isoformat(),
+        "notice_version": "debt-2026-1",
+        "notice_text": "Ik geef toestemming dat Mitros en de gemeente gegevens over mijn "
+        "huurachterstand delen.",
+        "given_how": "in_person",
+    }
+    # The consent service learns of the case from the event stream: retry while it catches up.
+    client.retry_until(
+        "consent service knows the case", lambda: client.call("POST", "/api/consents", json=consent)
+    )
+    out("2. The citizen's consent was recorded (housing and debts, for Mitros, 180 days).")
+
+    share = {
+        "schema_version": 1,
+        "agency": "gemeente-utrecht",
+        "request_id": str(uuid.uuid4()),
+        "case_id": case_id,
+        "subject_bsn": CITIZEN["bsn"],
+        "to_agencies": ["kredietbank-utrecht"],
+        "categories": ["debts", "income"],
+        "purpose": "debt_assistance",
+        "content": SHARED_SENTENCE,
+        "form": "written",
+    }
+    decision = client.retry_until(
+        "data_sharing knows the case", lambda: client.call("POST", "/api/shares", json=share)
+    )
+    first = decision["decisions"][0]
+    if first["outcome"] != "shared":
+        raise DemoError(f"the share was refused: {first['reason_code']}")
+    out(f"3. Gemeente Utrecht shared debts and income with Kredietbank Utrecht: {first['outcome']}.")
+
+    session = client.call("POST", "/api/citizen/session", json={"bsn": CITIZEN["bsn"]})
+    headers = {"Authorization": f"Bearer {session['token']}"}
+
+    def overview_with_share() -> dict[str, Any] | None:
+        overview = client.call("GET", "/api/citizen/overview", headers=headers)
+        for case in overview["cases"]:
+            if any(s["share_id"] == first["share_id"] for s in case["shares"]):
+                return overview  # type: ignore[no-any-return]
+        return None
+
+    overview = client.retry_until("the share shows in the citizen's overview", overview_with_share)
+    out("4. What the citizen sees when logged in (DigiD stand-in):")
+    for line in describe_overview(overview):
+        out("   " + line)
+    return DemoResult(case_id=case_id, share_id=first["share_id"], overview=overview)
+
+
+def describe_overview(overview: dict[str, Any]) -> list[str]:
+    lines = []
+    for case in overview["cases"]:
+        contact = case["contact_point"]
+        lines.append(f"Casus bij '{case['table_name']}' voor {case['purpose_label']} ({case['status']}).")
+        lines.append(f"  Vragen? {contact['agency_name']}, {contact['function']}.")
+        for share in case["shares"]:
+            notified = share.get("notification") or {}
+            content = share.get("content") or {}
+            lines.append(
+                f"  {share['occurred_at'][:16].replace('T', ' ')}: {share['from_name']} deelde "
+                f"{', '.join(share['category_labels'])} met {share['to_name']} "
+                f"(grondslag: {share['sender_ground']}); u kreeg bericht via {notified.get('channel', '?')}."
+            )
+            if isinstance(content, dict) and content.get("content"):
+                lines.append(f'    Gedeeld: "{content["content"]}"')
+    return lines

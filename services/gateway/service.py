@@ -1,0 +1,118 @@
+"""The gateway: HTTP for citizens (their overview) and for agencies without AMQP; health and
+metrics. It owns no data: it calls the services over RPC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import eventlet
+from nameko.extensions import DependencyProvider
+from nameko.web.handlers import http
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from werkzeug.wrappers import Request, Response
+
+from services.gateway.http import json_http, read_json
+from services.gateway.sessions import SessionSigner
+from shared.dependencies import ServiceRpc, settings_from
+from shared.errors import InvalidRequest, KetenError
+from shared.pseudonym import InvalidBsnError, pseudonymise
+
+SERVICES = ("case_registration", "consent", "data_sharing", "notification", "retention")
+
+
+class CitizenSessions(DependencyProvider):
+    """Issues and checks citizens' session tokens, keyed from the platform's master key."""
+
+    def setup(self) -> None:
+        self.settings = settings_from(self.container.config)
+        self.signer = SessionSigner(self.settings.master_key)
+
+    def get_dependency(self, worker_ctx: Any) -> Any:
+        return self
+
+
+class GatewayService:
+    """Translates HTTP to RPC calls on the services; one call per request."""
+
+    name = "gateway"
+
+    case_registration = ServiceRpc("case_registration")
+    consent = ServiceRpc("consent")
+    data_sharing = ServiceRpc("data_sharing")
+    notification = ServiceRpc("notification")
+    retention = ServiceRpc("retention")
+    sessions = CitizenSessions()
+
+    # -- operations ---------------------------------------------------------------------------
+    @json_http("GET", "/health")
+    def health(self, request: Request) -> tuple[int, dict[str, Any]]:
+        """200 when every service answers and reports itself healthy, 503 otherwise."""
+
+        def check(service: str) -> tuple[str, dict[str, Any]]:
+            try:
+                return service, getattr(self, service).health()
+            except KetenError as error:
+                return service, {"ok": False, "error": error.code}
+            except Exception as exc:
+                return service, {"ok": False, "error": type(exc).__name__}
+
+        pool = eventlet.GreenPool(len(SERVICES))
+        services = dict(pool.imap(check, SERVICES))
+        healthy = all(report.get("ok") for report in services.values())
+        return (200 if healthy else 503), {"status": "ok" if healthy else "degraded", "services": services}
+
+    @http("GET", "/metrics")
+    def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+    # -- agencies -----------------------------------------------------------------------------
+    @json_http("POST", "/api/cases")
+    def register_case(self, request: Request) -> tuple[int, dict[str, Any]]:
+        return 201, self.case_registration.register_case(read_json(request))
+
+    @json_http("POST", "/api/cases/<string:case_id>/close")
+    def close_case(self, request: Request, case_id: str) -> dict[str, Any]:
+        return self.case_registration.close_case({**_object(read_json(request)), "case_id": case_id})
+
+    @json_http("GET", "/api/cases/<string:case_id>/retention")
+    def retention_schedule(self, request: Request, case_id: str) -> dict[str, Any]:
+        return {"case_id": case_id, "records": self.retention.get_schedule(case_id)}
+
+    @json_http("POST", "/api/consents")
+    def give_consent(self, request: Request) -> tuple[int, dict[str, Any]]:
+        return 201, self.consent.give_consent(read_json(request))
+
+    @json_http("POST", "/api/shares")
+    def request_share(self, request: Request) -> dict[str, Any]:
+        return self.data_sharing.request_share(read_json(request))
+
+    # -- citizens -----------------------------------------------------------------------------
+    @json_http("POST", "/api/citizen/session")
+    def log_in(self, request: Request) -> tuple[int, dict[str, Any]]:
+        """DigiD stand-in, NOT real authentication: whoever knows a BSN gets its overview.
+        For demonstration and tests only; replace with a real identity provider (OIDC)."""
+        body = _object(read_json(request))
+        try:
+            pseudonym = pseudonymise(str(body.get("bsn", "")), self.sessions.settings.pseudonym_secret)
+        except InvalidBsnError as error:
+            raise InvalidRequest("invalid_field", str(error), "bsn") from None
+        token = self.sessions.signer.issue(pseudonym)
+        return 201, {
+            "token": token,
+            "expires_in": self.sessions.signer.lifetime,
+            "identity_provider": "stand-in",
+        }
+
+    @json_http("GET", "/api/citizen/overview")
+    def overview(self, request: Request) -> dict[str, Any]:
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
+        pseudonym = self.sessions.signer.verify(token)
+        language = "en" if request.args.get("lang") == "en" else "nl"
+        return self.notification.get_overview(pseudonym, language)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidRequest("invalid_message", "the request body must be a JSON object")
+    return value

@@ -1,0 +1,51 @@
+"""Which services make up the platform, and how to run them with nameko."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from nameko.runners import ServiceRunner
+
+from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: Service name -> "module:Class". Order matters only for start-up logs.
+SERVICES: dict[str, str] = {
+    "case_registration": "services.case_registration.service:CaseRegistrationService",
+    "consent": "services.consent.service:ConsentService",
+    "data_sharing": "services.data_sharing.service:DataSharingService",
+    "notification": "services.notification.service:NotificationService",
+    "retention": "services.retention.service:RetentionService",
+    "gateway": "services.gateway.service:GatewayService",
+}
+
+
+def service_class(name: str) -> type:
+    module, _, attribute = SERVICES[name].partition(":")
+    return getattr(importlib.import_module(module), attribute)  # type: ignore[no-any-return]
+
+
+def nameko_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """nameko's config for these settings; every KETEN setting is passed through by env name."""
+    config: dict[str, Any] = {
+        "AMQP_URI": settings.amqp_uri,
+        "WEB_SERVER_ADDRESS": settings.gateway_address,
+        "serializer": "json",
+        "max_workers": 10,
+        "KETEN_VAR_DIR": str(settings.var_dir),
+        "DATABASE_SCHEMA": settings.database_schema,
+    }
+    if settings.database_url:
+        config["DATABASE_URL"] = settings.database_url
+    config.update(overrides)
+    return config
+
+
+def build_runner(settings: Settings, names: list[str], **overrides: Any) -> ServiceRunner:
+    runner = ServiceRunner(nameko_config(settings, **overrides))
+    for name in names:
+        runner.add_service(service_class(name))
+    return runner

@@ -1,0 +1,186 @@
+"""The base of every service's eventsourcing Application.
+
+What it adds to the library's ``Application``:
+- its store from ``Settings``: SQLite file under ``var/`` (embedded), in-memory SQLite (unit
+  tests) or PostgreSQL (``shared.pgstore``), tables prefixed by the application name;
+- a process recorder, so that what a service does in reaction to another service's event is
+  saved with a tracking record in one transaction (``save_tracked``, ``write_tracked``);
+- transcodings for ``Sealed`` personal values and dates;
+- a hook the relay listens on, so a save is published without waiting for the next poll.
+
+Snapshots are not used: they would hold aggregate state, personal data included, in plaintext.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import date
+from typing import Any, ClassVar
+
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    ProcessRecorder,
+    Recording,
+    Tracking,
+    Transcoding,
+)
+
+from shared.config import Settings
+from shared.crypto import KeyStore, Vault
+from shared.db import Cursor, SqlStore, open_store, sqlite_path
+from shared.sealed import KeyScope, Sealed
+
+
+class SealedAsDict(Transcoding):
+    type = Sealed
+    name = "sealed"
+
+    def encode(self, obj: Sealed) -> dict[str, str]:
+        return {"k": obj.key_id, "c": base64.b64encode(obj.ciphertext).decode()}
+
+    def decode(self, data: dict[str, str]) -> Sealed:
+        return Sealed(data["k"], base64.b64decode(data["c"]))
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+def value_transcoding(cls: type) -> Transcoding:
+    """A transcoding for a frozen dataclass value object of the domain (sequences as tuples)."""
+
+    class ValueTranscoding(Transcoding):
+        type = cls
+        name = cls.__name__
+
+        def encode(self, obj: Any) -> dict[str, Any]:
+            return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+        def decode(self, data: dict[str, Any]) -> Any:
+            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    return ValueTranscoding()
+
+
+def store_env(settings: Settings, name: str) -> dict[str, str]:
+    """The eventsourcing environment that puts application ``name`` in the configured store."""
+    if settings.uses_postgres:
+        assert settings.database_url
+        return {
+            "PERSISTENCE_MODULE": "shared.pgstore",
+            "DATABASE_URL": settings.database_url,
+            "DATABASE_SCHEMA": settings.database_schema,
+        }
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": sqlite_path(settings, name),
+        "SQLITE_LOCK_TIMEOUT": "10",
+    }
+
+
+_vaults: dict[tuple[Any, ...], Vault] = {}
+_vaults_lock = threading.Lock()
+
+
+def vault_for(settings: Settings) -> Vault:
+    """The process's vault for these settings (one key store connection, one key cache)."""
+    key = (settings.database_url, settings.database_schema, settings.var_dir, settings.master_key)
+    with _vaults_lock:
+        if key not in _vaults:
+            keys = KeyStore(open_store(settings, "keys"), settings.master_key)
+            keys.create_table()
+            _vaults[key] = Vault(keys)
+        return _vaults[key]
+
+
+class KetenApplication(Application):
+    """An eventsourcing Application in the platform's store, with the platform's vault."""
+
+    #: The domain's value objects that appear in events (frozen dataclasses).
+    value_types: ClassVar[tuple[type, ...]] = ()
+    #: CREATE TABLE statements of the application's read models (``?``-style portable SQL).
+    read_model_tables: ClassVar[list[str]] = []
+
+    def __init__(self, settings: Settings, env: dict[str, str] | None = None):
+        self.settings = settings
+        self.vault = vault_for(settings)
+        self._save_listeners: list[Callable[[], None]] = []
+        super().__init__(env={**store_env(settings, self.name), **(env or {})})
+        self.sql = SqlStore(self.recorder.datastore)  # type: ignore[attr-defined]
+        if self.read_model_tables:
+            self.sql.execute_script(self.read_model_tables)
+
+    # -- infrastructure -------------------------------------------------------------------
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(SealedAsDict())
+        transcoder.register(DateAsISO())
+        for cls in self.value_types:
+            transcoder.register(value_transcoding(cls))
+
+    def on_save(self, listener: Callable[[], None]) -> None:
+        self._save_listeners.append(listener)
+
+    def _notify(self, recordings: list[Recording]) -> None:
+        for listener in self._save_listeners:
+            listener()
+
+    # -- personal data --------------------------------------------------------------------
+    def seal(self, scope: KeyScope, value: Any) -> Sealed | None:
+        return None if value is None else self.vault.seal(scope, value)
+
+    # -- exactly-once processing of other services' events --------------------------------
+    @property
+    def process_recorder(self) -> ProcessRecorder:
+        assert isinstance(self.recorder, ProcessRecorder)
+        return self.recorder
+
+    def position(self, upstream: str) -> int:
+        """How far this application has processed ``upstream``'s notification log."""
+        return self.process_recorder.max_tracking_id(upstream) or 0
+
+    def save_tracked(
+        self,
+        tracking: Tracking,
+        *aggregates: Any,
+        write: Callable[[Cursor], None] | None = None,
+    ) -> None:
+        """Saves new events, read-model writes and the tracking record in one transaction.
+
+        What a service does in reaction to one event from ``tracking.application_name`` is
+        recorded all at once or not at all; a redelivered event fails on its tracking record
+        (``IntegrityError``) and changes nothing.
+        """
+        processing = ProcessingEvent(tracking)
+        processing.collect_events(*aggregates)
+        stored = [self.mapper.to_stored_event(e) for e in processing.events]
+        recorder: Any = self.recorder
+        with self.sql.transaction() as cur:
+            if write is not None:
+                write(cur)
+            # The recorder's own insert, inside our transaction: events, then tracking.
+            recorder._insert_events(cur.raw, stored, tracking=tracking)
+        if stored:
+            self._notify([])
+
+    def write_tracked(self, tracking: Tracking, write: Callable[[Cursor], None]) -> None:
+        """Read-model writes and the tracking record, in one transaction."""
+        self.save_tracked(tracking, write=write)
+
+
+__all__ = ["IntegrityError", "KetenApplication", "Tracking", "store_env", "vault_for"]

@@ -1,0 +1,140 @@
+"""What a service knows about cases, learnt from case_registration's events.
+
+Several services decide or tell things about a case without owning it (consent checks that the
+subject belongs to the case, data_sharing checks the agreement, notification names the contact
+point, retention reads the retention class). Each keeps this read model in its own store, fed by
+its own consumer, with tracking in the same transaction: no service queries another's store.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from shared.application import KetenApplication
+from shared.caseview import CaseView, SubjectFacts
+from shared.contracts.envelope import ReceivedEvent
+from shared.db import Cursor
+from shared.sealed import Sealed
+
+
+class CaseFacts:
+    """The ``<app>_case_facts`` table: one row per case."""
+
+    def __init__(self, app: KetenApplication):
+        self.app = app
+        self.table = f"{app.name}_case_facts"
+        app.sql.execute_script(
+            [
+                f"CREATE TABLE IF NOT EXISTS {self.table} ("
+                " case_id TEXT PRIMARY KEY,"
+                " status TEXT NOT NULL,"
+                " facts TEXT NOT NULL,"
+                " registered_at TEXT NOT NULL,"
+                " ended_at TEXT,"
+                " outcome TEXT)"
+            ]
+        )
+
+    #: The case_registration events this read model follows.
+    EVENTS = ("CaseRegistered", "CaseClosed")
+
+    def apply(self, event: ReceivedEvent) -> None:
+        """Applies a case_registration event and records its tracking, in one transaction."""
+
+        def write(cur: Cursor) -> None:
+            if event.name == "CaseRegistered":
+                self.record_registered(cur, event)
+            elif event.name == "CaseClosed":
+                self.record_ended(
+                    cur, event.data["case_id"], "closed", event.occurred_at, event.data["outcome"]
+                )
+
+        self.app.write_tracked(event.tracking, write)
+
+    # -- writing (inside the caller's tracked transaction) --------------------------------
+    def record_registered(self, cur: Cursor, event: ReceivedEvent) -> None:
+        data = event.data
+        facts = {
+            "table": data["table"],
+            "purpose": data["purpose"],
+            "participants": {
+                p["agency"]: {"role": p["role"], "legal_ground": p["legal_ground"]}
+                for p in data["participants"]
+            },
+            "agreement": {
+                a["agency"]: {"bring": a["bring"], "receive": a["receive"]} for a in data["agreement"]
+            },
+            "subjects": {
+                s["pseudonym"]: {
+                    "role": s["role"],
+                    "minor": s["minor"],
+                    "details": s["details"].to_json() if s.get("details") else None,
+                    "represented_by": s.get("represented_by"),
+                }
+                for s in data["subjects"]
+            },
+            "record_holder": data["record_holder"],
+            "retention_class": data["retention_class"],
+            "contact_point": data["contact_point"],
+        }
+        cur.execute(
+            f"INSERT INTO {self.table} (case_id, status, facts, registered_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (case_id) DO NOTHING",
+            (str(data["case_id"]), "registered", json.dumps(facts), event.occurred_at.isoformat()),
+        )
+
+    def record_ended(
+        self, cur: Cursor, case_id: UUID, status: str, ended_at: datetime, outcome: str | None
+    ) -> None:
+        cur.execute(
+            f"UPDATE {self.table} SET status = ?, ended_at = ?, outcome = ? WHERE case_id = ?",
+            (status, ended_at.isoformat(), outcome, str(case_id)),
+        )
+
+    def forget(self, cur: Cursor, case_id: UUID) -> None:
+        """Deletes the case's row (its subjects' sealed details with it) after a purge."""
+        cur.execute(f"DELETE FROM {self.table} WHERE case_id = ?", (str(case_id),))
+
+    # -- reading ---------------------------------------------------------------------------
+    def get(self, case_id: UUID) -> CaseView | None:
+        with self.app.sql.transaction(commit=False) as cur:
+            row = cur.execute(
+                "SELECT case_id, status, facts, registered_at, ended_at, outcome"
+                f" FROM {self.table} WHERE case_id = ?",
+                (str(case_id),),
+            ).fetchone()
+        return None if row is None else _view(row)
+
+
+def _view(row: Any) -> CaseView:
+    facts = json.loads(row[2])
+    return CaseView(
+        case_id=UUID(row[0]),
+        status=row[1],
+        table=facts["table"],
+        purpose=facts["purpose"],
+        participants=facts["participants"],
+        agreement={
+            agency: {"bring": tuple(a["bring"]), "receive": tuple(a["receive"])}
+            for agency, a in facts["agreement"].items()
+        },
+        subjects={
+            pseudonym: SubjectFacts(
+                pseudonym=pseudonym,
+                role=s["role"],
+                minor=bool(s["minor"]),
+                details=Sealed.from_json(s["details"]) if s.get("details") else None,
+                represented_by=s.get("represented_by"),
+            )
+            for pseudonym, s in facts["subjects"].items()
+        },
+        record_holder=facts["record_holder"],
+        retention_class=facts["retention_class"],
+        contact_point=facts["contact_point"],
+        registered_at=datetime.fromisoformat(row[3]),
+        ended_at=datetime.fromisoformat(row[4]) if row[4] else None,
+        outcome=row[5],
+    )

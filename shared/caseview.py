@@ -1,0 +1,42 @@
+"""What is known of a case outside case_registration: plain values the domain rules can read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from shared.sealed import Sealed
+
+
+@dataclass(frozen=True)
+class SubjectFacts:
+    pseudonym: str
+    role: str
+    minor: bool
+    details: Sealed | None
+    represented_by: str | None
+
+
+@dataclass(frozen=True)
+class CaseView:
+    case_id: UUID
+    status: str
+    table: str
+    purpose: str
+    participants: dict[str, dict[str, str]]  # agency -> {role, legal_ground}
+    agreement: dict[str, dict[str, tuple[str, ...]]]  # agency -> {bring, receive}
+    subjects: dict[str, SubjectFacts]
+    record_holder: str
+    retention_class: str
+    contact_point: dict[str, str]
+    registered_at: datetime
+    ended_at: datetime | None
+    outcome: str | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("registered", "active")
+
+    def takes_part(self, agency: str) -> bool:
+        return agency in self.participants

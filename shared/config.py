@@ -1,0 +1,136 @@
+"""Platform configuration, read from the environment (twelve-factor) with embedded defaults.
+
+Every setting has the same name as an environment variable and as a key of nameko's config
+dict, so a service reads ``{**os.environ, **container.config}`` and tests can override any of
+them per container. Nothing here connects to anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EMBEDDED_AMQP_URI = "keten-memory://localhost/"
+MEMORY_DATABASE_URL = "sqlite://memory"
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or malformed; the message names the setting, never its value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_uri: str = EMBEDDED_AMQP_URI
+    # None: SQLite files under var_dir (embedded). "sqlite://memory": in-memory (unit tests).
+    # "postgresql://...": PostgreSQL, tables in database_schema.
+    database_url: str | None = None
+    database_schema: str = "public"
+    var_dir: Path = Path("var")
+    master_key: bytes = field(default=b"", repr=False)
+    pseudonym_secret: bytes = field(default=b"", repr=False)
+    rpc_timeout: float = 5.0
+    gateway_address: str = "127.0.0.1:8000"
+    relay_interval: float = 0.05
+    relay_batch_size: int = 500
+    consumer_prefetch: int = 100
+    # Port of the small HTTP server (metrics, liveness, readiness) a service process opens in
+    # production; 0 leaves it closed (the embedded platform serves /metrics on the gateway).
+    ops_port: int = 0
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.amqp_uri.startswith("keten-memory")
+
+    @property
+    def uses_postgres(self) -> bool:
+        return bool(self.database_url) and self.database_url.startswith(("postgres://", "postgresql://"))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, object] | None = None) -> Settings:
+        """Builds settings from ``env`` (default: ``os.environ``)."""
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str | None = None) -> str | None:
+            value = env.get(name)
+            return default if value in (None, "") else str(value)
+
+        database_url = get("DATABASE_URL")
+        var_dir = Path(get("KETEN_VAR_DIR", "var") or "var")
+        secrets_ = _secrets(get, database_url, var_dir)
+        try:
+            return cls(
+                amqp_uri=get("AMQP_URI", EMBEDDED_AMQP_URI) or EMBEDDED_AMQP_URI,
+                database_url=database_url,
+                database_schema=get("DATABASE_SCHEMA", "public") or "public",
+                var_dir=var_dir,
+                master_key=secrets_["KETEN_MASTER_KEY"],
+                pseudonym_secret=secrets_["KETEN_PSEUDONYM_SECRET"],
+                rpc_timeout=float(get("KETEN_RPC_TIMEOUT", "5") or 5),
+                gateway_address=get("GATEWAY_ADDRESS", "127.0.0.1:8000") or "",
+                relay_interval=float(get("KETEN_RELAY_INTERVAL", "0.05") or 0.05),
+                relay_batch_size=int(get("KETEN_RELAY_BATCH_SIZE", "500") or 500),
+                consumer_prefetch=int(get("KETEN_CONSUMER_PREFETCH", "100") or 100),
+                ops_port=int(get("OPS_PORT", "0") or 0),
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"a numeric KETEN_* setting is malformed: {exc}") from None
+
+
+SECRET_NAMES = ("KETEN_MASTER_KEY", "KETEN_PSEUDONYM_SECRET")
+
+
+def _secrets(get, database_url: str | None, var_dir: Path) -> dict[str, bytes]:
+    """Master key and pseudonym secret: from the environment, or for the embedded platform
+    generated once into ``var/secrets.json`` so that ``make run`` needs no configuration."""
+    values = {name: get(name) for name in SECRET_NAMES}
+    missing = [name for name, value in values.items() if not value]
+    if missing and database_url and not database_url.startswith("sqlite"):
+        raise ConfigurationError(
+            f"{', '.join(missing)} must be set when DATABASE_URL points at a server "
+            "(32 random bytes, base64; see README 'Production')"
+        )
+    if missing and database_url == MEMORY_DATABASE_URL:
+        # Unit tests: fresh, throw-away secrets.
+        values.update({name: _encode(secrets.token_bytes(32)) for name in missing})
+    elif missing:
+        values.update(_embedded_secrets(var_dir, missing))
+    return {name: _decode(name, value) for name, value in values.items()}
+
+
+def _embedded_secrets(var_dir: Path, names: list[str]) -> dict[str, str]:
+    path = var_dir / "secrets.json"
+    stored: dict[str, str] = {}
+    if path.exists():
+        stored = json.loads(path.read_text())
+    if any(name not in stored for name in names):
+        var_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            stored.setdefault(name, _encode(secrets.token_bytes(32)))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(stored, f)
+    return {name: stored[name] for name in names}
+
+
+def _encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode(name: str, value: str | None) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode((value or "").encode())
+    except ValueError:
+        raise ConfigurationError(f"{name} is not valid base64") from None
+    if len(raw) < 32:
+        raise ConfigurationError(f"{name} must decode to at least 32 bytes")
+    return raw
+
+
+def generate_secret() -> str:
+    """A fresh value for KETEN_MASTER_KEY or KETEN_PSEUDONYM_SECRET."""
+    return _encode(secrets.token_bytes(32))

@@ -1,0 +1,148 @@
+"""The envelope every event on ``keten.events`` travels in.
+
+``source`` and ``position`` say where the event stands in its service's notification log: a
+consumer processes each source in order and records the position it reached, so a redelivered
+message (same source, same or lower position) changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.persistence import Tracking
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from shared.contracts.events import EVENT_SCHEMAS
+from shared.errors import InvalidRequest
+from shared.topology import routing_key
+
+ENVELOPE_VERSION = 1
+MESSAGE_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/messages")
+
+
+class EnvelopeSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    schema_version = fields.Integer(
+        required=True,
+        validate=validate.Equal(ENVELOPE_VERSION, error="unknown schema_version; this platform speaks 1"),
+    )
+    message_id = fields.UUID(required=True)
+    event = fields.String(required=True)
+    source = fields.String(required=True)
+    position = fields.Integer(required=True, validate=validate.Range(min=1))
+    occurred_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+    aggregate_id = fields.UUID(required=True)
+    aggregate_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    correlation_id = fields.String(allow_none=True, load_default=None)
+    data = fields.Dict(required=True)
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """An event from another service, validated against its schema."""
+
+    name: str
+    source: str
+    position: int
+    message_id: UUID
+    occurred_at: datetime
+    aggregate_id: UUID
+    aggregate_version: int
+    correlation_id: str | None
+    data: dict[str, Any]
+
+    @property
+    def tracking(self) -> Tracking:
+        return Tracking(self.source, self.position)
+
+    @property
+    def routing_key(self) -> str:
+        return routing_key(self.source, self.name)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    routing_key: str
+    body: bytes
+    headers: dict[str, Any]
+    message_id: str
+
+
+def encode_event(domain_event: Any, source: str, position: int) -> OutgoingMessage | None:
+    """The message for a stored domain event, or None for an event that is not published
+    (one without a contract schema: internal bookkeeping of its service)."""
+    name = type(domain_event).__name__
+    schema_cls = EVENT_SCHEMAS.get(name)
+    if schema_cls is None or schema_cls.source != source:
+        return None
+    state = dict(vars(domain_event))
+    state[schema_cls.aggregate_id_field] = domain_event.originator_id
+    data = schema_cls().dump(state)
+    message_id = str(
+        uuid5(MESSAGE_NAMESPACE, f"{source}/{domain_event.originator_id}/{domain_event.originator_version}")
+    )
+    correlation_id = getattr(domain_event, "correlation_id", None) or str(domain_event.originator_id)
+    envelope = {
+        "schema_version": ENVELOPE_VERSION,
+        "message_id": message_id,
+        "event": name,
+        "source": source,
+        "position": position,
+        "occurred_at": _utc(domain_event.timestamp).isoformat(),
+        "aggregate_id": str(domain_event.originator_id),
+        "aggregate_version": domain_event.originator_version,
+        "correlation_id": correlation_id,
+        "data": data,
+    }
+    headers = {"keten-source": source, "keten-position": position, "keten-event": name}
+    return OutgoingMessage(
+        routing_key=routing_key(source, name),
+        body=json.dumps(envelope, separators=(",", ":")).encode(),
+        headers=headers,
+        message_id=message_id,
+    )
+
+
+def decode_event(body: bytes | str | dict[str, Any]) -> ReceivedEvent:
+    """Parses and validates a message from ``keten.events``; raises ``InvalidRequest``."""
+    try:
+        raw = body if isinstance(body, dict) else json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("not_json", "the message body is not JSON") from None
+    if not isinstance(raw, dict):
+        raise InvalidRequest("invalid_message", "the message body is not a JSON object")
+    try:
+        envelope = EnvelopeSchema().load(raw)
+    except ValidationError as exc:
+        raise InvalidRequest.from_validation_error(exc) from None
+    schema_cls = EVENT_SCHEMAS.get(envelope["event"])
+    if schema_cls is None or schema_cls.source != envelope["source"]:
+        raise InvalidRequest("unknown_event", "no such event in the contract", "event")
+    try:
+        data = schema_cls().load(envelope["data"])
+    except ValidationError as exc:
+        error = InvalidRequest.from_validation_error(exc)
+        raise InvalidRequest(
+            error.code, error.message, f"data.{error.field}" if error.field else "data"
+        ) from None
+    return ReceivedEvent(
+        name=envelope["event"],
+        source=envelope["source"],
+        position=envelope["position"],
+        message_id=envelope["message_id"],
+        occurred_at=envelope["occurred_at"],
+        aggregate_id=envelope["aggregate_id"],
+        aggregate_version=envelope["aggregate_version"],
+        correlation_id=envelope["correlation_id"],
+        data=data,
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

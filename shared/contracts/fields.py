@@ -1,0 +1,84 @@
+"""Field types of the message contract."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate
+
+from shared.pseudonym import InvalidBsnError, is_pseudonym, validate_bsn
+from shared.sealed import Sealed
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+CODE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+
+
+class Slug(fields.String):
+    """An id from the catalogue (lower case, digits, dashes)."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("validate", validate.Regexp(SLUG, error="not a valid id"))
+        super().__init__(**kwargs)
+
+
+class AgencyId(Slug):
+    """An agency's id from the catalogue."""
+
+
+class TableId(Slug):
+    """A consultation table's id from the catalogue."""
+
+
+class Code(fields.String):
+    """A code from the catalogue: category, purpose, ground, role, outcome."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("validate", validate.Regexp(CODE, error="not a valid code"))
+        super().__init__(**kwargs)
+
+
+class Bsn(fields.String):
+    """A citizen service number: 9 digits passing the eleven-test. Never stored: the platform
+    replaces it by a pseudonym at once."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return validate_bsn(text)
+        except InvalidBsnError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class Pseudonym(fields.String):
+    """A data subject's pseudonym (32 hex characters)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not is_pseudonym(text):
+            raise ValidationError("not a valid pseudonym")
+        return text
+
+
+class SealedValue(fields.Field):
+    """Personal data, encrypted under the key of its case (and subject): ``{key_id, ciphertext}``.
+
+    Only the platform's services hold the keys; once a case is purged no copy opens again.
+    """
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("allow_none", True)
+        super().__init__(**kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Sealed):
+            raise ValueError("personal data must be sealed before it is published")
+        return value.to_json()
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Sealed:
+        try:
+            return Sealed.from_json(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None

@@ -1,0 +1,197 @@
+"""Crypto-shredding: per-case and per-subject data keys, wrapped by the master key.
+
+Every personal value is encrypted (AES-256-GCM) with the data key of its ``KeyScope``; the key is
+stored wrapped by the platform's master key in the key store (``keten_keys``). Purging a case
+deletes its keys and leaves a tombstone, so nothing can be sealed under that scope again and
+every stored copy of the data reads as ``PURGED``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shared.db import SqlStore
+from shared.sealed import PURGED, KeyScope, Purged, Sealed
+
+NONCE_BYTES = 12
+
+
+class ScopeShreddedError(Exception):
+    """The scope's key was shredded: its records were purged and cannot gain new personal data."""
+
+
+class KeyStore:
+    """Wrapped data keys in SQL (``keten_keys``), one row per scope, a tombstone once shredded."""
+
+    def __init__(self, store: SqlStore, master_key: bytes):
+        self.store = store
+        self.master = AESGCM(hashlib.sha256(master_key).digest())
+        self.master_key_id = hashlib.sha256(b"keten-master-key-id" + master_key).hexdigest()[:16]
+
+    def create_table(self) -> None:
+        self.store.execute_script(
+            [
+                "CREATE TABLE IF NOT EXISTS keten_keys ("
+                " key_id TEXT PRIMARY KEY,"
+                " case_id TEXT NOT NULL,"
+                f" wrapped_key {self.store.binary_type},"  # NULL once shredded
+                " master_key_id TEXT,"
+                " created_at TEXT NOT NULL,"
+                " shredded_at TEXT)",
+                "CREATE INDEX IF NOT EXISTS keten_keys_case ON keten_keys (case_id)",
+            ]
+        )
+
+    def load(self, key_id: str) -> bytes | Purged | None:
+        """The data key, None if there is none yet, PURGED if it was shredded."""
+        with self.store.transaction(commit=False) as cur:
+            row = cur.execute("SELECT wrapped_key FROM keten_keys WHERE key_id = ?", (key_id,)).fetchone()
+        if row is None:
+            return None
+        if row[0] is None:
+            return PURGED
+        return self._unwrap(key_id, bytes(row[0]))
+
+    def load_or_create(self, scope: KeyScope) -> bytes:
+        key_id = scope.key_id
+        found = self.load(key_id)
+        if isinstance(found, bytes):
+            return found
+        if found is PURGED:
+            raise ScopeShreddedError(f"records of case {scope.case_id} were purged")
+        key = AESGCM.generate_key(bit_length=256)
+        with self.store.transaction() as cur:
+            cur.execute(
+                "INSERT INTO keten_keys (key_id, case_id, wrapped_key, master_key_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key_id) DO NOTHING",
+                (key_id, str(scope.case_id), self._wrap(key_id, key), self.master_key_id, _now()),
+            )
+        # Another process may have won the race: whatever is stored is the key.
+        stored = self.load(key_id)
+        if not isinstance(stored, bytes):
+            raise ScopeShreddedError(f"records of case {scope.case_id} were purged")
+        return stored
+
+    def shred(self, case_id: UUID, subject: str | None = None) -> int:
+        """Deletes the case's keys (or one subject's key); returns how many were live."""
+        with self.store.transaction() as cur:
+            if subject is None:
+                cur.execute(
+                    "UPDATE keten_keys SET wrapped_key = NULL, shredded_at = ?"
+                    " WHERE case_id = ? AND wrapped_key IS NOT NULL",
+                    (_now(), str(case_id)),
+                )
+                shredded = cur.rowcount
+                # A tombstone for the case scope even if nothing was ever sealed under it.
+                cur.execute(
+                    "INSERT INTO keten_keys (key_id, case_id, wrapped_key, created_at, shredded_at)"
+                    " VALUES (?, ?, NULL, ?, ?) ON CONFLICT (key_id) DO NOTHING",
+                    (str(case_id), str(case_id), _now(), _now()),
+                )
+            else:
+                key_id = KeyScope(case_id, subject).key_id
+                cur.execute(
+                    "UPDATE keten_keys SET wrapped_key = NULL, shredded_at = ?"
+                    " WHERE key_id = ? AND wrapped_key IS NOT NULL",
+                    (_now(), key_id),
+                )
+                shredded = cur.rowcount
+                cur.execute(
+                    "INSERT INTO keten_keys (key_id, case_id, wrapped_key, created_at, shredded_at)"
+                    " VALUES (?, ?, NULL, ?, ?) ON CONFLICT (key_id) DO NOTHING",
+                    (key_id, str(case_id), _now(), _now()),
+                )
+        return shredded
+
+    def is_case_shredded(self, case_id: UUID) -> bool:
+        return self.load(str(case_id)) is PURGED
+
+    def _wrap(self, key_id: str, key: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self.master.encrypt(nonce, key, key_id.encode())
+
+    def _unwrap(self, key_id: str, wrapped: bytes) -> bytes:
+        try:
+            return self.master.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], key_id.encode())
+        except InvalidTag:
+            raise RuntimeError(
+                "a data key does not open with KETEN_MASTER_KEY: wrong master key configured?"
+            ) from None
+
+
+class Vault:
+    """Seals and opens personal values; keeps a bounded cache of unwrapped keys."""
+
+    def __init__(self, keys: KeyStore, cache_size: int = 10_000):
+        self.keys = keys
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, AESGCM] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def seal(self, scope: KeyScope, value: Any) -> Sealed:
+        aead = self._cipher(scope.key_id, create=scope)
+        assert aead is not None
+        nonce = os.urandom(NONCE_BYTES)
+        plaintext = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return Sealed(scope.key_id, nonce + aead.encrypt(nonce, plaintext, scope.key_id.encode()))
+
+    def open(self, sealed: Sealed | None) -> Any:
+        """The plaintext value, or PURGED once the scope's key was shredded."""
+        if sealed is None:
+            return None
+        aead = self._cipher(sealed.key_id, create=None)
+        if aead is None:
+            return PURGED
+        data = sealed.ciphertext
+        try:
+            plaintext = aead.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], sealed.key_id.encode())
+        except InvalidTag:
+            return PURGED
+        return json.loads(plaintext)
+
+    def shred(self, case_id: UUID, subject: str | None = None) -> int:
+        count = self.keys.shred(case_id, subject)
+        self.forget(case_id, subject)
+        return count
+
+    def forget(self, case_id: UUID, subject: str | None = None) -> None:
+        """Drops cached keys (also called when another process reports a purge)."""
+        prefix = str(case_id)
+        with self._lock:
+            for key_id in [k for k in self._cache if k.split("/")[0] == prefix]:
+                if subject is None or key_id == KeyScope(case_id, subject).key_id:
+                    del self._cache[key_id]
+
+    def _cipher(self, key_id: str, create: KeyScope | None) -> AESGCM | None:
+        with self._lock:
+            aead = self._cache.get(key_id)
+            if aead is not None:
+                self._cache.move_to_end(key_id)
+                return aead
+        if create is not None:
+            key = self.keys.load_or_create(create)
+        else:
+            loaded = self.keys.load(key_id)
+            if not isinstance(loaded, bytes):
+                return None
+            key = loaded
+        aead = AESGCM(key)
+        with self._lock:
+            self._cache[key_id] = aead
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return aead
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

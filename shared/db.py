@@ -1,0 +1,229 @@
+"""SQL datastores: PostgreSQL through psycopg2, SQLite through the eventsourcing library.
+
+Why psycopg2 for PostgreSQL: nameko runs on eventlet, and every database call must yield to the
+hub. eventlet makes psycopg2 cooperative itself (a wait callback); the eventsourcing library's
+own PostgreSQL module uses psycopg 3, whose C implementation blocks the hub and whose pure-Python
+mode is slow (measured in README "Storage"). So event stores, read models, tracking and the key
+store all share one psycopg2 pool per process.
+
+Both datastores offer ``transaction(commit=...)`` yielding a cursor whose rows can be read by
+column name, and raise the eventsourcing library's persistence errors (``IntegrityError``,
+``OperationalError``, ...), so code above this module handles one family of errors.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extras
+from eventsourcing import persistence as es
+from eventsourcing.sqlite import SQLiteDatastore
+
+from shared.config import MEMORY_DATABASE_URL, Settings
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class PgDatastore:
+    """A small green-thread friendly pool of psycopg2 connections to one schema."""
+
+    dialect = "postgresql"
+
+    def __init__(self, dsn: str, schema: str = "public", pool_size: int = 10, timeout: float = 10.0):
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError("DATABASE_SCHEMA must be a lower-case SQL identifier")
+        self.dsn = dsn
+        self.schema = schema
+        self.pool_size = pool_size
+        self.timeout = timeout
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(pool_size)
+        self._closed = False
+        self._ensure_schema()
+
+    def _ensure_schema(self) -> None:
+        conn = self._connect(search_path=False)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            conn.commit()
+        except psycopg2.errors.UniqueViolation:
+            conn.rollback()  # created concurrently by another process: fine
+        finally:
+            conn.close()
+
+    def _connect(self, search_path: bool = True) -> Any:
+        options = f"-c search_path={self.schema}" if search_path else ""
+        try:
+            return psycopg2.connect(
+                self.dsn, options=options, connect_timeout=int(self.timeout), application_name="keten"
+            )
+        except psycopg2.OperationalError as exc:
+            raise es.OperationalError(_describe(exc)) from None
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        if self._closed:
+            raise es.InterfaceError("datastore is closed")
+        if not self._slots.acquire(timeout=self.timeout):
+            raise es.OperationalError("timed out waiting for a database connection")
+        conn = None
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = self._connect()
+            yield conn
+        except BaseException:
+            if conn is not None and not conn.closed:
+                conn.close()  # never reuse a connection in an unknown state
+            conn = None
+            raise
+        finally:
+            if conn is not None and not conn.closed:
+                self._idle.put(conn)
+            self._slots.release()
+
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[Any]:
+        with self.connection() as conn:
+            try:
+                with conn.cursor(cursor_factory=psycopg2.extras.DictCursor) as cur:
+                    yield cur
+                if commit:
+                    conn.commit()
+                else:
+                    conn.rollback()
+            except psycopg2.Error as exc:
+                if not conn.closed:
+                    conn.rollback()
+                raise _translate(exc) from None
+            except BaseException:
+                if not conn.closed:
+                    conn.rollback()
+                raise
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                break
+
+
+def _describe(exc: psycopg2.Error) -> str:
+    # Server messages can quote row values; keep only the error class and SQLSTATE.
+    return f"{type(exc).__name__} (SQLSTATE {getattr(exc, 'pgcode', None) or 'n/a'})"
+
+
+def _translate(exc: psycopg2.Error) -> es.PersistenceError:
+    mapping: Sequence[tuple[type[psycopg2.Error], type[es.PersistenceError]]] = (
+        (psycopg2.IntegrityError, es.IntegrityError),
+        (psycopg2.DataError, es.DataError),
+        (psycopg2.OperationalError, es.OperationalError),
+        (psycopg2.InternalError, es.InternalError),
+        (psycopg2.ProgrammingError, es.ProgrammingError),
+        (psycopg2.NotSupportedError, es.NotSupportedError),
+        (psycopg2.InterfaceError, es.InterfaceError),
+        (psycopg2.DatabaseError, es.DatabaseError),
+    )
+    for source, target in mapping:
+        if isinstance(exc, source):
+            return target(_describe(exc))
+    return es.PersistenceError(_describe(exc))
+
+
+class SqlStore:
+    """Portable SQL on either datastore: write statements with ``?`` placeholders.
+
+    Read models and the key store use this; it shares the datastore (and so the transaction)
+    of the service's event store where it is given one.
+    """
+
+    def __init__(self, datastore: PgDatastore | SQLiteDatastore):
+        self.datastore = datastore
+        self.dialect = "postgresql" if isinstance(datastore, PgDatastore) else "sqlite"
+        self.binary_type = "BYTEA" if self.dialect == "postgresql" else "BLOB"
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.dialect == "postgresql" else statement
+
+    @contextmanager
+    def transaction(self, *, commit: bool = True) -> Iterator[Cursor]:
+        with self.datastore.transaction(commit=commit) as cur:
+            yield Cursor(self, cur)
+
+    def execute_script(self, statements: Sequence[str]) -> None:
+        with self.transaction() as cur:
+            for statement in statements:
+                cur.execute(statement)
+
+
+class Cursor:
+    """Wraps a DB-API cursor so that ``?`` placeholders work on both dialects."""
+
+    def __init__(self, store: SqlStore, cursor: Any):
+        self.store = store
+        self.raw = cursor
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> Cursor:
+        self.raw.execute(self.store.sql(statement), tuple(params))
+        return self
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.raw.executemany(self.store.sql(statement), [tuple(row) for row in rows])
+
+    def fetchone(self) -> Any:
+        return self.raw.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self.raw.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        # eventsourcing's SQLite cursor wrapper keeps the sqlite3 cursor inside.
+        raw = getattr(self.raw, "sqlite_cursor", self.raw)
+        return int(raw.rowcount)
+
+
+_datastores: dict[tuple[str, str], PgDatastore] = {}
+_datastores_lock = threading.Lock()
+
+
+def postgres_datastore(settings: Settings) -> PgDatastore:
+    """One pool per process, DSN and schema: every application of a process shares it."""
+    assert settings.database_url
+    key = (settings.database_url, settings.database_schema)
+    with _datastores_lock:
+        if key not in _datastores or _datastores[key]._closed:
+            _datastores[key] = PgDatastore(settings.database_url, settings.database_schema)
+        return _datastores[key]
+
+
+def sqlite_path(settings: Settings, name: str) -> str:
+    """Where the embedded default keeps a store; an in-memory database for unit tests."""
+    if settings.database_url == MEMORY_DATABASE_URL:
+        return f"file:{name}-{uuid4().hex}?mode=memory&cache=shared"
+    if settings.database_url and settings.database_url.startswith("sqlite:///"):
+        base = Path(settings.database_url.removeprefix("sqlite:///"))
+    else:
+        base = settings.var_dir
+    base.mkdir(parents=True, exist_ok=True)
+    return str(base / f"{name}.sqlite")
+
+
+def open_store(settings: Settings, name: str) -> SqlStore:
+    """A store that is not an event store (the key store): PostgreSQL or its own SQLite file."""
+    if settings.uses_postgres:
+        return SqlStore(postgres_datastore(settings))
+    return SqlStore(SQLiteDatastore(sqlite_path(settings, name), lock_timeout=10))

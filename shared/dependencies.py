@@ -1,0 +1,186 @@
+"""nameko dependency providers every service uses: its Application (with the relay), RPC with
+a timeout, and a health check."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import eventlet
+from nameko.extensions import DependencyProvider
+from nameko.rpc import RpcProxy
+
+from shared import metrics
+from shared.config import Settings
+from shared.db import PgDatastore
+from shared.errors import ServiceUnavailable
+from shared.publishing import ConfirmingPublisher
+from shared.relay import AlwaysLeader, EventRelay, PgLease
+
+log = logging.getLogger(__name__)
+
+#: A relay with events waiting that has not published for this long is reported stuck.
+RELAY_STUCK_AFTER = 60.0
+
+
+def settings_from(config: dict[str, Any]) -> Settings:
+    """Settings from the environment, overridden by the container's nameko config."""
+    return Settings.from_env(
+        {**os.environ, **{k: v for k, v in config.items() if isinstance(v, str | int | float)}}
+    )
+
+
+class ApplicationProvider(DependencyProvider):
+    """Gives workers the service's eventsourcing Application and relays its events.
+
+    One per service: the store it opens is where the service's events, read models and
+    tracking records live.
+    """
+
+    def __init__(self, app_cls: type, relay: bool = True, **options: Any):
+        self.app_cls = app_cls
+        self.relay_enabled = relay
+        self.app: Any = None
+        self.relay: EventRelay | None = None
+        super().__init__(**options)
+
+    def setup(self) -> None:
+        self.settings = settings_from(self.container.config)
+        self.app = self.app_cls(self.settings)
+        self._wake = threading.Event()
+        self._stopping = False
+        self._gt: Any = None
+        self.app.on_save(self._wake.set)
+
+    def start(self) -> None:
+        if self.relay_enabled:
+            self._gt = self.container.spawn_managed_thread(
+                self._relay_forever, identifier=f"{self.app.name}.relay"
+            )
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._gt is not None:
+            try:
+                with eventlet.Timeout(10):
+                    self._gt.wait()
+            except BaseException:  # noqa: S110 - a relay stuck in I/O is killed with the container
+                pass
+        self.app.close()
+
+    def kill(self) -> None:
+        self._stopping = True
+        if self._gt is not None:
+            self._gt.kill()
+
+    def get_dependency(self, worker_ctx: Any) -> Any:
+        return self.app
+
+    def _relay_forever(self) -> None:
+        settings = self.settings
+        source = self.container.service_name
+        publisher = ConfirmingPublisher(settings.amqp_uri)
+        datastore = self.app.recorder.datastore
+        lease = (
+            PgLease(datastore, f"relay:{self.app.name}")
+            if isinstance(datastore, PgDatastore)
+            else AlwaysLeader()
+        )
+        backoff = 0.5
+        while not self._stopping:
+            if not lease.acquire():
+                self.relay = None  # another replica relays; stand by
+                self._wake.wait(timeout=2.0)
+                self._wake.clear()
+                continue
+            try:
+                if self.relay is None:
+                    self.relay = EventRelay(
+                        self.app,
+                        source,
+                        publisher,
+                        batch_size=settings.relay_batch_size,
+                        durable_position=not settings.embedded_broker,
+                    )
+                published = self.relay.publish_pending()
+                if published:
+                    metrics.events_published.labels(source).inc(published)
+                metrics.relay_lag.labels(source).set(self.relay.lag())
+                backoff = 0.5
+                if published < settings.relay_batch_size:
+                    self._wake.wait(timeout=settings.relay_interval)
+                    self._wake.clear()
+            except Exception as exc:
+                log.warning("%s relay: %s; retrying in %.1fs", source, type(exc).__name__, backoff)
+                publisher.close()
+                self._wake.wait(timeout=backoff)
+                backoff = min(backoff * 2, 10.0)
+        publisher.close()
+        lease.release()
+
+    def relay_stuck(self) -> bool:
+        relay = self.relay
+        if relay is None or not self.relay_enabled:
+            return False
+        return time.monotonic() - relay.last_progress > RELAY_STUCK_AFTER and relay.lag() > 0
+
+
+class _TimedServiceProxy:
+    def __init__(self, proxy: Any, service: str, timeout: float):
+        self._proxy, self._service, self._timeout = proxy, service, timeout
+
+    def __getattr__(self, method: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            reply = getattr(self._proxy, method).call_async(*args, **kwargs)
+            try:
+                with eventlet.Timeout(self._timeout):
+                    return reply.result()
+            except eventlet.Timeout:
+                raise ServiceUnavailable(
+                    "service_unavailable", f"{self._service} did not answer within {self._timeout:g}s"
+                ) from None
+
+        return call
+
+
+class ServiceRpc(RpcProxy):
+    """``RpcProxy`` whose calls fail with ``ServiceUnavailable`` after ``KETEN_RPC_TIMEOUT``."""
+
+    def get_dependency(self, worker_ctx: Any) -> Any:
+        timeout = settings_from(self.container.config).rpc_timeout
+        return _TimedServiceProxy(super().get_dependency(worker_ctx), self.target_service, timeout)
+
+
+class ServiceHealth(DependencyProvider):
+    """``check()`` says whether the service's store answers, its relay moves and its consumer
+    consumes; the gateway's /health and the probes of each process use it."""
+
+    def get_dependency(self, worker_ctx: Any) -> Any:
+        return self.check
+
+    def check(self) -> dict[str, Any]:
+        from shared.consumer import EventConsumer
+
+        report: dict[str, Any] = {"service": self.container.service_name, "ok": True}
+        for dependency in self.container.dependencies:
+            if isinstance(dependency, ApplicationProvider):
+                try:
+                    dependency.app.recorder.max_notification_id()
+                    report["store"] = "ok"
+                except Exception as exc:
+                    report["store"] = type(exc).__name__
+                    report["ok"] = False
+                relay = dependency.relay
+                report["relay_lag"] = relay.lag() if relay is not None and report["ok"] else None
+                if dependency.relay_stuck():
+                    report["relay"] = "stuck"
+                    report["ok"] = False
+        for extension in self.container.extensions:
+            if isinstance(extension, EventConsumer):
+                report["consumer"] = "ok" if extension.healthy and extension._ready.ready() else "waiting"
+                report["ok"] = report["ok"] and report["consumer"] == "ok"
+        return report

@@ -1,0 +1,107 @@
+"""Errors a caller can act on: a machine-readable code, the field at fault, a plain message.
+
+They cross nameko RPC as themselves (``deserialize_to_instance``), so the gateway maps them to
+HTTP status codes and a command consumer to an error reply. Messages are written by us and
+never quote the input: they may reach logs, dead-letter headers and other agencies.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import ValidationError
+from nameko.exceptions import deserialize_to_instance
+
+
+@deserialize_to_instance
+class KetenError(Exception):
+    status = 400
+
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(code, message, field)
+
+    @property
+    def code(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def message(self) -> str:
+        return str(self.args[1])
+
+    @property
+    def field(self) -> str | None:
+        return self.args[2]
+
+    def as_dict(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field:
+            error["field"] = self.field
+        return error
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}" + (f" (field {self.field})" if self.field else "")
+
+
+@deserialize_to_instance
+class InvalidRequest(KetenError):
+    """Malformed: not JSON, fails its schema, unknown version or category, bad id."""
+
+    status = 400
+
+    @classmethod
+    def from_validation_error(cls, error: ValidationError) -> InvalidRequest:
+        field, message = first_error(error.messages)
+        return cls("invalid_field" if field else "invalid_message", message, field)
+
+
+@deserialize_to_instance
+class NotAuthorised(KetenError):
+    """The sender may not do this (bad signature, not a participant of the case)."""
+
+    status = 403
+
+
+@deserialize_to_instance
+class NotFound(KetenError):
+    status = 404
+
+
+@deserialize_to_instance
+class ServiceUnavailable(KetenError):
+    """A service did not answer in time or its store is unreachable; try again later."""
+
+    status = 503
+
+
+@deserialize_to_instance
+class Conflict(KetenError):
+    """The request contradicts what is on record (e.g. a case that is closed)."""
+
+    status = 409
+
+
+def first_error(messages: Any) -> tuple[str | None, str]:
+    """The first (field path, message) of marshmallow's nested error messages.
+
+    The path comes from the sender's own keys, so long digit runs are masked: a key could be
+    a BSN.
+    """
+    field, message = _first_error(messages, "")
+    if field:
+        field = re.sub(r"\d{6,}", "…", field)[:120]
+    return field, message
+
+
+def _first_error(messages: Any, path: str) -> tuple[str | None, str]:
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if key == "_schema":
+                sub = path
+            return _first_error(value, sub)
+    if isinstance(messages, list) and messages:
+        if all(isinstance(m, str) for m in messages):
+            return (path or None), " ".join(messages)
+        return _first_error(messages[0], path)
+    return (path or None), str(messages)
