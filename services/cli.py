@@ -85,7 +85,9 @@ def run_demo(url: str | None) -> int:
         demo.run_demo(url)
         return 0
     with tempfile.TemporaryDirectory(prefix="keten-demo-") as var_dir:
-        settings = Settings.from_env({"KETEN_VAR_DIR": var_dir, "GATEWAY_ADDRESS": "127.0.0.1:8077"})
+        settings = Settings.from_env(
+            {"KETEN_VAR_DIR": var_dir, "GATEWAY_ADDRESS": f"127.0.0.1:{_free_port()}"}
+        )
         runner = build_runner(settings, list(SERVICES))
         runner.start()
         try:
@@ -94,6 +96,14 @@ def run_demo(url: str | None) -> int:
         finally:
             runner.stop()
     return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 if __name__ == "__main__":

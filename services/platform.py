@@ -25,7 +25,7 @@ SERVICES: dict[str, str] = {
 
 def service_class(name: str) -> type:
     module, _, attribute = SERVICES[name].partition(":")
-    return getattr(importlib.import_module(module), attribute)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), attribute)
 
 
 def nameko_config(settings: Settings, **overrides: Any) -> dict[str, Any]:

@@ -166,7 +166,7 @@ class KetenApplication(Application):
         recorded all at once or not at all; a redelivered event fails on its tracking record
         (``IntegrityError``) and changes nothing.
         """
-        processing = ProcessingEvent(tracking)
+        processing: ProcessingEvent[Any] = ProcessingEvent(tracking)
         processing.collect_events(*aggregates)
         stored = [self.mapper.to_stored_event(e) for e in processing.events]
         recorder: Any = self.recorder

@@ -48,7 +48,7 @@ class Settings:
 
     @property
     def uses_postgres(self) -> bool:
-        return bool(self.database_url) and self.database_url.startswith(("postgres://", "postgresql://"))
+        return (self.database_url or "").startswith(("postgres://", "postgresql://"))
 
     @classmethod
     def from_env(cls, env: Mapping[str, object] | None = None) -> Settings:

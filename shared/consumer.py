@@ -111,8 +111,17 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         raise RuntimeError(f"service {self.service} handles events but has no ApplicationProvider")
 
     # -- kombu ConsumerMixin ------------------------------------------------------------
+    def on_connection_revived(self) -> None:
+        # Declare the platform's topology (idempotent) before consuming: the dead-letter queue
+        # must exist before the first message is rejected to it.
+        assert self.publisher is not None
+        self.publisher.close()
+        self.publisher.connect()
+
     def get_consumers(self, consumer_cls: Callable[..., Any], channel: Any) -> list[Any]:
-        queue = service_event_queue(self.service, self.handlers)
+        # The bindings come from the platform's topology (SUBSCRIPTIONS), which publishers
+        # declare too; a test checks that they match the handlers.
+        queue = service_event_queue(self.service)
         # on_message: kombu hands over the raw message; decoding is ours, so that a body that
         # is not JSON is dead-lettered with a reason instead of failing inside kombu.
         consumer = consumer_cls(queues=[queue], on_message=self.on_message, no_ack=False)
@@ -240,6 +249,8 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             body=body,
             headers=headers,
             message_id=str(message.properties.get("message_id") or ""),
+            content_type=message.content_type or "application/octet-stream",
+            content_encoding=message.content_encoding or "binary",
         )
         assert self.publisher is not None
         self.publisher.publish([dead], exchange=dead_letter_exchange)

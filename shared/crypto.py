@@ -67,7 +67,7 @@ class KeyStore:
         found = self.load(key_id)
         if isinstance(found, bytes):
             return found
-        if found is PURGED:
+        if found is PURGED or (scope.subject is not None and self.is_case_shredded(scope.case_id)):
             raise ScopeShreddedError(f"records of case {scope.case_id} were purged")
         key = AESGCM.generate_key(bit_length=256)
         with self.store.transaction() as cur:

@@ -77,7 +77,8 @@ class PgAggregateRecorder(PgRecorder, AggregateRecorder):
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         with self.datastore.transaction(commit=True) as cur:
-            return self._insert_events(cur, stored_events, **kwargs)
+            self._insert_events(cur, stored_events, **kwargs)
+        return None
 
     def _insert_events(self, cur: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> list[int]:
         if not stored_events:
@@ -132,6 +133,10 @@ class PgAggregateRecorder(PgRecorder, AggregateRecorder):
 
 
 class PgApplicationRecorder(PgAggregateRecorder, ApplicationRecorder):
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        with self.datastore.transaction(commit=True) as cur:
+            return self._insert_events(cur, stored_events, **kwargs)
+
     def select_notifications(
         self,
         start: int | None,

@@ -17,7 +17,7 @@ from typing import Any
 from kombu import Connection, Exchange, Producer
 
 from shared.contracts.envelope import OutgoingMessage
-from shared.topology import dead_letter_exchange, dead_letter_queue, events_exchange
+from shared.topology import all_event_queues, dead_letter_exchange, dead_letter_queue, events_exchange
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ class ConfirmingPublisher:
         self.producer = Producer(self.channel)
         for exchange in (events_exchange, dead_letter_exchange):
             exchange(self.channel).declare()
-        dead_letter_queue()(self.channel).declare()
+        for queue in (dead_letter_queue(), *all_event_queues()):
+            queue(self.channel).declare()
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         if multiple:
@@ -85,8 +86,8 @@ class ConfirmingPublisher:
                 exchange=exchange,
                 routing_key=message.routing_key,
                 headers=message.headers,
-                content_type="application/json",
-                content_encoding="utf-8",
+                content_type=message.content_type,
+                content_encoding=message.content_encoding,
                 delivery_mode=2,
                 message_id=message.message_id,
                 retry=False,

@@ -29,6 +29,34 @@ commands_exchange = Exchange(COMMANDS_EXCHANGE, type="topic", durable=True)
 dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True)
 
 
+#: Which events each service consumes: the bindings of its queue. Every publisher declares all
+#: of these before its first publish, so an event is never routed to nowhere because its
+#: consumer has not started yet (first deployment, or a consumer down for a while).
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    "consent": (
+        "case_registration.CaseRegistered",
+        "case_registration.CaseClosed",
+    ),
+    "data_sharing": (
+        "case_registration.CaseRegistered",
+        "case_registration.CaseClosed",
+        "consent.ConsentGiven",
+    ),
+    "notification": (
+        "case_registration.CaseRegistered",
+        "case_registration.CaseClosed",
+        "consent.ConsentGiven",
+        "data_sharing.DataShared",
+        "data_sharing.ShareRefused",
+    ),
+    "retention": (
+        "case_registration.CaseRegistered",
+        "case_registration.CaseClosed",
+        "data_sharing.DataShared",
+    ),
+}
+
+
 def quorum_arguments(single_active_consumer: bool = True) -> dict[str, object]:
     return {
         "x-queue-type": "quorum",
@@ -36,6 +64,10 @@ def quorum_arguments(single_active_consumer: bool = True) -> dict[str, object]:
         "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
         "x-delivery-limit": DELIVERY_LIMIT,
     }
+
+
+def all_event_queues() -> list[Queue]:
+    return [service_event_queue(service) for service in SUBSCRIPTIONS]
 
 
 def dead_letter_queue() -> Queue:
@@ -52,8 +84,10 @@ def routing_key(source: str, event_name: str) -> str:
     return f"{source}.{event_name}"
 
 
-def service_event_queue(service: str, routing_keys: Iterable[str]) -> Queue:
+def service_event_queue(service: str, routing_keys: Iterable[str] | None = None) -> Queue:
     """The queue a service consumes the events of other services from."""
+    if routing_keys is None:
+        routing_keys = SUBSCRIPTIONS[service]
     return Queue(
         f"keten.{service}.events",
         bindings=[binding(events_exchange, routing_key=key) for key in sorted(set(routing_keys))],

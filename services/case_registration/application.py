@@ -93,7 +93,7 @@ class CaseRegistration(KetenApplication):
 
     def _find(self, case_id: UUID) -> Case | None:
         try:
-            return self.repository.get(case_id)  # type: ignore[no-any-return]
+            return self.repository.get(case_id)
         except AggregateNotFoundError:
             return None
 

@@ -72,6 +72,6 @@ class Consent(KetenApplication):
 
     def _consent_record(self, case: CaseView, subject: str) -> ConsentRecord:
         try:
-            return self.repository.get(consent_record_id(case.case_id, subject))  # type: ignore[no-any-return]
+            return self.repository.get(consent_record_id(case.case_id, subject))
         except AggregateNotFoundError:
             return ConsentRecord(case_id=case.case_id, subject=subject)

@@ -142,15 +142,15 @@ class DataSharing(KetenApplication):
         if new:
             self.save(*new)
             for outcome in new:
-                shared = isinstance(outcome, Share)
-                metrics.share_decisions.labels(
-                    "shared" if shared else "refused", "allowed" if shared else outcome.reason_code
-                ).inc()
+                if isinstance(outcome, Share):
+                    metrics.share_decisions.labels("shared", "allowed").inc()
+                else:
+                    metrics.share_decisions.labels("refused", outcome.reason_code).inc()
         return decisions
 
     def _find_decision(self, request_id: UUID, to_agency: str) -> Share | RefusedShare | None:
         try:
-            return self.repository.get(share_id(request_id, to_agency))  # type: ignore[no-any-return]
+            return self.repository.get(share_id(request_id, to_agency))
         except AggregateNotFoundError:
             return None
 

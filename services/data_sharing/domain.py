@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -45,18 +46,16 @@ class ShareRequest:
 class ConsentFacts:
     """The subject's consents in the case, as far as data_sharing needs them."""
 
-    consents: tuple[dict[str, object], ...] = ()
+    consents: tuple[dict[str, Any], ...] = ()
 
     def covers(self, request: ShareRequest, today: date) -> bool:
-        for consent in self.consents:
-            if (
-                consent["purpose"] == request.purpose
-                and request.to_agency in consent["recipients"]  # type: ignore[operator]
-                and set(request.categories) <= set(consent["categories"])  # type: ignore[arg-type]
-                and date.fromisoformat(str(consent["valid_until"])) >= today
-            ):
-                return True
-        return False
+        return any(
+            consent["purpose"] == request.purpose
+            and request.to_agency in consent["recipients"]
+            and set(request.categories) <= set(consent["categories"])
+            and date.fromisoformat(str(consent["valid_until"])) >= today
+            for consent in self.consents
+        )
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,11 @@ def read_json(request: Request) -> Any:
 class JsonHttpHandler(HttpRequestHandler):
     """Handlers return a dict/list (200), ``(status, payload)`` or a werkzeug ``Response``."""
 
+    def __init__(self, method: str, url: str, **kwargs: Any):
+        # A refusal the caller can act on is not an error of ours: no traceback in the logs.
+        kwargs.setdefault("expected_exceptions", KetenError)
+        super().__init__(method, url, **kwargs)
+
     def response_from_result(self, result: Any) -> Response:
         if isinstance(result, Response):
             return result

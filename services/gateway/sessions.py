@@ -23,7 +23,7 @@ class SessionSigner:
         self.lifetime = lifetime
 
     def issue(self, pseudonym: str, now: float | None = None) -> str:
-        expires = int((now or time.time()) + self.lifetime)
+        expires = int((time.time() if now is None else now) + self.lifetime)
         body = base64.urlsafe_b64encode(json.dumps({"sub": pseudonym, "exp": expires}).encode()).decode()
         return f"{body}.{self._sign(body)}"
 
@@ -38,7 +38,7 @@ class SessionSigner:
             claims = json.loads(base64.urlsafe_b64decode(body.encode()))
         except ValueError:
             raise NotAuthorised("invalid_session", "this session is not valid; log in again") from None
-        if claims.get("exp", 0) < (now or time.time()):
+        if claims.get("exp", 0) < (time.time() if now is None else now):
             raise NotAuthorised("session_expired", "your session has expired; log in again")
         return str(claims["sub"])
 

@@ -174,6 +174,6 @@ def load_command(schema_cls: type[CommandSchema], payload: Any) -> dict[str, Any
     if not isinstance(payload, dict):
         raise InvalidRequest("invalid_message", "a command is a JSON object")
     try:
-        return schema_cls().load(payload)  # type: ignore[no-any-return]
+        return schema_cls().load(payload)
     except ValidationError as exc:
         raise InvalidRequest.from_validation_error(exc) from None

@@ -72,6 +72,8 @@ class OutgoingMessage:
     body: bytes
     headers: dict[str, Any]
     message_id: str
+    content_type: str = "application/json"
+    content_encoding: str = "utf-8"
 
 
 def encode_event(domain_event: Any, source: str, position: int) -> OutgoingMessage | None:

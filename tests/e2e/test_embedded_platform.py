@@ -1,0 +1,85 @@
+"""The whole platform on its embedded default: what `make run` and `make demo` give a newcomer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from services.demo import CITIZEN, SHARED_SENTENCE, run_demo
+from tests.conftest import free_port
+from tests.support import running_platform, sqlite_dump
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_share_reaches_the_citizens_overview_on_the_embedded_platform(embedded_env):
+    printed: list[str] = []
+    with running_platform(embedded_env) as platform:
+        result = run_demo(platform.base_url, out=printed.append)
+
+    [case] = result.overview["cases"]
+    assert case["contact_point"] == {
+        "agency": "gemeente-utrecht",
+        "function": "casusregisseur schulden",
+        "agency_name": "Gemeente Utrecht",
+    }
+    [share] = case["shares"]
+    assert (share["from_name"], share["to_name"]) == ("Gemeente Utrecht", "Kredietbank Utrecht")
+    assert share["category_labels"] == ["schulden en betalingsachterstanden", "inkomen en uitkering"]
+    assert share["content"]["content"] == SHARED_SENTENCE
+    assert share["notification"]["status"] == "sent"
+    assert any("Kredietbank Utrecht" in line for line in printed)
+
+    stored = sqlite_dump(embedded_env["KETEN_VAR_DIR"])
+    for value in (CITIZEN["bsn"], CITIZEN["name"], CITIZEN["email"], SHARED_SENTENCE):
+        assert value.encode() not in stored, "personal data must be stored only encrypted"
+
+
+def test_keten_run_serves_health_for_all_five_services_within_30_seconds(tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "KETEN_VAR_DIR": str(tmp_path / "var"), "GATEWAY_ADDRESS": address}
+    for name in ("AMQP_URI", "DATABASE_URL"):
+        env.pop(name, None)
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "run"], env=env, stderr=subprocess.PIPE)
+    try:
+        health = None
+        while time.monotonic() - started < 30:
+            try:
+                health = requests.get(f"http://{address}/health", timeout=2)
+                if health.status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        assert health is not None and health.status_code == 200
+        assert sorted(health.json()["services"]) == [
+            "case_registration",
+            "consent",
+            "data_sharing",
+            "notification",
+            "retention",
+        ]
+        assert (tmp_path / "var" / "case_registration.sqlite").exists()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+
+
+def test_keten_demo_prints_what_the_citizen_sees(tmp_path):
+    env = {**os.environ, "KETEN_VAR_DIR": str(tmp_path / "var")}
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "demo"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (
+        "deelde schulden en betalingsachterstanden, inkomen en uitkering met Kredietbank Utrecht"
+        in result.stdout
+    )
+    assert SHARED_SENTENCE in result.stdout

@@ -1,0 +1,85 @@
+"""The gateway over the in-process broker, with hand-written stand-ins for the services."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from nameko.rpc import rpc
+
+from services.gateway.service import GatewayService
+from services.gateway.sessions import SessionSigner
+from services.platform import nameko_config
+from shared.config import Settings
+from shared.errors import NotFound
+
+
+class CaseRegistrationStandIn:
+    """Refuses every registration the way the real service refuses an unknown table."""
+
+    name = "case_registration"
+    received: list = []
+
+    @rpc
+    def register_case(self, command):
+        self.received.append(command)
+        raise NotFound("unknown_table", "unknown consultation table", "table")
+
+    @rpc
+    def health(self):
+        return {"service": self.name, "ok": True}
+
+
+@pytest.fixture
+def gateway(runner_factory, embedded_env):
+    env = {**embedded_env, "KETEN_RPC_TIMEOUT": "0.5"}
+    settings = Settings.from_env(env)
+    runner = runner_factory(nameko_config(settings, **env), GatewayService, CaseRegistrationStandIn)
+    runner.start()
+    CaseRegistrationStandIn.received = []
+    return f"http://{settings.gateway_address}", settings
+
+
+def test_a_refusal_comes_back_as_its_http_status_with_a_json_error(gateway):
+    base_url, _ = gateway
+    response = requests.post(f"{base_url}/api/cases", json={"table": "nowhere"}, timeout=5)
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {"code": "unknown_table", "message": "unknown consultation table", "field": "table"}
+    }
+    assert CaseRegistrationStandIn.received == [{"table": "nowhere"}]
+
+
+def test_a_body_that_is_not_json_is_a_400(gateway):
+    base_url, _ = gateway
+    response = requests.post(f"{base_url}/api/cases", data=b"{not json", timeout=5)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "not_json"
+    assert CaseRegistrationStandIn.received == []
+
+
+def test_health_is_503_and_names_the_services_that_do_not_answer(gateway):
+    base_url, _ = gateway
+    response = requests.get(f"{base_url}/health", timeout=10)
+    assert response.status_code == 503
+    services = response.json()["services"]
+    assert services["case_registration"]["ok"] is True
+    for missing in ("consent", "data_sharing", "notification", "retention"):
+        assert services[missing] == {"ok": False, "error": "service_unavailable"}
+
+
+def test_the_overview_needs_a_valid_unexpired_session(gateway):
+    base_url, settings = gateway
+    overview = f"{base_url}/api/citizen/overview"
+    assert requests.get(overview, timeout=5).json()["error"]["code"] == "not_logged_in"
+    forged = SessionSigner(b"x" * 32).issue("a" * 32)
+    assert requests.get(overview, headers={"Authorization": f"Bearer {forged}"}, timeout=5).status_code == 403
+    expired = SessionSigner(settings.master_key).issue("a" * 32, now=0)
+    response = requests.get(overview, headers={"Authorization": f"Bearer {expired}"}, timeout=5)
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "session_expired")
+
+
+def test_logging_in_with_an_invalid_bsn_is_refused_without_repeating_it(gateway):
+    base_url, _ = gateway
+    response = requests.post(f"{base_url}/api/citizen/session", json={"bsn": "123456789"}, timeout=5)
+    assert response.status_code == 400
+    assert "123456789" not in response.text

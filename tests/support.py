@@ -1,0 +1,88 @@
+"""Helpers for tests that run services."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from nameko.runners import ServiceRunner
+
+from services.platform import SERVICES, build_runner
+from shared.config import Settings
+
+
+@dataclass
+class RunningPlatform:
+    runner: ServiceRunner
+    settings: Settings
+    env: dict[str, str]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.settings.gateway_address}"
+
+    def container(self, name: str) -> Any:
+        for container in self.runner.containers:
+            if container.service_name == name:
+                return container
+        raise KeyError(name)
+
+    def app(self, name: str) -> Any:
+        from shared.dependencies import ApplicationProvider
+
+        for dependency in self.container(name).dependencies:
+            if isinstance(dependency, ApplicationProvider):
+                return dependency.app
+        raise KeyError(name)
+
+
+@contextmanager
+def running_platform(env: dict[str, str], services: list[str] | None = None) -> Iterator[RunningPlatform]:
+    """Runs the named services (all by default) in this process, configured by ``env``."""
+    settings = Settings.from_env(env)
+    runner = build_runner(settings, services or list(SERVICES), **env)
+    runner.start()
+    try:
+        yield RunningPlatform(runner, settings, env)
+    finally:
+        runner.stop()
+
+
+def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
+    """Waits until ``check`` returns something truthy (events travel asynchronously)."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except AssertionError as exc:
+            last_error = exc
+        time.sleep(interval)
+    if last_error:
+        raise last_error
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def pg_dump(dsn: str, schema: str) -> str:
+    """Everything PostgreSQL holds in ``schema`` (tables and rows), as pg_dump prints it."""
+    import subprocess
+
+    result = subprocess.run(
+        ["pg_dump", "--data-only", "--inserts", f"--schema={schema}", dsn],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout
+
+
+def sqlite_dump(var_dir: str) -> bytes:
+    """The raw bytes of every SQLite file (and its write-ahead log) under ``var_dir``."""
+    from pathlib import Path
+
+    return b"".join(path.read_bytes() for path in sorted(Path(var_dir).rglob("*.sqlite*")))

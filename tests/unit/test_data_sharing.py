@@ -1,0 +1,123 @@
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from services.case_registration.application import CaseRegistration
+from services.consent.application import Consent
+from services.data_sharing.application import DataSharing
+from services.data_sharing.domain import RefusedShare, Share
+from shared.contracts.commands import GiveConsentSchema, RegisterCaseSchema, RequestShareSchema, load_command
+from shared.errors import InvalidRequest, NotAuthorised, NotFound
+from tests.factories import case_command, consent_command, received, share_command
+
+
+@pytest.fixture
+def platform(memory_settings):
+    """The three applications a share passes, wired by hand: events are handed over as the
+    bus would deliver them."""
+    registration = CaseRegistration(memory_settings)
+    consent = Consent(memory_settings)
+    sharing = DataSharing(memory_settings)
+    case = registration.register_case(load_command(RegisterCaseSchema, case_command()))
+    for event in received(registration):
+        consent.cases.apply(event)
+        sharing.cases.apply(event)
+    return registration, consent, sharing, str(case.id)
+
+
+def share(sharing, for_case, **changes):
+    command = share_command(for_case)
+    command.update(changes)
+    return sharing.request_share(load_command(RequestShareSchema, command))
+
+
+def test_a_share_within_purpose_agreement_and_ground_is_recorded_as_data_shared(platform):
+    _, _, sharing, case_id = platform
+    [decision] = share(sharing, case_id)
+    assert isinstance(decision, Share)
+    assert (decision.from_agency, decision.to_agency, decision.categories) == (
+        "gemeente-utrecht",
+        "kredietbank-utrecht",
+        ("debts",),
+    )
+    [event] = received(sharing)
+    assert event.name == "DataShared"
+    assert event.data["sender_ground"] == "statutory_task"
+    assert "huurachterstand" not in str(event.data)
+
+
+def test_a_category_outside_the_data_agreement_is_refused_and_recorded(platform):
+    _, _, sharing, case_id = platform
+    [decision] = share(sharing, case_id, to_agencies=["woningcorporatie-mitros"], categories=["income"])
+    assert isinstance(decision, RefusedShare)
+    assert decision.reason_code == "category_not_agreed"
+    assert [e.name for e in received(sharing)] == ["ShareRefused"]
+
+
+def test_the_senders_own_ground_decides_not_the_recipients(platform):
+    _, _, sharing, case_id = platform
+    # Mitros takes part on the ground of consent; the credit bank shares its conclusion with
+    # Mitros on its own statutory task, which needs no consent.
+    to_mitros = {
+        "agency": "kredietbank-utrecht",
+        "to_agencies": ["woningcorporatie-mitros"],
+        "categories": ["professional_conclusion"],
+    }
+    [decision] = share(sharing, case_id, **to_mitros)
+    assert isinstance(decision, Share)
+    assert (decision_event := received(sharing)[0]).data["recipient_ground"] == "consent"
+    assert decision_event.data["sender_ground"] == "statutory_task"
+
+
+def test_a_sender_relying_on_consent_is_refused_without_it_and_allowed_with_it(platform):
+    _, consent, sharing, case_id = platform
+    from_mitros = {
+        "agency": "woningcorporatie-mitros",
+        "to_agencies": ["gemeente-utrecht"],
+        "categories": ["housing"],
+    }
+    [before] = share(sharing, case_id, **from_mitros)
+    assert isinstance(before, RefusedShare) and before.reason_code == "no_valid_consent"
+    assert before.visible_to_subject
+    consent.give_consent(
+        load_command(
+            GiveConsentSchema,
+            consent_command(case_id, recipients=["gemeente-utrecht"], categories=["housing"]),
+        )
+    )
+    for event in received(consent):
+        sharing.record_consent_given(event)
+    [after] = share(sharing, case_id, **from_mitros)
+    assert isinstance(after, Share)
+
+
+def test_repeating_a_request_returns_the_decision_on_record_and_records_nothing_new(platform):
+    _, _, sharing, case_id = platform
+    command = share_command(case_id)
+    first = sharing.request_share(load_command(RequestShareSchema, command))
+    again = sharing.request_share(load_command(RequestShareSchema, command))
+    assert [d.id for d in again] == [d.id for d in first]
+    assert sharing.recorder.max_notification_id() == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"categories": ["shoe_size"]}, InvalidRequest),
+        ({"to_agencies": ["nobody-at-all"]}, InvalidRequest),
+        ({"subject_bsn": "111222333"}, InvalidRequest),
+        ({"agency": "uwv"}, NotAuthorised),
+        ({"case_id": "6a1e0f0e-2f5a-4a4e-9a55-1a1c3b2a9d10"}, NotFound),
+    ],
+)
+def test_a_bad_request_gets_a_clear_error_and_changes_nothing(platform, changes, error):
+    _, _, sharing, case_id = platform
+    with pytest.raises(error):
+        share(sharing, case_id, **changes)
+    assert sharing.recorder.max_notification_id() is None
+
+
+def test_an_event_from_upstream_is_applied_once(platform):
+    registration, _, sharing, _ = platform
+    [event] = received(registration)  # already applied by the fixture
+    with pytest.raises(IntegrityError):
+        sharing.cases.apply(event)
