@@ -1,0 +1,49 @@
+"""The base of every command schema, and how a service loads a command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from shared.contracts.fields import AgencyId
+from shared.errors import InvalidRequest
+
+COMMAND_VERSION = 1
+
+#: Every command agencies may send, by name; filled as the schema modules are imported.
+COMMAND_SCHEMAS: dict[str, type[CommandSchema]] = {}
+
+
+class CommandSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    #: The command this schema describes, as it appears in routing keys and the AsyncAPI document.
+    command_name = ""
+    #: The service that handles it.
+    service = ""
+
+    schema_version = fields.Integer(
+        required=True,
+        validate=validate.Equal(COMMAND_VERSION, error="unknown schema_version; this platform speaks 1"),
+        metadata={"description": "version of the message schema"},
+    )
+    agency = AgencyId(required=True, metadata={"description": "the sending agency"})
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.command_name:
+            if cls.command_name in COMMAND_SCHEMAS:
+                raise TypeError(f"two schemas for command {cls.command_name}")
+            COMMAND_SCHEMAS[cls.command_name] = cls
+
+
+def load_command(schema_cls: type[CommandSchema], payload: Any) -> dict[str, Any]:
+    """Validates a command; raises ``InvalidRequest`` naming the first field at fault."""
+    if not isinstance(payload, dict):
+        raise InvalidRequest("invalid_message", "a command is a JSON object")
+    try:
+        return schema_cls().load(payload)
+    except ValidationError as exc:
+        raise InvalidRequest.from_validation_error(exc) from None

@@ -1,0 +1,35 @@
+"""Commands data_sharing handles."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from shared.contracts.commands.base import CommandSchema
+from shared.contracts.fields import AgencyId, Bsn, Code
+
+
+class RequestShareSchema(CommandSchema):
+    """Asks to share data about one subject of a case with one or more agencies (push), or
+    asks another agency for data it holds (pull: ``direction=pull``, ``agency`` receives)."""
+
+    command_name = "request_share"
+    service = "data_sharing"
+
+    request_id = fields.UUID(required=True, metadata={"description": "repeat-safe id of this request"})
+    case_id = fields.UUID(required=True)
+    subject_bsn = Bsn(required=True)
+    from_agency = AgencyId(load_default=None, metadata={"description": "pull only: who holds the data"})
+    to_agencies = fields.List(AgencyId(), required=True, validate=validate.Length(min=1))
+    categories = fields.List(Code(), required=True, validate=validate.Length(min=1))
+    purpose = Code(required=True)
+    content = fields.String(load_default=None, validate=validate.Length(max=20000))
+    content_reference = fields.String(load_default=None, validate=validate.Length(max=500))
+    form = fields.String(load_default="written", validate=validate.OneOf(["written", "oral"]))
+    meeting_id = fields.String(load_default=None, validate=validate.Length(max=100))
+    special_grounds = fields.Dict(
+        keys=Code(),
+        values=Code(),
+        load_default=dict,
+        metadata={"description": "per special or criminal category, the ground relied on"},
+    )
+    direction = fields.String(load_default="push", validate=validate.OneOf(["push", "pull"]))

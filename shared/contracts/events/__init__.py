@@ -1,0 +1,11 @@
+"""Domain events the platform publishes on ``keten.events`` (routing key ``<source>.<event>``).
+
+One module per publishing service. Tolerant readers: unknown fields are ignored, so a new
+optional field does not break a consumer. Personal values travel sealed (``SealedValue``);
+subjects by pseudonym. A schema registers itself in ``EVENT_SCHEMAS`` by defining ``event_name``.
+"""
+
+from shared.contracts.events import case_registration, consent, data_sharing, notification  # noqa: F401
+from shared.contracts.events.base import EVENT_SCHEMAS, EventSchema
+
+__all__ = ["EVENT_SCHEMAS", "EventSchema"]
