@@ -4,6 +4,11 @@ keten run                 all services in one process (embedded default: SQLite 
                           in-process broker, gateway on http://127.0.0.1:8000)
 keten run data_sharing    one service, configured from the environment (production)
 keten demo [--url URL]    one share end to end; starts an embedded platform unless --url
+keten migrate             creates every table and declares the broker's topology, then exits
+keten rewrap-keys         wraps every data key under the current KETEN_MASTER_KEY (rotation)
+keten probe live|ready    asks this host's operations endpoint (OPS_PORT); exit 0 if healthy
+
+Logs go to stderr as JSON lines (``KETEN_LOG_FORMAT=text`` for people, ``KETEN_LOG_LEVEL``).
 """
 
 from __future__ import annotations
@@ -17,18 +22,20 @@ eventlet.monkey_patch()  # before anything opens a socket: nameko needs a green 
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from typing import Any  # noqa: E402
 
-from services.platform import SERVICES, build_runner  # noqa: E402
-from shared.config import ConfigurationError, Settings  # noqa: E402
+from services.platform import SERVICES, build_runner, service_class  # noqa: E402
+from shared import logs  # noqa: E402
+from shared.config import ConfigurationError, Settings, log_settings  # noqa: E402
 
 log = logging.getLogger("keten")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keten", description="Keten: the ketenoverleg platform.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -38,9 +45,32 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="one share end to end, printed as the citizen sees it")
     demo.add_argument("--url", help="drive a running platform instead of starting one")
 
+    commands.add_parser(
+        "migrate", help="create every table and declare the broker's exchanges and queues, then exit"
+    )
+
+    rewrap = commands.add_parser(
+        "rewrap-keys", help="wrap every data key under KETEN_MASTER_KEY (master key rotation)"
+    )
+    rewrap.add_argument(
+        "--check", action="store_true", help="only count keys per master key; exit 1 if any is old"
+    )
+
+    probe = commands.add_parser(
+        "probe", help="ask this host's operations endpoint on OPS_PORT (for healthchecks)"
+    )
+    probe.add_argument("probe", choices=("live", "ready"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        level, log_format = log_settings()
+        if args.command == "demo" and not os.environ.get("KETEN_LOG_LEVEL"):
+            level, log_format = "WARNING", "text"  # the demo prints for people; logs only trouble
+        logs.configure(level, log_format)
         if args.command == "run":
             unknown = [name for name in args.services if name not in (*SERVICES, "all")]
             if unknown:
@@ -48,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
             return run_services(args.services)
         if args.command == "demo":
             return run_demo(args.url)
+        if args.command == "migrate":
+            return migrate(Settings.from_env())
+        if args.command == "rewrap-keys":
+            return rewrap_keys(Settings.from_env(), check_only=args.check)
+        if args.command == "probe":
+            return probe_ops(Settings.from_env(), args.probe)
     except ConfigurationError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
@@ -66,16 +102,87 @@ def run_services(names: list[str], settings: Settings | None = None) -> int:
         if not stop.ready():
             stop.send(signum)
 
+    def on_death(container: Any) -> None:
+        try:
+            container.wait()
+        except Exception as exc:
+            log.critical("service %s died (%s); exiting", container.service_name, type(exc).__name__)
+            if not stop.ready():
+                stop.send("died")
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     runner.start()
+    for container in runner.containers:
+        eventlet.spawn(on_death, container)
     where = f"http://{settings.gateway_address}" if "gateway" in selected else "(no gateway)"
     mode = "embedded" if settings.embedded_broker else settings.amqp_uri.split("@")[-1]
     log.info("keten running: %s; broker %s; gateway %s", ", ".join(selected), mode, where)
-    stop.wait()
+    reason = stop.wait()
     log.info("stopping")
+    if reason == "died":
+        runner.kill()  # a dead service leaves the process useless: exit, let the supervisor restart it
+        return 1
     runner.stop()
     return 0
+
+
+def migrate(settings: Settings) -> int:
+    """Creates every service's tables (events, read models, tracking) and the key store, and
+    declares the broker's exchanges and queues; safe to run again (all of it is idempotent)."""
+    from shared.application import vault_for
+    from shared.dependencies import ApplicationProvider
+    from shared.publishing import ConfirmingPublisher
+
+    vault_for(settings)
+    for name in SERVICES:
+        for provider in vars(service_class(name)).values():
+            if isinstance(provider, ApplicationProvider):
+                provider.app_cls(settings).close()
+                log.info("tables of %s ready", name)
+    if settings.embedded_broker:
+        log.info("embedded broker: nothing to declare (its queues live in the running process)")
+    else:
+        publisher = ConfirmingPublisher(settings.amqp_uri)
+        publisher.connect()
+        publisher.close()
+        log.info("exchanges and queues declared")
+    print("migrated: tables created, topology declared")
+    return 0
+
+
+def rewrap_keys(settings: Settings, check_only: bool = False) -> int:
+    """Moves every live data key under the current master key (see docs/operations.md)."""
+    from shared.application import vault_for
+
+    keys = vault_for(settings).keys
+    if not check_only:
+        done = keys.rewrap()
+        print(f"re-wrapped {done} data keys under master key {keys.master_key_id}")
+    counts = keys.count_by_master_key()
+    old = sum(count for key_id, count in counts.items() if key_id != keys.master_key_id)
+    print(f"{counts.get(keys.master_key_id, 0)} data keys under the current master key, {old} under others")
+    return 1 if old else 0
+
+
+def probe_ops(settings: Settings, which: str) -> int:
+    """Asks the operations endpoint of this host; for container healthchecks (no curl needed)."""
+    import urllib.error
+    import urllib.request
+
+    if not settings.ops_port:
+        print("OPS_PORT is not set: this process serves no probes", file=sys.stderr)
+        return 2
+    url = f"http://127.0.0.1:{settings.ops_port}/{'livez' if which == 'live' else 'readyz'}"
+    try:
+        with urllib.request.urlopen(url, timeout=8) as response:
+            print(response.read().decode())
+            return 0
+    except urllib.error.HTTPError as error:
+        print(error.read().decode())
+    except OSError as error:
+        print(f"no answer from {url}: {type(error).__name__}", file=sys.stderr)
+    return 1
 
 
 def run_demo(url: str | None) -> int:

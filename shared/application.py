@@ -96,10 +96,16 @@ _vaults_lock = threading.Lock()
 
 def vault_for(settings: Settings) -> Vault:
     """The process's vault for these settings (one key store connection, one key cache)."""
-    key = (settings.database_url, settings.database_schema, settings.var_dir, settings.master_key)
+    key = (
+        settings.database_url,
+        settings.database_schema,
+        settings.var_dir,
+        settings.master_key,
+        settings.previous_master_key,
+    )
     with _vaults_lock:
         if key not in _vaults:
-            keys = KeyStore(open_store(settings, "keys"), settings.master_key)
+            keys = KeyStore(open_store(settings, "keys"), settings.master_key, settings.previous_master_key)
             keys.create_table()
             _vaults[key] = Vault(keys)
         return _vaults[key]

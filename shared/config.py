@@ -32,6 +32,8 @@ class Settings:
     database_schema: str = "public"
     var_dir: Path = Path("var")
     master_key: bytes = field(default=b"", repr=False)
+    # During a master key rotation: the key the data keys were wrapped under until now.
+    previous_master_key: bytes | None = field(default=None, repr=False)
     pseudonym_secret: bytes = field(default=b"", repr=False)
     rpc_timeout: float = 5.0
     gateway_address: str = "127.0.0.1:8000"
@@ -41,6 +43,8 @@ class Settings:
     # Port of the small HTTP server (metrics, liveness, readiness) a service process opens in
     # production; 0 leaves it closed (the embedded platform serves /metrics on the gateway).
     ops_port: int = 0
+    log_level: str = "INFO"
+    log_format: str = "json"  # or "text", for people at a terminal
 
     @property
     def embedded_broker(self) -> bool:
@@ -62,6 +66,8 @@ class Settings:
         database_url = get("DATABASE_URL")
         var_dir = Path(get("KETEN_VAR_DIR", "var") or "var")
         secrets_ = _secrets(get, database_url, var_dir)
+        previous = get("KETEN_MASTER_KEY_PREVIOUS")
+        log_level, log_format = log_settings(env)
         try:
             return cls(
                 amqp_uri=get("AMQP_URI", EMBEDDED_AMQP_URI) or EMBEDDED_AMQP_URI,
@@ -69,6 +75,7 @@ class Settings:
                 database_schema=get("DATABASE_SCHEMA", "public") or "public",
                 var_dir=var_dir,
                 master_key=secrets_["KETEN_MASTER_KEY"],
+                previous_master_key=_decode("KETEN_MASTER_KEY_PREVIOUS", previous) if previous else None,
                 pseudonym_secret=secrets_["KETEN_PSEUDONYM_SECRET"],
                 rpc_timeout=float(get("KETEN_RPC_TIMEOUT", "5") or 5),
                 gateway_address=get("GATEWAY_ADDRESS", "127.0.0.1:8000") or "",
@@ -76,9 +83,24 @@ class Settings:
                 relay_batch_size=int(get("KETEN_RELAY_BATCH_SIZE", "500") or 500),
                 consumer_prefetch=int(get("KETEN_CONSUMER_PREFETCH", "100") or 100),
                 ops_port=int(get("OPS_PORT", "0") or 0),
+                log_level=log_level,
+                log_format=log_format,
             )
         except ValueError as exc:
             raise ConfigurationError(f"a numeric KETEN_* setting is malformed: {exc}") from None
+
+
+def log_settings(env: Mapping[str, object] | None = None) -> tuple[str, str]:
+    """``KETEN_LOG_LEVEL`` (default INFO) and ``KETEN_LOG_FORMAT`` (json, or text for people);
+    read apart from the rest so that logging works before anything else is configured."""
+    env = os.environ if env is None else env
+    level = str(env.get("KETEN_LOG_LEVEL") or "INFO").upper()
+    log_format = str(env.get("KETEN_LOG_FORMAT") or "json").lower()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigurationError("KETEN_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    if log_format not in ("json", "text"):
+        raise ConfigurationError("KETEN_LOG_FORMAT must be json or text")
+    return level, log_format
 
 
 SECRET_NAMES = ("KETEN_MASTER_KEY", "KETEN_PSEUDONYM_SECRET")

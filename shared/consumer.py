@@ -35,7 +35,7 @@ from kombu.mixins import ConsumerMixin
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
 
-from shared import metrics
+from shared import logs, metrics
 from shared.contracts.envelope import OutgoingMessage, ReceivedEvent, decode_event
 from shared.dependencies import ApplicationProvider, settings_from
 from shared.errors import KetenError, ServiceUnavailable
@@ -66,6 +66,7 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         self._gt: Any = None
         self.publisher: ConfirmingPublisher | None = None
         self.healthy = True
+        self.connected = False
 
     # -- nameko lifecycle ---------------------------------------------------------------
     def setup(self) -> None:
@@ -78,6 +79,7 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         if self._gt is None:
             self.should_stop = False
             self.publisher = ConfirmingPublisher(self.settings.amqp_uri)
+            metrics.consumer_blocked.labels(self.service).set(0)
             self._gt = self.container.spawn_managed_thread(self.run, identifier=f"{self.service}.events")
         try:
             self.wait_until_consuming(timeout=15)
@@ -130,13 +132,21 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
 
     def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
         self._live_connection = connection
+        self.connected = True
         if not self._ready.ready():
             self._ready.send(None)
 
     def on_connection_error(self, exc: Exception, interval: float) -> None:
+        self.connected = False
         log.warning(
             "%s: broker unreachable (%s); retrying in %ss", self.service, type(exc).__name__, interval
         )
+
+    def status(self) -> str:
+        """ "ok" while consuming (or standing by for the queue's single active consumer)."""
+        if not (self._ready.ready() and self.connected):
+            return "waiting"
+        return "ok" if self.healthy else "blocked"
 
     # -- processing ---------------------------------------------------------------------
     def on_message(self, message: Any) -> None:
@@ -144,7 +154,8 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         try:
             event = decode_event(message.body)
         except KetenError as error:
-            self.dead_letter(message, error.code, str(error), event_name=None)
+            with logs.log_context(self.service):
+                self.dead_letter(message, error.code, str(error), event_name=None)
             message.ack()
             return
         handler = self.handlers.get(event.routing_key)
@@ -152,9 +163,30 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             # Bound by an older version of this service; nothing handles it now.
             message.ack()
             return
-        outcome = self.process(handler, event, message)
+        with logs.log_context(self.service, event.correlation_id):
+            outcome = self.process(handler, event, message)
+            if outcome != "requeued" and not self.healthy:
+                self.healthy = True
+                metrics.consumer_blocked.labels(self.service).set(0)
+            seconds = time.perf_counter() - started
+            log.info(
+                "%s %s from %s at %s: %s in %.1f ms",
+                handler.method_name,
+                event.name,
+                event.source,
+                event.position,
+                outcome,
+                seconds * 1000,
+                extra={
+                    "event": event.name,
+                    "source": event.source,
+                    "position": event.position,
+                    "outcome": outcome,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
+            )
         metrics.messages_handled.labels(self.service, event.name, outcome).inc()
-        metrics.handling_seconds.labels(self.service, event.name).observe(time.perf_counter() - started)
+        metrics.handling_seconds.labels(self.service, event.name).observe(seconds)
 
     def process(self, handler: EventHandlerEntrypoint, event: ReceivedEvent, message: Any) -> str:
         app = self.application()
@@ -175,6 +207,7 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
                 return "requeued"
             except TRANSIENT_ERRORS as exc:
                 self.healthy = False
+                metrics.consumer_blocked.labels(self.service).set(1)
                 log.warning(
                     "%s: %s holding %s at %s/%s: %s; retrying in %.1fs",
                     self.service,
@@ -206,7 +239,6 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
                     message.ack()
                     return "failed"
             else:
-                self.healthy = True
                 message.ack()
                 return "processed"
             self._pause(delay)

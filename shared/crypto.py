@@ -30,13 +30,28 @@ class ScopeShreddedError(Exception):
     """The scope's key was shredded: its records were purged and cannot gain new personal data."""
 
 
-class KeyStore:
-    """Wrapped data keys in SQL (``keten_keys``), one row per scope, a tombstone once shredded."""
+def master_key_id(master_key: bytes) -> str:
+    """The id stored beside each wrapped key: which master key wraps it (not the key itself)."""
+    return hashlib.sha256(b"keten-master-key-id" + master_key).hexdigest()[:16]
 
-    def __init__(self, store: SqlStore, master_key: bytes):
+
+class KeyStore:
+    """Wrapped data keys in SQL (``keten_keys``), one row per scope, a tombstone once shredded.
+
+    Each row records the id of the master key that wraps it. During a rotation the previous
+    master key still opens the rows wrapped under it, until ``rewrap`` has moved them all to
+    the current one (``keten rewrap-keys``).
+    """
+
+    def __init__(self, store: SqlStore, master_key: bytes, previous_master_key: bytes | None = None):
         self.store = store
         self.master = AESGCM(hashlib.sha256(master_key).digest())
-        self.master_key_id = hashlib.sha256(b"keten-master-key-id" + master_key).hexdigest()[:16]
+        self.master_key_id = master_key_id(master_key)
+        self._masters = {self.master_key_id: self.master}
+        if previous_master_key is not None:
+            self._masters.setdefault(
+                master_key_id(previous_master_key), AESGCM(hashlib.sha256(previous_master_key).digest())
+            )
 
     def create_table(self) -> None:
         self.store.execute_script(
@@ -55,12 +70,14 @@ class KeyStore:
     def load(self, key_id: str) -> bytes | Purged | None:
         """The data key, None if there is none yet, PURGED if it was shredded."""
         with self.store.transaction(commit=False) as cur:
-            row = cur.execute("SELECT wrapped_key FROM keten_keys WHERE key_id = ?", (key_id,)).fetchone()
+            row = cur.execute(
+                "SELECT wrapped_key, master_key_id FROM keten_keys WHERE key_id = ?", (key_id,)
+            ).fetchone()
         if row is None:
             return None
         if row[0] is None:
             return PURGED
-        return self._unwrap(key_id, bytes(row[0]))
+        return self._unwrap(key_id, bytes(row[0]), row[1])
 
     def load_or_create(self, scope: KeyScope) -> bytes:
         key_id = scope.key_id
@@ -120,13 +137,51 @@ class KeyStore:
         nonce = os.urandom(NONCE_BYTES)
         return nonce + self.master.encrypt(nonce, key, key_id.encode())
 
-    def _unwrap(self, key_id: str, wrapped: bytes) -> bytes:
-        try:
-            return self.master.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], key_id.encode())
-        except InvalidTag:
-            raise RuntimeError(
-                "a data key does not open with KETEN_MASTER_KEY: wrong master key configured?"
-            ) from None
+    def count_by_master_key(self) -> dict[str, int]:
+        """Live (not shredded) data keys per id of the master key that wraps them."""
+        with self.store.transaction(commit=False) as cur:
+            rows = cur.execute(
+                "SELECT master_key_id, COUNT(*) FROM keten_keys WHERE wrapped_key IS NOT NULL"
+                " GROUP BY master_key_id"
+            ).fetchall()
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    def rewrap(self, batch_size: int = 500) -> int:
+        """Wraps every live data key that is not under the current master key under it, a batch
+        per transaction; safe to interrupt and run again. Returns how many it re-wrapped."""
+        done = 0
+        while True:
+            with self.store.transaction() as cur:
+                rows = cur.execute(
+                    "SELECT key_id, wrapped_key, master_key_id FROM keten_keys"
+                    " WHERE wrapped_key IS NOT NULL AND (master_key_id IS NULL OR master_key_id <> ?)"
+                    " ORDER BY key_id LIMIT ?",
+                    (self.master_key_id, batch_size),
+                ).fetchall()
+                for key_id, wrapped, wrapped_under in rows:
+                    key = self._unwrap(key_id, bytes(wrapped), wrapped_under)
+                    # Only a row still live and still under the old key: a purge in between wins.
+                    cur.execute(
+                        "UPDATE keten_keys SET wrapped_key = ?, master_key_id = ?"
+                        " WHERE key_id = ? AND wrapped_key IS NOT NULL",
+                        (self._wrap(key_id, key), self.master_key_id, key_id),
+                    )
+            done += len(rows)
+            if len(rows) < batch_size:
+                return done
+
+    def _unwrap(self, key_id: str, wrapped: bytes, wrapped_under: str | None = None) -> bytes:
+        masters = [self._masters[wrapped_under]] if wrapped_under in self._masters else []
+        masters += [m for m in self._masters.values() if m not in masters]
+        for master in masters:
+            try:
+                return master.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], key_id.encode())
+            except InvalidTag:
+                continue
+        raise RuntimeError(
+            "a data key does not open with KETEN_MASTER_KEY (nor KETEN_MASTER_KEY_PREVIOUS):"
+            " wrong master key configured?"
+        )
 
 
 class Vault:

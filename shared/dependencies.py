@@ -3,20 +3,23 @@ a timeout, and a health check."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
+import uuid
 from typing import Any
 
 import eventlet
+from kombu import Connection
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RpcProxy
+from nameko.rpc import Rpc, RpcProxy
 
-from shared import metrics
+from shared import logs, metrics, ops
 from shared.config import Settings
 from shared.db import PgDatastore
-from shared.errors import ServiceUnavailable
+from shared.errors import KetenError, ServiceUnavailable
 from shared.publishing import ConfirmingPublisher
 from shared.relay import AlwaysLeader, EventRelay, PgLease
 
@@ -83,6 +86,7 @@ class ApplicationProvider(DependencyProvider):
     def _relay_forever(self) -> None:
         settings = self.settings
         source = self.container.service_name
+        logs.bind(source)
         publisher = ConfirmingPublisher(settings.amqp_uri)
         datastore = self.app.recorder.datastore
         lease = (
@@ -92,7 +96,9 @@ class ApplicationProvider(DependencyProvider):
         )
         backoff = 0.5
         while not self._stopping:
-            if not lease.acquire():
+            leading = lease.acquire()
+            metrics.relay_leader.labels(source).set(1 if leading else 0)
+            if not leading:
                 self.relay = None  # another replica relays; stand by
                 self._wake.wait(timeout=2.0)
                 self._wake.clear()
@@ -117,10 +123,14 @@ class ApplicationProvider(DependencyProvider):
             except Exception as exc:
                 log.warning("%s relay: %s; retrying in %.1fs", source, type(exc).__name__, backoff)
                 publisher.close()
+                with contextlib.suppress(Exception):  # the store may be what is down
+                    if self.relay is not None:
+                        metrics.relay_lag.labels(source).set(self.relay.lag())
                 self._wake.wait(timeout=backoff)
                 backoff = min(backoff * 2, 10.0)
         publisher.close()
         lease.release()
+        metrics.relay_leader.labels(source).set(0)
 
     def relay_stuck(self) -> bool:
         relay = self.relay
@@ -156,16 +166,68 @@ class ServiceRpc(RpcProxy):
 
 
 class ServiceHealth(DependencyProvider):
-    """``check()`` says whether the service's store answers, its relay moves and its consumer
-    consumes; the gateway's /health and the probes of each process use it."""
+    """The service's operational face. ``check()`` says whether the broker is reachable, the
+    store answers, the relay moves and the consumer consumes; the gateway's /health calls it
+    over RPC and, with ``OPS_PORT`` set, the process's /readyz (``shared.ops``) directly.
+
+    Around every entrypoint it also binds the worker's log context (service and correlation
+    id, which nameko carries to every RPC the worker makes) and counts RPC requests by method,
+    outcome and latency.
+    """
+
+    def setup(self) -> None:
+        self.settings = settings_from(self.container.config)
+        self._started: dict[Any, float] = {}
+
+    def start(self) -> None:
+        if self.settings.ops_port:
+            ops.attach(self.settings.ops_port, self.container.service_name, self.alive, self.check)
+
+    def stop(self) -> None:
+        if self.settings.ops_port:
+            ops.detach(self.settings.ops_port, self.container.service_name)
 
     def get_dependency(self, worker_ctx: Any) -> Any:
         return self.check
+
+    # -- every worker -------------------------------------------------------------------------
+    def worker_setup(self, worker_ctx: Any) -> None:
+        correlation_id = worker_ctx.data.get("correlation_id") or uuid.uuid4().hex
+        worker_ctx.data["correlation_id"] = correlation_id
+        logs.bind(self.container.service_name, correlation_id)
+        self._started[worker_ctx] = time.perf_counter()
+
+    def worker_result(self, worker_ctx: Any, result: Any = None, exc_info: Any = None) -> None:
+        started = self._started.pop(worker_ctx, None)
+        if started is None or not isinstance(worker_ctx.entrypoint, Rpc):
+            return  # consumed events and HTTP requests are measured where they are received
+        seconds = time.perf_counter() - started
+        method = worker_ctx.entrypoint.method_name
+        outcome = "ok"
+        if exc_info is not None:
+            outcome = "refused" if isinstance(exc_info[1], KetenError) else "error"
+        metrics.requests.labels(self.container.service_name, "rpc", method, outcome).inc()
+        metrics.request_seconds.labels(self.container.service_name, "rpc", method).observe(seconds)
+        milliseconds = round(seconds * 1000, 1)
+        log.log(
+            logging.DEBUG if method == "health" else logging.INFO,
+            "rpc %s: %s in %s ms",
+            method,
+            outcome,
+            milliseconds,
+            extra={"kind": "rpc", "entrypoint": method, "outcome": outcome, "duration_ms": milliseconds},
+        )
+
+    # -- checks -------------------------------------------------------------------------------
+    def alive(self) -> bool:
+        return not (self.container._died.ready() or self.container._being_killed)
 
     def check(self) -> dict[str, Any]:
         from shared.consumer import EventConsumer
 
         report: dict[str, Any] = {"service": self.container.service_name, "ok": True}
+        report["broker"] = broker_status(self.settings)
+        report["ok"] = report["broker"] == "ok"
         for dependency in self.container.dependencies:
             if isinstance(dependency, ApplicationProvider):
                 try:
@@ -175,12 +237,27 @@ class ServiceHealth(DependencyProvider):
                     report["store"] = type(exc).__name__
                     report["ok"] = False
                 relay = dependency.relay
-                report["relay_lag"] = relay.lag() if relay is not None and report["ok"] else None
+                report["relay_lag"] = relay.lag() if relay is not None and report["store"] == "ok" else None
                 if dependency.relay_stuck():
                     report["relay"] = "stuck"
                     report["ok"] = False
         for extension in self.container.extensions:
             if isinstance(extension, EventConsumer):
-                report["consumer"] = "ok" if extension.healthy and extension._ready.ready() else "waiting"
+                report["consumer"] = extension.status()
                 report["ok"] = report["ok"] and report["consumer"] == "ok"
         return report
+
+
+def broker_status(settings: Settings) -> str:
+    """ "ok" if a connection to the broker opens now, else the error's class name."""
+    if settings.embedded_broker:
+        return "ok"  # in-process: reachable while the process runs
+    connection = Connection(settings.amqp_uri, connect_timeout=3)
+    try:
+        connection.connect()
+        return "ok"
+    except Exception as exc:
+        return type(exc).__name__
+    finally:
+        with contextlib.suppress(Exception):  # closing a connection that never opened
+            connection.release()

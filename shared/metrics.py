@@ -1,20 +1,51 @@
-"""Prometheus metrics of the platform. Labels carry names of services, events and reason codes,
-never anything about a person."""
+"""Prometheus metrics of the platform, in the process's default registry.
+
+Every service process serves them on ``OPS_PORT`` (``/metrics``, see ``shared.ops``); the
+embedded platform serves them on the gateway's ``/metrics``. Labels carry names of services,
+events, entrypoints, outcomes, channels and reason codes: a small, fixed vocabulary, never an id
+and never anything about a person (``LABEL_NAMES`` lists every label in use; a test holds them
+to it). ``deploy/grafana/keten-dashboard.json`` and ``deploy/prometheus/alerts.yml`` are built on
+these names.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+#: Every label name a Keten metric may carry; each takes values from a fixed vocabulary.
+LABEL_NAMES = frozenset(
+    {
+        "service",
+        "event",
+        "outcome",
+        "reason_code",
+        "kind",
+        "entrypoint",
+        "channel",
+        "status",
+        "record_kind",
+        "retention_class",
+    }
+)
+
 messages_handled = Counter(
     "keten_messages_handled_total",
-    "Messages a service consumed, by event and outcome (processed, duplicate, rejected, failed).",
+    "Messages a service consumed, by event and outcome (processed, duplicate, rejected, failed, requeued).",
     ["service", "event", "outcome"],
 )
 handling_seconds = Histogram(
     "keten_message_handling_seconds",
-    "Time to handle one consumed message.",
+    "Time to handle one consumed message, retries included.",
     ["service", "event"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    buckets=LATENCY_BUCKETS,
+)
+consumer_blocked = Gauge(
+    "keten_consumer_blocked",
+    "1 while a service's consumer holds a message it cannot process because the database or "
+    "broker is unreachable (it retries; order must hold), else 0.",
+    ["service"],
 )
 dead_letters = Counter(
     "keten_dead_letters_total",
@@ -26,15 +57,27 @@ relay_lag = Gauge(
     "Events stored in a service's notification log but not yet published.",
     ["service"],
 )
+relay_leader = Gauge(
+    "keten_relay_leader",
+    "1 in the one replica of a service whose relay publishes (holds the lease), 0 in standbys.",
+    ["service"],
+)
 events_published = Counter(
     "keten_events_published_total",
     "Events the relay published to keten.events (confirmed by the broker).",
     ["service"],
 )
-rpc_requests = Counter(
-    "keten_rpc_requests_total",
-    "RPC requests a service answered, by method and outcome (ok, refused, error).",
-    ["service", "method", "outcome"],
+requests = Counter(
+    "keten_requests_total",
+    "RPC calls and HTTP requests a service answered, by kind (rpc, http), entrypoint and "
+    "outcome (ok; refused: a clear error the caller can act on; error: a fault of ours).",
+    ["service", "kind", "entrypoint", "outcome"],
+)
+request_seconds = Histogram(
+    "keten_request_seconds",
+    "Time to answer one RPC call or HTTP request.",
+    ["service", "kind", "entrypoint"],
+    buckets=LATENCY_BUCKETS,
 )
 share_decisions = Counter(
     "keten_share_decisions_total",

@@ -23,8 +23,9 @@ from typing import Any
 from eventsourcing.persistence import Tracking
 
 from shared.application import KetenApplication
-from shared.contracts.envelope import encode_event
+from shared.contracts.envelope import correlation_of, encode_event
 from shared.db import PgDatastore
+from shared.logs import log_context
 from shared.publishing import ConfirmingPublisher
 
 log = logging.getLogger(__name__)
@@ -66,12 +67,17 @@ class EventRelay:
             self.last_progress = time.monotonic()
             return 0
         messages = []
+        published: list[tuple[str, int, str]] = []
         for notification in notifications:
             domain_event = self.app.mapper.to_domain_event(notification)
             message = encode_event(domain_event, self.source, notification.id)
             if message is not None:
                 messages.append(message)
+                published.append((message.routing_key, notification.id, correlation_of(domain_event)))
         self.publisher.publish(messages)
+        for key, position, correlation_id in published:
+            with log_context(correlation_id=correlation_id):
+                log.info("published %s at %s", key, position, extra={"position": position})
         last = notifications[-1].id
         if self.durable_position:
             self.app.process_recorder.insert_tracking(Tracking(POSITION, last))

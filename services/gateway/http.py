@@ -1,17 +1,33 @@
-"""A JSON entrypoint for nameko's HTTP server: dicts in and out, errors as ``{"error": ...}``."""
+"""A JSON entrypoint for nameko's HTTP server: dicts in and out, errors as ``{"error": ...}``.
+
+Each request gets a correlation id (see ``shared.logs``), passed to every RPC the request makes
+and returned in the ``X-Correlation-ID`` response header; each is logged once and counted in
+``keten_requests_total`` by its route, never by its path or query (which could hold anything a
+caller typed).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import time
+import uuid
+from functools import partial
 from typing import Any
 
+from eventlet.event import Event
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Request, Response
 
+from shared import metrics
 from shared.errors import InvalidRequest, KetenError
+from shared.logs import log_context
 
 log = logging.getLogger(__name__)
+
+CORRELATION_HEADER = "X-Correlation-ID"
+_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -42,6 +58,52 @@ class JsonHttpHandler(HttpRequestHandler):
         kwargs.setdefault("expected_exceptions", KetenError)
         super().__init__(method, url, **kwargs)
 
+    def handle_request(self, request: Request) -> Response:
+        started = time.perf_counter()
+        request.shallow = False
+        correlation_id = correlation_id_for(request)
+        with log_context(self.container.service_name, correlation_id):
+            try:
+                args, kwargs = self.get_entrypoint_parameters(request)
+                self.check_signature(args, kwargs)
+                done = Event()
+                self.container.spawn_worker(
+                    self,
+                    args,
+                    kwargs,
+                    context_data={"correlation_id": correlation_id},
+                    handle_result=partial(self.handle_result, done),
+                )
+                response = self.response_from_result(done.wait())
+            except Exception as exc:
+                response = self.response_from_exception(exc)
+            self._record(request, response, time.perf_counter() - started)
+        response.headers[CORRELATION_HEADER] = correlation_id
+        return response
+
+    def _record(self, request: Request, response: Response, seconds: float) -> None:
+        status = response.status_code
+        outcome = "ok" if status < 400 else "refused" if status < 500 else "error"
+        service, entrypoint = self.container.service_name, self.method_name
+        metrics.requests.labels(service, "http", entrypoint, outcome).inc()
+        metrics.request_seconds.labels(service, "http", entrypoint).observe(seconds)
+        milliseconds = round(seconds * 1000, 1)
+        log.log(
+            logging.DEBUG if entrypoint == "health" else logging.INFO,
+            "%s %s: %s in %s ms",
+            request.method,
+            self.url,
+            status,
+            milliseconds,
+            extra={
+                "kind": "http",
+                "entrypoint": entrypoint,
+                "status": status,
+                "outcome": outcome,
+                "duration_ms": milliseconds,
+            },
+        )
+
     def response_from_result(self, result: Any) -> Response:
         if isinstance(result, Response):
             return result
@@ -58,3 +120,16 @@ class JsonHttpHandler(HttpRequestHandler):
 
 
 json_http = JsonHttpHandler.decorator
+
+
+def correlation_id_for(request: Request) -> str:
+    """The share's ``request_id`` (which its decision events carry), else the caller's
+    ``X-Correlation-ID`` if well-formed, else a new id."""
+    try:
+        body = json.loads(request.get_data(cache=True) or b"null")
+        if isinstance(body, dict) and body.get("request_id"):
+            return str(uuid.UUID(str(body["request_id"])))
+    except ValueError:
+        pass  # not JSON, or not a UUID: the handler answers that
+    given = request.headers.get(CORRELATION_HEADER, "")
+    return given if _CORRELATION_ID.match(given) else uuid.uuid4().hex

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Request, Response
 
 from services.gateway.http import json_http, read_json
 from services.gateway.sessions import SessionSigner
-from shared.dependencies import ServiceRpc, settings_from
+from shared.dependencies import ServiceHealth, ServiceRpc, settings_from
 from shared.errors import InvalidRequest, KetenError
 from shared.pseudonym import InvalidBsnError, pseudonymise
 
@@ -42,6 +42,7 @@ class GatewayService:
     notification = ServiceRpc("notification")
     retention = ServiceRpc("retention")
     sessions = CitizenSessions()
+    health_check = ServiceHealth()  # readiness (broker reachable) and probes on OPS_PORT
 
     # -- operations ---------------------------------------------------------------------------
     @json_http("GET", "/health")

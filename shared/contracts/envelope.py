@@ -89,7 +89,7 @@ def encode_event(domain_event: Any, source: str, position: int) -> OutgoingMessa
     message_id = str(
         uuid5(MESSAGE_NAMESPACE, f"{source}/{domain_event.originator_id}/{domain_event.originator_version}")
     )
-    correlation_id = getattr(domain_event, "correlation_id", None) or str(domain_event.originator_id)
+    correlation_id = correlation_of(domain_event)
     envelope = {
         "schema_version": ENVELOPE_VERSION,
         "message_id": message_id,
@@ -109,6 +109,11 @@ def encode_event(domain_event: Any, source: str, position: int) -> OutgoingMessa
         headers=headers,
         message_id=message_id,
     )
+
+
+def correlation_of(domain_event: Any) -> str:
+    """The id that follows an event's work through the platform (logs, downstream events)."""
+    return getattr(domain_event, "correlation_id", None) or str(domain_event.originator_id)
 
 
 def decode_event(body: bytes | str | dict[str, Any]) -> ReceivedEvent:
