@@ -34,6 +34,9 @@ from shared.config import ConfigurationError, Settings, log_settings  # noqa: E4
 
 log = logging.getLogger("keten")
 
+#: Seconds a graceful stop may take; below Kubernetes' default grace period of 30 s.
+STOP_TIMEOUT = 20
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keten", description="Keten: the ketenoverleg platform.")
@@ -95,6 +98,7 @@ def run_services(names: list[str], settings: Settings | None = None) -> int:
     selected = list(SERVICES) if "all" in names or not names else names
     if settings.embedded_broker and len(selected) < len(SERVICES):
         raise ConfigurationError("the in-process broker only connects services in one process: set AMQP_URI")
+    logs.set_process_service(selected[0] if len(selected) == 1 else None)
     runner = build_runner(settings, selected)
     stop = eventlet.event.Event()
 
@@ -123,7 +127,12 @@ def run_services(names: list[str], settings: Settings | None = None) -> int:
     if reason == "died":
         runner.kill()  # a dead service leaves the process useless: exit, let the supervisor restart it
         return 1
-    runner.stop()
+    try:
+        with eventlet.Timeout(STOP_TIMEOUT):
+            runner.stop()  # lets running workers finish
+    except eventlet.Timeout:
+        log.warning("services did not stop within %ss (broker unreachable?); killing them", STOP_TIMEOUT)
+        runner.kill()
     return 0
 
 

@@ -48,12 +48,21 @@ def log_context(service: str | None = None, correlation_id: str | None = None) -
             token.var.reset(token)
 
 
+_process_service: str | None = None
+
+
+def set_process_service(service: str | None) -> None:
+    """Names the service of a process that runs just one, for records outside any work."""
+    global _process_service
+    _process_service = service
+
+
 class ContextFilter(logging.Filter):
     """Adds ``service`` and ``correlation_id`` from the context to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "service", None) is None:
-            record.service = service_var.get()
+            record.service = service_var.get() or _process_service
         if getattr(record, "correlation_id", None) is None:
             record.correlation_id = correlation_var.get()
         return True
