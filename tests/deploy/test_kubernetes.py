@@ -1,0 +1,202 @@
+"""The Kubernetes manifests as an operator applies them: rendered by kustomize, valid against
+the Kubernetes schemas, and holding what a careful cluster admin checks before admitting them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from services.cli import build_parser
+from services.platform import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+OVERLAYS = ("dev", "production")
+KUBERNETES_VERSION = "1.30.0"
+#: Kinds of the Prometheus Operator: no Kubernetes schema; checked by hand below.
+CUSTOM_KINDS = {"ServiceMonitor"}
+
+
+@cache
+def render(overlay: str) -> tuple[dict[str, Any], ...]:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl (with kustomize) must be installed to check the manifests"
+    result = subprocess.run(
+        [kubectl, "kustomize", str(ROOT / "k8s" / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+def of_kind(overlay: str, kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in render(overlay) if doc["kind"] == kind]
+
+
+def pod_specs(overlay: str) -> dict[str, dict[str, Any]]:
+    """Every pod template of the overlay by its owner's name: Deployments, Jobs, CronJobs."""
+    specs = {}
+    for doc in render(overlay):
+        if doc["kind"] in ("Deployment", "Job"):
+            specs[doc["metadata"]["name"]] = doc["spec"]["template"]["spec"]
+        elif doc["kind"] == "CronJob":
+            specs[doc["metadata"]["name"]] = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return specs
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_manifest_is_valid_against_the_kubernetes_schemas(overlay):
+    for doc in render(overlay):
+        if doc["kind"] in CUSTOM_KINDS:
+            continue
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_production_runs_one_deployment_per_service_in_its_namespace():
+    deployments = {d["metadata"]["name"]: d for d in of_kind("production", "Deployment")}
+    assert sorted(deployments) == sorted(f"keten-{name.replace('_', '-')}" for name in SERVICES)
+    for name, deployment in deployments.items():
+        assert deployment["metadata"]["namespace"] == "keten"
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        service = name.removeprefix("keten-").replace("-", "_")
+        assert container["command"] + container["args"] == ["keten", "run", service]
+        assert container["image"].startswith("registry.example.org/keten/keten:")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_deployment_has_probes_on_the_ops_port_and_resource_limits(overlay):
+    for deployment in of_kind(overlay, "Deployment"):
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        name = deployment["metadata"]["name"]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "ops"}, name
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ops"}, name
+        assert {"name": "ops", "containerPort": 9100, "protocol": "TCP"} in container["ports"]
+        for kind in ("requests", "limits"):
+            assert set(container["resources"][kind]) == {"cpu", "memory"}, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_runs_as_a_non_root_user_on_a_read_only_filesystem_without_privileges(overlay):
+    specs = pod_specs(overlay)
+    assert {"keten-migrate", "keten-purge"} <= set(specs)
+    for name, spec in specs.items():
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["runAsUser"] != 0, name
+        assert spec["automountServiceAccountToken"] is False, name
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"]["drop"] == ["ALL"], name
+            assert "limits" in container["resources"], name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_secrets_are_referenced_never_committed(overlay):
+    assert of_kind(overlay, "Secret") == []
+    for name, spec in pod_specs(overlay).items():
+        for container in spec["containers"]:
+            refs = [source.get("secretRef", {}).get("name") for source in container["envFrom"]]
+            assert "keten-secrets" in refs, name
+            config = [source for source in container["envFrom"] if "configMapRef" in source]
+            assert config and config[0]["configMapRef"]["name"].startswith("keten-config"), name
+            assert not any(env.get("name") in SECRET_SETTINGS for env in container.get("env", []))
+
+
+SECRET_SETTINGS = {
+    "KETEN_MASTER_KEY",
+    "KETEN_MASTER_KEY_PREVIOUS",
+    "KETEN_PSEUDONYM_SECRET",
+    "AMQP_URI",
+    "DATABASE_URL",
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_config_map_holds_only_settings_the_code_knows_and_no_secret(overlay):
+    from tests.deploy.test_compose import known_settings
+
+    [config] = of_kind(overlay, "ConfigMap")
+    assert set(config["data"]) <= known_settings() - SECRET_SETTINGS
+    assert config["data"]["OPS_PORT"] == "9100"
+
+
+def test_every_service_may_lose_one_pod_to_a_drain_and_scales_out_only_where_that_is_safe():
+    budgets = {
+        p["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
+        for p in of_kind("production", "PodDisruptionBudget")
+    }
+    deployments = {d["metadata"]["name"] for d in of_kind("production", "Deployment")}
+    assert budgets == deployments
+    scaled = {
+        h["spec"]["scaleTargetRef"]["name"]: h for h in of_kind("production", "HorizontalPodAutoscaler")
+    }
+    # retention only consumes events: one active consumer per queue, so more pods add nothing.
+    assert set(scaled) == deployments - {"keten-retention"}
+    assert all(h["spec"]["minReplicas"] >= 2 for h in scaled.values())
+    for deployment in of_kind("production", "Deployment"):
+        name = deployment["metadata"]["name"]
+        assert ("replicas" in deployment["spec"]) == (name not in scaled), "the autoscaler owns replicas"
+    assert of_kind("dev", "HorizontalPodAutoscaler") == []
+
+
+def test_network_policies_allow_only_the_broker_the_database_dns_and_the_gateways_http():
+    policies = {p["metadata"]["name"]: p["spec"] for p in of_kind("production", "NetworkPolicy")}
+    deny = policies["keten-default-deny"]
+    assert deny["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in deny and "egress" not in deny
+    egress_ports = {
+        (port["protocol"], port["port"])
+        for spec in policies.values()
+        for rule in spec.get("egress", [])
+        for port in rule["ports"]
+    }
+    assert egress_ports == {("TCP", 5672), ("TCP", 5671), ("TCP", 5432), ("UDP", 53), ("TCP", 53)}
+    ingress = {
+        name: {port["port"] for rule in spec.get("ingress", []) for port in rule["ports"]}
+        for name, spec in policies.items()
+        if spec.get("ingress")
+    }
+    assert ingress == {"keten-ingress-metrics": {9100}, "keten-ingress-gateway-http": {8000}}
+    gateway_selector = policies["keten-ingress-gateway-http"]["podSelector"]["matchLabels"]
+    assert gateway_selector["app.kubernetes.io/name"] == "keten-gateway"
+
+
+def test_prometheus_finds_every_service_by_annotation_and_by_service_monitor():
+    for deployment in of_kind("production", "Deployment"):
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == "9100"
+    [monitor] = of_kind("production", "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["spec"]["endpoints"][0]["port"] == "ops"
+    services = of_kind("production", "Service")
+    selected = monitor["spec"]["selector"]["matchLabels"].items()
+    assert len([s for s in services if selected <= s["metadata"]["labels"].items()]) == len(SERVICES)
+
+
+def test_the_migration_job_and_the_purge_cronjob_run_commands_the_cli_knows():
+    [job] = of_kind("production", "Job")
+    [cron] = of_kind("production", "CronJob")
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    purge = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert purge == ["purge"]
+    assert {"migrate", "purge"} <= cli_commands() | PENDING_COMMANDS
+
+
+#: Commands other work is adding to the CLI in parallel; each leaves this set once it has landed.
+PENDING_COMMANDS = {"purge"}  # issue 5, the retention purge
+
+
+def cli_commands() -> set[str]:
+    [subparsers] = [a for a in build_parser()._actions if a.dest == "command"]
+    return set(subparsers.choices)  # type: ignore[arg-type]
