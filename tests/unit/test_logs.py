@@ -1,0 +1,73 @@
+"""Structured logs as an operator reads them: one JSON object a line, each naming its service
+and the correlation id of the work it belongs to."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import eventlet
+import pytest
+
+from shared import logs
+
+
+@pytest.fixture
+def captured():
+    """What ``keten`` would write to stderr, captured beside pytest's own log capture."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.KetenJsonFormatter())
+    logs.install(handler)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level, root.level = root.level, logging.INFO
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def test_a_record_is_a_json_line_with_its_service_correlation_id_and_fields(captured):
+    with logs.log_context("data_sharing", "req-1234567"):
+        logging.getLogger("keten.test").info("decided %s", "share", extra={"outcome": "shared"})
+    [record] = captured()
+    assert record["message"] == "decided share"
+    assert (record["level"], record["logger"]) == ("INFO", "keten.test")
+    assert (record["service"], record["correlation_id"], record["outcome"]) == (
+        "data_sharing",
+        "req-1234567",
+        "shared",
+    )
+    assert record["timestamp"].endswith("+00:00")
+
+
+def test_concurrent_work_keeps_each_its_own_correlation_id(captured):
+    def work(correlation_id: str) -> None:
+        logs.bind("notification", correlation_id)
+        eventlet.sleep(0.001)  # let the other green threads run in between
+        logging.getLogger("keten.test").info("handled")
+
+    pool = eventlet.GreenPool()
+    for correlation_id in ("first-000", "second-000", "third-000"):
+        pool.spawn(work, correlation_id)
+    pool.waitall()
+    assert sorted(r["correlation_id"] for r in captured()) == ["first-000", "second-000", "third-000"]
+    assert logs.correlation_var.get() is None, "the main thread's context is untouched"
+
+
+def test_a_refusal_nameko_logs_as_an_expected_error_is_one_info_line_without_traceback(captured):
+    try:
+        raise ValueError("unknown_case: no such case")
+    except ValueError as exc:
+        logging.getLogger("nameko.containers").warning(
+            "(expected) error handling worker %s: %s", "<worker>", exc, exc_info=True
+        )
+    [record] = captured()
+    assert record["level"] == "INFO"
+    assert "exc_info" not in record
+
+
+def test_the_web_servers_access_lines_with_client_addresses_are_not_logged(captured):
+    logging.getLogger("nameko.web.server").info('192.0.2.7 - - "GET /api/citizen/overview" 200')
+    assert captured() == []
