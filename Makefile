@@ -23,7 +23,7 @@ $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/keten run
+	KETEN_LOG_FORMAT=$${KETEN_LOG_FORMAT:-text} $(BIN)/keten run
 
 demo: $(STAMP)
 	$(BIN)/keten demo
