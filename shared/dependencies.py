@@ -100,6 +100,8 @@ class ApplicationProvider(DependencyProvider):
             metrics.relay_leader.labels(source).set(1 if leading else 0)
             if not leading:
                 self.relay = None  # another replica relays; stand by
+                with contextlib.suppress(KeyError):  # the leader's lag is the one that counts
+                    metrics.relay_lag.remove(source)
                 self._wake.wait(timeout=2.0)
                 self._wake.clear()
                 continue
@@ -238,7 +240,7 @@ class ServiceHealth(DependencyProvider):
                     report["ok"] = False
                 relay = dependency.relay
                 report["relay_lag"] = relay.lag() if relay is not None and report["store"] == "ok" else None
-                if dependency.relay_stuck():
+                if report["store"] == "ok" and dependency.relay_stuck():
                     report["relay"] = "stuck"
                     report["ok"] = False
         for extension in self.container.extensions:

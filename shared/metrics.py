@@ -54,7 +54,7 @@ dead_letters = Counter(
 )
 relay_lag = Gauge(
     "keten_relay_lag_events",
-    "Events stored in a service's notification log but not yet published.",
+    "Events stored in a service's notification log but not yet published (by the replica that publishes).",
     ["service"],
 )
 relay_leader = Gauge(

@@ -86,3 +86,19 @@ def sqlite_dump(var_dir: str) -> bytes:
     from pathlib import Path
 
     return b"".join(path.read_bytes() for path in sorted(Path(var_dir).rglob("*.sqlite*")))
+
+
+def keten(*args: str, env: dict[str, str], timeout: float = 120) -> Any:
+    """Runs the ``keten`` command line in a process of its own, configured by ``env``."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -3,28 +3,14 @@ platform runs on the new key alone and the citizen still reads everything that w
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import requests
 
 from services.demo import CITIZEN, SHARED_SENTENCE, run_demo
 from shared.config import generate_secret
-from tests.support import running_platform
+from tests.support import keten, running_platform
 
 pytestmark = pytest.mark.e2e
-
-
-def keten(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_after_a_master_key_rotation_the_citizen_still_reads_what_was_shared(embedded_env):

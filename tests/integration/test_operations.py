@@ -22,7 +22,7 @@ from services.platform import SERVICES, build_runner
 from shared import metrics
 from shared.config import Settings
 from tests.conftest import free_port
-from tests.support import eventually
+from tests.support import eventually, keten
 
 pytestmark = pytest.mark.integration
 
@@ -76,13 +76,7 @@ class ServiceProcess:
 
 @pytest.fixture
 def service_processes(production_env, tmp_path) -> Iterator[dict[str, ServiceProcess]]:
-    migrate = subprocess.run(
-        [sys.executable, "-m", "services.cli", "migrate"],
-        env={**os.environ, **production_env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    migrate = keten("migrate", env=production_env)
     assert migrate.returncode == 0, migrate.stderr[-2000:]
     processes = {name: ServiceProcess(name, production_env, tmp_path) for name in SERVICES}
     for process in processes.values():
@@ -104,13 +98,7 @@ def test_every_service_process_is_ready_and_shows_its_metrics_after_the_demo(
             return False
 
     eventually(all_ready, timeout=90, interval=0.5)
-    probe = subprocess.run(
-        [sys.executable, "-m", "services.cli", "probe", "ready"],
-        env=service_processes["consent"].env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    probe = keten("probe", "ready", env=service_processes["consent"].env)
     assert probe.returncode == 0, "the container healthcheck command agrees"
     for process in service_processes.values():
         assert process.get("/livez").json() == {"alive": True, "dead": []}
@@ -241,13 +229,7 @@ def test_readiness_fails_while_the_broker_is_unreachable_but_the_process_stays_a
 def test_keten_migrate_creates_every_table_and_the_queues_then_exits(
     production_env, rabbit, postgres_dsn, pg_schema
 ):
-    result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "migrate"],
-        env={**os.environ, **production_env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = keten("migrate", env=production_env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "migrated" in result.stdout
 
@@ -262,11 +244,6 @@ def test_keten_migrate_creates_every_table_and_the_queues_then_exits(
     queues = {queue["name"] for queue in rabbit.get(f"/queues/{requests.utils.quote(rabbit.vhost, safe='')}")}
     assert {"keten.dead-letter", "keten.consent.events", "keten.retention.events"} <= queues
 
-    again = subprocess.run(
-        [sys.executable, "-m", "services.cli", "migrate"],
-        env={**os.environ, **production_env},
-        capture_output=True,
-        text=True,
-        timeout=120,
+    assert keten("migrate", env=production_env).returncode == 0, (
+        "migrating twice changes nothing and succeeds"
     )
-    assert again.returncode == 0, "migrating twice changes nothing and succeeds"
