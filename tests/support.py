@@ -102,3 +102,26 @@ def keten(*args: str, env: dict[str, str], timeout: float = 120) -> Any:
         timeout=timeout,
         check=False,
     )
+
+
+@contextmanager
+def json_logs() -> Iterator[Any]:
+    """Captures every log record as ``keten`` writes it to stderr: JSON lines, with the
+    platform's filters, beside pytest's own capture. Yields the stream."""
+    import io
+    import logging
+
+    from shared import logs
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.KetenJsonFormatter())
+    logs.install(handler)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level, root.level = root.level, logging.INFO
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

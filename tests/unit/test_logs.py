@@ -3,7 +3,6 @@ and the correlation id of the work it belongs to."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 
@@ -11,21 +10,13 @@ import eventlet
 import pytest
 
 from shared import logs
+from tests.support import json_logs
 
 
 @pytest.fixture
 def captured():
-    """What ``keten`` would write to stderr, captured beside pytest's own log capture."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.KetenJsonFormatter())
-    logs.install(handler)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    level, root.level = root.level, logging.INFO
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    root.removeHandler(handler)
-    root.setLevel(level)
+    with json_logs() as stream:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
 def test_a_record_is_a_json_line_with_its_service_correlation_id_and_fields(captured):
