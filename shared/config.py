@@ -41,6 +41,9 @@ class Settings:
     # Port of the small HTTP server (metrics, liveness, readiness) a service process opens in
     # production; 0 leaves it closed (the embedded platform serves /metrics on the gateway).
     ops_port: int = 0
+    # Seconds between the retention service's purge runs; 0 leaves the timer off (a CronJob
+    # running ``keten purge`` can do the same job).
+    purge_interval: float = 3600.0
 
     @property
     def embedded_broker(self) -> bool:
@@ -76,6 +79,7 @@ class Settings:
                 relay_batch_size=int(get("KETEN_RELAY_BATCH_SIZE", "500") or 500),
                 consumer_prefetch=int(get("KETEN_CONSUMER_PREFETCH", "100") or 100),
                 ops_port=int(get("OPS_PORT", "0") or 0),
+                purge_interval=float(get("KETEN_PURGE_INTERVAL", "3600") or 0),
             )
         except ValueError as exc:
             raise ConfigurationError(f"a numeric KETEN_* setting is malformed: {exc}") from None

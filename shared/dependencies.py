@@ -12,6 +12,7 @@ from typing import Any
 import eventlet
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
+from nameko.timer import Timer
 
 from shared import metrics
 from shared.config import Settings
@@ -184,3 +185,29 @@ class ServiceHealth(DependencyProvider):
                 report["consumer"] = "ok" if extension.healthy and extension._ready.ready() else "waiting"
                 report["ok"] = report["ok"] and report["consumer"] == "ok"
         return report
+
+
+class SettingsTimer(Timer):
+    """nameko's timer with its interval from a setting (seconds; 0 or less: never fires)."""
+
+    def __init__(self, setting: str, **kwargs: Any):
+        self.setting = setting
+        super().__init__(interval=0, **kwargs)
+
+    def setup(self) -> None:
+        self.interval = float(getattr(settings_from(self.container.config), self.setting))
+
+    def start(self) -> None:
+        if self.interval > 0:
+            super().start()
+
+    def stop(self) -> None:
+        if self.gt is not None:
+            super().stop()
+
+    def kill(self) -> None:
+        if self.gt is not None:
+            super().kill()
+
+
+settings_timer = SettingsTimer.decorator
