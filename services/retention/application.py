@@ -32,6 +32,7 @@ from services.retention.domain import (
     ScheduledRecord,
     purge_units,
     retention_id,
+    unit_key,
 )
 from shared import metrics
 from shared.application import KetenApplication
@@ -376,20 +377,24 @@ class Retention(KetenApplication):
             if retention.is_purged(unit):
                 report.already += 1
                 return "already"
-            if retention.on_hold:
-                retention.suspend(unit)
-                outcome = "held"
-            else:
-                complete = self._completes(retention, unit)
-                self._destroy_keys(unit, complete)
-                retention.record_purge(
-                    unit, reason=reason, catalogue_version=self.catalogue.version, complete=complete
-                )
-                outcome = "purged"
             try:
-                self._save(retention)
+                if retention.on_hold and unit.key not in retention.purging:
+                    retention.suspend(unit)
+                    self._save(retention)
+                    outcome = "held"
+                else:
+                    # On record first, so that no legal hold slips in while the key is destroyed.
+                    retention.start_purge(unit)
+                    self._save(retention)
+                    complete = self._completes(retention, unit)
+                    self._destroy_keys(unit, complete)
+                    retention.record_purge(
+                        unit, reason=reason, catalogue_version=self.catalogue.version, complete=complete
+                    )
+                    self._save(retention)
+                    outcome = "purged"
             except IntegrityError:
-                continue  # another purger recorded something for this case meanwhile: look again
+                continue  # another purger or a legal hold changed this case meanwhile: look again
             if outcome == "held":
                 report.held += 1
             else:
@@ -433,7 +438,10 @@ class Retention(KetenApplication):
         if self._units(case_id) and all(retention.is_purged(u) for u in self._units(case_id)):
             raise Conflict("records_purged", "the case's records were purged already", "case_id")
         hold_id = command.get("hold_id") or uuid4()
-        retention.place_hold(hold_id, command["agency"], command["reason_code"], command.get("reference"))
+        try:
+            retention.place_hold(hold_id, command["agency"], command["reason_code"], command.get("reference"))
+        except RetentionError as error:
+            raise Conflict(error.code, str(error), "case_id") from None
         self._save(retention)
         return UUID(str(hold_id))
 
@@ -467,10 +475,10 @@ class Retention(KetenApplication):
         """
         case_id, subject = request["case_id"], request["subject"]
         retention = self._retention(case_id)
-        if f"subject:{subject}" in retention.purged:
+        if unit_key(subject) in retention.purged:
             return {"case_id": str(case_id), "decision": "erased_already"}
         units = {u.key: u for u in self._units(case_id)}
-        mine = units.get(f"subject:{subject}")
+        mine = units.get(unit_key(subject))
         if mine is None:
             raise NotFound("unknown_case", "you are not a data subject of a case with this id", "case_id")
         case = self.cases.get(case_id)
@@ -488,7 +496,7 @@ class Retention(KetenApplication):
             }
         retention.grant_erasure(subject)
         self._save(retention)
-        for unit in (units["case"], mine):
+        for unit in (units[unit_key(None)], mine):
             self.purge(unit, reason="erasure")
         return {"case_id": str(case_id), "decision": "granted"}
 

@@ -32,6 +32,11 @@ def retention_id(case_id: UUID) -> UUID:
     return uuid5(RETENTION_NAMESPACE, str(case_id))
 
 
+def unit_key(subject: str | None) -> str:
+    """How a purge unit is known within its case: the case unit, or a subject's."""
+    return CASE_UNIT if subject is None else f"subject:{subject}"
+
+
 class RetentionError(Exception):
     code = "retention_rule"
 
@@ -46,6 +51,10 @@ class UnknownHoldError(RetentionError):
 
 class CaseOnHoldError(RetentionError):
     code = "legal_hold"
+
+
+class PurgeUnderWayError(RetentionError):
+    code = "purge_under_way"
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,7 @@ class PurgeUnit:
 
     @property
     def key(self) -> str:
-        return CASE_UNIT if self.subject is None else f"subject:{self.subject}"
+        return unit_key(self.subject)
 
     @property
     def scope(self) -> KeyScope:
@@ -137,6 +146,7 @@ class CaseRetention(Aggregate):
     def __init__(self, case_id: UUID):
         self.case_id = case_id
         self.holds: dict[str, dict[str, str | None]] = {}
+        self.purging: set[str] = set()  # unit keys whose purge has started
         self.purged: dict[str, str] = {}  # unit key -> why (retention, erasure)
         self.suspended: set[str] = set()
 
@@ -150,9 +160,14 @@ class CaseRetention(Aggregate):
         return bool(self.holds)
 
     def place_hold(self, hold_id: UUID, agency: str, reason_code: str, reference: str | None) -> None:
-        """Suspends every purge of the case until the hold is lifted; repeat-safe by hold id."""
+        """Suspends every purge of the case until the hold is lifted; repeat-safe by hold id.
+
+        Too late once a purge has started: its keys may be gone already, and it will finish.
+        """
         if str(hold_id) in self.holds:
             return
+        if self.purging - set(self.purged):
+            raise PurgeUnderWayError("records of this case are being purged; the purge will finish")
         self._hold_placed(
             case_id=self.case_id,
             hold_id=hold_id,
@@ -207,13 +222,25 @@ class CaseRetention(Aggregate):
         hold_ids: tuple[str, ...],
         reason_codes: tuple[str, ...],
     ) -> None:
-        key = CASE_UNIT if subject is None else f"subject:{subject}"
-        self.suspended.add(f"{key}|{','.join(hold_ids)}")
+        self.suspended.add(f"{unit_key(subject)}|{','.join(hold_ids)}")
+
+    def start_purge(self, unit: PurgeUnit) -> None:
+        """Commits to purging the unit before any key is destroyed: from now on no legal hold
+        can be placed that the purge would ignore; an interrupted purge is finished next run."""
+        if self.holds:
+            raise CaseOnHoldError("a legal hold suspends every purge of this case")
+        if unit.key in self.purging:
+            return
+        self._purge_started(case_id=self.case_id, subject=unit.subject, record_kind=unit.record_kind)
+
+    @event("PurgeStarted")
+    def _purge_started(self, case_id: UUID, subject: str | None, record_kind: str) -> None:
+        self.purging.add(unit_key(subject))
 
     def record_purge(self, unit: PurgeUnit, *, reason: str, catalogue_version: str, complete: bool) -> bool:
         """Records that the unit's key was destroyed; False if that is on record already."""
-        if self.holds:
-            raise CaseOnHoldError("a legal hold suspends every purge of this case")
+        if unit.key not in self.purging:
+            raise RetentionError("a purge is recorded only after it was started")
         if self.is_purged(unit):
             return False
         self._records_purged(
@@ -248,7 +275,7 @@ class CaseRetention(Aggregate):
         reason: str,
         complete: bool,
     ) -> None:
-        self.purged[CASE_UNIT if subject is None else f"subject:{subject}"] = reason
+        self.purged[unit_key(subject)] = reason
 
     # -- erasure at the subject's request ----------------------------------------------------------
     def erasure_refusal(self, case_ended: bool) -> str | None:

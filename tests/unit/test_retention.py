@@ -27,7 +27,7 @@ from shared.contracts.commands import (
     RequestShareSchema,
     load_command,
 )
-from shared.errors import NotAuthorised
+from shared.errors import Conflict, NotAuthorised
 from shared.pseudonym import pseudonymise
 from shared.sealed import PURGED, KeyScope
 from tests.factories import case_command, consent_command, received, share_command
@@ -328,6 +328,25 @@ def test_a_legal_hold_suspends_the_purge_on_record_until_it_is_lifted(platform, 
 
     assert platform.vault.keys.live_keys(case_id) == []
     assert len(platform.published("RecordsPurged")) == 2
+
+
+def test_a_purge_once_started_cannot_be_overtaken_by_a_legal_hold_and_finishes_next_run(
+    platform, closed_case
+):
+    case_id, _ = closed_case
+    real = platform.retention.vault
+    platform.retention.vault = FailingVault(real, fail_from=1)
+    with pytest.raises(OperationalError):
+        platform.purge(WEEKS_7)  # on record as started, then the database went away
+    platform.retention.vault = real
+
+    with pytest.raises(Conflict, match="purge_under_way"):
+        platform.hold(case_id)
+    platform.purge(WEEKS_7)
+
+    [purged] = platform.published("RecordsPurged")
+    assert purged.data["record_kind"] == "case_records"
+    assert platform.hold(case_id)  # the share records may still be held
 
 
 def test_only_an_agency_at_the_table_may_place_a_legal_hold_and_only_for_a_known_reason(
