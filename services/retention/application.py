@@ -434,8 +434,8 @@ class Retention(KetenApplication):
         self._check_participant(case_id, command["agency"])
         if command["reason_code"] not in self.catalogue.legal_hold_reasons:
             raise InvalidRequest("unknown_reason", "not a reason for a legal hold", "reason_code")
-        retention = self._retention(case_id)
-        if self._units(case_id) and all(retention.is_purged(u) for u in self._units(case_id)):
+        retention, units = self._retention(case_id), self._units(case_id)
+        if units and all(retention.is_purged(u) for u in units):
             raise Conflict("records_purged", "the case's records were purged already", "case_id")
         hold_id = command.get("hold_id") or uuid4()
         try:
