@@ -7,6 +7,8 @@ keten demo [--url URL]    one share end to end; starts an embedded platform unle
 keten migrate             creates every table and declares the broker's topology, then exits
 keten rewrap-keys         wraps every data key under the current KETEN_MASTER_KEY (rotation)
 keten probe live|ready    asks this host's operations endpoint (OPS_PORT); exit 0 if healthy
+keten purge [--dry-run]   crypto-shreds the records whose retention period is over (--as-of DATE
+                          pretends it is DATE: for demonstrations, it destroys records early)
 
 Logs go to stderr as JSON lines (``KETEN_LOG_FORMAT=text`` for people, ``KETEN_LOG_LEVEL``).
 """
@@ -26,6 +28,7 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
 from services.platform import SERVICES, build_runner, service_class  # noqa: E402
@@ -63,6 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
         "probe", help="ask this host's operations endpoint on OPS_PORT (for healthchecks)"
     )
     probe.add_argument("probe", choices=("live", "ready"))
+
+    purge = commands.add_parser(
+        "purge", help="destroy the keys of records whose retention period is over (crypto-shredding)"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="list what would be purged; change nothing")
+    purge.add_argument(
+        "--as-of",
+        type=_moment,
+        metavar="DATE",
+        help="purge what is due at DATE (ISO-8601) instead of now; a later date destroys records "
+        "before their retention period ends: for demonstrations and tests only",
+    )
+    purge.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -87,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             return rewrap_keys(Settings.from_env(), check_only=args.check)
         if args.command == "probe":
             return probe_ops(Settings.from_env(), args.probe)
+        if args.command == "purge":
+            return run_purge(args.dry_run, args.as_of, progress=not args.no_progress)
     except ConfigurationError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
@@ -212,6 +230,66 @@ def run_demo(url: str | None) -> int:
         finally:
             runner.stop()
     return 0
+
+
+def run_purge(
+    dry_run: bool, as_of: datetime | None, progress: bool = True, settings: Settings | None = None
+) -> int:
+    """Purges (or lists, with ``dry_run``) every purge unit due at ``as_of`` (default now).
+
+    Works on the stores directly, so it runs whether or not the services do (a CronJob); the
+    retention service's relay publishes the ``RecordsPurged`` events it records, and every
+    service then forgets the purged rows. An interrupted run is finished by the next.
+    """
+    from tqdm import tqdm
+
+    from services.retention.application import PurgeReport, Retention
+
+    settings = settings or Settings.from_env()
+    now = datetime.now(UTC)
+    if as_of is not None and as_of > now:
+        print(
+            f"Purging as of {as_of.isoformat()}, a date still to come: records are destroyed "
+            "before their retention period ends.",
+            file=sys.stderr,
+        )
+    retention = Retention(settings)
+    try:
+        plan = retention.plan_purge(as_of or now)
+        held = sum(1 for planned in plan if planned.on_hold)
+        if dry_run:
+            for planned in plan:
+                item = planned.describe()
+                print(
+                    f"{item['due_at'][:10]}  case {item['case_id']}  {item['record_kind']:<13}"
+                    f"  {item['records']:>3} record(s)  {item['rule']}"
+                    + ("  ON HOLD (legal hold)" if item["on_hold"] else "")
+                )
+            print(
+                f"{len(plan) - held} scope(s) due for purging, {held} suspended by a legal hold;"
+                " dry run: nothing was purged."
+            )
+            return 0
+        report = PurgeReport()
+        for planned in tqdm(plan, desc="purging", unit="scope", disable=not progress or not plan):
+            retention.purge(planned.unit, report)
+        kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(report.by_kind.items()))
+        print(
+            f"Purged {report.purged} scope(s)"
+            + (f" ({kinds})" if kinds else "")
+            + f"; {report.held} suspended by a legal hold; {report.already} purged already."
+        )
+        return 0
+    finally:
+        retention.close()
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a date or time in ISO-8601, e.g. 2030-01-01") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _free_port() -> int:

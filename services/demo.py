@@ -33,6 +33,7 @@ class DemoResult:
     case_id: str
     share_id: str
     overview: dict[str, Any]
+    schedule: list[dict[str, Any]]
 
 
 class Client:
@@ -172,7 +173,22 @@ def run_demo(base_url: str, out: Any = print) -> DemoResult:
     out("4. What the citizen sees when logged in (DigiD stand-in):")
     for line in describe_overview(overview):
         out("   " + line)
-    return DemoResult(case_id=case_id, share_id=first["share_id"], overview=overview)
+
+    close = {"schema_version": 1, "agency": "gemeente-utrecht", "outcome": "help_arranged"}
+    client.call("POST", f"/api/cases/{case_id}/close", json=close)
+    out("5. Gemeente Utrecht closed the case: help was arranged.")
+
+    def schedule_with_end() -> list[dict[str, Any]] | None:
+        records = client.call("GET", f"/api/cases/{case_id}/retention")["records"]
+        closed = any(r["record_kind"] == "case_records" and r["due_at"] for r in records)
+        return records if closed and any(r["record_kind"] == "share_records" for r in records) else None
+
+    schedule = client.retry_until("retention knows the case was closed", schedule_with_end)
+    out("6. When its records are purged (crypto-shredded):")
+    for record in schedule:
+        due = f"purged on {record['due_at'][:10]}" if record["due_at"] else "kept, without personal data"
+        out(f"   {record['record_kind']}: {due} ({record['rule']})")
+    return DemoResult(case_id=case_id, share_id=first["share_id"], overview=overview, schedule=schedule)
 
 
 def describe_overview(overview: dict[str, Any]) -> list[str]:
@@ -191,4 +207,8 @@ def describe_overview(overview: dict[str, Any]) -> list[str]:
             )
             if isinstance(content, dict) and content.get("content"):
                 lines.append(f'    Gedeeld: "{content["content"]}"')
+            if share.get("purged_at"):
+                lines.append(f"    De inhoud is gewist op {share['purged_at'][:10]}.")
+        for purged in case.get("purged", []):
+            lines.append(f"  Gewist op {purged['purged_at'][:10]}: {purged['label']}.")
     return lines

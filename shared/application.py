@@ -123,7 +123,11 @@ class KetenApplication(Application):
         self.settings = settings
         self.vault = vault_for(settings)
         self._save_listeners: list[Callable[[], None]] = []
-        super().__init__(env={**store_env(settings, self.name), **(env or {})})
+        # Snapshots would hold aggregate state, personal data included, in plaintext: never on,
+        # whatever the environment says.
+        super().__init__(
+            env={**store_env(settings, self.name), **(env or {}), "IS_SNAPSHOTTING_ENABLED": "no"}
+        )
         self.sql = SqlStore(self.recorder.datastore)  # type: ignore[attr-defined]
         if self.read_model_tables:
             self.sql.execute_script(self.read_model_tables)
@@ -150,6 +154,12 @@ class KetenApplication(Application):
     def seal(self, scope: KeyScope, value: Any) -> Sealed | None:
         return None if value is None else self.vault.seal(scope, value)
 
+    def forget_keys(self, purge: Any) -> None:
+        """Drops the keys a ``RecordsPurged`` event names from this process's key cache, so that
+        nothing it cached before the purge opens or seals the scope again."""
+        data = purge.data
+        self.vault.forget(data["case_id"], None if data["complete"] else data["subject"])
+
     # -- exactly-once processing of other services' events --------------------------------
     @property
     def process_recorder(self) -> ProcessRecorder:
@@ -162,7 +172,7 @@ class KetenApplication(Application):
 
     def save_tracked(
         self,
-        tracking: Tracking,
+        tracking: Tracking | None,
         *aggregates: Any,
         write: Callable[[Cursor], None] | None = None,
     ) -> None:
@@ -170,7 +180,9 @@ class KetenApplication(Application):
 
         What a service does in reaction to one event from ``tracking.application_name`` is
         recorded all at once or not at all; a redelivered event fails on its tracking record
-        (``IntegrityError``) and changes nothing.
+        (``IntegrityError``) and changes nothing. Without ``tracking`` (a use case of the
+        service's own), the events and the read-model writes still commit together; a
+        concurrent change of the same aggregate fails as a whole with ``IntegrityError``.
         """
         processing: ProcessingEvent[Any] = ProcessingEvent(tracking)
         processing.collect_events(*aggregates)

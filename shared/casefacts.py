@@ -38,11 +38,11 @@ class CaseFacts:
             ]
         )
 
-    #: The case_registration events this read model follows.
-    EVENTS = ("CaseRegistered", "CaseClosed")
+    #: The events this read model follows (case_registration's, and retention's purges).
+    EVENTS = ("CaseRegistered", "CaseClosed", "RecordsPurged")
 
     def apply(self, event: ReceivedEvent) -> None:
-        """Applies a case_registration event and records its tracking, in one transaction."""
+        """Applies an event and records its tracking, in one transaction."""
 
         def write(cur: Cursor) -> None:
             if event.name == "CaseRegistered":
@@ -51,8 +51,12 @@ class CaseFacts:
                 self.record_ended(
                     cur, event.data["case_id"], "closed", event.occurred_at, event.data["outcome"]
                 )
+            elif event.name == "RecordsPurged":
+                self.forget_purged(cur, event)
 
         self.app.write_tracked(event.tracking, write)
+        if event.name == "RecordsPurged":
+            self.app.forget_keys(event)
 
     # -- writing (inside the caller's tracked transaction) --------------------------------
     def record_registered(self, cur: Cursor, event: ReceivedEvent) -> None:
@@ -97,6 +101,27 @@ class CaseFacts:
     def forget(self, cur: Cursor, case_id: UUID) -> None:
         """Deletes the case's row (its subjects' sealed details with it) after a purge."""
         cur.execute(f"DELETE FROM {self.table} WHERE case_id = ?", (str(case_id),))
+
+    def forget_subject(self, cur: Cursor, case_id: UUID, subject: str) -> None:
+        """Drops one subject's sealed details after their records were purged."""
+        row = cur.execute(f"SELECT facts FROM {self.table} WHERE case_id = ?", (str(case_id),)).fetchone()
+        if row is None:
+            return
+        facts = json.loads(row[0])
+        if subject in facts["subjects"]:
+            facts["subjects"][subject]["details"] = None
+            cur.execute(
+                f"UPDATE {self.table} SET facts = ? WHERE case_id = ?", (json.dumps(facts), str(case_id))
+            )
+
+    def forget_purged(self, cur: Cursor, purge: ReceivedEvent) -> None:
+        """Applies ``RecordsPurged``: the subject's details go; the whole row once nothing
+        personal of the case is left."""
+        data = purge.data
+        if data["complete"]:
+            self.forget(cur, data["case_id"])
+        elif data["subject"]:
+            self.forget_subject(cur, data["case_id"], data["subject"])
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, case_id: UUID) -> CaseView | None:

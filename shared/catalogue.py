@@ -11,7 +11,7 @@ import calendar
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -115,18 +115,53 @@ class Period:
         return "P" + ("".join(parts) or "0D")
 
 
+RECORD_KINDS = ("case_records", "share_records", "outcome")
+
+
 @dataclass(frozen=True)
 class RetentionRule:
     record_kind: str
     keep: Period | None  # None: kept (without personal data)
     counted_from: str
 
+    def due(self, counted_from: datetime) -> datetime | None:
+        """When a record whose period starts at ``counted_from`` is due; None: kept."""
+        return self.keep.after(counted_from) if self.keep else None
+
+
+@dataclass(frozen=True)
+class RetentionVersion:
+    version: int
+    in_force_from: date
+    rules: dict[str, RetentionRule]
+
 
 @dataclass(frozen=True)
 class RetentionClass:
+    """How long each kind of record is kept; versioned, each version in force from a date."""
+
     code: str
     label: Label
-    rules: dict[str, RetentionRule]
+    versions: tuple[RetentionVersion, ...]  # oldest first
+
+    @property
+    def rules(self) -> dict[str, RetentionRule]:
+        """The rules of the current version."""
+        return self.versions[-1].rules
+
+    def version_at(self, moment: datetime) -> RetentionVersion:
+        """The version in force at ``moment`` (the first one for a moment before all of them)."""
+        in_force = [v for v in self.versions if v.in_force_from <= moment.date()]
+        return in_force[-1] if in_force else self.versions[0]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A reason with a code the platform records and a text a citizen understands."""
+
+    code: str
+    label: Label
+    article: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,6 +174,9 @@ class Catalogue:
     agencies: dict[str, Agency]
     tables: dict[str, Table]
     retention_classes: dict[str, RetentionClass]
+    record_kinds: dict[str, Label] = field(default_factory=dict)
+    legal_hold_reasons: dict[str, Reason] = field(default_factory=dict)
+    erasure_refusals: dict[str, Reason] = field(default_factory=dict)
     source: str = field(default="", compare=False)
 
     def category(self, code: str) -> Category:
@@ -196,17 +234,7 @@ def parse(data: dict[str, Any], source: str = "") -> Catalogue:
         for code in agency.special_grounds:
             _check(code in special_grounds, f"agency {agency.id}: unknown special ground {code}")
         agencies[agency.id] = agency
-    retention_classes = {}
-    for r in data["retention_classes"]:
-        rules = {}
-        for kind, rule in r["rules"].items():
-            keep = rule.get("keep")
-            rules[kind] = RetentionRule(
-                record_kind=kind,
-                keep=None if keep in (None, "forever") else Period.parse(str(keep)),
-                counted_from=str(rule.get("from", "")),
-            )
-        retention_classes[r["code"]] = RetentionClass(r["code"], _label(r.get("label"), r["code"]), rules)
+    retention_classes = {r["code"]: _retention_class(r) for r in data["retention_classes"]}
     tables = {}
     for t in data["tables"]:
         participants = {
@@ -233,8 +261,43 @@ def parse(data: dict[str, Any], source: str = "") -> Catalogue:
         agencies=agencies,
         tables=tables,
         retention_classes=retention_classes,
+        record_kinds={k["code"]: _label(k.get("label"), k["code"]) for k in data.get("record_kinds") or ()},
+        legal_hold_reasons=_reasons(data.get("legal_hold_reasons")),
+        erasure_refusals=_reasons(data.get("erasure_refusals")),
         source=source,
     )
+
+
+def _retention_class(raw: dict[str, Any]) -> RetentionClass:
+    code = raw["code"]
+    versions = []
+    for v in raw.get("versions") or ():
+        rules = {}
+        for kind, rule in v["rules"].items():
+            _check(kind in RECORD_KINDS, f"retention class {code}: unknown record kind {kind}")
+            keep = rule.get("keep")
+            rules[kind] = RetentionRule(
+                record_kind=kind,
+                keep=None if keep in (None, "forever") else Period.parse(str(keep)),
+                counted_from=str(rule.get("from", "")),
+            )
+        missing = set(RECORD_KINDS) - set(rules)
+        _check(not missing, f"retention class {code}: no rule for {', '.join(sorted(missing))}")
+        versions.append(
+            RetentionVersion(int(v["version"]), date.fromisoformat(str(v["in_force_from"])), rules)
+        )
+    _check(bool(versions), f"retention class {code}: needs at least one version")
+    versions.sort(key=lambda v: v.in_force_from)
+    numbers = [v.version for v in versions]
+    _check(numbers == sorted(set(numbers)), f"retention class {code}: versions must rise with their dates")
+    return RetentionClass(code, _label(raw.get("label"), code), tuple(versions))
+
+
+def _reasons(raw: Any) -> dict[str, Reason]:
+    return {
+        r["code"]: Reason(r["code"], _label(r.get("label"), r["code"]), str(r.get("article", "")))
+        for r in raw or ()
+    }
 
 
 def _check(condition: bool, message: str) -> None:

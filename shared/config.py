@@ -45,6 +45,9 @@ class Settings:
     ops_port: int = 0
     log_level: str = "INFO"
     log_format: str = "json"  # or "text", for people at a terminal
+    # Seconds between the retention service's purge runs; 0 leaves the timer off (a CronJob
+    # running ``keten purge`` can do the same job).
+    purge_interval: float = 3600.0
 
     @property
     def embedded_broker(self) -> bool:
@@ -85,6 +88,7 @@ class Settings:
                 ops_port=int(get("OPS_PORT", "0") or 0),
                 log_level=log_level,
                 log_format=log_format,
+                purge_interval=float(get("KETEN_PURGE_INTERVAL", "3600") or 0),
             )
         except ValueError as exc:
             raise ConfigurationError(f"a numeric KETEN_* setting is malformed: {exc}") from None

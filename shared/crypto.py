@@ -101,34 +101,52 @@ class KeyStore:
 
     def shred(self, case_id: UUID, subject: str | None = None) -> int:
         """Deletes the case's keys (or one subject's key); returns how many were live."""
+        if subject is not None:
+            return self.shred_scope(KeyScope(case_id, subject))
         with self.store.transaction() as cur:
-            if subject is None:
-                cur.execute(
-                    "UPDATE keten_keys SET wrapped_key = NULL, shredded_at = ?"
-                    " WHERE case_id = ? AND wrapped_key IS NOT NULL",
-                    (_now(), str(case_id)),
-                )
-                shredded = cur.rowcount
-                # A tombstone for the case scope even if nothing was ever sealed under it.
-                cur.execute(
-                    "INSERT INTO keten_keys (key_id, case_id, wrapped_key, created_at, shredded_at)"
-                    " VALUES (?, ?, NULL, ?, ?) ON CONFLICT (key_id) DO NOTHING",
-                    (str(case_id), str(case_id), _now(), _now()),
-                )
-            else:
-                key_id = KeyScope(case_id, subject).key_id
-                cur.execute(
-                    "UPDATE keten_keys SET wrapped_key = NULL, shredded_at = ?"
-                    " WHERE key_id = ? AND wrapped_key IS NOT NULL",
-                    (_now(), key_id),
-                )
-                shredded = cur.rowcount
-                cur.execute(
-                    "INSERT INTO keten_keys (key_id, case_id, wrapped_key, created_at, shredded_at)"
-                    " VALUES (?, ?, NULL, ?, ?) ON CONFLICT (key_id) DO NOTHING",
-                    (key_id, str(case_id), _now(), _now()),
-                )
+            cur.execute(
+                "UPDATE keten_keys SET wrapped_key = NULL, shredded_at = ?"
+                " WHERE case_id = ? AND wrapped_key IS NOT NULL",
+                (_now(), str(case_id)),
+            )
+            shredded = cur.rowcount
+            # A tombstone for the case scope even if nothing was ever sealed under it.
+            self._tombstone(cur, KeyScope(case_id))
         return shredded
+
+    def shred_scope(self, scope: KeyScope) -> int:
+        """Deletes exactly the key of ``scope`` (1 if it was live, else 0) and leaves its tombstone.
+
+        The case scope alone holds the case's own free text; its subjects' keys stay until their
+        own records are due, but no new subject key can be made once the case scope is shredded.
+        Idempotent: shredding a shredded scope changes nothing.
+        """
+        with self.store.transaction() as cur:
+            cur.execute(
+                "UPDATE keten_keys SET wrapped_key = NULL, shredded_at = ?"
+                " WHERE key_id = ? AND wrapped_key IS NOT NULL",
+                (_now(), scope.key_id),
+            )
+            shredded = cur.rowcount
+            self._tombstone(cur, scope)
+        return shredded
+
+    def live_keys(self, case_id: UUID) -> list[str]:
+        """The key ids of the case that still open its data (none once it is purged)."""
+        with self.store.transaction(commit=False) as cur:
+            rows = cur.execute(
+                "SELECT key_id FROM keten_keys WHERE case_id = ? AND wrapped_key IS NOT NULL ORDER BY key_id",
+                (str(case_id),),
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    @staticmethod
+    def _tombstone(cur: Any, scope: KeyScope) -> None:
+        cur.execute(
+            "INSERT INTO keten_keys (key_id, case_id, wrapped_key, created_at, shredded_at)"
+            " VALUES (?, ?, NULL, ?, ?) ON CONFLICT (key_id) DO NOTHING",
+            (scope.key_id, str(scope.case_id), _now(), _now()),
+        )
 
     def is_case_shredded(self, case_id: UUID) -> bool:
         return self.load(str(case_id)) is PURGED
@@ -217,6 +235,11 @@ class Vault:
     def shred(self, case_id: UUID, subject: str | None = None) -> int:
         count = self.keys.shred(case_id, subject)
         self.forget(case_id, subject)
+        return count
+
+    def shred_scope(self, scope: KeyScope) -> int:
+        count = self.keys.shred_scope(scope)
+        self.forget(scope.case_id, scope.subject)
         return count
 
     def forget(self, case_id: UUID, subject: str | None = None) -> None:

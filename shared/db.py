@@ -90,7 +90,10 @@ class PgDatastore:
             raise
         finally:
             if conn is not None and not conn.closed:
-                self._idle.put(conn)
+                if self._closed:
+                    conn.close()  # in use while the pool closed: not kept open for nobody
+                else:
+                    self._idle.put(conn)
             self._slots.release()
 
     @contextmanager
@@ -208,6 +211,13 @@ def postgres_datastore(settings: Settings) -> PgDatastore:
         if key not in _datastores or _datastores[key]._closed:
             _datastores[key] = PgDatastore(settings.database_url, settings.database_schema)
         return _datastores[key]
+
+
+def close_postgres_datastores(schema: str) -> None:
+    """Closes this process's pools for ``schema`` (a test that is done with its own schema)."""
+    with _datastores_lock:
+        for key in [key for key in _datastores if key[1] == schema]:
+            _datastores.pop(key).close()
 
 
 def sqlite_path(settings: Settings, name: str) -> str:

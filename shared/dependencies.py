@@ -15,6 +15,7 @@ import eventlet
 from kombu import Connection
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc, RpcProxy
+from nameko.timer import Timer
 
 from shared import logs, metrics, ops
 from shared.config import Settings
@@ -263,3 +264,29 @@ def broker_status(settings: Settings) -> str:
     finally:
         with contextlib.suppress(Exception):  # closing a connection that never opened
             connection.release()
+
+
+class SettingsTimer(Timer):
+    """nameko's timer with its interval from a setting (seconds; 0 or less: never fires)."""
+
+    def __init__(self, setting: str, **kwargs: Any):
+        self.setting = setting
+        super().__init__(interval=0, **kwargs)
+
+    def setup(self) -> None:
+        self.interval = float(getattr(settings_from(self.container.config), self.setting))
+
+    def start(self) -> None:
+        if self.interval > 0:
+            super().start()
+
+    def stop(self) -> None:
+        if self.gt is not None:
+            super().stop()
+
+    def kill(self) -> None:
+        if self.gt is not None:
+            super().kill()
+
+
+settings_timer = SettingsTimer.decorator

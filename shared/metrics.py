@@ -89,3 +89,12 @@ notifications = Counter(
     "Notifications to data subjects, by channel and status.",
     ["channel", "status"],
 )
+purges = Counter(
+    "keten_purges_total",
+    "Purge units whose key was destroyed (crypto-shredded), by record kind (case_records, share_records).",
+    ["record_kind"],
+)
+purges_due = Gauge(
+    "keten_purges_due",
+    "Purge units that were due and not suspended by a legal hold at the last planning of a purge run.",
+)

@@ -33,14 +33,17 @@ dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True
 #: of these before its first publish, so an event is never routed to nowhere because its
 #: consumer has not started yet (first deployment, or a consumer down for a while).
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    "case_registration": ("retention.RecordsPurged",),
     "consent": (
         "case_registration.CaseRegistered",
         "case_registration.CaseClosed",
+        "retention.RecordsPurged",
     ),
     "data_sharing": (
         "case_registration.CaseRegistered",
         "case_registration.CaseClosed",
         "consent.ConsentGiven",
+        "retention.RecordsPurged",
     ),
     "notification": (
         "case_registration.CaseRegistered",
@@ -48,6 +51,9 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "consent.ConsentGiven",
         "data_sharing.DataShared",
         "data_sharing.ShareRefused",
+        "retention.RecordsPurged",
+        "retention.ErasureGranted",
+        "retention.ErasureRefused",
     ),
     "retention": (
         "case_registration.CaseRegistered",

@@ -25,6 +25,7 @@ import requests  # noqa: E402
 
 from shared import transport  # noqa: E402
 from shared.config import Settings, generate_secret  # noqa: E402
+from shared.db import close_postgres_datastores  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 RABBIT_HOST = os.environ.get("TEST_RABBIT_HOST", "127.0.0.1")
@@ -59,6 +60,8 @@ def pg_schema(postgres_dsn: str) -> Iterator[str]:
     """A schema of its own for this test, dropped afterwards."""
     schema = f"test_{uuid.uuid4().hex[:12]}"
     yield schema
+    # The pools of a process live as long as it does; a test's own schema dies with the test.
+    close_postgres_datastores(schema)
     conn = psycopg2.connect(postgres_dsn)
     conn.autocommit = True
     with conn.cursor() as cur:

@@ -20,6 +20,7 @@ from services.case_registration.domain import (
 from shared.application import KetenApplication
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
+from shared.contracts.envelope import ReceivedEvent
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
 from shared.pseudonym import pseudonymise
 from shared.sealed import KeyScope
@@ -84,6 +85,11 @@ class CaseRegistration(KetenApplication):
             raise _translate(error) from None
         self.save(case)
         return case
+
+    def record_records_purged(self, event: ReceivedEvent) -> None:
+        """Keeps no read model of its own: drops the purged keys it may have cached."""
+        self.write_tracked(event.tracking, lambda cur: None)
+        self.forget_keys(event)
 
     def get_case(self, case_id: UUID) -> Case:
         case = self._find(case_id)

@@ -7,7 +7,9 @@ from typing import Any
 from nameko.rpc import rpc
 
 from services.case_registration.application import CaseRegistration
+from shared.consumer import consumes
 from shared.contracts.commands import CloseCaseSchema, RegisterCaseSchema, load_command
+from shared.contracts.envelope import ReceivedEvent
 from shared.dependencies import ApplicationProvider, ServiceHealth
 from shared.errors import KetenError
 
@@ -32,6 +34,10 @@ class CaseRegistrationService:
         loaded = load_command(CloseCaseSchema, command)
         case = self.cases.close_case(loaded["case_id"], loaded["agency"], loaded["outcome"])
         return {"case_id": str(case.id), "status": case.status}
+
+    @consumes("retention", "RecordsPurged")
+    def handle_records_purged(self, event: ReceivedEvent) -> None:
+        self.cases.record_records_purged(event)
 
     @rpc
     def health(self) -> dict[str, Any]:

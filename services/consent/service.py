@@ -36,6 +36,10 @@ class ConsentService:
     def handle_case_closed(self, event: ReceivedEvent) -> None:
         self.consents.cases.apply(event)
 
+    @consumes("retention", "RecordsPurged")
+    def handle_records_purged(self, event: ReceivedEvent) -> None:
+        self.consents.cases.apply(event)
+
     @rpc
     def health(self) -> dict[str, Any]:
         return self.health_check()

@@ -185,3 +185,21 @@ class DataSharing(KetenApplication):
             )
 
         self.write_tracked(event.tracking, write)
+
+    def record_records_purged(self, event: ReceivedEvent) -> None:
+        """Forgets the purged scope: the subject's consents (all of the case's once nothing
+        personal is left) and the subject's details in the case facts."""
+        data = event.data
+
+        def write(cur: Cursor) -> None:
+            self.cases.forget_purged(cur, event)
+            if data["complete"]:
+                cur.execute(f"DELETE FROM {self.consent_table} WHERE case_id = ?", (str(data["case_id"]),))
+            elif data["subject"]:
+                cur.execute(
+                    f"DELETE FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
+                    (str(data["case_id"]), data["subject"]),
+                )
+
+        self.write_tracked(event.tracking, write)
+        self.forget_keys(event)

@@ -54,6 +54,10 @@ class DataSharingService:
     def handle_consent_given(self, event: ReceivedEvent) -> None:
         self.sharing.record_consent_given(event)
 
+    @consumes("retention", "RecordsPurged")
+    def handle_records_purged(self, event: ReceivedEvent) -> None:
+        self.sharing.record_records_purged(event)
+
     @rpc
     def health(self) -> dict[str, Any]:
         return self.health_check()

@@ -79,6 +79,17 @@ class GatewayService:
     def retention_schedule(self, request: Request, case_id: str) -> dict[str, Any]:
         return {"case_id": case_id, "records": self.retention.get_schedule(case_id)}
 
+    @json_http("POST", "/api/cases/<string:case_id>/legal-holds")
+    def place_legal_hold(self, request: Request, case_id: str) -> tuple[int, dict[str, Any]]:
+        """Suspends the purges of a case while a complaint, objection, court case or inquiry runs."""
+        return 201, self.retention.place_legal_hold({**_object(read_json(request)), "case_id": case_id})
+
+    @json_http("POST", "/api/cases/<string:case_id>/legal-holds/<string:hold_id>/lift")
+    def lift_legal_hold(self, request: Request, case_id: str, hold_id: str) -> dict[str, Any]:
+        return self.retention.lift_legal_hold(
+            {**_object(read_json(request)), "case_id": case_id, "hold_id": hold_id}
+        )
+
     @json_http("POST", "/api/consents")
     def give_consent(self, request: Request) -> tuple[int, dict[str, Any]]:
         return 201, self.consent.give_consent(read_json(request))
@@ -106,11 +117,30 @@ class GatewayService:
 
     @json_http("GET", "/api/citizen/overview")
     def overview(self, request: Request) -> dict[str, Any]:
+        return self.notification.get_overview(self._citizen(request), _language(request))
+
+    @json_http("POST", "/api/citizen/erasure")
+    def request_erasure(self, request: Request) -> dict[str, Any]:
+        """The logged-in citizen asks that their records of a case (``{case_id}``) be erased;
+        the answer says whether it was granted, and if not, why."""
+        body = _object(read_json(request))
+        return self.retention.request_erasure(
+            {
+                "subject": self._citizen(request),
+                "case_id": body.get("case_id"),
+                "language": _language(request),
+            }
+        )
+
+    def _citizen(self, request: Request) -> str:
+        """The pseudonym of the citizen whose valid session token the request carries."""
         header = request.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
-        pseudonym = self.sessions.signer.verify(token)
-        language = "en" if request.args.get("lang") == "en" else "nl"
-        return self.notification.get_overview(pseudonym, language)
+        return self.sessions.signer.verify(token)
+
+
+def _language(request: Request) -> str:
+    return "en" if request.args.get("lang") == "en" else "nl"
 
 
 def _object(value: Any) -> dict[str, Any]:

@@ -95,6 +95,28 @@ class Notifications(KetenApplication):
         metrics.notifications.labels("portal", "sent").inc()
         return notification
 
+    def record_records_purged(self, event: ReceivedEvent) -> None:
+        """Marks the purged scope in the overview and forgets its personal rows and keys."""
+
+        def write(cur: Cursor) -> None:
+            self.cases.forget_purged(cur, event)
+            self.overview.mark_purged(cur, event)
+
+        self.save_tracked(event.tracking, write=write)
+        self.forget_keys(event)
+
+    def record_erasure_decision(self, event: ReceivedEvent) -> None:
+        """Puts the citizen's erasure request and its outcome (with the reason if refused) in
+        their overview."""
+        data = event.data
+        decision = {"decision": "granted" if event.name == "ErasureGranted" else "refused"}
+        self.save_tracked(
+            event.tracking,
+            write=lambda cur: self.overview.add_entry(
+                cur, data["subject"], event.message_id, "erasure", event, decision
+            ),
+        )
+
     # -- the citizen's overview ---------------------------------------------------------------
     def overview_for(self, subject: str, language: str = "nl") -> dict[str, Any]:
         """Everything on record about the subject, personal values opened (or marked purged)."""
@@ -116,7 +138,11 @@ class Notifications(KetenApplication):
             document["contact_point"]["agency_name"] = self.catalogue.agency_name(
                 document["contact_point"]["agency"]
             )
-            document.update(shares=[], refusals=[], consents=[])
+            document.update(shares=[], refusals=[], consents=[], erasure_requests=[])
+            document["purged"] = [
+                {**mark, "label": self._record_kind_label(mark["record_kind"], language)}
+                for mark in document.get("purged", [])
+            ]
             by_case[document["case_id"]] = document
         for entry in entries:
             case = by_case.get(entry["case_id"])
@@ -134,6 +160,10 @@ class Notifications(KetenApplication):
             elif entry["kind"] == "consent":
                 entry.pop("notice", None)
                 case["consents"].append(entry)
+            elif entry["kind"] == "erasure":
+                reason = self.catalogue.erasure_refusals.get(entry.get("reason_code") or "")
+                entry["reason"] = reason.label(language) if reason else None
+                case["erasure_requests"].append(entry)
         return {"subject": subject, "language": language, "cases": list(by_case.values())}
 
     def _open(self, value: Any) -> Any:
@@ -141,6 +171,10 @@ class Notifications(KetenApplication):
             return None
         opened = self.vault.open(Sealed.from_json(value))
         return "purged" if opened is PURGED else opened
+
+    def _record_kind_label(self, code: str, language: str) -> str:
+        label = self.catalogue.record_kinds.get(code)
+        return label(language) if label else code
 
     def _category_label(self, code: str, language: str) -> str:
         category = self.catalogue.categories.get(code)

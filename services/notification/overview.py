@@ -22,6 +22,9 @@ from shared.application import KetenApplication
 from shared.contracts.envelope import ReceivedEvent
 from shared.db import Cursor
 
+#: Fields of an entry that hold personal values (sealed); they go when the entry's scope is purged.
+SEALED_FIELDS = ("content", "notice", "details", "description")
+
 
 def _json(value: Any) -> str:
     def default(obj: Any) -> Any:
@@ -130,6 +133,46 @@ class CitizenOverview:
             f"UPDATE {self.entries_table} SET document = ? WHERE subject = ? AND entry_id = ?",
             (_json(document), subject, str(entry_id)),
         )
+
+    def mark_purged(self, cur: Cursor, purge: ReceivedEvent) -> None:
+        """Applies ``RecordsPurged``: the sealed values of the purged scope leave the overview;
+        what happened (a share: from, to, what kind of data, on what ground, when) stays, with
+        when and why it was purged."""
+        data = purge.data
+        mark = {"record_kind": data["record_kind"], "purged_at": purge.occurred_at, "reason": data["reason"]}
+        case_id = str(data["case_id"])
+        if data["subject"] is None:
+            rows = cur.execute(
+                f"SELECT subject, document FROM {self.cases_table} WHERE case_id = ?", (case_id,)
+            ).fetchall()
+        else:
+            rows = cur.execute(
+                f"SELECT subject, document FROM {self.cases_table} WHERE case_id = ? AND subject = ?",
+                (case_id, data["subject"]),
+            ).fetchall()
+        for subject, raw in rows:
+            document = json.loads(raw)
+            document["purged"] = [
+                *(p for p in document.get("purged", []) if p["record_kind"] != data["record_kind"]),
+                mark,
+            ]
+            cur.execute(
+                f"UPDATE {self.cases_table} SET document = ? WHERE subject = ? AND case_id = ?",
+                (_json(document), subject, case_id),
+            )
+        if data["subject"] is None:
+            return
+        entries = cur.execute(
+            f"SELECT entry_id, document FROM {self.entries_table} WHERE subject = ? AND case_id = ?",
+            (data["subject"], case_id),
+        ).fetchall()
+        for entry_id, raw in entries:
+            document = {k: v for k, v in json.loads(raw).items() if k not in SEALED_FIELDS}
+            document.update(purged_at=purge.occurred_at, purge_reason=data["reason"])
+            cur.execute(
+                f"UPDATE {self.entries_table} SET document = ? WHERE subject = ? AND entry_id = ?",
+                (_json(document), data["subject"], entry_id),
+            )
 
     # -- reading ---------------------------------------------------------------------------
     def documents(self, subject: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

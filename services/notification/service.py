@@ -42,6 +42,18 @@ class NotificationService:
     def handle_share_refused(self, event: ReceivedEvent) -> None:
         self.notifications.record_share_refused(event)
 
+    @consumes("retention", "RecordsPurged")
+    def handle_records_purged(self, event: ReceivedEvent) -> None:
+        self.notifications.record_records_purged(event)
+
+    @consumes("retention", "ErasureGranted")
+    def handle_erasure_granted(self, event: ReceivedEvent) -> None:
+        self.notifications.record_erasure_decision(event)
+
+    @consumes("retention", "ErasureRefused")
+    def handle_erasure_refused(self, event: ReceivedEvent) -> None:
+        self.notifications.record_erasure_decision(event)
+
     @rpc(expected_exceptions=KetenError)
     def get_overview(self, subject: str, language: str = "nl") -> dict[str, Any]:
         """The citizen's overview by pseudonym; the gateway calls it for a logged-in citizen only."""

@@ -1,7 +1,8 @@
-"""The retention service: keeps the retention schedule of every record."""
+"""The retention service: keeps the retention schedule of every record and purges on time."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from uuid import UUID
 
@@ -9,9 +10,17 @@ from nameko.rpc import rpc
 
 from services.retention.application import Retention
 from shared.consumer import consumes
+from shared.contracts.commands import (
+    ErasureRequestSchema,
+    LiftLegalHoldSchema,
+    PlaceLegalHoldSchema,
+    load_command,
+)
 from shared.contracts.envelope import ReceivedEvent
-from shared.dependencies import ApplicationProvider, ServiceHealth
+from shared.dependencies import ApplicationProvider, ServiceHealth, settings_timer
 from shared.errors import InvalidRequest, KetenError
+
+log = logging.getLogger(__name__)
 
 
 class RetentionService:
@@ -34,6 +43,13 @@ class RetentionService:
     def handle_data_shared(self, event: ReceivedEvent) -> None:
         self.retention.record_data_shared(event)
 
+    @settings_timer("purge_interval")
+    def purge_due(self) -> None:
+        """Purges every record whose retention period is over (``KETEN_PURGE_INTERVAL``)."""
+        report = self.retention.purge_due()
+        if report.purged or report.held:
+            log.info("purge run: %s purged, %s held by a legal hold", report.purged, report.held)
+
     @rpc(expected_exceptions=KetenError)
     def get_schedule(self, case_id: str) -> list[dict[str, Any]]:
         """When each record of the case is due for purging."""
@@ -42,6 +58,25 @@ class RetentionService:
         except ValueError:
             raise InvalidRequest("invalid_field", "not a valid UUID", "case_id") from None
         return self.retention.schedule_for(parsed)
+
+    @rpc(expected_exceptions=KetenError)
+    def place_legal_hold(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Suspends the purges of a case (``PlaceLegalHoldSchema``); repeat-safe by ``hold_id``."""
+        loaded = load_command(PlaceLegalHoldSchema, command)
+        hold_id = self.retention.place_legal_hold(loaded)
+        return {"case_id": str(loaded["case_id"]), "hold_id": str(hold_id), "status": "in_force"}
+
+    @rpc(expected_exceptions=KetenError)
+    def lift_legal_hold(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Lifts a legal hold (``LiftLegalHoldSchema``); due purges proceed at the next run."""
+        loaded = load_command(LiftLegalHoldSchema, command)
+        self.retention.lift_legal_hold(loaded)
+        return {"case_id": str(loaded["case_id"]), "hold_id": str(loaded["hold_id"]), "status": "lifted"}
+
+    @rpc(expected_exceptions=KetenError)
+    def request_erasure(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A citizen's erasure request (``ErasureRequestSchema``): granted or refused, on record."""
+        return self.retention.request_erasure(load_command(ErasureRequestSchema, request))
 
     @rpc
     def health(self) -> dict[str, Any]:

@@ -190,11 +190,7 @@ def test_the_migration_job_and_the_purge_cronjob_run_commands_the_cli_knows():
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     purge = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert purge == ["purge"]
-    assert {"migrate", "purge"} <= cli_commands() | PENDING_COMMANDS
-
-
-#: Commands other work is adding to the CLI in parallel; each leaves this set once it has landed.
-PENDING_COMMANDS = {"purge"}  # issue 5, the retention purge
+    assert {"migrate", "purge"} <= cli_commands()
 
 
 def cli_commands() -> set[str]:

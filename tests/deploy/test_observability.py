@@ -18,10 +18,6 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "keten-dashboard.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 RUNBOOK = ROOT / "docs" / "operations.md"
 
-#: Metrics other work adds in parallel (issue 5: purges done and due); each leaves this set once
-#: shared/metrics.py defines it.
-PENDING_METRICS = {"keten_purges_total", "keten_purges_due"}
-
 
 def exported_series() -> set[str]:
     """Every series name the platform's metrics export (counters with _total, histograms
@@ -47,7 +43,7 @@ def alert_rules() -> list[dict[str, Any]]:
 
 def test_the_dashboard_shows_every_metric_the_issue_asks_for_and_only_metrics_that_exist():
     used = set().union(*(keten_metrics_in(expr) for expr in dashboard_expressions()))
-    known = exported_series() | PENDING_METRICS
+    known = exported_series()
     assert used <= known, f"the dashboard queries metrics nobody exports: {used - known}"
     for wanted in (
         "keten_messages_handled_total",
@@ -79,7 +75,7 @@ def test_the_dashboard_is_grafana_json_with_a_data_source_variable():
 def test_every_alert_queries_existing_metrics_and_points_to_its_section_in_the_runbook():
     runbook = RUNBOOK.read_text()
     headings = set(re.findall(r"^### (\w+)$", runbook, flags=re.MULTILINE))
-    known = exported_series() | PENDING_METRICS
+    known = exported_series()
     rules = alert_rules()
     assert len(rules) >= 10
     for rule in rules:

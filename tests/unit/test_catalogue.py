@@ -37,3 +37,39 @@ def test_retention_periods_count_calendar_time(period, start, end):
 def test_a_malformed_period_is_refused():
     with pytest.raises(CatalogueError):
         Period.parse("six weeks")
+
+
+def test_a_new_retention_version_applies_to_records_whose_period_starts_on_or_after_its_date():
+    data = yaml.safe_load(DEFAULT_PATH.read_text())
+    short = data["retention_classes"][0]
+    short["versions"].append(
+        {
+            "version": 2,
+            "in_force_from": "2027-03-01",
+            "rules": {**short["versions"][0]["rules"], "case_records": {"keep": "P4W", "from": "case_ended"}},
+        }
+    )
+    retention_class = parse(data).retention_classes[short["code"]]
+    before = retention_class.version_at(datetime(2027, 2, 28, 23, 0, tzinfo=UTC))
+    after = retention_class.version_at(datetime(2027, 3, 1, 9, 0, tzinfo=UTC))
+    assert (before.version, after.version) == (1, 2)
+    assert after.rules["case_records"].due(datetime(2027, 3, 1, tzinfo=UTC)) == datetime(
+        2027, 3, 29, tzinfo=UTC
+    )
+    assert retention_class.rules == after.rules
+    assert before.rules["outcome"].due(datetime(2027, 3, 1, tzinfo=UTC)) is None
+
+
+def test_a_retention_class_must_rule_on_every_record_kind():
+    data = yaml.safe_load(DEFAULT_PATH.read_text())
+    del data["retention_classes"][0]["versions"][0]["rules"]["outcome"]
+    with pytest.raises(CatalogueError, match="no rule for outcome"):
+        parse(data)
+
+
+def test_every_legal_hold_reason_and_erasure_refusal_speaks_to_the_citizen_in_dutch_and_english():
+    catalogue = load_catalogue()
+    assert set(catalogue.erasure_refusals) == {"case_open", "legal_hold"}
+    assert "complaint" in catalogue.legal_hold_reasons
+    for reason in (*catalogue.erasure_refusals.values(), *catalogue.legal_hold_reasons.values()):
+        assert reason.label("nl") and reason.label("en") and reason.label("nl") != reason.label("en")

@@ -72,3 +72,23 @@ def test_keys_are_stored_wrapped_by_the_master_key(vault):
     wrong = KeyStore(vault.keys.store, b"w" * 32)
     with pytest.raises(RuntimeError, match="master key"):
         wrong.load(str(case))
+
+
+def test_shredding_the_case_scope_alone_keeps_its_subjects_keys_but_takes_no_new_ones(vault):
+    case = uuid4()
+    minutes = vault.seal(KeyScope(case), "minutes")
+    details = vault.seal(KeyScope(case, "e" * 32), "details")
+    assert vault.shred_scope(KeyScope(case)) == 1
+    assert vault.shred_scope(KeyScope(case)) == 0, "shredding twice changes nothing"
+    assert vault.open(minutes) is PURGED
+    assert vault.open(details) == "details"
+    assert vault.keys.live_keys(case) == [f"{case}/{'e' * 32}"]
+    with pytest.raises(ScopeShreddedError):
+        vault.seal(KeyScope(case, "f" * 32), "a subject added after the purge")
+
+
+def test_applications_never_snapshot_even_when_the_environment_asks(memory_settings, monkeypatch):
+    from services.retention.application import Retention
+
+    monkeypatch.setenv("IS_SNAPSHOTTING_ENABLED", "y")
+    assert Retention(memory_settings).snapshots is None

@@ -9,12 +9,20 @@ from shared.contracts.commands.base import COMMAND_SCHEMAS, CommandSchema, load_
 from shared.contracts.commands.case_registration import CloseCaseSchema, RegisterCaseSchema
 from shared.contracts.commands.consent import GiveConsentSchema
 from shared.contracts.commands.data_sharing import RequestShareSchema
+from shared.contracts.commands.retention import (
+    ErasureRequestSchema,
+    LiftLegalHoldSchema,
+    PlaceLegalHoldSchema,
+)
 
 __all__ = [
     "COMMAND_SCHEMAS",
     "CloseCaseSchema",
     "CommandSchema",
+    "ErasureRequestSchema",
     "GiveConsentSchema",
+    "LiftLegalHoldSchema",
+    "PlaceLegalHoldSchema",
     "RegisterCaseSchema",
     "RequestShareSchema",
     "load_command",

@@ -39,7 +39,7 @@ class CommandSchema(Schema):
             COMMAND_SCHEMAS[cls.command_name] = cls
 
 
-def load_command(schema_cls: type[CommandSchema], payload: Any) -> dict[str, Any]:
+def load_command(schema_cls: type[Schema], payload: Any) -> dict[str, Any]:
     """Validates a command; raises ``InvalidRequest`` naming the first field at fault."""
     if not isinstance(payload, dict):
         raise InvalidRequest("invalid_message", "a command is a JSON object")

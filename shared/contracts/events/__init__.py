@@ -5,7 +5,13 @@ optional field does not break a consumer. Personal values travel sealed (``Seale
 subjects by pseudonym. A schema registers itself in ``EVENT_SCHEMAS`` by defining ``event_name``.
 """
 
-from shared.contracts.events import case_registration, consent, data_sharing, notification  # noqa: F401
+from shared.contracts.events import (  # noqa: F401
+    case_registration,
+    consent,
+    data_sharing,
+    notification,
+    retention,
+)
 from shared.contracts.events.base import EVENT_SCHEMAS, EventSchema
 
 __all__ = ["EVENT_SCHEMAS", "EventSchema"]
