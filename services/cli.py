@@ -10,6 +10,9 @@ keten probe live|ready    asks this host's operations endpoint (OPS_PORT); exit 
 keten purge [--dry-run]   crypto-shreds the records whose retention period is over (--as-of DATE
                           pretends it is DATE: for demonstrations, it destroys records early)
 
+keten agency add|rotate|remove|list AGENCY    agencies' bus credentials (docs/agencies.md)
+keten contract asyncapi|openapi|rabbitmq [--check|--write]    the published contract, from the code
+
 Logs go to stderr as JSON lines (``KETEN_LOG_FORMAT=text`` for people, ``KETEN_LOG_LEVEL``).
 """
 
@@ -31,6 +34,7 @@ import tempfile  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
+from services import agency_cli, contract  # noqa: E402
 from services.platform import SERVICES, build_runner, service_class  # noqa: E402
 from shared import logs  # noqa: E402
 from shared.config import ConfigurationError, Settings, log_settings  # noqa: E402
@@ -79,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         "before their retention period ends: for demonstrations and tests only",
     )
     purge.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    agency_cli.add_parser(commands)
+    contract.add_parser(commands)
     return parser
 
 
@@ -97,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_services(args.services)
         if args.command == "demo":
             return run_demo(args.url)
+        if args.command == "agency":
+            return agency_cli.run(args)
+        if args.command == "contract":
+            return contract.run(args)
         if args.command == "migrate":
             return migrate(Settings.from_env())
         if args.command == "rewrap-keys":
@@ -226,7 +237,7 @@ def run_demo(url: str | None) -> int:
         runner.start()
         try:
             print("Started an embedded platform for the demo (its data is thrown away afterwards).")
-            demo.run_demo(f"http://{settings.gateway_address}")
+            demo.run_demo(f"http://{settings.gateway_address}", credentials=demo.load_credentials(var_dir))
         finally:
             runner.stop()
     return 0

@@ -4,13 +4,18 @@ tests run the same scenario."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
+from json import dumps
+from pathlib import Path
 from typing import Any
 
 import requests
+
+from keten_client import Credentials, signed_http_headers
 
 #: A made-up citizen (the BSN passes the eleven-test; it is the standard test number).
 CITIZEN = {
@@ -19,6 +24,8 @@ CITIZEN = {
     "email": "sanne.devries@example.org",
     "postal_address": "Lindelaan 12, 3511 AB Utrecht",
 }
+#: The agency that acts in the demo.
+DEMO_AGENCY = "gemeente-utrecht"
 SHARED_SENTENCE = "Mevrouw heeft sinds maart een huurachterstand van drie maanden."
 
 
@@ -36,14 +43,47 @@ class DemoResult:
     schedule: list[dict[str, Any]]
 
 
+def load_credentials(var_dir: str | Path | None = None, agency: str = DEMO_AGENCY) -> Credentials:
+    """The agency's credentials as the embedded platform writes them (``var/agencies/``), or as
+    ``keten agency add --out var/agencies/<agency>.json`` does for a platform elsewhere."""
+    folder = Path(var_dir or os.environ.get("KETEN_VAR_DIR") or "var") / "agencies"
+    path = folder / f"{agency}.json"
+    if not path.exists():
+        raise DemoError(
+            f"no credentials for {agency} in {folder}: start the platform with 'make run', "
+            f"or run 'keten agency add {agency} --out {path}'"
+        )
+    return Credentials.load(path)
+
+
 class Client:
-    def __init__(self, base_url: str, timeout: float = 10.0):
+    """The gateway's HTTP API as an agency uses it: every agency request signed."""
+
+    def __init__(self, base_url: str, credentials: Credentials | None = None, timeout: float = 10.0):
         self.base_url = base_url.rstrip("/")
         self.http = requests.Session()
         self.timeout = timeout
+        self.credentials = credentials
 
-    def call(self, method: str, path: str, expect: int | tuple[int, ...] = (200, 201), **kwargs: Any) -> Any:
-        response = self.http.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+    def call(
+        self,
+        method: str,
+        path: str,
+        expect: int | tuple[int, ...] = (200, 201),
+        json: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        body = b"" if json is None else dumps(json).encode()
+        if self.credentials is not None and path.startswith("/api/") and not path.startswith("/api/citizen"):
+            kwargs["headers"] = {
+                **kwargs.get("headers", {}),
+                **signed_http_headers(self.credentials, method, path, body),
+            }
+        elif json is not None:
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Content-Type": "application/json"}
+        response = self.http.request(
+            method, self.base_url + path, data=body or None, timeout=self.timeout, **kwargs
+        )
         expected = (expect,) if isinstance(expect, int) else expect
         if response.status_code not in expected:
             raise DemoError(
@@ -110,8 +150,10 @@ def register_case_command(case_id: str) -> dict[str, Any]:
     }
 
 
-def run_demo(base_url: str, out: Any = print) -> DemoResult:
-    client = Client(base_url)
+def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = None) -> DemoResult:
+    """Gemeente Utrecht registers a case, records consent and shares; the citizen reads the
+    overview. ``credentials``: Gemeente Utrecht's (default: from ``var/agencies/``)."""
+    client = Client(base_url, credentials or load_credentials())
     health = client.wait_healthy()
     out(f"Platform healthy: {', '.join(sorted(health['services']))}")
 

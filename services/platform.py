@@ -8,6 +8,8 @@ from typing import Any
 
 from nameko.runners import ServiceRunner
 
+from shared.agencies import ensure_local_credentials
+from shared.catalogue import load_catalogue
 from shared.config import Settings
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,10 @@ def nameko_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 
 def build_runner(settings: Settings, names: list[str], **overrides: Any) -> ServiceRunner:
+    if settings.embedded_broker and not settings.uses_postgres:
+        # make run / make demo: every catalogue agency gets keys under var/agencies/, so the
+        # demo (and a newcomer with curl) can sign requests with no configuration.
+        ensure_local_credentials(settings, sorted(load_catalogue().agencies))
     runner = ServiceRunner(nameko_config(settings, **overrides))
     for name in names:
         runner.add_service(service_class(name))

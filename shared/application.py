@@ -143,6 +143,12 @@ class KetenApplication(Application):
         for cls in self.value_types:
             transcoder.register(value_transcoding(cls))
 
+    def inbox_messages(self, domain_event: Any) -> list[Any]:
+        """What a stored event makes the relay address to agencies' inboxes (``OutgoingMessage``
+        for ``keten.inbox``); none by default. Published with the event, under the same outbox
+        guarantee: at least once, in log order."""
+        return []
+
     def on_save(self, listener: Callable[[], None]) -> None:
         self._save_listeners.append(listener)
 

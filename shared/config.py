@@ -48,6 +48,11 @@ class Settings:
     # Seconds between the retention service's purge runs; 0 leaves the timer off (a CronJob
     # running ``keten purge`` can do the same job).
     purge_interval: float = 3600.0
+    # The management API that ``keten agency`` creates agencies' broker users through (default:
+    # port 15672 of the AMQP_URI host), and the address agencies connect to if it is not the
+    # AMQP_URI's (e.g. a public TLS endpoint, ``amqps://bus.keten.example:5671``).
+    rabbitmq_management_url: str | None = None
+    agency_amqp_url: str | None = None
 
     @property
     def embedded_broker(self) -> bool:
@@ -89,6 +94,8 @@ class Settings:
                 log_level=log_level,
                 log_format=log_format,
                 purge_interval=float(get("KETEN_PURGE_INTERVAL", "3600") or 0),
+                rabbitmq_management_url=get("RABBITMQ_MANAGEMENT_URL"),
+                agency_amqp_url=get("KETEN_AGENCY_AMQP_URL"),
             )
         except ValueError as exc:
             raise ConfigurationError(f"a numeric KETEN_* setting is malformed: {exc}") from None

@@ -266,32 +266,49 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             message.delivery_info.get("routing_key"),
             code,
         )
-        headers = dict(message.headers or {})
-        headers.update(
-            {
-                "x-keten-reason-code": code,
-                "x-keten-reason": reason[:500],
-                "x-keten-service": self.service,
-                "x-keten-original-routing-key": message.delivery_info.get("routing_key", ""),
-            }
-        )
-        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
-        dead = OutgoingMessage(
-            routing_key=f"{self.service}.{event_name or 'unreadable'}",
-            body=body,
-            headers=headers,
-            message_id=str(message.properties.get("message_id") or ""),
-            content_type=message.content_type or "application/octet-stream",
-            content_encoding=message.content_encoding or "binary",
-        )
         assert self.publisher is not None
-        self.publisher.publish([dead], exchange=dead_letter_exchange)
+        self.publisher.publish(
+            [dead_letter_message(message, self.service, code, reason, event_name)],
+            exchange=dead_letter_exchange,
+        )
 
     def wait_until_consuming(self, timeout: float = 10.0) -> None:
         if self._ready.ready():
             return
         with eventlet.Timeout(timeout):
             self._ready.wait()
+
+
+def dead_letter_message(
+    message: Any,
+    service: str,
+    code: str,
+    reason: str,
+    name: str | None,
+    body: bytes | None = None,
+    content_type: str | None = None,
+) -> OutgoingMessage:
+    """A received message as a dead letter: its headers plus the reason, routing key
+    ``<service>.<name>``; its own body unless another (e.g. sealed) is given."""
+    headers = dict(message.headers or {})
+    headers.update(
+        {
+            "x-keten-reason-code": code,
+            "x-keten-reason": reason[:500],
+            "x-keten-service": service,
+            "x-keten-original-routing-key": message.delivery_info.get("routing_key", ""),
+        }
+    )
+    if body is None:
+        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+    return OutgoingMessage(
+        routing_key=f"{service}.{name or 'unreadable'}",
+        body=body,
+        headers=headers,
+        message_id=str(message.properties.get("message_id") or ""),
+        content_type=content_type or message.content_type or "application/octet-stream",
+        content_encoding=(message.content_encoding or "binary") if content_type is None else "utf-8",
+    )
 
 
 class EventHandlerEntrypoint(Entrypoint):
@@ -329,4 +346,4 @@ class EventHandlerEntrypoint(Entrypoint):
 
 
 consumes = EventHandlerEntrypoint.decorator
-__all__ = ["DEAD_LETTER_EXCHANGE", "EventConsumer", "MessageRejected", "consumes"]
+__all__ = ["DEAD_LETTER_EXCHANGE", "EventConsumer", "MessageRejected", "consumes", "dead_letter_message"]

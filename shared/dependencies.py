@@ -226,6 +226,7 @@ class ServiceHealth(DependencyProvider):
         return not (self.container._died.ready() or self.container._being_killed)
 
     def check(self) -> dict[str, Any]:
+        from shared.commands import AgencyCommands
         from shared.consumer import EventConsumer
 
         report: dict[str, Any] = {"service": self.container.service_name, "ok": True}
@@ -244,6 +245,9 @@ class ServiceHealth(DependencyProvider):
                 if report["store"] == "ok" and dependency.relay_stuck():
                     report["relay"] = "stuck"
                     report["ok"] = False
+            if isinstance(dependency, AgencyCommands):
+                report["commands"] = "ok" if dependency.consuming else "waiting"
+                report["ok"] = report["ok"] and dependency.consuming
         for extension in self.container.extensions:
             if isinstance(extension, EventConsumer):
                 report["consumer"] = extension.status()

@@ -17,7 +17,7 @@ from typing import Any
 from kombu import Connection, Exchange, Producer
 
 from shared.contracts.envelope import OutgoingMessage
-from shared.topology import all_event_queues, dead_letter_exchange, dead_letter_queue, events_exchange
+from shared.topology import declare_topology, events_exchange
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,8 @@ class ConfirmingPublisher:
         self._next_tag = 1
         self._unconfirmed = set()
         self.producer = Producer(self.channel)
-        for exchange in (events_exchange, dead_letter_exchange):
-            exchange(self.channel).declare()
-        for queue in (dead_letter_queue(), *all_event_queues()):
-            queue(self.channel).declare()
+        # The in-process broker has no agencies connected: no inboxes to fill in memory.
+        declare_topology(self.channel, inboxes=not self.amqp_uri.startswith("keten-memory"))
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         if multiple:
@@ -73,7 +71,7 @@ class ConfirmingPublisher:
     def publish(
         self,
         messages: Sequence[OutgoingMessage],
-        exchange: Exchange = events_exchange,
+        exchange: Exchange | str = events_exchange,
     ) -> None:
         if not messages:
             return
@@ -81,16 +79,18 @@ class ConfirmingPublisher:
         assert self.producer is not None
         self._nacked = False
         for message in messages:
+            properties = {"correlation_id": message.correlation_id} if message.correlation_id else {}
             self.producer.publish(
                 message.body,
-                exchange=exchange,
+                exchange=exchange if message.exchange is None else message.exchange,
                 routing_key=message.routing_key,
                 headers=message.headers,
                 content_type=message.content_type,
                 content_encoding=message.content_encoding,
-                delivery_mode=2,
+                delivery_mode=2 if message.persistent else 1,
                 message_id=message.message_id,
                 retry=False,
+                **properties,
             )
             if self._uses_confirms:
                 self._unconfirmed.add(self._next_tag)

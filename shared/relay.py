@@ -74,6 +74,7 @@ class EventRelay:
             if message is not None:
                 messages.append(message)
                 published.append((message.routing_key, notification.id, correlation_of(domain_event)))
+            messages.extend(self.app.inbox_messages(domain_event))
         self.publisher.publish(messages)
         for key, position, correlation_id in published:
             with log_context(correlation_id=correlation_id):

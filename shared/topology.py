@@ -3,7 +3,14 @@
 - ``keten.events``: topic exchange of every published domain event, routing key
   ``<service>.<EventName>``; each service consumes from its own quorum queue
   ``keten.<service>.events``, bound to the events it handles.
-- ``keten.commands``: topic exchange for commands from agencies (``<service>.<command>``).
+- ``keten.commands``: topic exchange for commands from agencies, routing key
+  ``<agency>.<service>.<command>``; each service that takes commands consumes its quorum queue
+  ``keten.<service>.commands``, bound to ``*.<service>.*``. The broker lets each agency publish
+  only routing keys that start with its own id.
+- ``keten.inbox``: topic exchange of what the platform addresses to one agency (replies to its
+  commands, shares made to it), routing key ``<agency>.<message>``; each agency reads only its
+  own quorum queue ``keten.inbox.<agency>``, bound to ``<agency>.#``. The platform's events never
+  reach it: what an agency receives is composed for it (``shared.contracts.inbox``).
 - ``keten.dead-letter``: topic exchange and queue of rejected messages, each with its reason in
   the headers; quorum queues also dead-letter here after too many redeliveries.
 
@@ -19,6 +26,7 @@ from kombu import Exchange, Queue, binding
 
 EVENTS_EXCHANGE = "keten.events"
 COMMANDS_EXCHANGE = "keten.commands"
+INBOX_EXCHANGE = "keten.inbox"
 DEAD_LETTER_EXCHANGE = "keten.dead-letter"
 DEAD_LETTER_QUEUE = "keten.dead-letter"
 #: Redeliveries (consumer crashes mid-message) before the broker dead-letters a message.
@@ -26,6 +34,7 @@ DELIVERY_LIMIT = 20
 
 events_exchange = Exchange(EVENTS_EXCHANGE, type="topic", durable=True)
 commands_exchange = Exchange(COMMANDS_EXCHANGE, type="topic", durable=True)
+inbox_exchange = Exchange(INBOX_EXCHANGE, type="topic", durable=True)
 dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True)
 
 
@@ -100,3 +109,81 @@ def service_event_queue(service: str, routing_keys: Iterable[str] | None = None)
         durable=True,
         queue_arguments=quorum_arguments(),
     )
+
+
+def command_routing_key(agency: str, service: str, command: str) -> str:
+    return f"{agency}.{service}.{command}"
+
+
+def parse_command_routing_key(key: str) -> tuple[str, str, str] | None:
+    """``(agency, service, command)``, or None for a key of another shape."""
+    parts = key.split(".")
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and all(parts) else None
+
+
+def command_services() -> list[str]:
+    """The services that take commands from agencies: those with a command in the contract."""
+    from shared.contracts.commands import COMMAND_SCHEMAS
+
+    return sorted({schema.service for schema in COMMAND_SCHEMAS.values()})
+
+
+def command_queue(service: str) -> Queue:
+    """The queue a service takes agencies' commands from. No single active consumer: commands
+    are independent and repeat-safe, so every replica may work on them at once."""
+    return Queue(
+        f"keten.{service}.commands",
+        exchange=commands_exchange,
+        routing_key=command_routing_key("*", service, "*"),
+        durable=True,
+        queue_arguments=quorum_arguments(single_active_consumer=False),
+    )
+
+
+def inbox_routing_key(agency: str, message: str) -> str:
+    return f"{agency}.{message}"
+
+
+def inbox_queue_name(agency: str) -> str:
+    return f"keten.inbox.{agency}"
+
+
+def inbox_queue(agency: str) -> Queue:
+    """An agency's inbox: everything the platform addresses to it, and nothing else."""
+    return Queue(
+        inbox_queue_name(agency),
+        exchange=inbox_exchange,
+        routing_key=inbox_routing_key(agency, "#"),
+        durable=True,
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+
+
+def inbox_agencies() -> list[str]:
+    """Every agency of the catalogue has an inbox, so nothing addressed to it is routed to
+    nowhere while it is not yet connected."""
+    from shared.catalogue import load_catalogue
+
+    return sorted(load_catalogue().agencies)
+
+
+def platform_exchanges() -> list[Exchange]:
+    return [commands_exchange, events_exchange, inbox_exchange, dead_letter_exchange]
+
+
+def platform_queues(inboxes: bool = True) -> list[Queue]:
+    """Every queue of the platform, in the order they are declared and exported."""
+    return [
+        dead_letter_queue(),
+        *all_event_queues(),
+        *(command_queue(service) for service in command_services()),
+        *(inbox_queue(agency) for agency in (inbox_agencies() if inboxes else ())),
+    ]
+
+
+def declare_topology(channel: object, inboxes: bool = True) -> None:
+    """Declares every exchange, queue and binding of the platform (idempotent)."""
+    for exchange in platform_exchanges():
+        exchange(channel).declare()
+    for queue in platform_queues(inboxes):
+        queue(channel).declare()

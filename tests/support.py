@@ -10,7 +10,10 @@ from typing import Any
 
 from nameko.runners import ServiceRunner
 
+from keten_client import Credentials, KeyPair, signed_http_headers
+from keten_client.protocol import b64
 from services.platform import SERVICES, build_runner
+from shared.agencies import AgencyRegistry, local_credentials_dir
 from shared.config import Settings
 
 
@@ -29,6 +32,11 @@ class RunningPlatform:
             if container.service_name == name:
                 return container
         raise KeyError(name)
+
+    def credentials(self, agency: str = "gemeente-utrecht") -> Credentials:
+        """An agency's credentials for signing: the embedded platform's generated ones, or a
+        key pair registered for this test on a platform with a database server."""
+        return agency_credentials(self.settings, agency)
 
     def app(self, name: str) -> Any:
         from shared.dependencies import ApplicationProvider
@@ -49,6 +57,33 @@ def running_platform(env: dict[str, str], services: list[str] | None = None) -> 
         yield RunningPlatform(runner, settings, env)
     finally:
         runner.stop()
+
+
+def agency_credentials(settings: Settings, agency: str) -> Credentials:
+    path = local_credentials_dir(settings) / f"{agency}.json"
+    if settings.embedded_broker and not settings.uses_postgres and path.exists():
+        return Credentials.load(path)
+    keys = KeyPair.generate()
+    AgencyRegistry.for_settings(settings).add_key(agency, keys.signing_public_key, keys.encryption_public_key)
+    return Credentials(
+        agency=agency,
+        key_id=keys.key_id,
+        signing_private_key=b64(keys.signing_private_key),
+        encryption_private_key=b64(keys.encryption_private_key),
+    )
+
+
+def signed_post(base_url: str, path: str, body: Any, credentials: Credentials, **kwargs: Any) -> Any:
+    """POSTs ``body`` to the gateway as ``credentials``' agency would: signed."""
+    import json
+
+    import requests
+
+    raw = json.dumps(body).encode()
+    headers = signed_http_headers(credentials, "POST", path, raw)
+    return requests.post(
+        base_url + path, data=raw, headers=headers, timeout=kwargs.pop("timeout", 10), **kwargs
+    )
 
 
 def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:

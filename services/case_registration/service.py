@@ -8,6 +8,7 @@ from nameko.rpc import rpc
 
 from services.case_registration.application import CaseRegistration
 from shared.consumer import consumes
+from shared.commands import AgencyCommands
 from shared.contracts.commands import CloseCaseSchema, RegisterCaseSchema, load_command
 from shared.contracts.envelope import ReceivedEvent
 from shared.dependencies import ApplicationProvider, ServiceHealth
@@ -20,6 +21,7 @@ class CaseRegistrationService:
     name = "case_registration"
 
     cases = ApplicationProvider(CaseRegistration)
+    agency_commands = AgencyCommands()
     health_check = ServiceHealth()
 
     @rpc(expected_exceptions=KetenError)

@@ -7,6 +7,7 @@ from typing import Any
 from nameko.rpc import rpc
 
 from services.consent.application import Consent
+from shared.commands import AgencyCommands
 from shared.consumer import consumes
 from shared.contracts.commands import GiveConsentSchema, load_command
 from shared.contracts.envelope import ReceivedEvent
@@ -20,6 +21,7 @@ class ConsentService:
     name = "consent"
 
     consents = ApplicationProvider(Consent)
+    agency_commands = AgencyCommands()
     health_check = ServiceHealth()
 
     @rpc(expected_exceptions=KetenError)

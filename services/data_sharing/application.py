@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
+from keten_client.protocol import seal_for
 from services.data_sharing.domain import (
     ConsentFacts,
     RefusedShare,
@@ -18,15 +20,17 @@ from services.data_sharing.domain import (
     share_id,
 )
 from shared import metrics
+from shared.agencies import AgencyRegistry
 from shared.application import KetenApplication
 from shared.casefacts import CaseFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
-from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
+from shared.contracts.inbox import inbox_message, inbox_message_id
 from shared.db import Cursor
 from shared.errors import InvalidRequest, NotAuthorised, NotFound
 from shared.pseudonym import pseudonymise
-from shared.sealed import KeyScope
+from shared.sealed import PURGED, KeyScope
 
 
 class DataSharing(KetenApplication):
@@ -153,6 +157,50 @@ class DataSharing(KetenApplication):
             return self.repository.get(share_id(request_id, to_agency))
         except AggregateNotFoundError:
             return None
+
+    # -- telling the recipient ----------------------------------------------------------------
+    def inbox_messages(self, domain_event: Any) -> list[OutgoingMessage]:
+        """A share, told to its recipient with the content sealed to the recipient's own key:
+        the point of sharing, and readable by nobody on the way (broker, dead letters)."""
+        if not isinstance(domain_event, Share.DataShared):
+            return []
+        share_id = domain_event.originator_id
+        key = self.agencies.current_key(domain_event.to_agency)
+        opened = self.vault.open(domain_event.content)
+        case = self.cases.get(domain_event.case_id)
+        subject = case.subjects.get(domain_event.subject) if case else None
+        sealed, withheld = None, None
+        if key is None:
+            withheld = "no_key"
+        elif opened is PURGED:
+            withheld = "purged"
+        else:
+            sealed = seal_for(
+                key.encryption_public_key,
+                {**(opened or {}), "subject": {"role": subject.role if subject else None}},
+            )
+        data = {
+            **vars(domain_event),
+            "share_id": share_id,
+            "shared_at": domain_event.timestamp,
+            "key_id": key.key_id if key else None,
+            "sealed_content": sealed,
+            "content_withheld": withheld,
+        }
+        return [
+            inbox_message(
+                domain_event.to_agency,
+                "ShareReceived",
+                data,
+                message_id=inbox_message_id("share", share_id),
+                correlation_id=domain_event.correlation_id,
+                occurred_at=domain_event.timestamp,
+            )
+        ]
+
+    @cached_property
+    def agencies(self) -> AgencyRegistry:
+        return AgencyRegistry.for_settings(self.settings)
 
     # -- learning from other services -------------------------------------------------------
     def _consent_facts(self, case_id: UUID, subject: str) -> ConsentFacts:

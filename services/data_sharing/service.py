@@ -8,6 +8,7 @@ from nameko.rpc import rpc
 
 from services.data_sharing.application import DataSharing
 from services.data_sharing.domain import Share
+from shared.commands import AgencyCommands
 from shared.consumer import consumes
 from shared.contracts.commands import RequestShareSchema, load_command
 from shared.contracts.envelope import ReceivedEvent
@@ -21,6 +22,7 @@ class DataSharingService:
     name = "data_sharing"
 
     sharing = ApplicationProvider(DataSharing)
+    agency_commands = AgencyCommands()
     health_check = ServiceHealth()
 
     @rpc(expected_exceptions=KetenError)

@@ -74,6 +74,11 @@ class OutgoingMessage:
     message_id: str
     content_type: str = "application/json"
     content_encoding: str = "utf-8"
+    #: Where it goes: None for the exchange the publisher is asked to use; "" is the default
+    #: exchange (a direct reply to ``reply_to``).
+    exchange: str | None = None
+    correlation_id: str | None = None
+    persistent: bool = True
 
 
 def encode_event(domain_event: Any, source: str, position: int) -> OutgoingMessage | None:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 def test_a_share_reaches_the_citizens_overview_on_the_embedded_platform(embedded_env):
     printed: list[str] = []
     with running_platform(embedded_env) as platform:
-        result = run_demo(platform.base_url, out=printed.append)
+        result = run_demo(platform.base_url, out=printed.append, credentials=platform.credentials())
 
     [case] = result.overview["cases"]
     assert case["contact_point"] == {

@@ -11,7 +11,7 @@ from kombu import Connection, Exchange, Producer
 
 from services.demo import CITIZEN, register_case_command
 from shared.topology import SUBSCRIPTIONS, dead_letter_queue
-from tests.support import eventually, running_platform
+from tests.support import eventually, running_platform, signed_post
 
 pytestmark = pytest.mark.integration
 
@@ -76,12 +76,10 @@ def test_malformed_events_are_dead_lettered_with_a_reason_and_the_consumers_keep
 
         # Every consumer is still running: a good case reaches the overview.
         case_id = str(uuid.uuid4())
-        assert (
-            requests.post(
-                f"{platform.base_url}/api/cases", json=register_case_command(case_id), timeout=10
-            ).status_code
-            == 201
+        response = signed_post(
+            platform.base_url, "/api/cases", register_case_command(case_id), platform.credentials()
         )
+        assert response.status_code == 201
         token = requests.post(
             f"{platform.base_url}/api/citizen/session", json={"bsn": CITIZEN["bsn"]}, timeout=5
         ).json()["token"]

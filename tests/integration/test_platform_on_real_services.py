@@ -17,7 +17,7 @@ def test_a_share_travels_through_every_service_on_rabbitmq_and_postgresql(
     production_env, rabbit, postgres_dsn, pg_schema
 ):
     with running_platform(production_env) as platform:
-        result = run_demo(platform.base_url, out=lambda *_: None)
+        result = run_demo(platform.base_url, out=lambda *_: None, credentials=platform.credentials())
 
         [case] = [c for c in result.overview["cases"] if c["case_id"] == result.case_id]
         [share] = case["shares"]

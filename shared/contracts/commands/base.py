@@ -23,6 +23,8 @@ class CommandSchema(Schema):
     command_name = ""
     #: The service that handles it.
     service = ""
+    #: What the platform answers when it carried the command out (``result`` of the reply).
+    reply_schema: type[Schema] | None = None
 
     schema_version = fields.Integer(
         required=True,
@@ -43,6 +45,12 @@ def load_command(schema_cls: type[Schema], payload: Any) -> dict[str, Any]:
     """Validates a command; raises ``InvalidRequest`` naming the first field at fault."""
     if not isinstance(payload, dict):
         raise InvalidRequest("invalid_message", "a command is a JSON object")
+    if "schema_version" in payload and payload["schema_version"] != COMMAND_VERSION:
+        raise InvalidRequest(
+            "unknown_version",
+            f"unknown schema_version; this platform speaks {COMMAND_VERSION}",
+            "schema_version",
+        )
     try:
         return schema_cls().load(payload)
     except ValidationError as exc:

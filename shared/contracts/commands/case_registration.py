@@ -55,11 +55,19 @@ class ContactPointInput(Schema):
     )
 
 
+class CaseStatusSchema(Schema):
+    """The case a command was about, and its status now."""
+
+    case_id = fields.UUID(required=True)
+    status = fields.String(required=True, metadata={"example": "open"})
+
+
 class RegisterCaseSchema(CommandSchema):
     """Registers a case at a consultation table."""
 
     command_name = "register_case"
     service = "case_registration"
+    reply_schema = CaseStatusSchema
 
     case_id = fields.UUID(load_default=None, metadata={"description": "client-chosen id; repeat-safe"})
     table = TableId(required=True, metadata={"description": "consultation table id"})
@@ -88,6 +96,7 @@ class CloseCaseSchema(CommandSchema):
 
     command_name = "close_case"
     service = "case_registration"
+    reply_schema = CaseStatusSchema
 
     case_id = fields.UUID(required=True)
     outcome = Code(required=True, metadata={"example": "help_arranged"})

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from marshmallow import Schema, fields, validate
 
 from shared.contracts.commands.base import CommandSchema
 from shared.contracts.fields import AgencyId, Bsn, Code
+
+
+class ConsentRecordedSchema(Schema):
+    """The subject's consent record in the case, and how many consents it now holds."""
+
+    record_id = fields.UUID(required=True)
+    consents = fields.Integer(required=True)
 
 
 class GiveConsentSchema(CommandSchema):
@@ -13,6 +20,7 @@ class GiveConsentSchema(CommandSchema):
 
     command_name = "give_consent"
     service = "consent"
+    reply_schema = ConsentRecordedSchema
 
     case_id = fields.UUID(required=True)
     subject_bsn = Bsn(required=True)

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from marshmallow import Schema, fields, validate
 
 from shared.contracts.commands.base import CommandSchema
 from shared.contracts.fields import AgencyId, Bsn, Code
+
+
+class ShareDecisionSchema(Schema):
+    share_id = fields.UUID(required=True)
+    to_agency = AgencyId(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(["shared", "refused"]))
+    reason_code = Code(required=True, metadata={"example": "no_valid_consent"})
+    reason = fields.String(allow_none=True, required=True, metadata={"description": "when refused"})
+
+
+class ShareDecisionsSchema(Schema):
+    """The decision on a share request, one per recipient, each on record."""
+
+    request_id = fields.UUID(required=True)
+    decisions = fields.List(fields.Nested(ShareDecisionSchema), required=True)
 
 
 class RequestShareSchema(CommandSchema):
@@ -14,6 +29,7 @@ class RequestShareSchema(CommandSchema):
 
     command_name = "request_share"
     service = "data_sharing"
+    reply_schema = ShareDecisionsSchema
 
     request_id = fields.UUID(required=True, metadata={"description": "repeat-safe id of this request"})
     case_id = fields.UUID(required=True)

@@ -1,0 +1,218 @@
+"""The agency's side of the bus, on kombu (blocking; no framework needed).
+
+client = AgencyClient(Credentials.load("gemeente-utrecht.json"))
+with client:
+    reply = client.request("data_sharing", "request_share", {...})   # waits for the answer
+    for message in client.inbox(timeout=5):                            # acks each one
+        print(message.name, message.data, message.content)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kombu import Connection, Consumer, Exchange, Producer, Queue
+
+from keten_client.protocol import (
+    HTTP_KEY_ID_HEADER,
+    HTTP_SIGNATURE_HEADER,
+    KEY_ID_HEADER,
+    SIGNATURE_HEADER,
+    open_sealed,
+    sign,
+    unb64,
+)
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What ``keten agency add`` printed: where to connect, who you are, your private keys."""
+
+    agency: str
+    key_id: str
+    signing_private_key: str
+    encryption_private_key: str
+    amqp_url: str = ""
+    commands_exchange: str = "keten.commands"
+    inbox_queue: str = ""
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Credentials:
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in document.items() if k in names})
+
+    @classmethod
+    def load(cls, path: str | Path) -> Credentials:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def signed_http_headers(credentials: Credentials, method: str, path: str, body: bytes) -> dict[str, str]:
+    """The headers that sign an HTTP request to the gateway: send ``body`` as these exact bytes."""
+    signature = sign(unb64(credentials.signing_private_key), f"{method.upper()} {path}", body)
+    return {
+        HTTP_KEY_ID_HEADER: credentials.key_id,
+        HTTP_SIGNATURE_HEADER: signature,
+        "Content-Type": "application/json",
+    }
+
+
+class CommandFailed(Exception):
+    """The platform rejected a command; ``error`` has its ``code``, ``message`` and ``field``."""
+
+    def __init__(self, error: dict[str, Any]):
+        super().__init__(f"{error.get('code')}: {error.get('message')}")
+        self.error = error
+
+
+@dataclass
+class InboxMessage:
+    name: str
+    message_id: str
+    correlation_id: str | None
+    data: dict[str, Any]
+    #: For ``ShareReceived``: the shared content, opened with your encryption key.
+    content: Any = None
+    envelope: dict[str, Any] = field(default_factory=dict)
+
+
+class AgencyClient:
+    def __init__(self, credentials: Credentials, connect_timeout: float = 10.0):
+        self.credentials = credentials
+        self.connection = Connection(credentials.amqp_url, connect_timeout=connect_timeout)
+        self._replies: dict[str, dict[str, Any]] = {}
+        self._reply_consumer: Consumer | None = None
+
+    def __enter__(self) -> AgencyClient:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        self.connection.ensure_connection(max_retries=3)
+        self.channel = self.connection.channel()
+        self.producer = Producer(self.channel, on_return=self._on_return)
+        self._returned: list[str] = []
+
+    def close(self) -> None:
+        self.connection.release()
+
+    # -- commands ---------------------------------------------------------------------------------
+    def send(self, service: str, command: str, body: dict[str, Any], reply: bool = False) -> str:
+        """Signs and publishes a command; returns its message_id (the reply's correlation_id).
+
+        ``body`` is the command by its schema; ``agency`` and ``schema_version`` are filled in
+        when absent.
+        """
+        body = {"schema_version": 1, "agency": self.credentials.agency, **body}
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        routing_key = f"{self.credentials.agency}.{service}.{command}"
+        message_id = str(uuid.uuid4())
+        signature = sign(unb64(self.credentials.signing_private_key), routing_key, payload)
+        properties: dict[str, Any] = {}
+        if reply:
+            self._listen_for_replies()
+            properties["reply_to"] = DIRECT_REPLY_TO
+        self.producer.publish(
+            payload,
+            exchange=Exchange(
+                self.credentials.commands_exchange, type="topic", durable=True, no_declare=True
+            ),
+            routing_key=routing_key,
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+            message_id=message_id,
+            headers={KEY_ID_HEADER: self.credentials.key_id, SIGNATURE_HEADER: signature},
+            mandatory=True,
+            **properties,
+        )
+        return message_id
+
+    def request(self, service: str, command: str, body: dict[str, Any], timeout: float = 15.0) -> Any:
+        """Sends a command and waits for its answer: the result, or ``CommandFailed``."""
+        message_id = self.send(service, command, body, reply=True)
+        reply = self.await_reply(message_id, timeout)
+        if reply["message"] == "CommandRejected":
+            raise CommandFailed(reply["data"]["error"])
+        return reply["data"]["result"]
+
+    def await_reply(self, message_id: str, timeout: float = 15.0) -> dict[str, Any]:
+        """The answer to the command ``message_id`` (sent with ``reply=True``)."""
+        deadline_left = timeout
+        while message_id not in self._replies:
+            if self._returned:
+                raise CommandFailed({"code": "unroutable", "message": "no service takes this command"})
+            if deadline_left <= 0:
+                raise TimeoutError(f"no answer within {timeout}s; it will also arrive in your inbox")
+            try:
+                self.connection.drain_events(timeout=0.5)
+            except TimeoutError:
+                pass
+            deadline_left -= 0.5
+        return self._replies.pop(message_id)
+
+    def _listen_for_replies(self) -> None:
+        if self._reply_consumer is None:
+            queue = Queue(DIRECT_REPLY_TO, no_declare=True)
+            self._reply_consumer = Consumer(
+                self.channel, queues=[queue], no_ack=True, on_message=self._on_reply, accept=["json"]
+            )
+            self._reply_consumer.consume()
+
+    def _on_reply(self, message: Any) -> None:
+        envelope = json.loads(message.body)
+        self._replies[str(message.properties.get("correlation_id"))] = envelope
+
+    def _on_return(self, exception: Exception, exchange: str, routing_key: str, message: Any) -> None:
+        self._returned.append(routing_key)
+
+    # -- the inbox --------------------------------------------------------------------------------
+    def inbox(self, timeout: float = 5.0, limit: int | None = None) -> Iterator[InboxMessage]:
+        """Messages in the inbox, each acknowledged once the loop body has handled it; stops
+        after ``timeout`` seconds without a message (or after ``limit`` messages)."""
+        queue = Queue(
+            self.credentials.inbox_queue or f"keten.inbox.{self.credentials.agency}", no_declare=True
+        )
+        channel = self.connection.channel()
+        try:
+            seen = 0
+            idle_since = time.monotonic()
+            while limit is None or seen < limit:
+                raw = queue(channel).get(no_ack=False, accept=["json"])
+                if raw is None:
+                    if time.monotonic() - idle_since > timeout:
+                        return
+                    time.sleep(0.1)
+                    continue
+                idle_since = time.monotonic()
+                yield self.read(raw.body)
+                raw.ack()
+                seen += 1
+        finally:
+            channel.close()
+
+    def read(self, body: bytes | str) -> InboxMessage:
+        """An inbox message, its shared content opened when it is sealed to you."""
+        envelope = json.loads(body)
+        data = envelope.get("data") or {}
+        content = None
+        if envelope.get("message") == "ShareReceived" and data.get("sealed_content"):
+            content = open_sealed(unb64(self.credentials.encryption_private_key), data["sealed_content"])
+        return InboxMessage(
+            name=envelope.get("message", ""),
+            message_id=envelope.get("message_id", ""),
+            correlation_id=envelope.get("correlation_id"),
+            data=data,
+            content=content,
+            envelope=envelope,
+        )

@@ -1,0 +1,493 @@
+"""The published contract, generated from the code: what agencies integrate with.
+
+- ``docs/asyncapi.yaml`` (AsyncAPI 3): the commands an agency may send, the messages it may find
+  in its inbox, and the whole broker topology (exchanges, routing keys, queues, bindings) with
+  the platform's internal events; from ``shared.contracts`` and ``shared.topology``.
+- ``docs/openapi.yaml`` (OpenAPI 3.1): the gateway's HTTP API; request and response bodies from
+  the same schemas, the routes from the gateway's entrypoints.
+- ``deploy/rabbitmq/definitions.json``: the topology as RabbitMQ definitions, for operators who
+  provision the broker before the services start (the services declare the same at start).
+
+``keten contract asyncapi|openapi|rabbitmq`` prints a document; ``--write`` updates the file in
+the repository and ``--check`` fails if it is out of date (a test does the same).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from kombu import Queue
+from marshmallow import Schema
+
+from keten_client.protocol import HTTP_KEY_ID_HEADER, HTTP_SIGNATURE_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER
+from shared.contracts.commands import COMMAND_SCHEMAS
+from shared.contracts.commands.base import COMMAND_VERSION
+from shared.contracts.envelope import ENVELOPE_VERSION, EnvelopeSchema
+from shared.contracts.events import EVENT_SCHEMAS
+from shared.contracts.fields import SealedValue
+from shared.contracts.inbox import INBOX_SCHEMAS, INBOX_VERSION, ErrorSchema, InboxEnvelopeSchema
+from shared.topology import (
+    COMMANDS_EXCHANGE,
+    EVENTS_EXCHANGE,
+    INBOX_EXCHANGE,
+    platform_exchanges,
+    platform_queues,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = {
+    "asyncapi": ROOT / "docs" / "asyncapi.yaml",
+    "openapi": ROOT / "docs" / "openapi.yaml",
+    "rabbitmq": ROOT / "deploy" / "rabbitmq" / "definitions.json",
+}
+CONTRACT_VERSION = f"{COMMAND_VERSION}.{ENVELOPE_VERSION}.{INBOX_VERSION}"
+
+
+# -- schemas as JSON Schema ---------------------------------------------------------------------
+def _schema_name(schema: type[Schema] | Schema) -> str:
+    cls = schema if isinstance(schema, type) else type(schema)
+    name = cls.__name__
+    return name.removesuffix("Schema") or name
+
+
+def _spec(openapi_version: str = "3.1.0") -> tuple[APISpec, MarshmallowPlugin]:
+    plugin = MarshmallowPlugin(schema_name_resolver=_schema_name)
+    spec = APISpec("Keten", CONTRACT_VERSION, openapi_version, plugins=[plugin])
+    plugin.converter.map_to_openapi_type(SealedValue, "object", None)  # type: ignore[union-attr]
+    return spec, plugin
+
+
+def _add(spec: APISpec, schema: type[Schema]) -> dict[str, str]:
+    name = _schema_name(schema)
+    if name not in spec.components.schemas:
+        spec.components.schema(name, schema=schema)
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _doc(schema: type[Schema]) -> str:
+    return " ".join((schema.__doc__ or "").split())
+
+
+# -- AsyncAPI -----------------------------------------------------------------------------------
+def asyncapi_document() -> dict[str, Any]:
+    spec, _ = _spec()
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+
+    signed_headers = {
+        "type": "object",
+        "required": [KEY_ID_HEADER, SIGNATURE_HEADER],
+        "properties": {
+            KEY_ID_HEADER: {"type": "string", "description": "the id of the agency's signing key"},
+            SIGNATURE_HEADER: {
+                "type": "string",
+                "description": "base64 Ed25519 signature of routing key + LF + body (docs/agencies.md)",
+            },
+        },
+    }
+    reply_messages = []
+    for name in sorted(INBOX_SCHEMAS):
+        schema = INBOX_SCHEMAS[name]
+        messages[f"inbox.{name}"] = {
+            "name": name,
+            "title": name,
+            "summary": _doc(schema),
+            "contentType": "application/json",
+            "payload": _envelope(spec, InboxEnvelopeSchema, name, _add(spec, schema)),
+            "correlationId": {"location": "$message.payload#/correlation_id"},
+        }
+        if name.startswith("Command"):
+            reply_messages.append({"$ref": f"#/channels/directReplyTo/messages/{name}"})
+    _add(spec, ErrorSchema)
+
+    for command in sorted(COMMAND_SCHEMAS):
+        schema = COMMAND_SCHEMAS[command]
+        key = f"command.{schema.service}.{command}"
+        message = {
+            "name": command,
+            "title": command,
+            "summary": _doc(schema),
+            "contentType": "application/json",
+            "headers": signed_headers,
+            "payload": _add(spec, schema),
+        }
+        if schema.reply_schema is not None:
+            message["x-keten-reply-result"] = _add(spec, schema.reply_schema)
+        messages[key] = message
+        channels[key] = {
+            "address": f"{{agency}}.{schema.service}.{command}",
+            "title": f"{command} ({schema.service})",
+            "parameters": {"agency": {"description": "your agency id; the broker refuses any other"}},
+            "messages": {command: {"$ref": f"#/components/messages/{key}"}},
+            "bindings": {"amqp": _exchange_binding(COMMANDS_EXCHANGE)},
+        }
+        operations[f"send.{command}"] = {
+            "action": "send",
+            "title": f"send {command}",
+            "summary": _doc(schema),
+            "channel": {"$ref": f"#/channels/{key}"},
+            "messages": [{"$ref": f"#/channels/{key}/messages/{command}"}],
+            "bindings": {"amqp": {"deliveryMode": 2, "mandatory": True, "bindingVersion": "0.3.0"}},
+            "reply": {
+                "channel": {"$ref": "#/channels/directReplyTo"},
+                "messages": reply_messages,
+            },
+        }
+    channels["directReplyTo"] = {
+        "address": "amq.rabbitmq.reply-to",
+        "title": "direct reply-to",
+        "description": "RabbitMQ's direct reply-to: the answer to a command sent with "
+        "reply_to=amq.rabbitmq.reply-to, on the same channel (the same answer also goes to the inbox)",
+        "messages": {
+            name: {"$ref": f"#/components/messages/inbox.{name}"}
+            for name in INBOX_SCHEMAS
+            if name.startswith("Command")
+        },
+    }
+    inbox_messages = {name: {"$ref": f"#/components/messages/inbox.{name}"} for name in sorted(INBOX_SCHEMAS)}
+    channels["inbox"] = {
+        "address": "keten.inbox.{agency}",
+        "title": "your inbox",
+        "description": f"Your quorum queue, bound to {INBOX_EXCHANGE} with {{agency}}.#: answers to "
+        "your commands and shares made to you; only you may read it.",
+        "parameters": {"agency": {"description": "your agency id"}},
+        "messages": inbox_messages,
+        "bindings": {"amqp": _queue_binding_for("keten.inbox.{agency}", quorum=True)},
+    }
+    operations["receive.inbox"] = {
+        "action": "receive",
+        "title": "read your inbox",
+        "channel": {"$ref": "#/channels/inbox"},
+        "messages": [{"$ref": f"#/channels/inbox/messages/{name}"} for name in sorted(INBOX_SCHEMAS)],
+        "bindings": {"amqp": {"ack": True, "bindingVersion": "0.3.0"}},
+    }
+
+    for event in sorted(EVENT_SCHEMAS):
+        schema = EVENT_SCHEMAS[event]
+        key = f"event.{schema.source}.{event}"
+        messages[key] = {
+            "name": event,
+            "title": event,
+            "contentType": "application/json",
+            "payload": _envelope(spec, EnvelopeSchema, event, _add(spec, schema), field="event"),
+        }
+        channels[key] = {
+            "address": f"{schema.source}.{event}",
+            "title": f"{event} (internal)",
+            "description": f"Published by {schema.source} on {EVENTS_EXCHANGE}; the platform's own, "
+            "never delivered to an agency.",
+            "messages": {event: {"$ref": f"#/components/messages/{key}"}},
+            "bindings": {"amqp": _exchange_binding(EVENTS_EXCHANGE)},
+            "tags": [{"name": "internal"}],
+        }
+    for queue in platform_queues():
+        if queue.name.startswith("keten.inbox."):
+            continue  # described once, as {agency}
+        channels[f"queue.{queue.name}"] = {
+            "address": queue.name,
+            "title": f"{queue.name} (internal)",
+            "description": _bindings_text(queue),
+            "bindings": {"amqp": _queue_binding(queue)},
+            "tags": [{"name": "internal"}],
+        }
+
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Keten message bus",
+            "version": CONTRACT_VERSION,
+            "description": "Generated by `keten contract asyncapi` from shared/contracts and "
+            "shared/topology; do not edit. Seen from an agency: send signed commands to "
+            f"{COMMANDS_EXCHANGE}, read answers and shares from your inbox. Channels tagged "
+            "internal document the platform's own topology. How to connect, sign and open "
+            "shared content: docs/agencies.md.",
+            "tags": [{"name": "internal", "description": "the platform's own; not for agencies"}],
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "broker": {
+                "host": "{host}",
+                "protocol": "amqp",
+                "protocolVersion": "0-9-1",
+                "pathname": "/{vhost}",
+                "description": "the RabbitMQ broker; host, port and vhost come with your credentials",
+                "variables": {
+                    "host": {"description": "host:port from your amqp_url"},
+                    "vhost": {"description": "the vhost from your amqp_url"},
+                },
+                "security": [{"$ref": "#/components/securitySchemes/agencyUser"}],
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "schemas": spec.to_dict()["components"]["schemas"],
+            "messages": messages,
+            "securitySchemes": {
+                "agencyUser": {
+                    "type": "userPassword",
+                    "description": "your own broker user, from `keten agency add`",
+                }
+            },
+        },
+    }
+
+
+def _envelope(
+    spec: APISpec, envelope: type[Schema], name: str, data: dict[str, str], field: str = "message"
+) -> dict[str, Any]:
+    return {
+        "allOf": [
+            _add(spec, envelope),
+            {"type": "object", "properties": {field: {"const": name}, "data": data}},
+        ]
+    }
+
+
+def _exchange_binding(name: str) -> dict[str, Any]:
+    return {
+        "is": "routingKey",
+        "exchange": {"name": name, "type": "topic", "durable": True, "autoDelete": False, "vhost": "/"},
+        "bindingVersion": "0.3.0",
+    }
+
+
+def _queue_binding_for(name: str, quorum: bool) -> dict[str, Any]:
+    return {
+        "is": "queue",
+        "queue": {"name": name, "durable": True, "exclusive": False, "autoDelete": False, "vhost": "/"},
+        "bindingVersion": "0.3.0",
+    }
+
+
+def _queue_binding(queue: Queue) -> dict[str, Any]:
+    return _queue_binding_for(queue.name, quorum=True)
+
+
+def _bindings_text(queue: Queue) -> str:
+    arguments = ", ".join(f"{k}={v}" for k, v in sorted((queue.queue_arguments or {}).items()))
+    keys = [f"{b.exchange.name} {b.routing_key}" for b in queue.bindings] or (
+        [f"{queue.exchange.name} {queue.routing_key}"] if queue.exchange and queue.exchange.name else []
+    )
+    return f"bound to: {'; '.join(keys)}. Arguments: {arguments}."
+
+
+# -- RabbitMQ definitions -----------------------------------------------------------------------
+def rabbitmq_definitions() -> dict[str, Any]:
+    """The topology as a vhost's definitions (``POST /api/definitions/<vhost>``)."""
+    exchanges = [
+        {
+            "name": e.name,
+            "type": e.type,
+            "durable": True,
+            "auto_delete": False,
+            "internal": False,
+            "arguments": {},
+        }
+        for e in platform_exchanges()
+    ]
+    queues, bindings = [], []
+    for queue in platform_queues():
+        queues.append(
+            {
+                "name": queue.name,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": dict(queue.queue_arguments or {}),
+            }
+        )
+        pairs = [(b.exchange.name, b.routing_key) for b in queue.bindings]
+        if queue.exchange is not None and queue.exchange.name:
+            pairs.append((queue.exchange.name, queue.routing_key))
+        for exchange, key in sorted(pairs):
+            bindings.append(
+                {
+                    "source": exchange,
+                    "destination": queue.name,
+                    "destination_type": "queue",
+                    "routing_key": key,
+                    "arguments": {},
+                }
+            )
+    return {
+        "_comment": "Generated by `keten contract rabbitmq` from shared/topology.py; do not edit. "
+        "Import into the platform's vhost: POST /api/definitions/<vhost>. Agencies' users and "
+        "permissions are made by `keten agency add` (docs/agencies.md).",
+        "exchanges": exchanges,
+        "queues": queues,
+        "bindings": bindings,
+    }
+
+
+# -- OpenAPI ------------------------------------------------------------------------------------
+#: Routes of the gateway that are not a command: (summary, security, success status, response).
+OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any]]] = {
+    "health": ("200 when every service answers and is healthy, else 503", None, 200, {"type": "object"}),
+    "metrics": ("Prometheus metrics, text format", None, 200, {"type": "string"}),
+    "retention_schedule": ("when each record of the case is due", "agency", 200, {"type": "object"}),
+    "log_in": (
+        "DigiD stand-in, NOT real authentication: {bsn} gives a 15-minute session token",
+        None,
+        201,
+        {
+            "type": "object",
+            "properties": {
+                "token": {"type": "string"},
+                "expires_in": {"type": "integer"},
+                "identity_provider": {"type": "string"},
+            },
+        },
+    ),
+    "overview": (
+        "the logged-in citizen's overview; ?lang=en for English labels",
+        "citizen",
+        200,
+        {"type": "object"},
+    ),
+}
+
+
+def gateway_routes() -> list[tuple[str, str, str]]:
+    """``(method name, HTTP method, OpenAPI path)`` of every HTTP entrypoint of the gateway."""
+    from nameko.web.handlers import HttpRequestHandler
+
+    from services.gateway.service import GatewayService
+
+    routes = []
+    for name, attribute in vars(GatewayService).items():
+        for entrypoint in getattr(attribute, "nameko_entrypoints", ()):
+            if isinstance(entrypoint, HttpRequestHandler):
+                routes.append((name, entrypoint.method, _openapi_path(entrypoint.url)))
+    return sorted(routes, key=lambda route: (route[2], route[1]))
+
+
+def _openapi_path(url: str) -> str:
+    return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", url)
+
+
+def openapi_document() -> dict[str, Any]:
+    spec, _ = _spec()
+    error = {
+        "description": "refused: {error: {code, message, field}}",
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "properties": {"error": _add(spec, ErrorSchema)}}
+            }
+        },
+    }
+    for name, method, path in gateway_routes():
+        operation: dict[str, Any] = {"operationId": name}
+        parameters = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+            for p in _path_parameters(path)
+        ]
+        if parameters:
+            operation["parameters"] = parameters
+        command = COMMAND_SCHEMAS.get(name)
+        if command is not None:
+            status = 201 if method == "POST" and name.startswith(("register", "give")) else 200
+            operation["summary"] = _doc(command)
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _add(spec, command)}},
+            }
+            reply = _add(spec, command.reply_schema) if command.reply_schema else {"type": "object"}
+            operation["security"] = [{"agencyKeyId": [], "agencySignature": []}]
+            responses: dict[str, Any] = {str(status): _json_response("carried out", reply)}
+        else:
+            summary, security, status, body = OTHER_ROUTES.get(name, (name, None, 200, {"type": "object"}))
+            operation["summary"] = summary
+            if security == "agency":
+                operation["security"] = [{"agencyKeyId": [], "agencySignature": []}]
+            elif security == "citizen":
+                operation["security"] = [{"citizenSession": []}]
+            if name == "log_in":
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object", "properties": {"bsn": {"type": "string"}}}
+                        }
+                    },
+                }
+            responses = {str(status): _json_response("ok", body)}
+        for code in ("400", "403", "404", "409", "503"):
+            responses[code] = error
+        operation["responses"] = responses
+        spec.path(path=path, operations={method.lower(): operation})
+    spec.components.security_scheme(
+        "agencyKeyId",
+        {"type": "apiKey", "in": "header", "name": HTTP_KEY_ID_HEADER, "description": "your key id"},
+    )
+    spec.components.security_scheme(
+        "agencySignature",
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": HTTP_SIGNATURE_HEADER,
+            "description": "base64 Ed25519 signature of '<METHOD> <path>' + LF + body (docs/agencies.md)",
+        },
+    )
+    spec.components.security_scheme("citizenSession", {"type": "http", "scheme": "bearer"})
+    document = spec.to_dict()
+    document["info"]["description"] = (
+        "The gateway's HTTP API. Generated by `keten contract openapi` from the gateway's routes "
+        "and shared/contracts; do not edit. Agencies sign each request (docs/agencies.md)."
+    )
+    return document
+
+
+def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _path_parameters(path: str) -> list[str]:
+    return re.findall(r"{([a-z_]+)}", path)
+
+
+# -- the command --------------------------------------------------------------------------------
+GENERATORS = {"asyncapi": asyncapi_document, "openapi": openapi_document, "rabbitmq": rabbitmq_definitions}
+
+
+def render(name: str) -> str:
+    document = GENERATORS[name]()
+    if name == "rabbitmq":
+        return json.dumps(document, indent=2) + "\n"
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("contract", help="the published contract, generated from the code")
+    parser.add_argument("document", choices=sorted(GENERATORS))
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="update the file in the repository")
+    mode.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
+
+
+def run(args: argparse.Namespace) -> int:
+    text = render(args.document)
+    path = DOCUMENTS[args.document]
+    if args.write:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")
+        return 0
+    if args.check:
+        if not path.exists() or path.read_text() != text:
+            print(
+                f"{path.relative_to(ROOT)} is out of date: run keten contract {args.document} --write",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    sys.stdout.write(text)
+    return 0

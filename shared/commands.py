@@ -1,0 +1,346 @@
+"""Agencies' commands from ``keten.commands``: authenticated, carried out, answered.
+
+Each service that takes commands has an ``AgencyCommands`` dependency. It consumes the service's
+quorum queue ``keten.<service>.commands`` (routing key ``<agency>.<service>.<command>``) and, per
+message:
+
+1. checks that it is a command of this service in the contract, that its body is JSON, and that
+   its signature verifies with a valid key of the agency its routing key names (the broker already
+   refused any routing key outside the sender's own prefix; the signature holds even where several
+   agencies share one connection), and that the body names the same agency;
+2. runs the service's ``@rpc`` method of the command's name in a worker: that method loads the
+   command through its schema and makes the one application call, exactly as for RPC and HTTP,
+   and is repeat-safe (by ``case_id``/``request_id``), so a redelivered command changes nothing;
+3. answers the sender: ``CommandAccepted`` with the result, or ``CommandRejected`` with the error,
+   into the agency's inbox, and also straight to ``reply_to`` when the command names one;
+4. a rejected command goes to ``keten.dead-letter`` with the reason in its headers, its body
+   sealed (it may hold a BSN or shared contents) so the dead-letter queue holds nothing readable;
+5. a database or broker outage holds the command and retries it; a bug is retried a few times,
+   then rejected as ``internal_error``. The message is acknowledged only once it was answered,
+   so nothing is lost and nothing loops.
+
+A command added to the contract (``COMMAND_SCHEMAS``) with an ``@rpc`` method of the same name on
+its service is taken from the bus with no change here.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+from uuid import NAMESPACE_URL, uuid4, uuid5
+
+import eventlet
+from eventlet.event import Event
+from kombu import Connection
+from kombu.mixins import ConsumerMixin
+from nameko.exceptions import ContainerBeingKilled
+from nameko.extensions import DependencyProvider
+from nameko.rpc import Rpc
+
+from keten_client.protocol import KEY_ID_HEADER, SIGNATURE_HEADER
+from shared import metrics
+from shared.agencies import AgencyRegistry
+from shared.application import vault_for
+from shared.consumer import BUG_RETRIES, TRANSIENT_ERRORS, dead_letter_message
+from shared.contracts.commands import COMMAND_SCHEMAS
+from shared.contracts.envelope import OutgoingMessage
+from shared.contracts.inbox import inbox_message, inbox_message_id
+from shared.dependencies import settings_from
+from shared.errors import InvalidRequest, KetenError, NotAuthorised
+from shared.publishing import ConfirmingPublisher
+from shared.sealed import KeyScope
+from shared.topology import command_queue, dead_letter_exchange, parse_command_routing_key
+
+log = logging.getLogger(__name__)
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+DEAD_LETTER_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/dead-letters")
+
+
+def dead_letter_scope(moment: datetime | None = None) -> KeyScope:
+    """The key rejected commands are sealed under: one per month, so that an operator can shred
+    a month of dead letters at once (``Vault.shred``) when their time is up."""
+    month = (moment or datetime.now(UTC)).strftime("%Y-%m")
+    return KeyScope(uuid5(DEAD_LETTER_NAMESPACE, month))
+
+
+@dataclasses.dataclass(frozen=True)
+class Received:
+    """What the consumer knows of a command before trusting any of it."""
+
+    routing_key: str
+    agency: str | None
+    command: str | None
+    message_id: str | None
+    correlation_id: str | None
+    reply_to: str | None
+
+
+class AgencyCommands(DependencyProvider, ConsumerMixin):
+    """Consumes the service's commands queue; answers every command (see the module doc)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._gt: Any = None
+        self._ready = Event()
+        self.should_stop = False
+
+    # -- nameko lifecycle ---------------------------------------------------------------------
+    def setup(self) -> None:
+        self.settings = settings_from(self.container.config)
+        self.service = self.container.service_name
+        self.connection = Connection(self.settings.amqp_uri, heartbeat=30)
+        self.registry = AgencyRegistry.for_settings(self.settings)
+        self.vault = vault_for(self.settings)
+        self.publisher = ConfirmingPublisher(self.settings.amqp_uri)
+
+    def start(self) -> None:
+        self.should_stop = False
+        self._gt = self.container.spawn_managed_thread(self.run, identifier=f"{self.service}.commands")
+        try:
+            with eventlet.Timeout(15):
+                self._ready.wait()
+        except eventlet.Timeout:
+            log.warning("%s: not taking commands yet (broker unreachable?); will keep trying", self.service)
+
+    def stop(self) -> None:
+        self.should_stop = True
+        if self._gt is not None:
+            with contextlib.suppress(Exception):  # the thread is gone either way
+                self._gt.wait()
+            self._gt = None
+        self.publisher.close()
+
+    def kill(self) -> None:
+        self.should_stop = True
+        if self._gt is not None:
+            self._gt.kill()
+            self._gt = None
+
+    def get_dependency(self, worker_ctx: Any) -> Any:
+        return self
+
+    @property
+    def consuming(self) -> bool:
+        return self._ready.ready()
+
+    # -- kombu ConsumerMixin --------------------------------------------------------------------
+    def on_connection_revived(self) -> None:
+        self.publisher.close()
+        self.publisher.connect()  # declares the platform's topology before the first command
+
+    def get_consumers(self, consumer_cls: Any, channel: Any) -> list[Any]:
+        consumer = consumer_cls(
+            queues=[command_queue(self.service)], on_message=self.on_message, no_ack=False
+        )
+        consumer.qos(prefetch_count=self.settings.consumer_prefetch)
+        return [consumer]
+
+    def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
+        if not self._ready.ready():
+            self._ready.send(None)
+
+    def on_connection_error(self, exc: Exception, interval: float) -> None:
+        log.warning(
+            "%s commands: broker unreachable (%s); retrying in %ss",
+            self.service,
+            type(exc).__name__,
+            interval,
+        )
+
+    # -- processing -----------------------------------------------------------------------------
+    def on_message(self, message: Any) -> None:
+        started = time.perf_counter()
+        received = _received(message)
+        name = received.command if received.command in COMMAND_SCHEMAS else "unknown"
+        try:
+            command = self.authenticate(message, received)
+            result = self.execute(received, command)
+        except _Requeue:
+            message.requeue()
+            return
+        except KetenError as error:
+            self.reject(message, received, error)
+            outcome = "rejected"
+        else:
+            self.answer(received, result)
+            outcome = "processed"
+        message.ack()
+        metrics.messages_handled.labels(self.service, name, outcome).inc()
+        metrics.handling_seconds.labels(self.service, name).observe(time.perf_counter() - started)
+
+    def authenticate(self, message: Any, received: Received) -> dict[str, Any]:
+        """The command's body, once it is known to come from the agency it names."""
+        schema = COMMAND_SCHEMAS.get(received.command or "")
+        if received.agency is None or schema is None or schema.service != self.service:
+            raise InvalidRequest(
+                "unknown_command", f"{self.service} takes no such command; see docs/asyncapi.yaml"
+            )
+        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+        headers = message.headers or {}
+        signer = self.registry.verify(
+            headers.get(KEY_ID_HEADER), headers.get(SIGNATURE_HEADER), received.routing_key, body
+        )
+        if signer != received.agency:
+            raise NotAuthorised("bad_signature", "the signature does not verify with a valid key")
+        try:
+            command = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidRequest("not_json", "the message body is not JSON") from None
+        if not isinstance(command, dict):
+            raise InvalidRequest("invalid_message", "a command is a JSON object")
+        if command.get("agency") != signer:
+            raise NotAuthorised(
+                "agency_mismatch", "the command names another agency than its sender", "agency"
+            )
+        return command
+
+    def execute(self, received: Received, command: dict[str, Any]) -> Any:
+        """Runs the service's method for the command; holds it through outages of the store."""
+        entrypoint = self._entrypoint(received.command or "")
+        attempts, delay = 0, 0.2
+        while not self.should_stop:
+            attempts += 1
+            try:
+                return self._run(entrypoint, command, received)
+            except ContainerBeingKilled:
+                raise _Requeue() from None
+            except KetenError as error:
+                if not isinstance(error, TRANSIENT_ERRORS):
+                    raise
+                log.warning(
+                    "%s: %s held: %s; retrying in %.1fs", self.service, received.command, error.code, delay
+                )
+            except TRANSIENT_ERRORS as exc:
+                log.warning(
+                    "%s: %s held: %s; retrying in %.1fs",
+                    self.service,
+                    received.command,
+                    type(exc).__name__,
+                    delay,
+                )
+            except Exception as exc:
+                if attempts >= BUG_RETRIES:
+                    log.error(
+                        "%s: %s failed (%s); rejected", self.service, received.command, type(exc).__name__
+                    )
+                    raise KetenError(
+                        "internal_error", "something went wrong on our side; try again later"
+                    ) from None
+            eventlet.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        raise _Requeue()
+
+    def _entrypoint(self, name: str) -> Rpc:
+        for entrypoint in self.container.entrypoints:
+            if isinstance(entrypoint, Rpc) and entrypoint.method_name == name:
+                return entrypoint
+        raise InvalidRequest(
+            "unknown_command", f"{self.service} takes no such command; see docs/asyncapi.yaml"
+        )
+
+    def _run(self, entrypoint: Rpc, command: dict[str, Any], received: Received) -> Any:
+        done = Event()
+
+        def handle_result(worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+            done.send((result, exc_info))
+            return result, exc_info
+
+        context = {"correlation_id": received.correlation_id} if received.correlation_id else {}
+        self.container.spawn_worker(
+            entrypoint, (command,), {}, context_data=context, handle_result=handle_result
+        )
+        result, exc_info = done.wait()
+        if exc_info is not None:
+            raise exc_info[1]
+        return result
+
+    # -- answering --------------------------------------------------------------------------------
+    def answer(self, received: Received, result: Any) -> None:
+        assert received.agency is not None
+        reply = inbox_message(
+            received.agency,
+            "CommandAccepted",
+            {"in_reply_to": received.message_id or "", "command": received.command, "result": result},
+            message_id=_reply_id(received),
+            correlation_id=received.correlation_id,
+        )
+        self.publisher.publish(_with_direct_reply(reply, received.reply_to))
+
+    def reject(self, message: Any, received: Received, error: KetenError) -> None:
+        metrics.dead_letters.labels(self.service, error.code).inc()
+        log.warning("%s: rejected a command on %s: %s", self.service, received.routing_key, error.code)
+        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+        sealed = self.vault.seal(dead_letter_scope(), {"body": base64.b64encode(body).decode()})
+        dead = dead_letter_message(
+            message,
+            self.service,
+            error.code,
+            error.message,
+            name=received.command,
+            body=json.dumps(sealed.to_json()).encode(),
+            content_type="application/vnd.keten.sealed+json",
+        )
+        messages = [dataclasses.replace(dead, exchange=dead_letter_exchange.name)]
+        if received.agency is not None:
+            reply = inbox_message(
+                received.agency,
+                "CommandRejected",
+                {
+                    "in_reply_to": received.message_id,
+                    "command": received.command if received.command in COMMAND_SCHEMAS else None,
+                    "error": error.as_dict(),
+                },
+                message_id=_reply_id(received),
+                correlation_id=received.correlation_id,
+            )
+            messages.extend(_with_direct_reply(reply, received.reply_to))
+        self.publisher.publish(messages)
+
+
+class _Requeue(Exception):
+    """The service is stopping: the command goes back to the queue, unanswered."""
+
+
+def _received(message: Any) -> Received:
+    routing_key = str(message.delivery_info.get("routing_key") or "")
+    parsed = parse_command_routing_key(routing_key)
+    properties = message.properties or {}
+    message_id = _text(properties.get("message_id"))
+    return Received(
+        routing_key=routing_key,
+        agency=parsed[0] if parsed else None,
+        command=parsed[2] if parsed else None,
+        message_id=message_id,
+        correlation_id=_text(properties.get("correlation_id")) or message_id,
+        reply_to=_text(properties.get("reply_to")),
+    )
+
+
+def _reply_id(received: Received) -> str:
+    """Stable for a redelivered command that carries a message_id, so the agency sees a
+    repeated answer as the same message."""
+    if received.message_id is None:
+        return str(uuid4())
+    return inbox_message_id("reply", received.agency, received.message_id)
+
+
+def _text(value: Any) -> str | None:
+    return str(value)[:200] if value else None
+
+
+def _with_direct_reply(reply: OutgoingMessage, reply_to: str | None) -> list[OutgoingMessage]:
+    """The reply into the inbox, and the same reply straight to ``reply_to`` (not stored).
+
+    Only RabbitMQ's direct reply-to is honoured: ``reply_to`` naming an ordinary queue (say,
+    another agency's inbox) would make the platform deliver there on the sender's behalf.
+    """
+    if not reply_to or not reply_to.startswith(DIRECT_REPLY_TO):
+        return [reply]
+    return [reply, dataclasses.replace(reply, exchange="", routing_key=reply_to, persistent=False)]

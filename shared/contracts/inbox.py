@@ -1,0 +1,151 @@
+"""What the platform addresses to one agency, on ``keten.inbox`` into that agency's inbox queue.
+
+Nothing here is a platform event passed on as it is: each message is composed for its addressee
+and holds only what that agency may know. The envelope names the message, the addressee and the
+message it answers or the share it concerns; ``data`` follows the message's schema. Messages are
+delivered at least once: an agency drops a ``message_id`` it has already handled.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from uuid import NAMESPACE_URL, uuid5
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from shared.contracts.envelope import OutgoingMessage
+from shared.contracts.events.base import ContactPointRef
+from shared.contracts.fields import AgencyId, Code
+from shared.topology import INBOX_EXCHANGE, inbox_routing_key
+
+INBOX_VERSION = 1
+INBOX_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/inbox")
+
+#: Every message an agency may find in its inbox, by name.
+INBOX_SCHEMAS: dict[str, type[InboxSchema]] = {}
+
+
+class InboxSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    #: The message's name: the second part of its routing key ``<agency>.<message>``.
+    message_name = ""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.message_name:
+            if cls.message_name in INBOX_SCHEMAS:
+                raise TypeError(f"two schemas for inbox message {cls.message_name}")
+            INBOX_SCHEMAS[cls.message_name] = cls
+
+
+class InboxEnvelopeSchema(Schema):
+    """The envelope of every inbox message."""
+
+    schema_version = fields.Integer(required=True, validate=validate.Equal(INBOX_VERSION))
+    message_id = fields.UUID(required=True, metadata={"description": "the same on redelivery"})
+    message = fields.String(required=True, metadata={"description": "the message's name"})
+    agency = AgencyId(required=True, metadata={"description": "the addressee"})
+    occurred_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+    correlation_id = fields.String(allow_none=True, load_default=None)
+    data = fields.Dict(required=True, metadata={"description": "the message, by its schema"})
+
+
+class ErrorSchema(Schema):
+    """Why a command was not carried out. Written by the platform, never quoting the input."""
+
+    code = fields.String(required=True, metadata={"example": "bad_signature"})
+    message = fields.String(required=True)
+    field = fields.String(allow_none=True, load_default=None, metadata={"example": "case_id"})
+
+
+class CommandAcceptedSchema(InboxSchema):
+    """A command was carried out; ``result`` follows the command's reply schema."""
+
+    message_name = "CommandAccepted"
+
+    in_reply_to = fields.String(required=True, metadata={"description": "the command's message_id"})
+    command = fields.String(required=True, metadata={"example": "request_share"})
+    result = fields.Dict(required=True)
+
+
+class CommandRejectedSchema(InboxSchema):
+    """A command was not carried out (malformed, unauthorised, refers to nothing known, ...).
+
+    Nothing changed; the command went to the dead-letter queue with the same reason code.
+    """
+
+    message_name = "CommandRejected"
+
+    in_reply_to = fields.String(allow_none=True, required=True, metadata={"description": "its message_id"})
+    command = fields.String(allow_none=True, required=True)
+    error = fields.Nested(ErrorSchema, required=True)
+
+
+class ShareReceivedSchema(InboxSchema):
+    """Data were shared with this agency. The content is sealed to the agency's encryption key
+    (HPKE, see ``keten_client.protocol``): only the recipient opens it, nobody on the way."""
+
+    message_name = "ShareReceived"
+
+    share_id = fields.UUID(required=True)
+    request_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    from_agency = AgencyId(required=True)
+    categories = fields.List(Code(), required=True)
+    purpose = Code(required=True)
+    sender_ground = Code(required=True)
+    recipient_ground = Code(required=True, metadata={"description": "your own ground to receive"})
+    special_grounds = fields.Dict(keys=Code(), values=Code(), required=True)
+    form = fields.String(required=True, metadata={"description": "written or oral"})
+    direction = fields.String(required=True, metadata={"description": "push or pull"})
+    contact_point = fields.Nested(ContactPointRef, required=True)
+    shared_at = fields.AwareDateTime(required=True)
+    key_id = fields.String(
+        allow_none=True, required=True, metadata={"description": "the key the content is sealed to"}
+    )
+    sealed_content = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "base64 HPKE ciphertext of {content, reference, subject: {role}}; "
+            "null when the agency had no key when the share was made (content_withheld says so)"
+        },
+    )
+    content_withheld = fields.String(allow_none=True, load_default=None, metadata={"example": "no_key"})
+
+
+def inbox_message(
+    agency: str,
+    name: str,
+    data: dict[str, Any],
+    message_id: str,
+    correlation_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> OutgoingMessage:
+    """The message ``name`` for ``agency``'s inbox; ``message_id`` is stable across redelivery."""
+    schema = INBOX_SCHEMAS[name]
+    envelope = {
+        "schema_version": INBOX_VERSION,
+        "message_id": message_id,
+        "message": name,
+        "agency": agency,
+        "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
+        "correlation_id": correlation_id,
+        "data": schema().dump(data),
+    }
+    return OutgoingMessage(
+        routing_key=inbox_routing_key(agency, name),
+        body=json.dumps(envelope, separators=(",", ":"), default=str).encode(),
+        headers={"keten-message": name, "keten-agency": agency},
+        message_id=message_id,
+        exchange=INBOX_EXCHANGE,
+        correlation_id=correlation_id,
+    )
+
+
+def inbox_message_id(*parts: object) -> str:
+    return str(uuid5(INBOX_NAMESPACE, "/".join(str(part) for part in parts)))
