@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,7 +63,18 @@ class AgencyRegistry:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> AgencyRegistry:
-        return cls(open_store(settings, "agencies"))
+        """The process's registry for these settings: its table is created once, not by every
+        service of the process at the same moment (PostgreSQL's CREATE TABLE IF NOT EXISTS
+        is not safe against itself)."""
+        key = (settings.database_url, settings.database_schema, settings.var_dir)
+        with _registries_lock:
+            if key not in _registries or _registries[key].closed:
+                _registries[key] = cls(open_store(settings, "agencies"))
+            return _registries[key]
+
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self.store.datastore, "_closed", False))
 
     # -- keys ---------------------------------------------------------------------------------
     def add_key(self, agency: str, signing_public_key: bytes, encryption_public_key: bytes) -> AgencyKey:
@@ -160,6 +172,9 @@ class AgencyRegistry:
             raise NotAuthorised("bad_signature", "the signature does not verify with a valid key") from None
         return key.agency
 
+
+_registries: dict[tuple[Any, ...], AgencyRegistry] = {}
+_registries_lock = threading.Lock()
 
 _COLUMNS = "key_id, agency, signing_public_key, encryption_public_key, created_at, expires_at, revoked_at"
 
