@@ -40,6 +40,7 @@ from shared.topology import (
     INBOX_EXCHANGE,
     platform_exchanges,
     platform_queues,
+    queue_bindings,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,8 +110,7 @@ def asyncapi_document() -> dict[str, Any]:
             reply_messages.append({"$ref": f"#/channels/directReplyTo/messages/{name}"})
     _add(spec, ErrorSchema)
 
-    for command in sorted(COMMAND_SCHEMAS):
-        schema = COMMAND_SCHEMAS[command]
+    for command, schema in sorted(COMMAND_SCHEMAS.items(), key=lambda item: (item[1].service, item[0])):
         key = f"command.{schema.service}.{command}"
         message = {
             "name": command,
@@ -256,7 +256,7 @@ def _envelope(
 def _exchange_binding(name: str) -> dict[str, Any]:
     return {
         "is": "routingKey",
-        "exchange": {"name": name, "type": "topic", "durable": True, "autoDelete": False, "vhost": "/"},
+        "exchange": {"name": name, "type": "topic", "durable": True, "autoDelete": False},
         "bindingVersion": "0.3.0",
     }
 
@@ -264,7 +264,7 @@ def _exchange_binding(name: str) -> dict[str, Any]:
 def _queue_binding_for(name: str, quorum: bool) -> dict[str, Any]:
     return {
         "is": "queue",
-        "queue": {"name": name, "durable": True, "exclusive": False, "autoDelete": False, "vhost": "/"},
+        "queue": {"name": name, "durable": True, "exclusive": False, "autoDelete": False},
         "bindingVersion": "0.3.0",
     }
 
@@ -275,9 +275,7 @@ def _queue_binding(queue: Queue) -> dict[str, Any]:
 
 def _bindings_text(queue: Queue) -> str:
     arguments = ", ".join(f"{k}={v}" for k, v in sorted((queue.queue_arguments or {}).items()))
-    keys = [f"{b.exchange.name} {b.routing_key}" for b in queue.bindings] or (
-        [f"{queue.exchange.name} {queue.routing_key}"] if queue.exchange and queue.exchange.name else []
-    )
+    keys = [f"{exchange} {key}" for exchange, key in queue_bindings(queue)]
     return f"bound to: {'; '.join(keys)}. Arguments: {arguments}."
 
 
@@ -305,10 +303,7 @@ def rabbitmq_definitions() -> dict[str, Any]:
                 "arguments": dict(queue.queue_arguments or {}),
             }
         )
-        pairs = [(b.exchange.name, b.routing_key) for b in queue.bindings]
-        if queue.exchange is not None and queue.exchange.name:
-            pairs.append((queue.exchange.name, queue.routing_key))
-        for exchange, key in sorted(pairs):
+        for exchange, key in queue_bindings(queue):
             bindings.append(
                 {
                     "source": exchange,

@@ -181,6 +181,14 @@ def platform_queues(inboxes: bool = True) -> list[Queue]:
     ]
 
 
+def queue_bindings(queue: Queue) -> list[tuple[str, str]]:
+    """``(exchange, routing key)`` of each binding of a queue, sorted."""
+    pairs = {(b.exchange.name, b.routing_key) for b in queue.bindings}
+    if queue.exchange is not None and queue.exchange.name:
+        pairs.add((queue.exchange.name, queue.routing_key))
+    return sorted(pairs)
+
+
 def declare_topology(channel: object, inboxes: bool = True) -> None:
     """Declares every exchange, queue and binding of the platform (idempotent)."""
     for exchange in platform_exchanges():

@@ -15,7 +15,7 @@ import pytest
 from kombu import Connection, Exchange, Producer, Queue
 
 from keten_client import AgencyClient, CommandFailed, Credentials, KeyPair
-from keten_client.protocol import KEY_ID_HEADER, SIGNATURE_HEADER, b64, sign
+from keten_client.protocol import KEY_ID_HEADER, SIGNATURE_HEADER, sign
 from services.demo import CITIZEN, register_case_command
 from shared.broker_admin import BrokerAdmin
 from shared.config import Settings
@@ -97,7 +97,9 @@ def test_an_agency_added_with_keten_agency_add_shares_and_hears_the_decision_and
             answers = list(client.inbox(timeout=3))
             accepted = [m for m in answers if m.name == "CommandAccepted"]
             assert {m.data["command"] for m in accepted} == {"register_case", "request_share"}
-            assert not [m for m in answers if m.name == "ShareReceived"], "the sender gets no copy of the content"
+            assert not [m for m in answers if m.name == "ShareReceived"], (
+                "the sender gets no copy of the content"
+            )
 
         with AgencyClient(kredietbank) as client:
             [received] = eventually(lambda: list(client.inbox(timeout=2)))
@@ -106,11 +108,15 @@ def test_an_agency_added_with_keten_agency_add_shares_and_hears_the_decision_and
         assert (received.data["from_agency"], received.data["categories"]) == (UTRECHT, ["debts", "income"])
         assert received.content == {"content": SHARED, "reference": None, "subject": {"role": "citizen"}}
         body = json.dumps(received.envelope)
-        assert SHARED not in body and CITIZEN["bsn"] not in body, "the content travels sealed to the recipient"
+        assert SHARED not in body and CITIZEN["bsn"] not in body, (
+            "the content travels sealed to the recipient"
+        )
         assert platform.app("data_sharing").position("case_registration") >= 1
 
 
-def test_a_malformed_command_comes_back_as_a_clear_error_and_lands_in_the_dead_letter_queue(production_env, agencies):
+def test_a_malformed_command_comes_back_as_a_clear_error_and_lands_in_the_dead_letter_queue(
+    production_env, agencies
+):
     with running_platform(production_env, ["case_registration", "data_sharing"]):
         utrecht = agencies(UTRECHT)
         with AgencyClient(utrecht) as client:
@@ -133,7 +139,10 @@ def test_a_malformed_command_comes_back_as_a_clear_error_and_lands_in_the_dead_l
         assert sorted(m.headers["x-keten-reason-code"] for m in dead) == ["invalid_field", "unknown_case"]
         for message in dead:
             assert message.headers["x-keten-service"] == "data_sharing"
-            assert message.headers["x-keten-original-routing-key"] == "gemeente-utrecht.data_sharing.request_share"
+            assert (
+                message.headers["x-keten-original-routing-key"]
+                == "gemeente-utrecht.data_sharing.request_share"
+            )
             body = message.body if isinstance(message.body, str) else message.body.decode()
             assert CITIZEN["bsn"] not in body, "a dead command holds no readable BSN"
             assert message.content_type == "application/vnd.keten.sealed+json"
@@ -147,7 +156,9 @@ def test_the_broker_refuses_an_agency_another_agencys_routing_key_or_inbox(produ
 
         with Connection(utrecht.amqp_url) as connection, pytest.raises(amqp.exceptions.AccessRefused):
             producer = Producer(connection.channel())
-            producer.publish(b"{}", exchange=commands, routing_key=f"{KREDIETBANK}.data_sharing.request_share")
+            producer.publish(
+                b"{}", exchange=commands, routing_key=f"{KREDIETBANK}.data_sharing.request_share"
+            )
             connection.drain_events(timeout=2)  # the broker's refusal closes the channel
 
         with Connection(utrecht.amqp_url) as connection, pytest.raises(amqp.exceptions.AccessRefused):
@@ -171,7 +182,9 @@ def signed_command(routing_key: str, body: dict[str, Any], key_id: str, private_
     }
 
 
-def test_a_forged_signature_is_rejected_even_on_a_connection_that_may_speak_for_everyone(production_env, agencies):
+def test_a_forged_signature_is_rejected_even_on_a_connection_that_may_speak_for_everyone(
+    production_env, agencies
+):
     """A shared connection (here the platform's own user) may publish any routing key; the
     signature still decides whose command it is."""
     with running_platform(production_env, ["case_registration"]) as platform:
@@ -192,7 +205,9 @@ def test_a_forged_signature_is_rejected_even_on_a_connection_that_may_speak_for_
         with Connection(production_env["AMQP_URI"]) as connection:
             producer = Producer(connection.channel())
             for attempt in attempts:
-                producer.publish(exchange=Exchange("keten.commands", type="topic", no_declare=True), **attempt)
+                producer.publish(
+                    exchange=Exchange("keten.commands", type="topic", no_declare=True), **attempt
+                )
 
         with AgencyClient(utrecht) as client:
             rejected = eventually(lambda: list(client.inbox(timeout=2)))
@@ -220,7 +235,9 @@ def test_a_removed_agency_can_no_longer_connect_nor_sign_and_rotation_keeps_comm
         with pytest.raises(Exception):  # noqa: B017 - the old password is gone at once
             Connection(old.amqp_url).ensure_connection(max_retries=1)
         # ...but a command signed with the old key within the overlap still counts.
-        in_flight = Credentials.from_dict({**new.__dict__, "key_id": old.key_id, "signing_private_key": old.signing_private_key})
+        in_flight = Credentials.from_dict(
+            {**new.__dict__, "key_id": old.key_id, "signing_private_key": old.signing_private_key}
+        )
         with AgencyClient(in_flight) as client:
             case = register_case_command(str(uuid.uuid4()))
             assert client.request("case_registration", "register_case", case)["status"] == "registered"

@@ -87,9 +87,14 @@ def test_a_signed_body_cannot_be_replayed_to_another_path(gateway):
     base_url, settings = gateway
     utrecht = agency_credentials(settings, "gemeente-utrecht")
     body = json.dumps({"outcome": "help_arranged"}).encode()
-    headers = signed_http_headers(utrecht, "POST", "/api/cases/11111111-1111-1111-1111-111111111111/close", body)
+    headers = signed_http_headers(
+        utrecht, "POST", "/api/cases/11111111-1111-1111-1111-111111111111/close", body
+    )
     response = requests.post(
-        f"{base_url}/api/cases/22222222-2222-2222-2222-222222222222/close", data=body, headers=headers, timeout=5
+        f"{base_url}/api/cases/22222222-2222-2222-2222-222222222222/close",
+        data=body,
+        headers=headers,
+        timeout=5,
     )
     assert (response.status_code, response.json()["error"]["code"]) == (403, "bad_signature")
 

@@ -1,0 +1,149 @@
+"""A fuzzed stream of malformed messages: every consumer keeps running, and every bad message
+ends in the dead-letter queue with a reason, its sender told why."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kombu import Connection, Exchange, Producer
+
+from keten_client.protocol import KEY_ID_HEADER, SIGNATURE_HEADER, sign, unb64
+from services.demo import register_case_command
+from shared.contracts.commands import COMMAND_SCHEMAS
+from shared.topology import SUBSCRIPTIONS, command_services, dead_letter_queue
+from tests.factories import consent_command, share_command
+from tests.support import agency_credentials, eventually, running_platform
+
+pytestmark = pytest.mark.integration
+
+UTRECHT = "gemeente-utrecht"
+VALID = {
+    "register_case": lambda: register_case_command(str(uuid.uuid4())),
+    "close_case": lambda: {
+        "schema_version": 1,
+        "agency": UTRECHT,
+        "case_id": str(uuid.uuid4()),
+        "outcome": "x",
+    },
+    "give_consent": lambda: consent_command(str(uuid.uuid4())),
+    "request_share": lambda: share_command(str(uuid.uuid4())),
+}
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@st.composite
+def malformed_command(draw: Any) -> dict[str, Any]:
+    service = draw(st.sampled_from(command_services()))
+    names = [name for name, schema in COMMAND_SCHEMAS.items() if schema.service == service]
+    command = draw(st.sampled_from([*names, "no_such_command"]))
+    agency = draw(st.sampled_from([UTRECHT, UTRECHT, "agency-nobody-knows"]))
+    routing_key = f"{agency}.{service}.{command}"
+    fault = draw(st.sampled_from(["bytes", "json", "missing_field", "version", "signature", "unsigned"]))
+    valid = VALID.get(command, VALID["register_case"])()
+    if fault == "bytes":
+        body = draw(st.binary(max_size=200))
+    elif fault == "json":
+        body = json.dumps(draw(json_values)).encode()
+    elif fault == "missing_field":
+        del valid[draw(st.sampled_from(sorted(k for k in valid if k not in ("agency",))))]
+        body = json.dumps(valid).encode()
+    elif fault == "version":
+        valid["schema_version"] = draw(st.integers().filter(lambda v: v != 1))
+        body = json.dumps(valid).encode()
+    else:
+        body = json.dumps(valid).encode()
+    return {"routing_key": routing_key, "body": body, "fault": fault}
+
+
+@st.composite
+def malformed_event(draw: Any) -> dict[str, Any]:
+    key = draw(st.sampled_from(sorted({k for keys in SUBSCRIPTIONS.values() for k in keys})))
+    body = draw(st.binary(max_size=100) | json_values.map(lambda v: json.dumps(v).encode()))
+    return {"routing_key": key, "body": body, "fault": "event"}
+
+
+def drain(amqp_uri: str) -> list[Any]:
+    with Connection(amqp_uri) as connection:
+        queue = dead_letter_queue()(connection.channel())
+        found = []
+        while (message := queue.get(no_ack=True)) is not None:
+            found.append(message)
+        return found
+
+
+def test_a_fuzzed_stream_of_malformed_messages_is_dead_lettered_and_every_consumer_keeps_going(
+    production_env,
+):
+    with running_platform(production_env) as platform:
+        utrecht = agency_credentials(platform.settings, UTRECHT)
+        private_key = unb64(utrecht.signing_private_key)
+        uri = production_env["AMQP_URI"]
+
+        @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(st.lists(malformed_command() | malformed_event(), min_size=1, max_size=12))
+        def stream_is_dead_lettered(messages: list[dict[str, Any]]) -> None:
+            expected = 0
+            with Connection(uri) as connection:
+                producer = Producer(connection.channel())
+                for message in messages:
+                    if message["fault"] == "event":
+                        exchange = Exchange("keten.events", type="topic", no_declare=True)
+                        headers: dict[str, Any] = {}
+                        expected += sum(message["routing_key"] in keys for keys in SUBSCRIPTIONS.values())
+                    else:
+                        exchange = Exchange("keten.commands", type="topic", no_declare=True)
+                        signature = sign(private_key, message["routing_key"], message["body"])
+                        if message["fault"] == "signature":
+                            signature = sign(private_key, "another.target", message["body"])
+                        headers = (
+                            {}
+                            if message["fault"] == "unsigned"
+                            else {
+                                KEY_ID_HEADER: utrecht.key_id,
+                                SIGNATURE_HEADER: signature,
+                            }
+                        )
+                        expected += 1
+                    producer.publish(
+                        message["body"],
+                        exchange=exchange,
+                        routing_key=message["routing_key"],
+                        headers=headers,
+                        message_id=str(uuid.uuid4()),
+                        content_type="application/json",
+                        content_encoding="binary",
+                    )
+            dead: list[Any] = []
+            eventually(lambda: dead.extend(drain(uri)) or len(dead) >= expected, timeout=30, interval=0.2)
+            assert len(dead) == expected
+            for letter in dead:
+                assert letter.headers["x-keten-reason-code"]
+                assert letter.headers["x-keten-reason"]
+
+        stream_is_dead_lettered()
+
+        # Every consumer is still consuming: a good command goes through, and health is green.
+        raw = json.dumps(register_case_command(str(uuid.uuid4()))).encode()
+        key = f"{UTRECHT}.case_registration.register_case"
+        with Connection(uri) as connection:
+            Producer(connection.channel()).publish(
+                raw,
+                exchange=Exchange("keten.commands", type="topic", no_declare=True),
+                routing_key=key,
+                headers={KEY_ID_HEADER: utrecht.key_id, SIGNATURE_HEADER: sign(private_key, key, raw)},
+                content_type="application/json",
+            )
+        eventually(lambda: platform.app("case_registration").recorder.max_notification_id() == 1)
+        health = requests.get(f"{platform.base_url}/health", timeout=10)
+        assert health.status_code == 200, health.text
+        assert drain(uri) == []
