@@ -9,6 +9,7 @@ with client:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -154,10 +155,8 @@ class AgencyClient:
                 raise CommandFailed({"code": "unroutable", "message": "no service takes this command"})
             if deadline_left <= 0:
                 raise TimeoutError(f"no answer within {timeout}s; it will also arrive in your inbox")
-            try:
+            with contextlib.suppress(TimeoutError):
                 self.connection.drain_events(timeout=0.5)
-            except TimeoutError:
-                pass
             deadline_left -= 0.5
         return self._replies.pop(message_id)
 

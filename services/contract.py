@@ -96,14 +96,13 @@ def asyncapi_document() -> dict[str, Any]:
         },
     }
     reply_messages = []
-    for name in sorted(INBOX_SCHEMAS):
-        schema = INBOX_SCHEMAS[name]
+    for name, inbox_schema in sorted(INBOX_SCHEMAS.items()):
         messages[f"inbox.{name}"] = {
             "name": name,
             "title": name,
-            "summary": _doc(schema),
+            "summary": _doc(inbox_schema),
             "contentType": "application/json",
-            "payload": _envelope(spec, InboxEnvelopeSchema, name, _add(spec, schema)),
+            "payload": _envelope(spec, InboxEnvelopeSchema, name, _add(spec, inbox_schema)),
             "correlationId": {"location": "$message.payload#/correlation_id"},
         }
         if name.startswith("Command"):
@@ -171,19 +170,18 @@ def asyncapi_document() -> dict[str, Any]:
         "bindings": {"amqp": {"ack": True, "bindingVersion": "0.3.0"}},
     }
 
-    for event in sorted(EVENT_SCHEMAS):
-        schema = EVENT_SCHEMAS[event]
-        key = f"event.{schema.source}.{event}"
+    for event, event_schema in sorted(EVENT_SCHEMAS.items()):
+        key = f"event.{event_schema.source}.{event}"
         messages[key] = {
             "name": event,
             "title": event,
             "contentType": "application/json",
-            "payload": _envelope(spec, EnvelopeSchema, event, _add(spec, schema), field="event"),
+            "payload": _envelope(spec, EnvelopeSchema, event, _add(spec, event_schema), field="event"),
         }
         channels[key] = {
-            "address": f"{schema.source}.{event}",
+            "address": f"{event_schema.source}.{event}",
             "title": f"{event} (internal)",
-            "description": f"Published by {schema.source} on {EVENTS_EXCHANGE}; the platform's own, "
+            "description": f"Published by {event_schema.source} on {EVENTS_EXCHANGE}; the platform's own, "
             "never delivered to an agency.",
             "messages": {event: {"$ref": f"#/components/messages/{key}"}},
             "bindings": {"amqp": _exchange_binding(EVENTS_EXCHANGE)},
@@ -274,9 +272,13 @@ def _queue_binding(queue: Queue) -> dict[str, Any]:
 
 
 def _bindings_text(queue: Queue) -> str:
-    arguments = ", ".join(f"{k}={v}" for k, v in sorted((queue.queue_arguments or {}).items()))
+    arguments = ", ".join(f"{k}={v}" for k, v in sorted(_arguments(queue).items()))
     keys = [f"{exchange} {key}" for exchange, key in queue_bindings(queue)]
     return f"bound to: {'; '.join(keys)}. Arguments: {arguments}."
+
+
+def _arguments(queue: Queue) -> dict[str, Any]:
+    return dict(getattr(queue, "queue_arguments", None) or {})
 
 
 # -- RabbitMQ definitions -----------------------------------------------------------------------
@@ -300,7 +302,7 @@ def rabbitmq_definitions() -> dict[str, Any]:
                 "name": queue.name,
                 "durable": True,
                 "auto_delete": False,
-                "arguments": dict(queue.queue_arguments or {}),
+                "arguments": _arguments(queue),
             }
         )
         for exchange, key in queue_bindings(queue):

@@ -21,6 +21,7 @@ replicas of a service may listen, one consumes at a time, so the order per upstr
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from kombu import Exchange, Queue, binding
 
@@ -189,7 +190,7 @@ def queue_bindings(queue: Queue) -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
-def declare_topology(channel: object, inboxes: bool = True) -> None:
+def declare_topology(channel: Any, inboxes: bool = True) -> None:
     """Declares every exchange, queue and binding of the platform (idempotent)."""
     for exchange in platform_exchanges():
         exchange(channel).declare()
