@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from keten_client.protocol import KeyPair, SignatureError, b64, key_id_for, unb64, verify
-from shared.config import Settings
+from shared.config import MEMORY_DATABASE_URL, Settings
 from shared.db import SqlStore, open_store
 from shared.errors import NotAuthorised
 
@@ -66,6 +66,8 @@ class AgencyRegistry:
         """The process's registry for these settings: its table is created once, not by every
         service of the process at the same moment (PostgreSQL's CREATE TABLE IF NOT EXISTS
         is not safe against itself)."""
+        if settings.database_url == MEMORY_DATABASE_URL:
+            return cls(open_store(settings, "agencies"))  # unit tests: one registry each
         key = (settings.database_url, settings.database_schema, settings.var_dir)
         with _registries_lock:
             if key not in _registries or _registries[key].closed:
@@ -113,20 +115,16 @@ class AgencyRegistry:
         return new
 
     def revoke(self, agency: str, key_id: str | None = None) -> int:
-        """Revokes one key of the agency, or all of them; returns how many were valid."""
+        """Revokes one key of the agency, or all of them; returns how many were still valid."""
+        now = _now()
+        targets = [k for k in self.all_keys(agency) if k.revoked_at is None and key_id in (None, k.key_id)]
         with self.store.transaction() as cur:
-            if key_id is None:
+            for key in targets:
                 cur.execute(
-                    "UPDATE keten_agency_keys SET revoked_at = ? WHERE agency = ? AND revoked_at IS NULL",
-                    (_now().isoformat(), agency),
+                    "UPDATE keten_agency_keys SET revoked_at = ? WHERE key_id = ?",
+                    (now.isoformat(), key.key_id),
                 )
-            else:
-                cur.execute(
-                    "UPDATE keten_agency_keys SET revoked_at = ? WHERE agency = ? AND key_id = ?"
-                    " AND revoked_at IS NULL",
-                    (_now().isoformat(), agency, key_id),
-                )
-            return cur.rowcount
+        return sum(key.valid_at(now) for key in targets)
 
     def key(self, key_id: str) -> AgencyKey | None:
         with self.store.transaction(commit=False) as cur:

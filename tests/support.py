@@ -73,17 +73,21 @@ def agency_credentials(settings: Settings, agency: str) -> Credentials:
     )
 
 
-def signed_post(base_url: str, path: str, body: Any, credentials: Credentials, **kwargs: Any) -> Any:
-    """POSTs ``body`` to the gateway as ``credentials``' agency would: signed."""
+def signed_request(
+    method: str, base_url: str, path: str, body: Any, credentials: Credentials, timeout: float = 10
+) -> Any:
+    """Calls the gateway as ``credentials``' agency would: the request signed."""
     import json
 
     import requests
 
-    raw = json.dumps(body).encode()
-    headers = signed_http_headers(credentials, "POST", path, raw)
-    return requests.post(
-        base_url + path, data=raw, headers=headers, timeout=kwargs.pop("timeout", 10), **kwargs
-    )
+    raw = b"" if body is None else json.dumps(body).encode()
+    headers = signed_http_headers(credentials, method, path, raw)
+    return requests.request(method, base_url + path, data=raw or None, headers=headers, timeout=timeout)
+
+
+def signed_post(base_url: str, path: str, body: Any, credentials: Credentials, timeout: float = 10) -> Any:
+    return signed_request("POST", base_url, path, body, credentials, timeout)
 
 
 def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:

@@ -16,8 +16,9 @@ import pytest
 import requests
 
 from services.demo import CITIZEN, register_case_command
+from shared.config import Settings
 from tests.conftest import free_port
-from tests.support import eventually
+from tests.support import agency_credentials, eventually, signed_post
 
 pytestmark = pytest.mark.integration
 
@@ -69,14 +70,15 @@ def test_killing_the_registering_service_mid_stream_loses_no_accepted_case(produ
     base_url = f"http://{front['GATEWAY_ADDRESS']}"
     accepted: list[str] = []
     attempted: list[str] = []
+    utrecht = agency_credentials(Settings.from_env(production_env), "gemeente-utrecht")
 
     def register_some(count: int) -> None:
         for _ in range(count):
             case_id = str(uuid.uuid4())
             attempted.append(case_id)
             try:
-                response = requests.post(
-                    f"{base_url}/api/cases", json=register_case_command(case_id), timeout=5
+                response = signed_post(
+                    base_url, "/api/cases", register_case_command(case_id), utrecht, timeout=5
                 )
             except requests.RequestException:
                 continue

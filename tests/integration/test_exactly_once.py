@@ -12,7 +12,7 @@ from services.demo import CITIZEN, register_case_command
 from shared.contracts.commands import RegisterCaseSchema, load_command
 from shared.contracts.envelope import encode_event
 from shared.relay import POSITION
-from tests.support import eventually, running_platform
+from tests.support import RunningPlatform, eventually, running_platform, signed_post
 
 pytestmark = pytest.mark.integration
 
@@ -34,8 +34,10 @@ def handled(service: str, event: str, outcome: str) -> float:
     return sample or 0.0
 
 
-def register(base_url: str, case_id: str) -> None:
-    response = requests.post(f"{base_url}/api/cases", json=register_case_command(case_id), timeout=10)
+def register(platform: RunningPlatform, case_id: str) -> None:
+    response = signed_post(
+        platform.base_url, "/api/cases", register_case_command(case_id), platform.credentials()
+    )
     assert response.status_code == 201, response.text
 
 
@@ -44,7 +46,7 @@ def test_a_redelivered_event_changes_nothing(production_env):
 
     case_id = str(uuid.uuid4())
     with running_platform(production_env) as platform:
-        register(platform.base_url, case_id)
+        register(platform, case_id)
         eventually(lambda: len(overview_cases(platform.base_url)) == 1)
         registration = platform.app("case_registration")
         [notification] = registration.recorder.select_notifications(start=1, limit=1)
@@ -102,7 +104,7 @@ def test_a_relay_that_died_before_moving_its_position_republishes_harmlessly(pro
 
     case_id = str(uuid.uuid4())
     with running_platform(production_env) as platform:
-        register(platform.base_url, case_id)
+        register(platform, case_id)
         eventually(lambda: len(overview_cases(platform.base_url)) == 1)
         registration = platform.app("case_registration")
         eventually(lambda: registration.position(POSITION) >= 1)

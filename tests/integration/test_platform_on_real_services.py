@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from services.demo import CITIZEN, SHARED_SENTENCE, run_demo
-from tests.support import eventually, pg_dump, running_platform
+from tests.support import eventually, pg_dump, running_platform, signed_request
 
 pytestmark = pytest.mark.integration
 
@@ -25,9 +25,8 @@ def test_a_share_travels_through_every_service_on_rabbitmq_and_postgresql(
         assert share["notification"]["status"] == "sent"
 
         def retention_knows_the_share() -> list:
-            records = requests.get(
-                f"{platform.base_url}/api/cases/{result.case_id}/retention", timeout=5
-            ).json()
+            path = f"/api/cases/{result.case_id}/retention"
+            records = signed_request("GET", platform.base_url, path, None, platform.credentials()).json()
             return [r for r in records["records"] if r["record_kind"] == "share_records" and r["due_at"]]
 
         [share_record] = eventually(retention_knows_the_share)

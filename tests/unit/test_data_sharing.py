@@ -1,6 +1,9 @@
+import json
+
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from keten_client.protocol import KeyPair, open_sealed
 from services.case_registration.application import CaseRegistration
 from services.consent.application import Consent
 from services.data_sharing.application import DataSharing
@@ -121,3 +124,44 @@ def test_an_event_from_upstream_is_applied_once(platform):
     [event] = received(registration)  # already applied by the fixture
     with pytest.raises(IntegrityError):
         sharing.cases.apply(event)
+
+
+def test_a_share_is_told_to_its_recipient_with_the_content_sealed_to_the_recipients_key(platform):
+    _, _, sharing, case_id = platform
+    kredietbank = KeyPair.generate()
+    sharing.agencies.add_key(
+        "kredietbank-utrecht", kredietbank.signing_public_key, kredietbank.encryption_public_key
+    )
+    [decision] = share(sharing, case_id, content="Drie maanden huurachterstand.")
+
+    [message] = sharing.inbox_messages(stored_events(sharing)[0])
+    assert message.routing_key == "kredietbank-utrecht.ShareReceived"
+    assert message.exchange == "keten.inbox"
+    envelope = json.loads(message.body)
+    assert envelope["agency"] == "kredietbank-utrecht"
+    assert envelope["data"]["share_id"] == str(decision.id)
+    assert "huurachterstand" not in message.body.decode()
+    opened = open_sealed(kredietbank.encryption_private_key, envelope["data"]["sealed_content"])
+    assert opened == {
+        "content": "Drie maanden huurachterstand.",
+        "reference": None,
+        "subject": {"role": "citizen"},
+    }
+
+
+def test_a_recipient_without_a_key_is_told_of_the_share_without_its_content(platform):
+    _, _, sharing, case_id = platform
+    share(sharing, case_id)
+    [message] = sharing.inbox_messages(stored_events(sharing)[0])
+    data = json.loads(message.body)["data"]
+    assert (data["sealed_content"], data["content_withheld"]) == (None, "no_key")
+
+
+def test_a_refusal_is_told_to_nobody_but_the_sender_in_its_answer(platform):
+    _, _, sharing, case_id = platform
+    share(sharing, case_id, to_agencies=["woningcorporatie-mitros"], categories=["income"])
+    assert sharing.inbox_messages(stored_events(sharing)[0]) == []
+
+
+def stored_events(app):
+    return [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(start=1, limit=100)]
