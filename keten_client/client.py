@@ -87,7 +87,11 @@ class InboxMessage:
 class AgencyClient:
     def __init__(self, credentials: Credentials, connect_timeout: float = 10.0):
         self.credentials = credentials
-        self.connection = Connection(credentials.amqp_url, connect_timeout=connect_timeout)
+        # Publisher confirms: send() returns once the broker has the command, and a command
+        # cannot be lost to a connection that closes right after publishing.
+        self.connection = Connection(
+            credentials.amqp_url, connect_timeout=connect_timeout, transport_options={"confirm_publish": True}
+        )
         self._replies: dict[str, dict[str, Any]] = {}
         self._reply_consumer: Consumer | None = None
 

@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -332,7 +333,10 @@ def _reply_id(received: Received) -> str:
 
 
 def _text(value: Any) -> str | None:
-    return str(value)[:200] if value else None
+    """A message property the sender chose, if it is a plain token we can echo back (AMQP's
+    short strings hold 255 bytes; anything else is dropped, not repeated)."""
+    text = str(value) if value else ""
+    return text if re.fullmatch(r"[\x21-\x7e]{1,200}", text) else None
 
 
 def _with_direct_reply(reply: OutgoingMessage, reply_to: str | None) -> list[OutgoingMessage]:

@@ -294,7 +294,7 @@ def dead_letter_message(
     headers.update(
         {
             "x-keten-reason-code": code,
-            "x-keten-reason": reason[:500],
+            "x-keten-reason": reason[:500].encode("utf-8", "replace").decode(),
             "x-keten-service": service,
             "x-keten-original-routing-key": message.delivery_info.get("routing_key", ""),
         }

@@ -84,12 +84,13 @@ class Conflict(KetenError):
 def first_error(messages: Any) -> tuple[str | None, str]:
     """The first (field path, message) of marshmallow's nested error messages.
 
-    The path comes from the sender's own keys, so long digit runs are masked: a key could be
-    a BSN.
+    The path comes from the sender's own keys, so long digit runs are masked (a key could be a
+    BSN) and anything but plain identifier characters is replaced: a key could be a name, or
+    text that does not even encode (it ends up in message headers).
     """
     field, message = _first_error(messages, "")
     if field:
-        field = re.sub(r"\d{6,}", "…", field)[:120]
+        field = re.sub(r"\d{6,}", "…", re.sub(r"[^A-Za-z0-9_.\-]", "?", field))[:120]
     return field, message
 
 

@@ -202,7 +202,9 @@ def test_a_forged_signature_is_rejected_even_on_a_connection_that_may_speak_for_
                 "routing_key": f"{UTRECHT}.case_registration.close_case",
             },
         ]
-        with Connection(production_env["AMQP_URI"]) as connection:
+        with Connection(
+            production_env["AMQP_URI"], transport_options={"confirm_publish": True}
+        ) as connection:
             producer = Producer(connection.channel())
             for attempt in attempts:
                 producer.publish(

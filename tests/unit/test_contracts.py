@@ -85,3 +85,12 @@ def test_an_internal_event_is_not_published(memory_settings):
     record = ConsentRecord(case_id=uuid4(), subject="a" * 32)
     [opened] = record.collect_events()
     assert encode_event(opened, "consent", 1) is None
+
+
+def test_an_error_names_the_field_without_repeating_what_the_sender_put_in_its_name():
+    from shared.errors import first_error
+
+    field, _ = first_error({"Sanne de Vries \udc30": ["Unknown field."]})
+    assert field == "Sanne?de?Vries??"
+    field, _ = first_error({"subjects": {"999990019": ["Unknown field."]}})
+    assert field == "subjects.…"
