@@ -344,6 +344,12 @@ OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any]]] = {
             },
         },
     ),
+    "request_erasure": (
+        "the logged-in citizen asks that their records of a case ({case_id}) be erased",
+        "citizen",
+        200,
+        {"type": "object"},
+    ),
     "overview": (
         "the logged-in citizen's overview; ?lang=en for English labels",
         "citizen",
@@ -351,6 +357,10 @@ OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any]]] = {
         {"type": "object"},
     ),
 }
+
+
+#: Commands the gateway answers with 201 Created.
+CREATED = {"register_case", "give_consent", "place_legal_hold"}
 
 
 def gateway_routes() -> list[tuple[str, str, str]]:
@@ -391,7 +401,7 @@ def openapi_document() -> dict[str, Any]:
             operation["parameters"] = parameters
         command = COMMAND_SCHEMAS.get(name)
         if command is not None:
-            status = 201 if method == "POST" and name.startswith(("register", "give")) else 200
+            status = 201 if name in CREATED else 200
             operation["summary"] = _doc(command)
             operation["requestBody"] = {
                 "required": True,

@@ -91,6 +91,7 @@ class AgencyCommands(DependencyProvider, ConsumerMixin):
         self._gt: Any = None
         self._ready = Event()
         self.should_stop = False
+        self.connected = False
 
     # -- nameko lifecycle ---------------------------------------------------------------------
     def setup(self) -> None:
@@ -129,7 +130,7 @@ class AgencyCommands(DependencyProvider, ConsumerMixin):
 
     @property
     def consuming(self) -> bool:
-        return self._ready.ready()
+        return self._ready.ready() and self.connected
 
     # -- kombu ConsumerMixin --------------------------------------------------------------------
     def on_connection_revived(self) -> None:
@@ -144,10 +145,12 @@ class AgencyCommands(DependencyProvider, ConsumerMixin):
         return [consumer]
 
     def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
+        self.connected = True
         if not self._ready.ready():
             self._ready.send(None)
 
     def on_connection_error(self, exc: Exception, interval: float) -> None:
+        self.connected = False
         log.warning(
             "%s commands: broker unreachable (%s); retrying in %ss",
             self.service,

@@ -74,16 +74,23 @@ def agency_credentials(settings: Settings, agency: str) -> Credentials:
 
 
 def signed_request(
-    method: str, base_url: str, path: str, body: Any, credentials: Credentials, timeout: float = 10
+    method: str,
+    base_url: str,
+    path: str,
+    body: Any,
+    credentials: Credentials,
+    timeout: float = 10,
+    headers: dict[str, str] | None = None,
 ) -> Any:
-    """Calls the gateway as ``credentials``' agency would: the request signed."""
+    """Calls the gateway as ``credentials``' agency would: the request signed. ``body`` is sent
+    as JSON, or as it is if it is already bytes."""
     import json
 
     import requests
 
-    raw = b"" if body is None else json.dumps(body).encode()
-    headers = signed_http_headers(credentials, method, path, raw)
-    return requests.request(method, base_url + path, data=raw or None, headers=headers, timeout=timeout)
+    raw = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
+    signed = {**(headers or {}), **signed_http_headers(credentials, method, path, raw)}
+    return requests.request(method, base_url + path, data=raw or None, headers=signed, timeout=timeout)
 
 
 def signed_post(base_url: str, path: str, body: Any, credentials: Credentials, timeout: float = 10) -> Any:

@@ -7,8 +7,8 @@ from typing import Any
 from nameko.rpc import rpc
 
 from services.case_registration.application import CaseRegistration
-from shared.consumer import consumes
 from shared.commands import AgencyCommands
+from shared.consumer import consumes
 from shared.contracts.commands import CloseCaseSchema, RegisterCaseSchema, load_command
 from shared.contracts.envelope import ReceivedEvent
 from shared.dependencies import ApplicationProvider, ServiceHealth

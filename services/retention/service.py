@@ -9,6 +9,7 @@ from uuid import UUID
 from nameko.rpc import rpc
 
 from services.retention.application import Retention
+from shared.commands import AgencyCommands
 from shared.consumer import consumes
 from shared.contracts.commands import (
     ErasureRequestSchema,
@@ -29,6 +30,7 @@ class RetentionService:
     name = "retention"
 
     retention = ApplicationProvider(Retention)
+    agency_commands = AgencyCommands()
     health_check = ServiceHealth()
 
     @consumes("case_registration", "CaseRegistered")

@@ -26,7 +26,7 @@ def test_a_share_is_followed_by_one_correlation_id_and_no_log_line_holds_persona
     embedded_env, log_lines
 ):
     with running_platform(embedded_env) as platform:
-        run_demo(platform.base_url, out=lambda *_: None)
+        run_demo(platform.base_url, out=lambda *_: None, credentials=platform.credentials())
         refused = requests.post(
             f"{platform.base_url}/api/citizen/session", json={"bsn": WRONG_BSN}, timeout=10
         )

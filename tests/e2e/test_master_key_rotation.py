@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 def test_after_a_master_key_rotation_the_citizen_still_reads_what_was_shared(embedded_env):
     with running_platform(embedded_env) as platform:
-        run_demo(platform.base_url, out=lambda *_: None)
+        run_demo(platform.base_url, out=lambda *_: None, credentials=platform.credentials())
 
     old_key, new_key = embedded_env["KETEN_MASTER_KEY"], generate_secret()
     rotating = {**embedded_env, "KETEN_MASTER_KEY": new_key, "KETEN_MASTER_KEY_PREVIOUS": old_key}

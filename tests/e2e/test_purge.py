@@ -45,7 +45,7 @@ def citizens_cases(base_url: str) -> list[dict]:
 def test_keten_purge_lists_then_purges_the_demo_data_of_a_running_platform(embedded_env):
     three_years_on = (datetime.now(UTC) + timedelta(days=3 * 366)).date().isoformat()
     with running_platform(embedded_env) as platform:
-        result = run_demo(platform.base_url, out=lambda *_: None)
+        result = run_demo(platform.base_url, out=lambda *_: None, credentials=platform.credentials())
         assert [r["status"] for r in result.schedule] == ["scheduled", "kept", "scheduled"]
 
         dry = keten(embedded_env, "purge", "--dry-run", "--as-of", three_years_on)
@@ -100,7 +100,7 @@ def test_the_retention_service_purges_on_its_timer_when_records_fall_due(embedde
     env = {**embedded_env, "KETEN_PURGE_INTERVAL": "0.2"}
 
     with running_platform(env) as platform:
-        result = run_demo(platform.base_url, out=lambda *_: None)
+        result = run_demo(platform.base_url, out=lambda *_: None, credentials=platform.credentials())
 
         def everything_purged() -> dict | None:
             [case] = citizens_cases(platform.base_url)

@@ -22,7 +22,7 @@ from services.platform import SERVICES, build_runner
 from shared import metrics
 from shared.config import Settings
 from tests.conftest import free_port
-from tests.support import eventually, keten
+from tests.support import agency_credentials, eventually, keten
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +105,8 @@ def test_every_service_process_is_ready_and_shows_its_metrics_after_the_demo(
         [report] = process.get("/readyz").json()["services"].values()
         assert report["broker"] == "ok"
 
-    result = run_demo(f"http://{production_env['GATEWAY_ADDRESS']}", out=lambda *_: None)
+    utrecht = agency_credentials(Settings.from_env(production_env), "gemeente-utrecht")
+    result = run_demo(f"http://{production_env['GATEWAY_ADDRESS']}", out=lambda *_: None, credentials=utrecht)
 
     expected = {
         "gateway": ['keten_requests_total{entrypoint="request_share",kind="http",outcome="ok"'],

@@ -10,11 +10,12 @@ import psycopg2
 import pytest
 import requests
 
+from keten_client import Credentials
 from services.cli import run_purge
 from services.demo import CITIZEN, SHARED_SENTENCE, register_case_command, run_demo
 from shared.sealed import PURGED
 from tests.factories import received, share_command
-from tests.support import eventually, pg_dump, running_platform
+from tests.support import eventually, pg_dump, running_platform, signed_request
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +39,16 @@ def overview_case(base_url: str, bsn: str, case_id: str) -> dict:
     return case
 
 
-def register_neighbours_case(base_url: str) -> str:
+def register_neighbours_case(base_url: str, utrecht: Credentials) -> str:
     """Another citizen's case, still running, with a share of its own."""
     case_id = str(uuid.uuid4())
     command = register_case_command(case_id)
     command["subjects"][0].update(bsn=NEIGHBOUR["bsn"], name=NEIGHBOUR["name"], email=NEIGHBOUR["email"])
-    assert requests.post(f"{base_url}/api/cases", json=command, timeout=10).status_code == 201
+    assert signed_request("POST", base_url, "/api/cases", command, utrecht).status_code == 201
     share = share_command(case_id, subject_bsn=NEIGHBOUR["bsn"], content=NEIGHBOUR["sentence"])
 
     def shared() -> bool:
-        response = requests.post(f"{base_url}/api/shares", json=share, timeout=10)
+        response = signed_request("POST", base_url, "/api/shares", share, utrecht)
         return response.status_code == 200
 
     eventually(shared)
@@ -66,8 +67,8 @@ def test_after_a_purge_the_whole_database_holds_nothing_readable_of_the_case(
     production_env, postgres_dsn, pg_schema
 ):
     with running_platform(production_env) as platform:
-        result = run_demo(platform.base_url, out=lambda *_: None)
-        other = register_neighbours_case(platform.base_url)
+        result = run_demo(platform.base_url, out=lambda *_: None, credentials=platform.credentials())
+        other = register_neighbours_case(platform.base_url, platform.credentials())
         eventually(lambda: overview_case(platform.base_url, NEIGHBOUR["bsn"], other)["shares"])
         assert live_keys(postgres_dsn, pg_schema, result.case_id) == 2
 
@@ -121,14 +122,15 @@ def test_after_a_purge_the_whole_database_holds_nothing_readable_of_the_case(
 def test_a_legal_hold_and_an_erasure_request_through_the_gateway(production_env):
     with running_platform(production_env) as platform:
         base = platform.base_url
-        result = run_demo(base, out=lambda *_: None)
+        result = run_demo(base, out=lambda *_: None, credentials=platform.credentials())
         citizen = session(base, CITIZEN["bsn"])
+        holds = f"/api/cases/{result.case_id}/legal-holds"
         hold = {"schema_version": 1, "agency": "veilig-thuis-utrecht", "reason_code": "complaint"}
-        refused = requests.post(f"{base}/api/cases/{result.case_id}/legal-holds", json=hold, timeout=5)
+        refused = signed_request("POST", base, holds, hold, platform.credentials("veilig-thuis-utrecht"))
         assert (refused.status_code, refused.json()["error"]["code"]) == (403, "not_a_participant")
 
         hold.update(agency="kredietbank-utrecht", reference="NO-2026-117")
-        placed = requests.post(f"{base}/api/cases/{result.case_id}/legal-holds", json=hold, timeout=5)
+        placed = signed_request("POST", base, holds, hold, platform.credentials("kredietbank-utrecht"))
         assert placed.status_code == 201, placed.text
         hold_id = placed.json()["hold_id"]
 
@@ -141,13 +143,12 @@ def test_a_legal_hold_and_an_erasure_request_through_the_gateway(production_env)
         assert (erasure["decision"], erasure["reason_code"]) == ("refused", "legal_hold")
         assert "still ongoing" in erasure["reason"]
         assert run_purge(False, THREE_YEARS_ON, progress=False, settings=platform.settings) == 0
-        schedule = requests.get(f"{base}/api/cases/{result.case_id}/retention", timeout=5).json()["records"]
+        retention = f"/api/cases/{result.case_id}/retention"
+        schedule = signed_request("GET", base, retention, None, platform.credentials()).json()["records"]
         assert {r["record_kind"]: r["status"] for r in schedule}["case_records"] == "on_hold"
 
         lift = {"schema_version": 1, "agency": "gemeente-utrecht"}
-        lifted = requests.post(
-            f"{base}/api/cases/{result.case_id}/legal-holds/{hold_id}/lift", json=lift, timeout=5
-        )
+        lifted = signed_request("POST", base, f"{holds}/{hold_id}/lift", lift, platform.credentials())
         assert lifted.json()["status"] == "lifted"
         erasure = requests.post(
             f"{base}/api/citizen/erasure", json={"case_id": result.case_id}, headers=citizen, timeout=5

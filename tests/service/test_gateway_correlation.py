@@ -6,13 +6,13 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import requests
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
 from services.gateway.service import GatewayService
 from services.platform import nameko_config
 from shared.config import Settings
+from tests.support import agency_credentials, signed_request
 
 
 class ContextSeen(DependencyProvider):
@@ -44,30 +44,37 @@ def gateway(runner_factory, embedded_env):
     return f"http://{settings.gateway_address}"
 
 
-def test_a_share_request_is_followed_by_its_own_request_id(gateway):
+@pytest.fixture
+def utrecht(embedded_env):
+    return agency_credentials(Settings.from_env(embedded_env), "gemeente-utrecht")
+
+
+def test_a_share_request_is_followed_by_its_own_request_id(gateway, utrecht):
     request_id = str(uuid.uuid4())
-    response = requests.post(f"{gateway}/api/shares", json={"request_id": request_id}, timeout=5)
+    response = signed_request("POST", gateway, "/api/shares", {"request_id": request_id}, utrecht)
     assert response.status_code == 200
     assert response.headers["X-Correlation-ID"] == request_id
     assert DataSharingStandIn.seen == [request_id]
 
 
-def test_a_callers_correlation_id_is_kept_and_a_missing_one_is_made(gateway):
-    given = requests.post(
-        f"{gateway}/api/shares",
-        json={"no": "request id"},
+def test_a_callers_correlation_id_is_kept_and_a_missing_one_is_made(gateway, utrecht):
+    given = signed_request(
+        "POST",
+        gateway,
+        "/api/shares",
+        {"no": "request id"},
+        utrecht,
         headers={"X-Correlation-ID": "agency-trace-42"},
-        timeout=5,
     )
-    made = requests.post(
-        f"{gateway}/api/shares", json={}, headers={"X-Correlation-ID": "bad id; drop"}, timeout=5
+    made = signed_request(
+        "POST", gateway, "/api/shares", {}, utrecht, headers={"X-Correlation-ID": "bad id; drop"}
     )
     assert given.headers["X-Correlation-ID"] == "agency-trace-42"
     assert made.headers["X-Correlation-ID"] not in ("", "bad id; drop")
     assert DataSharingStandIn.seen == ["agency-trace-42", made.headers["X-Correlation-ID"]]
 
 
-def test_errors_carry_the_correlation_id_too(gateway):
-    response = requests.post(f"{gateway}/api/shares", data=b"{not json", timeout=5)
+def test_errors_carry_the_correlation_id_too(gateway, utrecht):
+    response = signed_request("POST", gateway, "/api/shares", b"{not json", utrecht)
     assert response.status_code == 400
     assert len(response.headers["X-Correlation-ID"]) >= 8
