@@ -26,7 +26,6 @@ its service is taken from the bus with no change here.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import json
 import logging
@@ -37,9 +36,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, uuid4, uuid5
 
 import eventlet
-from eventlet.event import Event
-from kombu import Connection
-from kombu.mixins import ConsumerMixin
+from kombu import Queue
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
@@ -48,13 +45,11 @@ from keten_client.protocol import KEY_ID_HEADER, SIGNATURE_HEADER
 from shared import metrics
 from shared.agencies import AgencyRegistry
 from shared.application import vault_for
-from shared.consumer import BUG_RETRIES, TRANSIENT_ERRORS, dead_letter_message
+from shared.consumer import BUG_RETRIES, TRANSIENT_ERRORS, QueueConsumer, dead_letter_message, run_in_worker
 from shared.contracts.commands import COMMAND_SCHEMAS
 from shared.contracts.envelope import OutgoingMessage
 from shared.contracts.inbox import inbox_message, inbox_message_id
-from shared.dependencies import settings_from
 from shared.errors import InvalidRequest, KetenError, NotAuthorised
-from shared.publishing import ConfirmingPublisher
 from shared.sealed import KeyScope
 from shared.topology import command_queue, dead_letter_exchange, parse_command_routing_key
 
@@ -83,80 +78,32 @@ class Received:
     reply_to: str | None
 
 
-class AgencyCommands(DependencyProvider, ConsumerMixin):
+class AgencyCommands(DependencyProvider, QueueConsumer):
     """Consumes the service's commands queue; answers every command (see the module doc)."""
+
+    consumes = "commands"
 
     def __init__(self) -> None:
         super().__init__()
-        self._gt: Any = None
-        self._ready = Event()
-        self.should_stop = False
-        self.connected = False
+        self._init_consumer()
 
     # -- nameko lifecycle ---------------------------------------------------------------------
     def setup(self) -> None:
-        self.settings = settings_from(self.container.config)
-        self.service = self.container.service_name
-        self.connection = Connection(self.settings.amqp_uri, heartbeat=30)
+        self._setup_consumer(self.container)
         self.registry = AgencyRegistry.for_settings(self.settings)
         self.vault = vault_for(self.settings)
-        self.publisher = ConfirmingPublisher(self.settings.amqp_uri)
 
     def start(self) -> None:
-        self.should_stop = False
-        self._gt = self.container.spawn_managed_thread(self.run, identifier=f"{self.service}.commands")
-        try:
-            with eventlet.Timeout(15):
-                self._ready.wait()
-        except eventlet.Timeout:
-            log.warning("%s: not taking commands yet (broker unreachable?); will keep trying", self.service)
+        self.start_consuming(self.container)
 
     def stop(self) -> None:
-        self.should_stop = True
-        if self._gt is not None:
-            with contextlib.suppress(Exception):  # the thread is gone either way
-                self._gt.wait()
-            self._gt = None
-        self.publisher.close()
-
-    def kill(self) -> None:
-        self.should_stop = True
-        if self._gt is not None:
-            self._gt.kill()
-            self._gt = None
+        self.stop_consuming()
 
     def get_dependency(self, worker_ctx: Any) -> Any:
         return self
 
-    @property
-    def consuming(self) -> bool:
-        return self._ready.ready() and self.connected
-
-    # -- kombu ConsumerMixin --------------------------------------------------------------------
-    def on_connection_revived(self) -> None:
-        self.publisher.close()
-        self.publisher.connect()  # declares the platform's topology before the first command
-
-    def get_consumers(self, consumer_cls: Any, channel: Any) -> list[Any]:
-        consumer = consumer_cls(
-            queues=[command_queue(self.service)], on_message=self.on_message, no_ack=False
-        )
-        consumer.qos(prefetch_count=self.settings.consumer_prefetch)
-        return [consumer]
-
-    def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
-        self.connected = True
-        if not self._ready.ready():
-            self._ready.send(None)
-
-    def on_connection_error(self, exc: Exception, interval: float) -> None:
-        self.connected = False
-        log.warning(
-            "%s commands: broker unreachable (%s); retrying in %ss",
-            self.service,
-            type(exc).__name__,
-            interval,
-        )
+    def queue(self) -> Queue:
+        return command_queue(self.service)
 
     # -- processing -----------------------------------------------------------------------------
     def on_message(self, message: Any) -> None:
@@ -212,7 +159,7 @@ class AgencyCommands(DependencyProvider, ConsumerMixin):
         while not self.should_stop:
             attempts += 1
             try:
-                return self._run(entrypoint, command, received)
+                return run_in_worker(entrypoint, command, received.correlation_id)
             except ContainerBeingKilled:
                 raise _Requeue() from None
             except KetenError as error:
@@ -249,22 +196,6 @@ class AgencyCommands(DependencyProvider, ConsumerMixin):
             "unknown_command", f"{self.service} takes no such command; see docs/asyncapi.yaml"
         )
 
-    def _run(self, entrypoint: Rpc, command: dict[str, Any], received: Received) -> Any:
-        done = Event()
-
-        def handle_result(worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
-            done.send((result, exc_info))
-            return result, exc_info
-
-        context = {"correlation_id": received.correlation_id} if received.correlation_id else {}
-        self.container.spawn_worker(
-            entrypoint, (command,), {}, context_data=context, handle_result=handle_result
-        )
-        result, exc_info = done.wait()
-        if exc_info is not None:
-            raise exc_info[1]
-        return result
-
     # -- answering --------------------------------------------------------------------------------
     def answer(self, received: Received, result: Any) -> None:
         assert received.agency is not None
@@ -275,7 +206,11 @@ class AgencyCommands(DependencyProvider, ConsumerMixin):
             message_id=_reply_id(received),
             correlation_id=received.correlation_id,
         )
-        self.publisher.publish(_with_direct_reply(reply, received.reply_to))
+        self._publish(_with_direct_reply(reply, received.reply_to))
+
+    def _publish(self, messages: list[OutgoingMessage]) -> None:
+        assert self.publisher is not None
+        self.publisher.publish(messages)
 
     def reject(self, message: Any, received: Received, error: KetenError) -> None:
         metrics.dead_letters.labels(self.service, error.code).inc()
@@ -305,7 +240,7 @@ class AgencyCommands(DependencyProvider, ConsumerMixin):
                 correlation_id=received.correlation_id,
             )
             messages.extend(_with_direct_reply(reply, received.reply_to))
-        self.publisher.publish(messages)
+        self._publish(messages)
 
 
 class _Requeue(Exception):

@@ -30,7 +30,7 @@ from typing import Any
 import eventlet
 from eventlet.event import Event
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
-from kombu import Connection
+from kombu import Connection, Queue
 from kombu.mixins import ConsumerMixin
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
@@ -59,34 +59,48 @@ class MessageRejected(KetenError):
     """Raised by a handler when an event cannot apply here; it is dead-lettered with the code."""
 
 
-class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
-    def __init__(self) -> None:
-        super().__init__()
+class QueueConsumer(ConsumerMixin):
+    """One of the service's queues, consumed by kombu in a managed thread of its nameko
+    container, one message at a time; ``publisher`` declares the platform's topology on every
+    (re)connect and publishes what handling a message sends (dead letters, answers)."""
+
+    #: What the thread consumes, for its name and the logs.
+    consumes = "messages"
+
+    def _init_consumer(self) -> None:
         self._ready = Event()
         self._gt: Any = None
         self.publisher: ConfirmingPublisher | None = None
-        self.healthy = True
         self.connected = False
-
-    # -- nameko lifecycle ---------------------------------------------------------------
-    def setup(self) -> None:
-        self.settings = settings_from(self.container.config)
-        self.service = self.container.service_name
-        self.connection = Connection(self.settings.amqp_uri, heartbeat=30)
         self._live_connection: Any = None
+        self.should_stop = False
 
-    def start(self) -> None:
+    def _setup_consumer(self, container: Any) -> None:
+        self.settings = settings_from(container.config)
+        self.service = container.service_name
+        self.connection = Connection(self.settings.amqp_uri, heartbeat=30)
+
+    def queue(self) -> Queue:
+        raise NotImplementedError
+
+    def on_message(self, message: Any) -> None:
+        raise NotImplementedError
+
+    def start_consuming(self, container: Any) -> None:
         if self._gt is None:
             self.should_stop = False
             self.publisher = ConfirmingPublisher(self.settings.amqp_uri)
-            metrics.consumer_blocked.labels(self.service).set(0)
-            self._gt = self.container.spawn_managed_thread(self.run, identifier=f"{self.service}.events")
+            self._gt = container.spawn_managed_thread(self.run, identifier=f"{self.service}.{self.consumes}")
         try:
             self.wait_until_consuming(timeout=15)
         except eventlet.Timeout:
-            log.warning("%s: not consuming yet (broker unreachable?); will keep trying", self.service)
+            log.warning(
+                "%s: not consuming %s yet (broker unreachable?); will keep trying",
+                self.service,
+                self.consumes,
+            )
 
-    def stop(self) -> None:
+    def stop_consuming(self) -> None:
         self.should_stop = True
         if self._gt is not None:
             with contextlib.suppress(Exception):  # the thread is gone either way
@@ -94,7 +108,6 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             self._gt = None
         if self.publisher is not None:
             self.publisher.close()
-        super().stop()
 
     def kill(self) -> None:
         self.should_stop = True
@@ -103,14 +116,14 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             self._gt = None
 
     @property
-    def handlers(self) -> dict[str, EventHandlerEntrypoint]:
-        return {provider.routing_key: provider for provider in self._providers}
+    def consuming(self) -> bool:
+        return self._ready.ready() and self.connected
 
-    def application(self) -> Any:
-        for dependency in self.container.dependencies:
-            if isinstance(dependency, ApplicationProvider):
-                return dependency.app
-        raise RuntimeError(f"service {self.service} handles events but has no ApplicationProvider")
+    def wait_until_consuming(self, timeout: float = 10.0) -> None:
+        if self._ready.ready():
+            return
+        with eventlet.Timeout(timeout):
+            self._ready.wait()
 
     # -- kombu ConsumerMixin ------------------------------------------------------------
     def on_connection_revived(self) -> None:
@@ -121,12 +134,9 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         self.publisher.connect()
 
     def get_consumers(self, consumer_cls: Callable[..., Any], channel: Any) -> list[Any]:
-        # The bindings come from the platform's topology (SUBSCRIPTIONS), which publishers
-        # declare too; a test checks that they match the handlers.
-        queue = service_event_queue(self.service)
         # on_message: kombu hands over the raw message; decoding is ours, so that a body that
         # is not JSON is dead-lettered with a reason instead of failing inside kombu.
-        consumer = consumer_cls(queues=[queue], on_message=self.on_message, no_ack=False)
+        consumer = consumer_cls(queues=[self.queue()], on_message=self.on_message, no_ack=False)
         consumer.qos(prefetch_count=self.settings.consumer_prefetch)
         return [consumer]
 
@@ -139,12 +149,53 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
     def on_connection_error(self, exc: Exception, interval: float) -> None:
         self.connected = False
         log.warning(
-            "%s: broker unreachable (%s); retrying in %ss", self.service, type(exc).__name__, interval
+            "%s %s: broker unreachable (%s); retrying in %ss",
+            self.service,
+            self.consumes,
+            type(exc).__name__,
+            interval,
         )
+
+
+class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
+    consumes = "events"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_consumer()
+        self.healthy = True
+
+    # -- nameko lifecycle ---------------------------------------------------------------
+    def setup(self) -> None:
+        self._setup_consumer(self.container)
+
+    def start(self) -> None:
+        if self._gt is None:
+            metrics.consumer_blocked.labels(self.service).set(0)
+        self.start_consuming(self.container)
+
+    def stop(self) -> None:
+        self.stop_consuming()
+        super().stop()
+
+    @property
+    def handlers(self) -> dict[str, EventHandlerEntrypoint]:
+        return {provider.routing_key: provider for provider in self._providers}
+
+    def application(self) -> Any:
+        for dependency in self.container.dependencies:
+            if isinstance(dependency, ApplicationProvider):
+                return dependency.app
+        raise RuntimeError(f"service {self.service} handles events but has no ApplicationProvider")
+
+    def queue(self) -> Queue:
+        # The bindings come from the platform's topology (SUBSCRIPTIONS), which publishers
+        # declare too; a test checks that they match the handlers.
+        return service_event_queue(self.service)
 
     def status(self) -> str:
         """ "ok" while consuming (or standing by for the queue's single active consumer)."""
-        if not (self._ready.ready() and self.connected):
+        if not self.consuming:
             return "waiting"
         return "ok" if self.healthy else "blocked"
 
@@ -272,12 +323,6 @@ class EventConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             exchange=dead_letter_exchange,
         )
 
-    def wait_until_consuming(self, timeout: float = 10.0) -> None:
-        if self._ready.ready():
-            return
-        with eventlet.Timeout(timeout):
-            self._ready.wait()
-
 
 def dead_letter_message(
     message: Any,
@@ -331,18 +376,26 @@ class EventHandlerEntrypoint(Entrypoint):
 
     def run(self, event: ReceivedEvent) -> Any:
         """Runs the handler in a worker and waits for it; re-raises what it raised."""
-        done = Event()
+        return run_in_worker(self, event, event.correlation_id)
 
-        def handle_result(worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
-            done.send((result, exc_info))
-            return result, exc_info
 
-        context = {"correlation_id": event.correlation_id} if event.correlation_id else {}
-        self.container.spawn_worker(self, (event,), {}, context_data=context, handle_result=handle_result)
-        result, exc_info = done.wait()
-        if exc_info is not None:
-            raise exc_info[1]
-        return result
+def run_in_worker(entrypoint: Entrypoint, argument: Any, correlation_id: str | None) -> Any:
+    """Runs ``entrypoint``'s method with ``argument`` in a worker of its container (its
+    dependencies injected, as for any call) and waits for it; re-raises what it raised."""
+    done = Event()
+
+    def handle_result(worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+        done.send((result, exc_info))
+        return result, exc_info
+
+    context = {"correlation_id": correlation_id} if correlation_id else {}
+    entrypoint.container.spawn_worker(
+        entrypoint, (argument,), {}, context_data=context, handle_result=handle_result
+    )
+    result, exc_info = done.wait()
+    if exc_info is not None:
+        raise exc_info[1]
+    return result
 
 
 consumes = EventHandlerEntrypoint.decorator

@@ -18,6 +18,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from shared.contracts.envelope import OutgoingMessage
 from shared.contracts.events.base import ContactPointRef
 from shared.contracts.fields import AgencyId, Code
+from shared.contracts.registry import register
 from shared.topology import INBOX_EXCHANGE, inbox_routing_key
 
 INBOX_VERSION = 1
@@ -37,9 +38,7 @@ class InboxSchema(Schema):
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if cls.message_name:
-            if cls.message_name in INBOX_SCHEMAS:
-                raise TypeError(f"two schemas for inbox message {cls.message_name}")
-            INBOX_SCHEMAS[cls.message_name] = cls
+            register(INBOX_SCHEMAS, cls.message_name, cls, "inbox message")
 
 
 class InboxEnvelopeSchema(Schema):

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from shared.contracts.fields import AgencyId
+from shared.contracts.registry import register
 from shared.errors import InvalidRequest
 
 COMMAND_VERSION = 1
@@ -36,9 +37,7 @@ class CommandSchema(Schema):
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if cls.command_name:
-            if cls.command_name in COMMAND_SCHEMAS:
-                raise TypeError(f"two schemas for command {cls.command_name}")
-            COMMAND_SCHEMAS[cls.command_name] = cls
+            register(COMMAND_SCHEMAS, cls.command_name, cls, "command")
 
 
 def load_command(schema_cls: type[Schema], payload: Any) -> dict[str, Any]:

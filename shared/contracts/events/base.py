@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, fields
 
 from shared.contracts.fields import AgencyId, Code, Pseudonym, SealedValue
+from shared.contracts.registry import register
 
 #: Every published event, by name; filled as the schema modules are imported.
 EVENT_SCHEMAS: dict[str, type[EventSchema]] = {}
@@ -25,9 +26,7 @@ class EventSchema(Schema):
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if cls.event_name:
-            if cls.event_name in EVENT_SCHEMAS:
-                raise TypeError(f"two schemas for event {cls.event_name}")
-            EVENT_SCHEMAS[cls.event_name] = cls
+            register(EVENT_SCHEMAS, cls.event_name, cls, "event")
 
 
 class SubjectRef(Schema):
