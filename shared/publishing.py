@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from amqp.exceptions import RecoverableConnectionError
 from kombu import Connection, Exchange, Producer
 
 from shared.contracts.envelope import OutgoingMessage
@@ -22,14 +23,19 @@ from shared.topology import declare_topology, events_exchange
 log = logging.getLogger(__name__)
 
 
-class PublishError(Exception):
-    """The broker did not confirm a batch; the caller must publish it again."""
+class PublishError(RecoverableConnectionError):
+    """The broker did not confirm a batch; the caller must publish it again. A connection
+    error, so that a consumer publishing what handling sends (a dead letter, an answer)
+    reconnects and gets the unacknowledged message again instead of dying."""
 
 
 class ConfirmingPublisher:
     """One connection and channel; ``publish`` returns once every message is confirmed."""
 
-    def __init__(self, amqp_uri: str, confirm_timeout: float = 15.0, heartbeat: int = 30):
+    # No heartbeats: nothing calls heartbeat_check between publishes, so the broker would close
+    # an idle publisher's connection after two missed beats. A dead connection shows itself on
+    # the next publish (a socket error, or no confirm within the timeout) and is reopened.
+    def __init__(self, amqp_uri: str, confirm_timeout: float = 15.0, heartbeat: int = 0):
         self.amqp_uri = amqp_uri
         self.confirm_timeout = confirm_timeout
         self.heartbeat = heartbeat
@@ -78,6 +84,16 @@ class ConfirmingPublisher:
         self.connect()
         assert self.producer is not None
         self._nacked = False
+        try:
+            self._publish_all(messages, exchange)
+        except Exception:
+            self.close()  # a half-sent batch on a broken connection: the next call reconnects
+            raise
+        if self._uses_confirms:
+            self._wait_for_confirms()
+
+    def _publish_all(self, messages: Sequence[OutgoingMessage], exchange: Exchange | str) -> None:
+        assert self.producer is not None
         for message in messages:
             properties = {"correlation_id": message.correlation_id} if message.correlation_id else {}
             self.producer.publish(
@@ -95,8 +111,6 @@ class ConfirmingPublisher:
             if self._uses_confirms:
                 self._unconfirmed.add(self._next_tag)
                 self._next_tag += 1
-        if self._uses_confirms:
-            self._wait_for_confirms()
 
     def _wait_for_confirms(self) -> None:
         assert self.connection is not None
