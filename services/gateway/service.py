@@ -116,8 +116,8 @@ class GatewayService:
 
     @json_http("GET", "/api/cases/<string:case_id>/retention")
     def retention_schedule(self, request: Request, case_id: str) -> dict[str, Any]:
-        self.signatures.agency(request)
-        return {"case_id": case_id, "records": self.retention.get_schedule(case_id)}
+        agency = self.signatures.agency(request)
+        return {"case_id": case_id, "records": self.retention.get_schedule(case_id, agency)}
 
     @json_http("POST", "/api/cases/<string:case_id>/legal-holds")
     def place_legal_hold(self, request: Request, case_id: str) -> tuple[int, dict[str, Any]]:

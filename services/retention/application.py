@@ -294,9 +294,14 @@ class Retention(KetenApplication):
                 self._project(cur, domain_event)
 
     # -- reading the schedule -------------------------------------------------------------------
-    def schedule_for(self, case_id: UUID) -> list[dict[str, Any]]:
+    def schedule_for(self, case_id: UUID, agency: str | None = None) -> list[dict[str, Any]]:
         """Each record of the case with its rule, due date and status (``on_hold`` while a
-        legal hold suspends a due purge)."""
+        legal hold suspends a due purge); for an agency, only if it takes part in the case. Once the
+        case's records are purged its participants are gone too; the schedule, which holds
+        nothing personal, stays readable to show that they were purged."""
+        case = self.cases.get(case_id)
+        if agency is not None and case is not None and not case.takes_part(agency):
+            raise NotAuthorised("not_a_participant", "your agency does not take part in this case", "agency")
         held = self._retention(case_id).on_hold
         with self.sql.transaction(commit=False) as cur:
             rows = cur.execute(

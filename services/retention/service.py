@@ -53,13 +53,13 @@ class RetentionService:
             log.info("purge run: %s purged, %s held by a legal hold", report.purged, report.held)
 
     @rpc(expected_exceptions=KetenError)
-    def get_schedule(self, case_id: str) -> list[dict[str, Any]]:
-        """When each record of the case is due for purging."""
+    def get_schedule(self, case_id: str, agency: str) -> list[dict[str, Any]]:
+        """When each record of the case is due for purging; for an agency on the case."""
         try:
             parsed = UUID(str(case_id))
         except ValueError:
             raise InvalidRequest("invalid_field", "not a valid UUID", "case_id") from None
-        return self.retention.schedule_for(parsed)
+        return self.retention.schedule_for(parsed, agency)
 
     @rpc(expected_exceptions=KetenError)
     def place_legal_hold(self, command: dict[str, Any]) -> dict[str, Any]:

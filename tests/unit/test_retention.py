@@ -362,6 +362,20 @@ def test_only_an_agency_at_the_table_may_place_a_legal_hold_and_only_for_a_known
     assert platform.published("LegalHoldPlaced") == []
 
 
+def test_only_an_agency_at_the_table_reads_the_schedule_and_after_the_purge_it_tells_it_was_purged(
+    platform, closed_case
+):
+    case_id, _ = closed_case
+    with pytest.raises(NotAuthorised):
+        platform.retention.schedule_for(case_id, "uwv")
+    assert platform.retention.schedule_for(case_id, "gemeente-utrecht")
+
+    platform.purge(YEARS_3)
+
+    records = platform.retention.schedule_for(case_id, "uwv")
+    assert {r["record_kind"]: r["status"] for r in records}["case_records"] == "purged"
+
+
 def test_erasure_is_refused_while_the_case_runs_with_a_reason_the_citizen_understands(platform):
     case_id = platform.register()
     platform.share(case_id)
