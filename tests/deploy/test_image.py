@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,3 +60,14 @@ def test_the_build_context_holds_only_what_the_image_needs():
     ignore = [line for line in lines if line and not line.startswith("#")]
     assert ignore[0] == "*", "everything is excluded unless named"
     assert {"!requirements.lock", "!pyproject.toml", "!shared/", "!services/"} <= set(ignore)
+
+
+def test_every_package_keten_installs_is_in_the_build_context_and_copied_into_the_build():
+    """The services import shared and keten_client: a package left out fails only at run time."""
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    ignore = (ROOT / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()
+    build, _ = stages()
+    for package in packages["find"]["include"]:
+        name = package.rstrip("*")
+        assert f"!{name}/" in ignore, name
+        assert f"COPY {name} ./{name}" in build, name
