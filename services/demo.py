@@ -159,7 +159,9 @@ def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = 
 
     case_id = str(uuid.uuid4())
     client.call("POST", "/api/cases", json=register_case_command(case_id))
-    out(f"1. Gemeente Utrecht registered case {case_id} at the table 'Vroegsignalering schulden'.")
+    client.call("POST", f"/api/cases/{case_id}/activate", json={"schema_version": 1})
+    out(f"1. Gemeente Utrecht registered case {case_id} at the table 'Vroegsignalering schulden'")
+    out("   and activated it: from now on the table may share what the case needs.")
 
     consent = {
         "schema_version": 1,

@@ -54,5 +54,11 @@ class ShareRefusedSchema(EventSchema):
         metadata={"description": "shown in the subject's overview (e.g. refused under an objection)"},
     )
     direction = fields.String(load_default="push", metadata={"description": "push or pull"})
+    reason_details = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        load_default=dict,
+        metadata={"description": "what the reason names (agency ids, category codes), to render it"},
+    )
     catalogue_version = fields.String(required=True)
     correlation_id = fields.String(allow_none=True, load_default=None)
