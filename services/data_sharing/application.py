@@ -28,7 +28,7 @@ from shared.config import Settings
 from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
 from shared.contracts.inbox import inbox_message, inbox_message_id
 from shared.db import Cursor
-from shared.errors import InvalidRequest, NotAuthorised, NotFound
+from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
 from shared.pseudonym import pseudonymise
 from shared.reasons import refusal_text, share_refusals
 from shared.sealed import PURGED, KeyScope
@@ -73,6 +73,11 @@ class DataSharing(KetenApplication):
         agency = command["agency"]
         if not case.takes_part(agency):
             raise NotAuthorised("not_a_participant", "your agency does not take part in this case", "agency")
+        if case.status == "registered":
+            # Not a decision yet, like an unknown case: the activation may still be on its way.
+            raise Conflict(
+                "case_not_active", "the case is not active (yet); activate it, then retry", "case_id"
+            )
         for code in command["categories"]:
             if code not in self.catalogue.categories:
                 raise InvalidRequest("unknown_category", f"unknown data category {code}", "categories")
