@@ -360,7 +360,14 @@ OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any]]] = {
 
 
 #: Commands the gateway answers with 201 Created.
-CREATED = {"register_case", "give_consent", "place_legal_hold"}
+CREATED = {
+    "register_case",
+    "give_consent",
+    "place_legal_hold",
+    "add_participant",
+    "lodge_objection",
+    "record_safety_override",
+}
 
 
 def gateway_routes() -> list[tuple[str, str, str]]:
@@ -394,7 +401,12 @@ def openapi_document() -> dict[str, Any]:
     for name, method, path in gateway_routes():
         operation: dict[str, Any] = {"operationId": name}
         parameters = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+            {
+                "name": p,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "format": "uuid"} if p.endswith("_id") else {"type": "string"},
+            }
             for p in _path_parameters(path)
         ]
         if parameters:

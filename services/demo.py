@@ -30,9 +30,14 @@ SHARED_SENTENCE = "Mevrouw heeft sinds maart een huurachterstand van drie maande
 
 
 class DemoError(RuntimeError):
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, code: str | None = None):
         super().__init__(message)
         self.status = status
+        self.code = code
+
+
+#: Answers that mean "the platform has not caught up with your last step yet": retry shortly.
+CATCHING_UP = {(404, "unknown_case"), (409, "case_not_active")}
 
 
 @dataclass
@@ -87,7 +92,9 @@ class Client:
         expected = (expect,) if isinstance(expect, int) else expect
         if response.status_code not in expected:
             raise DemoError(
-                f"{method} {path}: HTTP {response.status_code}: {response.text[:300]}", response.status_code
+                f"{method} {path}: HTTP {response.status_code}: {response.text[:300]}",
+                response.status_code,
+                _error_code(response),
             )
         return response.json() if response.content else None
 
@@ -104,7 +111,8 @@ class Client:
 
     def retry_until(self, what: str, attempt: Any, timeout: float = 30.0) -> Any:
         """Retries ``attempt`` while the platform is still catching up (events in flight): a
-        service answers 404 for a case whose registration it has not processed yet."""
+        service answers 404 for a case whose registration it has not processed yet, data_sharing
+        409 ``case_not_active`` for one whose activation it has not."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -112,11 +120,18 @@ class Client:
                 if result:
                     return result
             except DemoError as error:
-                if error.status != 404 or time.monotonic() > deadline:
+                if (error.status, error.code) not in CATCHING_UP or time.monotonic() > deadline:
                     raise
             if time.monotonic() > deadline:
                 raise DemoError(f"timed out waiting until {what}")
             time.sleep(0.1)
+
+
+def _error_code(response: requests.Response) -> str | None:
+    try:
+        return str(response.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def register_case_command(case_id: str) -> dict[str, Any]:
@@ -159,7 +174,9 @@ def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = 
 
     case_id = str(uuid.uuid4())
     client.call("POST", "/api/cases", json=register_case_command(case_id))
-    out(f"1. Gemeente Utrecht registered case {case_id} at the table 'Vroegsignalering schulden'.")
+    client.call("POST", f"/api/cases/{case_id}/activate", json={"schema_version": 1})
+    out(f"1. Gemeente Utrecht registered case {case_id} at the table 'Vroegsignalering schulden'")
+    out("   and activated it: from now on the table may share what the case needs.")
 
     consent = {
         "schema_version": 1,

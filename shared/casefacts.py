@@ -39,7 +39,16 @@ class CaseFacts:
         )
 
     #: The events this read model follows (case_registration's, and retention's purges).
-    EVENTS = ("CaseRegistered", "CaseClosed", "RecordsPurged")
+    EVENTS = (
+        "CaseRegistered",
+        "CaseActivated",
+        "CaseStopped",
+        "CaseResumed",
+        "ParticipantAdded",
+        "ParticipantRemoved",
+        "CaseClosed",
+        "RecordsPurged",
+    )
 
     def apply(self, event: ReceivedEvent) -> None:
         """Applies an event and records its tracking, in one transaction."""
@@ -53,6 +62,8 @@ class CaseFacts:
                 )
             elif event.name == "RecordsPurged":
                 self.forget_purged(cur, event)
+            else:
+                self.record_change(cur, event)
 
         self.app.write_tracked(event.tracking, write)
         if event.name == "RecordsPurged":
@@ -88,6 +99,41 @@ class CaseFacts:
             f"INSERT INTO {self.table} (case_id, status, facts, registered_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (case_id) DO NOTHING",
             (str(data["case_id"]), "registered", json.dumps(facts), event.occurred_at.isoformat()),
+        )
+
+    def record_change(self, cur: Cursor, event: ReceivedEvent) -> None:
+        """Applies a change of a running case: activated, stopped or resumed for a subject, a
+        participant added or removed."""
+        data = event.data
+        row = cur.execute(
+            f"SELECT status, facts FROM {self.table} WHERE case_id = ?", (str(data["case_id"]),)
+        ).fetchone()
+        if row is None:
+            return
+        status, facts = row[0], json.loads(row[1])
+        if event.name == "CaseActivated":
+            status = "active"
+        elif event.name in ("CaseStopped", "CaseResumed"):
+            status = data["status"]
+            stopped = set(facts.get("stopped_for", ()))
+            if event.name == "CaseStopped":
+                stopped.add(data["subject"])
+            else:
+                stopped.discard(data["subject"])
+            facts["stopped_for"] = sorted(stopped)
+        elif event.name == "ParticipantAdded":
+            participant, line = data["participant"], data["agreement"]
+            facts["participants"][participant["agency"]] = {
+                "role": participant["role"],
+                "legal_ground": participant["legal_ground"],
+            }
+            facts["agreement"][line["agency"]] = {"bring": line["bring"], "receive": line["receive"]}
+        elif event.name == "ParticipantRemoved":
+            facts["participants"].pop(data["agency"], None)
+            facts["agreement"].pop(data["agency"], None)
+        cur.execute(
+            f"UPDATE {self.table} SET status = ?, facts = ? WHERE case_id = ?",
+            (status, json.dumps(facts), str(data["case_id"])),
         )
 
     def record_ended(
@@ -126,11 +172,15 @@ class CaseFacts:
     # -- reading ---------------------------------------------------------------------------
     def get(self, case_id: UUID) -> CaseView | None:
         with self.app.sql.transaction(commit=False) as cur:
-            row = cur.execute(
-                "SELECT case_id, status, facts, registered_at, ended_at, outcome"
-                f" FROM {self.table} WHERE case_id = ?",
-                (str(case_id),),
-            ).fetchone()
+            return self.get_in(cur, case_id)
+
+    def get_in(self, cur: Cursor, case_id: UUID) -> CaseView | None:
+        """The case as the open transaction ``cur`` sees it."""
+        row = cur.execute(
+            "SELECT case_id, status, facts, registered_at, ended_at, outcome"
+            f" FROM {self.table} WHERE case_id = ?",
+            (str(case_id),),
+        ).fetchone()
         return None if row is None else _view(row)
 
 
@@ -162,4 +212,5 @@ def _view(row: Any) -> CaseView:
         registered_at=datetime.fromisoformat(row[3]),
         ended_at=datetime.fromisoformat(row[4]) if row[4] else None,
         outcome=row[5],
+        stopped_for=frozenset(facts.get("stopped_for", ())),
     )

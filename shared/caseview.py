@@ -33,10 +33,18 @@ class CaseView:
     registered_at: datetime
     ended_at: datetime | None
     outcome: str | None
+    #: Subjects whose objection stopped the case for them.
+    stopped_for: frozenset[str] = frozenset()
 
     @property
     def is_open(self) -> bool:
-        return self.status in ("registered", "active")
+        """Not closed: registered, active, or stopped (by objection, which may be withdrawn)."""
+        return self.status in ("registered", "active", "stopped")
+
+    @property
+    def has_ended(self) -> bool:
+        """Closed, or stopped by every subject's objection: its records' time is counting."""
+        return self.status in ("closed", "stopped")
 
     def takes_part(self, agency: str) -> bool:
         return agency in self.participants

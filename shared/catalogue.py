@@ -177,6 +177,8 @@ class Catalogue:
     record_kinds: dict[str, Label] = field(default_factory=dict)
     legal_hold_reasons: dict[str, Reason] = field(default_factory=dict)
     erasure_refusals: dict[str, Reason] = field(default_factory=dict)
+    safety_override_grounds: dict[str, Reason] = field(default_factory=dict)
+    safety_override_end_reasons: dict[str, Reason] = field(default_factory=dict)
     source: str = field(default="", compare=False)
 
     def category(self, code: str) -> Category:
@@ -264,6 +266,8 @@ def parse(data: dict[str, Any], source: str = "") -> Catalogue:
         record_kinds={k["code"]: _label(k.get("label"), k["code"]) for k in data.get("record_kinds") or ()},
         legal_hold_reasons=_reasons(data.get("legal_hold_reasons")),
         erasure_refusals=_reasons(data.get("erasure_refusals")),
+        safety_override_grounds=_reasons(data.get("safety_override_grounds")),
+        safety_override_end_reasons=_reasons(data.get("safety_override_end_reasons")),
         source=source,
     )
 

@@ -43,16 +43,35 @@ dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True
 #: of these before its first publish, so an event is never routed to nowhere because its
 #: consumer has not started yet (first deployment, or a consumer down for a while).
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "case_registration": ("retention.RecordsPurged",),
+    "case_registration": (
+        "consent.ObjectionLodged",
+        "consent.ObjectionWithdrawn",
+        "retention.RecordsPurged",
+    ),
     "consent": (
         "case_registration.CaseRegistered",
+        "case_registration.CaseActivated",
+        "case_registration.CaseStopped",
+        "case_registration.CaseResumed",
+        "case_registration.ParticipantAdded",
+        "case_registration.ParticipantRemoved",
         "case_registration.CaseClosed",
         "retention.RecordsPurged",
     ),
     "data_sharing": (
         "case_registration.CaseRegistered",
+        "case_registration.CaseActivated",
+        "case_registration.CaseStopped",
+        "case_registration.CaseResumed",
+        "case_registration.ParticipantAdded",
+        "case_registration.ParticipantRemoved",
         "case_registration.CaseClosed",
         "consent.ConsentGiven",
+        "consent.ConsentWithdrawn",
+        "consent.ObjectionLodged",
+        "consent.ObjectionWithdrawn",
+        "consent.SafetyOverrideRecorded",
+        "consent.SafetyOverrideEnded",
         "retention.RecordsPurged",
     ),
     "notification": (
@@ -67,6 +86,8 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     ),
     "retention": (
         "case_registration.CaseRegistered",
+        "case_registration.CaseStopped",
+        "case_registration.CaseResumed",
         "case_registration.CaseClosed",
         "data_sharing.DataShared",
     ),

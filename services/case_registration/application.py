@@ -86,6 +86,66 @@ class CaseRegistration(KetenApplication):
         self.save(case)
         return case
 
+    def activate_case(self, case_id: UUID, agency: str) -> Case:
+        """Starts the table's work on a registered case; repeat-safe for an active case."""
+        case = self.get_case(case_id)
+        if case.status == "active" and agency in case.agencies:
+            return case  # a repeated command changes nothing
+        self._apply(case, lambda: case.activate(activated_by=agency))
+        return case
+
+    def add_participant(self, command: dict[str, Any]) -> Case:
+        """An agency joins the case with its role, its own ground and its agreement line (by
+        default the table's standard line for it)."""
+        case = self.get_case(command["case_id"])
+        given = command["participant"]
+        participant = Participant(given["agency"], given["role"], given["legal_ground"])
+        line = command.get("agreement")
+        if line is None:
+            standard = self.catalogue.tables[case.table].participants.get(participant.agency)
+            if standard is None:
+                raise InvalidRequest(
+                    "agreement_required",
+                    "this agency has no standard line at the table: state what it brings and receives",
+                    "agreement",
+                )
+            agreement = AgreementLine(participant.agency, standard.bring, standard.receive)
+        else:
+            agreement = AgreementLine(participant.agency, tuple(line["bring"]), tuple(line["receive"]))
+        reason = self.seal(KeyScope(case.id), command["reason"])
+        self._apply(
+            case,
+            lambda: case.add_participant(self.catalogue, participant, agreement, reason, command["agency"]),
+        )
+        return case
+
+    def remove_participant(self, command: dict[str, Any]) -> Case:
+        case = self.get_case(command["case_id"])
+        reason = self.seal(KeyScope(case.id), command["reason"])
+        self._apply(case, lambda: case.remove_participant(command["participant"], reason, command["agency"]))
+        return case
+
+    # -- learning from consent -------------------------------------------------------------
+    def record_objection_lodged(self, event: ReceivedEvent) -> None:
+        """An objection stops the case for its subject (``CaseStopped``), with the tracking."""
+        data = event.data
+        case = self._find(data["case_id"])
+        changed = case is not None and case.stop_for(data["subject"], str(data["objection_id"]))
+        self.save_tracked(event.tracking, *([case] if changed else []))
+
+    def record_objection_withdrawn(self, event: ReceivedEvent) -> None:
+        data = event.data
+        case = self._find(data["case_id"])
+        changed = case is not None and case.resume_for(data["subject"], str(data["objection_id"]))
+        self.save_tracked(event.tracking, *([case] if changed else []))
+
+    def _apply(self, case: Case, change: Any) -> None:
+        try:
+            change()
+        except CaseError as error:
+            raise _translate(error) from None
+        self.save(case)
+
     def record_records_purged(self, event: ReceivedEvent) -> None:
         """Keeps no read model of its own: drops the purged keys it may have cached."""
         self.write_tracked(event.tracking, lambda cur: None)
@@ -146,6 +206,6 @@ class CaseRegistration(KetenApplication):
 def _translate(error: CaseError) -> Exception:
     if error.code == "not_a_participant":
         return NotAuthorised(error.code, str(error), error.field)
-    if error.code == "case_not_open":
+    if error.code in ("case_not_open", "case_not_registered"):
         return Conflict(error.code, str(error), error.field)
     return InvalidRequest(error.code, str(error), error.field)

@@ -40,6 +40,18 @@ class NotAParticipantError(CaseError):
     code = "not_a_participant"
 
 
+class CaseNotRegisteredError(CaseError):
+    """Only a case that is registered and not yet active can be activated."""
+
+    code = "case_not_registered"
+
+
+class ConsentNotFreeError(CaseError):
+    """Consent is no valid ground for an agency the citizen depends on for help."""
+
+    code = "consent_not_free"
+
+
 @dataclass(frozen=True)
 class DataSubject:
     """A person whose data the case is about, known by pseudonym; ``details`` (name, contact
@@ -115,6 +127,9 @@ class Case(Aggregate):
         self.registered_by = registered_by
         self.status = "registered"
         self.outcome: str | None = None
+        #: Subjects whose objection stopped the case for them, by pseudonym: the objection's id.
+        self.stopped_for: dict[str, str] = {}
+        self.activated = False
 
     @classmethod
     def register(cls, *, case_id: UUID, catalogue: Catalogue, **details: object) -> Case:
@@ -132,7 +147,7 @@ class Case(Aggregate):
 
     @property
     def is_open(self) -> bool:
-        return self.status in ("registered", "active")
+        return self.status in ("registered", "active", "stopped")
 
     def check_participant(self, agency: str) -> None:
         if agency not in self.agencies:
@@ -149,6 +164,138 @@ class Case(Aggregate):
     def _closed(self, outcome: str, closed_by: str) -> None:
         self.status = "closed"
         self.outcome = outcome
+
+    def activate(self, activated_by: str) -> None:
+        """The table starts work: from now on shares may be decided in the case."""
+        self.check_participant(activated_by)
+        if self.status != "registered":
+            raise CaseNotRegisteredError(f"the case is {self.status}; only a registered case is activated")
+        self._activated(activated_by=activated_by)
+
+    @event("CaseActivated")
+    def _activated(self, activated_by: str) -> None:
+        self.status = "active"
+        self.activated = True
+
+    def stop_for(self, subject: str, objection_id: str) -> bool:
+        """An objection stops the case for its subject; the case is ``stopped`` once every
+        subject objected. False (nothing recorded) when there is nothing to stop."""
+        if subject not in {s.pseudonym for s in self.subjects} or subject in self.stopped_for:
+            return False
+        if self.status == "closed":
+            return False
+        everyone = {s.pseudonym for s in self.subjects} <= {*self.stopped_for, subject}
+        self._stopped(
+            subject=subject, objection_id=objection_id, status="stopped" if everyone else self.status
+        )
+        return True
+
+    @event("CaseStopped")
+    def _stopped(self, subject: str, objection_id: str, status: str) -> None:
+        self.stopped_for = {**self.stopped_for, subject: str(objection_id)}
+        self.status = status
+
+    def resume_for(self, subject: str, objection_id: str) -> bool:
+        """The subject withdrew the objection: the case runs again for them."""
+        if self.stopped_for.get(subject) != str(objection_id) or self.status == "closed":
+            return False
+        # A case stopped by everyone's objection was active before (only a running case is
+        # discussed); one that was never activated stays registered.
+        status = self.status
+        if status == "stopped":
+            status = "active" if self.activated else "registered"
+        self._resumed(subject=subject, objection_id=objection_id, status=status)
+        return True
+
+    @event("CaseResumed")
+    def _resumed(self, subject: str, objection_id: str, status: str) -> None:
+        self.stopped_for = {k: v for k, v in self.stopped_for.items() if k != subject}
+        self.status = status
+
+    def add_participant(
+        self,
+        catalogue: Catalogue,
+        participant: Participant,
+        agreement: AgreementLine,
+        reason: Sealed | None,
+        added_by: str,
+    ) -> None:
+        """An agency joins the case with its own ground and its line of the data agreement."""
+        self.check_participant(added_by)
+        if not self.is_open:
+            raise CaseNotOpenError(f"the case is {self.status}")
+        if participant.agency in self.agencies:
+            raise InvalidCaseError(f"agency {participant.agency} already takes part", "participant")
+        check_participant_ground(catalogue, self.purpose, participant, "participant")
+        if agreement.agency != participant.agency:
+            raise InvalidCaseError("the agreement line must be the new participant's", "agreement")
+        check_categories(catalogue, agreement)
+        self._participant_added(
+            participant=participant,
+            agreement=agreement,
+            reason=reason,
+            added_by=added_by,
+            catalogue_version=catalogue.version,
+        )
+
+    @event("ParticipantAdded")
+    def _participant_added(
+        self,
+        participant: Participant,
+        agreement: AgreementLine,
+        reason: Sealed | None,
+        added_by: str,
+        catalogue_version: str,
+    ) -> None:
+        self.participants = (*self.participants, participant)
+        self.agreement = (*self.agreement, agreement)
+
+    def remove_participant(self, agency: str, reason: Sealed | None, removed_by: str) -> None:
+        """An agency leaves the case; it can no longer share or receive in it."""
+        self.check_participant(removed_by)
+        self.check_participant(agency)
+        if not self.is_open:
+            raise CaseNotOpenError(f"the case is {self.status}")
+        if agency in (self.record_holder, self.contact_point.agency):
+            raise InvalidCaseError(
+                "the record holder and the citizen's contact point cannot leave the case; "
+                "close it or register the role elsewhere first",
+                "participant",
+            )
+        self._participant_removed(agency=agency, reason=reason, removed_by=removed_by)
+
+    @event("ParticipantRemoved")
+    def _participant_removed(self, agency: str, reason: Sealed | None, removed_by: str) -> None:
+        self.participants = tuple(p for p in self.participants if p.agency != agency)
+        self.agreement = tuple(a for a in self.agreement if a.agency != agency)
+
+
+def check_participant_ground(
+    catalogue: Catalogue, purpose: str, participant: Participant, field: str
+) -> None:
+    """Each agency brings its own ground for the purpose; consent is none where the citizen
+    depends on the agency for help (it would not be freely given)."""
+    agency = catalogue.agencies.get(participant.agency)
+    if agency is None:
+        raise InvalidCaseError(f"unknown agency {participant.agency}", field)
+    allowed = agency.purposes.get(purpose, ())
+    if participant.legal_ground not in allowed:
+        raise InvalidCaseError(
+            f"{agency.name} has no ground '{participant.legal_ground}' for purpose {purpose}", field
+        )
+    if participant.legal_ground == "consent" and agency.citizen_depends_on_it:
+        others = [g for g in allowed if g != "consent"]
+        raise ConsentNotFreeError(
+            f"the citizen depends on {agency.name} for help, so consent is not freely given"
+            + (f"; its ground for this purpose is {', '.join(others)}" if others else ""),
+            field,
+        )
+
+
+def check_categories(catalogue: Catalogue, line: AgreementLine) -> None:
+    for code in (*line.bring, *line.receive):
+        if code not in catalogue.categories:
+            raise InvalidCaseError(f"unknown data category {code}", "agreement")
 
 
 def check_registration(catalogue: Catalogue, details: dict[str, object]) -> None:
@@ -170,18 +317,11 @@ def check_registration(catalogue: Catalogue, details: dict[str, object]) -> None
         if participant.agency in seen:
             raise InvalidCaseError(f"agency {participant.agency} is listed twice", "participants")
         seen.add(participant.agency)
-        allowed = agency.purposes.get(purpose, ())
-        if participant.legal_ground not in allowed:
-            raise InvalidCaseError(
-                f"{agency.name} has no ground '{participant.legal_ground}' for purpose {purpose}",
-                "participants",
-            )
+        check_participant_ground(catalogue, purpose, participant, "participants")
     for line in details["agreement"]:  # type: ignore[attr-defined]
         if line.agency not in seen:
             raise InvalidCaseError(f"agreement names {line.agency}, who is not a participant", "agreement")
-        for code in (*line.bring, *line.receive):
-            if code not in catalogue.categories:
-                raise InvalidCaseError(f"unknown data category {code}", "agreement")
+        check_categories(catalogue, line)
     if details["record_holder"] not in seen:
         raise InvalidCaseError("the record holder must be a participating agency", "record_holder")
     contact_point: ContactPoint = details["contact_point"]  # type: ignore[assignment]

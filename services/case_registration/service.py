@@ -1,4 +1,5 @@
-"""The case_registration service: registers cases at consultation tables and closes them."""
+"""The case_registration service: registers cases at consultation tables, activates them, adds
+and removes participants, stops a case for a subject who objects, and closes it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from nameko.rpc import rpc
 from services.case_registration.application import CaseRegistration
 from shared.commands import AgencyCommands
 from shared.consumer import consumes
-from shared.contracts.commands import CloseCaseSchema, RegisterCaseSchema, load_command
+from shared.contracts.commands import (
+    ActivateCaseSchema,
+    AddParticipantSchema,
+    CloseCaseSchema,
+    RegisterCaseSchema,
+    RemoveParticipantSchema,
+    load_command,
+)
 from shared.contracts.envelope import ReceivedEvent
 from shared.dependencies import ApplicationProvider, ServiceHealth
 from shared.errors import KetenError
@@ -27,15 +35,37 @@ class CaseRegistrationService:
     @rpc(expected_exceptions=KetenError)
     def register_case(self, command: dict[str, Any]) -> dict[str, Any]:
         """Registers a case (``RegisterCaseSchema``); repeat-safe by ``case_id``."""
-        case = self.cases.register_case(load_command(RegisterCaseSchema, command))
-        return {"case_id": str(case.id), "status": case.status}
+        return _status(self.cases.register_case(load_command(RegisterCaseSchema, command)))
 
     @rpc(expected_exceptions=KetenError)
     def close_case(self, command: dict[str, Any]) -> dict[str, Any]:
         """Closes a case with an outcome (``CloseCaseSchema``)."""
         loaded = load_command(CloseCaseSchema, command)
-        case = self.cases.close_case(loaded["case_id"], loaded["agency"], loaded["outcome"])
-        return {"case_id": str(case.id), "status": case.status}
+        return _status(self.cases.close_case(loaded["case_id"], loaded["agency"], loaded["outcome"]))
+
+    @rpc(expected_exceptions=KetenError)
+    def activate_case(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Starts the table's work on a registered case (``ActivateCaseSchema``)."""
+        loaded = load_command(ActivateCaseSchema, command)
+        return _status(self.cases.activate_case(loaded["case_id"], loaded["agency"]))
+
+    @rpc(expected_exceptions=KetenError)
+    def add_participant(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Adds an agency to a case (``AddParticipantSchema``)."""
+        return _status(self.cases.add_participant(load_command(AddParticipantSchema, command)))
+
+    @rpc(expected_exceptions=KetenError)
+    def remove_participant(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Removes an agency from a case (``RemoveParticipantSchema``)."""
+        return _status(self.cases.remove_participant(load_command(RemoveParticipantSchema, command)))
+
+    @consumes("consent", "ObjectionLodged")
+    def handle_objection_lodged(self, event: ReceivedEvent) -> None:
+        self.cases.record_objection_lodged(event)
+
+    @consumes("consent", "ObjectionWithdrawn")
+    def handle_objection_withdrawn(self, event: ReceivedEvent) -> None:
+        self.cases.record_objection_withdrawn(event)
 
     @consumes("retention", "RecordsPurged")
     def handle_records_purged(self, event: ReceivedEvent) -> None:
@@ -44,3 +74,7 @@ class CaseRegistrationService:
     @rpc
     def health(self) -> dict[str, Any]:
         return self.health_check()
+
+
+def _status(case: Any) -> dict[str, Any]:
+    return {"case_id": str(case.id), "status": case.status}

@@ -1,12 +1,17 @@
-"""A data subject's say over their data in one case: consent given and withdrawn.
+"""A data subject's say over their data in one case: consent given and withdrawn, objection
+lodged and withdrawn; and the safety override a professional records when the safety of others
+justifies sharing despite an objection.
 
 Pure domain. One ``ConsentRecord`` per subject and case (its id derives from both), so the
-record of a child is never the record of a sibling.
+record of a child is never the record of a sibling; a ``SafetyOverride`` names the subjects it
+covers one by one.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -29,6 +34,26 @@ class InvalidConsentError(ConsentError):
     code = "invalid_consent"
 
 
+class NoConsentError(ConsentError):
+    code = "no_consent"
+
+
+class ObjectionExistsError(ConsentError):
+    code = "objection_exists"
+
+
+class NoSuchObjectionError(ConsentError):
+    code = "no_such_objection"
+
+
+class InvalidOverrideError(ConsentError):
+    code = "invalid_override"
+
+
+class OverrideEndedError(ConsentError):
+    code = "override_ended"
+
+
 def consent_record_id(case_id: UUID, subject: str) -> UUID:
     return uuid5(CONSENT_NAMESPACE, f"{case_id}/{subject}")
 
@@ -41,6 +66,8 @@ class ConsentRecord(Aggregate):
         self.case_id = case_id
         self.subject = subject
         self.consents: list[dict[str, object]] = []
+        self.objection_id: UUID | None = None
+        self.withdrawn_objections: tuple[UUID, ...] = ()
 
     @staticmethod
     def create_id(case_id: UUID, subject: str) -> UUID:
@@ -100,3 +127,149 @@ class ConsentRecord(Aggregate):
                 "notice_version": notice_version,
             }
         )
+
+    def withdraw_consent(self, recorded_by: str) -> None:
+        """Withdraws every consent the subject gave in the case."""
+        if not self.consents:
+            raise NoConsentError("the subject has no consent on record in this case")
+        self._consent_withdrawn(case_id=self.case_id, subject=self.subject, recorded_by=recorded_by)
+
+    @event("ConsentWithdrawn")
+    def _consent_withdrawn(self, case_id: UUID, subject: str, recorded_by: str) -> None:
+        self.consents = []
+
+    def lodge_objection(self, objection_id: UUID, reason: Sealed | None, recorded_by: str) -> bool:
+        """ "Stop discussing my case". Repeat-safe by ``objection_id``: False when already on record."""
+        if self.objection_id == objection_id:
+            return False
+        if self.objection_id is not None:
+            raise ObjectionExistsError("the subject's objection in this case is already on record")
+        self._objection_lodged(
+            objection_id=objection_id,
+            case_id=self.case_id,
+            subject=self.subject,
+            reason=reason,
+            recorded_by=recorded_by,
+        )
+        return True
+
+    @event("ObjectionLodged")
+    def _objection_lodged(
+        self, objection_id: UUID, case_id: UUID, subject: str, reason: Sealed | None, recorded_by: str
+    ) -> None:
+        self.objection_id = objection_id
+
+    def withdraw_objection(self, objection_id: UUID, recorded_by: str) -> None:
+        if self.objection_id != objection_id:
+            raise NoSuchObjectionError("no objection with this id is in force for the subject")
+        self._objection_withdrawn(
+            objection_id=objection_id, case_id=self.case_id, subject=self.subject, recorded_by=recorded_by
+        )
+
+    @event("ObjectionWithdrawn")
+    def _objection_withdrawn(self, objection_id: UUID, case_id: UUID, subject: str, recorded_by: str) -> None:
+        self.objection_id = None
+        self.withdrawn_objections = (*self.withdrawn_objections, objection_id)
+
+
+#: A safety override must be reviewed: it runs at most this long.
+OVERRIDE_MAX_DAYS = 366
+
+
+@dataclass(frozen=True)
+class OverrideScope:
+    """What a safety override lets through despite an objection: these subjects' data, of these
+    categories, to these agencies."""
+
+    subjects: tuple[str, ...]
+    categories: tuple[str, ...]
+    recipients: tuple[str, ...]
+
+
+class SafetyOverride(Aggregate):
+    """A professional's recorded decision that the safety of others justifies sharing despite an
+    objection: who decided, on what ground, why, within which scope, until when, and the
+    explanation owed to the subjects (now, or when the deferral of their notifications ends)."""
+
+    @event("SafetyOverrideRecorded")
+    def __init__(
+        self,
+        case_id: UUID,
+        subjects: tuple[str, ...],
+        categories: tuple[str, ...],
+        recipients: tuple[str, ...],
+        ground: str,
+        reasons: Sealed | None,
+        recorded_by: dict[str, str],
+        ends_on: date,
+        explanation: Sealed | None,
+        deferral: dict[str, object] | None,
+        catalogue_version: str,
+    ):
+        self.case_id = case_id
+        self.scope = OverrideScope(tuple(subjects), tuple(categories), tuple(recipients))
+        self.recorded_by = dict(recorded_by)
+        self.ends_on = ends_on
+        self.ended = False
+
+    @classmethod
+    def record(
+        cls,
+        *,
+        override_id: UUID,
+        case_id: UUID,
+        scope: OverrideScope,
+        ground: str,
+        grounds: Iterable[str],
+        reasons: Sealed | None,
+        recorded_by: dict[str, str],
+        ends_on: date,
+        explanation: Sealed | None,
+        deferral: dict[str, object] | None,
+        catalogue_version: str,
+        today: date,
+    ) -> SafetyOverride:
+        if ground not in set(grounds):
+            raise InvalidOverrideError("unknown safety override ground", "ground")
+        if not scope.subjects or not scope.categories or not scope.recipients:
+            raise InvalidOverrideError("an override names its subjects, categories and recipients", "scope")
+        if not today < ends_on <= today + timedelta(days=OVERRIDE_MAX_DAYS):
+            raise InvalidOverrideError(
+                f"an override ends after today and within {OVERRIDE_MAX_DAYS} days", "ends_on"
+            )
+        if reasons is None or explanation is None:
+            raise InvalidOverrideError("an override states its reasons and the explanation owed", "reasons")
+        if deferral is not None:
+            review_on = deferral["review_on"]
+            assert isinstance(review_on, date)
+            if not today < review_on <= ends_on:
+                raise InvalidOverrideError(
+                    "a deferral is reviewed after today and no later than the override ends",
+                    "deferral.review_on",
+                )
+        return cls._create(
+            cls.SafetyOverrideRecorded,  # type: ignore[attr-defined]
+            id=override_id,
+            case_id=case_id,
+            subjects=scope.subjects,
+            categories=scope.categories,
+            recipients=scope.recipients,
+            ground=ground,
+            reasons=reasons,
+            recorded_by=recorded_by,
+            ends_on=ends_on,
+            explanation=explanation,
+            deferral=deferral,
+            catalogue_version=catalogue_version,
+        )
+
+    def end(self, reason_code: str, reasons: Iterable[str], ended_by: str) -> None:
+        if self.ended:
+            raise OverrideEndedError("the override has ended already")
+        if reason_code not in set(reasons):
+            raise InvalidOverrideError("unknown reason to end an override", "reason_code")
+        self._ended(case_id=self.case_id, reason_code=reason_code, ended_by=ended_by)
+
+    @event("SafetyOverrideEnded")
+    def _ended(self, case_id: UUID, reason_code: str, ended_by: str) -> None:
+        self.ended = True

@@ -1,4 +1,5 @@
-"""The consent service: a data subject's consent (and later objection) per case."""
+"""The consent service: a data subject's consent and objection per case, and the safety
+overrides professionals record when the safety of others is at stake."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from nameko.rpc import rpc
 from services.consent.application import Consent
 from shared.commands import AgencyCommands
 from shared.consumer import consumes
-from shared.contracts.commands import GiveConsentSchema, load_command
+from shared.contracts.commands import (
+    EndSafetyOverrideSchema,
+    GiveConsentSchema,
+    LodgeObjectionSchema,
+    RecordSafetyOverrideSchema,
+    WithdrawConsentSchema,
+    WithdrawObjectionSchema,
+    load_command,
+)
 from shared.contracts.envelope import ReceivedEvent
 from shared.dependencies import ApplicationProvider, ServiceHealth
 from shared.errors import KetenError
@@ -30,8 +39,56 @@ class ConsentService:
         record = self.consents.give_consent(load_command(GiveConsentSchema, command))
         return {"record_id": str(record.id), "consents": len(record.consents)}
 
+    @rpc(expected_exceptions=KetenError)
+    def withdraw_consent(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Records that the subject withdrew their consent (``WithdrawConsentSchema``)."""
+        record = self.consents.withdraw_consent(load_command(WithdrawConsentSchema, command))
+        return {"record_id": str(record.id), "consents": len(record.consents)}
+
+    @rpc(expected_exceptions=KetenError)
+    def lodge_objection(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Records the subject's objection (``LodgeObjectionSchema``)."""
+        return _objection(self.consents.lodge_objection(load_command(LodgeObjectionSchema, command)))
+
+    @rpc(expected_exceptions=KetenError)
+    def withdraw_objection(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Records that the subject withdrew their objection (``WithdrawObjectionSchema``)."""
+        return _objection(self.consents.withdraw_objection(load_command(WithdrawObjectionSchema, command)))
+
+    @rpc(expected_exceptions=KetenError)
+    def record_safety_override(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Records a safety override (``RecordSafetyOverrideSchema``)."""
+        return _override(
+            self.consents.record_safety_override(load_command(RecordSafetyOverrideSchema, command))
+        )
+
+    @rpc(expected_exceptions=KetenError)
+    def end_safety_override(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Ends a safety override before its end date (``EndSafetyOverrideSchema``)."""
+        return _override(self.consents.end_safety_override(load_command(EndSafetyOverrideSchema, command)))
+
     @consumes("case_registration", "CaseRegistered")
     def handle_case_registered(self, event: ReceivedEvent) -> None:
+        self.consents.cases.apply(event)
+
+    @consumes("case_registration", "CaseActivated")
+    def handle_case_activated(self, event: ReceivedEvent) -> None:
+        self.consents.cases.apply(event)
+
+    @consumes("case_registration", "CaseStopped")
+    def handle_case_stopped(self, event: ReceivedEvent) -> None:
+        self.consents.cases.apply(event)
+
+    @consumes("case_registration", "CaseResumed")
+    def handle_case_resumed(self, event: ReceivedEvent) -> None:
+        self.consents.cases.apply(event)
+
+    @consumes("case_registration", "ParticipantAdded")
+    def handle_participant_added(self, event: ReceivedEvent) -> None:
+        self.consents.cases.apply(event)
+
+    @consumes("case_registration", "ParticipantRemoved")
+    def handle_participant_removed(self, event: ReceivedEvent) -> None:
         self.consents.cases.apply(event)
 
     @consumes("case_registration", "CaseClosed")
@@ -45,3 +102,12 @@ class ConsentService:
     @rpc
     def health(self) -> dict[str, Any]:
         return self.health_check()
+
+
+def _objection(record: Any) -> dict[str, Any]:
+    objection = record.objection_id
+    return {"record_id": str(record.id), "objection_id": str(objection) if objection else None}
+
+
+def _override(override: Any) -> dict[str, Any]:
+    return {"override_id": str(override.id), "status": "ended" if override.ended else "in_force"}

@@ -12,10 +12,10 @@ from eventsourcing.application import AggregateNotFoundError
 
 from keten_client.protocol import seal_for
 from services.data_sharing.domain import (
-    ConsentFacts,
     RefusedShare,
     Share,
     ShareRequest,
+    SubjectSay,
     decide,
     share_id,
 )
@@ -28,8 +28,9 @@ from shared.config import Settings
 from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
 from shared.contracts.inbox import inbox_message, inbox_message_id
 from shared.db import Cursor
-from shared.errors import InvalidRequest, NotAuthorised, NotFound
+from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
 from shared.pseudonym import pseudonymise
+from shared.reasons import refusal_text, share_refusals
 from shared.sealed import PURGED, KeyScope
 
 
@@ -41,11 +42,18 @@ class DataSharing(KetenApplication):
         super().__init__(settings)
         self.cases = CaseFacts(self)
         self.consent_table = f"{self.name}_consents"
+        self.objection_table = f"{self.name}_objections"
+        self.override_table = f"{self.name}_safety_overrides"
         self.sql.execute_script(
             [
                 f"CREATE TABLE IF NOT EXISTS {self.consent_table} ("
                 " case_id TEXT NOT NULL, subject TEXT NOT NULL, consents TEXT NOT NULL,"
-                " PRIMARY KEY (case_id, subject))"
+                " PRIMARY KEY (case_id, subject))",
+                f"CREATE TABLE IF NOT EXISTS {self.objection_table} ("
+                " case_id TEXT NOT NULL, subject TEXT NOT NULL, objection_id TEXT NOT NULL,"
+                " PRIMARY KEY (case_id, subject))",
+                f"CREATE TABLE IF NOT EXISTS {self.override_table} ("
+                " override_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, override TEXT NOT NULL)",
             ]
         )
 
@@ -65,6 +73,11 @@ class DataSharing(KetenApplication):
         agency = command["agency"]
         if not case.takes_part(agency):
             raise NotAuthorised("not_a_participant", "your agency does not take part in this case", "agency")
+        if case.status == "registered":
+            # Not a decision yet, like an unknown case: the activation may still be on its way.
+            raise Conflict(
+                "case_not_active", "the case is not active (yet); activate it, then retry", "case_id"
+            )
         for code in command["categories"]:
             if code not in self.catalogue.categories:
                 raise InvalidRequest("unknown_category", f"unknown data category {code}", "categories")
@@ -80,7 +93,7 @@ class DataSharing(KetenApplication):
             senders, recipients = [command.get("from_agency") or ""], [agency]
         else:
             senders, recipients = [agency], list(command["to_agencies"])
-        consent = self._consent_facts(case.case_id, subject)
+        say = self._subject_say(case.case_id, subject)
         today = datetime.now(UTC).date()
         decisions: list[Share | RefusedShare] = []
         new: list[Share | RefusedShare] = []
@@ -103,7 +116,7 @@ class DataSharing(KetenApplication):
                     direction=command["direction"],
                     special_grounds=dict(command.get("special_grounds") or {}),
                 )
-                decision = decide(request, case, consent, self.catalogue, today)
+                decision = decide(request, case, say, self.catalogue, today)
                 common = {
                     "request_id": request.request_id,
                     "case_id": case.case_id,
@@ -133,13 +146,16 @@ class DataSharing(KetenApplication):
                         ),
                         direction=request.direction,
                         contact_point=dict(case.contact_point),
+                        override_id=UUID(decision.override_id) if decision.override_id else None,
                     )
                 else:
                     outcome = RefusedShare(
                         **common,
                         reason_code=decision.reason_code,
-                        reason=decision.reason,
-                        visible_to_subject=decision.visible_to_subject,
+                        reason=refusal_text(decision.reason_code, decision.reason_details, self.catalogue),
+                        visible_to_subject=share_refusals()[decision.reason_code].visible_to_subject,
+                        reason_details=dict(decision.reason_details),
+                        direction=request.direction,
                     )
                 decisions.append(outcome)
                 new.append(outcome)
@@ -203,13 +219,25 @@ class DataSharing(KetenApplication):
         return AgencyRegistry.for_settings(self.settings)
 
     # -- learning from other services -------------------------------------------------------
-    def _consent_facts(self, case_id: UUID, subject: str) -> ConsentFacts:
+    def _subject_say(self, case_id: UUID, subject: str) -> SubjectSay:
         with self.sql.transaction(commit=False) as cur:
-            row = cur.execute(
+            consents = cur.execute(
                 f"SELECT consents FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
                 (str(case_id), subject),
             ).fetchone()
-        return ConsentFacts(tuple(json.loads(row[0])) if row else ())
+            objection = cur.execute(
+                f"SELECT objection_id FROM {self.objection_table} WHERE case_id = ? AND subject = ?",
+                (str(case_id), subject),
+            ).fetchone()
+            overrides = cur.execute(
+                f"SELECT override FROM {self.override_table} WHERE case_id = ? ORDER BY override_id",
+                (str(case_id),),
+            ).fetchall()
+        return SubjectSay(
+            consents=tuple(json.loads(consents[0])) if consents else (),
+            objection_id=objection[0] if objection else None,
+            overrides=tuple(json.loads(row[0]) for row in overrides),
+        )
 
     def record_consent_given(self, event: ReceivedEvent) -> None:
         data = event.data
@@ -234,6 +262,70 @@ class DataSharing(KetenApplication):
 
         self.write_tracked(event.tracking, write)
 
+    def record_consent_withdrawn(self, event: ReceivedEvent) -> None:
+        data = event.data
+
+        def write(cur: Cursor) -> None:
+            cur.execute(
+                f"DELETE FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
+                (str(data["case_id"]), data["subject"]),
+            )
+
+        self.write_tracked(event.tracking, write)
+
+    def record_objection(self, event: ReceivedEvent) -> None:
+        """An objection lodged is in force until withdrawn (``ObjectionWithdrawn`` of its id)."""
+        data = event.data
+        key = (str(data["case_id"]), data["subject"])
+
+        def write(cur: Cursor) -> None:
+            if event.name == "ObjectionLodged":
+                cur.execute(
+                    f"INSERT INTO {self.objection_table} (case_id, subject, objection_id) VALUES (?, ?, ?)"
+                    " ON CONFLICT (case_id, subject) DO UPDATE SET objection_id = excluded.objection_id",
+                    (*key, str(data["objection_id"])),
+                )
+            else:
+                cur.execute(
+                    f"DELETE FROM {self.objection_table}"
+                    " WHERE case_id = ? AND subject = ? AND objection_id = ?",
+                    (*key, str(data["objection_id"])),
+                )
+
+        self.write_tracked(event.tracking, write)
+
+    def record_safety_override(self, event: ReceivedEvent) -> None:
+        """Keeps each override's scope and end (not its sealed reasons: decisions need none)."""
+        data = event.data
+        override_id = str(data["override_id"])
+
+        def write(cur: Cursor) -> None:
+            if event.name == "SafetyOverrideRecorded":
+                override = {
+                    "override_id": override_id,
+                    "subjects": list(data["subjects"]),
+                    "categories": list(data["categories"]),
+                    "recipients": list(data["recipients"]),
+                    "ends_on": data["ends_on"].isoformat(),
+                    "ended": False,
+                }
+                cur.execute(
+                    f"INSERT INTO {self.override_table} (override_id, case_id, override) VALUES (?, ?, ?)"
+                    " ON CONFLICT (override_id) DO NOTHING",
+                    (override_id, str(data["case_id"]), json.dumps(override)),
+                )
+                return
+            row = cur.execute(
+                f"SELECT override FROM {self.override_table} WHERE override_id = ?", (override_id,)
+            ).fetchone()
+            if row is not None:
+                cur.execute(
+                    f"UPDATE {self.override_table} SET override = ? WHERE override_id = ?",
+                    (json.dumps({**json.loads(row[0]), "ended": True}), override_id),
+                )
+
+        self.write_tracked(event.tracking, write)
+
     def record_records_purged(self, event: ReceivedEvent) -> None:
         """Forgets the purged scope: the subject's consents (all of the case's once nothing
         personal is left) and the subject's details in the case facts."""
@@ -242,7 +334,8 @@ class DataSharing(KetenApplication):
         def write(cur: Cursor) -> None:
             self.cases.forget_purged(cur, event)
             if data["complete"]:
-                cur.execute(f"DELETE FROM {self.consent_table} WHERE case_id = ?", (str(data["case_id"]),))
+                for table in (self.consent_table, self.objection_table, self.override_table):
+                    cur.execute(f"DELETE FROM {table} WHERE case_id = ?", (str(data["case_id"]),))
             elif data["subject"]:
                 cur.execute(
                     f"DELETE FROM {self.consent_table} WHERE case_id = ? AND subject = ?",

@@ -1,7 +1,8 @@
 """Share decisions: may this agency share these data about this person with that agency?
 
 Pure domain. ``decide`` weighs one request for one recipient against what is known of the case
-(``CaseView``) and the subject's consent, and returns a ``Decision`` with a reason code; the
+(``CaseView``) and what the subject said (``SubjectSay``: consent, objection, safety overrides),
+and returns a ``Decision`` with a reason code; the
 application records it as ``Share`` (``DataShared``) or ``RefusedShare`` (``ShareRefused``).
 Every decision is an event, allowed or refused.
 """
@@ -43,12 +44,15 @@ class ShareRequest:
 
 
 @dataclass(frozen=True)
-class ConsentFacts:
-    """The subject's consents in the case, as far as data_sharing needs them."""
+class SubjectSay:
+    """What the subject said in the case, as far as a share decision needs it: their consents,
+    their objection (if one is in force), and the safety overrides recorded in the case."""
 
     consents: tuple[dict[str, Any], ...] = ()
+    objection_id: str | None = None
+    overrides: tuple[dict[str, Any], ...] = ()
 
-    def covers(self, request: ShareRequest, today: date) -> bool:
+    def consent_covers(self, request: ShareRequest, today: date) -> bool:
         return any(
             consent["purpose"] == request.purpose
             and request.to_agency in consent["recipients"]
@@ -57,79 +61,97 @@ class ConsentFacts:
             for consent in self.consents
         )
 
+    def override_for(self, request: ShareRequest, today: date) -> str | None:
+        """The id of a safety override in force whose scope holds this share, if any: the
+        subject, every category and the recipient (an override about one child is none about a
+        sibling)."""
+        for override in self.overrides:
+            if (
+                not override["ended"]
+                and date.fromisoformat(str(override["ends_on"])) >= today
+                and request.subject in override["subjects"]
+                and set(request.categories) <= set(override["categories"])
+                and request.to_agency in override["recipients"]
+            ):
+                return str(override["override_id"])
+        return None
+
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
     reason_code: str
-    reason: str
+    #: What the plain-language reason names: agency ids and category codes, nothing personal.
+    reason_details: dict[str, str] = field(default_factory=dict)
     sender_ground: str | None = None
     recipient_ground: str | None = None
-    #: Whether the subject is shown this refusal: a refused attempt that concerns the subject's
-    #: own say (consent, objection) is; an agency's own slip (wrong category) need not alarm them.
-    visible_to_subject: bool = False
+    #: The safety override the share proceeds under despite the subject's objection.
+    override_id: str | None = None
 
 
-def refused(code: str, reason: str, visible: bool = False) -> Decision:
-    return Decision(False, code, reason, visible_to_subject=visible)
+def refused(code: str, **details: str) -> Decision:
+    return Decision(False, code, details)
 
 
 def decide(
-    request: ShareRequest, case: CaseView, consent: ConsentFacts, catalogue: Catalogue, today: date
+    request: ShareRequest, case: CaseView, say: SubjectSay, catalogue: Catalogue, today: date
 ) -> Decision:
-    """The rules of DESIGN.md, in order; the first that fails decides the refusal."""
+    """The rules of DESIGN.md, in order; the first that fails decides the refusal. The reason's
+    text is in ``shared/reasons.yaml``, by code."""
+    # Rule 1: an active case (a case stopped by objections still decides: an override may hold).
+    if case.status == "registered":
+        return refused("case_not_active")
     if not case.is_open:
-        return refused("case_not_open", f"the case is {case.status}; nothing more may be shared in it")
+        return refused("case_closed")
     sender = case.participants.get(request.from_agency)
     recipient = case.participants.get(request.to_agency)
     if sender is None:
-        return refused("sender_not_participant", "the sending agency does not take part in this case")
+        return refused("sender_not_participant", agency=request.from_agency)
     if recipient is None:
-        return refused("recipient_not_participant", f"{request.to_agency} does not take part in this case")
+        return refused("recipient_not_participant", agency=request.to_agency)
     if request.to_agency == request.from_agency:
-        return refused("same_agency", "an agency does not share with itself")
+        return refused("same_agency")
     if request.purpose != case.purpose:
-        return refused("purpose_mismatch", "data may only be shared for the purpose of the case")
+        return refused("purpose_mismatch")
     if request.subject not in case.subjects:
-        return refused("not_a_subject", "the person is not a data subject of this case")
+        return refused("not_a_subject")
+    # Rule 4 before the others: a share tried despite an objection is what the citizen must see.
+    override_id = None
+    if say.objection_id is not None:
+        override_id = say.override_for(request, today)
+        if override_id is None:
+            return refused("objection_lodged")
+    # Rule 1: the sender's own ground; consent is none where the citizen depends on the sender.
+    sending_agency = catalogue.agencies[request.from_agency]
+    if sender["legal_ground"] == "consent" and sending_agency.citizen_depends_on_it:
+        return refused("consent_not_free", agency=request.from_agency)
+    # Rule 2: only what the data agreement lets the sender bring and the recipient receive.
     sender_agreement = case.agreement.get(request.from_agency, {"bring": (), "receive": ()})
     recipient_agreement = case.agreement.get(request.to_agency, {"bring": (), "receive": ()})
     for code in request.categories:
         if code not in sender_agreement["bring"]:
-            return refused(
-                "category_not_agreed",
-                f"the data agreement does not let {request.from_agency} bring "
-                f"'{catalogue.categories[code].label('en')}' to this case",
-            )
+            return refused("category_not_brought", agency=request.from_agency, category=code)
         if code not in recipient_agreement["receive"]:
-            return refused(
-                "category_not_agreed",
-                f"the data agreement does not let {request.to_agency} receive "
-                f"'{catalogue.categories[code].label('en')}' in this case",
-            )
-    agency = catalogue.agencies[request.from_agency]
+            return refused("category_not_agreed", agency=request.to_agency, category=code)
+    # Rule 3: special and criminal categories and the BSN need the sender's own recorded ground.
     for code in request.categories:
         category = catalogue.categories[code]
         if category.needs_own_ground:
             ground = request.special_grounds.get(code)
-            if ground is None or ground not in agency.special_grounds:
-                return refused(
-                    "special_category_without_ground",
-                    f"'{category.label('en')}' is a special category: "
-                    "the sender must state its own ground for it",
-                )
-    if sender["legal_ground"] == "consent" and not consent.covers(request, today):
-        return refused(
-            "no_valid_consent",
-            "the sender relies on consent, and the person did not consent to this share",
-            visible=True,
-        )
+            if ground is None or ground not in sending_agency.special_grounds:
+                return refused("special_category_without_ground", agency=request.from_agency, category=code)
+            if ground == "explicit_consent" and (
+                sending_agency.citizen_depends_on_it or not say.consent_covers(request, today)
+            ):
+                return refused("no_valid_consent", agency=request.from_agency, recipient=request.to_agency)
+    if sender["legal_ground"] == "consent" and not say.consent_covers(request, today):
+        return refused("no_valid_consent", agency=request.from_agency, recipient=request.to_agency)
     return Decision(
         True,
         "allowed",
-        "within the case's purpose, data agreement and legal grounds",
         sender_ground=sender["legal_ground"],
         recipient_ground=recipient["legal_ground"],
+        override_id=override_id,
     )
 
 
@@ -156,6 +178,7 @@ class Share(Aggregate):
         contact_point: dict[str, str],
         catalogue_version: str,
         correlation_id: str | None,
+        override_id: UUID | None = None,
     ):
         self.request_id = request_id
         self.case_id = case_id
@@ -165,6 +188,7 @@ class Share(Aggregate):
         self.categories = tuple(categories)
         self.purpose = purpose
         self.content = content
+        self.override_id = override_id
 
     @staticmethod
     def create_id(request_id: UUID, to_agency: str) -> UUID:
@@ -189,6 +213,8 @@ class RefusedShare(Aggregate):
         visible_to_subject: bool,
         catalogue_version: str,
         correlation_id: str | None,
+        reason_details: dict[str, str] | None = None,
+        direction: str = "push",
     ):
         self.request_id = request_id
         self.case_id = case_id

@@ -40,12 +40,33 @@ class DataSharingService:
                     "outcome": "shared" if shared else "refused",
                     "reason_code": "allowed" if shared else decision.reason_code,
                     "reason": None if shared else decision.reason,
+                    "override_id": str(decision.override_id) if shared and decision.override_id else None,
                 }
             )
         return {"request_id": str(loaded["request_id"]), "decisions": result}
 
     @consumes("case_registration", "CaseRegistered")
     def handle_case_registered(self, event: ReceivedEvent) -> None:
+        self.sharing.cases.apply(event)
+
+    @consumes("case_registration", "CaseActivated")
+    def handle_case_activated(self, event: ReceivedEvent) -> None:
+        self.sharing.cases.apply(event)
+
+    @consumes("case_registration", "CaseStopped")
+    def handle_case_stopped(self, event: ReceivedEvent) -> None:
+        self.sharing.cases.apply(event)
+
+    @consumes("case_registration", "CaseResumed")
+    def handle_case_resumed(self, event: ReceivedEvent) -> None:
+        self.sharing.cases.apply(event)
+
+    @consumes("case_registration", "ParticipantAdded")
+    def handle_participant_added(self, event: ReceivedEvent) -> None:
+        self.sharing.cases.apply(event)
+
+    @consumes("case_registration", "ParticipantRemoved")
+    def handle_participant_removed(self, event: ReceivedEvent) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("case_registration", "CaseClosed")
@@ -55,6 +76,26 @@ class DataSharingService:
     @consumes("consent", "ConsentGiven")
     def handle_consent_given(self, event: ReceivedEvent) -> None:
         self.sharing.record_consent_given(event)
+
+    @consumes("consent", "ConsentWithdrawn")
+    def handle_consent_withdrawn(self, event: ReceivedEvent) -> None:
+        self.sharing.record_consent_withdrawn(event)
+
+    @consumes("consent", "ObjectionLodged")
+    def handle_objection_lodged(self, event: ReceivedEvent) -> None:
+        self.sharing.record_objection(event)
+
+    @consumes("consent", "ObjectionWithdrawn")
+    def handle_objection_withdrawn(self, event: ReceivedEvent) -> None:
+        self.sharing.record_objection(event)
+
+    @consumes("consent", "SafetyOverrideRecorded")
+    def handle_safety_override_recorded(self, event: ReceivedEvent) -> None:
+        self.sharing.record_safety_override(event)
+
+    @consumes("consent", "SafetyOverrideEnded")
+    def handle_safety_override_ended(self, event: ReceivedEvent) -> None:
+        self.sharing.record_safety_override(event)
 
     @consumes("retention", "RecordsPurged")
     def handle_records_purged(self, event: ReceivedEvent) -> None:

@@ -114,6 +114,21 @@ class GatewayService:
     def close_case(self, request: Request, case_id: str) -> dict[str, Any]:
         return self.case_registration.close_case(self.signatures.command(request, case_id=case_id))
 
+    @json_http("POST", "/api/cases/<string:case_id>/activate")
+    def activate_case(self, request: Request, case_id: str) -> dict[str, Any]:
+        """Starts the table's work on a registered case: only then may data be shared in it."""
+        return self.case_registration.activate_case(self.signatures.command(request, case_id=case_id))
+
+    @json_http("POST", "/api/cases/<string:case_id>/participants")
+    def add_participant(self, request: Request, case_id: str) -> tuple[int, dict[str, Any]]:
+        return 201, self.case_registration.add_participant(self.signatures.command(request, case_id=case_id))
+
+    @json_http("POST", "/api/cases/<string:case_id>/participants/<string:participant>/remove")
+    def remove_participant(self, request: Request, case_id: str, participant: str) -> dict[str, Any]:
+        return self.case_registration.remove_participant(
+            self.signatures.command(request, case_id=case_id, participant=participant)
+        )
+
     @json_http("GET", "/api/cases/<string:case_id>/retention")
     def retention_schedule(self, request: Request, case_id: str) -> dict[str, Any]:
         agency = self.signatures.agency(request)
@@ -133,6 +148,27 @@ class GatewayService:
     @json_http("POST", "/api/consents")
     def give_consent(self, request: Request) -> tuple[int, dict[str, Any]]:
         return 201, self.consent.give_consent(self.signatures.command(request))
+
+    @json_http("POST", "/api/consents/withdraw")
+    def withdraw_consent(self, request: Request) -> dict[str, Any]:
+        return self.consent.withdraw_consent(self.signatures.command(request))
+
+    @json_http("POST", "/api/objections")
+    def lodge_objection(self, request: Request) -> tuple[int, dict[str, Any]]:
+        """The citizen's "stop discussing my case", recorded by an agency at the table."""
+        return 201, self.consent.lodge_objection(self.signatures.command(request))
+
+    @json_http("POST", "/api/objections/<string:objection_id>/withdraw")
+    def withdraw_objection(self, request: Request, objection_id: str) -> dict[str, Any]:
+        return self.consent.withdraw_objection(self.signatures.command(request, objection_id=objection_id))
+
+    @json_http("POST", "/api/safety-overrides")
+    def record_safety_override(self, request: Request) -> tuple[int, dict[str, Any]]:
+        return 201, self.consent.record_safety_override(self.signatures.command(request))
+
+    @json_http("POST", "/api/safety-overrides/<string:override_id>/end")
+    def end_safety_override(self, request: Request, override_id: str) -> dict[str, Any]:
+        return self.consent.end_safety_override(self.signatures.command(request, override_id=override_id))
 
     @json_http("POST", "/api/shares")
     def request_share(self, request: Request) -> dict[str, Any]:

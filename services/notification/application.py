@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.notification.domain import Notification, addressee_for
-from services.notification.overview import CitizenOverview
+from services.notification.overview import CitizenOverview, refusal_for_citizen
 from shared import metrics
 from shared.application import KetenApplication
 from shared.casefacts import CaseFacts
@@ -156,7 +156,7 @@ class Notifications(KetenApplication):
                 entry["to_name"] = self.catalogue.agency_name(entry["to_agency"])
                 case["shares"].append(entry)
             elif entry["kind"] == "refusal":
-                case["refusals"].append(entry)
+                case["refusals"].append(refusal_for_citizen(entry, self.catalogue, language))
             elif entry["kind"] == "consent":
                 entry.pop("notice", None)
                 case["consents"].append(entry)

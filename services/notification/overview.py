@@ -19,8 +19,10 @@ from typing import Any
 from uuid import UUID
 
 from shared.application import KetenApplication
+from shared.catalogue import Catalogue
 from shared.contracts.envelope import ReceivedEvent
 from shared.db import Cursor
+from shared.reasons import refusal_text, share_refusals
 
 #: Fields of an entry that hold personal values (sealed); they go when the entry's scope is purged.
 SEALED_FIELDS = ("content", "notice", "details", "description")
@@ -186,3 +188,18 @@ class CitizenOverview:
                 (subject,),
             ).fetchall()
         return [json.loads(row[0]) for row in cases], [json.loads(row[0]) for row in entries]
+
+
+def refusal_for_citizen(entry: dict[str, Any], catalogue: Catalogue, language: str) -> dict[str, Any]:
+    """A refused share as its subject reads it: the reason in their language, from the same
+    text the professional was answered with (``shared/reasons.yaml``), agencies by name. Only
+    refusals ``visible_to_subject`` reach the overview at all (``record_share_refused``)."""
+    code = entry.get("reason_code") or ""
+    if code not in share_refusals():
+        return entry
+    return {
+        **entry,
+        "reason": refusal_text(code, entry.get("reason_details") or {}, catalogue, language),
+        "from_name": catalogue.agency_name(entry["from_agency"]),
+        "to_name": catalogue.agency_name(entry["to_agency"]),
+    }

@@ -126,8 +126,27 @@ class Retention(KetenApplication):
     def record_case_closed(self, event: ReceivedEvent) -> None:
         self.save_tracked(event.tracking, write=lambda cur: self._on_case_ended(cur, event, "closed"))
 
+    def record_case_stopped_or_resumed(self, event: ReceivedEvent) -> None:
+        self.save_tracked(event.tracking, write=lambda cur: self._on_stop_or_resume(cur, event))
+
     def record_data_shared(self, event: ReceivedEvent) -> None:
         self.save_tracked(event.tracking, write=lambda cur: self._on_data_shared(cur, event))
+
+    def _on_stop_or_resume(self, cur: Cursor, event: ReceivedEvent) -> None:
+        """A case stopped by every subject's objection has ended like a closed one: its records
+        get their end date. Should an objection be withdrawn, the case runs again and its
+        records wait for its end once more (unless they were purged meanwhile)."""
+        case_id = event.data["case_id"]
+        before = self.cases.get_in(cur, case_id)
+        self.cases.record_change(cur, event)
+        if event.name == "CaseStopped" and event.data["status"] == "stopped":
+            self._on_case_ended(cur, event, "stopped")
+        elif event.name == "CaseResumed" and before is not None and before.status == "stopped":
+            cur.execute(
+                f"UPDATE {self.records_table} SET counted_from = NULL, due_at = NULL, status = 'open'"
+                " WHERE case_id = ? AND record_kind = 'case_records' AND status = 'scheduled'",
+                (str(case_id),),
+            )
 
     def _on_case_registered(self, cur: Cursor, event: ReceivedEvent) -> None:
         data = event.data
@@ -284,6 +303,8 @@ class Retention(KetenApplication):
             handlers: dict[str, Callable[[Cursor, ReceivedEvent], None]] = {
                 "CaseRegistered": self._on_case_registered,
                 "CaseClosed": lambda c, e: self._on_case_ended(c, e, "closed"),
+                "CaseStopped": self._on_stop_or_resume,
+                "CaseResumed": self._on_stop_or_resume,
                 "DataShared": self._on_data_shared,
             }
             for event in upstream:
@@ -487,7 +508,7 @@ class Retention(KetenApplication):
         if mine is None:
             raise NotFound("unknown_case", "you are not a data subject of a case with this id", "case_id")
         case = self.cases.get(case_id)
-        refusal = retention.erasure_refusal(case_ended=case is not None and not case.is_open)
+        refusal = retention.erasure_refusal(case_ended=case is not None and case.has_ended)
         if refusal is not None:
             retention.refuse_erasure(subject, refusal)
             self._save(retention)

@@ -37,6 +37,14 @@ class RetentionService:
     def handle_case_registered(self, event: ReceivedEvent) -> None:
         self.retention.record_case_registered(event)
 
+    @consumes("case_registration", "CaseStopped")
+    def handle_case_stopped(self, event: ReceivedEvent) -> None:
+        self.retention.record_case_stopped_or_resumed(event)
+
+    @consumes("case_registration", "CaseResumed")
+    def handle_case_resumed(self, event: ReceivedEvent) -> None:
+        self.retention.record_case_stopped_or_resumed(event)
+
     @consumes("case_registration", "CaseClosed")
     def handle_case_closed(self, event: ReceivedEvent) -> None:
         self.retention.record_case_closed(event)

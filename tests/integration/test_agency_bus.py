@@ -20,7 +20,7 @@ from services.demo import CITIZEN, register_case_command
 from shared.broker_admin import BrokerAdmin
 from shared.config import Settings
 from shared.topology import dead_letter_queue
-from tests.factories import share_command
+from tests.factories import activate_command, share_command
 from tests.support import eventually, running_platform
 
 pytestmark = pytest.mark.integration
@@ -69,7 +69,7 @@ def request_until_the_case_is_known(client: AgencyClient, service: str, command:
         try:
             return client.request(service, command, body)
         except CommandFailed as failure:
-            if failure.error["code"] == "unknown_case":
+            if failure.error["code"] in ("unknown_case", "case_not_active"):
                 return None
             raise
 
@@ -88,6 +88,10 @@ def test_an_agency_added_with_keten_agency_add_shares_and_hears_the_decision_and
             case = register_case_command(str(uuid.uuid4()))
             registered = client.request("case_registration", "register_case", case)
             assert registered == {"case_id": case["case_id"], "status": "registered"}
+            activated = client.request(
+                "case_registration", "activate_case", activate_command(case["case_id"])
+            )
+            assert activated == {"case_id": case["case_id"], "status": "active"}
 
             share = share_command(case["case_id"], content=SHARED, categories=["debts", "income"])
             decision = request_until_the_case_is_known(client, "data_sharing", "request_share", share)
@@ -96,7 +100,11 @@ def test_an_agency_added_with_keten_agency_add_shares_and_hears_the_decision_and
 
             answers = list(client.inbox(timeout=3))
             accepted = [m for m in answers if m.name == "CommandAccepted"]
-            assert {m.data["command"] for m in accepted} == {"register_case", "request_share"}
+            assert {m.data["command"] for m in accepted} == {
+                "register_case",
+                "activate_case",
+                "request_share",
+            }
             assert not [m for m in answers if m.name == "ShareReceived"], (
                 "the sender gets no copy of the content"
             )

@@ -15,10 +15,16 @@ from hypothesis import strategies as st
 from kombu import Connection, Exchange, Producer
 
 from keten_client.protocol import KEY_ID_HEADER, SIGNATURE_HEADER, sign, unb64
-from services.demo import register_case_command
+from services.demo import CITIZEN, register_case_command
 from shared.contracts.commands import COMMAND_SCHEMAS
 from shared.topology import SUBSCRIPTIONS, command_services, dead_letter_queue
-from tests.factories import consent_command, share_command
+from tests.factories import (
+    activate_command,
+    consent_command,
+    objection_command,
+    override_command,
+    share_command,
+)
 from tests.support import agency_credentials, eventually, running_platform
 
 pytestmark = pytest.mark.integration
@@ -34,6 +40,31 @@ VALID = {
     },
     "give_consent": lambda: consent_command(str(uuid.uuid4())),
     "request_share": lambda: share_command(str(uuid.uuid4())),
+    "activate_case": lambda: activate_command(str(uuid.uuid4())),
+    "add_participant": lambda: {
+        **activate_command(str(uuid.uuid4())),
+        "participant": {"agency": "uwv", "role": "benefits_provider", "legal_ground": "legal_obligation"},
+        "reason": "x",
+    },
+    "remove_participant": lambda: {
+        **activate_command(str(uuid.uuid4())),
+        "participant": "uwv",
+        "reason": "x",
+    },
+    "withdraw_consent": lambda: {**activate_command(str(uuid.uuid4())), "subject_bsn": CITIZEN["bsn"]},
+    "lodge_objection": lambda: objection_command(str(uuid.uuid4())),
+    "withdraw_objection": lambda: {
+        **activate_command(str(uuid.uuid4())),
+        "subject_bsn": CITIZEN["bsn"],
+        "objection_id": str(uuid.uuid4()),
+    },
+    "record_safety_override": lambda: override_command(str(uuid.uuid4()), [CITIZEN["bsn"]], agency=UTRECHT),
+    "end_safety_override": lambda: {
+        "schema_version": 1,
+        "agency": UTRECHT,
+        "override_id": str(uuid.uuid4()),
+        "reason_code": "risk_resolved",
+    },
 }
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
@@ -58,7 +89,7 @@ def malformed_command(draw: Any) -> dict[str, Any]:
     elif fault == "missing_field":
         schema = COMMAND_SCHEMAS.get(command, COMMAND_SCHEMAS["register_case"])
         required = sorted(name for name, f in schema().fields.items() if f.required and name != "agency")
-        del valid[draw(st.sampled_from(required))]
+        valid.pop(draw(st.sampled_from(required)), None)
         body = json.dumps(valid).encode()
     elif fault == "version":
         valid["schema_version"] = draw(st.integers().filter(lambda v: v != 1))

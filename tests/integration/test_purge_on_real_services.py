@@ -14,7 +14,7 @@ from keten_client import Credentials
 from services.cli import run_purge
 from services.demo import CITIZEN, SHARED_SENTENCE, register_case_command, run_demo
 from shared.sealed import PURGED
-from tests.factories import received, share_command
+from tests.factories import activate_command, received, share_command
 from tests.support import eventually, pg_dump, running_platform, signed_request
 
 pytestmark = pytest.mark.integration
@@ -45,11 +45,16 @@ def register_neighbours_case(base_url: str, utrecht: Credentials) -> str:
     command = register_case_command(case_id)
     command["subjects"][0].update(bsn=NEIGHBOUR["bsn"], name=NEIGHBOUR["name"], email=NEIGHBOUR["email"])
     assert signed_request("POST", base_url, "/api/cases", command, utrecht).status_code == 201
+    activate = activate_command(case_id)
+    assert (
+        signed_request("POST", base_url, f"/api/cases/{case_id}/activate", activate, utrecht).status_code
+        == 200
+    )
     share = share_command(case_id, subject_bsn=NEIGHBOUR["bsn"], content=NEIGHBOUR["sentence"])
 
     def shared() -> bool:
         response = signed_request("POST", base_url, "/api/shares", share, utrecht)
-        return response.status_code == 200
+        return response.status_code == 200 and response.json()["decisions"][0]["outcome"] == "shared"
 
     eventually(shared)
     return case_id

@@ -52,6 +52,7 @@ class Platform:
             c: {"CaseRegistered": c.cases.apply, "CaseClosed": c.cases.apply, "RecordsPurged": c.cases.apply},
             s: {
                 "CaseRegistered": s.cases.apply,
+                "CaseActivated": s.cases.apply,
                 "CaseClosed": s.cases.apply,
                 "ConsentGiven": s.record_consent_given,
                 "RecordsPurged": s.record_records_purged,
@@ -85,6 +86,7 @@ class Platform:
     def register(self, **changes) -> UUID:
         command = case_command(**changes)
         case = self.registration.register_case(load_command(RegisterCaseSchema, command))
+        self.registration.activate_case(case.id, command["agency"])
         self.sync()
         return case.id
 

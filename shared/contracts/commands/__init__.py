@@ -6,8 +6,21 @@ plaintext and is sealed or pseudonymised by the receiving service before anythin
 """
 
 from shared.contracts.commands.base import COMMAND_SCHEMAS, CommandSchema, load_command
-from shared.contracts.commands.case_registration import CloseCaseSchema, RegisterCaseSchema
-from shared.contracts.commands.consent import GiveConsentSchema
+from shared.contracts.commands.case_registration import (
+    ActivateCaseSchema,
+    AddParticipantSchema,
+    CloseCaseSchema,
+    RegisterCaseSchema,
+    RemoveParticipantSchema,
+)
+from shared.contracts.commands.consent import (
+    EndSafetyOverrideSchema,
+    GiveConsentSchema,
+    LodgeObjectionSchema,
+    RecordSafetyOverrideSchema,
+    WithdrawConsentSchema,
+    WithdrawObjectionSchema,
+)
 from shared.contracts.commands.data_sharing import RequestShareSchema
 from shared.contracts.commands.retention import (
     ErasureRequestSchema,
@@ -17,13 +30,21 @@ from shared.contracts.commands.retention import (
 
 __all__ = [
     "COMMAND_SCHEMAS",
+    "ActivateCaseSchema",
+    "AddParticipantSchema",
     "CloseCaseSchema",
     "CommandSchema",
+    "EndSafetyOverrideSchema",
     "ErasureRequestSchema",
     "GiveConsentSchema",
     "LiftLegalHoldSchema",
+    "LodgeObjectionSchema",
     "PlaceLegalHoldSchema",
+    "RecordSafetyOverrideSchema",
     "RegisterCaseSchema",
+    "RemoveParticipantSchema",
     "RequestShareSchema",
+    "WithdrawConsentSchema",
+    "WithdrawObjectionSchema",
     "load_command",
 ]

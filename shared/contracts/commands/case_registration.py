@@ -100,3 +100,50 @@ class CloseCaseSchema(CommandSchema):
 
     case_id = fields.UUID(required=True)
     outcome = Code(required=True, metadata={"example": "help_arranged"})
+
+
+class ActivateCaseSchema(CommandSchema):
+    """Starts the table's work on a registered case: only then may data be shared in it."""
+
+    command_name = "activate_case"
+    service = "case_registration"
+    reply_schema = CaseStatusSchema
+
+    case_id = fields.UUID(required=True)
+
+
+class AgreementLineInput(Schema):
+    class Meta:
+        unknown = RAISE
+
+    bring = fields.List(Code(), required=True)
+    receive = fields.List(Code(), required=True)
+
+
+REASON = validate.Length(min=1, max=2000)
+
+
+class AddParticipantSchema(CommandSchema):
+    """Adds an agency to a case, with its role, its own legal ground and what it may bring and
+    receive (default: the table's standard line for it)."""
+
+    command_name = "add_participant"
+    service = "case_registration"
+    reply_schema = CaseStatusSchema
+
+    case_id = fields.UUID(required=True)
+    participant = fields.Nested(ParticipantInput, required=True)
+    agreement = fields.Nested(AgreementLineInput, load_default=None)
+    reason = fields.String(required=True, validate=REASON, metadata={"description": "sealed at once"})
+
+
+class RemoveParticipantSchema(CommandSchema):
+    """Removes an agency from a case; it can no longer share or receive in it."""
+
+    command_name = "remove_participant"
+    service = "case_registration"
+    reply_schema = CaseStatusSchema
+
+    case_id = fields.UUID(required=True)
+    participant = AgencyId(required=True, metadata={"description": "the agency that leaves"})
+    reason = fields.String(required=True, validate=REASON, metadata={"description": "sealed at once"})

@@ -14,6 +14,11 @@ class ShareDecisionSchema(Schema):
     outcome = fields.String(required=True, validate=validate.OneOf(["shared", "refused"]))
     reason_code = Code(required=True, metadata={"example": "no_valid_consent"})
     reason = fields.String(allow_none=True, required=True, metadata={"description": "when refused"})
+    override_id = fields.UUID(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "when shared under a safety override despite an objection"},
+    )
 
 
 class ShareDecisionsSchema(Schema):
