@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         level, log_format = log_settings()
-        if args.command == "demo" and not os.environ.get("KETEN_LOG_LEVEL"):
-            level, log_format = "WARNING", "text"  # the demo prints for people; logs only trouble
+        if args.command in ("demo", "bench") and not os.environ.get("KETEN_LOG_LEVEL"):
+            level, log_format = "WARNING", "text"  # these print for people; logs only trouble
         logs.configure(level, log_format)
         if args.command == "run":
             unknown = [name for name in args.services if name not in (*SERVICES, "all")]
