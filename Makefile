@@ -11,6 +11,8 @@ help:
 	@echo "make test         the whole test suite (needs RabbitMQ and PostgreSQL on this machine for integration tests)"
 	@echo "make demo         one share end to end, printed as the citizen sees it"
 	@echo "make lint         ruff and mypy"
+	@echo "make bench        the benchmark on this machine's RabbitMQ and PostgreSQL (docs/performance.md)"
+	@echo "make bench-quick  the same in under a minute, smaller sizes"
 	@echo "make lock         re-pin requirements*.lock from requirements*.in"
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
@@ -53,6 +55,12 @@ lock:
 	  echo "-r requirements.lock"; \
 	  .lockenv/bin/pip freeze | grep -vxFf requirements.lock; } > requirements-dev.lock
 	rm -rf .lockenv
+
+bench: $(STAMP)
+	$(BIN)/keten bench
+
+bench-quick: $(STAMP)
+	$(BIN)/keten bench --quick
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

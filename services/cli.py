@@ -10,6 +10,9 @@ keten probe live|ready    asks this host's operations endpoint (OPS_PORT); exit 
 keten purge [--dry-run]   crypto-shreds the records whose retention period is over (--as-of DATE
                           pretends it is DATE: for demonstrations, it destroys records early)
 
+keten bench [--quick]     the benchmark against the raw limit of RabbitMQ and PostgreSQL
+                          (docs/performance.md); writes bench/results.json
+
 keten agency add|rotate|remove|list AGENCY    agencies' bus credentials (docs/agencies.md)
 keten contract asyncapi|openapi|rabbitmq [--check|--write]    the published contract, from the code
 
@@ -84,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     purge.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    bench = commands.add_parser(
+        "bench", help="the benchmark against the raw limit of RabbitMQ and PostgreSQL (docs/performance.md)"
+    )
+    bench.add_argument("--quick", action="store_true", help="smaller sizes: under a minute, the same keys")
+
     agency_cli.add_parser(commands)
     contract.add_parser(commands)
     return parser
@@ -94,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         level, log_format = log_settings()
-        if args.command == "demo" and not os.environ.get("KETEN_LOG_LEVEL"):
-            level, log_format = "WARNING", "text"  # the demo prints for people; logs only trouble
+        if args.command in ("demo", "bench") and not os.environ.get("KETEN_LOG_LEVEL"):
+            level, log_format = "WARNING", "text"  # these print for people; logs only trouble
         logs.configure(level, log_format)
         if args.command == "run":
             unknown = [name for name in args.services if name not in (*SERVICES, "all")]
@@ -114,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
             return rewrap_keys(Settings.from_env(), check_only=args.check)
         if args.command == "probe":
             return probe_ops(Settings.from_env(), args.probe)
+        if args.command == "bench":
+            from services import bench
+
+            bench.run(bench.QUICK if args.quick else bench.FULL)
+            return 0
         if args.command == "purge":
             return run_purge(args.dry_run, args.as_of, progress=not args.no_progress)
     except ConfigurationError as error:

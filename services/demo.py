@@ -134,7 +134,8 @@ def _error_code(response: requests.Response) -> str | None:
         return None
 
 
-def register_case_command(case_id: str) -> dict[str, Any]:
+def register_case_command(case_id: str, bsn: str = CITIZEN["bsn"]) -> dict[str, Any]:
+    """Gemeente Utrecht registers a case about a citizen (``bsn``: the demo citizen by default)."""
     return {
         "schema_version": 1,
         "agency": "gemeente-utrecht",
@@ -144,7 +145,7 @@ def register_case_command(case_id: str) -> dict[str, Any]:
         "description": "Signaal van de woningcorporatie over huurachterstand.",
         "subjects": [
             {
-                "bsn": CITIZEN["bsn"],
+                "bsn": bsn,
                 "role": "citizen",
                 "name": CITIZEN["name"],
                 "email": CITIZEN["email"],
@@ -163,6 +164,27 @@ def register_case_command(case_id: str) -> dict[str, Any]:
         "participation": "attends",
         "informed_beforehand": True,
     }
+
+
+def share_request_command(case_id: str, bsn: str = CITIZEN["bsn"]) -> dict[str, Any]:
+    """Gemeente Utrecht asks to share the citizen's debts and income with Kredietbank Utrecht."""
+    return {
+        "schema_version": 1,
+        "agency": "gemeente-utrecht",
+        "request_id": str(uuid.uuid4()),
+        "case_id": case_id,
+        "subject_bsn": bsn,
+        "to_agencies": ["kredietbank-utrecht"],
+        "categories": ["debts", "income"],
+        "purpose": "debt_assistance",
+        "content": SHARED_SENTENCE,
+        "form": "written",
+    }
+
+
+def close_case_command() -> dict[str, Any]:
+    """Gemeente Utrecht closes the case: help was arranged."""
+    return {"schema_version": 1, "agency": "gemeente-utrecht", "outcome": "help_arranged"}
 
 
 def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = None) -> DemoResult:
@@ -198,18 +220,7 @@ def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = 
     )
     out("2. The citizen's consent was recorded (housing and debts, for Mitros, 180 days).")
 
-    share = {
-        "schema_version": 1,
-        "agency": "gemeente-utrecht",
-        "request_id": str(uuid.uuid4()),
-        "case_id": case_id,
-        "subject_bsn": CITIZEN["bsn"],
-        "to_agencies": ["kredietbank-utrecht"],
-        "categories": ["debts", "income"],
-        "purpose": "debt_assistance",
-        "content": SHARED_SENTENCE,
-        "form": "written",
-    }
+    share = share_request_command(case_id)
     decision = client.retry_until(
         "data_sharing knows the case", lambda: client.call("POST", "/api/shares", json=share)
     )
@@ -233,8 +244,7 @@ def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = 
     for line in describe_overview(overview):
         out("   " + line)
 
-    close = {"schema_version": 1, "agency": "gemeente-utrecht", "outcome": "help_arranged"}
-    client.call("POST", f"/api/cases/{case_id}/close", json=close)
+    client.call("POST", f"/api/cases/{case_id}/close", json=close_case_command())
     out("5. Gemeente Utrecht closed the case: help was arranged.")
 
     def schedule_with_end() -> list[dict[str, Any]] | None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from keten_client.client import Credentials
 from keten_client.protocol import KeyPair, SignatureError, b64, key_id_for, unb64, verify
 from shared.config import MEMORY_DATABASE_URL, Settings
 from shared.db import SqlStore, open_store
@@ -225,6 +226,20 @@ def ensure_local_credentials(settings: Settings, agencies: list[str]) -> dict[st
         registry.add_key(agency, keys.signing_public_key, keys.encryption_public_key)
         found[agency] = credentials
     return found
+
+
+def register_new_credentials(settings: Settings, agency: str, amqp_url: str = "") -> Credentials:
+    """A new key pair for ``agency`` with its public keys registered: what tests and the benchmark
+    sign with when they act as an agency (``keten agency add`` also makes a broker user)."""
+    keys = KeyPair.generate()
+    AgencyRegistry.for_settings(settings).add_key(agency, keys.signing_public_key, keys.encryption_public_key)
+    return Credentials(
+        agency=agency,
+        key_id=keys.key_id,
+        signing_private_key=b64(keys.signing_private_key),
+        encryption_private_key=b64(keys.encryption_private_key),
+        amqp_url=amqp_url,
+    )
 
 
 def write_private(path: Path, document: dict[str, Any]) -> None:

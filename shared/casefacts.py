@@ -181,10 +181,11 @@ class CaseFacts:
             f" FROM {self.table} WHERE case_id = ?",
             (str(case_id),),
         ).fetchone()
-        return None if row is None else _view(row)
+        return None if row is None else case_view(row)
 
 
-def _view(row: Any) -> CaseView:
+def case_view(row: Any) -> CaseView:
+    """A case as a row of the table reads (case_id, status, facts, registered_at, ended_at, outcome)."""
     facts = json.loads(row[2])
     return CaseView(
         case_id=UUID(row[0]),

@@ -10,10 +10,9 @@ from typing import Any
 
 from nameko.runners import ServiceRunner
 
-from keten_client import Credentials, KeyPair, signed_http_headers
-from keten_client.protocol import b64
+from keten_client import Credentials, signed_http_headers
 from services.platform import SERVICES, build_runner
-from shared.agencies import AgencyRegistry, local_credentials_dir
+from shared.agencies import local_credentials_dir, register_new_credentials
 from shared.config import Settings
 
 
@@ -63,14 +62,7 @@ def agency_credentials(settings: Settings, agency: str) -> Credentials:
     path = local_credentials_dir(settings) / f"{agency}.json"
     if settings.embedded_broker and not settings.uses_postgres and path.exists():
         return Credentials.load(path)
-    keys = KeyPair.generate()
-    AgencyRegistry.for_settings(settings).add_key(agency, keys.signing_public_key, keys.encryption_public_key)
-    return Credentials(
-        agency=agency,
-        key_id=keys.key_id,
-        signing_private_key=b64(keys.signing_private_key),
-        encryption_private_key=b64(keys.encryption_private_key),
-    )
+    return register_new_credentials(settings, agency)
 
 
 def signed_request(

@@ -17,6 +17,7 @@ from eventsourcing.persistence import Tracking
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from shared.contracts.events import EVENT_SCHEMAS
+from shared.contracts.registry import schema_instance
 from shared.errors import InvalidRequest
 from shared.topology import routing_key
 
@@ -90,7 +91,7 @@ def encode_event(domain_event: Any, source: str, position: int) -> OutgoingMessa
         return None
     state = dict(vars(domain_event))
     state[schema_cls.aggregate_id_field] = domain_event.originator_id
-    data = schema_cls().dump(state)
+    data = schema_instance(schema_cls).dump(state)
     message_id = str(
         uuid5(MESSAGE_NAMESPACE, f"{source}/{domain_event.originator_id}/{domain_event.originator_version}")
     )
@@ -130,14 +131,14 @@ def decode_event(body: bytes | str | dict[str, Any]) -> ReceivedEvent:
     if not isinstance(raw, dict):
         raise InvalidRequest("invalid_message", "the message body is not a JSON object")
     try:
-        envelope = EnvelopeSchema().load(raw)
+        envelope = schema_instance(EnvelopeSchema).load(raw)
     except ValidationError as exc:
         raise InvalidRequest.from_validation_error(exc) from None
     schema_cls = EVENT_SCHEMAS.get(envelope["event"])
     if schema_cls is None or schema_cls.source != envelope["source"]:
         raise InvalidRequest("unknown_event", "no such event in the contract", "event")
     try:
-        data = schema_cls().load(envelope["data"])
+        data = schema_instance(schema_cls).load(envelope["data"])
     except ValidationError as exc:
         error = InvalidRequest.from_validation_error(exc)
         raise InvalidRequest(

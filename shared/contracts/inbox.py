@@ -18,7 +18,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from shared.contracts.envelope import OutgoingMessage
 from shared.contracts.events.base import ContactPointRef
 from shared.contracts.fields import AgencyId, Code
-from shared.contracts.registry import register
+from shared.contracts.registry import register, schema_instance
 from shared.topology import INBOX_EXCHANGE, inbox_routing_key
 
 INBOX_VERSION = 1
@@ -134,7 +134,7 @@ def inbox_message(
         "agency": agency,
         "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
         "correlation_id": correlation_id,
-        "data": schema().dump(data),
+        "data": schema_instance(schema).dump(data),
     }
     return OutgoingMessage(
         routing_key=inbox_routing_key(agency, name),

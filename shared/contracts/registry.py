@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
+
+from marshmallow import Schema
 
 
 def register(registry: dict[str, Any], name: str, schema: type, kind: str) -> None:
@@ -10,3 +13,10 @@ def register(registry: dict[str, Any], name: str, schema: type, kind: str) -> No
     if name in registry:
         raise TypeError(f"two schemas for {kind} {name}")
     registry[name] = schema
+
+
+@cache
+def schema_instance(schema: type[Schema]) -> Schema:
+    """One instance per schema class, reused: building a schema copies every field (nested ones
+    too), which cost more than loading a message. Loading and dumping keep no state in it."""
+    return schema()

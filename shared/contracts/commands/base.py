@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from shared.contracts.fields import AgencyId
-from shared.contracts.registry import register
+from shared.contracts.registry import register, schema_instance
 from shared.errors import InvalidRequest
 
 COMMAND_VERSION = 1
@@ -51,6 +51,6 @@ def load_command(schema_cls: type[Schema], payload: Any) -> dict[str, Any]:
             "schema_version",
         )
     try:
-        return schema_cls().load(payload)
+        return schema_instance(schema_cls).load(payload)
     except ValidationError as exc:
         raise InvalidRequest.from_validation_error(exc) from None

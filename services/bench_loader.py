@@ -1,0 +1,269 @@
+"""The benchmark's fast loader: many cases and shares straight into the stores, not via the bus.
+
+Every row is made by the services' own code: the case is registered by ``CaseRegistration``,
+the share decided and sealed by ``DataSharing``, the notification and the overview rows written
+by ``Notifications``, each event encoded by the application's mapper (personal values sealed
+under the case's and the subject's keys in the key store, as in production) and passed between
+services through the bus's own encode and decode. Only the way the rows reach PostgreSQL
+differs: the applications' writes are captured and copied in with ``COPY`` in large batches,
+and what the real path would read back from its own writes (the case facts) is served from
+the captured rows.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent, Tracking
+
+from services.case_registration.application import CaseRegistration
+from services.data_sharing.application import DataSharing
+from services.data_sharing.domain import ConsentFacts
+from services.demo import register_case_command, share_request_command
+from services.notification.application import Notifications
+from shared.casefacts import CaseFacts, case_view
+from shared.caseview import CaseView
+from shared.config import Settings
+from shared.contracts.commands import RegisterCaseSchema, RequestShareSchema, load_command
+from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
+from shared.crypto import Vault
+from shared.pseudonym import pseudonymise
+
+#: Citizens whose rows are captured before they are copied in (bounded memory).
+BATCH = 2_000
+_INSERT = re.compile(r"INSERT INTO (\w+) \(([^)]*)\) VALUES")
+
+
+@dataclass
+class Loaded:
+    seconds: float
+    bsns: list[str]
+    shares_per_citizen: int
+
+
+@dataclass
+class Captured:
+    """What the applications wrote during one batch, in the order they wrote it."""
+
+    events: dict[str, list[StoredEvent]] = field(default_factory=lambda: defaultdict(list))
+    rows: dict[tuple[str, str], list[Sequence[Any]]] = field(default_factory=lambda: defaultdict(list))
+    tracking: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: How many of each application's events were already handed on to its consumers.
+    handed_on: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class _RecordingCursor:
+    def __init__(self, captured: Captured):
+        self.captured = captured
+        self.raw = self
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> _RecordingCursor:
+        match = _INSERT.match(statement)
+        if match is None:
+            raise RuntimeError("the loader only writes new rows; the services read or update here")
+        self.captured.rows[(match.group(1), match.group(2))].append(tuple(params))
+        return self
+
+
+class _RecordingSql:
+    def __init__(self, captured: Captured):
+        self.captured = captured
+
+    @contextmanager
+    def transaction(self, *, commit: bool = True) -> Iterator[_RecordingCursor]:
+        yield _RecordingCursor(self.captured)
+
+
+class _CapturedCases:
+    """The case facts the services would read back from their own table."""
+
+    def __init__(self, facts: CaseFacts, captured: Captured):
+        self.facts = facts
+        self.captured = captured
+        self.by_id: dict[str, Sequence[Any]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.facts, name)  # writing goes to the real read model's code
+
+    def get(self, case_id: uuid.UUID) -> CaseView | None:
+        if str(case_id) not in self.by_id:
+            for (table, _), rows in self.captured.rows.items():
+                if table == self.facts.table:
+                    self.by_id.update((row[0], row) for row in rows[len(self.by_id) :])
+        row = self.by_id.get(str(case_id))
+        return None if row is None else case_view((*row, None, None))
+
+
+@contextmanager
+def capturing(app: Any, captured: Captured) -> Iterator[None]:
+    """Makes ``app`` write into ``captured`` instead of its store (reads still go to the store)."""
+
+    def insert_events(stored: Sequence[StoredEvent], tracking: Tracking | None = None, **_: Any) -> None:
+        captured.events[app.name].extend(stored)
+        if tracking is not None:
+            captured.tracking[(app.name, tracking.application_name)] = tracking.notification_id
+
+    recorder = app.recorder
+    saved_sql = app.sql
+    recorder.insert_events = insert_events
+    recorder._insert_events = lambda cur, stored, **kw: insert_events(stored, **kw)
+    app.sql = _RecordingSql(captured)
+    try:
+        yield
+    finally:
+        del recorder.insert_events, recorder._insert_events
+        app.sql = saved_sql
+
+
+def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
+    """``share_events`` shares (DataShared, notified, in the overview) over ``citizens`` citizens,
+    one case each."""
+    started = time.monotonic()
+    cases_app, sharing, notifications = (
+        CaseRegistration(settings),
+        DataSharing(settings),
+        Notifications(settings),
+    )
+    per_citizen = max(1, share_events // citizens)
+    positions: dict[str, int] = defaultdict(int)
+    bsns: list[str] = []
+    tracking: dict[tuple[str, str], int] = {}
+    # What request_share reads besides the case: no consent is needed for this share (the
+    # recipient's ground is its statutory task) and each request is new.
+    sharing._consent_facts = lambda case_id, subject: ConsentFacts(())  # type: ignore[method-assign]
+    sharing._find_decision = lambda request_id, to_agency: None  # type: ignore[method-assign]
+    try:
+        for first in range(0, citizens, BATCH):
+            captured = Captured()
+            sharing.cases = _CapturedCases(sharing.cases, captured)  # type: ignore[assignment]
+            notifications.cases = _CapturedCases(notifications.cases, captured)  # type: ignore[assignment]
+            with (
+                capturing(cases_app, captured),
+                capturing(sharing, captured),
+                capturing(notifications, captured),
+            ):
+                for number in range(first, min(citizens, first + BATCH)):
+                    bsn = citizen_bsn(number)
+                    bsns.append(bsn)
+                    case_id = str(uuid.uuid4())
+                    cases_app.register_case(
+                        load_command(RegisterCaseSchema, register_case_command(case_id, bsn=bsn))
+                    )
+                    for registered in _received(cases_app, captured, positions):
+                        sharing.cases.facts.apply(registered)  # type: ignore[attr-defined]
+                        notifications.record_case_registered(registered)
+                    for _ in range(per_citizen):
+                        sharing.request_share(
+                            load_command(RequestShareSchema, share_request_command(case_id, bsn=bsn))
+                        )
+                        for shared in _received(sharing, captured, positions):
+                            notifications.notify_share(shared)
+            sharing.cases = sharing.cases.facts  # type: ignore[attr-defined]
+            notifications.cases = notifications.cases.facts  # type: ignore[attr-defined]
+            _copy_in(settings, captured)
+            tracking.update(captured.tracking)
+        followers = {app.name: app for app in (sharing, notifications)}
+        for (app_name, upstream), position in tracking.items():
+            followers[app_name].process_recorder.insert_tracking(Tracking(upstream, position))
+    finally:
+        for each in (cases_app, sharing, notifications):
+            each.close()
+    return Loaded(time.monotonic() - started, bsns, per_citizen)
+
+
+def _received(app: Any, captured: Captured, positions: dict[str, int]) -> list[ReceivedEvent]:
+    """The app's events captured since last asked, as a consuming service receives them: each
+    at the notification id it gets when copied in (the tables start empty)."""
+    events = captured.events[app.name]
+    start, captured.handed_on[app.name] = captured.handed_on[app.name], len(events)
+    received = []
+    for stored in events[start:]:
+        positions[app.name] += 1
+        message = encode_event(app.mapper.to_domain_event(stored), app.name, positions[app.name])
+        if message is not None:
+            received.append(decode_event(message.body))
+    return received
+
+
+def _copy_in(settings: Settings, captured: Captured) -> None:
+    from shared.db import postgres_datastore
+
+    datastore = postgres_datastore(settings)
+    with datastore.transaction(commit=True) as cur, _blocking_psycopg2():
+        for app_name, events in captured.events.items():
+            stored = [(str(e.originator_id), e.originator_version, e.topic, bytes(e.state)) for e in events]
+            _copy(cur, f"{app_name}_events", "originator_id, originator_version, topic, state", stored)
+        for (table, columns), rows in captured.rows.items():
+            _copy(cur, table, columns, rows)
+
+
+@contextmanager
+def _blocking_psycopg2() -> Iterator[None]:
+    """psycopg2 cannot COPY while eventlet's wait callback makes it cooperative; the loader runs
+    alone, so blocking the hub for a COPY harms nothing."""
+    import psycopg2.extensions
+
+    callback = psycopg2.extensions.get_wait_callback()
+    psycopg2.extensions.set_wait_callback(None)
+    try:
+        yield
+    finally:
+        psycopg2.extensions.set_wait_callback(callback)
+
+
+def _copy(cur: Any, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write("\t".join(_copy_text(value) for value in row))
+        buffer.write("\n")
+    buffer.seek(0)
+    cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN", buffer)
+
+
+def _copy_text(value: Any) -> str:
+    """A value in COPY's text format (bytes as bytea hex)."""
+    if value is None:
+        return "\\N"
+    text = "\\x" + value.hex() if isinstance(value, bytes) else str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def citizen_bsn(number: int) -> str:
+    """The ``number``-th made-up BSN that passes the eleven-test (none is a real person's)."""
+    candidate = 100_000_000 + number * 10
+    while True:
+        digits = f"{candidate // 10:08d}"
+        check = sum(int(d) * w for d, w in zip(digits, range(9, 1, -1), strict=True)) % 11
+        if check < 10:
+            return f"{digits}{check}"
+        candidate += 10
+
+
+def overview_latencies(settings: Settings, bsns: list[str], queries: int, seed: int = 8) -> list[float]:
+    """Milliseconds per citizen's overview (``Notifications.overview_for``: the read model and the
+    sealed values opened), for ``queries`` random citizens, with a cold key cache."""
+    import random
+
+    notifications = Notifications(settings)
+    notifications.vault = Vault(notifications.vault.keys)
+    chooser = random.Random(seed)  # noqa: S311 (choosing citizens, not a secret)
+    timings = []
+    try:
+        for bsn in chooser.sample(bsns, min(queries, len(bsns))):
+            subject = pseudonymise(bsn, settings.pseudonym_secret)
+            began = time.perf_counter()
+            overview = notifications.overview_for(subject)
+            timings.append((time.perf_counter() - began) * 1000)
+            if not overview["cases"] or not overview["cases"][0]["shares"]:
+                raise RuntimeError("a loaded citizen's overview is empty")
+    finally:
+        notifications.close()
+    return timings
