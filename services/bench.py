@@ -51,6 +51,7 @@ from services.notification.domain import Notification, notification_id
 from shared.agencies import register_new_credentials
 from shared.config import Settings, generate_secret
 from shared.pseudonym import pseudonymise
+from shared.topology import SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,8 @@ SENDER, RECIPIENT = "gemeente-utrecht", "kredietbank-utrecht"
 #: The services a share passes through (the gateway is not on the agencies' bus path).
 SERVICES = ("case_registration", "consent", "data_sharing", "notification", "retention")
 #: Who follows whom: every consumer of an upstream must have caught up for a phase to be done.
-FOLLOWERS = {
-    "case_registration": ("consent", "data_sharing", "notification", "retention"),
-    "data_sharing": ("notification", "retention"),
-    "retention": ("case_registration", "data_sharing", "notification"),
-}
+#: The upstreams whose events the benchmark waits for every follower to have processed.
+UPSTREAMS = ("case_registration", "data_sharing", "retention")
 NOTIFICATION_TOPIC = get_topic(Notification.NotificationScheduled)  # type: ignore[attr-defined]
 
 
@@ -269,11 +267,20 @@ class Platform:
 
     def caught_up(self) -> bool:
         """True when every follower has processed everything its upstreams stored."""
-        for upstream, followers in FOLLOWERS.items():
-            last = self.app(upstream).recorder.max_notification_id() or 0
-            if any(self.app(name).position(upstream) < last for name in followers):
-                return False
+        for follower, keys in SUBSCRIPTIONS.items():
+            for upstream in UPSTREAMS:
+                wanted = {key.split(".", 1)[1] for key in keys if key.startswith(f"{upstream}.")}
+                if wanted and self._unprocessed(upstream, self.app(follower).position(upstream), wanted):
+                    return False
         return True
+
+    def _unprocessed(self, upstream: str, position: int, wanted: set[str]) -> bool:
+        """Whether the upstream stored an event the follower subscribes to after ``position``
+        (a follower's position stops at the last event it subscribes to)."""
+        later = self.app(upstream).recorder.select_notifications(
+            start=position, limit=10_000, inclusive_of_start=False
+        )
+        return any(n.topic.rsplit(".", 1)[-1] in wanted for n in later)
 
 
 class ServerPlatform(Platform):

@@ -26,7 +26,7 @@ from eventsourcing.persistence import StoredEvent, Tracking
 
 from services.case_registration.application import CaseRegistration
 from services.data_sharing.application import DataSharing
-from services.data_sharing.domain import ConsentFacts
+from services.data_sharing.domain import SubjectSay
 from services.demo import register_case_command, share_request_command
 from services.notification.application import Notifications
 from shared.casefacts import CaseFacts, case_view
@@ -36,6 +36,9 @@ from shared.contracts.commands import RegisterCaseSchema, RequestShareSchema, lo
 from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
 from shared.crypto import Vault
 from shared.pseudonym import pseudonymise
+
+#: The agency that registers, activates and shares, as in the demo.
+SENDER = "gemeente-utrecht"
 
 #: Citizens whose rows are captured before they are copied in (bounded memory).
 BATCH = 2_000
@@ -138,7 +141,9 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
     tracking: dict[tuple[str, str], int] = {}
     # What request_share reads besides the case: no consent is needed for this share (the
     # recipient's ground is its statutory task) and each request is new.
-    sharing._consent_facts = lambda case_id, subject: ConsentFacts(())  # type: ignore[method-assign]
+    sharing._subject_say = lambda case_id, subject: SubjectSay(  # type: ignore[method-assign]
+        consents=(), objection_id=None, overrides=()
+    )
     sharing._find_decision = lambda request_id, to_agency: None  # type: ignore[method-assign]
     try:
         for first in range(0, citizens, BATCH):
@@ -154,12 +159,18 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
                     bsn = citizen_bsn(number)
                     bsns.append(bsn)
                     case_id = str(uuid.uuid4())
-                    cases_app.register_case(
+                    case = cases_app.register_case(
                         load_command(RegisterCaseSchema, register_case_command(case_id, bsn=bsn))
                     )
-                    for registered in _received(cases_app, captured, positions):
-                        sharing.cases.facts.apply(registered)  # type: ignore[attr-defined]
-                        notifications.record_case_registered(registered)
+                    # activate_case as the service does it; the case is not in the store yet.
+                    case.activate(activated_by=SENDER)
+                    cases_app.save(case)
+                    for event in _received(cases_app, captured, positions):
+                        if event.name == "CaseActivated":
+                            _activate(captured, sharing.cases.facts, case_id)  # type: ignore[attr-defined]
+                            continue
+                        sharing.cases.facts.apply(event)  # type: ignore[attr-defined]
+                        notifications.record_case_registered(event)
                     for _ in range(per_citizen):
                         sharing.request_share(
                             load_command(RequestShareSchema, share_request_command(case_id, bsn=bsn))
@@ -177,6 +188,17 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
         for each in (cases_app, sharing, notifications):
             each.close()
     return Loaded(time.monotonic() - started, bsns, per_citizen)
+
+
+def _activate(captured: Captured, facts: CaseFacts, case_id: str) -> None:
+    """CaseActivated as data_sharing applies it, on the case's row before it is copied in (the
+    loader writes new rows only)."""
+    for (table, _), rows in captured.rows.items():
+        if table == facts.table:
+            for index in range(len(rows) - 1, -1, -1):  # just registered: the last row
+                if rows[index][0] == case_id:
+                    rows[index] = (case_id, "active", *rows[index][2:])
+                    break
 
 
 def _received(app: Any, captured: Captured, positions: dict[str, int]) -> list[ReceivedEvent]:
