@@ -73,15 +73,26 @@ class CommandFailed(Exception):
         self.error = error
 
 
+#: Inbox messages whose ``sealed_content`` is sealed to your encryption key.
+SEALED_CONTENT_MESSAGES = ("ShareReceived", "ShareCorrected")
+
+
 @dataclass
 class InboxMessage:
     name: str
     message_id: str
     correlation_id: str | None
     data: dict[str, Any]
-    #: For ``ShareReceived``: the shared content, opened with your encryption key.
+    #: For ``ShareReceived`` and ``ShareCorrected``: the (corrected) content, opened with your
+    #: encryption key.
     content: Any = None
     envelope: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def requires_erasure(self) -> bool:
+        """``ShareErasureRequired``: erase your copy of share ``data["share_id"]`` and of its
+        corrections (see docs/agencies.md)."""
+        return self.name == "ShareErasureRequired"
 
 
 class AgencyClient:
@@ -205,11 +216,11 @@ class AgencyClient:
             channel.close()
 
     def read(self, body: bytes | str) -> InboxMessage:
-        """An inbox message, its shared content opened when it is sealed to you."""
+        """An inbox message, its shared or corrected content opened when it is sealed to you."""
         envelope = json.loads(body)
         data = envelope.get("data") or {}
         content = None
-        if envelope.get("message") == "ShareReceived" and data.get("sealed_content"):
+        if envelope.get("message") in SEALED_CONTENT_MESSAGES and data.get("sealed_content"):
             content = open_sealed(unb64(self.credentials.encryption_private_key), data["sealed_content"])
         return InboxMessage(
             name=envelope.get("message", ""),

@@ -367,6 +367,7 @@ CREATED = {
     "add_participant",
     "lodge_objection",
     "record_safety_override",
+    "correct_share",
 }
 
 

@@ -179,6 +179,7 @@ class Catalogue:
     erasure_refusals: dict[str, Reason] = field(default_factory=dict)
     safety_override_grounds: dict[str, Reason] = field(default_factory=dict)
     safety_override_end_reasons: dict[str, Reason] = field(default_factory=dict)
+    correction_reasons: dict[str, Reason] = field(default_factory=dict)
     source: str = field(default="", compare=False)
 
     def category(self, code: str) -> Category:
@@ -268,6 +269,7 @@ def parse(data: dict[str, Any], source: str = "") -> Catalogue:
         erasure_refusals=_reasons(data.get("erasure_refusals")),
         safety_override_grounds=_reasons(data.get("safety_override_grounds")),
         safety_override_end_reasons=_reasons(data.get("safety_override_end_reasons")),
+        correction_reasons=_reasons(data.get("correction_reasons")),
         source=source,
     )
 

@@ -1,4 +1,5 @@
-"""Use cases of data sharing: decide a share request, learn cases and consents."""
+"""Use cases of data sharing: decide a share request, correct what was shared, pass on its
+erasure, learn cases and consents."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from keten_client.protocol import seal_for
 from services.data_sharing.domain import (
+    NotSenderOrRecordHolderError,
     RefusedShare,
     Share,
     ShareRequest,
@@ -27,11 +29,12 @@ from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
 from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
 from shared.contracts.inbox import inbox_message, inbox_message_id
+from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
 from shared.pseudonym import pseudonymise
 from shared.reasons import refusal_text, share_refusals
-from shared.sealed import PURGED, KeyScope
+from shared.sealed import PURGED, KeyScope, Sealed
 
 
 class DataSharing(KetenApplication):
@@ -174,14 +177,120 @@ class DataSharing(KetenApplication):
         except AggregateNotFoundError:
             return None
 
-    # -- telling the recipient ----------------------------------------------------------------
+    # -- correcting what was shared (rule 6) ------------------------------------------------
+    def correct_share(self, command: dict[str, Any], correlation_id: str | None = None) -> list[Share]:
+        """Records a ``CorrectShareSchema`` command: the corrected content, sealed like the
+        original, on every share the original content went out in (each recipient of the
+        request), so that each recipient is told. Returns those shares.
+
+        Unknown share: 404; refused share: 409; neither its sender nor the record holder: 403;
+        its records purged: 409. Repeating a correction id records nothing new.
+        """
+        share = self._find_share(command["share_id"])
+        agency = command["agency"]
+        case = self.cases.get(share.case_id)
+        try:
+            share.check_may_be_corrected_by(agency, case.record_holder if case else None)
+        except NotSenderOrRecordHolderError:
+            raise NotAuthorised(
+                "not_sender_or_record_holder",
+                "only the agency that shared it or the case's record holder may correct a share",
+                "agency",
+            ) from None
+        if command["reason_code"] not in self.catalogue.correction_reasons:
+            raise InvalidRequest("unknown_reason", "not a reason for a correction", "reason_code")
+        shares = self._shares_of_request(share.request_id)
+        correction_id = command["correction_id"]
+        if all(other.has_correction(correction_id) for other in shares):
+            return shares
+        if share.erasure_passed_on or self._is_purged(share.content):
+            raise Conflict(
+                "share_purged", "the share's records were purged; nothing is left to correct", "share_id"
+            )
+        try:
+            content = self.seal(
+                KeyScope(share.case_id, share.subject),
+                {"content": command["content"], "reference": command.get("content_reference")},
+            )
+        except ScopeShreddedError:
+            raise Conflict(
+                "share_purged", "the share's records were purged; nothing is left to correct", "share_id"
+            ) from None
+        for other in shares:
+            other.correct(
+                correction_id,
+                corrected_by=agency,
+                reason_code=command["reason_code"],
+                content=content,
+                correlation_id=correlation_id or str(correction_id),
+            )
+        self.save(*shares)
+        return shares
+
+    def _find_share(self, share_id: UUID) -> Share:
+        try:
+            found: Any = self.repository.get(share_id)
+        except AggregateNotFoundError:
+            raise NotFound("unknown_share", "no share with this id", "share_id") from None
+        if not isinstance(found, Share):
+            raise Conflict(
+                "share_refused", "this share was refused: nothing was shared to correct", "share_id"
+            )
+        return found
+
+    def _shares_of_request(self, request_id: UUID) -> list[Share]:
+        """Every allowed share of one request: the same content went to each of their recipients.
+        Share ids follow from the request and the recipient, so the catalogue's agencies find them."""
+        found = (self._find_decision(request_id, agency) for agency in sorted(self.catalogue.agencies))
+        return [share for share in found if isinstance(share, Share)]
+
+    def _is_purged(self, content: Sealed | None) -> bool:
+        """Asks the key store itself: a cached key may outlive a purge until it is reported."""
+        return content is not None and not isinstance(self.vault.keys.load(content.key_id), bytes)
+
+    # -- telling the recipients ---------------------------------------------------------------
     def inbox_messages(self, domain_event: Any) -> list[OutgoingMessage]:
-        """A share, told to its recipient with the content sealed to the recipient's own key:
-        the point of sharing, and readable by nobody on the way (broker, dead letters)."""
-        if type(domain_event).__qualname__ != "Share.DataShared":
-            return []
+        """What a share's events tell its recipient: the share and each correction, with the
+        content sealed to the recipient's own key (readable by nobody on the way: broker, dead
+        letters), and that the platform purged its records so the recipient erases its copy."""
+        kind = type(domain_event).__qualname__
         share_id = domain_event.originator_id
-        key = self.agencies.current_key(domain_event.to_agency)
+        if kind == "Share.DataShared":
+            name, message_id = "ShareReceived", inbox_message_id("share", share_id)
+            data = {**vars(domain_event), "share_id": share_id, "shared_at": domain_event.timestamp}
+        elif kind == "Share.ShareCorrected":
+            name = "ShareCorrected"
+            message_id = inbox_message_id("correction", share_id, domain_event.correction_id)
+            data = {**vars(domain_event), "share_id": share_id, "corrected_at": domain_event.timestamp}
+        elif kind == "Share.ErasurePassedOn":
+            data = {**vars(domain_event), "share_id": share_id}
+            return [
+                inbox_message(
+                    recipient,
+                    "ShareErasureRequired",
+                    data,
+                    message_id=inbox_message_id("erasure", share_id, recipient),
+                    occurred_at=domain_event.timestamp,
+                )
+                for recipient in domain_event.recipients
+            ]
+        else:
+            return []
+        data.update(self._content_for(domain_event.to_agency, domain_event))
+        return [
+            inbox_message(
+                domain_event.to_agency,
+                name,
+                data,
+                message_id=message_id,
+                correlation_id=domain_event.correlation_id,
+                occurred_at=domain_event.timestamp,
+            )
+        ]
+
+    def _content_for(self, agency: str, domain_event: Any) -> dict[str, Any]:
+        """The event's content sealed to ``agency``'s current key, or why it is withheld."""
+        key = self.agencies.current_key(agency)
         opened = self.vault.open(domain_event.content)
         case = self.cases.get(domain_event.case_id)
         subject = case.subjects.get(domain_event.subject) if case else None
@@ -195,24 +304,7 @@ class DataSharing(KetenApplication):
                 key.encryption_public_key,
                 {**(opened or {}), "subject": {"role": subject.role if subject else None}},
             )
-        data = {
-            **vars(domain_event),
-            "share_id": share_id,
-            "shared_at": domain_event.timestamp,
-            "key_id": key.key_id if key else None,
-            "sealed_content": sealed,
-            "content_withheld": withheld,
-        }
-        return [
-            inbox_message(
-                domain_event.to_agency,
-                "ShareReceived",
-                data,
-                message_id=inbox_message_id("share", share_id),
-                correlation_id=domain_event.correlation_id,
-                occurred_at=domain_event.timestamp,
-            )
-        ]
+        return {"key_id": key.key_id if key else None, "sealed_content": sealed, "content_withheld": withheld}
 
     @cached_property
     def agencies(self) -> AgencyRegistry:
@@ -328,8 +420,19 @@ class DataSharing(KetenApplication):
 
     def record_records_purged(self, event: ReceivedEvent) -> None:
         """Forgets the purged scope: the subject's consents (all of the case's once nothing
-        personal is left) and the subject's details in the case facts."""
+        personal is left) and the subject's details in the case facts. Passes the erasure on to
+        the recipients of each purged share (rule 6), once: ``ErasurePassedOn`` is saved with
+        the tracking record, so a redelivered purge passes nothing on again."""
         data = event.data
+        passed_on = []
+        if data["record_kind"] == "share_records":
+            for record_id in data["record_ids"]:
+                try:
+                    share = self._find_share(UUID(record_id))
+                except (NotFound, Conflict):
+                    continue  # not an allowed share: nothing went to anyone
+                if share.pass_on_erasure(data["reason"], event.occurred_at):
+                    passed_on.append(share)
 
         def write(cur: Cursor) -> None:
             self.cases.forget_purged(cur, event)
@@ -342,5 +445,5 @@ class DataSharing(KetenApplication):
                     (str(data["case_id"]), data["subject"]),
                 )
 
-        self.write_tracked(event.tracking, write)
+        self.save_tracked(event.tracking, *passed_on, write=write)
         self.forget_keys(event)

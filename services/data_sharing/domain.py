@@ -4,13 +4,15 @@ Pure domain. ``decide`` weighs one request for one recipient against what is kno
 (``CaseView``) and what the subject said (``SubjectSay``: consent, objection, safety overrides),
 and returns a ``Decision`` with a reason code; the
 application records it as ``Share`` (``DataShared``) or ``RefusedShare`` (``ShareRefused``).
-Every decision is an event, allowed or refused.
+Every decision is an event, allowed or refused. A share's content can later be corrected
+(``ShareCorrected``) and its erasure passed on to its recipient (``ErasurePassedOn``): DESIGN.md
+rule 6.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -155,8 +157,13 @@ def decide(
     )
 
 
+class NotSenderOrRecordHolderError(Exception):
+    """Only the agency that made a share, or the case's record holder, corrects its content."""
+
+
 class Share(Aggregate):
-    """Data that was shared: with whom, what, why, on what ground. Immutable on record."""
+    """Data that was shared: with whom, what, why, on what ground. What was shared stays on
+    record; a correction is recorded beside it, and so is that its erasure was passed on."""
 
     @event("DataShared")
     def __init__(
@@ -189,10 +196,73 @@ class Share(Aggregate):
         self.purpose = purpose
         self.content = content
         self.override_id = override_id
+        self.correction_ids: tuple[UUID, ...] = ()
+        self.erasure_passed_on = False
 
     @staticmethod
     def create_id(request_id: UUID, to_agency: str) -> UUID:
         return share_id(request_id, to_agency)
+
+    def check_may_be_corrected_by(self, agency: str, record_holder: str | None) -> None:
+        """The sender knows what it shared; the record holder acts on the subject's request."""
+        if agency not in (self.from_agency, record_holder):
+            raise NotSenderOrRecordHolderError(agency)
+
+    def has_correction(self, correction_id: UUID) -> bool:
+        return correction_id in self.correction_ids
+
+    def correct(
+        self,
+        correction_id: UUID,
+        corrected_by: str,
+        reason_code: str,
+        content: Sealed | None,
+        correlation_id: str | None,
+    ) -> None:
+        """Records corrected content for the recipient; a correction on record is not repeated."""
+        if self.has_correction(correction_id):
+            return
+        self._record_correction(
+            correction_id=correction_id,
+            case_id=self.case_id,
+            subject=self.subject,
+            from_agency=self.from_agency,
+            to_agency=self.to_agency,
+            corrected_by=corrected_by,
+            reason_code=reason_code,
+            content=content,
+            correlation_id=correlation_id,
+        )
+
+    @event("ShareCorrected")
+    def _record_correction(
+        self,
+        correction_id: UUID,
+        case_id: UUID,
+        subject: str,
+        from_agency: str,
+        to_agency: str,
+        corrected_by: str,
+        reason_code: str,
+        content: Sealed | None,
+        correlation_id: str | None,
+    ) -> None:
+        self.correction_ids = (*self.correction_ids, correction_id)
+
+    def pass_on_erasure(self, reason: str, purged_at: datetime) -> bool:
+        """Tells the recipient to erase its copy, once; False when that is on record already."""
+        if self.erasure_passed_on:
+            return False
+        self._record_erasure_passed_on(
+            case_id=self.case_id, recipients=(self.to_agency,), reason=reason, purged_at=purged_at
+        )
+        return True
+
+    @event("ErasurePassedOn")
+    def _record_erasure_passed_on(
+        self, case_id: UUID, recipients: tuple[str, ...], reason: str, purged_at: datetime
+    ) -> None:
+        self.erasure_passed_on = True
 
 
 class RefusedShare(Aggregate):

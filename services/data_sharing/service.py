@@ -10,7 +10,7 @@ from services.data_sharing.application import DataSharing
 from services.data_sharing.domain import Share
 from shared.commands import AgencyCommands
 from shared.consumer import consumes
-from shared.contracts.commands import RequestShareSchema, load_command
+from shared.contracts.commands import CorrectShareSchema, RequestShareSchema, load_command
 from shared.contracts.envelope import ReceivedEvent
 from shared.dependencies import ApplicationProvider, ServiceHealth
 from shared.errors import KetenError
@@ -44,6 +44,17 @@ class DataSharingService:
                 }
             )
         return {"request_id": str(loaded["request_id"]), "decisions": result}
+
+    @rpc(expected_exceptions=KetenError)
+    def correct_share(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Corrects a share's content (``CorrectShareSchema``); every recipient is told."""
+        loaded = load_command(CorrectShareSchema, command)
+        shares = self.sharing.correct_share(loaded)
+        return {
+            "correction_id": str(loaded["correction_id"]),
+            "share_id": str(loaded["share_id"]),
+            "passed_on_to": [{"share_id": str(share.id), "to_agency": share.to_agency} for share in shares],
+        }
 
     @consumes("case_registration", "CaseRegistered")
     def handle_case_registered(self, event: ReceivedEvent) -> None:

@@ -174,6 +174,11 @@ class GatewayService:
     def request_share(self, request: Request) -> dict[str, Any]:
         return self.data_sharing.request_share(self.signatures.command(request))
 
+    @json_http("POST", "/api/shares/<string:share_id>/corrections")
+    def correct_share(self, request: Request, share_id: str) -> tuple[int, dict[str, Any]]:
+        """Corrects what was shared; every agency the content went to is told (rule 6)."""
+        return 201, self.data_sharing.correct_share(self.signatures.command(request, share_id=share_id))
+
     # -- citizens -----------------------------------------------------------------------------
     @json_http("POST", "/api/citizen/session")
     def log_in(self, request: Request) -> tuple[int, dict[str, Any]]:

@@ -117,6 +117,53 @@ class ShareReceivedSchema(InboxSchema):
     content_withheld = fields.String(allow_none=True, load_default=None, metadata={"example": "no_key"})
 
 
+class ShareCorrectedMessageSchema(InboxSchema):
+    """The content of a share made to this agency was corrected. Replace your copy of the
+    share's content with the corrected content, sealed to your key as in ``ShareReceived``."""
+
+    message_name = "ShareCorrected"
+
+    share_id = fields.UUID(required=True, metadata={"description": "the ShareReceived it corrects"})
+    correction_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    from_agency = AgencyId(required=True, metadata={"description": "who shared it with you"})
+    corrected_by = AgencyId(required=True, metadata={"description": "the sender or the record holder"})
+    reason_code = Code(
+        required=True,
+        metadata={"description": "correction_reasons in the catalogue", "example": "factual_error"},
+    )
+    corrected_at = fields.AwareDateTime(required=True)
+    key_id = fields.String(
+        allow_none=True, required=True, metadata={"description": "the key the content is sealed to"}
+    )
+    sealed_content = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "base64 HPKE ciphertext of {content, reference, subject: {role}}, the "
+            "corrected content; null when withheld (content_withheld says why)"
+        },
+    )
+    content_withheld = fields.String(allow_none=True, load_default=None, metadata={"example": "no_key"})
+
+
+class ShareErasureRequiredSchema(InboxSchema):
+    """The platform purged the records of a share made to this agency: erase your own copy of
+    what was shared (and of its corrections), unless a statutory duty of your own makes you keep
+    it. Carries no personal data."""
+
+    message_name = "ShareErasureRequired"
+
+    share_id = fields.UUID(required=True, metadata={"description": "the ShareReceived to erase"})
+    case_id = fields.UUID(required=True)
+    reason = fields.String(
+        required=True,
+        validate=validate.OneOf(["erasure", "retention"]),
+        metadata={"description": "erasure: the citizen's request was granted; retention: its time was up"},
+    )
+    purged_at = fields.AwareDateTime(required=True)
+
+
 def inbox_message(
     agency: str,
     name: str,

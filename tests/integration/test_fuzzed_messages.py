@@ -65,6 +65,14 @@ VALID = {
         "override_id": str(uuid.uuid4()),
         "reason_code": "risk_resolved",
     },
+    "correct_share": lambda: {
+        "schema_version": 1,
+        "agency": UTRECHT,
+        "correction_id": str(uuid.uuid4()),
+        "share_id": str(uuid.uuid4()),
+        "content": "x",
+        "reason_code": "factual_error",
+    },
 }
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),

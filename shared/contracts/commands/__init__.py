@@ -21,7 +21,7 @@ from shared.contracts.commands.consent import (
     WithdrawConsentSchema,
     WithdrawObjectionSchema,
 )
-from shared.contracts.commands.data_sharing import RequestShareSchema
+from shared.contracts.commands.data_sharing import CorrectShareSchema, RequestShareSchema
 from shared.contracts.commands.retention import (
     ErasureRequestSchema,
     LiftLegalHoldSchema,
@@ -34,6 +34,7 @@ __all__ = [
     "AddParticipantSchema",
     "CloseCaseSchema",
     "CommandSchema",
+    "CorrectShareSchema",
     "EndSafetyOverrideSchema",
     "ErasureRequestSchema",
     "GiveConsentSchema",

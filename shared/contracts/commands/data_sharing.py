@@ -54,3 +54,31 @@ class RequestShareSchema(CommandSchema):
         metadata={"description": "per special or criminal category, the ground relied on"},
     )
     direction = fields.String(load_default="push", validate=validate.OneOf(["push", "pull"]))
+
+
+class CorrectionPassedOnSchema(Schema):
+    share_id = fields.UUID(required=True)
+    to_agency = AgencyId(required=True)
+
+
+class CorrectionRecordedSchema(Schema):
+    """The correction on record, and the shares (one per recipient) it was passed on in."""
+
+    correction_id = fields.UUID(required=True)
+    share_id = fields.UUID(required=True)
+    passed_on_to = fields.List(fields.Nested(CorrectionPassedOnSchema), required=True)
+
+
+class CorrectShareSchema(CommandSchema):
+    """Corrects the content of a share: the share's sender does, or the case's record holder on
+    the subject's request. The correction goes to every agency the content was shared with."""
+
+    command_name = "correct_share"
+    service = "data_sharing"
+    reply_schema = CorrectionRecordedSchema
+
+    correction_id = fields.UUID(required=True, metadata={"description": "repeat-safe id of this correction"})
+    share_id = fields.UUID(required=True, metadata={"description": "any share the content went out in"})
+    content = fields.String(required=True, validate=validate.Length(min=1, max=20000))
+    content_reference = fields.String(load_default=None, validate=validate.Length(max=500))
+    reason_code = Code(required=True, metadata={"description": "one of correction_reasons in the catalogue"})

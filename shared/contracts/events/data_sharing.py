@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import fields
+from marshmallow import fields, validate
 
 from shared.contracts.events.base import ContactPointRef, EventSchema
 from shared.contracts.fields import AgencyId, Code, Pseudonym, SealedValue
@@ -62,3 +62,33 @@ class ShareRefusedSchema(EventSchema):
     )
     catalogue_version = fields.String(required=True)
     correlation_id = fields.String(allow_none=True, load_default=None)
+
+
+class ShareCorrectedSchema(EventSchema):
+    """The content of a share was corrected; sealed under the subject's key like the content of
+    ``DataShared``, so the purge of the share's records shreds the correction too."""
+
+    event_name, source, aggregate_id_field = "ShareCorrected", "data_sharing", "share_id"
+
+    share_id = fields.UUID(required=True)
+    correction_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    subject = Pseudonym(required=True)
+    from_agency = AgencyId(required=True, metadata={"description": "the share's sender"})
+    to_agency = AgencyId(required=True, metadata={"description": "the share's recipient, who is told"})
+    corrected_by = AgencyId(required=True, metadata={"description": "the sender or the record holder"})
+    reason_code = Code(required=True, metadata={"description": "one of correction_reasons in the catalogue"})
+    content = SealedValue(metadata={"description": "the corrected content, sealed under the subject's key"})
+    correlation_id = fields.String(allow_none=True, load_default=None)
+
+
+class ErasurePassedOnSchema(EventSchema):
+    """The share's records were purged and its recipients were told to erase their own copy."""
+
+    event_name, source, aggregate_id_field = "ErasurePassedOn", "data_sharing", "share_id"
+
+    share_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    recipients = fields.List(AgencyId(), required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(["retention", "erasure"]))
+    purged_at = fields.AwareDateTime(required=True)
