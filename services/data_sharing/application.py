@@ -18,6 +18,7 @@ from services.data_sharing.domain import (
     Share,
     ShareRequest,
     SubjectSay,
+    check_may_correct,
     decide,
     share_id,
 )
@@ -186,17 +187,18 @@ class DataSharing(KetenApplication):
         Unknown share: 404; refused share: 409; neither its sender nor the record holder: 403;
         its records purged: 409. Repeating a correction id records nothing new.
         """
-        share = self._find_share(command["share_id"])
+        decision = self._find_decision_by_id(command["share_id"])
         agency = command["agency"]
-        case = self.cases.get(share.case_id)
-        try:
-            share.check_may_be_corrected_by(agency, case.record_holder if case else None)
+        case = self.cases.get(decision.case_id)
+        try:  # before anything else: another agency learns nothing of the request, not even a refusal
+            check_may_correct(decision.from_agency, agency, case.record_holder if case else None)
         except NotSenderOrRecordHolderError:
             raise NotAuthorised(
                 "not_sender_or_record_holder",
                 "only the agency that shared it or the case's record holder may correct a share",
                 "agency",
             ) from None
+        share = self._as_share(decision)
         if command["reason_code"] not in self.catalogue.correction_reasons:
             raise InvalidRequest("unknown_reason", "not a reason for a correction", "reason_code")
         shares = self._shares_of_request(share.request_id)
@@ -228,10 +230,17 @@ class DataSharing(KetenApplication):
         return shares
 
     def _find_share(self, share_id: UUID) -> Share:
+        return self._as_share(self._find_decision_by_id(share_id))
+
+    def _find_decision_by_id(self, share_id: UUID) -> Share | RefusedShare:
         try:
-            found: Any = self.repository.get(share_id)
+            found: Share | RefusedShare = self.repository.get(share_id)
         except AggregateNotFoundError:
             raise NotFound("unknown_share", "no share with this id", "share_id") from None
+        return found
+
+    @staticmethod
+    def _as_share(found: Share | RefusedShare) -> Share:
         if not isinstance(found, Share):
             raise Conflict(
                 "share_refused", "this share was refused: nothing was shared to correct", "share_id"

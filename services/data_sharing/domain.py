@@ -204,9 +204,7 @@ class Share(Aggregate):
         return share_id(request_id, to_agency)
 
     def check_may_be_corrected_by(self, agency: str, record_holder: str | None) -> None:
-        """The sender knows what it shared; the record holder acts on the subject's request."""
-        if agency not in (self.from_agency, record_holder):
-            raise NotSenderOrRecordHolderError(agency)
+        check_may_correct(self.from_agency, agency, record_holder)
 
     def has_correction(self, correction_id: UUID) -> bool:
         return correction_id in self.correction_ids
@@ -263,6 +261,13 @@ class Share(Aggregate):
         self, case_id: UUID, recipients: tuple[str, ...], reason: str, purged_at: datetime
     ) -> None:
         self.erasure_passed_on = True
+
+
+def check_may_correct(from_agency: str, agency: str, record_holder: str | None) -> None:
+    """Only the sender (it knows what it shared) or the case's record holder (acting on the
+    subject's request) may correct a share, or even learn what became of the request."""
+    if agency not in (from_agency, record_holder):
+        raise NotSenderOrRecordHolderError(agency)
 
 
 class RefusedShare(Aggregate):

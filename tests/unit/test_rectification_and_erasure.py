@@ -136,6 +136,9 @@ def test_a_refused_share_cannot_be_corrected(platform, shared):
     with pytest.raises(Conflict) as raised:
         correct(platform, refused.id)
     assert raised.value.code == "share_refused"
+    with pytest.raises(NotAuthorised) as raised_for_another:
+        correct(platform, refused.id, agency="uwv")
+    assert raised_for_another.value.code == "not_sender_or_record_holder", "it learns nothing of it"
 
 
 def test_repeating_a_correction_records_nothing_new(platform, shared):
