@@ -26,6 +26,11 @@ class DataSharedSchema(EventSchema):
     meeting_id = fields.String(allow_none=True, load_default=None)
     content = SealedValue(metadata={"description": "what was shared, sealed under the subject's key"})
     direction = fields.String(required=True, metadata={"description": "push or pull"})
+    override_id = fields.UUID(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "the safety override under which it was shared despite an objection"},
+    )
     contact_point = fields.Nested(ContactPointRef, required=True)
     catalogue_version = fields.String(required=True)
     correlation_id = fields.String(allow_none=True, load_default=None)
@@ -44,6 +49,10 @@ class ShareRefusedSchema(EventSchema):
     purpose = Code(required=True)
     reason_code = Code(required=True)
     reason = fields.String(required=True, metadata={"description": "plain-language reason"})
-    visible_to_subject = fields.Boolean(required=True)
+    visible_to_subject = fields.Boolean(
+        required=True,
+        metadata={"description": "shown in the subject's overview (e.g. refused under an objection)"},
+    )
+    direction = fields.String(load_default="push", metadata={"description": "push or pull"})
     catalogue_version = fields.String(required=True)
     correlation_id = fields.String(allow_none=True, load_default=None)
