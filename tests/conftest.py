@@ -4,14 +4,16 @@ a server skips (saying which) when the server is down; with CI=true that is a fa
 
 from __future__ import annotations
 
+import os
 import warnings
 
+# selenium brings trio, whose hypothesis plugin cannot import under eventlet's monkey patching.
+os.environ.setdefault("HYPOTHESIS_NO_PLUGINS", "1")
 warnings.filterwarnings("ignore", message=r"(?s)\s*Eventlet is deprecated")
 import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
 
-import os  # noqa: E402
 import socket  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402

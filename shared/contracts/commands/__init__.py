@@ -9,6 +9,7 @@ from shared.contracts.commands.base import COMMAND_SCHEMAS, CommandSchema, load_
 from shared.contracts.commands.case_registration import CloseCaseSchema, RegisterCaseSchema
 from shared.contracts.commands.consent import GiveConsentSchema
 from shared.contracts.commands.data_sharing import RequestShareSchema
+from shared.contracts.commands.notification import EndDeferralSchema, ExtendDeferralSchema
 from shared.contracts.commands.retention import (
     ErasureRequestSchema,
     LiftLegalHoldSchema,
@@ -19,7 +20,9 @@ __all__ = [
     "COMMAND_SCHEMAS",
     "CloseCaseSchema",
     "CommandSchema",
+    "EndDeferralSchema",
     "ErasureRequestSchema",
+    "ExtendDeferralSchema",
     "GiveConsentSchema",
     "LiftLegalHoldSchema",
     "PlaceLegalHoldSchema",
