@@ -222,7 +222,9 @@ class Notifications(KetenApplication):
             notifications = [n for n in (self.repository.get(UUID(i)) for i in ids) if n.due]
             if not notifications:
                 continue
-            message_id = str(uuid5(NOTIFICATION_NAMESPACE, ",".join(sorted(str(n.id) for n in notifications))))
+            message_id = str(
+                uuid5(NOTIFICATION_NAMESPACE, ",".join(sorted(str(n.id) for n in notifications)))
+            )
             for notification in notifications:
                 notification.attempt(message_id)
             try:
@@ -234,7 +236,9 @@ class Notifications(KetenApplication):
                 self._deliver(notifications, message_id)
             except DeliveryFailed as failure:
                 for notification in notifications:
-                    notification.mark_failed(failure.code, failure.permanent, now, self.settings.notify_retry_seconds)
+                    notification.mark_failed(
+                        failure.code, failure.permanent, now, self.settings.notify_retry_seconds
+                    )
                 metrics.notifications.labels(channel, "failed").inc(len(notifications))
             else:
                 for notification in notifications:
@@ -264,7 +268,9 @@ class Notifications(KetenApplication):
         if first.channel == "portal":
             return
         language = contact.get("language", "nl")
-        notice = self.templates.render(message_id, language, self.notice_context(notifications, contact, language))
+        notice = self.templates.render(
+            message_id, language, self.notice_context(notifications, contact, language)
+        )
         if first.channel == "email":
             if not contact.get("email") or not self.email.available:
                 raise DeliveryFailed("no_email_address", permanent=True)
@@ -375,15 +381,21 @@ class Notifications(KetenApplication):
                     (domain_event.review_on.isoformat(), override_id),
                 )
             else:
-                cur.execute(f"UPDATE {self.deferrals_table} SET ended = 1 WHERE override_id = ?", (override_id,))
+                cur.execute(
+                    f"UPDATE {self.deferrals_table} SET ended = 1 WHERE override_id = ?", (override_id,)
+                )
         self.overview.apply_own(cur, domain_event)
 
     # -- rebuilding the overview from the events alone ----------------------------------------
-    def rebuild_overview(self, upstream: Iterable[ReceivedEvent], progress: Callable[[int], None] | None = None) -> int:
+    def rebuild_overview(
+        self, upstream: Iterable[ReceivedEvent], progress: Callable[[int], None] | None = None
+    ) -> int:
         """Empties the overview and applies every upstream event (in time order across the
         services, each service's in its own order), then the service's own events, exactly as
         the live consumer does. Returns how many events were applied."""
-        own = [self.mapper.to_domain_event(n) for n in self.recorder.select_notifications(start=1, limit=10**9)]
+        own = [
+            self.mapper.to_domain_event(n) for n in self.recorder.select_notifications(start=1, limit=10**9)
+        ]
         applied = 0
         with self.sql.transaction() as cur:
             self.overview.clear(cur)

@@ -143,7 +143,9 @@ class Notification(Aggregate):
     def mark_failed(self, reason_code: str, permanent: bool, now: datetime, retry_base: float) -> None:
         """A failed attempt: retried with backoff, or rerouted when the channel cannot work."""
         if permanent or self.attempts >= MAX_ATTEMPTS:
-            self._rerouted(from_channel=self.channel, to_channel=FALLBACK[self.channel], reason_code=reason_code)
+            self._rerouted(
+                from_channel=self.channel, to_channel=FALLBACK[self.channel], reason_code=reason_code
+            )
         else:
             self._failed(
                 channel=self.channel,

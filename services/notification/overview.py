@@ -126,7 +126,9 @@ class CitizenOverview:
                 kind="consent",
             )
         elif name == "ObjectionLodged":
-            self.add_entry(cur, data["subject"], data["objection_id"], "objection", event, {"status": "lodged"})
+            self.add_entry(
+                cur, data["subject"], data["objection_id"], "objection", event, {"status": "lodged"}
+            )
         elif name == "ObjectionWithdrawn":
             self.change_entries(
                 cur,
@@ -135,10 +137,12 @@ class CitizenOverview:
                 entry_id=data["objection_id"],
             )
         elif name == "SafetyOverrideRecorded":
+            # The professional's own reasons and the deferral's stay out: the citizen is owed the
+            # explanation, and the override only once it is no longer deferred.
+            shown = {k: v for k, v in data.items() if k not in ("deferral", "reasons", "subjects")}
             override = {"status": "active", "deferred": data["deferral"] is not None}
             for subject in data["subjects"]:
-                document = {k: v for k, v in data.items() if k not in ("deferral", "reasons", "subjects")}
-                self.add_entry(cur, subject, data["override_id"], "override", event, {**document, **override})
+                self.add_entry(cur, subject, data["override_id"], "override", event, override, data=shown)
         elif name == "SafetyOverrideEnded":
             self.change_entries(
                 cur,
@@ -247,8 +251,10 @@ class CitizenOverview:
         kind: str,
         event: ReceivedEvent,
         extra: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
-        document = {**event.data, **(extra or {}), "kind": kind, "occurred_at": event.occurred_at}
+        document = {**(event.data if data is None else data), **(extra or {}), "kind": kind}
+        document["occurred_at"] = event.occurred_at
         cur.execute(
             f"INSERT INTO {self.entries_table} (subject, entry_id, case_id, kind, occurred_at, document)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (subject, entry_id) DO NOTHING",
@@ -309,7 +315,8 @@ class CitizenOverview:
         """Changes the case's document of one subject, or of every subject when ``subject`` is None."""
         query = f"SELECT subject, document FROM {self.cases_table} WHERE case_id = ?"
         rows = cur.execute(
-            query + (" AND subject = ?" if subject else ""), (str(case_id), subject) if subject else (str(case_id),)
+            query + (" AND subject = ?" if subject else ""),
+            (str(case_id), subject) if subject else (str(case_id),),
         ).fetchall()
         for row_subject, raw in rows:
             document = {**json.loads(raw), **changes}
