@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
@@ -162,7 +163,7 @@ class Notifications(KetenApplication):
         deferral = self._deferral(override_id)
         with _domain_errors():
             deferral.end(agency)
-        held = [self.repository.get(UUID(n)) for n in self._held_under(override_id)]
+        held: list[Notification] = [self.repository.get(UUID(n)) for n in self._held_under(override_id)]
         for notification in held:
             notification.release()
         self._save(None, deferral, *held)
@@ -187,7 +188,8 @@ class Notifications(KetenApplication):
             result = []
             for override_id, case_id, review_on in rows:
                 held = cur.execute(
-                    f"SELECT COUNT(*) FROM {self.deliveries_table} WHERE override_id = ? AND status = 'deferred'",
+                    f"SELECT COUNT(*) FROM {self.deliveries_table}"
+                    " WHERE override_id = ? AND status = 'deferred'",
                     (override_id,),
                 ).fetchone()[0]
                 result.append(
@@ -219,7 +221,8 @@ class Notifications(KetenApplication):
         now = now or datetime.now(UTC)
         sent = 0
         for ids in self._due_bundles(now):
-            notifications = [n for n in (self.repository.get(UUID(i)) for i in ids) if n.due]
+            found: list[Notification] = [self.repository.get(UUID(i)) for i in ids]
+            notifications = [n for n in found if n.due]
             if not notifications:
                 continue
             message_id = str(
@@ -518,17 +521,14 @@ DELIVERY_STATUS = {
 }
 
 
-class _domain_errors:
+@contextmanager
+def _domain_errors() -> Iterator[None]:
     """Translates the domain's refusals into the platform's errors (403 or 409)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> bool:
-        if isinstance(error, NotificationError):
-            cls = NotAuthorised if error.code == "not_your_deferral" else Conflict
-            raise cls(error.code, str(error)) from None
-        return False
+    try:
+        yield
+    except NotificationError as error:
+        cls = NotAuthorised if error.code == "not_your_deferral" else Conflict
+        raise cls(error.code, str(error)) from None
 
 
 def _today() -> date:

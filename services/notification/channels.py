@@ -47,7 +47,7 @@ class NoticeTemplates:
         self.env = Environment(
             loader=FileSystemLoader(TEMPLATES),
             undefined=StrictUndefined,
-            autoescape=False,  # plain text: an e-mail body and a letter, never HTML
+            autoescape=False,  # noqa: S701 - plain text: an e-mail body and a letter, never HTML
             keep_trailing_newline=True,
         )
 

@@ -12,6 +12,7 @@ from email import message_from_bytes, policy
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from services.demo import CITIZEN
 from services.notification.application import Notifications
@@ -115,7 +116,7 @@ def test_redelivery_and_a_second_run_send_nothing_twice(platform, mailbox):
 
     platform.notification.dispatch_due(later())
     platform.notification.dispatch_due(later(120))
-    with pytest.raises(Exception):  # the redelivered event fails on its tracking record
+    with pytest.raises(IntegrityError):  # the redelivered event fails on its tracking record
         platform.notification.notify_share(shared)
     platform.notification.dispatch_due(later(240))
     assert len(mailbox.messages) == 1
