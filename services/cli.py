@@ -10,6 +10,8 @@ keten probe live|ready    asks this host's operations endpoint (OPS_PORT); exit 
 keten purge [--dry-run]   crypto-shreds the records whose retention period is over (--as-of DATE
                           pretends it is DATE: for demonstrations, it destroys records early)
 
+keten rebuild overview    rebuilds the citizens' overview from the events alone (with progress)
+
 keten agency add|rotate|remove|list AGENCY    agencies' bus credentials (docs/agencies.md)
 keten contract asyncapi|openapi|rabbitmq [--check|--write]    the published contract, from the code
 
@@ -84,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     purge.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    rebuild = commands.add_parser("rebuild", help="rebuild a projection from the events alone")
+    rebuild.add_argument("projection", choices=("overview",), help="the citizens' overview (inzage)")
+    rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     agency_cli.add_parser(commands)
     contract.add_parser(commands)
     return parser
@@ -114,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             return rewrap_keys(Settings.from_env(), check_only=args.check)
         if args.command == "probe":
             return probe_ops(Settings.from_env(), args.probe)
+        if args.command == "rebuild":
+            return rebuild_overview(progress=not args.no_progress)
         if args.command == "purge":
             return run_purge(args.dry_run, args.as_of, progress=not args.no_progress)
     except ConfigurationError as error:
@@ -293,6 +301,41 @@ def run_purge(
         return 0
     finally:
         retention.close()
+
+
+def rebuild_overview(progress: bool = True, settings: Settings | None = None) -> int:
+    """Rebuilds the citizens' overview from the events alone: those of case_registration,
+    consent, data_sharing and retention read from their stores, and the notification service's
+    own. Run it with the notification service stopped (or expect it to catch up afterwards)."""
+    from tqdm import tqdm
+
+    from services.case_registration.application import CaseRegistration
+    from services.consent.application import Consent
+    from services.data_sharing.application import DataSharing
+    from services.notification.application import Notifications
+    from services.retention.application import Retention
+    from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
+
+    settings = settings or Settings.from_env()
+    upstream: list[ReceivedEvent] = []
+    for cls in (CaseRegistration, Consent, DataSharing, Retention):
+        app = cls(settings)
+        try:
+            for notification in app.recorder.select_notifications(start=1, limit=10**9):
+                message = encode_event(app.mapper.to_domain_event(notification), app.name, notification.id)
+                if message is not None:
+                    upstream.append(decode_event(message.body))
+        finally:
+            app.close()
+    notifications = Notifications(settings)
+    try:
+        total = len(upstream) + (notifications.recorder.max_notification_id() or 0)
+        with tqdm(total=total, desc="rebuilding the overview", unit="event", disable=not progress) as bar:
+            applied = notifications.rebuild_overview(upstream, progress=bar.update)
+    finally:
+        notifications.close()
+    print(f"Rebuilt the citizens' overview from {applied} event(s).")
+    return 0
 
 
 def _moment(text: str) -> datetime:

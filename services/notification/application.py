@@ -461,11 +461,14 @@ class Notifications(KetenApplication):
                 entry["from_name"] = self.catalogue.agency_name(entry["from_agency"])
                 entry["to_name"] = self.catalogue.agency_name(entry["to_agency"])
                 entry["ground_label"] = self.catalogue.ground_label(entry["sender_ground"], language)
+                entry["purpose_label"] = self._purpose_label(entry["purpose"], language)
                 case["shares"].append(entry)
             elif kind == "refusal":
+                entry["to_name"] = self.catalogue.agency_name(entry["to_agency"])
                 case["refusals"].append(entry)
             elif kind == "consent":
                 entry.pop("notice", None)
+                entry["category_labels"] = [self._category_label(c, language) for c in entry["categories"]]
                 case["consents"].append(entry)
             elif kind == "objection":
                 entry["reason"] = self._open_text(entry.get("reason"))
