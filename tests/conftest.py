@@ -148,7 +148,7 @@ def embedded_env(tmp_path: Any) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def production_env(rabbit: Rabbit, pg_schema: str, postgres_dsn: str) -> dict[str, str]:
+def production_env(rabbit: Rabbit, pg_schema: str, postgres_dsn: str, tmp_path: Any) -> dict[str, str]:
     """Real RabbitMQ (own vhost) and PostgreSQL (own schema)."""
     return {
         "AMQP_URI": rabbit.amqp_uri,
@@ -156,6 +156,7 @@ def production_env(rabbit: Rabbit, pg_schema: str, postgres_dsn: str) -> dict[st
         "DATABASE_SCHEMA": pg_schema,
         "GATEWAY_ADDRESS": f"127.0.0.1:{free_port()}",
         "KETEN_RELAY_INTERVAL": "0.02",
+        "KETEN_LETTER_DIR": str(tmp_path / "letters"),
         **secrets_env(),
     }
 
