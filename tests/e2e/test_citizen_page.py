@@ -4,18 +4,23 @@ accessibility with axe-core), the downloadable copy, and that no citizen sees an
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
+import time
 import uuid
+from datetime import date
 from pathlib import Path
 
 import pytest
 import requests
 
 from services.demo import CITIZEN, Client, register_case_command, run_demo
-from tests.support import eventually, running_platform
-from tests.unit.test_notification import Mailbox
+from shared.pseudonym import pseudonymise
+from tests.factories import received
+from tests.support import eventually, running_platform, signed_request
+from tests.unit.test_notification import Mailbox, override_event
 
 pytestmark = pytest.mark.e2e
 
@@ -175,6 +180,45 @@ def test_a_citizen_who_prefers_paper_gets_a_letter(platform, mailbox):
     [letter] = eventually(lambda: list(letters.glob("*.pdf")), timeout=20)
     assert letter.read_bytes().startswith(b"%PDF")
     assert mailbox.messages == []
+
+
+def test_a_deferred_notification_goes_out_with_the_explanation_when_the_agency_ends_it(platform, mailbox):
+    result = run_demo(platform.base_url, out=lambda *_: None, credentials=platform.credentials())
+    eventually(lambda: mailbox.messages, timeout=20)
+    app = platform.app("notification")
+    subject = pseudonymise(CITIZEN["bsn"], platform.settings.pseudonym_secret)
+    case_id, override_id = uuid.UUID(result.case_id), uuid.uuid4()
+    explanation = "Wij hebben gedeeld om uw kinderen te beschermen."
+    app.learn(override_event(None, case_id, override_id, explanation, True, date.today(), app, subject))
+    # data_sharing records a share under the override (issue 3 adds override_id to DataShared).
+    sharing = platform.app("data_sharing")
+    [shared] = [e for e in received(sharing) if e.name == "DataShared"]
+    data = {**shared.data, "share_id": uuid.uuid4(), "request_id": uuid.uuid4(), "override_id": override_id}
+    app.notify_share(dataclasses.replace(shared, position=shared.position + 1000, data=data))
+
+    time.sleep(1.5)  # several delivery runs
+    assert len(mailbox.messages) == 1, "held while deferred"
+    utrecht, kredietbank = platform.credentials(), platform.credentials("kredietbank-utrecht")
+    due = signed_request("GET", platform.base_url, "/api/deferrals/due", None, utrecht).json()
+    assert [d["override_id"] for d in due["deferrals"]] == [str(override_id)] and due["deferrals"][0][
+        "held"
+    ] == 1
+    path = f"/api/deferrals/{override_id}/end"
+    body = {"schema_version": 1}
+    refused = signed_request("POST", platform.base_url, path, body, kredietbank)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "not_your_deferral")
+    ended = signed_request("POST", platform.base_url, path, body, utrecht)
+    assert ended.status_code == 200 and ended.json()["released"] == 1
+
+    eventually(lambda: len(mailbox.messages) == 2, timeout=20)
+    assert explanation in mailbox.messages[1].get_content()
+    token = requests.post(
+        f"{platform.base_url}/api/citizen/session", json={"bsn": CITIZEN["bsn"]}, timeout=10
+    )
+    page = requests.get(
+        f"{platform.base_url}/inzage", cookies={"keten_citizen": token.json()["token"]}, timeout=10
+    )
+    assert explanation in page.text and page.text.count('class="share"') == 2
 
 
 def _assert_shows_content(path: Path) -> None:

@@ -249,15 +249,22 @@ def _subject() -> dict[str, Any]:
 
 
 def override_event(
-    platform: Platform, case_id: uuid.UUID, override_id: uuid.UUID, explanation: str, defer: bool
+    platform: Any,
+    case_id: uuid.UUID,
+    override_id: uuid.UUID,
+    explanation: str,
+    defer: bool,
+    review_on: date | None = None,
+    app: Notifications | None = None,
+    subject: str | None = None,
 ) -> ReceivedEvent:
-    """consent's ``SafetyOverrideRecorded`` as the notification service receives it."""
-    app: Notifications = platform.notification
+    """consent's ``SafetyOverrideRecorded`` (issue 3) as the notification service receives it."""
+    app = app or platform.notification
+    subject = subject or platform.subject
     sealed = app.vault.seal(KeyScope(case_id), explanation)
+    review_on = review_on or date.today() + timedelta(days=7)
     deferral = (
-        {"reason": app.vault.seal(KeyScope(case_id), "gevaar"), "review_on": date.today() + timedelta(days=7)}
-        if defer
-        else None
+        {"reason": app.vault.seal(KeyScope(case_id), "gevaar"), "review_on": review_on} if defer else None
     )
     return ReceivedEvent(
         name="SafetyOverrideRecorded",
@@ -271,7 +278,7 @@ def override_event(
         data={
             "override_id": override_id,
             "case_id": case_id,
-            "subjects": [platform.subject],
+            "subjects": [subject],
             "categories": ["debts"],
             "recipients": ["kredietbank-utrecht"],
             "ground": "vital_interest",
