@@ -486,7 +486,38 @@ class Notifications(KetenApplication):
                 reason = self.catalogue.erasure_refusals.get(entry.get("reason_code") or "")
                 entry["reason"] = reason.label(language) if reason else None
                 case["erasure_requests"].append(entry)
+        for case in by_case.values():
+            case["retention"] = self._retention_words(case, language)
         return {"subject": subject, "language": language, "cases": list(by_case.values())}
+
+    def _retention_words(self, case: dict[str, Any], language: str) -> list[dict[str, Any]]:
+        """When each kind of record goes, by the catalogue's rule in force when its period
+        started: the minutes at a known date once the case ended; the share records not before
+        their period after the last share (retention keeps the exact schedule)."""
+        retention_class = self.catalogue.retention_classes.get(case["retention_class"])
+        if retention_class is None:
+            return []
+        purged = {mark["record_kind"]: mark["purged_at"] for mark in case["purged"]}
+        starts = {
+            "case_records": case.get("ended_at"),
+            "share_records": max((s["occurred_at"] for s in case["shares"]), default=None),
+        }
+        words = []
+        for kind, started in starts.items():
+            due = None
+            if started:
+                moment = datetime.fromisoformat(started)
+                rule = retention_class.version_at(moment).rules.get(kind)
+                due = rule.due(moment) if rule else None
+            words.append(
+                {
+                    "record_kind": kind,
+                    "label": self._record_kind_label(kind, language),
+                    "due_at": due.isoformat() if due else None,
+                    "purged_at": purged.get(kind),
+                }
+            )
+        return words
 
     def _open(self, value: Any) -> Any:
         if not value:

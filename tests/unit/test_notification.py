@@ -233,6 +233,9 @@ def test_the_rebuilt_overview_equals_the_live_one(platform, mailbox):
     assert platform.notification.overview_for(platform.subject) == live
     case = live["cases"][0]
     assert len(case["shares"]) == 2 and case["overrides"] and case["consents"] and case["status"] == "closed"
+    minutes, shares = case["retention"]
+    assert minutes["record_kind"] == "case_records" and minutes["due_at"] > case["ended_at"]
+    assert shares["record_kind"] == "share_records" and shares["due_at"] > minutes["due_at"]
 
 
 # -- helpers --------------------------------------------------------------------------------------
