@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,8 @@ from shared.contracts.envelope import ReceivedEvent
 from shared.db import Cursor
 from shared.errors import Conflict, NotAuthorised, NotFound
 from shared.sealed import PURGED, KeyScope, Sealed
+
+log = logging.getLogger(__name__)
 
 #: A delivery attempt claimed this long ago and never finished was interrupted (a crash): retry.
 STALE_ATTEMPT = timedelta(minutes=5)
@@ -238,6 +241,13 @@ class Notifications(KetenApplication):
             try:
                 self._deliver(notifications, message_id)
             except DeliveryFailed as failure:
+                log.warning(
+                    "notification %s by %s failed: %s",
+                    message_id,
+                    channel,
+                    failure.code,
+                    extra={"channel": channel, "reason_code": failure.code},
+                )
                 for notification in notifications:
                     notification.mark_failed(
                         failure.code, failure.permanent, now, self.settings.notify_retry_seconds
@@ -247,6 +257,7 @@ class Notifications(KetenApplication):
                 for notification in notifications:
                     notification.mark_sent(message_id)
                 metrics.notifications.labels(channel, "sent").inc(len(notifications))
+                log.info("notification %s sent by %s (%d share(s))", message_id, channel, len(notifications))
                 sent += len(notifications)
             self._save(None, *notifications)
         metrics.deferrals_due.set(self.count_deferrals_due(now.date()))
