@@ -30,6 +30,7 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.messages: list[Any] = []
+        self.refused: set[str] = set()
         self.port = free_port()
         self.controller: Any = None
 
@@ -39,6 +40,14 @@ class Mailbox:
         mailbox = self
 
         class Handler:
+            async def handle_RCPT(
+                self, server: Any, session: Any, envelope: Any, address: str, options: Any
+            ) -> str:
+                if address in mailbox.refused:
+                    return "550 no such mailbox"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 mailbox.messages.append(message_from_bytes(envelope.content, policy=policy.default))
                 return "250 OK"
@@ -147,6 +156,34 @@ def test_a_mail_server_that_is_down_is_retried_with_backoff_and_then_sends(platf
     assert platform.notification.dispatch_due(later(0.5)) == 0, "not before its retry time"
     assert platform.notification.dispatch_due(later(5)) == 1
     assert len(mailbox.messages) == 1
+
+
+def test_a_mailbox_refused_for_good_gets_a_letter_instead_never_nothing(platform, mailbox):
+    mailbox.refused.add(CITIZEN["email"])
+    case_id = platform.register()
+    platform.share(case_id)
+    assert platform.notification.dispatch_due(later()) == 0
+    [share] = platform.notification.overview_for(platform.subject)["cases"][0]["shares"]
+    assert (share["notification"]["channel"], share["notification"]["status"]) == ("letter", "scheduled")
+    assert platform.notification.dispatch_due(later()) == 1
+    assert mailbox.messages == [] and len(list(platform.settings.letters.glob("*.pdf"))) == 1
+
+
+def test_a_minors_notice_goes_to_the_representative_and_says_so(platform, mailbox):
+    parent = {
+        **_subject(),
+        "bsn": "111222333",
+        "role": "parent",
+        "name": "Ria de Vries",
+        "email": "ria@example.org",
+    }
+    minor = {**_subject(), "minor": True, "email": None, "represented_by_bsn": parent["bsn"]}
+    case_id = platform.register(subjects=[minor, parent])
+    platform.share(case_id)  # about the minor
+    platform.notification.dispatch_due(later())
+    [mail] = mailbox.messages
+    assert mail["To"] == "ria@example.org" and "Beste Ria de Vries" in mail.get_content()
+    assert "ouder of wettelijk vertegenwoordiger" in mail.get_content() and "uw kind" in mail.get_content()
 
 
 def test_a_citizen_who_prefers_letters_gets_a_pdf_letter(platform, mailbox):
