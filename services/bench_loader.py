@@ -170,7 +170,7 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
                             _activate(captured, sharing.cases.facts, case_id)  # type: ignore[attr-defined]
                             continue
                         sharing.cases.facts.apply(event)  # type: ignore[attr-defined]
-                        notifications.record_case_registered(event)
+                        notifications.learn(event)
                     for _ in range(per_citizen):
                         sharing.request_share(
                             load_command(RequestShareSchema, share_request_command(case_id, bsn=bsn))

@@ -12,6 +12,7 @@ keten purge [--dry-run]   crypto-shreds the records whose retention period is ov
 
 keten bench [--quick]     the benchmark against the raw limit of RabbitMQ and PostgreSQL
                           (docs/performance.md); writes bench/results.json
+keten rebuild overview    rebuilds the citizens' overview from the events alone (with progress)
 
 keten agency add|rotate|remove|list AGENCY    agencies' bus credentials (docs/agencies.md)
 keten contract asyncapi|openapi|rabbitmq [--check|--write]    the published contract, from the code
@@ -91,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="the benchmark against the raw limit of RabbitMQ and PostgreSQL (docs/performance.md)"
     )
     bench.add_argument("--quick", action="store_true", help="smaller sizes: under a minute, the same keys")
+    rebuild = commands.add_parser("rebuild", help="rebuild a projection from the events alone")
+    rebuild.add_argument("projection", choices=("overview",), help="the citizens' overview (inzage)")
+    rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     agency_cli.add_parser(commands)
     contract.add_parser(commands)
@@ -127,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
             bench.run(bench.QUICK if args.quick else bench.FULL)
             return 0
+        if args.command == "rebuild":
+            return rebuild_overview(progress=not args.no_progress)
         if args.command == "purge":
             return run_purge(args.dry_run, args.as_of, progress=not args.no_progress)
     except ConfigurationError as error:
@@ -306,6 +312,41 @@ def run_purge(
         return 0
     finally:
         retention.close()
+
+
+def rebuild_overview(progress: bool = True, settings: Settings | None = None) -> int:
+    """Rebuilds the citizens' overview from the events alone: those of case_registration,
+    consent, data_sharing and retention read from their stores, and the notification service's
+    own. Run it with the notification service stopped (or expect it to catch up afterwards)."""
+    from tqdm import tqdm
+
+    from services.case_registration.application import CaseRegistration
+    from services.consent.application import Consent
+    from services.data_sharing.application import DataSharing
+    from services.notification.application import Notifications
+    from services.retention.application import Retention
+    from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
+
+    settings = settings or Settings.from_env()
+    upstream: list[ReceivedEvent] = []
+    for cls in (CaseRegistration, Consent, DataSharing, Retention):
+        app = cls(settings)
+        try:
+            for notification in app.recorder.select_notifications(start=1, limit=10**9):
+                message = encode_event(app.mapper.to_domain_event(notification), app.name, notification.id)
+                if message is not None:
+                    upstream.append(decode_event(message.body))
+        finally:
+            app.close()
+    notifications = Notifications(settings)
+    try:
+        total = len(upstream) + (notifications.recorder.max_notification_id() or 0)
+        with tqdm(total=total, desc="rebuilding the overview", unit="event", disable=not progress) as bar:
+            applied = notifications.rebuild_overview(upstream, progress=bar.update)
+    finally:
+        notifications.close()
+    print(f"Rebuilt the citizens' overview from {applied} event(s).")
+    return 0
 
 
 def _moment(text: str) -> datetime:

@@ -272,7 +272,8 @@ def describe_overview(overview: dict[str, Any]) -> list[str]:
             lines.append(
                 f"  {share['occurred_at'][:16].replace('T', ' ')}: {share['from_name']} deelde "
                 f"{', '.join(share['category_labels'])} met {share['to_name']} "
-                f"(grondslag: {share['sender_ground']}); u kreeg bericht via {notified.get('channel', '?')}."
+                f"(grondslag: {share.get('ground_label', share['sender_ground'])});"
+                f" u kreeg bericht via {notified.get('channel', '?')}."
             )
             if isinstance(content, dict) and content.get("content"):
                 lines.append(f'    Gedeeld: "{content["content"]}"')

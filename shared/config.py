@@ -53,6 +53,32 @@ class Settings:
     # AMQP_URI's (e.g. a public TLS endpoint, ``amqps://bus.keten.example:5671``).
     rabbitmq_management_url: str | None = None
     agency_amqp_url: str | None = None
+    # Notifications. No SMTP host: e-mail cannot be sent, and a notification whose subject
+    # chose e-mail goes out as a letter (a PDF under letter_dir) and on the portal instead.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
+    smtp_from: str = "Keten <noreply@keten.invalid>"
+    # None: <var_dir>/letters. Letters are handed to the printing service here.
+    letter_dir: Path | None = None
+    # The citizen's overview page, named in every notification.
+    portal_url: str | None = None
+    # Seconds between the notification service's delivery runs; 0 leaves its timer off.
+    notify_interval: float = 1.0
+    # Seconds a new notification waits for the other shares of its consultation (bundling).
+    notify_bundle_seconds: float = 2.0
+    # First retry after a failed delivery, in seconds; doubled per attempt, at most an hour.
+    notify_retry_seconds: float = 30.0
+
+    @property
+    def letters(self) -> Path:
+        return self.letter_dir or self.var_dir / "letters"
+
+    @property
+    def portal(self) -> str:
+        return self.portal_url or f"http://{self.gateway_address}/inzage"
 
     @property
     def embedded_broker(self) -> bool:
@@ -96,6 +122,17 @@ class Settings:
                 purge_interval=float(get("KETEN_PURGE_INTERVAL", "3600") or 0),
                 rabbitmq_management_url=get("RABBITMQ_MANAGEMENT_URL"),
                 agency_amqp_url=get("KETEN_AGENCY_AMQP_URL"),
+                smtp_host=get("KETEN_SMTP_HOST"),
+                smtp_port=int(get("KETEN_SMTP_PORT", "25") or 25),
+                smtp_user=get("KETEN_SMTP_USER"),
+                smtp_password=get("KETEN_SMTP_PASSWORD"),
+                smtp_starttls=(get("KETEN_SMTP_STARTTLS", "false") or "").lower() in ("1", "true", "yes"),
+                smtp_from=get("KETEN_SMTP_FROM", "Keten <noreply@keten.invalid>") or "",
+                letter_dir=Path(letters) if (letters := get("KETEN_LETTER_DIR")) else None,
+                portal_url=get("KETEN_PORTAL_URL"),
+                notify_interval=float(get("KETEN_NOTIFY_INTERVAL", "1") or 0),
+                notify_bundle_seconds=float(get("KETEN_NOTIFY_BUNDLE_SECONDS", "2") or 0),
+                notify_retry_seconds=float(get("KETEN_NOTIFY_RETRY_SECONDS", "30") or 30),
             )
         except ValueError as exc:
             raise ConfigurationError(f"a numeric KETEN_* setting is malformed: {exc}") from None

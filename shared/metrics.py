@@ -98,3 +98,8 @@ purges_due = Gauge(
     "keten_purges_due",
     "Purge units that were due and not suspended by a legal hold at the last planning of a purge run.",
 )
+deferrals_due = Gauge(
+    "keten_notification_deferrals_due",
+    "Deferred notifications (per safety override) whose review date has come and that no "
+    "professional has ended or extended yet, as of the notification service's last delivery run.",
+)

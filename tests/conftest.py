@@ -4,14 +4,16 @@ a server skips (saying which) when the server is down; with CI=true that is a fa
 
 from __future__ import annotations
 
+import os
 import warnings
 
+# selenium brings trio, whose hypothesis plugin cannot import under eventlet's monkey patching.
+os.environ.setdefault("HYPOTHESIS_NO_PLUGINS", "1")
 warnings.filterwarnings("ignore", message=r"(?s)\s*Eventlet is deprecated")
 import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
 
-import os  # noqa: E402
 import socket  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -146,7 +148,7 @@ def embedded_env(tmp_path: Any) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def production_env(rabbit: Rabbit, pg_schema: str, postgres_dsn: str) -> dict[str, str]:
+def production_env(rabbit: Rabbit, pg_schema: str, postgres_dsn: str, tmp_path: Any) -> dict[str, str]:
     """Real RabbitMQ (own vhost) and PostgreSQL (own schema)."""
     return {
         "AMQP_URI": rabbit.amqp_uri,
@@ -154,6 +156,7 @@ def production_env(rabbit: Rabbit, pg_schema: str, postgres_dsn: str) -> dict[st
         "DATABASE_SCHEMA": pg_schema,
         "GATEWAY_ADDRESS": f"127.0.0.1:{free_port()}",
         "KETEN_RELAY_INTERVAL": "0.02",
+        "KETEN_LETTER_DIR": str(tmp_path / "letters"),
         **secrets_env(),
     }
 

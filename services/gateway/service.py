@@ -12,12 +12,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Request, Response
 
 from keten_client.protocol import HTTP_KEY_ID_HEADER, HTTP_SIGNATURE_HEADER
+from services.gateway import pages
 from services.gateway.http import json_http, read_json
+from services.gateway.identity import CitizenIdentity, StandInIdentity
 from services.gateway.sessions import SessionSigner
 from shared.agencies import AgencyRegistry
 from shared.dependencies import ServiceHealth, ServiceRpc, settings_from
 from shared.errors import InvalidRequest, KetenError, NotAuthorised
-from shared.pseudonym import InvalidBsnError, pseudonymise
+
+#: The citizen's session on the page: HttpOnly (no script reads it), SameSite=Strict (no other
+#: site's form or link carries it), expiring with the session token inside it.
+SESSION_COOKIE = "keten_citizen"
 
 SERVICES = ("case_registration", "consent", "data_sharing", "notification", "retention")
 
@@ -28,6 +33,11 @@ class CitizenSessions(DependencyProvider):
     def setup(self) -> None:
         self.settings = settings_from(self.container.config)
         self.signer = SessionSigner(self.settings.master_key)
+        self.identity: CitizenIdentity = StandInIdentity()
+
+    def log_in(self, credentials: dict[str, Any]) -> str:
+        """A session token for the citizen the credentials prove (the pseudonym only)."""
+        return self.signer.issue(self.identity.pseudonym(credentials, self.settings.pseudonym_secret))
 
     def get_dependency(self, worker_ctx: Any) -> Any:
         return self
@@ -180,20 +190,31 @@ class GatewayService:
         return 201, self.data_sharing.correct_share(self.signatures.command(request, share_id=share_id))
 
     # -- citizens -----------------------------------------------------------------------------
+    @json_http("GET", "/api/deferrals/due")
+    def deferrals_due(self, request: Request) -> dict[str, Any]:
+        """The deferred notifications the signing agency must review (review date reached)."""
+        return {"deferrals": self.notification.deferrals_due(self.signatures.agency(request))}
+
+    @json_http("POST", "/api/deferrals/<string:override_id>/end")
+    def end_deferral(self, request: Request, override_id: str) -> dict[str, Any]:
+        """Ends a deferral: the held notifications go out now, with the override explained."""
+        return self.notification.end_deferral(self.signatures.command(request, override_id=override_id))
+
+    @json_http("POST", "/api/deferrals/<string:override_id>/extend")
+    def extend_deferral(self, request: Request, override_id: str) -> dict[str, Any]:
+        """Keeps the notifications held until a new review date, with the reason why."""
+        return self.notification.extend_deferral(self.signatures.command(request, override_id=override_id))
+
+    # -- citizens -----------------------------------------------------------------------------
     @json_http("POST", "/api/citizen/session")
     def log_in(self, request: Request) -> tuple[int, dict[str, Any]]:
         """DigiD stand-in, NOT real authentication: whoever knows a BSN gets its overview.
         For demonstration and tests only; replace with a real identity provider (OIDC)."""
-        body = _object(read_json(request))
-        try:
-            pseudonym = pseudonymise(str(body.get("bsn", "")), self.sessions.settings.pseudonym_secret)
-        except InvalidBsnError as error:
-            raise InvalidRequest("invalid_field", str(error), "bsn") from None
-        token = self.sessions.signer.issue(pseudonym)
+        token = self.sessions.log_in(_object(read_json(request)))
         return 201, {
             "token": token,
             "expires_in": self.sessions.signer.lifetime,
-            "identity_provider": "stand-in",
+            "identity_provider": self.sessions.identity.name,
         }
 
     @json_http("GET", "/api/citizen/overview")
@@ -213,11 +234,81 @@ class GatewayService:
             }
         )
 
+    # -- the citizen's page (HTML) and their copy -------------------------------------------
+    @json_http("GET", "/inzage")
+    def page(self, request: Request) -> Response:
+        """The citizen's overview as a web page; the login form when not logged in."""
+        language = _language(request)
+        try:
+            subject = self._citizen(request)
+        except NotAuthorised:
+            message = pages.labels(language)["session_ended"] if request.cookies.get(SESSION_COOKIE) else None
+            return _html(pages.login_page(language, message))
+        return _html(pages.overview_page(self.notification.get_overview(subject, language), language))
+
+    @json_http("POST", "/inzage/login")
+    def page_log_in(self, request: Request) -> Response:
+        language = _language(request)
+        try:
+            token = self.sessions.log_in({"bsn": request.form.get("bsn", "")})
+        except InvalidRequest:
+            return _html(pages.login_page(language, pages.labels(language)["login_failed"]), 400)
+        response = Response(status=303, headers={"Location": f"/inzage?lang={language}"})
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=self.sessions.signer.lifetime,
+            httponly=True,
+            samesite="Strict",
+            secure=request.scheme == "https",
+            path="/",
+        )
+        return response
+
+    @json_http("POST", "/inzage/logout")
+    def page_log_out(self, request: Request) -> Response:
+        response = Response(status=303, headers={"Location": f"/inzage?lang={_language(request)}"})
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @json_http("GET", "/inzage/copy")
+    def copy(self, request: Request) -> Response:
+        """The citizen's own copy of their overview: ``?format=pdf`` (default) or ``json``."""
+        language = _language(request)
+        overview = self.notification.get_overview(self._citizen(request), language)
+        if request.args.get("format") == "json":
+            body, mimetype, name = pages.overview_json(overview), "application/json", "keten-overzicht.json"
+        else:
+            body, mimetype, name = (
+                pages.overview_pdf(overview, language),
+                "application/pdf",
+                "keten-overzicht.pdf",
+            )
+        return Response(
+            body,
+            mimetype=mimetype,
+            headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+        )
+
     def _citizen(self, request: Request) -> str:
-        """The pseudonym of the citizen whose valid session token the request carries."""
+        """The pseudonym of the citizen whose valid session token the request carries (as a
+        bearer token, or in the page's session cookie)."""
         header = request.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
-        return self.sessions.signer.verify(token)
+        return self.sessions.signer.verify(token or request.cookies.get(SESSION_COOKIE))
+
+
+def _html(page: str, status: int = 200) -> Response:
+    return Response(
+        page,
+        status=status,
+        mimetype="text/html",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+            "X-Frame-Options": "DENY",
+        },
+    )
 
 
 def _language(request: Request) -> str:

@@ -3,20 +3,52 @@
 Pure domain. One ``Notification`` per share and subject (its id derives from both), so a share
 is told once however often its event is delivered. For a minor with a representative on record,
 the representative is the addressee.
+
+A notification is scheduled on the subject's channel; before each delivery attempt it is claimed
+on record (``DeliveryAttempted``), so that two dispatchers never send it both; it is then sent,
+or failed and retried with backoff, or rerouted to another channel when its own cannot work.
+Under a safety override whose notification was deferred, it waits (``NotificationDeferred``)
+until a professional ends the ``Deferral``; then it goes out with the override explained.
+Nothing is ever dropped: the portal (the citizen's overview) always works.
 """
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from shared.sealed import Sealed
+
 NOTIFICATION_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/notifications")
+DEFERRAL_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/deferrals")
 CHANNELS = ("portal", "email", "letter")
+#: Where a notification goes when its own channel cannot work (no address, refused for good).
+FALLBACK = {"email": "letter", "letter": "portal"}
+#: Attempts on one channel before it is given up for the fallback.
+MAX_ATTEMPTS = 6
+
+
+class NotificationError(Exception):
+    """A request that contradicts the notification's or deferral's record."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
 
 
 def notification_id(share_id: UUID, subject: str) -> UUID:
     return uuid5(NOTIFICATION_NAMESPACE, f"{share_id}/{subject}")
+
+
+def deferral_id(override_id: UUID) -> UUID:
+    return uuid5(DEFERRAL_NAMESPACE, str(override_id))
+
+
+def retry_delay(attempts: int, base_seconds: float) -> timedelta:
+    """Exponential backoff: base, 2x, 4x, ... capped at an hour."""
+    return timedelta(seconds=min(base_seconds * 2 ** max(attempts - 1, 0), 3600.0))
 
 
 class Notification(Aggregate):
@@ -30,38 +62,178 @@ class Notification(Aggregate):
         subject: str,
         addressee: str,
         channel: str,
+        bundle: str,
         correlation_id: str | None,
+        override_id: UUID | None = None,
     ):
         self.share_id = share_id
         self.case_id = case_id
         self.subject = subject
         self.addressee = addressee
         self.channel = channel
+        self.bundle = bundle
         self.correlation_id = correlation_id
+        self.override_id = override_id
         self.status = "scheduled"
+        self.attempts = 0
+        self.retry_at: datetime | None = None
+        self.explain_override = override_id is not None
 
     @staticmethod
-    def create_id(share_id: UUID, subject: str) -> UUID:
+    def create_id(share_id: UUID, subject: str, **_: object) -> UUID:
         return notification_id(share_id, subject)
 
-    def mark_sent(self) -> None:
-        if self.status == "sent":
+    @property
+    def due(self) -> bool:
+        return self.status in ("scheduled", "retrying", "attempted")
+
+    # -- deferral under a safety override ---------------------------------------------------
+    @event("NotificationDeferred")
+    def defer(self, override_id: UUID, review_on: date) -> None:
+        self.status = "deferred"
+
+    def release(self) -> None:
+        """The deferral ended: the notification goes out, the override explained."""
+        if self.status == "deferred":
+            self._released(override_id=self.override_id)
+
+    @event("NotificationReleased")
+    def _released(self, override_id: UUID | None) -> None:
+        self.status = "scheduled"
+        self.explain_override = True
+
+    # -- delivery --------------------------------------------------------------------------
+    def attempt(self, message_id: str) -> None:
+        """Claims the notification for one delivery attempt, before anything is sent."""
+        if not self.due:
+            raise NotificationError("not_due", "this notification is not waiting to be sent")
+        self._attempted(channel=self.channel, attempt=self.attempts + 1, message_id=message_id)
+
+    @event("DeliveryAttempted")
+    def _attempted(self, channel: str, attempt: int, message_id: str) -> None:
+        self.status = "attempted"
+        self.attempts = attempt
+
+    def mark_sent(self, message_id: str | None = None) -> None:
+        if self.status in ("sent", "delivered"):
             return
         self._sent(
             share_id=self.share_id,
             case_id=self.case_id,
             subject=self.subject,
             channel=self.channel,
+            message_id=message_id,
             correlation_id=self.correlation_id,
         )
 
     @event("NotificationSent")
     def _sent(
-        self, share_id: UUID, case_id: UUID, subject: str, channel: str, correlation_id: str | None
+        self,
+        share_id: UUID,
+        case_id: UUID,
+        subject: str,
+        channel: str,
+        message_id: str | None,
+        correlation_id: str | None,
     ) -> None:
-        self.status = "sent"
+        # The portal is delivered when it is on the citizen's page; a mail or letter is sent
+        # when the mail server accepted it or the letter was handed to the printing service.
+        self.status = "delivered" if channel == "portal" else "sent"
+
+    def mark_failed(self, reason_code: str, permanent: bool, now: datetime, retry_base: float) -> None:
+        """A failed attempt: retried with backoff, or rerouted when the channel cannot work."""
+        if permanent or self.attempts >= MAX_ATTEMPTS:
+            self._rerouted(
+                from_channel=self.channel, to_channel=FALLBACK[self.channel], reason_code=reason_code
+            )
+        else:
+            self._failed(
+                channel=self.channel,
+                attempt=self.attempts,
+                reason_code=reason_code,
+                retry_at=now + retry_delay(self.attempts, retry_base),
+            )
+
+    @event("NotificationFailed")
+    def _failed(self, channel: str, attempt: int, reason_code: str, retry_at: datetime) -> None:
+        self.status = "retrying"
+        self.retry_at = retry_at
+
+    def reroute(self, reason_code: str) -> None:
+        """The channel cannot be used at all (no address on record, or it was purged)."""
+        self._rerouted(from_channel=self.channel, to_channel=FALLBACK[self.channel], reason_code=reason_code)
+
+    @event("NotificationRerouted")
+    def _rerouted(self, from_channel: str, to_channel: str, reason_code: str) -> None:
+        self.channel = to_channel
+        self.status = "scheduled"
+        self.attempts = 0
+        self.retry_at = None
+
+
+class Deferral(Aggregate):
+    """A professional's decision that telling the subjects of an override's shares now would
+    endanger someone: held on record with a reason and a review date, until ended."""
+
+    @event("DeferralStarted")
+    def __init__(
+        self,
+        override_id: UUID,
+        case_id: UUID,
+        subjects: tuple[str, ...],
+        recorded_by: str,
+        review_on: date,
+        reason: Sealed | None,
+    ):
+        self.override_id = override_id
+        self.case_id = case_id
+        self.subjects = subjects
+        self.recorded_by = recorded_by
+        self.review_on = review_on
+        self.reason = reason
+        self.ended = False
+
+    @staticmethod
+    def create_id(override_id: UUID, **_: object) -> UUID:
+        return deferral_id(override_id)
+
+    def check_may_decide(self, agency: str) -> None:
+        if agency != self.recorded_by:
+            raise NotificationError(
+                "not_your_deferral", "only the agency that recorded the safety override decides its deferral"
+            )
+        if self.ended:
+            raise NotificationError("deferral_ended", "this deferral has ended already")
+
+    def extend(self, agency: str, review_on: date, reason: Sealed, today: date) -> None:
+        self.check_may_decide(agency)
+        if review_on <= today:
+            raise NotificationError("review_date_passed", "the new review date must lie in the future")
+        self._extended(agency=agency, override_id=self.override_id, review_on=review_on, reason=reason)
+
+    @event("DeferralExtended")
+    def _extended(self, agency: str, override_id: UUID, review_on: date, reason: Sealed) -> None:
+        self.review_on = review_on
+        self.reason = reason
+
+    def end(self, agency: str) -> None:
+        self.check_may_decide(agency)
+        self._ended(agency=agency, override_id=self.override_id, case_id=self.case_id)
+
+    @event("DeferralEnded")
+    def _ended(self, agency: str, override_id: UUID, case_id: UUID) -> None:
+        self.ended = True
+
+    def due_for_review(self, today: date) -> bool:
+        return not self.ended and self.review_on <= today
 
 
 def addressee_for(subject: str, minor: bool, represented_by: str | None) -> str:
     """Whom to tell: a minor's representative where one is on record, otherwise the subject."""
     return represented_by if minor and represented_by else subject
+
+
+def bundle_of(case_id: UUID, addressee: str, meeting_id: str | None, request_id: UUID) -> str:
+    """Shares of one consultation (a meeting, or one request to several agencies) for one
+    addressee go out in one message; every share is listed in it."""
+    return str(uuid5(NOTIFICATION_NAMESPACE, f"bundle/{case_id}/{addressee}/{meeting_id or request_id}"))

@@ -25,7 +25,7 @@ from shared.db import Cursor
 from shared.reasons import refusal_text, share_refusals
 
 #: Fields of an entry that hold personal values (sealed); they go when the entry's scope is purged.
-SEALED_FIELDS = ("content", "notice", "details", "description")
+SEALED_FIELDS = ("content", "notice", "details", "description", "reason", "explanation")
 
 
 def _json(value: Any) -> str:
@@ -41,11 +41,23 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=default, separators=(",", ":"))
 
 
+#: The notification's status in the overview after each of its events.
+NOTIFICATION_STATUS = {
+    "NotificationDeferred": "deferred",
+    "NotificationReleased": "scheduled",
+    "DeliveryAttempted": "sending",
+    "NotificationFailed": "retrying",
+    "NotificationRerouted": "scheduled",
+    "NotificationSent": "sent",
+}
+
+
 class CitizenOverview:
     def __init__(self, app: KetenApplication):
         self.app = app
         self.cases_table = f"{app.name}_overview_cases"
         self.entries_table = f"{app.name}_overview_entries"
+        self.notifications_table = f"{app.name}_overview_notifications"
         app.sql.execute_script(
             [
                 f"CREATE TABLE IF NOT EXISTS {self.cases_table} ("
@@ -56,8 +68,141 @@ class CitizenOverview:
                 " kind TEXT NOT NULL, occurred_at TEXT NOT NULL, document TEXT NOT NULL,"
                 " PRIMARY KEY (subject, entry_id))",
                 f"CREATE INDEX IF NOT EXISTS {self.entries_table}_case ON {self.entries_table} (case_id)",
+                f"CREATE INDEX IF NOT EXISTS {self.entries_table}_entry ON {self.entries_table} (entry_id)",
+                f"CREATE TABLE IF NOT EXISTS {self.notifications_table} ("
+                " notification_id TEXT PRIMARY KEY, subject TEXT NOT NULL, entry_id TEXT NOT NULL)",
             ]
         )
+
+    # -- applying events: the one place the projection changes, live and on a rebuild ------
+    #: The other services' events the overview follows.
+    EVENTS = (
+        "CaseRegistered",
+        "CaseActivated",
+        "CaseStopped",
+        "CaseResumed",
+        "CaseClosed",
+        "ParticipantAdded",
+        "ParticipantRemoved",
+        "ConsentGiven",
+        "ConsentWithdrawn",
+        "ObjectionLodged",
+        "ObjectionWithdrawn",
+        "SafetyOverrideRecorded",
+        "SafetyOverrideEnded",
+        "DataShared",
+        "ShareRefused",
+        "RecordsPurged",
+        "ErasureGranted",
+        "ErasureRefused",
+    )
+
+    def apply(self, cur: Cursor, event: ReceivedEvent) -> None:
+        """Applies one event of another service to the overview."""
+        data = event.data
+        name = event.name
+        if name == "CaseRegistered":
+            self.add_case(cur, event)
+        elif name == "CaseActivated":
+            self.change_case(cur, data["case_id"], None, {"status": "active"})
+        elif name in ("CaseStopped", "CaseResumed"):
+            status = "stopped" if name == "CaseStopped" else "active"
+            self.change_case(cur, data["case_id"], data["subject"], {"status": status})
+        elif name == "CaseClosed":
+            self.end_case(cur, data["case_id"], "closed", event.occurred_at, data["outcome"])
+        elif name == "ParticipantAdded":
+            joined = {**data["participant"], "added_at": event.occurred_at.isoformat()}
+            self.change_case(cur, data["case_id"], None, {}, add_participant=joined)
+        elif name == "ParticipantRemoved":
+            self.change_case(
+                cur, data["case_id"], None, {}, remove_participant=(data["agency"], event.occurred_at)
+            )
+        elif name == "ConsentGiven":
+            self.add_entry(cur, data["subject"], event.message_id, "consent", event, {"status": "given"})
+        elif name == "ConsentWithdrawn":
+            self.change_entries(
+                cur,
+                {"status": "withdrawn", "withdrawn_at": event.occurred_at},
+                subject=data["subject"],
+                case_id=data["case_id"],
+                kind="consent",
+            )
+        elif name == "ObjectionLodged":
+            self.add_entry(
+                cur, data["subject"], data["objection_id"], "objection", event, {"status": "lodged"}
+            )
+        elif name == "ObjectionWithdrawn":
+            self.change_entries(
+                cur,
+                {"status": "withdrawn", "withdrawn_at": event.occurred_at},
+                subject=data["subject"],
+                entry_id=data["objection_id"],
+            )
+        elif name == "SafetyOverrideRecorded":
+            # The professional's own reasons and the deferral's stay out: the citizen is owed the
+            # explanation, and the override only once it is no longer deferred.
+            shown = {k: v for k, v in data.items() if k not in ("deferral", "reasons", "subjects")}
+            override = {"status": "active", "deferred": data["deferral"] is not None}
+            for subject in data["subjects"]:
+                self.add_entry(cur, subject, data["override_id"], "override", event, override, data=shown)
+        elif name == "SafetyOverrideEnded":
+            self.change_entries(
+                cur,
+                {"status": "ended", "ended_at": event.occurred_at, "end_reason_code": data["reason_code"]},
+                entry_id=data["override_id"],
+            )
+        elif name == "DataShared":
+            self.add_entry(cur, data["subject"], data["share_id"], "share", event)
+        elif name == "ShareRefused":
+            if data["visible_to_subject"]:
+                self.add_entry(cur, data["subject"], data["share_id"], "refusal", event)
+        elif name == "RecordsPurged":
+            self.mark_purged(cur, event)
+        elif name in ("ErasureGranted", "ErasureRefused"):
+            decision = {"decision": "granted" if name == "ErasureGranted" else "refused"}
+            self.add_entry(cur, data["subject"], event.message_id, "erasure", event, decision)
+
+    def apply_own(self, cur: Cursor, domain_event: Any) -> None:
+        """Applies one of the notification service's own events: whether and how the subject
+        was told of a share, and whether an override may be shown yet."""
+        name = type(domain_event).__name__
+        at = domain_event.timestamp
+        if name == "DeferralEnded":
+            self.change_entries(
+                cur, {"deferred": False, "deferral_ended_at": at}, entry_id=domain_event.override_id
+            )
+        elif name == "NotificationScheduled":
+            cur.execute(
+                f"INSERT INTO {self.notifications_table} (notification_id, subject, entry_id)"
+                " VALUES (?, ?, ?) ON CONFLICT (notification_id) DO NOTHING",
+                (str(domain_event.originator_id), domain_event.subject, str(domain_event.share_id)),
+            )
+            told = {"id": domain_event.originator_id, "channel": domain_event.channel, "status": "scheduled"}
+            self._change_notification(cur, domain_event.originator_id, {**told, "at": at})
+        elif name in NOTIFICATION_STATUS:
+            changes: dict[str, Any] = {"status": NOTIFICATION_STATUS[name], "at": at}
+            if name == "NotificationReleased":
+                changes["was_deferred"] = True
+            elif name == "NotificationFailed":
+                changes["retry_at"] = domain_event.retry_at
+            elif name == "NotificationRerouted":
+                changes["channel"] = domain_event.to_channel
+            elif name == "NotificationSent":
+                changes["status"] = "delivered" if domain_event.channel == "portal" else "sent"
+            self._change_notification(cur, domain_event.originator_id, changes)
+
+    def _change_notification(self, cur: Cursor, notification_id: UUID, changes: dict[str, Any]) -> None:
+        row = cur.execute(
+            f"SELECT subject, entry_id FROM {self.notifications_table} WHERE notification_id = ?",
+            (str(notification_id),),
+        ).fetchone()
+        if row is None:
+            return
+        subject, entry_id = row
+        document = self._entry(cur, subject, entry_id)
+        if document is not None:
+            told = json.loads(_json({**document.get("notification", {}), **changes}))
+            self.update_entry(cur, subject, entry_id, {"notification": told})
 
     # -- writing ---------------------------------------------------------------------------
     def add_case(self, cur: Cursor, event: ReceivedEvent) -> None:
@@ -108,8 +253,10 @@ class CitizenOverview:
         kind: str,
         event: ReceivedEvent,
         extra: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
-        document = {**event.data, **(extra or {}), "kind": kind, "occurred_at": event.occurred_at}
+        document = {**(event.data if data is None else data), **(extra or {}), "kind": kind}
+        document["occurred_at"] = event.occurred_at
         cur.execute(
             f"INSERT INTO {self.entries_table} (subject, entry_id, case_id, kind, occurred_at, document)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (subject, entry_id) DO NOTHING",
@@ -123,18 +270,77 @@ class CitizenOverview:
             ),
         )
 
-    def update_entry(self, cur: Cursor, subject: str, entry_id: UUID, changes: dict[str, Any]) -> None:
+    def _entry(self, cur: Cursor, subject: str, entry_id: str | UUID) -> dict[str, Any] | None:
         row = cur.execute(
             f"SELECT document FROM {self.entries_table} WHERE subject = ? AND entry_id = ?",
             (subject, str(entry_id)),
         ).fetchone()
-        if row is None:
+        return None if row is None else dict(json.loads(row[0]))
+
+    def update_entry(self, cur: Cursor, subject: str, entry_id: str | UUID, changes: dict[str, Any]) -> None:
+        document = self._entry(cur, subject, entry_id)
+        if document is None:
             return
-        document = {**json.loads(row[0]), **changes}
         cur.execute(
             f"UPDATE {self.entries_table} SET document = ? WHERE subject = ? AND entry_id = ?",
-            (_json(document), subject, str(entry_id)),
+            (_json({**document, **changes}), subject, str(entry_id)),
         )
+
+    def change_entries(
+        self,
+        cur: Cursor,
+        changes: dict[str, Any],
+        subject: str | None = None,
+        entry_id: UUID | None = None,
+        case_id: UUID | None = None,
+        kind: str | None = None,
+    ) -> None:
+        """Changes every entry that matches all the given criteria."""
+        criteria = {"subject": subject, "entry_id": entry_id, "case_id": case_id, "kind": kind}
+        given = {column: str(value) for column, value in criteria.items() if value is not None}
+        where = " AND ".join(f"{column} = ?" for column in given)
+        rows = cur.execute(
+            f"SELECT subject, entry_id FROM {self.entries_table} WHERE {where}", tuple(given.values())
+        ).fetchall()
+        for row_subject, row_entry in rows:
+            self.update_entry(cur, row_subject, row_entry, changes)
+
+    def change_case(
+        self,
+        cur: Cursor,
+        case_id: UUID,
+        subject: str | None,
+        changes: dict[str, Any],
+        add_participant: dict[str, Any] | None = None,
+        remove_participant: tuple[str, datetime] | None = None,
+    ) -> None:
+        """Changes the case's document of one subject, or of every subject when ``subject`` is None."""
+        query = f"SELECT subject, document FROM {self.cases_table} WHERE case_id = ?"
+        rows = cur.execute(
+            query + (" AND subject = ?" if subject else ""),
+            (str(case_id), subject) if subject else (str(case_id),),
+        ).fetchall()
+        for row_subject, raw in rows:
+            document = {**json.loads(raw), **changes}
+            if add_participant is not None:
+                document["participants"] = [
+                    *(p for p in document["participants"] if p["agency"] != add_participant["agency"]),
+                    add_participant,
+                ]
+            if remove_participant is not None:
+                agency, at = remove_participant
+                for participant in document["participants"]:
+                    if participant["agency"] == agency:
+                        participant["removed_at"] = at.isoformat()
+            cur.execute(
+                f"UPDATE {self.cases_table} SET document = ? WHERE subject = ? AND case_id = ?",
+                (_json(document), row_subject, str(case_id)),
+            )
+
+    def clear(self, cur: Cursor) -> None:
+        """Empties the projection, before a rebuild."""
+        for table in (self.cases_table, self.entries_table, self.notifications_table):
+            cur.execute(f"DELETE FROM {table}")
 
     def mark_purged(self, cur: Cursor, purge: ReceivedEvent) -> None:
         """Applies ``RecordsPurged``: the sealed values of the purged scope leave the overview;
@@ -195,11 +401,14 @@ def refusal_for_citizen(entry: dict[str, Any], catalogue: Catalogue, language: s
     text the professional was answered with (``shared/reasons.yaml``), agencies by name. Only
     refusals ``visible_to_subject`` reach the overview at all (``record_share_refused``)."""
     code = entry.get("reason_code") or ""
-    if code not in share_refusals():
-        return entry
-    return {
-        **entry,
-        "reason": refusal_text(code, entry.get("reason_details") or {}, catalogue, language),
+    names = {
         "from_name": catalogue.agency_name(entry["from_agency"]),
         "to_name": catalogue.agency_name(entry["to_agency"]),
+    }
+    if code not in share_refusals():
+        return {**entry, **names}
+    return {
+        **entry,
+        **names,
+        "reason": refusal_text(code, entry.get("reason_details") or {}, catalogue, language),
     }

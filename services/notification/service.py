@@ -7,10 +7,12 @@ from typing import Any
 from nameko.rpc import rpc
 
 from services.notification.application import Notifications
+from shared.commands import AgencyCommands
 from shared.consumer import consumes
+from shared.contracts.commands import EndDeferralSchema, ExtendDeferralSchema, load_command
 from shared.contracts.envelope import ReceivedEvent
-from shared.contracts.fields import Pseudonym
-from shared.dependencies import ApplicationProvider, ServiceHealth
+from shared.contracts.fields import AgencyId, Pseudonym
+from shared.dependencies import ApplicationProvider, ServiceHealth, settings_timer
 from shared.errors import InvalidRequest, KetenError
 
 
@@ -20,40 +22,62 @@ class NotificationService:
     name = "notification"
 
     notifications = ApplicationProvider(Notifications)
+    agency_commands = AgencyCommands()
     health_check = ServiceHealth()
 
     @consumes("case_registration", "CaseRegistered")
-    def handle_case_registered(self, event: ReceivedEvent) -> None:
-        self.notifications.record_case_registered(event)
-
+    @consumes("case_registration", "CaseActivated")
+    @consumes("case_registration", "CaseStopped")
+    @consumes("case_registration", "CaseResumed")
     @consumes("case_registration", "CaseClosed")
-    def handle_case_closed(self, event: ReceivedEvent) -> None:
-        self.notifications.record_case_closed(event)
-
+    @consumes("case_registration", "ParticipantAdded")
+    @consumes("case_registration", "ParticipantRemoved")
     @consumes("consent", "ConsentGiven")
-    def handle_consent_given(self, event: ReceivedEvent) -> None:
-        self.notifications.record_consent_given(event)
+    @consumes("consent", "ConsentWithdrawn")
+    @consumes("consent", "ObjectionLodged")
+    @consumes("consent", "ObjectionWithdrawn")
+    @consumes("consent", "SafetyOverrideRecorded")
+    @consumes("consent", "SafetyOverrideEnded")
+    @consumes("data_sharing", "ShareRefused")
+    @consumes("retention", "RecordsPurged")
+    @consumes("retention", "ErasureGranted")
+    @consumes("retention", "ErasureRefused")
+    def handle_event(self, event: ReceivedEvent) -> None:
+        """Records what the event changes in the case facts and the citizen's overview."""
+        self.notifications.learn(event)
 
     @consumes("data_sharing", "DataShared")
     def handle_data_shared(self, event: ReceivedEvent) -> None:
         self.notifications.notify_share(event)
 
-    @consumes("data_sharing", "ShareRefused")
-    def handle_share_refused(self, event: ReceivedEvent) -> None:
-        self.notifications.record_share_refused(event)
+    @settings_timer("notify_interval")
+    def send_due(self) -> None:
+        """Sends the notifications that are due, retries failed ones (with backoff)."""
+        self.notifications.dispatch_due()
 
-    @consumes("retention", "RecordsPurged")
-    def handle_records_purged(self, event: ReceivedEvent) -> None:
-        self.notifications.record_records_purged(event)
+    # -- a professional decides a deferral (RPC, HTTP and keten.commands) ----------------------
+    @rpc(expected_exceptions=KetenError)
+    def end_deferral(self, command: dict[str, Any]) -> dict[str, Any]:
+        loaded = load_command(EndDeferralSchema, command)
+        return self.notifications.end_deferral(loaded["agency"], loaded["override_id"])
 
-    @consumes("retention", "ErasureGranted")
-    def handle_erasure_granted(self, event: ReceivedEvent) -> None:
-        self.notifications.record_erasure_decision(event)
+    @rpc(expected_exceptions=KetenError)
+    def extend_deferral(self, command: dict[str, Any]) -> dict[str, Any]:
+        loaded = load_command(ExtendDeferralSchema, command)
+        return self.notifications.extend_deferral(
+            loaded["agency"], loaded["override_id"], loaded["review_on"], loaded["reason"]
+        )
 
-    @consumes("retention", "ErasureRefused")
-    def handle_erasure_refused(self, event: ReceivedEvent) -> None:
-        self.notifications.record_erasure_decision(event)
+    @rpc(expected_exceptions=KetenError)
+    def deferrals_due(self, agency: str) -> list[dict[str, Any]]:
+        """The deferrals the agency recorded that are due for review."""
+        try:
+            AgencyId().deserialize(agency)
+        except Exception:
+            raise InvalidRequest("invalid_agency", "not a valid agency id", "agency") from None
+        return self.notifications.deferrals_due(agency)
 
+    # -- the citizen ----------------------------------------------------------------------------
     @rpc(expected_exceptions=KetenError)
     def get_overview(self, subject: str, language: str = "nl") -> dict[str, Any]:
         """The citizen's overview by pseudonym; the gateway calls it for a logged-in citizen only."""

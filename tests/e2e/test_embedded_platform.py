@@ -7,13 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from services.demo import CITIZEN, SHARED_SENTENCE, run_demo
 from tests.conftest import free_port
-from tests.support import running_platform, sqlite_dump
+from tests.support import eventually, running_platform, sqlite_dump
 
 pytestmark = pytest.mark.e2e
 
@@ -22,6 +24,11 @@ def test_a_share_reaches_the_citizens_overview_on_the_embedded_platform(embedded
     printed: list[str] = []
     with running_platform(embedded_env) as platform:
         result = run_demo(platform.base_url, out=printed.append, credentials=platform.credentials())
+        # No mail server is configured: the citizen, who chose e-mail, gets a letter instead.
+        letters = Path(embedded_env["KETEN_VAR_DIR"]) / "letters"
+        eventually(lambda: list(letters.glob("*.pdf")), timeout=20)
+        told = eventually(lambda: _notification(platform, result.share_id)["status"] == "sent")
+        told = _notification(platform, result.share_id)
 
     [case] = result.overview["cases"]
     assert case["contact_point"] == {
@@ -33,7 +40,7 @@ def test_a_share_reaches_the_citizens_overview_on_the_embedded_platform(embedded
     assert (share["from_name"], share["to_name"]) == ("Gemeente Utrecht", "Kredietbank Utrecht")
     assert share["category_labels"] == ["schulden en betalingsachterstanden", "inkomen en uitkering"]
     assert share["content"]["content"] == SHARED_SENTENCE
-    assert share["notification"]["status"] == "sent"
+    assert share["notification"]["channel"] == "letter" and told["channel"] == "letter"
     assert any("Kredietbank Utrecht" in line for line in printed)
 
     stored = sqlite_dump(embedded_env["KETEN_VAR_DIR"])
@@ -83,3 +90,12 @@ def test_keten_demo_prints_what_the_citizen_sees(tmp_path):
         in result.stdout
     )
     assert SHARED_SENTENCE in result.stdout
+
+
+def _notification(platform: Any, share_id: str) -> dict[str, Any]:
+    """How the citizen was told of the share, as their overview says."""
+    from shared.pseudonym import pseudonymise
+
+    subject = pseudonymise(CITIZEN["bsn"], platform.settings.pseudonym_secret)
+    [case] = platform.app("notification").overview_for(subject)["cases"]
+    return dict(next(s["notification"] for s in case["shares"] if s["share_id"] == share_id))

@@ -6,6 +6,7 @@ import pytest
 import requests
 
 from services.demo import CITIZEN, SHARED_SENTENCE, run_demo
+from shared.pseudonym import pseudonymise
 from tests.support import eventually, pg_dump, running_platform, signed_request
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,19 @@ def test_a_share_travels_through_every_service_on_rabbitmq_and_postgresql(
         [case] = [c for c in result.overview["cases"] if c["case_id"] == result.case_id]
         [share] = case["shares"]
         assert share["content"]["content"] == SHARED_SENTENCE
-        assert share["notification"]["status"] == "sent"
+        # The citizen chose e-mail; no mail server is configured here, so a letter goes.
+        assert share["notification"]["channel"] == "letter"
+        subject = pseudonymise(CITIZEN["bsn"], platform.settings.pseudonym_secret)
+
+        def told() -> bool:
+            [case] = [
+                c
+                for c in platform.app("notification").overview_for(subject)["cases"]
+                if c["case_id"] == result.case_id
+            ]
+            return bool(case["shares"][0]["notification"]["status"] == "sent")
+
+        eventually(told, timeout=20)
 
         def retention_knows_the_share() -> list:
             path = f"/api/cases/{result.case_id}/retention"

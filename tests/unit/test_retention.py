@@ -58,14 +58,14 @@ class Platform:
                 "RecordsPurged": s.record_records_purged,
             },
             n: {
-                "CaseRegistered": n.record_case_registered,
-                "CaseClosed": n.record_case_closed,
-                "ConsentGiven": n.record_consent_given,
+                "CaseRegistered": n.learn,
+                "CaseClosed": n.learn,
+                "ConsentGiven": n.learn,
                 "DataShared": n.notify_share,
-                "ShareRefused": n.record_share_refused,
-                "RecordsPurged": n.record_records_purged,
-                "ErasureGranted": n.record_erasure_decision,
-                "ErasureRefused": n.record_erasure_decision,
+                "ShareRefused": n.learn,
+                "RecordsPurged": n.learn,
+                "ErasureGranted": n.learn,
+                "ErasureRefused": n.learn,
             },
             r: {
                 "CaseRegistered": r.record_case_registered,
@@ -252,7 +252,7 @@ def test_a_redelivered_purge_changes_nothing(platform, closed_case):
     before = platform.notification.overview_for(platform.subject)
     [first, *_] = platform.published("RecordsPurged")
     with pytest.raises(IntegrityError):
-        platform.notification.record_records_purged(first)
+        platform.notification.learn(first)
     assert platform.notification.overview_for(platform.subject) == before
 
 

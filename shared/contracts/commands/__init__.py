@@ -22,6 +22,7 @@ from shared.contracts.commands.consent import (
     WithdrawObjectionSchema,
 )
 from shared.contracts.commands.data_sharing import CorrectShareSchema, RequestShareSchema
+from shared.contracts.commands.notification import EndDeferralSchema, ExtendDeferralSchema
 from shared.contracts.commands.retention import (
     ErasureRequestSchema,
     LiftLegalHoldSchema,
@@ -35,8 +36,10 @@ __all__ = [
     "CloseCaseSchema",
     "CommandSchema",
     "CorrectShareSchema",
+    "EndDeferralSchema",
     "EndSafetyOverrideSchema",
     "ErasureRequestSchema",
+    "ExtendDeferralSchema",
     "GiveConsentSchema",
     "LiftLegalHoldSchema",
     "LodgeObjectionSchema",

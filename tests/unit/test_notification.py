@@ -1,0 +1,343 @@
+"""Notifications on in-memory stores, sent to a real SMTP server on localhost (aiosmtpd) and as
+letters (PDF files): one per share and subject, bundled per consultation, retried, deferred
+under a safety override until a professional ends the deferral, never sent twice."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from email import message_from_bytes, policy
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from services.demo import CITIZEN
+from services.notification.application import Notifications
+from shared.contracts.commands import RequestShareSchema, load_command
+from shared.contracts.envelope import ReceivedEvent
+from shared.errors import Conflict, NotAuthorised
+from shared.sealed import KeyScope
+from tests.conftest import free_port
+from tests.factories import received, share_command
+from tests.unit.test_retention import Platform
+
+
+class Mailbox:
+    """A real SMTP server on localhost that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.refused: set[str] = set()
+        self.port = free_port()
+        self.controller: Any = None
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        mailbox = self
+
+        class Handler:
+            async def handle_RCPT(
+                self, server: Any, session: Any, envelope: Any, address: str, options: Any
+            ) -> str:
+                if address in mailbox.refused:
+                    return "550 no such mailbox"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                mailbox.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        # aiosmtpd runs its own asyncio loop in a real thread, untouched by eventlet.
+        starter = threading.Thread(target=self.controller.start)
+        starter.start()
+        starter.join()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def mailbox():
+    box = Mailbox()
+    box.start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def platform(memory_settings, mailbox, tmp_path):
+    settings = dataclasses.replace(
+        memory_settings,
+        smtp_host="127.0.0.1",
+        smtp_port=mailbox.port,
+        letter_dir=tmp_path / "letters",
+        notify_bundle_seconds=0,
+        notify_retry_seconds=1,
+    )
+    return Platform(settings)
+
+
+def later(seconds: float = 1) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def test_a_share_reaches_the_citizen_by_email_in_plain_dutch_with_whom_to_ask(platform, mailbox):
+    case_id = platform.register()
+    share_id = platform.share(case_id)
+
+    assert platform.notification.dispatch_due(later()) == 1
+    [mail] = mailbox.messages
+    assert mail["To"] == CITIZEN["email"]
+    body = mail.get_content()
+    assert f"Beste {CITIZEN['name']}" in body
+    assert "Gemeente Utrecht" in body and "Kredietbank Utrecht" in body
+    assert "casusregisseur schulden" in body  # the contact point
+    assert "bezwaar" in body and "verbeteren" in body  # how to object or ask for correction
+    assert "/inzage" in body
+    overview = platform.notification.overview_for(platform.subject)
+    [share] = overview["cases"][0]["shares"]
+    assert share["share_id"] == str(share_id)
+    assert share["notification"]["channel"] == "email" and share["notification"]["status"] == "sent"
+
+
+def test_an_english_speaking_citizen_gets_the_english_text(platform, mailbox):
+    command_subject = {**_subject(), "language": "en"}
+    case_id = platform.register(subjects=[command_subject])
+    platform.share(case_id)
+    platform.notification.dispatch_due(later())
+    [mail] = mailbox.messages
+    assert "was shared" in mail["Subject"] or "shared information" in mail["Subject"]
+    assert "Dear " in mail.get_content() and "contact point" in mail.get_content()
+
+
+def test_redelivery_and_a_second_run_send_nothing_twice(platform, mailbox):
+    case_id = platform.register()
+    platform.share(case_id)
+    [shared] = [e for e in received(platform.sharing) if e.name == "DataShared"]
+
+    platform.notification.dispatch_due(later())
+    platform.notification.dispatch_due(later(120))
+    with pytest.raises(IntegrityError):  # the redelivered event fails on its tracking record
+        platform.notification.notify_share(shared)
+    platform.notification.dispatch_due(later(240))
+    assert len(mailbox.messages) == 1
+
+
+def test_shares_of_one_consultation_come_in_one_message_that_lists_every_share(platform, mailbox):
+    case_id = platform.register()
+    platform.share(case_id, meeting_id="overleg-12", categories=["debts"], form="oral")
+    platform.share(case_id, meeting_id="overleg-12", categories=["income"], form="oral")
+    platform.share(case_id, meeting_id="overleg-13", categories=["income"], form="oral")
+
+    assert platform.notification.dispatch_due(later()) == 3
+    bundled, single = sorted((m.get_content() for m in mailbox.messages), key=len, reverse=True)
+    assert "Deling 1 van 2" in bundled and "Deling 2 van 2" in bundled and "Deling" not in single
+    assert "schulden" in bundled and "inkomen" in bundled and "mondeling" in bundled
+    shares = platform.notification.overview_for(platform.subject)["cases"][0]["shares"]
+    assert [s["notification"]["status"] for s in shares] == ["sent", "sent", "sent"]
+
+
+def test_a_mail_server_that_is_down_is_retried_with_backoff_and_then_sends(platform, mailbox):
+    case_id = platform.register()
+    platform.share(case_id)
+    mailbox.stop()
+    assert platform.notification.dispatch_due(later()) == 0
+    [share] = platform.notification.overview_for(platform.subject)["cases"][0]["shares"]
+    assert share["notification"]["status"] == "retrying"
+    mailbox.start()
+    assert platform.notification.dispatch_due(later(0.5)) == 0, "not before its retry time"
+    assert platform.notification.dispatch_due(later(5)) == 1
+    assert len(mailbox.messages) == 1
+
+
+def test_a_mailbox_refused_for_good_gets_a_letter_instead_never_nothing(platform, mailbox):
+    mailbox.refused.add(CITIZEN["email"])
+    case_id = platform.register()
+    platform.share(case_id)
+    assert platform.notification.dispatch_due(later()) == 0
+    [share] = platform.notification.overview_for(platform.subject)["cases"][0]["shares"]
+    assert (share["notification"]["channel"], share["notification"]["status"]) == ("letter", "scheduled")
+    assert platform.notification.dispatch_due(later()) == 1
+    assert mailbox.messages == [] and len(list(platform.settings.letters.glob("*.pdf"))) == 1
+
+
+def test_a_minors_notice_goes_to_the_representative_and_says_so(platform, mailbox):
+    parent = {
+        **_subject(),
+        "bsn": "111222333",
+        "role": "parent",
+        "name": "Ria de Vries",
+        "email": "ria@example.org",
+    }
+    minor = {**_subject(), "minor": True, "email": None, "represented_by_bsn": parent["bsn"]}
+    case_id = platform.register(subjects=[minor, parent])
+    platform.share(case_id)  # about the minor
+    platform.notification.dispatch_due(later())
+    [mail] = mailbox.messages
+    assert mail["To"] == "ria@example.org" and "Beste Ria de Vries" in mail.get_content()
+    assert "ouder of wettelijk vertegenwoordiger" in mail.get_content() and "uw kind" in mail.get_content()
+
+
+def test_a_citizen_who_prefers_letters_gets_a_pdf_letter(platform, mailbox):
+    case_id = platform.register(subjects=[{**_subject(), "preferred_channel": "letter"}])
+    platform.share(case_id)
+    platform.notification.dispatch_due(later())
+    [letter] = list(platform.settings.letters.glob("*.pdf"))
+    assert letter.read_bytes().startswith(b"%PDF")
+    assert mailbox.messages == []
+    [share] = platform.notification.overview_for(platform.subject)["cases"][0]["shares"]
+    assert share["notification"] == {**share["notification"], "channel": "letter", "status": "sent"}
+
+
+def test_without_a_mail_server_an_email_citizen_gets_a_letter_instead(memory_settings, tmp_path):
+    platform = Platform(dataclasses.replace(memory_settings, letter_dir=tmp_path, notify_bundle_seconds=0))
+    case_id = platform.register()
+    platform.share(case_id)
+    platform.notification.dispatch_due(later())
+    assert len(list(tmp_path.glob("*.pdf"))) == 1
+
+
+def test_a_deferred_notification_goes_out_only_when_the_deferral_ends_with_the_explanation(platform, mailbox):
+    case_id = platform.register()
+    override_id = uuid.uuid4()
+    explanation = "Wij moesten de veiligheid van uw kinderen beschermen."
+    platform.notification.learn(override_event(platform, case_id, override_id, explanation, defer=True))
+    share_under_override(platform, case_id, override_id)
+
+    assert platform.notification.dispatch_due(later(3600)) == 0
+    assert mailbox.messages == []
+    case = platform.notification.overview_for(platform.subject)["cases"][0]
+    assert case["shares"] == [] and case["overrides"] == [], "nothing told while deferred"
+
+    review = date.today() + timedelta(days=7)  # the override's deferral review date
+    assert platform.notification.deferrals_due("gemeente-utrecht", review - timedelta(days=1)) == []
+    assert platform.notification.deferrals_due("gemeente-utrecht", review) == [
+        {"override_id": str(override_id), "case_id": str(case_id), "review_on": review.isoformat(), "held": 1}
+    ]
+    assert platform.notification.deferrals_due("kredietbank-utrecht", review) == []
+    with pytest.raises(NotAuthorised):
+        platform.notification.end_deferral("kredietbank-utrecht", override_id)
+    with pytest.raises(Conflict):
+        platform.notification.extend_deferral(
+            "gemeente-utrecht", override_id, date.today(), "nog steeds gevaar"
+        )
+    platform.notification.extend_deferral(
+        "gemeente-utrecht", override_id, review + timedelta(days=30), "nog steeds gevaar"
+    )
+    assert platform.notification.deferrals_due("gemeente-utrecht", review) == []
+    assert platform.notification.dispatch_due(later(3600)) == 0
+
+    assert platform.notification.end_deferral("gemeente-utrecht", override_id)["released"] == 1
+    assert platform.notification.dispatch_due(later()) == 1
+    [mail] = mailbox.messages
+    assert explanation in mail.get_content() and "later gestuurd" in mail.get_content()
+    case = platform.notification.overview_for(platform.subject)["cases"][0]
+    assert case["overrides"][0]["explanation"] == explanation
+    assert case["shares"][0]["notification"]["was_deferred"] is True
+    with pytest.raises(Conflict):
+        platform.notification.end_deferral("gemeente-utrecht", override_id)
+
+
+def test_the_rebuilt_overview_equals_the_live_one(platform, mailbox):
+    case_id = platform.register()
+    platform.give_consent(case_id)
+    platform.share(case_id)
+    override_id = uuid.uuid4()
+    override = override_event(platform, case_id, override_id, "Uitleg.", defer=True)
+    platform.notification.learn(override)
+    under_override = share_under_override(platform, case_id, override_id)
+    platform.notification.dispatch_due(later())
+    platform.notification.end_deferral("gemeente-utrecht", override_id)
+    platform.notification.dispatch_due(later())
+    platform.close(case_id)
+    live = platform.notification.overview_for(platform.subject)
+
+    upstream = [
+        under_override
+        if e.name == "DataShared" and e.data["share_id"] == under_override.data["share_id"]
+        else e
+        for e in [*received(platform.registration), *received(platform.consent), *received(platform.sharing)]
+    ]
+    platform.notification.rebuild_overview([*upstream, override])
+    assert platform.notification.overview_for(platform.subject) == live
+    case = live["cases"][0]
+    assert len(case["shares"]) == 2 and case["overrides"] and case["consents"] and case["status"] == "closed"
+    minutes, shares = case["retention"]
+    assert minutes["record_kind"] == "case_records" and minutes["due_at"] > case["ended_at"]
+    assert shares["record_kind"] == "share_records" and shares["due_at"] > minutes["due_at"]
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _subject() -> dict[str, Any]:
+    return {
+        "bsn": CITIZEN["bsn"],
+        "role": "citizen",
+        "name": CITIZEN["name"],
+        "email": CITIZEN["email"],
+        "postal_address": CITIZEN["postal_address"],
+        "preferred_channel": "email",
+        "language": "nl",
+    }
+
+
+def override_event(
+    platform: Any,
+    case_id: uuid.UUID,
+    override_id: uuid.UUID,
+    explanation: str,
+    defer: bool,
+    review_on: date | None = None,
+    app: Notifications | None = None,
+    subject: str | None = None,
+) -> ReceivedEvent:
+    """consent's ``SafetyOverrideRecorded`` (issue 3) as the notification service receives it."""
+    app = app or platform.notification
+    subject = subject or platform.subject
+    sealed = app.vault.seal(KeyScope(case_id), explanation)
+    review_on = review_on or date.today() + timedelta(days=7)
+    deferral = (
+        {"reason": app.vault.seal(KeyScope(case_id), "gevaar"), "review_on": review_on} if defer else None
+    )
+    return ReceivedEvent(
+        name="SafetyOverrideRecorded",
+        source="consent",
+        position=10_000,
+        message_id=uuid.uuid5(override_id, "message"),
+        occurred_at=datetime.now(UTC),
+        aggregate_id=override_id,
+        aggregate_version=1,
+        correlation_id=None,
+        data={
+            "override_id": override_id,
+            "case_id": case_id,
+            "subjects": [subject],
+            "categories": ["debts"],
+            "recipients": ["kredietbank-utrecht"],
+            "ground": "vital_interest",
+            "reasons": None,
+            "recorded_by": {"agency": "gemeente-utrecht", "function": "casusregisseur"},
+            "ends_on": date.today() + timedelta(days=30),
+            "explanation": sealed,
+            "deferral": deferral,
+            "catalogue_version": "test",
+        },
+    )
+
+
+def share_under_override(platform: Platform, case_id: uuid.UUID, override_id: uuid.UUID) -> ReceivedEvent:
+    """A ``DataShared`` made under the override, as data_sharing records it under issue 3."""
+    command = share_command(str(case_id))
+    platform.sharing.request_share(load_command(RequestShareSchema, command))
+    last = [e for e in received(platform.sharing) if e.name == "DataShared"][-1]
+    under_override = dataclasses.replace(last, data={**last.data, "override_id": override_id})
+    platform.notification.notify_share(under_override)
+    platform.sync()
+    return under_override
