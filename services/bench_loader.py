@@ -5,9 +5,10 @@ the share decided and sealed by ``DataSharing``, the notification and the overvi
 by ``Notifications``, each event encoded by the application's mapper (personal values sealed
 under the case's and the subject's keys in the key store, as in production) and passed between
 services through the bus's own encode and decode. Only the way the rows reach PostgreSQL
-differs: the applications' writes are captured and copied in with ``COPY`` in large batches,
-and what the real path would read back from its own writes (the case facts) is served from
-the captured rows.
+differs: the writes of case_registration and data_sharing are captured and copied in with
+``COPY`` in large batches, and what the real path would read back from its own writes (the case
+facts) is served from the captured rows. The notification service, whose overview reads and
+updates its own rows as it goes, writes to PostgreSQL as it does in production.
 """
 
 from __future__ import annotations
@@ -149,11 +150,9 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
         for first in range(0, citizens, BATCH):
             captured = Captured()
             sharing.cases = _CapturedCases(sharing.cases, captured)  # type: ignore[assignment]
-            notifications.cases = _CapturedCases(notifications.cases, captured)  # type: ignore[assignment]
             with (
                 capturing(cases_app, captured),
                 capturing(sharing, captured),
-                capturing(notifications, captured),
             ):
                 for number in range(first, min(citizens, first + BATCH)):
                     bsn = citizen_bsn(number)
@@ -166,11 +165,11 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
                     case.activate(activated_by=SENDER)
                     cases_app.save(case)
                     for event in _received(cases_app, captured, positions):
+                        notifications.learn(event)
                         if event.name == "CaseActivated":
                             _activate(captured, sharing.cases.facts, case_id)  # type: ignore[attr-defined]
-                            continue
-                        sharing.cases.facts.apply(event)  # type: ignore[attr-defined]
-                        notifications.learn(event)
+                        else:
+                            sharing.cases.facts.apply(event)  # type: ignore[attr-defined]
                     for _ in range(per_citizen):
                         sharing.request_share(
                             load_command(RequestShareSchema, share_request_command(case_id, bsn=bsn))
@@ -178,12 +177,10 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
                         for shared in _received(sharing, captured, positions):
                             notifications.notify_share(shared)
             sharing.cases = sharing.cases.facts  # type: ignore[attr-defined]
-            notifications.cases = notifications.cases.facts  # type: ignore[attr-defined]
             _copy_in(settings, captured)
             tracking.update(captured.tracking)
-        followers = {app.name: app for app in (sharing, notifications)}
-        for (app_name, upstream), position in tracking.items():
-            followers[app_name].process_recorder.insert_tracking(Tracking(upstream, position))
+        for (_, upstream), position in tracking.items():
+            sharing.process_recorder.insert_tracking(Tracking(upstream, position))
     finally:
         for each in (cases_app, sharing, notifications):
             each.close()
