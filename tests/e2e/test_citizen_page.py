@@ -164,6 +164,7 @@ def test_a_citizen_who_prefers_paper_gets_a_letter(platform, mailbox):
     command = register_case_command(str(uuid.uuid4()))
     command["subjects"][0]["preferred_channel"] = "letter"
     client.call("POST", "/api/cases", json=command)
+    client.call("POST", f"/api/cases/{command['case_id']}/activate", json={"schema_version": 1})
     share = {
         "schema_version": 1,
         "agency": "gemeente-utrecht",

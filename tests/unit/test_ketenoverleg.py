@@ -362,7 +362,7 @@ def test_recordings_about_a_parent_are_shared_only_where_that_parent_is_a_subjec
     assert shared["outcome"] == "shared"
     [told] = overview_case(platform, MOTHER, family_id)["shares"]
     assert (told["from_name"], told["to_name"]) == ("Gemeente Utrecht", "Raad voor de Kinderbescherming")
-    assert told["notification"]["status"] == "sent"
+    assert told["notification"]["status"] == "delivered", "on the portal: the entry is the message"
 
 
 def test_a_consent_form_silent_about_the_school_lets_nothing_go_to_the_school(platform):
