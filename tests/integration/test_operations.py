@@ -70,6 +70,9 @@ class ServiceProcess:
             self.process.kill()
             return self.process.wait()
 
+    def log_tail(self, lines: int = 15) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
     def log_records(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
 
@@ -85,19 +88,30 @@ def service_processes(production_env, tmp_path) -> Iterator[dict[str, ServicePro
         yield processes
     finally:
         codes = {name: process.stop() for name, process in processes.items()}
-        assert codes == dict.fromkeys(SERVICES, 0), "every service stops cleanly on SIGTERM"
+        failed = {name: processes[name].log_tail() for name, code in codes.items() if code != 0}
+        assert not failed, f"every service stops cleanly on SIGTERM; these did not: {failed}"
 
 
 def test_every_service_process_is_ready_and_shows_its_metrics_after_the_demo(
     production_env, service_processes
 ):
     def all_ready() -> bool:
-        try:
-            return all(p.get("/readyz").status_code == 200 for p in service_processes.values())
-        except requests.ConnectionError:
-            return False
+        not_ready.clear()
+        for name, process in service_processes.items():
+            try:
+                response = process.get("/readyz")
+                if response.status_code != 200:
+                    not_ready[name] = response.text
+            except requests.RequestException as error:
+                not_ready[name] = type(error).__name__
+        return not not_ready
 
-    eventually(all_ready, timeout=90, interval=0.5)
+    not_ready: dict[str, str] = {}
+    try:
+        eventually(all_ready, timeout=90, interval=0.5)
+    except AssertionError:
+        logs = {name: service_processes[name].log_tail() for name in not_ready}
+        raise AssertionError(f"not ready after 90 s: {not_ready}; their logs: {logs}") from None
     probe = keten("probe", "ready", env=service_processes["consent"].env)
     assert probe.returncode == 0, "the container healthcheck command agrees"
     for process in service_processes.values():
