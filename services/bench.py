@@ -23,6 +23,7 @@ import logging
 import os
 import platform
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -306,6 +307,7 @@ class ServerPlatform(Platform):
                     [sys.executable, "-m", "services.cli", "run", name],
                     env={**env, "OPS_PORT": str(ports[name])},
                     stdout=subprocess.DEVNULL,
+                    preexec_fn=_stop_with_parent,
                 )
             )
         from services.platform import service_class
@@ -326,8 +328,19 @@ class ServerPlatform(Platform):
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
+        self.processes.clear()
         for app in self._apps.values():
             app.close()
+
+
+def _stop_with_parent() -> None:
+    """A service process of the benchmark gets SIGTERM when the benchmark dies, however it dies
+    (Linux): none is left reconnecting to a vhost the benchmark dropped."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class EmbeddedPlatform(Platform):
@@ -540,9 +553,9 @@ def run(
 
         out(f"end to end: {sizes.cases} cases, {sizes.shares} share requests ...")
         server_platform = ServerPlatform(servers)
-        server_platform.start()
         agency = None
         try:
+            server_platform.start()  # inside: processes that started are stopped if one is not ready
             agency = Agency(server_platform)
             cases = register_cases(server_platform, agency, sizes.cases)
             results["e2e_shares_per_s"] = max_throughput(server_platform, agency, cases, sizes.shares)
