@@ -90,6 +90,8 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "consent.SafetyOverrideEnded",
         "data_sharing.DataShared",
         "data_sharing.ShareRefused",
+        "data_sharing.ShareCorrected",
+        "data_sharing.ErasurePassedOn",
         "retention.RecordsPurged",
         "retention.ErasureGranted",
         "retention.ErasureRefused",

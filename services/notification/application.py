@@ -473,6 +473,13 @@ class Notifications(KetenApplication):
                 entry["to_name"] = self.catalogue.agency_name(entry["to_agency"])
                 entry["ground_label"] = self.catalogue.ground_label(entry["sender_ground"], language)
                 entry["purpose_label"] = self._purpose_label(entry["purpose"], language)
+                for correction in entry.get("corrections", []):
+                    reason = self.catalogue.correction_reasons.get(correction["reason_code"])
+                    correction["by_name"] = self.catalogue.agency_name(correction["by"])
+                    correction["reason"] = reason.label(language) if reason else correction["reason_code"]
+                if entry.get("erasure_passed_on"):
+                    told = entry["erasure_passed_on"]
+                    told["recipient_names"] = [self.catalogue.agency_name(a) for a in told["recipients"]]
                 case["shares"].append(entry)
             elif kind == "refusal":
                 case["refusals"].append(refusal_for_citizen(entry, self.catalogue, language))

@@ -92,6 +92,8 @@ class CitizenOverview:
         "SafetyOverrideEnded",
         "DataShared",
         "ShareRefused",
+        "ShareCorrected",
+        "ErasurePassedOn",
         "RecordsPurged",
         "ErasureGranted",
         "ErasureRefused",
@@ -156,6 +158,14 @@ class CitizenOverview:
         elif name == "ShareRefused":
             if data["visible_to_subject"]:
                 self.add_entry(cur, data["subject"], data["share_id"], "refusal", event)
+        elif name == "ShareCorrected":
+            self.correct_share(cur, event)
+        elif name == "ErasurePassedOn":
+            # The recipients were told to erase their own copy (rule 6): the citizen sees it.
+            passed_on = {"at": data["purged_at"], "recipients": data["recipients"], "reason": data["reason"]}
+            self.change_entries(
+                cur, {"erasure_passed_on": passed_on}, entry_id=data["share_id"], kind="share"
+            )
         elif name == "RecordsPurged":
             self.mark_purged(cur, event)
         elif name in ("ErasureGranted", "ErasureRefused"):
@@ -276,6 +286,28 @@ class CitizenOverview:
             (subject, str(entry_id)),
         ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
+
+    def correct_share(self, cur: Cursor, event: ReceivedEvent) -> None:
+        """A share's content was corrected (and the correction passed on to its recipient): the
+        citizen reads the corrected content, and when and why it was corrected. Repeat-safe by
+        the correction's id."""
+        data = event.data
+        document = self._entry(cur, data["subject"], data["share_id"])
+        if document is None:
+            return
+        corrections = document.get("corrections", [])
+        if any(c["correction_id"] == str(data["correction_id"]) for c in corrections):
+            return
+        correction = {
+            "correction_id": str(data["correction_id"]),
+            "at": event.occurred_at.isoformat(),
+            "by": data["corrected_by"],
+            "reason_code": data["reason_code"],
+        }
+        changes: dict[str, Any] = {"corrections": [*corrections, correction]}
+        if data.get("content") is not None:
+            changes["content"] = data["content"]
+        self.update_entry(cur, data["subject"], data["share_id"], changes)
 
     def update_entry(self, cur: Cursor, subject: str, entry_id: str | UUID, changes: dict[str, Any]) -> None:
         document = self._entry(cur, subject, entry_id)

@@ -39,6 +39,8 @@ class NotificationService:
     @consumes("consent", "SafetyOverrideRecorded")
     @consumes("consent", "SafetyOverrideEnded")
     @consumes("data_sharing", "ShareRefused")
+    @consumes("data_sharing", "ShareCorrected")
+    @consumes("data_sharing", "ErasurePassedOn")
     @consumes("retention", "RecordsPurged")
     @consumes("retention", "ErasureGranted")
     @consumes("retention", "ErasureRefused")

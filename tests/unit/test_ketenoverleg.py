@@ -424,3 +424,42 @@ def test_a_consent_form_silent_about_the_school_lets_nothing_go_to_the_school(pl
     )
     after = share(platform, case_id, **gp, to_agencies=["wijkteam-utrecht"])
     assert after["reason_code"] == "no_valid_consent"  # withdrawn consent holds nothing
+
+
+def test_a_deferred_notice_under_a_safety_override_reaches_the_citizen_only_when_the_deferral_ends(
+    platform,
+):
+    """Issue 4's done-when through the real services: the mother objected, Veilig Thuis shares
+    her data under a safety override whose notice it deferred; she learns of it, with the
+    explanation, only when the professional ends the deferral."""
+    case_id = start(platform, family_case_command())
+    platform.command("consent", "lodge_objection", objection_command(case_id, MOTHER["bsn"], reason=None))
+    explanation = "Wij hebben gedeeld om de kinderen te beschermen; u kunt ons daarover bellen."
+    review = date.today() + timedelta(days=7)
+    command = override_command(
+        case_id,
+        [MOTHER["bsn"]],
+        explanation=explanation,
+        deferral={"reason": "Het onderzoek loopt nog.", "review_on": review.isoformat()},
+    )
+    override = platform.command("consent", "record_safety_override", command)
+    shared = family_share(platform, case_id, MOTHER, agency="veilig-thuis-utrecht")
+    assert (shared["outcome"], shared["override_id"]) == ("shared", override["override_id"])
+
+    held = overview_case(platform, MOTHER, case_id)
+    assert held["shares"] == [] and held["overrides"] == [], "nothing tells her while it is deferred"
+    notifications = platform.apps["notification"]
+    assert notifications.deferrals_due("veilig-thuis-utrecht") == [], "not due before its review date"
+    [due] = notifications.deferrals_due("veilig-thuis-utrecht", today=review)
+    assert (due["override_id"], due["held"]) == (override["override_id"], 1)
+
+    end = {"schema_version": 1, "agency": "veilig-thuis-utrecht", "override_id": override["override_id"]}
+    assert platform.command("notification", "end_deferral", end)["released"] == 1
+
+    told = overview_case(platform, MOTHER, case_id)
+    [share_entry] = told["shares"]
+    assert share_entry["to_name"] == "Raad voor de Kinderbescherming"
+    assert share_entry["notification"]["status"] != "deferred"
+    [shown] = told["overrides"]
+    assert shown["explanation"] == explanation
+    assert notifications.deferrals_due("veilig-thuis-utrecht", today=review) == []
