@@ -183,3 +183,14 @@ def _no_platform_settings_from_the_shell() -> None:
             "OPS_PORT",
         ) or name.startswith("KETEN_"):
             del os.environ[name]
+
+
+@pytest.fixture
+def mailbox():
+    """A real SMTP server on localhost (aiosmtpd) that keeps what it accepts."""
+    from tests.support import Mailbox
+
+    box = Mailbox()
+    box.start()
+    yield box
+    box.stop()

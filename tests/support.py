@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email import message_from_bytes, policy
 from typing import Any
 
 from nameko.runners import ServiceRunner
@@ -14,6 +16,7 @@ from keten_client import Credentials, signed_http_headers
 from services.platform import SERVICES, build_runner
 from shared.agencies import local_credentials_dir, register_new_credentials
 from shared.config import Settings
+from tests.conftest import free_port
 
 
 @dataclass
@@ -163,3 +166,55 @@ def json_logs() -> Iterator[Any]:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+
+
+class Mailbox:
+    """A real SMTP server on localhost that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.refused: set[str] = set()
+        self.port = free_port()
+        self.controller: Any = None
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        mailbox = self
+
+        class Handler:
+            async def handle_RCPT(
+                self, server: Any, session: Any, envelope: Any, address: str, options: Any
+            ) -> str:
+                if address in mailbox.refused:
+                    return "550 no such mailbox"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                mailbox.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        # aiosmtpd runs its own asyncio loop in a real thread, untouched by eventlet.
+        starter = threading.Thread(target=self.controller.start)
+        starter.start()
+        starter.join()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+def notifying_env(env: dict[str, str], mailbox: Mailbox, letters: Any) -> dict[str, str]:
+    """``env`` with e-mail to ``mailbox``, letters written under ``letters``, and notices sent
+    and bundled within a fraction of a second (tests should not wait for the defaults)."""
+    return {
+        **env,
+        "KETEN_SMTP_HOST": "127.0.0.1",
+        "KETEN_SMTP_PORT": str(mailbox.port),
+        "KETEN_NOTIFY_INTERVAL": "0.2",
+        "KETEN_NOTIFY_BUNDLE_SECONDS": "0.2",
+        "KETEN_LETTER_DIR": str(letters),
+    }

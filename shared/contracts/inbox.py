@@ -84,7 +84,24 @@ class CommandRejectedSchema(InboxSchema):
     error = fields.Nested(ErrorSchema, required=True)
 
 
-class ShareReceivedSchema(InboxSchema):
+class SealedToYou(Schema):
+    """Content sealed to the receiving agency's own key: nobody on the way can read it."""
+
+    key_id = fields.String(
+        allow_none=True, required=True, metadata={"description": "the key the content is sealed to"}
+    )
+    sealed_content = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "base64 HPKE ciphertext of {content, reference, subject: {role}}; null "
+            "when withheld, e.g. the agency had no key when it was sealed (content_withheld says why)"
+        },
+    )
+    content_withheld = fields.String(allow_none=True, load_default=None, metadata={"example": "no_key"})
+
+
+class ShareReceivedSchema(SealedToYou, InboxSchema):
     """Data were shared with this agency. The content is sealed to the agency's encryption key
     (HPKE, see ``keten_client.protocol``): only the recipient opens it, nobody on the way."""
 
@@ -103,21 +120,9 @@ class ShareReceivedSchema(InboxSchema):
     direction = fields.String(required=True, metadata={"description": "push or pull"})
     contact_point = fields.Nested(ContactPointRef, required=True)
     shared_at = fields.AwareDateTime(required=True)
-    key_id = fields.String(
-        allow_none=True, required=True, metadata={"description": "the key the content is sealed to"}
-    )
-    sealed_content = fields.String(
-        allow_none=True,
-        required=True,
-        metadata={
-            "description": "base64 HPKE ciphertext of {content, reference, subject: {role}}; "
-            "null when the agency had no key when the share was made (content_withheld says so)"
-        },
-    )
-    content_withheld = fields.String(allow_none=True, load_default=None, metadata={"example": "no_key"})
 
 
-class ShareCorrectedMessageSchema(InboxSchema):
+class ShareCorrectedMessageSchema(SealedToYou, InboxSchema):
     """The content of a share made to this agency was corrected. Replace your copy of the
     share's content with the corrected content, sealed to your key as in ``ShareReceived``."""
 
@@ -133,18 +138,6 @@ class ShareCorrectedMessageSchema(InboxSchema):
         metadata={"description": "correction_reasons in the catalogue", "example": "factual_error"},
     )
     corrected_at = fields.AwareDateTime(required=True)
-    key_id = fields.String(
-        allow_none=True, required=True, metadata={"description": "the key the content is sealed to"}
-    )
-    sealed_content = fields.String(
-        allow_none=True,
-        required=True,
-        metadata={
-            "description": "base64 HPKE ciphertext of {content, reference, subject: {role}}, the "
-            "corrected content; null when withheld (content_withheld says why)"
-        },
-    )
-    content_withheld = fields.String(allow_none=True, load_default=None, metadata={"example": "no_key"})
 
 
 class ShareErasureRequiredSchema(InboxSchema):

@@ -19,22 +19,14 @@ import requests
 from services.demo import CITIZEN, Client, register_case_command, run_demo
 from shared.pseudonym import pseudonymise
 from tests.factories import received
-from tests.support import eventually, running_platform, signed_request
-from tests.unit.test_notification import Mailbox, override_event
+from tests.support import eventually, notifying_env, running_platform, signed_request
+from tests.unit.test_notification import override_event
 
 pytestmark = pytest.mark.e2e
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 NEIGHBOUR_BSN = "111222333"
 SCREENSHOTS = Path("var/screenshots")
-
-
-@pytest.fixture
-def mailbox():
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
 
 
 @pytest.fixture
@@ -56,14 +48,7 @@ def browser():
 
 @pytest.fixture
 def platform(embedded_env, mailbox, tmp_path):
-    env = {
-        **embedded_env,
-        "KETEN_SMTP_HOST": "127.0.0.1",
-        "KETEN_SMTP_PORT": str(mailbox.port),
-        "KETEN_NOTIFY_INTERVAL": "0.2",
-        "KETEN_NOTIFY_BUNDLE_SECONDS": "0.2",
-        "KETEN_LETTER_DIR": str(tmp_path / "letters"),
-    }
+    env = notifying_env(embedded_env, mailbox, tmp_path / "letters")
     with running_platform(env) as running:
         yield running
 

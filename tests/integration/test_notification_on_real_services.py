@@ -11,29 +11,13 @@ from kombu import Connection, Exchange, Producer
 from services.demo import CITIZEN, run_demo
 from shared.contracts.envelope import encode_event
 from shared.pseudonym import pseudonymise
-from tests.support import eventually, running_platform
-from tests.unit.test_notification import Mailbox
+from tests.support import eventually, notifying_env, running_platform
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def mailbox():
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
-
-
 def test_restart_and_redelivery_send_nothing_twice(production_env, mailbox, tmp_path):
-    env = {
-        **production_env,
-        "KETEN_SMTP_HOST": "127.0.0.1",
-        "KETEN_SMTP_PORT": str(mailbox.port),
-        "KETEN_NOTIFY_INTERVAL": "0.2",
-        "KETEN_NOTIFY_BUNDLE_SECONDS": "0.2",
-        "KETEN_LETTER_DIR": str(tmp_path / "letters"),
-    }
+    env = notifying_env(production_env, mailbox, tmp_path / "letters")
     with running_platform(env) as platform:
         result = run_demo(platform.base_url, out=lambda *_: None, credentials=platform.credentials())
         eventually(lambda: mailbox.messages, timeout=30)

@@ -5,10 +5,8 @@ under a safety override until a professional ends the deferral, never sent twice
 from __future__ import annotations
 
 import dataclasses
-import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from email import message_from_bytes, policy
 from typing import Any
 
 import pytest
@@ -20,56 +18,8 @@ from shared.contracts.commands import RequestShareSchema, load_command
 from shared.contracts.envelope import ReceivedEvent
 from shared.errors import Conflict, NotAuthorised
 from shared.sealed import KeyScope
-from tests.conftest import free_port
 from tests.factories import received, share_command
 from tests.unit.test_retention import Platform
-
-
-class Mailbox:
-    """A real SMTP server on localhost that keeps every message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-        self.refused: set[str] = set()
-        self.port = free_port()
-        self.controller: Any = None
-
-    def start(self) -> None:
-        from aiosmtpd.controller import Controller
-
-        mailbox = self
-
-        class Handler:
-            async def handle_RCPT(
-                self, server: Any, session: Any, envelope: Any, address: str, options: Any
-            ) -> str:
-                if address in mailbox.refused:
-                    return "550 no such mailbox"
-                envelope.rcpt_tos.append(address)
-                return "250 OK"
-
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                mailbox.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-                return "250 OK"
-
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
-        # aiosmtpd runs its own asyncio loop in a real thread, untouched by eventlet.
-        starter = threading.Thread(target=self.controller.start)
-        starter.start()
-        starter.join()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-
-@pytest.fixture
-def mailbox():
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
 
 
 @pytest.fixture
