@@ -149,17 +149,21 @@ def test_every_service_may_lose_one_pod_to_a_drain_and_scales_out_only_where_tha
     assert of_kind("dev", "HorizontalPodAutoscaler") == []
 
 
-def test_network_policies_allow_only_the_broker_the_database_dns_and_the_gateways_http():
+def test_network_policies_allow_only_the_broker_the_database_dns_the_mail_relay_and_the_gateways_http():
     policies = {p["metadata"]["name"]: p["spec"] for p in of_kind("production", "NetworkPolicy")}
     deny = policies["keten-default-deny"]
     assert deny["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in deny and "egress" not in deny
-    egress_ports = {
-        (port["protocol"], port["port"])
-        for spec in policies.values()
-        for rule in spec.get("egress", [])
-        for port in rule["ports"]
-    }
-    assert egress_ports == {("TCP", 5672), ("TCP", 5671), ("TCP", 5432), ("UDP", 53), ("TCP", 53)}
+
+    def egress_ports(spec: dict) -> set:
+        return {(port["protocol"], port["port"]) for rule in spec.get("egress", []) for port in rule["ports"]}
+
+    everyone = policies.pop("keten-egress-broker-database-dns")
+    assert everyone["podSelector"] == {}
+    assert egress_ports(everyone) == {("TCP", 5672), ("TCP", 5671), ("TCP", 5432), ("UDP", 53), ("TCP", 53)}
+    smtp = policies.pop("keten-egress-notification-smtp")
+    assert smtp["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "keten-notification"
+    assert egress_ports(smtp) == {("TCP", 587), ("TCP", 465)}
+    assert not any(spec.get("egress") for spec in policies.values()), "no other pod reaches out"
     ingress = {
         name: {port["port"] for rule in spec.get("ingress", []) for port in rule["ports"]}
         for name, spec in policies.items()
