@@ -187,11 +187,13 @@ def run_services(names: list[str], settings: Settings | None = None) -> int:
 def migrate(settings: Settings) -> int:
     """Creates every service's tables (events, read models, tracking) and the key store, and
     declares the broker's exchanges and queues; safe to run again (all of it is idempotent)."""
+    from shared.agencies import AgencyRegistry
     from shared.application import vault_for
     from shared.dependencies import ApplicationProvider
     from shared.publishing import ConfirmingPublisher
 
     vault_for(settings)
+    AgencyRegistry.for_settings(settings)
     for name in SERVICES:
         for provider in vars(service_class(name)).values():
             if isinstance(provider, ApplicationProvider):

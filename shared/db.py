@@ -168,6 +168,11 @@ class SqlStore:
 
     def execute_script(self, statements: Sequence[str]) -> None:
         with self.transaction() as cur:
+            if isinstance(self.datastore, PgDatastore):
+                # CREATE ... IF NOT EXISTS is not safe against itself: processes starting at
+                # once collide on the catalogue (UniqueViolation). One at a time, per schema,
+                # under the same lock the event stores take for their tables.
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (self.datastore.schema,))
             for statement in statements:
                 cur.execute(statement)
 

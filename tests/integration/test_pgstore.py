@@ -69,3 +69,34 @@ class TestTrackingRecorder(PgRecorderCase, TrackingRecorderTestCase):
 
 class TestProcessRecorder(PgRecorderCase, ProcessRecorderTestCase):
     recorder_class = PgProcessRecorder
+
+
+def test_processes_starting_at_once_create_their_tables_without_colliding(pg_schema, postgres_dsn):
+    """Pods start together: CREATE TABLE IF NOT EXISTS from several connections at the same
+    moment collides in PostgreSQL's catalogue unless they take turns (as they now do)."""
+    import threading
+
+    from shared.db import SqlStore
+
+    script = [
+        f"CREATE TABLE IF NOT EXISTS ddl_race_{n} (id TEXT PRIMARY KEY, document TEXT NOT NULL)"
+        for n in range(20)
+    ]
+    stores = [SqlStore(PgDatastore(postgres_dsn, pg_schema, pool_size=1)) for _ in range(6)]
+    start, errors = threading.Barrier(len(stores)), []
+
+    def migrate(store: SqlStore) -> None:
+        start.wait()
+        try:
+            store.execute_script(script)
+        except Exception as exc:  # the test reports any failure
+            errors.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=migrate, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.datastore.close()
+    assert errors == []
