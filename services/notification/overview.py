@@ -21,8 +21,10 @@ from uuid import UUID
 from shared.application import KetenApplication
 from shared.catalogue import Catalogue
 from shared.contracts.envelope import ReceivedEvent
+from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
 from shared.reasons import refusal_text, share_refusals
+from shared.sealed import PURGED, KeyScope
 
 #: Fields of an entry that hold personal values (sealed); they go when the entry's scope is purged.
 SEALED_FIELDS = ("content", "notice", "details", "description", "reason", "explanation")
@@ -146,7 +148,8 @@ class CitizenOverview:
             shown = {k: v for k, v in data.items() if k not in ("deferral", "reasons", "subjects")}
             override = {"status": "active", "deferred": data["deferral"] is not None}
             for subject in data["subjects"]:
-                self.add_entry(cur, subject, data["override_id"], "override", event, override, data=shown)
+                explained = {**shown, "explanation": self._for_subject(data, subject)}
+                self.add_entry(cur, subject, data["override_id"], "override", event, override, data=explained)
         elif name == "SafetyOverrideEnded":
             self.change_entries(
                 cur,
@@ -171,6 +174,18 @@ class CitizenOverview:
         elif name in ("ErasureGranted", "ErasureRefused"):
             decision = {"decision": "granted" if name == "ErasureGranted" else "refused"}
             self.add_entry(cur, data["subject"], event.message_id, "erasure", event, decision)
+
+    def _for_subject(self, data: dict[str, Any], subject: str) -> Any:
+        """The override's explanation sealed again under the subject's own key: consent seals it
+        under the case's key, which goes with the minutes after weeks, while the subject's share
+        records, which the explanation is owed for, are kept for years."""
+        opened = self.app.vault.open(data.get("explanation"))
+        if opened is None or opened is PURGED:
+            return data.get("explanation")
+        try:
+            return self.app.seal(KeyScope(data["case_id"], subject), opened)
+        except ScopeShreddedError:
+            return None
 
     def apply_own(self, cur: Cursor, domain_event: Any) -> None:
         """Applies one of the notification service's own events: whether and how the subject

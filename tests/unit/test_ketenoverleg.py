@@ -5,11 +5,11 @@ retold as scenarios, each ending the way the report says it should."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
-from services.demo import CITIZEN, register_case_command
+from services.demo import CITIZEN, close_case_command, register_case_command
 from shared.pseudonym import pseudonymise
 from tests.factories import (
     DAUGHTER,
@@ -463,3 +463,31 @@ def test_a_deferred_notice_under_a_safety_override_reaches_the_citizen_only_when
     [shown] = told["overrides"]
     assert shown["explanation"] == explanation
     assert notifications.deferrals_due("veilig-thuis-utrecht", today=review) == []
+
+
+def test_the_explanation_of_an_override_stays_as_long_as_the_shares_it_explains(platform):
+    """The minutes (and the case's own key) go weeks after closing; the share records and what
+    the citizen is owed about them stay for years: the explanation stays with them."""
+    case_id = start(platform, family_case_command())
+    platform.command("consent", "lodge_objection", objection_command(case_id, MOTHER["bsn"], reason=None))
+    explanation = "Wij hebben gedeeld om de kinderen te beschermen."
+    platform.command(
+        "consent",
+        "record_safety_override",
+        override_command(case_id, [MOTHER["bsn"]], explanation=explanation),
+    )
+    assert family_share(platform, case_id, MOTHER, agency="veilig-thuis-utrecht")["outcome"] == "shared"
+    platform.command("case_registration", "close_case", {**close_case_command(), "case_id": case_id})
+
+    retention = platform.apps["retention"]
+    due = {r["record_kind"]: r["due_at"] for r in retention.schedule_for(uuid.UUID(case_id))}
+    assert due["case_records"] < due["share_records"]
+    retention.purge_due(datetime.fromisoformat(due["case_records"]) + timedelta(days=1))  # the minutes
+    platform.sync()
+    case = overview_case(platform, MOTHER, case_id)
+    assert "case_records" in {p["record_kind"] for p in case["purged"]}
+    assert [o["explanation"] for o in case["overrides"]] == [explanation]
+
+    retention.purge_due(datetime.fromisoformat(due["share_records"]) + timedelta(days=1))  # the shares
+    platform.sync()
+    assert explanation not in str(overview_case(platform, MOTHER, case_id))
