@@ -4,7 +4,7 @@ client = AgencyClient(Credentials.load("gemeente-utrecht.json"))
 with client:
     reply = client.request("data_sharing", "request_share", {...})   # waits for the answer
     for message in client.inbox(timeout=5):                            # acks each one
-        print(message.name, message.data, message.content)
+        my_case_system.store(message.name, message.data, message.content)  # never to a log
 """
 
 from __future__ import annotations
