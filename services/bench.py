@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import eventlet
 import psycopg2
@@ -50,6 +50,7 @@ from services.data_sharing.domain import share_id
 from services.demo import close_case_command, register_case_command, share_request_command
 from services.notification.domain import Notification, notification_id
 from shared.agencies import register_new_credentials
+from shared.broker_admin import BrokerAdmin
 from shared.config import Settings, generate_secret
 from shared.pseudonym import pseudonymise
 from shared.topology import SUBSCRIPTIONS
@@ -167,24 +168,17 @@ def isolated_servers(amqp_base: str, database_url: str) -> Iterator[Servers]:
     """A RabbitMQ vhost and a PostgreSQL schema of the benchmark's own, dropped afterwards."""
     parts = urlsplit(amqp_base)
     user, password = parts.username or "guest", parts.password or "guest"
-    api = os.environ.get("RABBITMQ_MANAGEMENT_URL") or f"http://{parts.hostname}:15672/api"
     name = f"keten_bench_{uuid.uuid4().hex[:10]}"
-    auth = (user, password)
-    requests.put(f"{api}/vhosts/{name}", auth=auth, timeout=10).raise_for_status()
-    requests.put(
-        f"{api}/permissions/{name}/{quote(user)}",
-        json={"configure": ".*", "write": ".*", "read": ".*"},
-        auth=auth,
-        timeout=10,
-    ).raise_for_status()
     amqp_uri = f"amqp://{user}:{password}@{parts.hostname}:{parts.port or 5672}/{name}"
+    broker = BrokerAdmin.from_amqp_uri(amqp_uri, os.environ.get("RABBITMQ_MANAGEMENT_URL"))
+    broker.create_vhost()
     try:
-        yield Servers(amqp_uri, database_url, name, api)
+        yield Servers(amqp_uri, database_url, name, broker.api)
     finally:
         from shared.db import close_postgres_datastores
 
         close_postgres_datastores(name)
-        requests.delete(f"{api}/vhosts/{name}", auth=auth, timeout=60)
+        broker.delete_vhost()
         conn = psycopg2.connect(database_url)
         conn.autocommit = True
         with conn.cursor() as cur:

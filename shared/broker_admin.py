@@ -41,6 +41,22 @@ class BrokerAdmin:
             api.rstrip("/"), unquote(parts.username or "guest"), unquote(parts.password or "guest"), vhost
         )
 
+    def create_vhost(self) -> None:
+        """Creates the vhost, with every right on it for this user (a throw-away platform of
+        the benchmark's or a test's own)."""
+        vhost = quote(self.vhost, safe="")
+        self._put(f"/vhosts/{vhost}", {})
+        self._put(
+            f"/permissions/{vhost}/{quote(self.user, safe='')}",
+            {"configure": ".*", "write": ".*", "read": ".*"},
+        )
+
+    def delete_vhost(self) -> None:
+        """Deletes the vhost with everything in it (a missing one is fine)."""
+        response = self._call("DELETE", f"/vhosts/{quote(self.vhost, safe='')}", timeout=60)
+        if response.status_code != 404:
+            self._check(response)
+
     def username(self, agency: str) -> str:
         """Users are per broker, vhosts per platform: the name says both."""
         return f"{agency}@{self.vhost}"
@@ -101,10 +117,12 @@ class BrokerAdmin:
     def _put(self, path: str, body: dict[str, str]) -> None:
         self._check(self._call("PUT", path, body))
 
-    def _call(self, method: str, path: str, body: dict[str, str] | None = None) -> requests.Response:
+    def _call(
+        self, method: str, path: str, body: dict[str, str] | None = None, timeout: float = 10
+    ) -> requests.Response:
         try:
             return requests.request(
-                method, self.api + path, json=body, auth=(self.user, self.password), timeout=10
+                method, self.api + path, json=body, auth=(self.user, self.password), timeout=timeout
             )
         except requests.RequestException as exc:
             raise BrokerAdminError(

@@ -26,6 +26,7 @@ import pytest  # noqa: E402
 import requests  # noqa: E402
 
 from shared import transport  # noqa: E402
+from shared.broker_admin import BrokerAdmin  # noqa: E402
 from shared.config import Settings, generate_secret  # noqa: E402
 from shared.db import close_postgres_datastores  # noqa: E402
 
@@ -111,16 +112,10 @@ class Rabbit:
 @pytest.fixture
 def rabbit(rabbit_api: str) -> Iterator[Rabbit]:
     vhost = f"keten-test-{uuid.uuid4().hex[:12]}"
-    encoded = quote(vhost, safe="")
-    requests.put(f"{rabbit_api}/vhosts/{encoded}", auth=RABBIT_AUTH, timeout=10).raise_for_status()
-    requests.put(
-        f"{rabbit_api}/permissions/{encoded}/guest",
-        json={"configure": ".*", "write": ".*", "read": ".*"},
-        auth=RABBIT_AUTH,
-        timeout=10,
-    ).raise_for_status()
+    broker = BrokerAdmin(rabbit_api.rstrip("/"), *RABBIT_AUTH, vhost)
+    broker.create_vhost()
     yield Rabbit(rabbit_api, vhost)
-    requests.delete(f"{rabbit_api}/vhosts/{encoded}", auth=RABBIT_AUTH, timeout=30)
+    broker.delete_vhost()
 
 
 # -- settings ---------------------------------------------------------------------------------
