@@ -37,13 +37,13 @@ test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit tests/contract
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared services keten_client tests
-	$(BIN)/ruff format --check shared services keten_client tests
+	$(BIN)/ruff check shared services keten keten_client tests
+	$(BIN)/ruff format --check shared services keten keten_client tests
 	$(BIN)/mypy
 
 fmt: $(STAMP)
-	$(BIN)/ruff format shared services keten_client tests
-	$(BIN)/ruff check --fix shared services keten_client tests
+	$(BIN)/ruff format shared services keten keten_client tests
+	$(BIN)/ruff check --fix shared services keten keten_client tests
 
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv

@@ -1,6 +1,6 @@
 """The topology every publisher declares matches what the services actually handle."""
 
-from services.platform import SERVICES, service_class
+from keten.platform import SERVICES, service_class
 from shared.consumer import EventHandlerEntrypoint
 from shared.contracts.events import EVENT_SCHEMAS
 from shared.topology import SUBSCRIPTIONS
