@@ -105,6 +105,9 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
     def queue(self) -> Queue:
         return command_queue(self.service)
 
+    def health_report(self) -> tuple[dict[str, Any], bool]:
+        return {"commands": "ok" if self.consuming else "waiting"}, self.consuming
+
     # -- processing -----------------------------------------------------------------------------
     def on_message(self, message: Any) -> None:
         started = time.perf_counter()
