@@ -11,7 +11,6 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from keten_client.protocol import seal_for
 from services.data_sharing.domain import (
     NotSenderOrRecordHolderError,
     RefusedShare,
@@ -36,6 +35,7 @@ from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
 from shared.pseudonym import pseudonymise
 from shared.reasons import refusal_text, share_refusals
 from shared.sealed import PURGED, KeyScope, Sealed
+from shared.wire import seal_for
 
 
 class DataSharing(KetenApplication):
