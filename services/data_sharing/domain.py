@@ -20,6 +20,7 @@ from eventsourcing.domain import Aggregate, event
 
 from shared.caseview import CaseView
 from shared.catalogue import Catalogue
+from shared.errors import DomainError, Refusal
 from shared.sealed import Sealed
 
 SHARE_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/shares")
@@ -157,8 +158,11 @@ def decide(
     )
 
 
-class NotSenderOrRecordHolderError(Exception):
+class NotSenderOrRecordHolderError(DomainError):
     """Only the agency that made a share, or the case's record holder, corrects its content."""
+
+    code = "not_sender_or_record_holder"
+    refusal = Refusal.NOT_AUTHORISED
 
 
 class Share(Aggregate):
@@ -267,7 +271,9 @@ def check_may_correct(from_agency: str, agency: str, record_holder: str | None) 
     """Only the sender (it knows what it shared) or the case's record holder (acting on the
     subject's request) may correct a share, or even learn what became of the request."""
     if agency not in (from_agency, record_holder):
-        raise NotSenderOrRecordHolderError(agency)
+        raise NotSenderOrRecordHolderError(
+            "only the agency that shared it or the case's record holder may correct a share", "agency"
+        )
 
 
 class RefusedShare(Aggregate):
