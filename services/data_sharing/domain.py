@@ -5,8 +5,8 @@ Pure domain. ``decide`` weighs one request for one recipient against what is kno
 and returns a ``Decision`` with a reason code; the
 application records it as ``Share`` (``DataShared``) or ``RefusedShare`` (``ShareRefused``).
 Every decision is an event, allowed or refused. A share's content can later be corrected
-(``ShareCorrected``) and its erasure passed on to its recipient (``ErasurePassedOn``): DESIGN.md
-rule 6.
+(``ShareCorrected``) and its erasure passed on to its recipient (``ErasurePassedOn``): rule 6
+of docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def refused(code: str, **details: str) -> Decision:
 def decide(
     request: ShareRequest, case: CaseView, say: SubjectSay, catalogue: Catalogue, today: date
 ) -> Decision:
-    """The rules of DESIGN.md, in order; the first that fails decides the refusal. The reason's
+    """The rules of docs/architecture.md, in order; the first that fails decides the refusal. The reason's
     text is in ``shared/reasons.yaml``, by code."""
     # Rule 1: an active case (a case stopped by objections still decides: an override may hold).
     if case.status == "registered":
