@@ -21,6 +21,8 @@ from shared.application import KetenApplication
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
 from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.events.consent import ObjectionLodged, ObjectionWithdrawn
+from shared.contracts.events.retention import RecordsPurged
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
 from shared.pseudonym import pseudonymise
 from shared.sealed import KeyScope
@@ -126,17 +128,17 @@ class CaseRegistration(KetenApplication):
         return case
 
     # -- learning from consent -------------------------------------------------------------
-    def record_objection_lodged(self, event: ReceivedEvent) -> None:
+    def record_objection_lodged(self, event: ReceivedEvent[ObjectionLodged]) -> None:
         """An objection stops the case for its subject (``CaseStopped``), with the tracking."""
         data = event.data
-        case = self._find(data["case_id"])
-        changed = case is not None and case.stop_for(data["subject"], str(data["objection_id"]))
+        case = self._find(data.case_id)
+        changed = case is not None and case.stop_for(data.subject, str(data.objection_id))
         self.save_tracked(event.tracking, *([case] if changed else []))
 
-    def record_objection_withdrawn(self, event: ReceivedEvent) -> None:
+    def record_objection_withdrawn(self, event: ReceivedEvent[ObjectionWithdrawn]) -> None:
         data = event.data
-        case = self._find(data["case_id"])
-        changed = case is not None and case.resume_for(data["subject"], str(data["objection_id"]))
+        case = self._find(data.case_id)
+        changed = case is not None and case.resume_for(data.subject, str(data.objection_id))
         self.save_tracked(event.tracking, *([case] if changed else []))
 
     def _apply(self, case: Case, change: Any) -> None:
@@ -146,7 +148,7 @@ class CaseRegistration(KetenApplication):
             raise _translate(error) from None
         self.save(case)
 
-    def record_records_purged(self, event: ReceivedEvent) -> None:
+    def record_records_purged(self, event: ReceivedEvent[RecordsPurged]) -> None:
         """Keeps no read model of its own: drops the purged keys it may have cached."""
         self.write_tracked(event.tracking, lambda cur: None)
         self.forget_keys(event)

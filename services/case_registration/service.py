@@ -19,6 +19,8 @@ from shared.contracts.commands import (
     load_command,
 )
 from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.events.consent import ObjectionLodged, ObjectionWithdrawn
+from shared.contracts.events.retention import RecordsPurged
 from shared.dependencies import ApplicationProvider, ServiceHealth
 from shared.errors import KetenError
 
@@ -60,15 +62,15 @@ class CaseRegistrationService:
         return _status(self.cases.remove_participant(load_command(RemoveParticipantSchema, command)))
 
     @consumes("consent", "ObjectionLodged")
-    def handle_objection_lodged(self, event: ReceivedEvent) -> None:
+    def handle_objection_lodged(self, event: ReceivedEvent[ObjectionLodged]) -> None:
         self.cases.record_objection_lodged(event)
 
     @consumes("consent", "ObjectionWithdrawn")
-    def handle_objection_withdrawn(self, event: ReceivedEvent) -> None:
+    def handle_objection_withdrawn(self, event: ReceivedEvent[ObjectionWithdrawn]) -> None:
         self.cases.record_objection_withdrawn(event)
 
     @consumes("retention", "RecordsPurged")
-    def handle_records_purged(self, event: ReceivedEvent) -> None:
+    def handle_records_purged(self, event: ReceivedEvent[RecordsPurged]) -> None:
         self.cases.record_records_purged(event)
 
     @rpc

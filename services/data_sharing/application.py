@@ -29,6 +29,15 @@ from shared.casefacts import CaseFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
 from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
+from shared.contracts.events.consent import (
+    ConsentGiven,
+    ConsentWithdrawn,
+    ObjectionLodged,
+    ObjectionWithdrawn,
+    SafetyOverrideEnded,
+    SafetyOverrideRecorded,
+)
+from shared.contracts.events.retention import RecordsPurged
 from shared.contracts.inbox import inbox_message, inbox_message_id
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
@@ -340,80 +349,82 @@ class DataSharing(KetenApplication):
             overrides=tuple(json.loads(row[0]) for row in overrides),
         )
 
-    def record_consent_given(self, event: ReceivedEvent) -> None:
+    def record_consent_given(self, event: ReceivedEvent[ConsentGiven]) -> None:
         data = event.data
         consent = {
-            "purpose": data["purpose"],
-            "categories": list(data["categories"]),
-            "recipients": list(data["recipients"]),
-            "valid_until": data["valid_until"].isoformat(),
+            "purpose": data.purpose,
+            "categories": list(data.categories),
+            "recipients": list(data.recipients),
+            "valid_until": data.valid_until.isoformat(),
         }
 
         def write(cur: Cursor) -> None:
             row = cur.execute(
                 f"SELECT consents FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
-                (str(data["case_id"]), data["subject"]),
+                (str(data.case_id), data.subject),
             ).fetchone()
             consents = [*json.loads(row[0]), consent] if row else [consent]
             cur.execute(
                 f"INSERT INTO {self.consent_table} (case_id, subject, consents) VALUES (?, ?, ?)"
                 " ON CONFLICT (case_id, subject) DO UPDATE SET consents = excluded.consents",
-                (str(data["case_id"]), data["subject"], json.dumps(consents)),
+                (str(data.case_id), data.subject, json.dumps(consents)),
             )
 
         self.write_tracked(event.tracking, write)
 
-    def record_consent_withdrawn(self, event: ReceivedEvent) -> None:
+    def record_consent_withdrawn(self, event: ReceivedEvent[ConsentWithdrawn]) -> None:
         data = event.data
 
         def write(cur: Cursor) -> None:
             cur.execute(
                 f"DELETE FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
-                (str(data["case_id"]), data["subject"]),
+                (str(data.case_id), data.subject),
             )
 
         self.write_tracked(event.tracking, write)
 
-    def record_objection(self, event: ReceivedEvent) -> None:
+    def record_objection(self, event: ReceivedEvent[ObjectionLodged | ObjectionWithdrawn]) -> None:
         """An objection lodged is in force until withdrawn (``ObjectionWithdrawn`` of its id)."""
         data = event.data
-        key = (str(data["case_id"]), data["subject"])
+        key = (str(data.case_id), data.subject)
 
         def write(cur: Cursor) -> None:
-            if event.name == "ObjectionLodged":
+            if isinstance(data, ObjectionLodged):
                 cur.execute(
                     f"INSERT INTO {self.objection_table} (case_id, subject, objection_id) VALUES (?, ?, ?)"
                     " ON CONFLICT (case_id, subject) DO UPDATE SET objection_id = excluded.objection_id",
-                    (*key, str(data["objection_id"])),
+                    (*key, str(data.objection_id)),
                 )
             else:
                 cur.execute(
                     f"DELETE FROM {self.objection_table}"
                     " WHERE case_id = ? AND subject = ? AND objection_id = ?",
-                    (*key, str(data["objection_id"])),
+                    (*key, str(data.objection_id)),
                 )
 
         self.write_tracked(event.tracking, write)
 
-    def record_safety_override(self, event: ReceivedEvent) -> None:
+    def record_safety_override(
+        self, event: ReceivedEvent[SafetyOverrideRecorded | SafetyOverrideEnded]
+    ) -> None:
         """Keeps each override's scope and end (not its sealed reasons: decisions need none)."""
         data = event.data
-        override_id = str(data["override_id"])
+        override_id = str(data.override_id)
 
         def write(cur: Cursor) -> None:
-            if event.name == "SafetyOverrideRecorded":
+            if isinstance(data, SafetyOverrideRecorded):
                 override = {
                     "override_id": override_id,
-                    "subjects": list(data["subjects"]),
-                    "categories": list(data["categories"]),
-                    "recipients": list(data["recipients"]),
-                    "ends_on": data["ends_on"].isoformat(),
+                    "subjects": list(data.subjects),
+                    "categories": list(data.categories),
+                    "recipients": list(data.recipients),
+                    "ends_on": data.ends_on.isoformat(),
                     "ended": False,
                 }
                 cur.execute(
                     f"INSERT INTO {self.override_table} (override_id, case_id, override) VALUES (?, ?, ?)"
                     " ON CONFLICT (override_id) DO NOTHING",
-                    (override_id, str(data["case_id"]), json.dumps(override)),
+                    (override_id, str(data.case_id), json.dumps(override)),
                 )
                 return
             row = cur.execute(
@@ -427,31 +438,31 @@ class DataSharing(KetenApplication):
 
         self.write_tracked(event.tracking, write)
 
-    def record_records_purged(self, event: ReceivedEvent) -> None:
+    def record_records_purged(self, event: ReceivedEvent[RecordsPurged]) -> None:
         """Forgets the purged scope: the subject's consents (all of the case's once nothing
         personal is left) and the subject's details in the case facts. Passes the erasure on to
         the recipients of each purged share (rule 6), once: ``ErasurePassedOn`` is saved with
         the tracking record, so a redelivered purge passes nothing on again."""
         data = event.data
         passed_on = []
-        if data["record_kind"] == "share_records":
-            for record_id in data["record_ids"]:
+        if data.record_kind == "share_records":
+            for record_id in data.record_ids:
                 try:
                     share = self._find_share(UUID(record_id))
                 except (NotFound, Conflict):
                     continue  # not an allowed share: nothing went to anyone
-                if share.pass_on_erasure(data["reason"], event.occurred_at):
+                if share.pass_on_erasure(data.reason, event.occurred_at):
                     passed_on.append(share)
 
         def write(cur: Cursor) -> None:
             self.cases.forget_purged(cur, event)
-            if data["complete"]:
+            if data.complete:
                 for table in (self.consent_table, self.objection_table, self.override_table):
-                    cur.execute(f"DELETE FROM {table} WHERE case_id = ?", (str(data["case_id"]),))
-            elif data["subject"]:
+                    cur.execute(f"DELETE FROM {table} WHERE case_id = ?", (str(data.case_id),))
+            elif data.subject:
                 cur.execute(
                     f"DELETE FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
-                    (str(data["case_id"]), data["subject"]),
+                    (str(data.case_id), data.subject),
                 )
 
         self.save_tracked(event.tracking, *passed_on, write=write)

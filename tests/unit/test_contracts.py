@@ -23,7 +23,7 @@ def test_an_event_travels_in_an_envelope_with_its_position(stored_event):
     assert message.routing_key == "case_registration.CaseRegistered"
     event = decode_event(message.body)
     assert (event.name, event.source, event.position) == ("CaseRegistered", "case_registration", 7)
-    assert event.data["case_id"] == stored_event.originator_id
+    assert event.data.case_id == stored_event.originator_id
     assert event.tracking.application_name == "case_registration"
 
 

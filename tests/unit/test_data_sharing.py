@@ -45,7 +45,7 @@ def test_a_share_within_purpose_agreement_and_ground_is_recorded_as_data_shared(
     )
     [event] = received(sharing)
     assert event.name == "DataShared"
-    assert event.data["sender_ground"] == "statutory_task"
+    assert event.data.sender_ground == "statutory_task"
     assert "huurachterstand" not in str(event.data)
 
 
@@ -68,8 +68,8 @@ def test_the_senders_own_ground_decides_not_the_recipients(platform):
     }
     [decision] = share(sharing, case_id, **to_mitros)
     assert isinstance(decision, Share)
-    assert (decision_event := received(sharing)[0]).data["recipient_ground"] == "consent"
-    assert decision_event.data["sender_ground"] == "statutory_task"
+    assert (decision_event := received(sharing)[0]).data.recipient_ground == "consent"
+    assert decision_event.data.sender_ground == "statutory_task"
 
 
 def test_a_sender_relying_on_consent_is_refused_without_it_and_allowed_with_it(platform):

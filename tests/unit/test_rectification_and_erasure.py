@@ -95,8 +95,8 @@ def test_the_correction_is_on_record_sealed_under_the_subjects_key(platform, sha
     events = [e for e in received(platform.sharing) if e.name == "ShareCorrected"]
     assert len(events) == 2
     assert CORRECTED not in str([e.data for e in events])
-    assert all(e.data["content"].key_id == f"{e.data['case_id']}/{platform.subject}" for e in events)
-    assert platform.vault.open(events[0].data["content"])["content"] == CORRECTED
+    assert all(e.data.content.key_id == f"{e.data.case_id}/{platform.subject}" for e in events)
+    assert platform.vault.open(events[0].data.content)["content"] == CORRECTED
 
 
 def test_the_record_holder_may_correct_a_share_another_agency_made(platform, shared):
@@ -158,8 +158,8 @@ def test_an_erasure_is_passed_on_to_every_recipient_once_and_says_nothing_person
     assert platform.erase(case_id)["decision"] == "granted"
 
     passed_on = [e for e in received(platform.sharing) if e.name == "ErasurePassedOn"]
-    assert sorted(e.data["recipients"][0] for e in passed_on) == RECIPIENTS
-    assert {e.data["reason"] for e in passed_on} == {"erasure"}
+    assert sorted(e.data.recipients[0] for e in passed_on) == RECIPIENTS
+    assert {e.data.reason for e in passed_on} == {"erasure"}
     erasures = inbox(platform, ".ShareErasureRequired")
     assert sorted(erasures) == RECIPIENTS
     for envelope in erasures.values():
@@ -169,7 +169,7 @@ def test_an_erasure_is_passed_on_to_every_recipient_once_and_says_nothing_person
     assert inbox(platform, ".ShareCorrected")["kredietbank-utrecht"]["data"]["content_withheld"] == "purged"
 
     # A redelivered purge, and a later purge of the same shares, pass nothing on again.
-    purge = next(e for e in platform.published("RecordsPurged") if e.data["record_kind"] == "share_records")
+    purge = next(e for e in platform.published("RecordsPurged") if e.data.record_kind == "share_records")
     with pytest.raises(IntegrityError):
         platform.sharing.record_records_purged(purge)
     platform.purge(YEARS_3)

@@ -187,9 +187,9 @@ def test_the_minutes_go_weeks_after_closing_while_the_share_records_wait_their_y
     [subject] = case.subjects
     assert platform.vault.open(subject.details)["name"] == CITIZEN["name"]
     [purged] = platform.published("RecordsPurged")
-    assert purged.data["record_kind"] == "case_records"
-    assert purged.data["scope"] == "case" and not purged.data["complete"]
-    assert purged.data["rule_version"] == 1 and purged.data["retention_class"] == "consultation-short"
+    assert purged.data.record_kind == "case_records"
+    assert purged.data.scope == "case" and not purged.data.complete
+    assert purged.data.rule_version == 1 and purged.data.retention_class == "consultation-short"
     assert platform.schedule(case_id)["case_records"]["status"] == "purged"
     assert platform.schedule(case_id)["share_records"]["status"] == "scheduled"
 
@@ -216,7 +216,7 @@ def test_once_everything_is_due_no_key_of_the_case_is_left_and_every_value_reads
     assert platform.vault.keys.live_keys(other) != []
     other_case = platform.registration.get_case(other)
     assert platform.vault.open(other_case.subjects[0].details)["name"] == CITIZEN["name"]
-    kinds = [(e.data["record_kind"], e.data["complete"]) for e in platform.published("RecordsPurged")]
+    kinds = [(e.data.record_kind, e.data.complete) for e in platform.published("RecordsPurged")]
     assert kinds == [("case_records", False), ("share_records", True)]
 
 
@@ -291,7 +291,7 @@ def test_a_purge_interrupted_halfway_finishes_on_the_next_run_without_harm(platf
     platform.purge(YEARS_3)  # and once more: nothing left to do
 
     purged = platform.published("RecordsPurged")
-    assert sorted((e.data["case_id"], e.data["record_kind"]) for e in purged) == sorted(
+    assert sorted((e.data.case_id, e.data.record_kind) for e in purged) == sorted(
         (case_id, kind) for case_id in cases for kind in ("case_records", "share_records")
     )
     assert all(real.keys.live_keys(case_id) == [] for case_id in cases)
@@ -306,7 +306,7 @@ def test_keys_destroyed_by_a_run_that_died_before_recording_it_are_recorded_by_t
     platform.purge(WEEKS_7)
 
     [purged] = platform.published("RecordsPurged")
-    assert (purged.data["case_id"], purged.data["record_kind"]) == (case_id, "case_records")
+    assert (purged.data.case_id, purged.data.record_kind) == (case_id, "case_records")
 
 
 def test_a_legal_hold_suspends_the_purge_on_record_until_it_is_lifted(platform, closed_case):
@@ -319,11 +319,11 @@ def test_a_legal_hold_suspends_the_purge_on_record_until_it_is_lifted(platform, 
     assert platform.published("RecordsPurged") == []
     assert len(platform.vault.keys.live_keys(case_id)) == 2
     suspended = platform.published("PurgeSuspended")
-    assert [e.data["record_kind"] for e in suspended] == ["case_records", "share_records"]
-    assert suspended[0].data["reason_codes"] == ["complaint"]
+    assert [e.data.record_kind for e in suspended] == ["case_records", "share_records"]
+    assert suspended[0].data.reason_codes == ("complaint",)
     assert platform.schedule(case_id)["case_records"]["status"] == "on_hold"
     [placed] = platform.published("LegalHoldPlaced")
-    assert (placed.data["reason_code"], placed.data["reference"]) == ("complaint", "KL-2026/0042")
+    assert (placed.data.reason_code, placed.data.reference) == ("complaint", "KL-2026/0042")
 
     platform.retention.lift_legal_hold({"agency": "gemeente-utrecht", "case_id": case_id, "hold_id": hold_id})
     platform.purge(YEARS_3)
@@ -347,7 +347,7 @@ def test_a_purge_once_started_cannot_be_overtaken_by_a_legal_hold_and_finishes_n
     platform.purge(WEEKS_7)
 
     [purged] = platform.published("RecordsPurged")
-    assert purged.data["record_kind"] == "case_records"
+    assert purged.data.record_kind == "case_records"
     assert platform.hold(case_id)  # the share records may still be held
 
 
@@ -387,7 +387,7 @@ def test_erasure_is_refused_while_the_case_runs_with_a_reason_the_citizen_unders
     assert result["decision"] == "refused" and result["reason_code"] == "case_open"
     assert "still running" in result["reason"] and result["article"] == "AVG art. 17(3)(b)"
     [refused] = platform.published("ErasureRefused")
-    assert refused.data["reason_code"] == "case_open"
+    assert refused.data.reason_code == "case_open"
     assert platform.vault.keys.live_keys(case_id) != []
     [case] = platform.notification.overview_for(platform.subject, "nl")["cases"]
     [request] = case["erasure_requests"]
@@ -401,8 +401,8 @@ def test_erasure_once_the_case_has_ended_purges_the_citizens_records_at_once(pla
 
     assert platform.vault.keys.live_keys(case_id) == []
     purged = platform.published("RecordsPurged")
-    assert {e.data["reason"] for e in purged} == {"erasure"}
-    assert purged[-1].data["complete"] and purged[-1].data["recipients"] == ["kredietbank-utrecht"]
+    assert {e.data.reason for e in purged} == {"erasure"}
+    assert purged[-1].data.complete and purged[-1].data.recipients == ("kredietbank-utrecht",)
     [case] = platform.notification.overview_for(platform.subject)["cases"]
     assert case["shares"][0]["purge_reason"] == "erasure"
     assert case["erasure_requests"][0]["decision"] == "granted"
