@@ -36,7 +36,7 @@ from shared.config import Settings
 from shared.contracts.commands import RegisterCaseSchema, RequestShareSchema, load_command
 from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
 from shared.crypto import Vault
-from shared.pseudonym import pseudonymise
+from shared.pseudonym import Pseudonymiser, pseudonymise
 
 #: The agency that registers, activates and shares, as in the demo.
 SENDER = "gemeente-utrecht"
@@ -137,6 +137,7 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
         Notifications(settings),
     )
     per_citizen = max(1, share_events // citizens)
+    pseudonyms = Pseudonymiser(settings.pseudonym_secret)
     positions: dict[str, int] = defaultdict(int)
     bsns: list[str] = []
     tracking: dict[tuple[str, str], int] = {}
@@ -159,7 +160,11 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
                     bsns.append(bsn)
                     case_id = str(uuid.uuid4())
                     case = cases_app.register_case(
-                        load_command(RegisterCaseSchema, register_case_command(case_id, bsn=bsn))
+                        load_command(
+                            RegisterCaseSchema,
+                            register_case_command(case_id, bsn=bsn),
+                            pseudonymise=pseudonyms,
+                        )
                     )
                     # activate_case as the service does it; the case is not in the store yet.
                     case.activate(activated_by=SENDER)
@@ -172,7 +177,11 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
                             sharing.cases.facts.apply(event)  # type: ignore[attr-defined]
                     for _ in range(per_citizen):
                         sharing.request_share(
-                            load_command(RequestShareSchema, share_request_command(case_id, bsn=bsn))
+                            load_command(
+                                RequestShareSchema,
+                                share_request_command(case_id, bsn=bsn),
+                                pseudonymise=pseudonyms,
+                            )
                         )
                         for shared in _received(sharing, captured, positions):
                             notifications.notify_share(shared)

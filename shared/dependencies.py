@@ -21,6 +21,7 @@ from shared import logs, metrics, ops
 from shared.config import Settings
 from shared.db import PgDatastore
 from shared.errors import KetenError, ServiceUnavailable
+from shared.pseudonym import Pseudonymiser
 from shared.publishing import ConfirmingPublisher
 from shared.relay import AlwaysLeader, EventRelay, PgLease
 
@@ -140,6 +141,17 @@ class ApplicationProvider(DependencyProvider):
         if relay is None or not self.relay_enabled:
             return False
         return time.monotonic() - relay.last_progress > RELAY_STUCK_AFTER and relay.lag() > 0
+
+
+class Pseudonyms(DependencyProvider):
+    """Gives workers the platform's pseudonymiser, for ``load_command(..., pseudonymise=...)``:
+    a BSN in a command becomes the subject's pseudonym as the command is loaded."""
+
+    def setup(self) -> None:
+        self.pseudonymiser = Pseudonymiser(settings_from(self.container.config).pseudonym_secret)
+
+    def get_dependency(self, worker_ctx: Any) -> Pseudonymiser:
+        return self.pseudonymiser
 
 
 class _TimedServiceProxy:

@@ -20,11 +20,12 @@ from services.case_registration.domain import (
 from shared.application import KetenApplication
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
+from shared.contracts.commands import AddParticipant, RegisterCase, RemoveParticipant
+from shared.contracts.commands.case_registration import AgreementInput, SubjectInput
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.consent import ObjectionLodged, ObjectionWithdrawn
 from shared.contracts.events.retention import RecordsPurged
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
-from shared.pseudonym import pseudonymise
 from shared.sealed import KeyScope
 
 
@@ -36,40 +37,38 @@ class CaseRegistration(KetenApplication):
         self.catalogue = catalogue or load_catalogue()
         super().__init__(settings)
 
-    def register_case(self, command: dict[str, Any]) -> Case:
+    def register_case(self, command: RegisterCase) -> Case:
         """Registers a case from a loaded ``RegisterCaseSchema`` command (repeat-safe by case_id)."""
-        case_id: UUID = command.get("case_id") or uuid4()
+        case_id: UUID = command.case_id or uuid4()
         existing = self._find(case_id)
         if existing is not None:
-            if existing.registered_by != command["agency"]:
+            if existing.registered_by != command.agency:
                 raise Conflict(
                     "case_exists", "a case with this id was registered by another agency", "case_id"
                 )
             return existing
-        table = self.catalogue.tables.get(command["table"])
+        table = self.catalogue.tables.get(command.table)
         if table is None:
             raise InvalidRequest("unknown_table", "unknown consultation table", "table")
-        subjects = self._subjects(case_id, command["subjects"])
-        participants = tuple(
-            Participant(p["agency"], p["role"], p["legal_ground"]) for p in command["participants"]
-        )
-        agreement = self._agreement(command.get("agreement"), table.participants, participants)
+        subjects = self._subjects(case_id, command.subjects)
+        participants = tuple(Participant(p.agency, p.role, p.legal_ground) for p in command.participants)
+        agreement = self._agreement(command.agreement, table.participants, participants)
         try:
             case = Case.register(
                 case_id=case_id,
                 catalogue=self.catalogue,
                 table=table.id,
-                purpose=command["purpose"],
-                description=self.seal(KeyScope(case_id), command.get("description")),
+                purpose=command.purpose,
+                description=self.seal(KeyScope(case_id), command.description),
                 subjects=subjects,
                 participants=participants,
                 agreement=agreement,
-                record_holder=command["record_holder"],
-                retention_class=command.get("retention_class") or table.retention_class,
-                contact_point=ContactPoint(**command["contact_point"]),
-                participation=command["participation"],
-                informed_beforehand=command["informed_beforehand"],
-                registered_by=command["agency"],
+                record_holder=command.record_holder,
+                retention_class=command.retention_class or table.retention_class,
+                contact_point=ContactPoint(command.contact_point.agency, command.contact_point.function),
+                participation=command.participation,
+                informed_beforehand=command.informed_beforehand,
+                registered_by=command.agency,
             )
         except CaseError as error:
             raise _translate(error) from None
@@ -96,13 +95,13 @@ class CaseRegistration(KetenApplication):
         self._apply(case, lambda: case.activate(activated_by=agency))
         return case
 
-    def add_participant(self, command: dict[str, Any]) -> Case:
+    def add_participant(self, command: AddParticipant) -> Case:
         """An agency joins the case with its role, its own ground and its agreement line (by
         default the table's standard line for it)."""
-        case = self.get_case(command["case_id"])
-        given = command["participant"]
-        participant = Participant(given["agency"], given["role"], given["legal_ground"])
-        line = command.get("agreement")
+        case = self.get_case(command.case_id)
+        given = command.participant
+        participant = Participant(given.agency, given.role, given.legal_ground)
+        line = command.agreement
         if line is None:
             standard = self.catalogue.tables[case.table].participants.get(participant.agency)
             if standard is None:
@@ -113,18 +112,18 @@ class CaseRegistration(KetenApplication):
                 )
             agreement = AgreementLine(participant.agency, standard.bring, standard.receive)
         else:
-            agreement = AgreementLine(participant.agency, tuple(line["bring"]), tuple(line["receive"]))
-        reason = self.seal(KeyScope(case.id), command["reason"])
+            agreement = AgreementLine(participant.agency, line.bring, line.receive)
+        reason = self.seal(KeyScope(case.id), command.reason)
         self._apply(
             case,
-            lambda: case.add_participant(self.catalogue, participant, agreement, reason, command["agency"]),
+            lambda: case.add_participant(self.catalogue, participant, agreement, reason, command.agency),
         )
         return case
 
-    def remove_participant(self, command: dict[str, Any]) -> Case:
-        case = self.get_case(command["case_id"])
-        reason = self.seal(KeyScope(case.id), command["reason"])
-        self._apply(case, lambda: case.remove_participant(command["participant"], reason, command["agency"]))
+    def remove_participant(self, command: RemoveParticipant) -> Case:
+        case = self.get_case(command.case_id)
+        reason = self.seal(KeyScope(case.id), command.reason)
+        self._apply(case, lambda: case.remove_participant(command.participant, reason, command.agency))
         return case
 
     # -- learning from consent -------------------------------------------------------------
@@ -165,38 +164,37 @@ class CaseRegistration(KetenApplication):
         except AggregateNotFoundError:
             return None
 
-    def _subjects(self, case_id: UUID, raw: list[dict[str, Any]]) -> tuple[DataSubject, ...]:
-        secret = self.settings.pseudonym_secret
+    def _subjects(self, case_id: UUID, given: tuple[SubjectInput, ...]) -> tuple[DataSubject, ...]:
+        """The subjects as the case keeps them: by pseudonym, their details sealed under their
+        own key."""
         subjects = []
-        for subject in raw:
-            pseudonym = pseudonymise(subject["bsn"], secret)
+        for subject in given:
             details = {
-                "name": subject["name"],
-                "email": subject.get("email"),
-                "postal_address": subject.get("postal_address"),
-                "channel": subject.get("preferred_channel", "portal"),
-                "language": subject.get("language", "nl"),
+                "name": subject.name,
+                "email": subject.email,
+                "postal_address": subject.postal_address,
+                "channel": subject.preferred_channel,
+                "language": subject.language,
             }
-            represented_by = subject.get("represented_by_bsn")
             subjects.append(
                 DataSubject(
-                    pseudonym=pseudonym,
-                    role=subject["role"],
-                    minor=bool(subject.get("minor")),
-                    details=self.vault.seal(KeyScope(case_id, pseudonym), details),
-                    represented_by=pseudonymise(represented_by, secret) if represented_by else None,
+                    pseudonym=subject.pseudonym,
+                    role=subject.role,
+                    minor=subject.minor,
+                    details=self.vault.seal(KeyScope(case_id, subject.pseudonym), details),
+                    represented_by=subject.represented_by,
                 )
             )
         return tuple(subjects)
 
     @staticmethod
     def _agreement(
-        raw: list[dict[str, Any]] | None,
+        given: tuple[AgreementInput, ...] | None,
         standard: dict[str, Any],
         participants: tuple[Participant, ...],
     ) -> tuple[AgreementLine, ...]:
-        if raw is not None:
-            return tuple(AgreementLine(a["agency"], tuple(a["bring"]), tuple(a["receive"])) for a in raw)
+        if given is not None:
+            return tuple(AgreementLine(a.agency, a.bring, a.receive) for a in given)
         # The table's standard agreement, for the agencies that take part in this case.
         return tuple(
             AgreementLine(p.agency, standard[p.agency].bring, standard[p.agency].receive)

@@ -21,7 +21,7 @@ from shared.contracts.commands import (
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.consent import ObjectionLodged, ObjectionWithdrawn
 from shared.contracts.events.retention import RecordsPurged
-from shared.dependencies import ApplicationProvider, ServiceHealth
+from shared.dependencies import ApplicationProvider, Pseudonyms, ServiceHealth
 from shared.errors import KetenError
 
 
@@ -31,25 +31,28 @@ class CaseRegistrationService:
     name = "case_registration"
 
     cases = ApplicationProvider(CaseRegistration)
+    pseudonyms = Pseudonyms()
     agency_commands = AgencyCommands()
     health_check = ServiceHealth()
 
     @rpc(expected_exceptions=KetenError)
     def register_case(self, command: dict[str, Any]) -> dict[str, Any]:
         """Registers a case (``RegisterCaseSchema``); repeat-safe by ``case_id``."""
-        return _status(self.cases.register_case(load_command(RegisterCaseSchema, command)))
+        return _status(
+            self.cases.register_case(load_command(RegisterCaseSchema, command, pseudonymise=self.pseudonyms))
+        )
 
     @rpc(expected_exceptions=KetenError)
     def close_case(self, command: dict[str, Any]) -> dict[str, Any]:
         """Closes a case with an outcome (``CloseCaseSchema``)."""
         loaded = load_command(CloseCaseSchema, command)
-        return _status(self.cases.close_case(loaded["case_id"], loaded["agency"], loaded["outcome"]))
+        return _status(self.cases.close_case(loaded.case_id, loaded.agency, loaded.outcome))
 
     @rpc(expected_exceptions=KetenError)
     def activate_case(self, command: dict[str, Any]) -> dict[str, Any]:
         """Starts the table's work on a registered case (``ActivateCaseSchema``)."""
         loaded = load_command(ActivateCaseSchema, command)
-        return _status(self.cases.activate_case(loaded["case_id"], loaded["agency"]))
+        return _status(self.cases.activate_case(loaded.case_id, loaded.agency))
 
     @rpc(expected_exceptions=KetenError)
     def add_participant(self, command: dict[str, Any]) -> dict[str, Any]:

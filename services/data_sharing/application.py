@@ -28,6 +28,7 @@ from shared.application import KetenApplication
 from shared.casefacts import CaseFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
+from shared.contracts.commands import CorrectShare, RequestShare
 from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
 from shared.contracts.events.consent import (
     ConsentGiven,
@@ -42,7 +43,6 @@ from shared.contracts.inbox import inbox_message, inbox_message_id
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
-from shared.pseudonym import pseudonymise
 from shared.reasons import refusal_text, share_refusals
 from shared.sealed import PURGED, KeyScope, Sealed
 
@@ -72,7 +72,7 @@ class DataSharing(KetenApplication):
 
     # -- deciding ---------------------------------------------------------------------------
     def request_share(
-        self, command: dict[str, Any], correlation_id: str | None = None
+        self, command: RequestShare, correlation_id: str | None = None
     ) -> list[Share | RefusedShare]:
         """Decides a ``RequestShareSchema`` command, one decision per recipient, all recorded.
 
@@ -80,10 +80,10 @@ class DataSharing(KetenApplication):
         sender not at the table) change nothing and raise; everything else is decided and
         recorded, allowed or refused. Repeating a request returns the decisions on record.
         """
-        case = self.cases.get(command["case_id"])
+        case = self.cases.get(command.case_id)
         if case is None:
             raise NotFound("unknown_case", "no case with this id (yet)", "case_id")
-        agency = command["agency"]
+        agency = command.agency
         if not case.takes_part(agency):
             raise NotAuthorised("not_a_participant", "your agency does not take part in this case", "agency")
         if case.status == "registered":
@@ -91,46 +91,46 @@ class DataSharing(KetenApplication):
             raise Conflict(
                 "case_not_active", "the case is not active (yet); activate it, then retry", "case_id"
             )
-        for code in command["categories"]:
+        for code in command.categories:
             if code not in self.catalogue.categories:
                 raise InvalidRequest("unknown_category", f"unknown data category {code}", "categories")
-        for other in [*command["to_agencies"], command.get("from_agency") or agency]:
+        for other in [*command.to_agencies, command.from_agency or agency]:
             if other not in self.catalogue.agencies:
                 raise InvalidRequest("unknown_agency", f"unknown agency {other}", "to_agencies")
-        subject = pseudonymise(command["subject_bsn"], self.settings.pseudonym_secret)
+        subject = command.subject
         if subject not in case.subjects:
             raise InvalidRequest(
                 "not_a_subject", "this person is not a data subject of the case", "subject_bsn"
             )
-        if command["direction"] == "pull":
-            senders, recipients = [command.get("from_agency") or ""], [agency]
+        if command.direction == "pull":
+            senders, recipients = [command.from_agency or ""], [agency]
         else:
-            senders, recipients = [agency], list(command["to_agencies"])
+            senders, recipients = [agency], list(command.to_agencies)
         say = self._subject_say(case.case_id, subject)
         today = datetime.now(UTC).date()
         decisions: list[Share | RefusedShare] = []
         new: list[Share | RefusedShare] = []
         for sender in senders:
             for recipient in recipients:
-                existing = self._find_decision(command["request_id"], recipient)
+                existing = self._find_decision(command.request_id, recipient)
                 if existing is not None:
                     decisions.append(existing)
                     continue
                 request = ShareRequest(
-                    request_id=command["request_id"],
+                    request_id=command.request_id,
                     case_id=case.case_id,
                     subject=subject,
                     from_agency=sender,
                     to_agency=recipient,
-                    categories=tuple(command["categories"]),
-                    purpose=command["purpose"],
-                    form=command["form"],
-                    meeting_id=command.get("meeting_id"),
-                    direction=command["direction"],
-                    special_grounds=dict(command.get("special_grounds") or {}),
+                    categories=command.categories,
+                    purpose=command.purpose,
+                    form=command.form,
+                    meeting_id=command.meeting_id,
+                    direction=command.direction,
+                    special_grounds=dict(command.special_grounds),
                 )
                 decision = decide(request, case, say, self.catalogue, today)
-                common = {
+                common: dict[str, Any] = {
                     "request_id": request.request_id,
                     "case_id": case.case_id,
                     "subject": subject,
@@ -152,10 +152,7 @@ class DataSharing(KetenApplication):
                         meeting_id=request.meeting_id,
                         content=self.seal(
                             KeyScope(case.case_id, subject),
-                            {
-                                "content": command.get("content"),
-                                "reference": command.get("content_reference"),
-                            },
+                            {"content": command.content, "reference": command.content_reference},
                         ),
                         direction=request.direction,
                         contact_point=dict(case.contact_point),
@@ -188,7 +185,7 @@ class DataSharing(KetenApplication):
             return None
 
     # -- correcting what was shared (rule 6) ------------------------------------------------
-    def correct_share(self, command: dict[str, Any], correlation_id: str | None = None) -> list[Share]:
+    def correct_share(self, command: CorrectShare, correlation_id: str | None = None) -> list[Share]:
         """Records a ``CorrectShareSchema`` command: the corrected content, sealed like the
         original, on every share the original content went out in (each recipient of the
         request), so that each recipient is told. Returns those shares.
@@ -196,8 +193,8 @@ class DataSharing(KetenApplication):
         Unknown share: 404; refused share: 409; neither its sender nor the record holder: 403;
         its records purged: 409. Repeating a correction id records nothing new.
         """
-        decision = self._find_decision_by_id(command["share_id"])
-        agency = command["agency"]
+        decision = self._find_decision_by_id(command.share_id)
+        agency = command.agency
         case = self.cases.get(decision.case_id)
         try:  # before anything else: another agency learns nothing of the request, not even a refusal
             check_may_correct(decision.from_agency, agency, case.record_holder if case else None)
@@ -208,10 +205,10 @@ class DataSharing(KetenApplication):
                 "agency",
             ) from None
         share = self._as_share(decision)
-        if command["reason_code"] not in self.catalogue.correction_reasons:
+        if command.reason_code not in self.catalogue.correction_reasons:
             raise InvalidRequest("unknown_reason", "not a reason for a correction", "reason_code")
         shares = self._shares_of_request(share.request_id)
-        correction_id = command["correction_id"]
+        correction_id = command.correction_id
         if all(other.has_correction(correction_id) for other in shares):
             return shares
         if share.erasure_passed_on or self._is_purged(share.content):
@@ -221,7 +218,7 @@ class DataSharing(KetenApplication):
         try:
             content = self.seal(
                 KeyScope(share.case_id, share.subject),
-                {"content": command["content"], "reference": command.get("content_reference")},
+                {"content": command.content, "reference": command.content_reference},
             )
         except ScopeShreddedError:
             raise Conflict(
@@ -231,7 +228,7 @@ class DataSharing(KetenApplication):
             other.correct(
                 correction_id,
                 corrected_by=agency,
-                reason_code=command["reason_code"],
+                reason_code=command.reason_code,
                 content=content,
                 correlation_id=correlation_id or str(correction_id),
             )

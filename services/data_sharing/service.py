@@ -12,7 +12,7 @@ from shared.commands import AgencyCommands
 from shared.consumer import consumes
 from shared.contracts.commands import CorrectShareSchema, RequestShareSchema, load_command
 from shared.contracts.envelope import ReceivedEvent
-from shared.dependencies import ApplicationProvider, ServiceHealth
+from shared.dependencies import ApplicationProvider, Pseudonyms, ServiceHealth
 from shared.errors import KetenError
 
 
@@ -22,13 +22,14 @@ class DataSharingService:
     name = "data_sharing"
 
     sharing = ApplicationProvider(DataSharing)
+    pseudonyms = Pseudonyms()
     agency_commands = AgencyCommands()
     health_check = ServiceHealth()
 
     @rpc(expected_exceptions=KetenError)
     def request_share(self, command: dict[str, Any]) -> dict[str, Any]:
         """Decides a share request (``RequestShareSchema``): one decision per recipient."""
-        loaded = load_command(RequestShareSchema, command)
+        loaded = load_command(RequestShareSchema, command, pseudonymise=self.pseudonyms)
         decisions = self.sharing.request_share(loaded)
         result = []
         for decision in decisions:
@@ -43,7 +44,7 @@ class DataSharingService:
                     "override_id": str(decision.override_id) if shared and decision.override_id else None,
                 }
             )
-        return {"request_id": str(loaded["request_id"]), "decisions": result}
+        return {"request_id": str(loaded.request_id), "decisions": result}
 
     @rpc(expected_exceptions=KetenError)
     def correct_share(self, command: dict[str, Any]) -> dict[str, Any]:
@@ -51,8 +52,8 @@ class DataSharingService:
         loaded = load_command(CorrectShareSchema, command)
         shares = self.sharing.correct_share(loaded)
         return {
-            "correction_id": str(loaded["correction_id"]),
-            "share_id": str(loaded["share_id"]),
+            "correction_id": str(loaded.correction_id),
+            "share_id": str(loaded.share_id),
             "passed_on_to": [{"share_id": str(share.id), "to_agency": share.to_agency} for share in shares],
         }
 

@@ -61,13 +61,13 @@ class NotificationService:
     @rpc(expected_exceptions=KetenError)
     def end_deferral(self, command: dict[str, Any]) -> dict[str, Any]:
         loaded = load_command(EndDeferralSchema, command)
-        return self.notifications.end_deferral(loaded["agency"], loaded["override_id"])
+        return self.notifications.end_deferral(loaded.agency, loaded.override_id)
 
     @rpc(expected_exceptions=KetenError)
     def extend_deferral(self, command: dict[str, Any]) -> dict[str, Any]:
         loaded = load_command(ExtendDeferralSchema, command)
         return self.notifications.extend_deferral(
-            loaded["agency"], loaded["override_id"], loaded["review_on"], loaded["reason"]
+            loaded.agency, loaded.override_id, loaded.review_on, loaded.reason
         )
 
     @rpc(expected_exceptions=KetenError)

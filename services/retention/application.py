@@ -39,6 +39,7 @@ from shared.application import KetenApplication
 from shared.casefacts import CaseFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
+from shared.contracts.commands import LiftLegalHold, PlaceLegalHold, RequestErasure
 from shared.contracts.envelope import ReceivedEvent, carries
 from shared.contracts.events.case_registration import CaseClosed, CaseRegistered, CaseResumed, CaseStopped
 from shared.contracts.events.data_sharing import DataShared
@@ -460,30 +461,30 @@ class Retention(KetenApplication):
             return CaseRetention(case_id=case_id)
 
     # -- legal holds ----------------------------------------------------------------------------
-    def place_legal_hold(self, command: dict[str, Any]) -> UUID:
+    def place_legal_hold(self, command: PlaceLegalHold) -> UUID:
         """Suspends every purge of the case (``PlaceLegalHoldSchema``); returns the hold's id."""
-        case_id = command["case_id"]
-        self._check_participant(case_id, command["agency"])
-        if command["reason_code"] not in self.catalogue.legal_hold_reasons:
+        case_id = command.case_id
+        self._check_participant(case_id, command.agency)
+        if command.reason_code not in self.catalogue.legal_hold_reasons:
             raise InvalidRequest("unknown_reason", "not a reason for a legal hold", "reason_code")
         retention, units = self._retention(case_id), self._units(case_id)
         if units and all(retention.is_purged(u) for u in units):
             raise Conflict("records_purged", "the case's records were purged already", "case_id")
-        hold_id = command.get("hold_id") or uuid4()
+        hold_id = command.hold_id or uuid4()
         try:
-            retention.place_hold(hold_id, command["agency"], command["reason_code"], command.get("reference"))
+            retention.place_hold(hold_id, command.agency, command.reason_code, command.reference)
         except RetentionError as error:
             raise Conflict(error.code, str(error), "case_id") from None
         self._save(retention)
         return UUID(str(hold_id))
 
-    def lift_legal_hold(self, command: dict[str, Any]) -> None:
+    def lift_legal_hold(self, command: LiftLegalHold) -> None:
         """Lifts a hold (``LiftLegalHoldSchema``); due purges go ahead at the next run."""
-        case_id = command["case_id"]
-        self._check_participant(case_id, command["agency"])
+        case_id = command.case_id
+        self._check_participant(case_id, command.agency)
         retention = self._retention(case_id)
         try:
-            retention.lift_hold(command["hold_id"], command["agency"])
+            retention.lift_hold(command.hold_id, command.agency)
         except RetentionError as error:
             raise NotFound(error.code, str(error), error.field) from None
         self._save(retention)
@@ -498,14 +499,14 @@ class Retention(KetenApplication):
             raise NotAuthorised("not_a_participant", "your agency does not take part in this case", "agency")
 
     # -- erasure at the citizen's request ----------------------------------------------------------
-    def request_erasure(self, request: dict[str, Any]) -> dict[str, Any]:
+    def request_erasure(self, request: RequestErasure) -> dict[str, Any]:
         """A subject asks that their records of a case be erased (``ErasureRequestSchema``).
 
         Granted once the case has ended and no legal hold is in force: the subject's unit and
         the case's own records are purged at once, the same way a due purge is. Refused with a
         reason the citizen understands otherwise; either way the decision is on record.
         """
-        case_id, subject = request["case_id"], request["subject"]
+        case_id, subject = request.case_id, request.subject
         retention = self._retention(case_id)
         if unit_key(subject) in retention.purged:
             return {"case_id": str(case_id), "decision": "erased_already"}
@@ -523,7 +524,7 @@ class Retention(KetenApplication):
                 "case_id": str(case_id),
                 "decision": "refused",
                 "reason_code": refusal,
-                "reason": reason.label(request.get("language", "nl")),
+                "reason": reason.label(request.language),
                 "article": reason.article,
             }
         retention.grant_erasure(subject)

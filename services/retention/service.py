@@ -74,14 +74,14 @@ class RetentionService:
         """Suspends the purges of a case (``PlaceLegalHoldSchema``); repeat-safe by ``hold_id``."""
         loaded = load_command(PlaceLegalHoldSchema, command)
         hold_id = self.retention.place_legal_hold(loaded)
-        return {"case_id": str(loaded["case_id"]), "hold_id": str(hold_id), "status": "in_force"}
+        return {"case_id": str(loaded.case_id), "hold_id": str(hold_id), "status": "in_force"}
 
     @rpc(expected_exceptions=KetenError)
     def lift_legal_hold(self, command: dict[str, Any]) -> dict[str, Any]:
         """Lifts a legal hold (``LiftLegalHoldSchema``); due purges proceed at the next run."""
         loaded = load_command(LiftLegalHoldSchema, command)
         self.retention.lift_legal_hold(loaded)
-        return {"case_id": str(loaded["case_id"]), "hold_id": str(loaded["hold_id"]), "status": "lifted"}
+        return {"case_id": str(loaded.case_id), "hold_id": str(loaded.hold_id), "status": "lifted"}
 
     @rpc(expected_exceptions=KetenError)
     def request_erasure(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,8 @@ class TypedSchema(Schema, Generic[T]):
 
     #: The frozen dataclass a load makes; taken from the type argument of the schema's base.
     loads_into: ClassVar[type[Any] | None] = None
+    #: Fields that are validated on load but are not part of the loaded value.
+    checked_only: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -37,7 +39,8 @@ class TypedSchema(Schema, Generic[T]):
     def _into_dataclass(self, data: dict[str, Any], **kwargs: Any) -> Any:
         if self.loads_into is None:
             return data
-        return self.loads_into(**{name: _frozen(value) for name, value in data.items()})
+        values = {name: _frozen(value) for name, value in data.items() if name not in self.checked_only}
+        return self.loads_into(**values)
 
 
 def _frozen(value: Any) -> Any:

@@ -9,9 +9,10 @@ from prometheus_client import REGISTRY
 
 from services.case_registration.application import CaseRegistration
 from services.demo import CITIZEN, register_case_command
-from shared.contracts.commands import RegisterCaseSchema, load_command
+from shared.contracts.commands import RegisterCaseSchema
 from shared.contracts.envelope import encode_event
 from shared.relay import POSITION
+from tests.factories import loaded
 from tests.support import RunningPlatform, eventually, running_platform, signed_post
 
 pytestmark = pytest.mark.integration
@@ -88,7 +89,7 @@ def test_events_saved_while_the_relay_was_down_are_published_when_it_comes_back(
     # Saved by the service's application with no relay running: as if the process died
     # between the commit and the publish.
     offline = CaseRegistration(Settings.from_env(production_env))
-    offline.register_case(load_command(RegisterCaseSchema, register_case_command(case_id)))
+    offline.register_case(loaded(RegisterCaseSchema, register_case_command(case_id), offline.settings))
     assert offline.position(POSITION) == 0
 
     with running_platform(production_env) as platform:

@@ -1,9 +1,9 @@
 import pytest
 
 from services.case_registration.application import CaseRegistration
-from shared.contracts.commands import RegisterCaseSchema, load_command
+from shared.contracts.commands import RegisterCaseSchema
 from shared.errors import Conflict, InvalidRequest, NotAuthorised
-from tests.factories import case_command
+from tests.factories import case_command, loaded
 
 
 @pytest.fixture
@@ -12,7 +12,7 @@ def registration(memory_settings):
 
 
 def register(app, **changes):
-    return app.register_case(load_command(RegisterCaseSchema, case_command(**changes)))
+    return app.register_case(loaded(RegisterCaseSchema, case_command(**changes), app.settings))
 
 
 def test_registering_a_case_records_its_table_purpose_agencies_and_agreement(registration):
@@ -27,7 +27,7 @@ def test_registering_a_case_records_its_table_purpose_agencies_and_agreement(reg
 
 def test_the_stored_event_holds_no_bsn_name_or_description_in_plaintext(registration):
     command = case_command()
-    registration.register_case(load_command(RegisterCaseSchema, command))
+    registration.register_case(loaded(RegisterCaseSchema, command, registration.settings))
     [notification] = registration.recorder.select_notifications(start=1, limit=10)
     stored = bytes(notification.state)
     subject = command["subjects"][0]
@@ -37,18 +37,18 @@ def test_the_stored_event_holds_no_bsn_name_or_description_in_plaintext(registra
 
 def test_registering_the_same_case_again_changes_nothing(registration):
     command = case_command()
-    first = registration.register_case(load_command(RegisterCaseSchema, command))
-    again = registration.register_case(load_command(RegisterCaseSchema, command))
+    first = registration.register_case(loaded(RegisterCaseSchema, command, registration.settings))
+    again = registration.register_case(loaded(RegisterCaseSchema, command, registration.settings))
     assert again.id == first.id
     assert registration.recorder.max_notification_id() == 1
 
 
 def test_another_agency_cannot_take_over_a_case_id(registration):
     command = case_command()
-    registration.register_case(load_command(RegisterCaseSchema, command))
+    registration.register_case(loaded(RegisterCaseSchema, command, registration.settings))
     command["agency"] = "kredietbank-utrecht"
     with pytest.raises(Conflict):
-        registration.register_case(load_command(RegisterCaseSchema, command))
+        registration.register_case(loaded(RegisterCaseSchema, command, registration.settings))
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ from services.case_registration.application import CaseRegistration
 from services.consent.application import Consent
 from services.data_sharing.application import DataSharing
 from services.data_sharing.domain import RefusedShare, Share
-from shared.contracts.commands import GiveConsentSchema, RegisterCaseSchema, RequestShareSchema, load_command
+from shared.contracts.commands import GiveConsentSchema, RegisterCaseSchema, RequestShareSchema
 from shared.errors import InvalidRequest, NotAuthorised, NotFound
-from tests.factories import case_command, consent_command, received, share_command
+from tests.factories import case_command, consent_command, loaded, received, share_command
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def platform(memory_settings):
     registration = CaseRegistration(memory_settings)
     consent = Consent(memory_settings)
     sharing = DataSharing(memory_settings)
-    case = registration.register_case(load_command(RegisterCaseSchema, case_command()))
+    case = registration.register_case(loaded(RegisterCaseSchema, case_command(), memory_settings))
     registration.activate_case(case.id, "gemeente-utrecht")
     for event in received(registration):
         consent.cases.apply(event)
@@ -31,7 +31,7 @@ def platform(memory_settings):
 def share(sharing, for_case, **changes):
     command = share_command(for_case)
     command.update(changes)
-    return sharing.request_share(load_command(RequestShareSchema, command))
+    return sharing.request_share(loaded(RequestShareSchema, command, sharing.settings))
 
 
 def test_a_share_within_purpose_agreement_and_ground_is_recorded_as_data_shared(platform):
@@ -83,9 +83,10 @@ def test_a_sender_relying_on_consent_is_refused_without_it_and_allowed_with_it(p
     assert isinstance(before, RefusedShare) and before.reason_code == "no_valid_consent"
     assert before.visible_to_subject
     consent.give_consent(
-        load_command(
+        loaded(
             GiveConsentSchema,
             consent_command(case_id, recipients=["gemeente-utrecht"], categories=["housing"]),
+            consent.settings,
         )
     )
     for event in received(consent):
@@ -97,8 +98,8 @@ def test_a_sender_relying_on_consent_is_refused_without_it_and_allowed_with_it(p
 def test_repeating_a_request_returns_the_decision_on_record_and_records_nothing_new(platform):
     _, _, sharing, case_id = platform
     command = share_command(case_id)
-    first = sharing.request_share(load_command(RequestShareSchema, command))
-    again = sharing.request_share(load_command(RequestShareSchema, command))
+    first = sharing.request_share(loaded(RequestShareSchema, command, sharing.settings))
+    again = sharing.request_share(loaded(RequestShareSchema, command, sharing.settings))
     assert [d.id for d in again] == [d.id for d in first]
     assert sharing.recorder.max_notification_id() == 1
 

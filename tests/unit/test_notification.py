@@ -14,13 +14,13 @@ from eventsourcing.persistence import IntegrityError
 
 from services.demo import CITIZEN
 from services.notification.application import Notifications
-from shared.contracts.commands import RequestShareSchema, load_command
+from shared.contracts.commands import RequestShareSchema
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.consent import Deferral, RecordedBy, SafetyOverrideRecorded
 from shared.contracts.events.data_sharing import DataShared
 from shared.errors import Conflict, NotAuthorised
 from shared.sealed import KeyScope
-from tests.factories import received, share_command
+from tests.factories import loaded, received, share_command
 from tests.unit.test_retention import Platform
 
 
@@ -287,7 +287,7 @@ def share_under_override(
 ) -> ReceivedEvent[DataShared]:
     """A ``DataShared`` made under the override, as data_sharing records it under issue 3."""
     command = share_command(str(case_id))
-    platform.sharing.request_share(load_command(RequestShareSchema, command))
+    platform.sharing.request_share(loaded(RequestShareSchema, command, platform.settings))
     last = [e for e in received(platform.sharing) if e.name == "DataShared"][-1]
     under_override = dataclasses.replace(last, data=dataclasses.replace(last.data, override_id=override_id))
     platform.notification.notify_share(under_override)

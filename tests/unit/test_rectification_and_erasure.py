@@ -15,7 +15,7 @@ from keten_client.protocol import KeyPair, open_sealed
 from services.data_sharing.domain import Share
 from shared.contracts.commands import CorrectShareSchema, RequestShareSchema, load_command
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
-from tests.factories import received, share_command
+from tests.factories import loaded, received, share_command
 from tests.unit.test_retention import YEARS_3, Platform
 
 ORIGINAL = "Drie maanden huurachterstand."
@@ -45,7 +45,7 @@ def shared(platform):
     """A case whose municipality shared one sentence with two agencies: two shares."""
     case_id = platform.register(agreement=AGREEMENT)
     command = share_command(str(case_id), to_agencies=RECIPIENTS, content=ORIGINAL)
-    decisions = platform.sharing.request_share(load_command(RequestShareSchema, command))
+    decisions = platform.sharing.request_share(loaded(RequestShareSchema, command, platform.settings))
     assert all(isinstance(decision, Share) for decision in decisions)
     platform.sync()
     return case_id, [decision.id for decision in decisions]
@@ -104,7 +104,7 @@ def test_the_record_holder_may_correct_a_share_another_agency_made(platform, sha
     command = share_command(
         str(case_id), agency="kredietbank-utrecht", to_agencies=["woningcorporatie-mitros"]
     )
-    [share] = platform.sharing.request_share(load_command(RequestShareSchema, command))
+    [share] = platform.sharing.request_share(loaded(RequestShareSchema, command, platform.settings))
     [corrected] = correct(platform, share.id, reason_code="citizen_request")
     assert corrected.to_agency == "woningcorporatie-mitros"
 
@@ -132,7 +132,7 @@ def test_a_correction_not_allowed_gets_a_clear_error_and_changes_nothing(
 def test_a_refused_share_cannot_be_corrected(platform, shared):
     case_id, _ = shared
     command = share_command(str(case_id), categories=["income"], to_agencies=["woningcorporatie-mitros"])
-    [refused] = platform.sharing.request_share(load_command(RequestShareSchema, command))
+    [refused] = platform.sharing.request_share(loaded(RequestShareSchema, command, platform.settings))
     with pytest.raises(Conflict) as raised:
         correct(platform, refused.id)
     assert raised.value.code == "share_refused"

@@ -22,6 +22,7 @@ from services.retention.application import Retention
 from shared.contracts.commands import (
     ErasureRequestSchema,
     GiveConsentSchema,
+    LiftLegalHold,
     PlaceLegalHoldSchema,
     RegisterCaseSchema,
     RequestShareSchema,
@@ -30,7 +31,7 @@ from shared.contracts.commands import (
 from shared.errors import Conflict, NotAuthorised
 from shared.pseudonym import pseudonymise
 from shared.sealed import PURGED, KeyScope
-from tests.factories import case_command, consent_command, received, share_command
+from tests.factories import case_command, consent_command, loaded, received, share_command
 
 SENTENCE = "Zij heeft de huur van april tot en met juni niet kunnen betalen."
 
@@ -85,19 +86,19 @@ class Platform:
 
     def register(self, **changes) -> UUID:
         command = case_command(**changes)
-        case = self.registration.register_case(load_command(RegisterCaseSchema, command))
+        case = self.registration.register_case(loaded(RegisterCaseSchema, command, self.settings))
         self.registration.activate_case(case.id, command["agency"])
         self.sync()
         return case.id
 
     def share(self, case_id: UUID, content: str = SENTENCE, **changes) -> UUID:
         command = share_command(str(case_id), content=content, **changes)
-        [decision] = self.sharing.request_share(load_command(RequestShareSchema, command))
+        [decision] = self.sharing.request_share(loaded(RequestShareSchema, command, self.settings))
         self.sync()
         return decision.id
 
     def give_consent(self, case_id: UUID) -> None:
-        self.consent.give_consent(load_command(GiveConsentSchema, consent_command(str(case_id))))
+        self.consent.give_consent(loaded(GiveConsentSchema, consent_command(str(case_id)), self.settings))
         self.sync()
 
     def close(self, case_id: UUID) -> None:
@@ -325,7 +326,9 @@ def test_a_legal_hold_suspends_the_purge_on_record_until_it_is_lifted(platform, 
     [placed] = platform.published("LegalHoldPlaced")
     assert (placed.data.reason_code, placed.data.reference) == ("complaint", "KL-2026/0042")
 
-    platform.retention.lift_legal_hold({"agency": "gemeente-utrecht", "case_id": case_id, "hold_id": hold_id})
+    platform.retention.lift_legal_hold(
+        LiftLegalHold(agency="gemeente-utrecht", case_id=case_id, hold_id=hold_id)
+    )
     platform.purge(YEARS_3)
 
     assert platform.vault.keys.live_keys(case_id) == []
