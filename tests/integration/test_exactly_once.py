@@ -7,7 +7,7 @@ import requests
 from kombu import Connection, Exchange, Producer
 from prometheus_client import REGISTRY
 
-from services.case_registration.application import CaseRegistration
+from services.case_registration.application import CaseRegistrationUseCases
 from services.demo import CITIZEN, register_case_command
 from shared.contracts.commands import RegisterCaseSchema
 from shared.contracts.envelope import encode_event
@@ -88,7 +88,7 @@ def test_events_saved_while_the_relay_was_down_are_published_when_it_comes_back(
     case_id = str(uuid.uuid4())
     # Saved by the service's application with no relay running: as if the process died
     # between the commit and the publish.
-    offline = CaseRegistration(Settings.from_env(production_env))
+    offline = CaseRegistrationUseCases(Settings.from_env(production_env))
     offline.register_case(loaded(RegisterCaseSchema, register_case_command(case_id), offline.settings))
     assert offline.position(POSITION) == 0
 

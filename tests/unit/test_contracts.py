@@ -3,7 +3,7 @@ from uuid import uuid4
 
 import pytest
 
-from services.case_registration.application import CaseRegistration
+from services.case_registration.application import CaseRegistrationUseCases
 from shared.contracts.commands import RegisterCaseSchema
 from shared.contracts.envelope import decode_event, encode_event
 from shared.errors import InvalidRequest
@@ -12,7 +12,7 @@ from tests.factories import case_command, loaded
 
 @pytest.fixture
 def stored_event(memory_settings):
-    app = CaseRegistration(memory_settings)
+    app = CaseRegistrationUseCases(memory_settings)
     app.register_case(loaded(RegisterCaseSchema, case_command(), memory_settings))
     [notification] = app.recorder.select_notifications(start=1, limit=1)
     return app.mapper.to_domain_event(notification)

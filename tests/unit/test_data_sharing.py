@@ -4,11 +4,11 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from keten_client.protocol import KeyPair, open_sealed
-from services.case_registration.application import CaseRegistration
+from services.case_registration.application import CaseRegistrationUseCases
 from services.consent.application import Consent
 from services.data_sharing.application import DataSharing
 from services.data_sharing.domain import RefusedShare, Share
-from shared.contracts.commands import GiveConsentSchema, RegisterCaseSchema, RequestShareSchema
+from shared.contracts.commands import ActivateCase, GiveConsentSchema, RegisterCaseSchema, RequestShareSchema
 from shared.errors import InvalidRequest, NotAuthorised, NotFound
 from tests.factories import case_command, consent_command, loaded, received, share_command
 
@@ -17,15 +17,15 @@ from tests.factories import case_command, consent_command, loaded, received, sha
 def platform(memory_settings):
     """The three applications a share passes, wired by hand: events are handed over as the
     bus would deliver them."""
-    registration = CaseRegistration(memory_settings)
+    registration = CaseRegistrationUseCases(memory_settings)
     consent = Consent(memory_settings)
     sharing = DataSharing(memory_settings)
     case = registration.register_case(loaded(RegisterCaseSchema, case_command(), memory_settings))
-    registration.activate_case(case.id, "gemeente-utrecht")
+    registration.activate_case(ActivateCase(agency="gemeente-utrecht", case_id=case.case_id))
     for event in received(registration):
         consent.cases.apply(event)
         sharing.cases.apply(event)
-    return registration, consent, sharing, str(case.id)
+    return registration, consent, sharing, str(case.case_id)
 
 
 def share(sharing, for_case, **changes):

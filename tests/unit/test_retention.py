@@ -13,13 +13,15 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from services.case_registration.application import CaseRegistration
+from services.case_registration.application import CaseRegistrationUseCases
 from services.consent.application import Consent
 from services.data_sharing.application import DataSharing
 from services.demo import CITIZEN
 from services.notification.application import Notifications
 from services.retention.application import Retention
 from shared.contracts.commands import (
+    ActivateCase,
+    CloseCase,
     ErasureRequestSchema,
     GiveConsentSchema,
     LiftLegalHold,
@@ -41,7 +43,7 @@ class Platform:
 
     def __init__(self, settings):
         self.settings = settings
-        self.registration = CaseRegistration(settings)
+        self.registration = CaseRegistrationUseCases(settings)
         self.consent = Consent(settings)
         self.sharing = DataSharing(settings)
         self.notification = Notifications(settings)
@@ -87,9 +89,9 @@ class Platform:
     def register(self, **changes) -> UUID:
         command = case_command(**changes)
         case = self.registration.register_case(loaded(RegisterCaseSchema, command, self.settings))
-        self.registration.activate_case(case.id, command["agency"])
+        self.registration.activate_case(ActivateCase(agency=command["agency"], case_id=case.case_id))
         self.sync()
-        return case.id
+        return case.case_id
 
     def share(self, case_id: UUID, content: str = SENTENCE, **changes) -> UUID:
         command = share_command(str(case_id), content=content, **changes)
@@ -102,7 +104,9 @@ class Platform:
         self.sync()
 
     def close(self, case_id: UUID) -> None:
-        self.registration.close_case(case_id, "gemeente-utrecht", "help_arranged")
+        self.registration.close_case(
+            CloseCase(agency="gemeente-utrecht", case_id=case_id, outcome="help_arranged")
+        )
         self.sync()
 
     def purge(self, after: timedelta) -> None:
@@ -180,7 +184,7 @@ def test_a_running_case_has_nothing_due_however_late_it_gets(platform):
 
 def test_the_minutes_go_weeks_after_closing_while_the_share_records_wait_their_years(platform, closed_case):
     case_id, _ = closed_case
-    case = platform.registration.get_case(case_id)
+    case = platform.registration.repository.get(case_id)
 
     platform.purge(WEEKS_7)
 
@@ -206,7 +210,7 @@ def test_once_everything_is_due_no_key_of_the_case_is_left_and_every_value_reads
 
     assert platform.vault.keys.live_keys(case_id) == []
     # The events still replay: the aggregates load, their personal fields read as purged.
-    case = platform.registration.get_case(case_id)
+    case = platform.registration.repository.get(case_id)
     assert case.status == "closed" and case.outcome == "help_arranged"
     assert platform.vault.open(case.description) is PURGED
     assert platform.vault.open(case.subjects[0].details) is PURGED
@@ -215,7 +219,7 @@ def test_once_everything_is_due_no_key_of_the_case_is_left_and_every_value_reads
     assert platform.vault.open(share.content) is PURGED
     # Another case is untouched.
     assert platform.vault.keys.live_keys(other) != []
-    other_case = platform.registration.get_case(other)
+    other_case = platform.registration.repository.get(other)
     assert platform.vault.open(other_case.subjects[0].details)["name"] == CITIZEN["name"]
     kinds = [(e.data.record_kind, e.data.complete) for e in platform.published("RecordsPurged")]
     assert kinds == [("case_records", False), ("share_records", True)]
