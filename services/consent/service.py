@@ -20,6 +20,16 @@ from shared.contracts.commands import (
     load_command,
 )
 from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.events.case_registration import (
+    CaseActivated,
+    CaseClosed,
+    CaseRegistered,
+    CaseResumed,
+    CaseStopped,
+    ParticipantAdded,
+    ParticipantRemoved,
+)
+from shared.contracts.events.retention import RecordsPurged
 from shared.dependencies import ApplicationProvider, Pseudonyms, ServiceHealth
 from shared.errors import KetenError
 
@@ -72,35 +82,35 @@ class ConsentService:
         return _override(self.consents.end_safety_override(load_command(EndSafetyOverrideSchema, command)))
 
     @consumes("case_registration", "CaseRegistered")
-    def handle_case_registered(self, event: ReceivedEvent) -> None:
+    def handle_case_registered(self, event: ReceivedEvent[CaseRegistered]) -> None:
         self.consents.cases.apply(event)
 
     @consumes("case_registration", "CaseActivated")
-    def handle_case_activated(self, event: ReceivedEvent) -> None:
+    def handle_case_activated(self, event: ReceivedEvent[CaseActivated]) -> None:
         self.consents.cases.apply(event)
 
     @consumes("case_registration", "CaseStopped")
-    def handle_case_stopped(self, event: ReceivedEvent) -> None:
+    def handle_case_stopped(self, event: ReceivedEvent[CaseStopped]) -> None:
         self.consents.cases.apply(event)
 
     @consumes("case_registration", "CaseResumed")
-    def handle_case_resumed(self, event: ReceivedEvent) -> None:
+    def handle_case_resumed(self, event: ReceivedEvent[CaseResumed]) -> None:
         self.consents.cases.apply(event)
 
     @consumes("case_registration", "ParticipantAdded")
-    def handle_participant_added(self, event: ReceivedEvent) -> None:
+    def handle_participant_added(self, event: ReceivedEvent[ParticipantAdded]) -> None:
         self.consents.cases.apply(event)
 
     @consumes("case_registration", "ParticipantRemoved")
-    def handle_participant_removed(self, event: ReceivedEvent) -> None:
+    def handle_participant_removed(self, event: ReceivedEvent[ParticipantRemoved]) -> None:
         self.consents.cases.apply(event)
 
     @consumes("case_registration", "CaseClosed")
-    def handle_case_closed(self, event: ReceivedEvent) -> None:
+    def handle_case_closed(self, event: ReceivedEvent[CaseClosed]) -> None:
         self.consents.cases.apply(event)
 
     @consumes("retention", "RecordsPurged")
-    def handle_records_purged(self, event: ReceivedEvent) -> None:
+    def handle_records_purged(self, event: ReceivedEvent[RecordsPurged]) -> None:
         self.consents.cases.apply(event)
 
     @rpc

@@ -12,6 +12,24 @@ from shared.commands import AgencyCommands
 from shared.consumer import consumes
 from shared.contracts.commands import CorrectShareSchema, RequestShareSchema, load_command
 from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.events.case_registration import (
+    CaseActivated,
+    CaseClosed,
+    CaseRegistered,
+    CaseResumed,
+    CaseStopped,
+    ParticipantAdded,
+    ParticipantRemoved,
+)
+from shared.contracts.events.consent import (
+    ConsentGiven,
+    ConsentWithdrawn,
+    ObjectionLodged,
+    ObjectionWithdrawn,
+    SafetyOverrideEnded,
+    SafetyOverrideRecorded,
+)
+from shared.contracts.events.retention import RecordsPurged
 from shared.dependencies import ApplicationProvider, Pseudonyms, ServiceHealth
 from shared.errors import KetenError
 
@@ -58,59 +76,59 @@ class DataSharingService:
         }
 
     @consumes("case_registration", "CaseRegistered")
-    def handle_case_registered(self, event: ReceivedEvent) -> None:
+    def handle_case_registered(self, event: ReceivedEvent[CaseRegistered]) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("case_registration", "CaseActivated")
-    def handle_case_activated(self, event: ReceivedEvent) -> None:
+    def handle_case_activated(self, event: ReceivedEvent[CaseActivated]) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("case_registration", "CaseStopped")
-    def handle_case_stopped(self, event: ReceivedEvent) -> None:
+    def handle_case_stopped(self, event: ReceivedEvent[CaseStopped]) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("case_registration", "CaseResumed")
-    def handle_case_resumed(self, event: ReceivedEvent) -> None:
+    def handle_case_resumed(self, event: ReceivedEvent[CaseResumed]) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("case_registration", "ParticipantAdded")
-    def handle_participant_added(self, event: ReceivedEvent) -> None:
+    def handle_participant_added(self, event: ReceivedEvent[ParticipantAdded]) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("case_registration", "ParticipantRemoved")
-    def handle_participant_removed(self, event: ReceivedEvent) -> None:
+    def handle_participant_removed(self, event: ReceivedEvent[ParticipantRemoved]) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("case_registration", "CaseClosed")
-    def handle_case_closed(self, event: ReceivedEvent) -> None:
+    def handle_case_closed(self, event: ReceivedEvent[CaseClosed]) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("consent", "ConsentGiven")
-    def handle_consent_given(self, event: ReceivedEvent) -> None:
+    def handle_consent_given(self, event: ReceivedEvent[ConsentGiven]) -> None:
         self.sharing.record_consent_given(event)
 
     @consumes("consent", "ConsentWithdrawn")
-    def handle_consent_withdrawn(self, event: ReceivedEvent) -> None:
+    def handle_consent_withdrawn(self, event: ReceivedEvent[ConsentWithdrawn]) -> None:
         self.sharing.record_consent_withdrawn(event)
 
     @consumes("consent", "ObjectionLodged")
-    def handle_objection_lodged(self, event: ReceivedEvent) -> None:
+    def handle_objection_lodged(self, event: ReceivedEvent[ObjectionLodged]) -> None:
         self.sharing.record_objection(event)
 
     @consumes("consent", "ObjectionWithdrawn")
-    def handle_objection_withdrawn(self, event: ReceivedEvent) -> None:
+    def handle_objection_withdrawn(self, event: ReceivedEvent[ObjectionWithdrawn]) -> None:
         self.sharing.record_objection(event)
 
     @consumes("consent", "SafetyOverrideRecorded")
-    def handle_safety_override_recorded(self, event: ReceivedEvent) -> None:
+    def handle_safety_override_recorded(self, event: ReceivedEvent[SafetyOverrideRecorded]) -> None:
         self.sharing.record_safety_override(event)
 
     @consumes("consent", "SafetyOverrideEnded")
-    def handle_safety_override_ended(self, event: ReceivedEvent) -> None:
+    def handle_safety_override_ended(self, event: ReceivedEvent[SafetyOverrideEnded]) -> None:
         self.sharing.record_safety_override(event)
 
     @consumes("retention", "RecordsPurged")
-    def handle_records_purged(self, event: ReceivedEvent) -> None:
+    def handle_records_purged(self, event: ReceivedEvent[RecordsPurged]) -> None:
         self.sharing.record_records_purged(event)
 
     @rpc

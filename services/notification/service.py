@@ -11,6 +11,7 @@ from shared.commands import AgencyCommands
 from shared.consumer import consumes
 from shared.contracts.commands import EndDeferralSchema, ExtendDeferralSchema, load_command
 from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.events.data_sharing import DataShared
 from shared.contracts.fields import AgencyId, Pseudonym
 from shared.dependencies import ApplicationProvider, ServiceHealth, settings_timer
 from shared.errors import InvalidRequest, KetenError
@@ -44,12 +45,12 @@ class NotificationService:
     @consumes("retention", "RecordsPurged")
     @consumes("retention", "ErasureGranted")
     @consumes("retention", "ErasureRefused")
-    def handle_event(self, event: ReceivedEvent) -> None:
+    def handle_event(self, event: ReceivedEvent[Any]) -> None:
         """Records what the event changes in the case facts and the citizen's overview."""
         self.notifications.learn(event)
 
     @consumes("data_sharing", "DataShared")
-    def handle_data_shared(self, event: ReceivedEvent) -> None:
+    def handle_data_shared(self, event: ReceivedEvent[DataShared]) -> None:
         self.notifications.notify_share(event)
 
     @settings_timer("notify_interval")
