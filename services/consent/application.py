@@ -18,8 +18,15 @@ from shared.application import KetenApplication
 from shared.casefacts import CaseFacts, CaseView
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
+from shared.contracts.commands import (
+    EndSafetyOverride,
+    GiveConsent,
+    LodgeObjection,
+    RecordSafetyOverride,
+    WithdrawConsent,
+    WithdrawObjection,
+)
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
-from shared.pseudonym import pseudonymise
 from shared.sealed import KeyScope
 
 
@@ -31,19 +38,15 @@ class Consent(KetenApplication):
         super().__init__(settings)
         self.cases = CaseFacts(self)
 
-    def give_consent(self, command: dict[str, Any]) -> ConsentRecord:
-        case = self._case_for(command["case_id"], command["agency"])
-        subject = pseudonymise(command["subject_bsn"], self.settings.pseudonym_secret)
-        if subject not in case.subjects:
-            raise InvalidRequest(
-                "not_a_subject", "this person is not a data subject of the case", "subject_bsn"
-            )
-        if command["purpose"] != case.purpose:
+    def give_consent(self, command: GiveConsent) -> ConsentRecord:
+        case = self._case_for(command.case_id, command.agency)
+        subject = self._subject(case, command.subject, "subject_bsn")
+        if command.purpose != case.purpose:
             raise InvalidRequest("purpose_mismatch", "consent must be for the purpose of the case", "purpose")
-        for code in command["categories"]:
+        for code in command.categories:
             if code not in self.catalogue.categories:
                 raise InvalidRequest("unknown_category", f"unknown data category {code}", "categories")
-        for agency in command["recipients"]:
+        for agency in command.recipients:
             if not case.takes_part(agency):
                 raise InvalidRequest(
                     "not_a_participant", f"{agency} does not take part in the case", "recipients"
@@ -51,47 +54,47 @@ class Consent(KetenApplication):
         record = self._consent_record(case, subject)
         with domain_refusals():
             record.give_consent(
-                purpose=command["purpose"],
-                categories=tuple(command["categories"]),
-                recipients=tuple(command["recipients"]),
-                valid_until=command["valid_until"],
-                notice_version=command["notice_version"],
-                notice=self.seal(KeyScope(case.case_id, subject), command["notice_text"]),
-                given_how=command["given_how"],
-                recorded_by=command["agency"],
+                purpose=command.purpose,
+                categories=command.categories,
+                recipients=command.recipients,
+                valid_until=command.valid_until,
+                notice_version=command.notice_version,
+                notice=self.seal(KeyScope(case.case_id, subject), command.notice_text),
+                given_how=command.given_how,
+                recorded_by=command.agency,
                 today=datetime.now(UTC).date(),
             )
         self.save(record)
         return record
 
-    def withdraw_consent(self, command: dict[str, Any]) -> ConsentRecord:
-        case = self._case_for(command["case_id"], command["agency"], open_only=False)
-        record = self._consent_record(case, self._subject(case, command["subject_bsn"], "subject_bsn"))
-        self._change(record, lambda: record.withdraw_consent(recorded_by=command["agency"]))
+    def withdraw_consent(self, command: WithdrawConsent) -> ConsentRecord:
+        case = self._case_for(command.case_id, command.agency, open_only=False)
+        record = self._consent_record(case, self._subject(case, command.subject, "subject_bsn"))
+        self._change(record, lambda: record.withdraw_consent(recorded_by=command.agency))
         return record
 
-    def lodge_objection(self, command: dict[str, Any]) -> ConsentRecord:
+    def lodge_objection(self, command: LodgeObjection) -> ConsentRecord:
         """The subject's "stop discussing my case"; repeat-safe by ``objection_id``."""
-        case = self._case_for(command["case_id"], command["agency"])
-        subject = self._subject(case, command["subject_bsn"], "subject_bsn")
+        case = self._case_for(command.case_id, command.agency)
+        subject = self._subject(case, command.subject, "subject_bsn")
         record = self._consent_record(case, subject)
-        objection_id: UUID = command.get("objection_id") or uuid4()
-        reason = self.seal(KeyScope(case.case_id, subject), command.get("reason"))
-        self._change(record, lambda: record.lodge_objection(objection_id, reason, command["agency"]))
+        objection_id: UUID = command.objection_id or uuid4()
+        reason = self.seal(KeyScope(case.case_id, subject), command.reason)
+        self._change(record, lambda: record.lodge_objection(objection_id, reason, command.agency))
         return record
 
-    def withdraw_objection(self, command: dict[str, Any]) -> ConsentRecord:
-        case = self._case_for(command["case_id"], command["agency"], open_only=False)
-        record = self._consent_record(case, self._subject(case, command["subject_bsn"], "subject_bsn"))
-        if record.objection_id is None and command["objection_id"] in record.withdrawn_objections:
+    def withdraw_objection(self, command: WithdrawObjection) -> ConsentRecord:
+        case = self._case_for(command.case_id, command.agency, open_only=False)
+        record = self._consent_record(case, self._subject(case, command.subject, "subject_bsn"))
+        if record.objection_id is None and command.objection_id in record.withdrawn_objections:
             return record  # a repeated command changes nothing
-        self._change(record, lambda: record.withdraw_objection(command["objection_id"], command["agency"]))
+        self._change(record, lambda: record.withdraw_objection(command.objection_id, command.agency))
         return record
 
-    def record_safety_override(self, command: dict[str, Any]) -> SafetyOverride:
+    def record_safety_override(self, command: RecordSafetyOverride) -> SafetyOverride:
         """A professional's override of an objection for the safety of others; repeat-safe."""
-        case = self._case_for(command["case_id"], command["agency"])
-        override_id: UUID = command.get("override_id") or uuid4()
+        case = self._case_for(command.case_id, command.agency)
+        override_id: UUID = command.override_id or uuid4()
         existing = self._find_override(override_id)
         if existing is not None:
             if existing.case_id != case.case_id:
@@ -99,46 +102,46 @@ class Consent(KetenApplication):
                     "override_exists", "an override with this id exists in another case", "override_id"
                 )
             return existing
-        subjects = tuple(self._subject(case, bsn, "subject_bsns") for bsn in command["subject_bsns"])
-        for code in command["categories"]:
+        subjects = tuple(self._subject(case, subject, "subject_bsns") for subject in command.subjects)
+        for code in command.categories:
             if code not in self.catalogue.categories:
                 raise InvalidRequest("unknown_category", f"unknown data category {code}", "categories")
-        for agency in command["recipients"]:
+        for agency in command.recipients:
             if not case.takes_part(agency):
                 raise InvalidRequest(
                     "not_a_participant", f"{agency} does not take part in the case", "recipients"
                 )
         scope = KeyScope(case.case_id)
-        deferral = command.get("deferral")
+        deferral = command.deferral
         with domain_refusals():
             override = SafetyOverride.record(
                 override_id=override_id,
                 case_id=case.case_id,
-                scope=OverrideScope(subjects, tuple(command["categories"]), tuple(command["recipients"])),
-                ground=command["ground"],
+                scope=OverrideScope(subjects, command.categories, command.recipients),
+                ground=command.ground,
                 grounds=self.catalogue.safety_override_grounds,
-                reasons=self.seal(scope, command["reasons"]),
-                recorded_by={"agency": command["agency"], "function": command["function"]},
-                ends_on=command["ends_on"],
-                explanation=self.seal(scope, command["explanation"]),
+                reasons=self.seal(scope, command.reasons),
+                recorded_by={"agency": command.agency, "function": command.function},
+                ends_on=command.ends_on,
+                explanation=self.seal(scope, command.explanation),
                 deferral=None
                 if deferral is None
-                else {"reason": self.seal(scope, deferral["reason"]), "review_on": deferral["review_on"]},
+                else {"reason": self.seal(scope, deferral.reason), "review_on": deferral.review_on},
                 catalogue_version=self.catalogue.version,
                 today=datetime.now(UTC).date(),
             )
         self.save(override)
         return override
 
-    def end_safety_override(self, command: dict[str, Any]) -> SafetyOverride:
-        override = self._find_override(command["override_id"])
+    def end_safety_override(self, command: EndSafetyOverride) -> SafetyOverride:
+        override = self._find_override(command.override_id)
         if override is None:
             raise NotFound("unknown_override", "no safety override with this id", "override_id")
-        self._case_for(override.case_id, command["agency"], open_only=False)
+        self._case_for(override.case_id, command.agency, open_only=False)
         if override.ended:
             return override  # a repeated command changes nothing
         reasons = self.catalogue.safety_override_end_reasons
-        self._change(override, lambda: override.end(command["reason_code"], reasons, command["agency"]))
+        self._change(override, lambda: override.end(command.reason_code, reasons, command.agency))
         return override
 
     def _find_override(self, override_id: UUID) -> SafetyOverride | None:
@@ -147,8 +150,8 @@ class Consent(KetenApplication):
         except AggregateNotFoundError:
             return None
 
-    def _subject(self, case: CaseView, bsn: str, field: str) -> str:
-        subject = pseudonymise(bsn, self.settings.pseudonym_secret)
+    def _subject(self, case: CaseView, subject: str, field: str) -> str:
+        """The subject's pseudonym, once it is known to be a data subject of the case."""
         if subject not in case.subjects:
             raise InvalidRequest("not_a_subject", "this person is not a data subject of the case", field)
         return subject

@@ -20,7 +20,17 @@ from shared.contracts.commands import (
     load_command,
 )
 from shared.contracts.envelope import ReceivedEvent
-from shared.dependencies import ApplicationProvider, ServiceHealth
+from shared.contracts.events.case_registration import (
+    CaseActivated,
+    CaseClosed,
+    CaseRegistered,
+    CaseResumed,
+    CaseStopped,
+    ParticipantAdded,
+    ParticipantRemoved,
+)
+from shared.contracts.events.retention import RecordsPurged
+from shared.dependencies import ApplicationProvider, Pseudonyms, ServiceHealth
 from shared.errors import KetenError
 
 
@@ -30,37 +40,41 @@ class ConsentService:
     name = "consent"
 
     consents = ApplicationProvider(Consent)
+    pseudonyms = Pseudonyms()
     agency_commands = AgencyCommands()
     health_check = ServiceHealth()
 
     @rpc(expected_exceptions=KetenError)
     def give_consent(self, command: dict[str, Any]) -> dict[str, Any]:
         """Records specific consent (``GiveConsentSchema``)."""
-        record = self.consents.give_consent(load_command(GiveConsentSchema, command))
+        loaded = load_command(GiveConsentSchema, command, pseudonymise=self.pseudonyms)
+        record = self.consents.give_consent(loaded)
         return {"record_id": str(record.id), "consents": len(record.consents)}
 
     @rpc(expected_exceptions=KetenError)
     def withdraw_consent(self, command: dict[str, Any]) -> dict[str, Any]:
         """Records that the subject withdrew their consent (``WithdrawConsentSchema``)."""
-        record = self.consents.withdraw_consent(load_command(WithdrawConsentSchema, command))
+        loaded = load_command(WithdrawConsentSchema, command, pseudonymise=self.pseudonyms)
+        record = self.consents.withdraw_consent(loaded)
         return {"record_id": str(record.id), "consents": len(record.consents)}
 
     @rpc(expected_exceptions=KetenError)
     def lodge_objection(self, command: dict[str, Any]) -> dict[str, Any]:
         """Records the subject's objection (``LodgeObjectionSchema``)."""
-        return _objection(self.consents.lodge_objection(load_command(LodgeObjectionSchema, command)))
+        loaded = load_command(LodgeObjectionSchema, command, pseudonymise=self.pseudonyms)
+        return _objection(self.consents.lodge_objection(loaded))
 
     @rpc(expected_exceptions=KetenError)
     def withdraw_objection(self, command: dict[str, Any]) -> dict[str, Any]:
         """Records that the subject withdrew their objection (``WithdrawObjectionSchema``)."""
-        return _objection(self.consents.withdraw_objection(load_command(WithdrawObjectionSchema, command)))
+        loaded = load_command(WithdrawObjectionSchema, command, pseudonymise=self.pseudonyms)
+        return _objection(self.consents.withdraw_objection(loaded))
 
     @rpc(expected_exceptions=KetenError)
     def record_safety_override(self, command: dict[str, Any]) -> dict[str, Any]:
         """Records a safety override (``RecordSafetyOverrideSchema``)."""
-        return _override(
-            self.consents.record_safety_override(load_command(RecordSafetyOverrideSchema, command))
-        )
+        loaded = load_command(RecordSafetyOverrideSchema, command, pseudonymise=self.pseudonyms)
+        return _override(self.consents.record_safety_override(loaded))
 
     @rpc(expected_exceptions=KetenError)
     def end_safety_override(self, command: dict[str, Any]) -> dict[str, Any]:
@@ -68,35 +82,35 @@ class ConsentService:
         return _override(self.consents.end_safety_override(load_command(EndSafetyOverrideSchema, command)))
 
     @consumes("case_registration", "CaseRegistered")
-    def handle_case_registered(self, event: ReceivedEvent) -> None:
+    def handle_case_registered(self, event: ReceivedEvent[CaseRegistered]) -> None:
         self.consents.cases.apply(event)
 
     @consumes("case_registration", "CaseActivated")
-    def handle_case_activated(self, event: ReceivedEvent) -> None:
+    def handle_case_activated(self, event: ReceivedEvent[CaseActivated]) -> None:
         self.consents.cases.apply(event)
 
     @consumes("case_registration", "CaseStopped")
-    def handle_case_stopped(self, event: ReceivedEvent) -> None:
+    def handle_case_stopped(self, event: ReceivedEvent[CaseStopped]) -> None:
         self.consents.cases.apply(event)
 
     @consumes("case_registration", "CaseResumed")
-    def handle_case_resumed(self, event: ReceivedEvent) -> None:
+    def handle_case_resumed(self, event: ReceivedEvent[CaseResumed]) -> None:
         self.consents.cases.apply(event)
 
     @consumes("case_registration", "ParticipantAdded")
-    def handle_participant_added(self, event: ReceivedEvent) -> None:
+    def handle_participant_added(self, event: ReceivedEvent[ParticipantAdded]) -> None:
         self.consents.cases.apply(event)
 
     @consumes("case_registration", "ParticipantRemoved")
-    def handle_participant_removed(self, event: ReceivedEvent) -> None:
+    def handle_participant_removed(self, event: ReceivedEvent[ParticipantRemoved]) -> None:
         self.consents.cases.apply(event)
 
     @consumes("case_registration", "CaseClosed")
-    def handle_case_closed(self, event: ReceivedEvent) -> None:
+    def handle_case_closed(self, event: ReceivedEvent[CaseClosed]) -> None:
         self.consents.cases.apply(event)
 
     @consumes("retention", "RecordsPurged")
-    def handle_records_purged(self, event: ReceivedEvent) -> None:
+    def handle_records_purged(self, event: ReceivedEvent[RecordsPurged]) -> None:
         self.consents.cases.apply(event)
 
     @rpc
