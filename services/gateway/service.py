@@ -17,7 +17,6 @@ from services.gateway.identity import CitizenIdentity, StandInIdentity
 from services.gateway.limits import LoginLimiter, LoginLimits, TooManyLogins
 from services.gateway.sessions import Session, SessionSigner
 from shared.agencies import AgencyRegistry
-from shared.db import open_store
 from shared.dependencies import ServiceHealth, ServiceRpc, settings_from
 from shared.errors import InvalidRequest, KetenError, NotAuthorised
 from shared.http_signatures import HttpSignatureError, verify_request
@@ -47,7 +46,7 @@ class CitizenSessions(DependencyProvider):
         self.identity: CitizenIdentity = StandInIdentity()
         self.ended = SeenIds.for_settings(self.settings)
         self.limiter = LoginLimiter(
-            open_store(self.settings, "platform"),
+            self.ended.store,  # the platform store
             self.settings.master_key,
             LoginLimits(
                 per_address=self.settings.login_limit_per_address,

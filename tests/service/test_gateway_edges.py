@@ -83,7 +83,8 @@ def test_a_100_mb_body_from_an_http_client_gets_its_413_fast(gateway):
     response = requests.post(f"{base_url}/api/consents", data=body, timeout=30)
     seconds = time.perf_counter() - started
     assert (response.status_code, response.json()["error"]["code"]) == (413, "request_too_large")
-    assert seconds < 2.0, f"refused after {seconds:.3f}s"
+    # The client's own sending is in this time too (the raw test above measures the gateway).
+    assert seconds < 5.0, f"refused after {seconds:.3f}s"
     print(f"100 MB with requests: 413 after {seconds * 1000:.1f} ms")
 
 

@@ -99,7 +99,13 @@ def test_a_content_digest_is_sha_256_or_sha_512_of_the_exact_body_as_rfc_9530_sh
 
 
 # -- Keten's profile -------------------------------------------------------------------------------
-NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _now() -> datetime:
+    """Now, in whole seconds (as ``created`` is); taken in each test, not at collection."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
 BODY = b'{"schema_version":1,"case_id":"5c2e0f0e-8f4b-4d0b-9a54-3f7c4c2b1a10"}'
 
 
@@ -123,9 +129,9 @@ def _verify(
 
 def test_the_steps_in_the_agencies_guide_make_the_same_signature_as_the_client():
     """docs/agencies.md, section 6, step by step, with nothing but hashlib and an Ed25519 key."""
-    keys = KeyPair.generate()
-    created, nonce = int(NOW.timestamp()), "b2s2ZmZ3bXJ0a3N3dGZ3"
-    headers = _sign(keys, target="/api/cases/5c2e/close?lang=en", created=NOW, nonce=nonce)
+    keys, now = KeyPair.generate(), _now()
+    created, nonce = int(now.timestamp()), "b2s2ZmZ3bXJ0a3N3dGZ3"
+    headers = _sign(keys, target="/api/cases/5c2e/close?lang=en", created=now, nonce=nonce)
 
     digest = "sha-256=:" + base64.b64encode(hashlib.sha256(BODY).digest()).decode() + ":"
     params = (
@@ -146,10 +152,10 @@ def test_the_steps_in_the_agencies_guide_make_the_same_signature_as_the_client()
 
 
 def test_a_signed_request_verifies_and_names_its_key_time_and_nonce():
-    keys = KeyPair.generate()
-    signed = _verify(keys, _sign(keys, created=NOW, nonce="n" * 22))
-    assert (signed.key_id, signed.created, signed.nonce) == (keys.key_id, NOW, "n" * 22)
-    assert signed.remember_until == NOW + timedelta(seconds=80), "window and skew either way"
+    keys, now = KeyPair.generate(), _now()
+    signed = _verify(keys, _sign(keys, created=now, nonce="n" * 22))
+    assert (signed.key_id, signed.created, signed.nonce) == (keys.key_id, now, "n" * 22)
+    assert signed.remember_until == now + timedelta(seconds=80), "window and skew either way"
     # A GET has an empty body; its digest is that of no bytes.
     get = _sign(keys, "GET", "/api/deferrals/due", b"")
     assert _verify(keys, get, "GET", "http://gw/api/deferrals/due", b"").key_id == keys.key_id
@@ -172,13 +178,13 @@ def test_a_signature_holds_only_for_its_method_path_query_and_body(change, code)
 
 
 def test_a_request_signed_before_the_window_or_too_far_ahead_is_refused():
-    keys = KeyPair.generate()
-    for created in (NOW - timedelta(seconds=75), NOW + timedelta(seconds=15)):
+    keys, now = KeyPair.generate(), _now()
+    for created in (now - timedelta(seconds=75), now + timedelta(seconds=15)):
         with pytest.raises(HttpSignatureError) as refused:
             _verify(keys, _sign(keys, created=created))
         assert refused.value.code == "signature_expired"
     # Within the window, and a few seconds ahead (clock skew): accepted.
-    for created in (NOW - timedelta(seconds=50), NOW + timedelta(seconds=5)):
+    for created in (now - timedelta(seconds=50), now + timedelta(seconds=5)):
         assert _verify(keys, _sign(keys, created=created)).created == created
 
 
