@@ -46,7 +46,7 @@ from shared.sealed import PURGED, KeyScope, Sealed
 from shared.wire import seal_for
 
 
-class DataSharing(KetenApplication):
+class DataSharingUseCases(KetenApplication):
     name = "data_sharing"
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):

@@ -6,7 +6,7 @@ from typing import Any
 
 from nameko.rpc import rpc
 
-from services.data_sharing.application import DataSharing
+from services.data_sharing.application import DataSharingUseCases
 from services.data_sharing.domain import Share
 from shared.commands import AgencyCommands
 from shared.consumer import consumes
@@ -39,7 +39,7 @@ class DataSharingService:
 
     name = "data_sharing"
 
-    sharing = ApplicationProvider(DataSharing)
+    sharing = ApplicationProvider(DataSharingUseCases)
     pseudonyms = Pseudonyms()
     agency_commands = AgencyCommands()
     health_check = ServiceHealth()

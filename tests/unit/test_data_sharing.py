@@ -6,7 +6,7 @@ from eventsourcing.persistence import IntegrityError
 from keten_client.protocol import KeyPair, open_sealed
 from services.case_registration.application import CaseRegistrationUseCases
 from services.consent.application import Consent
-from services.data_sharing.application import DataSharing
+from services.data_sharing.application import DataSharingUseCases
 from services.data_sharing.domain import RefusedShare, Share
 from shared.contracts.commands import ActivateCase, GiveConsentSchema, RegisterCaseSchema, RequestShareSchema
 from shared.errors import InvalidRequest, NotAuthorised, NotFound
@@ -19,7 +19,7 @@ def platform(memory_settings):
     bus would deliver them."""
     registration = CaseRegistrationUseCases(memory_settings)
     consent = Consent(memory_settings)
-    sharing = DataSharing(memory_settings)
+    sharing = DataSharingUseCases(memory_settings)
     case = registration.register_case(loaded(RegisterCaseSchema, case_command(), memory_settings))
     registration.activate_case(ActivateCase(agency="gemeente-utrecht", case_id=case.case_id))
     for event in received(registration):

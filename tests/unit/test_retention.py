@@ -16,7 +16,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from keten.demo import CITIZEN
 from services.case_registration.application import CaseRegistrationUseCases
 from services.consent.application import Consent
-from services.data_sharing.application import DataSharing
+from services.data_sharing.application import DataSharingUseCases
 from services.notification.application import Notifications
 from services.retention.application import Retention
 from shared.contracts.commands import (
@@ -45,7 +45,7 @@ class Platform:
         self.settings = settings
         self.registration = CaseRegistrationUseCases(settings)
         self.consent = Consent(settings)
-        self.sharing = DataSharing(settings)
+        self.sharing = DataSharingUseCases(settings)
         self.notification = Notifications(settings)
         self.retention = Retention(settings)
         self.vault = self.retention.vault
