@@ -95,9 +95,9 @@ class Platform:
 
     def share(self, case_id: UUID, content: str = SENTENCE, **changes) -> UUID:
         command = share_command(str(case_id), content=content, **changes)
-        [decision] = self.sharing.request_share(loaded(RequestShareSchema, command, self.settings))
+        [decision] = self.sharing.request_share(loaded(RequestShareSchema, command, self.settings)).decisions
         self.sync()
-        return decision.id
+        return decision.share_id
 
     def give_consent(self, case_id: UUID) -> None:
         self.consent.give_consent(loaded(GiveConsentSchema, consent_command(str(case_id)), self.settings))
