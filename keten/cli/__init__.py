@@ -286,7 +286,7 @@ def rebuild_overview(progress: bool = True, settings: Settings | None = None) ->
     from tqdm import tqdm
 
     from services.case_registration.application import CaseRegistrationUseCases
-    from services.consent.application import Consent
+    from services.consent.application import ConsentUseCases
     from services.data_sharing.application import DataSharingUseCases
     from services.notification.application import Notifications
     from services.retention.application import Retention
@@ -294,7 +294,7 @@ def rebuild_overview(progress: bool = True, settings: Settings | None = None) ->
 
     settings = settings or Settings.from_env()
     upstream: list[ReceivedEvent] = []
-    for cls in (CaseRegistrationUseCases, Consent, DataSharingUseCases, Retention):
+    for cls in (CaseRegistrationUseCases, ConsentUseCases, DataSharingUseCases, Retention):
         app = cls(settings)
         try:
             for notification in app.recorder.select_notifications(start=1, limit=10**9):

@@ -5,7 +5,7 @@ from eventsourcing.persistence import IntegrityError
 
 from keten_client.protocol import KeyPair, open_sealed
 from services.case_registration.application import CaseRegistrationUseCases
-from services.consent.application import Consent
+from services.consent.application import ConsentUseCases
 from services.data_sharing.application import DataSharingUseCases
 from shared.contracts.commands import ActivateCase, GiveConsentSchema, RegisterCaseSchema, RequestShareSchema
 from shared.errors import InvalidRequest, NotAuthorised, NotFound
@@ -17,7 +17,7 @@ def platform(memory_settings):
     """The three applications a share passes, wired by hand: events are handed over as the
     bus would deliver them."""
     registration = CaseRegistrationUseCases(memory_settings)
-    consent = Consent(memory_settings)
+    consent = ConsentUseCases(memory_settings)
     sharing = DataSharingUseCases(memory_settings)
     case = registration.register_case(loaded(RegisterCaseSchema, case_command(), memory_settings))
     registration.activate_case(ActivateCase(agency="gemeente-utrecht", case_id=case.case_id))

@@ -15,7 +15,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 
 from keten.demo import CITIZEN
 from services.case_registration.application import CaseRegistrationUseCases
-from services.consent.application import Consent
+from services.consent.application import ConsentUseCases
 from services.data_sharing.application import DataSharingUseCases
 from services.notification.application import Notifications
 from services.retention.application import Retention
@@ -44,7 +44,7 @@ class Platform:
     def __init__(self, settings):
         self.settings = settings
         self.registration = CaseRegistrationUseCases(settings)
-        self.consent = Consent(settings)
+        self.consent = ConsentUseCases(settings)
         self.sharing = DataSharingUseCases(settings)
         self.notification = Notifications(settings)
         self.retention = Retention(settings)
