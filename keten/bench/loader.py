@@ -1,8 +1,8 @@
 """The benchmark's fast loader: many cases and shares straight into the stores, not via the bus.
 
 Every row is made by the services' own code: the case is registered by ``CaseRegistrationUseCases``,
-the share decided and sealed by ``DataSharing``, the notification and the overview rows written
-by ``Notifications``, each event encoded by the application's mapper (personal values sealed
+the share decided and sealed by ``DataSharingUseCases``, the notification and the overview rows
+written by ``Notifications``, each event encoded by the application's mapper (personal values sealed
 under the case's and the subject's keys in the key store, as in production) and passed between
 services through the bus's own encode and decode. Only the way the rows reach PostgreSQL
 differs: the writes of case_registration and data_sharing are captured and copied in with
@@ -29,7 +29,7 @@ from eventsourcing.persistence import StoredEvent, Tracking
 from keten.demo import register_case_command, share_request_command
 from services.case_registration.application import CaseRegistrationUseCases
 from services.case_registration.domain import Case
-from services.data_sharing.application import DataSharing
+from services.data_sharing.application import DataSharingUseCases
 from services.data_sharing.domain import SubjectSay
 from services.notification.application import Notifications
 from shared.casefacts import CaseFacts, case_view
@@ -135,7 +135,7 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
     started = time.monotonic()
     cases_app, sharing, notifications = (
         CaseRegistrationUseCases(settings),
-        DataSharing(settings),
+        DataSharingUseCases(settings),
         Notifications(settings),
     )
     per_citizen = max(1, share_events // citizens)

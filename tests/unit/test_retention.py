@@ -15,7 +15,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from keten.demo import CITIZEN
 from services.case_registration.application import CaseRegistrationUseCases
 from services.consent.application import ConsentUseCases
-from services.data_sharing.application import DataSharing
+from services.data_sharing.application import DataSharingUseCases
 from services.notification.application import Notifications
 from services.retention.application import ErasureDecision, LegalHoldStatus, RetentionUseCases
 from services.retention.purge_plan import PurgeOutcome, PurgeReport
@@ -46,7 +46,7 @@ class Platform:
         self.settings = settings
         self.registration = CaseRegistrationUseCases(settings)
         self.consent = ConsentUseCases(settings)
-        self.sharing = DataSharing(settings)
+        self.sharing = DataSharingUseCases(settings)
         self.notification = Notifications(settings)
         self.retention = RetentionUseCases(settings)
         self.vault = self.retention.vault
@@ -96,9 +96,9 @@ class Platform:
 
     def share(self, case_id: UUID, content: str = SENTENCE, **changes) -> UUID:
         command = share_command(str(case_id), content=content, **changes)
-        [decision] = self.sharing.request_share(loaded(RequestShareSchema, command, self.settings))
+        [decision] = self.sharing.request_share(loaded(RequestShareSchema, command, self.settings)).decisions
         self.sync()
-        return decision.id
+        return decision.share_id
 
     def give_consent(self, case_id: UUID) -> None:
         self.consent.give_consent(loaded(GiveConsentSchema, consent_command(str(case_id)), self.settings))
