@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -641,6 +642,11 @@ def _load(path: str) -> Catalogue:
         raise CatalogueError(f"catalogue {path}: {error}") from None
 
 
+def catalogue_path(environ: Mapping[str, str] = os.environ) -> str:
+    """Where the catalogue is read from: ``KETEN_CATALOGUE``, or the one shipped with the platform."""
+    return str(environ.get("KETEN_CATALOGUE") or DEFAULT_PATH)
+
+
 def load_catalogue(path: str | os.PathLike[str] | None = None) -> Catalogue:
     """The catalogue at ``path``, ``$KETEN_CATALOGUE``, or the one shipped with the platform."""
-    return _load(str(path or os.environ.get("KETEN_CATALOGUE") or DEFAULT_PATH))
+    return _load(str(path or catalogue_path()))
