@@ -131,7 +131,9 @@ def test_the_consultations_of_the_report_are_tables_with_their_agencies():
 
 def test_no_table_lets_anyone_receive_a_medical_file_only_the_advice():
     catalogue = load_catalogue()
-    assert catalogue.categories["medical_advice"].kind == catalogue.categories["medical_file"].kind == "special"
+    assert (
+        catalogue.categories["medical_advice"].kind == catalogue.categories["medical_file"].kind == "special"
+    )
     receivers = {
         agency_id
         for table in catalogue.tables.values()
@@ -140,7 +142,9 @@ def test_no_table_lets_anyone_receive_a_medical_file_only_the_advice():
     }
     assert receivers
     assert not any(
-        "medical_file" in line.receive for table in catalogue.tables.values() for line in table.participants.values()
+        "medical_file" in line.receive
+        for table in catalogue.tables.values()
+        for line in table.participants.values()
     )
 
 
@@ -186,7 +190,9 @@ def test_every_agency_has_contact_details_and_a_complaint_route_ending_at_the_pr
             "table vroegsignalering-schulden: unknown agency gemeente-amsterdam",
         ),
         (
-            lambda d: d["purposes"].append({"code": "street_cleaning", "label": {"nl": "vegen", "en": "sweeping"}}),
+            lambda d: d["purposes"].append(
+                {"code": "street_cleaning", "label": {"nl": "vegen", "en": "sweeping"}}
+            ),
             "purpose street_cleaning: no agency has a ground for it",
         ),
         (
