@@ -27,6 +27,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from kombu import Queue
 from marshmallow import Schema
 
+from shared.contracts.catalogue import CatalogueSchema
 from shared.contracts.commands import COMMAND_SCHEMAS
 from shared.contracts.commands.base import COMMAND_VERSION
 from shared.contracts.envelope import ENVELOPE_VERSION, EnvelopeSchema
@@ -328,10 +329,16 @@ def rabbitmq_definitions() -> dict[str, Any]:
 
 # -- OpenAPI ------------------------------------------------------------------------------------
 #: Routes of the gateway that are not a command: (summary, security, success status, response).
-OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any]]] = {
+OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any] | type[Schema]]] = {
     "health": ("200 when every service answers and is healthy, else 503", None, 200, {"type": "object"}),
     "metrics": ("Prometheus metrics, text format", None, 200, {"type": "string"}),
     "retention_schedule": ("when each record of the case is due", "agency", 200, {"type": "object"}),
+    "catalogue": (
+        "the catalogue the platform decides by (as the get_catalogue command answers it)",
+        "agency",
+        200,
+        CatalogueSchema,
+    ),
     "log_in": (
         "DigiD stand-in, NOT real authentication: {bsn} gives a 15-minute session token",
         None,
@@ -444,7 +451,8 @@ def openapi_document() -> dict[str, Any]:
             operation["security"] = [AGENCY_SIGNATURE]
             responses: dict[str, Any] = {str(status): _json_response("carried out", reply)}
         else:
-            summary, security, status, body = OTHER_ROUTES.get(name, (name, None, 200, {"type": "object"}))
+            summary, security, status, answer = OTHER_ROUTES.get(name, (name, None, 200, {"type": "object"}))
+            body = _add(spec, answer) if isinstance(answer, type) else answer
             operation["summary"] = summary
             if security == "agency":
                 operation["security"] = [AGENCY_SIGNATURE]

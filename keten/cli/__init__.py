@@ -43,6 +43,7 @@ from keten.cli import agency  # noqa: E402
 from keten.platform import SERVICES, build_runner, service_class  # noqa: E402
 from keten.purge import run_purge  # noqa: E402
 from shared import logs  # noqa: E402
+from shared.catalogue import load_catalogue  # noqa: E402
 from shared.config import ConfigurationError, Settings, log_settings  # noqa: E402
 
 log = logging.getLogger("keten")
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_services(names: list[str], settings: Settings | None = None) -> int:
     settings = settings or Settings.from_env()
+    load_catalogue()  # a catalogue with a gap stops the start here, with one line naming the entry
     selected = list(SERVICES) if "all" in names or not names else names
     if settings.embedded_broker and len(selected) < len(SERVICES):
         raise ConfigurationError("the in-process broker only connects services in one process: set AMQP_URI")

@@ -186,6 +186,12 @@ class GatewayService:
 
     # -- agencies -----------------------------------------------------------------------------
     # Every agency request is signed; the command is the signing agency's (see AgencySignatures).
+    @json_http("GET", "/api/catalogue")
+    def catalogue(self, request: Request) -> dict[str, Any]:
+        """The catalogue the platform decides by, for the signing agency (``get_catalogue``)."""
+        agency = self.signatures.agency(request)
+        return self.case_registration.get_catalogue({"schema_version": 1, "agency": agency})
+
     @json_http("POST", "/api/cases")
     def register_case(self, request: Request) -> tuple[int, dict[str, Any]]:
         return 201, self.case_registration.register_case(self.signatures.command(request))

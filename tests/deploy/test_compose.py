@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from keten.platform import SERVICES
+from shared.catalogue import catalogue_path
 from shared.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +38,7 @@ def known_settings() -> frozenset[str]:
     """Every environment variable ``shared.config`` reads: the code's own list of settings."""
     env = RecordingEnv()
     Settings.from_env(env)
+    catalogue_path(env)
     return frozenset(env.asked)
 
 

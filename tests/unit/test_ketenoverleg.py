@@ -153,6 +153,7 @@ def test_an_objection_stops_the_case_for_its_subject_and_a_share_about_them_is_r
 
     [seen] = overview_case(platform, MOTHER, case_id)["refusals"]
     assert seen["reason"].startswith("U heeft bezwaar gemaakt")
+    assert "kunt u uw bezwaar intrekken bij uw contactpersoon" in seen["reason"]
     assert seen["to_name"] == "Veilig Thuis regio Utrecht"
     assert "bespreken" not in str(received(platform.apps["consent"])[-1].data)  # her words are sealed
 
@@ -409,7 +410,9 @@ def test_a_consent_form_silent_about_the_school_lets_nothing_go_to_the_school(pl
     [seen] = overview_case(platform, CITIZEN, case_id)["refusals"]
     assert seen["reason"] == (
         "Huisartsenpraktijk De Linde deelt alleen met uw toestemming, en u heeft geen toestemming "
-        "gegeven om dit met Basisschool Het Baken te delen."
+        "gegeven om dit met Basisschool Het Baken te delen. Wilt u dat wel, of juist niet? Zeg het "
+        "Huisartsenpraktijk De Linde: u mag toestemming geven en u mag weigeren. Uw contactpersoon "
+        "voor deze casus helpt u daarbij."
     )
 
     platform.command(
