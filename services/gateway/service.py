@@ -78,6 +78,24 @@ class CitizenSessions(DependencyProvider):
         """Logs out: the session's token is refused from now on, by every replica."""
         self.ended.remember(self.ENDED, session.session_id, until=session.expires + 60)
 
+    @property
+    def lifetime(self) -> int:
+        """Seconds a session lasts from its login."""
+        return self.signer.lifetime
+
+    @property
+    def identity_provider(self) -> str:
+        """The name of whoever proves who the citizen is (``stand-in`` for now)."""
+        return self.identity.name
+
+    def csrf_token(self, session: Session) -> str:
+        """The token the page's forms carry for this session."""
+        return self.signer.csrf_token(session)
+
+    def csrf_matches(self, session: Session, given: str | None) -> bool:
+        """Whether a posted form carries this session's CSRF token."""
+        return self.signer.csrf_matches(session, given)
+
     def get_dependency(self, worker_ctx: Any) -> Any:
         return self
 
@@ -289,8 +307,8 @@ class GatewayService:
         token = self.sessions.log_in(_object(read_json(request)), request.remote_addr)
         return 201, {
             "token": token,
-            "expires_in": self.sessions.signer.lifetime,
-            "identity_provider": self.sessions.identity.name,
+            "expires_in": self.sessions.lifetime,
+            "identity_provider": self.sessions.identity_provider,
         }
 
     @json_http("DELETE", "/api/citizen/session")
@@ -327,7 +345,7 @@ class GatewayService:
             message = pages.labels(language)["session_ended"] if request.cookies.get(SESSION_COOKIE) else None
             return _html(pages.login_page(language, message))
         overview = self.notification.get_overview(session.subject, language)
-        return _html(pages.overview_page(overview, language, self.sessions.signer.csrf_token(session)))
+        return _html(pages.overview_page(overview, language, self.sessions.csrf_token(session)))
 
     @json_http("POST", "/inzage/login")
     def page_log_in(self, request: Request) -> Response:
@@ -346,7 +364,7 @@ class GatewayService:
         response.set_cookie(
             SESSION_COOKIE,
             token,
-            max_age=self.sessions.signer.lifetime,
+            max_age=self.sessions.lifetime,
             httponly=True,
             samesite="Strict",
             secure=request.scheme == "https",
@@ -366,7 +384,7 @@ class GatewayService:
         except NotAuthorised:
             session = None  # expired or ended already: only the cookie is left to clear
         if session is not None:
-            if not self.sessions.signer.csrf_matches(session, request.form.get("csrf_token")):
+            if not self.sessions.csrf_matches(session, request.form.get("csrf_token")):
                 return _refused_form(language)
             self.sessions.end(session)
         response = Response(status=303, headers={"Location": f"/inzage?lang={language}"})

@@ -1,32 +1,48 @@
 """The gateway's entrypoints through nameko's ``worker_factory``: the services it calls are
-fakes that record, the signature check believes a header naming the agency, and citizens'
-sessions are signed with a test key. Each test looks at what a caller of the gateway sees: the
+fakes that record and the signature check believes a header naming the agency; citizens'
+sessions are the real ``CitizenSessions`` (sessions ended at logout, CSRF tokens, login limits)
+on an in-memory platform store. Each test looks at what a caller of the gateway sees: the
 status, the body (answered as ``JsonHttpHandler`` answers it) and which service was asked what.
-(``test_gateway.py`` runs the gateway itself over the in-process broker.)"""
+(``test_gateway.py`` runs the gateway itself over the in-process broker; logout, CSRF, the
+login form's origin and the login limits are tested end to end in
+``tests/e2e/test_citizen_security.py``.)"""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from nameko.containers import ServiceContainer
 from nameko.testing.services import worker_factory
+from nameko.testing.utils import get_extension
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
 from keten.demo import CITIZEN
 from services.gateway import pages
 from services.gateway.http import JsonHttpHandler
-from services.gateway.identity import StandInIdentity
-from services.gateway.service import SESSION_COOKIE, AgencySignatures, GatewayService
-from services.gateway.sessions import SessionSigner
+from services.gateway.service import SESSION_COOKIE, AgencySignatures, CitizenSessions, GatewayService
+from services.gateway.sessions import SESSION_SECONDS, SessionSigner
+from shared.config import EMBEDDED_AMQP_URI, MEMORY_DATABASE_URL
 from shared.errors import NotAuthorised, NotFound, ServiceUnavailable
 from shared.pseudonym import pseudonymise
 
 SECRET = b"p" * 32
-SESSION_KEY = b"s" * 32
+SESSION_KEY = b"s" * 32  # the master key: sessions are keyed from it
+CONFIG = {
+    "AMQP_URI": EMBEDDED_AMQP_URI,  # read as the container binds the RPC proxies; nothing connects
+    "DATABASE_URL": MEMORY_DATABASE_URL,  # ended sessions and login attempts: in memory
+    "KETEN_MASTER_KEY": base64.urlsafe_b64encode(SESSION_KEY).decode(),
+    "KETEN_PSEUDONYM_SECRET": base64.urlsafe_b64encode(SECRET).decode(),
+    "KETEN_PORTAL_URL": "",  # the page is the gateway as the request reached it
+}
+#: The gateway as ``EnvironBuilder``'s requests reach it: a browser on its page names this origin.
+PAGE_ORIGIN = {"Origin": "http://localhost"}
 UTRECHT = "gemeente-utrecht"
 #: Stands in for a valid signature in these tests: the agency that signed.
 SIGNED_BY = "X-Test-Signed-By"
@@ -54,30 +70,16 @@ class RecordingService:
 
 
 class TrustedSignatures(AgencySignatures):
-    """The gateway's ``AgencySignatures`` with the cryptography left out: the agency named in
-    ``X-Test-Signed-By`` signed the request; without it, nobody did. How a signed request
-    becomes a command (the signer's agency, the ids in the path) is the real code."""
+    """The gateway's ``AgencySignatures`` with the cryptography and the nonces left out: the
+    agency named in ``X-Test-Signed-By`` signed the request; without it, nobody did. How a
+    signed request becomes a command (the signer's agency, the ids in the path) is the real
+    code. (``test_gateway_signatures.py`` tests the real check.)"""
 
-    def agency(self, request: Request) -> str:
+    def _verify(self, request: Request) -> str:
         agency = request.headers.get(SIGNED_BY)
         if agency is None:
             raise NotAuthorised("signature_missing", "this request is not signed", "signature")
         return agency
-
-
-class StandInSessions:
-    """Stands in for ``CitizenSessions``: the stand-in identity and a session signer with a
-    test key; records whom it logged in."""
-
-    def __init__(self) -> None:
-        self.signer = SessionSigner(SESSION_KEY)
-        self.identity = StandInIdentity()
-        self.logged_in: list[str] = []
-
-    def log_in(self, credentials: dict[str, Any]) -> str:
-        pseudonym = self.identity.pseudonym(credentials, SECRET)
-        self.logged_in.append(pseudonym)
-        return self.signer.issue(pseudonym)
 
 
 @pytest.fixture
@@ -86,12 +88,17 @@ def services() -> dict[str, RecordingService]:
 
 
 @pytest.fixture
-def sessions() -> StandInSessions:
-    return StandInSessions()
+def sessions() -> CitizenSessions:
+    """The gateway's own ``CitizenSessions``, set up as its container would (nothing started)."""
+    container = ServiceContainer(GatewayService, CONFIG)
+    sessions = get_extension(container, CitizenSessions)
+    assert sessions is not None
+    sessions.setup()  # reads the container's config (held weakly: the container must live here)
+    return sessions
 
 
 @pytest.fixture
-def gateway(services: dict[str, RecordingService], sessions: StandInSessions) -> GatewayService:
+def gateway(services: dict[str, RecordingService], sessions: CitizenSessions) -> GatewayService:
     return worker_factory(GatewayService, **services, sessions=sessions, signatures=TrustedSignatures())
 
 
@@ -132,6 +139,13 @@ def pseudonym(bsn: str = CITIZEN["bsn"]) -> str:
 
 def bearer(subject: str | None = None) -> dict[str, str]:
     return {"Authorization": f"Bearer {SessionSigner(SESSION_KEY).issue(subject or pseudonym())}"}
+
+
+def csrf_token(page: str) -> str:
+    """The CSRF token the overview page's forms carry."""
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
+    assert found, "the page has a form with a CSRF token"
+    return found.group(1)
 
 
 # -- agencies ---------------------------------------------------------------------------------
@@ -326,19 +340,18 @@ def test_logging_in_answers_a_session_token_for_the_citizens_pseudonym(gateway, 
     )
     assert response.status_code == 201
     session = body(response)
-    assert (session["expires_in"], session["identity_provider"]) == (sessions.signer.lifetime, "stand-in")
+    assert (session["expires_in"], session["identity_provider"]) == (SESSION_SECONDS, "stand-in")
     assert SessionSigner(SESSION_KEY).verify(session["token"]) == pseudonym()
-    assert sessions.logged_in == [pseudonym()]
     assert CITIZEN["bsn"] not in response.get_data(as_text=True)
 
 
-def test_logging_in_with_an_invalid_bsn_is_a_400_that_does_not_repeat_it(gateway, sessions):
+def test_logging_in_with_an_invalid_bsn_is_a_400_that_does_not_repeat_it(gateway):
     response = answer(
         lambda: gateway.log_in(request("POST", "/api/citizen/session", {"bsn": "123456789"}, signed_by=None))
     )
     assert (response.status_code, body(response)["error"]["field"]) == (400, "bsn")
+    assert "token" not in body(response)
     assert "123456789" not in response.get_data(as_text=True)
-    assert sessions.logged_in == []
 
 
 def test_the_overview_is_the_logged_in_citizens_in_their_language(gateway, services):
@@ -375,6 +388,25 @@ def test_an_erasure_request_is_the_logged_in_citizens_for_the_case_they_name(gat
     assert services["retention"].calls == [
         ("request_erasure", ({"subject": pseudonym(), "case_id": "c-1", "language": "nl"},))
     ]
+
+
+@pytest.mark.parametrize("origin", [{"Origin": "https://evil.example"}, {}], ids=["another site", "nowhere"])
+def test_an_erasure_request_on_the_session_cookie_alone_must_come_from_the_page(gateway, services, origin):
+    token = SessionSigner(SESSION_KEY).issue(pseudonym())
+    headers = {"Cookie": f"{SESSION_COOKIE}={token}", **origin}
+    asked = request("POST", "/api/citizen/erasure", {"case_id": "c-1"}, headers=headers, signed_by=None)
+    response = answer(lambda: gateway.request_erasure(asked))
+    assert (response.status_code, body(response)["error"]["code"]) == (403, "cross_site_request")
+    assert services["retention"].calls == []
+    from_the_page = request(
+        "POST",
+        "/api/citizen/erasure",
+        {"case_id": "c-1"},
+        headers={"Cookie": f"{SESSION_COOKIE}={token}", **PAGE_ORIGIN},
+        signed_by=None,
+    )
+    assert answer(lambda: gateway.request_erasure(from_the_page)).status_code == 200
+    assert [method for method, _ in services["retention"].calls] == ["request_erasure"]
 
 
 # -- the citizen's page -----------------------------------------------------------------------
@@ -414,13 +446,19 @@ def test_the_page_with_a_session_is_the_citizens_overview(gateway, services):
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert pages.labels("nl")["no_cases"] in page
+    assert csrf_token(page)
     assert services["notification"].calls == [("get_overview", (pseudonym(), "nl"))]
 
 
 def test_logging_in_on_the_page_sets_a_strict_http_only_session_cookie_and_goes_to_the_overview(gateway):
     response = gateway.page_log_in(
         request(
-            "POST", "/inzage/login", query_string={"lang": "en"}, data={"bsn": CITIZEN["bsn"]}, signed_by=None
+            "POST",
+            "/inzage/login",
+            query_string={"lang": "en"},
+            data={"bsn": CITIZEN["bsn"]},
+            headers=PAGE_ORIGIN,
+            signed_by=None,
         )
     )
     assert (response.status_code, response.headers["Location"]) == (303, "/inzage?lang=en")
@@ -431,23 +469,42 @@ def test_logging_in_on_the_page_sets_a_strict_http_only_session_cookie_and_goes_
     assert SessionSigner(SESSION_KEY).verify(token) == pseudonym()
 
 
-def test_logging_in_on_the_page_with_an_invalid_bsn_shows_the_form_again_with_why(gateway, sessions):
+def test_logging_in_on_the_page_with_an_invalid_bsn_shows_the_form_again_with_why(gateway):
     response = gateway.page_log_in(
-        request("POST", "/inzage/login", data={"bsn": "123456789"}, signed_by=None)
+        request("POST", "/inzage/login", data={"bsn": "123456789"}, headers=PAGE_ORIGIN, signed_by=None)
     )
     page = response.get_data(as_text=True)
     assert response.status_code == 400
     assert pages.labels("nl")["login_failed"] in page
     assert "123456789" not in page
     assert "Set-Cookie" not in response.headers
-    assert sessions.logged_in == []
 
 
-def test_logging_out_on_the_page_clears_the_session_cookie(gateway):
-    response = gateway.page_log_out(request("POST", "/inzage/logout", signed_by=None))
+def test_logging_out_on_the_page_with_its_csrf_token_clears_the_session_cookie(gateway, services):
+    services["notification"].answer["get_overview"] = {"subject": pseudonym(), "cases": []}
+    cookie = {"Cookie": f"{SESSION_COOKIE}={SessionSigner(SESSION_KEY).issue(pseudonym())}"}
+    overview = gateway.page(request("GET", "/inzage", headers=cookie, signed_by=None))
+    form = {"csrf_token": csrf_token(overview.get_data(as_text=True))}
+    response = gateway.page_log_out(
+        request("POST", "/inzage/logout", data=form, headers={**cookie, **PAGE_ORIGIN}, signed_by=None)
+    )
     assert (response.status_code, response.headers["Location"]) == (303, "/inzage?lang=nl")
-    cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith(f"{SESSION_COOKIE}=;") and "Max-Age=0" in cookie
+    cleared = response.headers["Set-Cookie"]
+    assert cleared.startswith(f"{SESSION_COOKIE}=;") and "Max-Age=0" in cleared
+
+
+def test_logging_out_on_the_page_without_a_session_clears_the_cookie_left(gateway):
+    expired = SessionSigner(SESSION_KEY).issue(pseudonym(), now=0)
+    response = gateway.page_log_out(
+        request(
+            "POST",
+            "/inzage/logout",
+            headers={"Cookie": f"{SESSION_COOKIE}={expired}", **PAGE_ORIGIN},
+            signed_by=None,
+        )
+    )
+    assert response.status_code == 303
+    assert response.headers["Set-Cookie"].startswith(f"{SESSION_COOKIE}=;")
 
 
 def test_the_copy_as_json_is_the_overview_without_the_pseudonym(gateway, services):
