@@ -288,7 +288,7 @@ def rebuild_overview(progress: bool = True, settings: Settings | None = None) ->
     from services.case_registration.application import CaseRegistrationUseCases
     from services.consent.application import Consent
     from services.data_sharing.application import DataSharing
-    from services.notification.application import Notifications
+    from services.notification.application import NotificationUseCases
     from services.retention.application import Retention
     from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
 
@@ -303,7 +303,7 @@ def rebuild_overview(progress: bool = True, settings: Settings | None = None) ->
                     upstream.append(decode_event(message.body))
         finally:
             app.close()
-    notifications = Notifications(settings)
+    notifications = NotificationUseCases(settings)
     try:
         total = len(upstream) + (notifications.recorder.max_notification_id() or 0)
         with tqdm(total=total, desc="rebuilding the overview", unit="event", disable=not progress) as bar:

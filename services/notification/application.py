@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
@@ -26,6 +27,7 @@ from shared.application import IntegrityError, KetenApplication
 from shared.casefacts import CaseFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
+from shared.contracts.commands import EndDeferral, ExtendDeferral
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.case_registration import CaseClosed, CaseRegistered
 from shared.contracts.events.consent import SafetyOverrideRecorded
@@ -41,7 +43,39 @@ log = logging.getLogger(__name__)
 STALE_ATTEMPT = timedelta(minutes=5)
 
 
-class Notifications(KetenApplication):
+@dataclass(frozen=True)
+class EndedDeferral:
+    """What ending a deferral answers (``DeferralStatusSchema``): how many held notifications
+    go out now."""
+
+    override_id: UUID
+    released: int
+    status: str = "ended"
+
+
+@dataclass(frozen=True)
+class ExtendedDeferral:
+    """What extending a deferral answers (``DeferralStatusSchema``): the next review date."""
+
+    override_id: UUID
+    review_on: date
+    status: str = "deferred"
+
+
+@dataclass(frozen=True)
+class DeferralDue:
+    """A deferral whose review date has come, and how many notifications it holds."""
+
+    override_id: UUID
+    case_id: UUID
+    review_on: date
+    held: int
+
+
+class NotificationUseCases(KetenApplication):
+    """The use cases over the notification service's store: it holds the ``Notification`` and
+    ``Deferral`` aggregates, the delivery queue, the case facts and the citizens' overview."""
+
     name = "notification"
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
@@ -162,25 +196,30 @@ class Notifications(KetenApplication):
             raise NotFound("unknown_deferral", "no deferred notification under this safety override")
         return deferral
 
-    def end_deferral(self, agency: str, override_id: UUID) -> dict[str, Any]:
-        """Ends a deferral: every notification held under the override goes out, explained."""
-        deferral = self._deferral(override_id)
+    def end_deferral(self, command: EndDeferral) -> EndedDeferral:
+        """Ends a deferral: every notification held under the override goes out, explained.
+        Only the agency that recorded the override decides."""
+        deferral = self._deferral(command.override_id)
         with domain_refusals():
-            deferral.end(agency)
-        held: list[Notification] = [self.repository.get(UUID(n)) for n in self._held_under(override_id)]
+            deferral.end(command.agency)
+        held: list[Notification] = [
+            self.repository.get(UUID(n)) for n in self._held_under(command.override_id)
+        ]
         for notification in held:
             notification.release()
         self._save(None, deferral, *held)
-        return {"override_id": str(override_id), "status": "ended", "released": len(held)}
+        return EndedDeferral(command.override_id, released=len(held))
 
-    def extend_deferral(self, agency: str, override_id: UUID, review_on: date, reason: str) -> dict[str, Any]:
-        deferral = self._deferral(override_id)
+    def extend_deferral(self, command: ExtendDeferral) -> ExtendedDeferral:
+        """Keeps the notifications held until a later review date, with the reason (sealed)."""
+        deferral = self._deferral(command.override_id)
+        reason = self.vault.seal(KeyScope(deferral.case_id), command.reason)
         with domain_refusals():
-            deferral.extend(agency, review_on, self.vault.seal(KeyScope(deferral.case_id), reason), _today())
+            deferral.extend(command.agency, command.review_on, reason, _today())
         self._save(None, deferral)
-        return {"override_id": str(override_id), "status": "deferred", "review_on": review_on.isoformat()}
+        return ExtendedDeferral(command.override_id, review_on=command.review_on)
 
-    def deferrals_due(self, agency: str, today: date | None = None) -> list[dict[str, Any]]:
+    def deferrals_due(self, agency: str, today: date | None = None) -> list[DeferralDue]:
         """The deferrals the agency recorded whose review date has come: a professional must
         end or extend each."""
         with self.sql.transaction(commit=False) as cur:
@@ -197,7 +236,7 @@ class Notifications(KetenApplication):
                     (override_id,),
                 ).fetchone()[0]
                 result.append(
-                    {"override_id": override_id, "case_id": case_id, "review_on": review_on, "held": held}
+                    DeferralDue(UUID(override_id), UUID(case_id), date.fromisoformat(review_on), int(held))
                 )
         return result
 

@@ -451,7 +451,7 @@ def test_a_deferred_notice_under_a_safety_override_reaches_the_citizen_only_when
     notifications = platform.apps["notification"]
     assert notifications.deferrals_due("veilig-thuis-utrecht") == [], "not due before its review date"
     [due] = notifications.deferrals_due("veilig-thuis-utrecht", today=review)
-    assert (due["override_id"], due["held"]) == (override["override_id"], 1)
+    assert (str(due.override_id), due.held) == (override["override_id"], 1)
 
     end = {"schema_version": 1, "agency": "veilig-thuis-utrecht", "override_id": override["override_id"]}
     assert platform.command("notification", "end_deferral", end)["released"] == 1

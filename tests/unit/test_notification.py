@@ -13,8 +13,13 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from keten.demo import CITIZEN
-from services.notification.application import Notifications
-from shared.contracts.commands import RequestShareSchema
+from services.notification.application import (
+    DeferralDue,
+    EndedDeferral,
+    ExtendedDeferral,
+    NotificationUseCases,
+)
+from shared.contracts.commands import EndDeferral, ExtendDeferral, RequestShareSchema
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.consent import Deferral, RecordedBy, SafetyOverrideRecorded
 from shared.contracts.events.data_sharing import DataShared
@@ -172,22 +177,23 @@ def test_a_deferred_notification_goes_out_only_when_the_deferral_ends_with_the_e
     review = date.today() + timedelta(days=7)  # the override's deferral review date
     assert platform.notification.deferrals_due("gemeente-utrecht", review - timedelta(days=1)) == []
     assert platform.notification.deferrals_due("gemeente-utrecht", review) == [
-        {"override_id": str(override_id), "case_id": str(case_id), "review_on": review.isoformat(), "held": 1}
+        DeferralDue(override_id=override_id, case_id=case_id, review_on=review, held=1)
     ]
     assert platform.notification.deferrals_due("kredietbank-utrecht", review) == []
     with pytest.raises(NotAuthorised):
-        platform.notification.end_deferral("kredietbank-utrecht", override_id)
+        platform.notification.end_deferral(EndDeferral(agency="kredietbank-utrecht", override_id=override_id))
     with pytest.raises(Conflict):
-        platform.notification.extend_deferral(
-            "gemeente-utrecht", override_id, date.today(), "nog steeds gevaar"
-        )
-    platform.notification.extend_deferral(
-        "gemeente-utrecht", override_id, review + timedelta(days=30), "nog steeds gevaar"
+        platform.notification.extend_deferral(extend(override_id, date.today()))
+    assert platform.notification.extend_deferral(extend(override_id, review + timedelta(days=30))) == (
+        ExtendedDeferral(override_id, review_on=review + timedelta(days=30))
     )
     assert platform.notification.deferrals_due("gemeente-utrecht", review) == []
     assert platform.notification.dispatch_due(later(3600)) == 0
 
-    assert platform.notification.end_deferral("gemeente-utrecht", override_id)["released"] == 1
+    ended = platform.notification.end_deferral(
+        EndDeferral(agency="gemeente-utrecht", override_id=override_id)
+    )
+    assert ended == EndedDeferral(override_id, released=1)
     assert platform.notification.dispatch_due(later()) == 1
     [mail] = mailbox.messages
     assert explanation in mail.get_content() and "later gestuurd" in mail.get_content()
@@ -195,7 +201,7 @@ def test_a_deferred_notification_goes_out_only_when_the_deferral_ends_with_the_e
     assert case["overrides"][0]["explanation"] == explanation
     assert case["shares"][0]["notification"]["was_deferred"] is True
     with pytest.raises(Conflict):
-        platform.notification.end_deferral("gemeente-utrecht", override_id)
+        platform.notification.end_deferral(EndDeferral(agency="gemeente-utrecht", override_id=override_id))
 
 
 def test_the_rebuilt_overview_equals_the_live_one(platform, mailbox):
@@ -207,7 +213,7 @@ def test_the_rebuilt_overview_equals_the_live_one(platform, mailbox):
     platform.notification.learn(override)
     under_override = share_under_override(platform, case_id, override_id)
     platform.notification.dispatch_due(later())
-    platform.notification.end_deferral("gemeente-utrecht", override_id)
+    platform.notification.end_deferral(EndDeferral(agency="gemeente-utrecht", override_id=override_id))
     platform.notification.dispatch_due(later())
     platform.close(case_id)
     live = platform.notification.overview_for(platform.subject)
@@ -226,6 +232,12 @@ def test_the_rebuilt_overview_equals_the_live_one(platform, mailbox):
 
 
 # -- helpers --------------------------------------------------------------------------------------
+def extend(override_id: uuid.UUID, review_on: date) -> ExtendDeferral:
+    return ExtendDeferral(
+        agency="gemeente-utrecht", override_id=override_id, review_on=review_on, reason="nog steeds gevaar"
+    )
+
+
 def _subject() -> dict[str, Any]:
     return {
         "bsn": CITIZEN["bsn"],
@@ -245,7 +257,7 @@ def override_event(
     explanation: str,
     defer: bool,
     review_on: date | None = None,
-    app: Notifications | None = None,
+    app: NotificationUseCases | None = None,
     subject: str | None = None,
 ) -> ReceivedEvent[SafetyOverrideRecorded]:
     """consent's ``SafetyOverrideRecorded`` (issue 3) as the notification service receives it."""

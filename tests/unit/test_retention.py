@@ -17,7 +17,7 @@ from keten.demo import CITIZEN
 from services.case_registration.application import CaseRegistrationUseCases
 from services.consent.application import Consent
 from services.data_sharing.application import DataSharing
-from services.notification.application import Notifications
+from services.notification.application import NotificationUseCases
 from services.retention.application import Retention
 from shared.contracts.commands import (
     ActivateCase,
@@ -46,7 +46,7 @@ class Platform:
         self.registration = CaseRegistrationUseCases(settings)
         self.consent = Consent(settings)
         self.sharing = DataSharing(settings)
-        self.notification = Notifications(settings)
+        self.notification = NotificationUseCases(settings)
         self.retention = Retention(settings)
         self.vault = self.retention.vault
         self.subject = pseudonymise(CITIZEN["bsn"], settings.pseudonym_secret)
