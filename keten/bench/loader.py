@@ -282,8 +282,9 @@ def citizen_bsn(number: int) -> str:
 
 
 def overview_latencies(settings: Settings, bsns: list[str], queries: int, seed: int = 8) -> list[float]:
-    """Milliseconds per citizen's overview (``NotificationUseCases.overview_for``: the read model and the
-    sealed values opened), for ``queries`` random citizens, with a cold key cache."""
+    """Milliseconds per citizen's overview (``NotificationUseCases.overview_for`` and its JSON:
+    the read model and the sealed values opened), for ``queries`` random citizens, with a cold
+    key cache."""
     import random
 
     notifications = NotificationUseCases(settings)
@@ -294,7 +295,7 @@ def overview_latencies(settings: Settings, bsns: list[str], queries: int, seed: 
         for bsn in chooser.sample(bsns, min(queries, len(bsns))):
             subject = pseudonymise(bsn, settings.pseudonym_secret)
             began = time.perf_counter()
-            overview = notifications.overview_for(subject)
+            overview = notifications.overview_for(subject).to_json()  # as the RPC answers it
             timings.append((time.perf_counter() - began) * 1000)
             if not overview["cases"] or not overview["cases"][0]["shares"]:
                 raise RuntimeError("a loaded citizen's overview is empty")

@@ -95,7 +95,7 @@ class NotificationService:
             Pseudonym().deserialize(subject)
         except Exception:
             raise InvalidRequest("invalid_subject", "not a valid pseudonym", "subject") from None
-        return self.notifications.overview_for(subject, "en" if language == "en" else "nl")
+        return self.notifications.overview_for(subject, "en" if language == "en" else "nl").to_json()
 
     @rpc
     def health(self) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def test_restart_and_redelivery_send_nothing_twice(production_env, mailbox, tmp_
         assert mail["To"] == CITIZEN["email"] and "Kredietbank Utrecht" in mail.get_content()
         overview = notifications.overview_for(
             pseudonymise(CITIZEN["bsn"], platform.settings.pseudonym_secret)
-        )
+        ).to_json()
         [case] = [c for c in overview["cases"] if c["case_id"] == result.case_id]
         [share] = case["shares"]
         assert share["notification"]["status"] == "sent" and share["notification"]["channel"] == "email"

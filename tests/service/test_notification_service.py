@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from nameko.testing.services import worker_factory
 
-from services.notification.application import DeferralDue, EndedDeferral, ExtendedDeferral
+from services.notification.application import EndedDeferral, ExtendedDeferral
+from services.notification.delivery import DeferralDue
 from services.notification.service import NotificationService
+from services.notification.view import Overview
 from shared.contracts.commands import EndDeferral, ExtendDeferral
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.base import ContactPointRef
@@ -21,7 +23,7 @@ from shared.contracts.events.data_sharing import DataShared
 from shared.errors import InvalidRequest, NotAuthorised
 
 VEILIG_THUIS = "veilig-thuis-utrecht"
-SUBJECT = "a" * 64
+SUBJECT = "a" * 32  # a pseudonym: 32 hex characters
 
 
 class RecordingUseCases:
@@ -59,6 +61,10 @@ class RecordingUseCases:
     def deferrals_due(self, agency: str) -> list[DeferralDue]:
         self._called("deferrals_due", agency)
         return self.due
+
+    def overview_for(self, subject: str, language: str) -> Overview:
+        self._called("overview_for", (subject, language))
+        return Overview(subject=subject, language=language, cases=())
 
 
 @pytest.fixture
@@ -208,6 +214,20 @@ def test_a_share_goes_to_notify_share_and_other_events_to_learn_as_received(serv
     service.handle_data_shared(shared)
     service.handle_event(objection)
     assert use_cases.calls == [("notify_share", shared), ("learn", objection)]
+
+
+def test_get_overview_answers_the_citizens_overview_as_json_in_their_language(service, use_cases):
+    assert service.get_overview(SUBJECT, "en") == {"subject": SUBJECT, "language": "en", "cases": []}
+    assert service.get_overview(SUBJECT, "de")["language"] == "nl", "Dutch unless English is asked"
+    assert use_cases.calls == [("overview_for", (SUBJECT, "en")), ("overview_for", (SUBJECT, "nl"))]
+
+
+def test_get_overview_for_something_that_is_no_pseudonym_is_refused(service, use_cases):
+    with pytest.raises(InvalidRequest) as error:
+        service.get_overview("999999990")  # a BSN is not a pseudonym: the gateway pseudonymises
+    assert (error.value.code, error.value.field) == ("invalid_subject", "subject")
+    assert "999999990" not in str(error.value)
+    assert use_cases.calls == []
 
 
 def test_the_timer_sends_what_is_due(service, use_cases):

@@ -63,7 +63,7 @@ def family_share(platform, case_id, subject, **changes) -> dict:
 
 def overview_case(platform, person, case_id, language="nl") -> dict:
     subject = pseudonymise(person["bsn"], platform.apps["notification"].settings.pseudonym_secret)
-    overview = platform.apps["notification"].overview_for(subject, language)
+    overview = platform.services["notification"].get_overview(subject, language)
     [case] = [c for c in overview["cases"] if c["case_id"] == str(case_id)]
     return case
 

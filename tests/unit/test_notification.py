@@ -59,7 +59,7 @@ def test_a_share_reaches_the_citizen_by_email_in_plain_dutch_with_whom_to_ask(pl
     assert "casusregisseur schulden" in body  # the contact point
     assert "bezwaar" in body and "verbeteren" in body  # how to object or ask for correction
     assert "/inzage" in body
-    overview = platform.notification.overview_for(platform.subject)
+    overview = platform.notification.overview_for(platform.subject).to_json()
     [share] = overview["cases"][0]["shares"]
     assert share["share_id"] == str(share_id)
     assert share["notification"]["channel"] == "email" and share["notification"]["status"] == "sent"
@@ -98,7 +98,7 @@ def test_shares_of_one_consultation_come_in_one_message_that_lists_every_share(p
     bundled, single = sorted((m.get_content() for m in mailbox.messages), key=len, reverse=True)
     assert "Deling 1 van 2" in bundled and "Deling 2 van 2" in bundled and "Deling" not in single
     assert "schulden" in bundled and "inkomen" in bundled and "mondeling" in bundled
-    shares = platform.notification.overview_for(platform.subject)["cases"][0]["shares"]
+    shares = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
     assert [s["notification"]["status"] for s in shares] == ["sent", "sent", "sent"]
 
 
@@ -107,7 +107,7 @@ def test_a_mail_server_that_is_down_is_retried_with_backoff_and_then_sends(platf
     platform.share(case_id)
     mailbox.stop()
     assert platform.notification.dispatch_due(later()) == 0
-    [share] = platform.notification.overview_for(platform.subject)["cases"][0]["shares"]
+    [share] = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
     assert share["notification"]["status"] == "retrying"
     mailbox.start()
     assert platform.notification.dispatch_due(later(0.5)) == 0, "not before its retry time"
@@ -120,7 +120,7 @@ def test_a_mailbox_refused_for_good_gets_a_letter_instead_never_nothing(platform
     case_id = platform.register()
     platform.share(case_id)
     assert platform.notification.dispatch_due(later()) == 0
-    [share] = platform.notification.overview_for(platform.subject)["cases"][0]["shares"]
+    [share] = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
     assert (share["notification"]["channel"], share["notification"]["status"]) == ("letter", "scheduled")
     assert platform.notification.dispatch_due(later()) == 1
     assert mailbox.messages == [] and len(list(platform.settings.letters.glob("*.pdf"))) == 1
@@ -150,7 +150,7 @@ def test_a_citizen_who_prefers_letters_gets_a_pdf_letter(platform, mailbox):
     [letter] = list(platform.settings.letters.glob("*.pdf"))
     assert letter.read_bytes().startswith(b"%PDF")
     assert mailbox.messages == []
-    [share] = platform.notification.overview_for(platform.subject)["cases"][0]["shares"]
+    [share] = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
     assert share["notification"] == {**share["notification"], "channel": "letter", "status": "sent"}
 
 
@@ -171,7 +171,7 @@ def test_a_deferred_notification_goes_out_only_when_the_deferral_ends_with_the_e
 
     assert platform.notification.dispatch_due(later(3600)) == 0
     assert mailbox.messages == []
-    case = platform.notification.overview_for(platform.subject)["cases"][0]
+    case = platform.notification.overview_for(platform.subject).to_json()["cases"][0]
     assert case["shares"] == [] and case["overrides"] == [], "nothing told while deferred"
 
     review = date.today() + timedelta(days=7)  # the override's deferral review date
@@ -197,7 +197,7 @@ def test_a_deferred_notification_goes_out_only_when_the_deferral_ends_with_the_e
     assert platform.notification.dispatch_due(later()) == 1
     [mail] = mailbox.messages
     assert explanation in mail.get_content() and "later gestuurd" in mail.get_content()
-    case = platform.notification.overview_for(platform.subject)["cases"][0]
+    case = platform.notification.overview_for(platform.subject).to_json()["cases"][0]
     assert case["overrides"][0]["explanation"] == explanation
     assert case["shares"][0]["notification"]["was_deferred"] is True
     with pytest.raises(Conflict):
@@ -216,14 +216,14 @@ def test_the_rebuilt_overview_equals_the_live_one(platform, mailbox):
     platform.notification.end_deferral(EndDeferral(agency="gemeente-utrecht", override_id=override_id))
     platform.notification.dispatch_due(later())
     platform.close(case_id)
-    live = platform.notification.overview_for(platform.subject)
+    live = platform.notification.overview_for(platform.subject).to_json()
 
     upstream = [
         under_override if e.name == "DataShared" and e.data.share_id == under_override.data.share_id else e
         for e in [*received(platform.registration), *received(platform.consent), *received(platform.sharing)]
     ]
-    platform.notification.rebuild_overview([*upstream, override])
-    assert platform.notification.overview_for(platform.subject) == live
+    platform.notification.overview.rebuild([*upstream, override])
+    assert platform.notification.overview_for(platform.subject).to_json() == live
     case = live["cases"][0]
     assert len(case["shares"]) == 2 and case["overrides"] and case["consents"] and case["status"] == "closed"
     minutes, shares = case["retention"]

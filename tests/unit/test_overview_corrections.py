@@ -46,7 +46,7 @@ def corrected(platform):
 
 def the_share(platform, case_id, language="nl") -> dict:
     subject = pseudonymise(CITIZEN["bsn"], platform.apps["notification"].settings.pseudonym_secret)
-    overview = platform.apps["notification"].overview_for(subject, language)
+    overview = platform.services["notification"].get_overview(subject, language)
     [case] = [c for c in overview["cases"] if c["case_id"] == str(case_id)]
     [share] = case["shares"]
     return share
