@@ -82,18 +82,32 @@ class EmailChannel:
         message["Content-Language"] = notice.language
         message.set_content(notice.body)
         try:
-            with smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=20) as smtp:
-                if settings.smtp_starttls:
-                    smtp.starttls()
-                if settings.smtp_user:
-                    smtp.login(settings.smtp_user, settings.smtp_password or "")
-                smtp.send_message(message)
+            smtp = smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=20)
+        except (OSError, smtplib.SMTPException):
+            raise DeliveryFailed("smtp_unreachable", permanent=False) from None
+        try:
+            if settings.smtp_starttls:
+                smtp.starttls()
+            if settings.smtp_user:
+                smtp.login(settings.smtp_user, settings.smtp_password or "")
+            smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused:
             raise DeliveryFailed("smtp_recipient_refused", permanent=True) from None
         except smtplib.SMTPResponseException as exc:
             raise DeliveryFailed("smtp_rejected", permanent=exc.smtp_code >= 500) from None
         except (OSError, smtplib.SMTPException):
             raise DeliveryFailed("smtp_unreachable", permanent=False) from None
+        finally:
+            _say_goodbye(smtp)
+
+
+def _say_goodbye(smtp: smtplib.SMTP) -> None:
+    """Ends the session. Once the server accepted the message it is sent: a goodbye that fails
+    must not make it look failed (and be sent again)."""
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        smtp.close()
 
 
 class LetterChannel:

@@ -7,11 +7,19 @@ takes what is due, bundled per consultation and addressee, claims it on record
 (``DeliveryAttempted``) so that no other dispatcher sends it too, sends it on its channel, and
 records the outcome: sent; or failed and retried with backoff; or rerouted to the fallback
 channel when its own cannot work.
+
+At most one message per notification while the process runs: once a bundle went out, its
+"sent" must reach the record. If that write fails, the dispatcher keeps the outcome in memory
+and retries the record with backoff, never the send, and leaves the bundle's notifications
+alone meanwhile. Only a crash between the send and the record loses that memory: the claim goes
+stale after ``STALE_ATTEMPT`` and the bundle is sent again, with the same Message-ID when it
+holds the same notifications (docs/operations.md, "A notice sent twice").
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +29,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from services.notification.channels import DeliveryFailed, EmailChannel, LetterChannel, Notice
 from services.notification.domain import NOTIFICATION_NAMESPACE, Notification
@@ -33,6 +41,11 @@ log = logging.getLogger(__name__)
 
 #: A delivery attempt claimed this long ago and never finished was interrupted (a crash): retry.
 STALE_ATTEMPT = timedelta(minutes=5)
+
+#: Seconds to wait before each further try to record a bundle that went out, within the run
+#: that sent it; after these, the next runs try again, waiting longer each time (up to a minute).
+RECORD_RETRY_DELAYS = (0.2, 0.8)
+RECORD_RETRY_CAP = timedelta(minutes=1)
 
 #: A notification's place in the delivery queue after each of its events.
 DELIVERY_STATUS: Mapping[str, str] = MappingProxyType(
@@ -217,6 +230,17 @@ class DeliveryQueue:
         return int(row[0])
 
 
+@dataclass
+class _Unrecorded:
+    """A bundle that went out and whose "sent" is not on record yet."""
+
+    message_id: str
+    notification_ids: tuple[UUID, ...]
+    channel: str
+    tries: int = 0
+    next_try: datetime | None = None
+
+
 class Dispatcher:
     """Sends what is due and records what happened; see the module's docstring."""
 
@@ -240,12 +264,19 @@ class Dispatcher:
         self.email = email
         self.letters = letters
         self.retry_base_seconds = retry_base_seconds
+        #: Bundles that went out and whose "sent" is not on record yet, by Message-ID.
+        self._unrecorded: dict[str, _Unrecorded] = {}
 
     def dispatch_due(self, now: datetime) -> int:
-        """Sends every bundle that is due at ``now``; returns how many notifications went out."""
+        """Sends every bundle that is due at ``now``; returns how many notifications went out.
+        Bundles sent earlier whose record failed are recorded first, and never sent again."""
+        for unrecorded in list(self._unrecorded.values()):
+            if unrecorded.next_try is None or unrecorded.next_try <= now:
+                self._record(unrecorded, now)
+        held = {i for unrecorded in self._unrecorded.values() for i in unrecorded.notification_ids}
         sent = 0
         for ids in self.queue.due_bundles(now):
-            notifications = [n for n in self.load(ids) if n.due]
+            notifications = [n for n in self.load(i for i in ids if i not in held) if n.due]
             if notifications:
                 sent += self._send(notifications, now)
         return sent
@@ -276,7 +307,7 @@ class Dispatcher:
             return 0
         metrics.notifications.labels(channel, "sent").inc(len(notifications))
         log.info("notification %s sent by %s (%d share(s))", message_id, channel, len(notifications))
-        self._record_sent(notifications, message_id, channel)
+        self._record_sent(notifications, message_id, channel, now)
         return len(notifications)
 
     def _deliver(self, notifications: list[Notification], message_id: str) -> None:
@@ -295,10 +326,45 @@ class Dispatcher:
             self.letters.send(notice, contact.name, contact.postal_address)
 
     # -- recording what went out ------------------------------------------------------------
-    def _record_sent(self, notifications: list[Notification], message_id: str, channel: str) -> None:
+    def _record_sent(
+        self, notifications: list[Notification], message_id: str, channel: str, now: datetime
+    ) -> None:
         for notification in notifications:
             notification.mark_sent(message_id)
-        self.save(*notifications)
+        try:
+            self.save(*notifications)
+            return
+        except PersistenceError as error:
+            log.warning(
+                "notification %s went out by %s but is not on record (%s):"
+                " the record is retried, never the send",
+                message_id,
+                channel,
+                type(error).__name__,
+                extra={"channel": channel, "reason_code": "sent_not_recorded"},
+            )
+        unrecorded = _Unrecorded(message_id, tuple(n.id for n in notifications), channel)
+        self._unrecorded[message_id] = unrecorded
+        for delay in RECORD_RETRY_DELAYS:
+            time.sleep(delay)
+            if self._record(unrecorded, now):
+                return
+
+    def _record(self, unrecorded: _Unrecorded, now: datetime) -> bool:
+        """Records that ``unrecorded`` went out, from the notifications as they are on record
+        now (a concurrent change, or a write that did reach the store, is respected)."""
+        try:
+            notifications = self.load(unrecorded.notification_ids)
+            for notification in notifications:
+                notification.mark_sent(unrecorded.message_id)
+            self.save(*notifications)
+        except PersistenceError:
+            unrecorded.tries += 1
+            unrecorded.next_try = now + min(RECORD_RETRY_CAP, timedelta(seconds=2**unrecorded.tries))
+            return False
+        del self._unrecorded[unrecorded.message_id]
+        log.info("notification %s is on record as sent", unrecorded.message_id)
+        return True
 
 
 def _text(value: object) -> str | None:

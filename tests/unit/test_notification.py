@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -86,6 +88,39 @@ def test_redelivery_and_a_second_run_send_nothing_twice(platform, mailbox):
         platform.notification.notify_share(shared)
     platform.notification.dispatch_due(later(240))
     assert len(mailbox.messages) == 1
+
+
+def test_a_notice_the_store_would_not_record_as_sent_goes_out_once_and_is_recorded_later(platform, mailbox):
+    """Issue 12: the mail server accepted the notice, saving "sent" failed; the retry five
+    minutes later must not send it again. The store itself refuses the write (a trigger), the
+    mail goes to a real SMTP server."""
+    case_id = platform.register()
+    platform.share(case_id)
+    with store_refuses(platform.notification, "NotificationSent"):
+        assert platform.notification.dispatch_due(later()) == 1
+        assert len(mailbox.messages) == 1
+        [share] = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
+        assert share["notification"]["status"] == "sending", "not on record as sent"
+        # Past the stale-claim time, the store still refusing: the record is tried, not the send.
+        assert platform.notification.dispatch_due(later(600)) == 0
+    assert len(mailbox.messages) == 1
+    assert platform.notification.dispatch_due(later(900)) == 0  # the store takes it now
+    [share] = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
+    assert share["notification"]["status"] == "sent"
+    assert platform.notification.dispatch_due(later(3600)) == 0
+    [mail] = mailbox.messages
+    assert mail["Message-ID"] == f"<{delivered_message_id(platform)}@keten.invalid>"
+
+
+def test_a_mail_server_that_stumbles_over_goodbye_after_accepting_gets_the_notice_once(platform, mailbox):
+    mailbox.goodbye = "421 closing down"  # after it took the message
+    case_id = platform.register()
+    platform.share(case_id)
+    assert platform.notification.dispatch_due(later()) == 1
+    assert platform.notification.dispatch_due(later(600)) == 0
+    assert len(mailbox.messages) == 1
+    [share] = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
+    assert share["notification"]["status"] == "sent"
 
 
 def test_shares_of_one_consultation_come_in_one_message_that_lists_every_share(platform, mailbox):
@@ -232,6 +267,36 @@ def test_the_rebuilt_overview_equals_the_live_one(platform, mailbox):
 
 
 # -- helpers --------------------------------------------------------------------------------------
+@contextmanager
+def store_refuses(app: NotificationUseCases, event_name: str) -> Iterator[None]:
+    """The application's SQLite store refuses to save ``event_name`` events while inside: a
+    trigger on its events table aborts the write, as a failing database would."""
+    trigger = f"test_refuse_{event_name}"
+    with app.sql.transaction() as cur:
+        cur.execute(
+            f"CREATE TRIGGER {trigger} BEFORE INSERT ON {app.recorder.events_table_name}"  # type: ignore[attr-defined]
+            f" WHEN NEW.topic LIKE '%.{event_name}' BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+        )
+    try:
+        yield
+    finally:
+        with app.sql.transaction() as cur:
+            cur.execute(f"DROP TRIGGER {trigger}")
+
+
+def delivered_message_id(platform: Platform) -> str:
+    """The Message-ID of the one ``NotificationSent`` on record."""
+    [sent] = [
+        e
+        for e in (
+            platform.notification.mapper.to_domain_event(n)
+            for n in platform.notification.recorder.select_notifications(start=1, limit=1000)
+        )
+        if type(e).__name__ == "NotificationSent"
+    ]
+    return str(sent.message_id)  # type: ignore[attr-defined]
+
+
 def extend(override_id: uuid.UUID, review_on: date) -> ExtendDeferral:
     return ExtendDeferral(
         agency="gemeente-utrecht", override_id=override_id, review_on=review_on, reason="nog steeds gevaar"
