@@ -290,7 +290,8 @@ def rebuild_overview(progress: bool = True, settings: Settings | None = None) ->
     from services.case_registration.application import CaseRegistrationUseCases
     from services.consent.application import ConsentUseCases
     from services.data_sharing.application import DataSharingUseCases
-    from services.notification.application import Notifications
+    from services.notification.application import NotificationUseCases
+    from services.notification.overview import CitizenOverview
     from services.retention.application import RetentionUseCases
     from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
 
@@ -305,11 +306,12 @@ def rebuild_overview(progress: bool = True, settings: Settings | None = None) ->
                     upstream.append(decode_event(message.body))
         finally:
             app.close()
-    notifications = Notifications(settings)
+    notifications = NotificationUseCases(settings)  # the notification service's store
+    overview: CitizenOverview = notifications.overview
     try:
         total = len(upstream) + (notifications.recorder.max_notification_id() or 0)
         with tqdm(total=total, desc="rebuilding the overview", unit="event", disable=not progress) as bar:
-            applied = notifications.rebuild_overview(upstream, progress=bar.update)
+            applied = overview.rebuild(upstream, progress=bar.update)
     finally:
         notifications.close()
     print(f"Rebuilt the citizens' overview from {applied} event(s).")

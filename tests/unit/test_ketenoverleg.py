@@ -63,7 +63,7 @@ def family_share(platform, case_id, subject, **changes) -> dict:
 
 def overview_case(platform, person, case_id, language="nl") -> dict:
     subject = pseudonymise(person["bsn"], platform.apps["notification"].settings.pseudonym_secret)
-    overview = platform.apps["notification"].overview_for(subject, language)
+    overview = platform.services["notification"].get_overview(subject, language)
     [case] = [c for c in overview["cases"] if c["case_id"] == str(case_id)]
     return case
 
@@ -454,7 +454,7 @@ def test_a_deferred_notice_under_a_safety_override_reaches_the_citizen_only_when
     notifications = platform.apps["notification"]
     assert notifications.deferrals_due("veilig-thuis-utrecht") == [], "not due before its review date"
     [due] = notifications.deferrals_due("veilig-thuis-utrecht", today=review)
-    assert (due["override_id"], due["held"]) == (override["override_id"], 1)
+    assert (str(due.override_id), due.held) == (override["override_id"], 1)
 
     end = {"schema_version": 1, "agency": "veilig-thuis-utrecht", "override_id": override["override_id"]}
     assert platform.command("notification", "end_deferral", end)["released"] == 1

@@ -16,7 +16,7 @@ from keten.demo import CITIZEN
 from services.case_registration.application import CaseRegistrationUseCases
 from services.consent.application import ConsentUseCases
 from services.data_sharing.application import DataSharingUseCases
-from services.notification.application import Notifications
+from services.notification.application import NotificationUseCases
 from services.retention.application import ErasureDecision, LegalHoldStatus, RetentionUseCases
 from services.retention.purge_plan import PurgeOutcome, PurgeReport
 from services.retention.schedule import ScheduleEntry
@@ -47,7 +47,7 @@ class Platform:
         self.registration = CaseRegistrationUseCases(settings)
         self.consent = ConsentUseCases(settings)
         self.sharing = DataSharingUseCases(settings)
-        self.notification = Notifications(settings)
+        self.notification = NotificationUseCases(settings)
         self.retention = RetentionUseCases(settings)
         self.vault = self.retention.vault
         self.subject = pseudonymise(CITIZEN["bsn"], settings.pseudonym_secret)
@@ -236,7 +236,7 @@ def test_every_service_forgets_the_purged_case_and_the_overview_still_tells_what
         assert app.cases.get(case_id) is None, app.name
     with platform.sharing.sql.transaction(commit=False) as cur:
         assert cur.execute(f"SELECT * FROM {platform.sharing.consent_table}").fetchall() == []
-    overview = platform.notification.overview_for(platform.subject, "en")
+    overview = platform.notification.overview_for(platform.subject, "en").to_json()
     [case] = overview["cases"]
     assert [p["record_kind"] for p in case["purged"]] == ["case_records", "share_records"]
     assert case["purged"][0]["label"] == "minutes and notes of the consultation"
@@ -255,11 +255,11 @@ def test_every_service_forgets_the_purged_case_and_the_overview_still_tells_what
 
 def test_a_redelivered_purge_changes_nothing(platform, closed_case):
     platform.purge(YEARS_3)
-    before = platform.notification.overview_for(platform.subject)
+    before = platform.notification.overview_for(platform.subject).to_json()
     [first, *_] = platform.published("RecordsPurged")
     with pytest.raises(IntegrityError):
         platform.notification.learn(first)
-    assert platform.notification.overview_for(platform.subject) == before
+    assert platform.notification.overview_for(platform.subject).to_json() == before
 
 
 class FailingVault:
@@ -436,7 +436,7 @@ def test_erasure_is_refused_while_the_case_runs_with_a_reason_the_citizen_unders
     [refused] = platform.published("ErasureRefused")
     assert refused.data.reason_code == "case_open"
     assert platform.vault.keys.live_keys(case_id) != []
-    [case] = platform.notification.overview_for(platform.subject, "nl")["cases"]
+    [case] = platform.notification.overview_for(platform.subject, "nl").to_json()["cases"]
     [request] = case["erasure_requests"]
     assert request["decision"] == "refused" and "Uw casus loopt nog" in request["reason"]
 
@@ -450,7 +450,7 @@ def test_erasure_once_the_case_has_ended_purges_the_citizens_records_at_once(pla
     purged = platform.published("RecordsPurged")
     assert {e.data.reason for e in purged} == {"erasure"}
     assert purged[-1].data.complete and purged[-1].data.recipients == ("kredietbank-utrecht",)
-    [case] = platform.notification.overview_for(platform.subject)["cases"]
+    [case] = platform.notification.overview_for(platform.subject).to_json()["cases"]
     assert case["shares"][0]["purge_reason"] == "erasure"
     assert case["erasure_requests"][0]["decision"] == "granted"
     assert platform.erase(case_id) == ErasureDecision(case_id, "erased_already")
