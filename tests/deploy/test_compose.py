@@ -130,7 +130,7 @@ def test_the_gateway_listens_on_the_port_compose_publishes():
     gateway = compose()["services"]["gateway"]
     host, port = gateway["environment"]["GATEWAY_ADDRESS"].rsplit(":", 1)
     assert host == "0.0.0.0"  # noqa: S104 - inside its container, published on 127.0.0.1 below
-    assert gateway["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert gateway["ports"] == [f"127.0.0.1:${{GATEWAY_PORT:-{port}}}:{port}"]
     for name, service in compose()["services"].items():
         for published in service.get("ports", []):
             assert published.startswith("127.0.0.1:"), f"{name} publishes beyond this machine"
