@@ -106,7 +106,13 @@ def test_promtool_accepts_the_prometheus_config():
     """Its syntax here; tests/deploy/test_stack.py checks it in full (rule files included) where
     Prometheus reads it, inside the running container."""
     result = subprocess.run(
-        [promtool(), "check", "config", "--syntax-only", str(ROOT / "deploy" / "prometheus" / "prometheus.yml")],
+        [
+            promtool(),
+            "check",
+            "config",
+            "--syntax-only",
+            str(ROOT / "deploy" / "prometheus" / "prometheus.yml"),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -25,7 +25,6 @@ import pytest
 import requests
 import yaml
 
-from shared.config import generate_secret
 from tests.conftest import IN_CI, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,29 +88,32 @@ class Stack:
         return result.stdout
 
     def write_env(self) -> None:
+        """The .env an operator makes (scripts/compose-env.sh), with ports and a tag of its own."""
+        result = run(["scripts/compose-env.sh", "--without-registry", str(self.env_file)])
+        assert result.returncode == 0, result.stderr
         self.ports = {name: free_port() for name in ("gateway", "rabbitmq", "prometheus", "grafana")}
-        settings = {
-            "KETEN_MASTER_KEY": generate_secret(),
-            "KETEN_MASTER_KEY_PREVIOUS": "",
-            "KETEN_PSEUDONYM_SECRET": generate_secret(),
-            "RABBITMQ_PASSWORD": uuid.uuid4().hex,
-            "POSTGRES_PASSWORD": uuid.uuid4().hex,
-            "GRAFANA_ADMIN_PASSWORD": uuid.uuid4().hex,
+        own = {
             "KETEN_VERSION": self.project,
-            "DEBIAN_IMAGE": "keten-local/debian:12",
-            "PYTHON_IMAGE": "keten-local/python:3.11-debian12",
             "GATEWAY_PORT": str(self.ports["gateway"]),
             "RABBITMQ_MANAGEMENT_PORT": str(self.ports["rabbitmq"]),
             "PROMETHEUS_PORT": str(self.ports["prometheus"]),
             "GRAFANA_PORT": str(self.ports["grafana"]),
         }
-        self.env_file.write_text("".join(f"{name}={value}\n" for name, value in settings.items()))
+        lines = self.env_file.read_text().splitlines()
+        for number, line in enumerate(lines):
+            name = line.split("=", 1)[0]
+            if name in own:
+                lines[number] = f"{name}={own.pop(name)}"
+        assert not own, f"not in .env.example: {own}"
+        self.env_file.write_text("\n".join(lines) + "\n")
 
     def up(self) -> None:
         self.write_env()
         self.timed("base images", ["make", "base-images"])
         self.timed("image", ["make", "image", f"IMAGE={self.image}"])
-        self.timed("rabbitmq, postgres, prometheus images", None, "build", "rabbitmq", "postgres", "prometheus")
+        self.timed(
+            "rabbitmq, postgres, prometheus images", None, "build", "rabbitmq", "postgres", "prometheus"
+        )
         services = sorted(set(compose_services()) - NOT_STARTED)
         started = time.monotonic()
         self.timed("docker-compose up", None, "up", "--detach", "--no-build", *services)
@@ -267,7 +269,9 @@ def test_every_service_serves_its_metrics_and_the_share_is_counted(stack: Stack,
         assert response.status_code == 200, name
         assert "keten_" in response.text, name
     data_sharing = requests.get(f"http://{stack.address('data-sharing')}:9100/metrics", timeout=30).text
-    shared = re.findall(r'^keten_share_decisions_total\{[^}]*outcome="shared"[^}]*\} (\S+)$', data_sharing, re.M)
+    shared = re.findall(
+        r'^keten_share_decisions_total\{[^}]*outcome="shared"[^}]*\} (\S+)$', data_sharing, re.M
+    )
     assert shared and sum(float(value) for value in shared) >= 1
 
 
@@ -286,7 +290,7 @@ def test_prometheus_scrapes_every_service_and_loads_the_alert_rules_with_the_shi
     while True:
         targets = requests.get(f"{prometheus}/api/v1/targets", timeout=30).json()["data"]["activeTargets"]
         health = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in targets}
-        if set(health) == expected and set(health.values()) == {"up"} or time.monotonic() > deadline:
+        if (set(health) == expected and set(health.values()) == {"up"}) or time.monotonic() > deadline:
             break
         time.sleep(3)
     assert set(health) == expected
@@ -345,4 +349,3 @@ def test_probes_answer_well_inside_their_healthcheck_timeout(stack: Stack):
         assert result.returncode == 0, result.stdout + result.stderr
         durations = [float(line) for line in result.stdout.split()]
         assert max(durations) < 1.0, (name, durations)
-
