@@ -37,7 +37,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_for() { # seconds, description, command...
   local seconds=$1 what=$2
   shift 2
-  for _ in $(seq "$seconds"); do "$@" && return 0; sleep 1; done
+  for _ in $(seq "$seconds"); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
   say "$what did not come up within ${seconds}s" >&2
   exit 1
 }
