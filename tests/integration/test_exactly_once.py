@@ -58,7 +58,10 @@ def test_a_redelivered_event_changes_nothing(production_env):
         duplicates_before = handled("notification", "CaseRegistered", "duplicate")
 
         # The broker delivers the same event again (a consumer crashed before its ack, say).
-        with Connection(production_env["AMQP_URI"]) as connection:
+        # Confirmed: RabbitMQ may drop unconfirmed messages to a quorum queue when the channel closes.
+        with Connection(
+            production_env["AMQP_URI"], transport_options={"confirm_publish": True}
+        ) as connection:
             producer = Producer(connection.channel())
             for _ in range(3):
                 producer.publish(

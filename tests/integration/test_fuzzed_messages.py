@@ -193,7 +193,7 @@ def test_a_fuzzed_stream_of_malformed_messages_is_dead_lettered_and_every_consum
         # Every consumer is still consuming: a good command goes through, and health is green.
         raw = json.dumps(register_case_command(str(uuid.uuid4()))).encode()
         key = f"{UTRECHT}.case_registration.register_case"
-        with Connection(uri) as connection:
+        with Connection(uri, transport_options={"confirm_publish": True}) as connection:
             Producer(connection.channel()).publish(
                 raw,
                 exchange=Exchange("keten.commands", type="topic", no_declare=True),

@@ -31,7 +31,8 @@ def test_restart_and_redelivery_send_nothing_twice(production_env, mailbox, tmp_
     # The platform restarts: relays publish from their positions, consumers skip what they had.
     with running_platform(env) as platform:
         # The broker delivers the share's event again, twice.
-        with Connection(env["AMQP_URI"]) as connection:
+        # Confirmed: RabbitMQ may drop unconfirmed messages to a quorum queue when the channel closes.
+        with Connection(env["AMQP_URI"], transport_options={"confirm_publish": True}) as connection:
             producer = Producer(connection.channel())
             for _ in range(2):
                 producer.publish(
