@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "make run          all services in one process (SQLite under var/, in-process broker), http://127.0.0.1:8000"
-	@echo "make test         starts or installs what the tests need when missing (says what), then the whole suite"
+	@echo "make test         starts or installs what the tests need when missing (says what), then the whole suite and its coverage"
 	@echo "make demo         one share end to end, printed as the citizen sees it"
 	@echo "make lint         ruff and mypy"
 	@echo "make bench        the benchmark on this machine's RabbitMQ and PostgreSQL (docs/performance.md)"
@@ -33,7 +33,7 @@ demo: $(STAMP)
 	$(BIN)/keten demo
 
 test: $(STAMP) test-prerequisites
-	$(BIN)/pytest
+	$(BIN)/pytest --cov --cov-report=term
 
 test-prerequisites:
 	scripts/test-prerequisites.sh
@@ -42,13 +42,13 @@ test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit tests/contract
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared services keten_client tests
-	$(BIN)/ruff format --check shared services keten_client tests
+	$(BIN)/ruff check shared services keten keten_client tests
+	$(BIN)/ruff format --check shared services keten keten_client tests
 	$(BIN)/mypy
 
 fmt: $(STAMP)
-	$(BIN)/ruff format shared services keten_client tests
-	$(BIN)/ruff check --fix shared services keten_client tests
+	$(BIN)/ruff format shared services keten keten_client tests
+	$(BIN)/ruff check --fix shared services keten keten_client tests
 
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv

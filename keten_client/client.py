@@ -15,44 +15,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
-from keten_client.protocol import (
+from shared.wire import (
     HTTP_KEY_ID_HEADER,
     HTTP_SIGNATURE_HEADER,
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
+    Credentials,
     open_sealed,
     sign,
     unb64,
 )
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """What ``keten agency add`` printed: where to connect, who you are, your private keys."""
-
-    agency: str
-    key_id: str
-    signing_private_key: str
-    encryption_private_key: str
-    amqp_url: str = ""
-    commands_exchange: str = "keten.commands"
-    inbox_queue: str = ""
-
-    @classmethod
-    def from_dict(cls, document: dict[str, Any]) -> Credentials:
-        names = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in document.items() if k in names})
-
-    @classmethod
-    def load(cls, path: str | Path) -> Credentials:
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 def signed_http_headers(credentials: Credentials, method: str, path: str, body: bytes) -> dict[str, str]:

@@ -17,11 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from keten_client.client import Credentials
-from keten_client.protocol import KeyPair, SignatureError, b64, key_id_for, unb64, verify
 from shared.config import MEMORY_DATABASE_URL, Settings
 from shared.db import SqlStore, open_store
 from shared.errors import NotAuthorised
+from shared.wire import Credentials, KeyPair, SignatureError, b64, key_id_for, unb64, verify
 
 #: How long a rotated-out key still verifies, so that commands already on their way still count.
 DEFAULT_OVERLAP = timedelta(hours=24)

@@ -41,7 +41,6 @@ from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
 
-from keten_client.protocol import KEY_ID_HEADER, SIGNATURE_HEADER
 from shared import metrics
 from shared.agencies import AgencyRegistry
 from shared.application import vault_for
@@ -52,6 +51,7 @@ from shared.contracts.inbox import inbox_message, inbox_message_id
 from shared.errors import InvalidRequest, KetenError, NotAuthorised
 from shared.sealed import KeyScope
 from shared.topology import command_queue, dead_letter_exchange, parse_command_routing_key
+from shared.wire import KEY_ID_HEADER, SIGNATURE_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,9 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
 
     def queue(self) -> Queue:
         return command_queue(self.service)
+
+    def health_report(self) -> tuple[dict[str, Any], bool]:
+        return {"commands": "ok" if self.consuming else "waiting"}, self.consuming
 
     # -- processing -----------------------------------------------------------------------------
     def on_message(self, message: Any) -> None:

@@ -199,6 +199,10 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
             return "waiting"
         return "ok" if self.healthy else "blocked"
 
+    def health_report(self) -> tuple[dict[str, Any], bool]:
+        status = self.status()
+        return {"consumer": status}, status == "ok"
+
     # -- processing ---------------------------------------------------------------------
     def on_message(self, message: Any) -> None:
         started = time.perf_counter()

@@ -6,10 +6,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import eventlet
 from kombu import Connection
@@ -19,15 +18,10 @@ from nameko.timer import Timer
 
 from shared import logs, metrics, ops
 from shared.config import Settings
-from shared.db import PgDatastore
 from shared.errors import KetenError, ServiceUnavailable
-from shared.publishing import ConfirmingPublisher
-from shared.relay import AlwaysLeader, EventRelay, PgLease
+from shared.relay import RelayLoop
 
 log = logging.getLogger(__name__)
-
-#: A relay with events waiting that has not published for this long is reported stuck.
-RELAY_STUCK_AFTER = 60.0
 
 
 def settings_from(config: dict[str, Any]) -> Settings:
@@ -48,26 +42,25 @@ class ApplicationProvider(DependencyProvider):
         self.app_cls = app_cls
         self.relay_enabled = relay
         self.app: Any = None
-        self.relay: EventRelay | None = None
+        self.relay_loop: RelayLoop | None = None
         super().__init__(**options)
 
     def setup(self) -> None:
         self.settings = settings_from(self.container.config)
         self.app = self.app_cls(self.settings)
-        self._wake = threading.Event()
-        self._stopping = False
         self._gt: Any = None
-        self.app.on_save(self._wake.set)
+        if self.relay_enabled:
+            self.relay_loop = RelayLoop(self.app, self.container.service_name, self.settings)
 
     def start(self) -> None:
-        if self.relay_enabled:
+        if self.relay_loop is not None:
             self._gt = self.container.spawn_managed_thread(
-                self._relay_forever, identifier=f"{self.app.name}.relay"
+                self.relay_loop.run, identifier=f"{self.app.name}.relay"
             )
 
     def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
+        if self.relay_loop is not None:
+            self.relay_loop.stop()
         if self._gt is not None:
             try:
                 with eventlet.Timeout(10):
@@ -77,69 +70,27 @@ class ApplicationProvider(DependencyProvider):
         self.app.close()
 
     def kill(self) -> None:
-        self._stopping = True
+        if self.relay_loop is not None:
+            self.relay_loop.stop()
         if self._gt is not None:
             self._gt.kill()
 
     def get_dependency(self, worker_ctx: Any) -> Any:
         return self.app
 
-    def _relay_forever(self) -> None:
-        settings = self.settings
-        source = self.container.service_name
-        logs.bind(source)
-        publisher = ConfirmingPublisher(settings.amqp_uri)
-        datastore = self.app.recorder.datastore
-        lease = (
-            PgLease(datastore, f"relay:{self.app.name}")
-            if isinstance(datastore, PgDatastore)
-            else AlwaysLeader()
-        )
-        backoff = 0.5
-        while not self._stopping:
-            leading = lease.acquire()
-            metrics.relay_leader.labels(source).set(1 if leading else 0)
-            if not leading:
-                self.relay = None  # another replica relays; stand by
-                with contextlib.suppress(KeyError):  # the leader's lag is the one that counts
-                    metrics.relay_lag.remove(source)
-                self._wake.wait(timeout=2.0)
-                self._wake.clear()
-                continue
-            try:
-                if self.relay is None:
-                    self.relay = EventRelay(
-                        self.app,
-                        source,
-                        publisher,
-                        batch_size=settings.relay_batch_size,
-                        durable_position=not settings.embedded_broker,
-                    )
-                published = self.relay.publish_pending()
-                if published:
-                    metrics.events_published.labels(source).inc(published)
-                metrics.relay_lag.labels(source).set(self.relay.lag())
-                backoff = 0.5
-                if published < settings.relay_batch_size:
-                    self._wake.wait(timeout=settings.relay_interval)
-                    self._wake.clear()
-            except Exception as exc:
-                log.warning("%s relay: %s; retrying in %.1fs", source, type(exc).__name__, backoff)
-                publisher.close()
-                with contextlib.suppress(Exception):  # the store may be what is down
-                    if self.relay is not None:
-                        metrics.relay_lag.labels(source).set(self.relay.lag())
-                self._wake.wait(timeout=backoff)
-                backoff = min(backoff * 2, 10.0)
-        publisher.close()
-        lease.release()
-        metrics.relay_leader.labels(source).set(0)
-
-    def relay_stuck(self) -> bool:
-        relay = self.relay
-        if relay is None or not self.relay_enabled:
-            return False
-        return time.monotonic() - relay.last_progress > RELAY_STUCK_AFTER and relay.lag() > 0
+    def health_report(self) -> tuple[dict[str, Any], bool]:
+        """The store answers, and the relay (if it leads) is not stuck."""
+        try:
+            self.app.recorder.max_notification_id()
+            store = "ok"
+        except Exception as exc:
+            store = type(exc).__name__
+        report: dict[str, Any] = {"store": store}
+        relay = self.relay_loop.relay if self.relay_loop is not None else None
+        report["relay_lag"] = relay.lag() if relay is not None and store == "ok" else None
+        if store == "ok" and self.relay_loop is not None and self.relay_loop.stuck():
+            report["relay"] = "stuck"
+        return report, store == "ok" and "relay" not in report
 
 
 class _TimedServiceProxy:
@@ -226,33 +177,27 @@ class ServiceHealth(DependencyProvider):
         return not (self.container._died.ready() or self.container._being_killed)
 
     def check(self) -> dict[str, Any]:
-        from shared.commands import AgencyCommands
-        from shared.consumer import EventConsumer
-
         report: dict[str, Any] = {"service": self.container.service_name, "ok": True}
         report["broker"] = broker_status(self.settings)
-        report["ok"] = report["broker"] == "ok"
-        for dependency in self.container.dependencies:
-            if isinstance(dependency, ApplicationProvider):
-                try:
-                    dependency.app.recorder.max_notification_id()
-                    report["store"] = "ok"
-                except Exception as exc:
-                    report["store"] = type(exc).__name__
-                    report["ok"] = False
-                relay = dependency.relay
-                report["relay_lag"] = relay.lag() if relay is not None and report["store"] == "ok" else None
-                if report["store"] == "ok" and dependency.relay_stuck():
-                    report["relay"] = "stuck"
-                    report["ok"] = False
-            if isinstance(dependency, AgencyCommands):
-                report["commands"] = "ok" if dependency.consuming else "waiting"
-                report["ok"] = report["ok"] and dependency.consuming
+        healthy = report["broker"] == "ok"
         for extension in self.container.extensions:
-            if isinstance(extension, EventConsumer):
-                report["consumer"] = extension.status()
-                report["ok"] = report["ok"] and report["consumer"] == "ok"
+            if isinstance(extension, ReportsHealth):
+                entries, ok = extension.health_report()
+                report.update(entries)
+                healthy = healthy and ok
+        report["ok"] = healthy
         return report
+
+
+@runtime_checkable
+class ReportsHealth(Protocol):
+    """An extension with a part in its service's health (the store and relay, the consumers).
+
+    ``ServiceHealth.check`` asks every extension of the container that has this method, so it
+    need not know their types: entries for the report, and whether that part is healthy.
+    """
+
+    def health_report(self) -> tuple[dict[str, Any], bool]: ...
 
 
 def broker_status(settings: Settings) -> str:

@@ -3,12 +3,18 @@
 They cross nameko RPC as themselves (``deserialize_to_instance``), so the gateway maps them to
 HTTP status codes and a command consumer to an error reply. Messages are written by us and
 never quote the input: they may reach logs, dead-letter headers and other agencies.
+
+A service's domain refuses with a ``DomainError`` of its own, which names the kind of refusal;
+``domain_refusals()`` turns it into the platform's error of that kind at the application's edge.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import Any, ClassVar
 
 from marshmallow import ValidationError
 from nameko.exceptions import deserialize_to_instance
@@ -79,6 +85,57 @@ class Conflict(KetenError):
     """The request contradicts what is on record (e.g. a case that is closed)."""
 
     status = 409
+
+
+class Refusal(Enum):
+    """The kind of a domain's refusal; the platform answers each with its own error."""
+
+    INVALID = "invalid"  # 400: the request breaks a rule whatever the record says
+    NOT_AUTHORISED = "not_authorised"  # 403: not this agency
+    NOT_FOUND = "not_found"  # 404: no such thing on record
+    CONFLICT = "conflict"  # 409: the record as it stands does not allow it
+
+
+PLATFORM_ERRORS: dict[Refusal, type[KetenError]] = {
+    Refusal.INVALID: InvalidRequest,
+    Refusal.NOT_AUTHORISED: NotAuthorised,
+    Refusal.NOT_FOUND: NotFound,
+    Refusal.CONFLICT: Conflict,
+}
+
+
+class DomainError(Exception):
+    """A rule of a service's domain refused a change.
+
+    Each domain has one subclass (``CaseError``, ``ConsentError``, ...) and one subclass of that
+    per rule, which sets ``code`` (stable, machine-readable) and ``refusal`` (its kind). The
+    message is for a professional and, like every message here, never quotes the input;
+    ``field`` names the input at fault.
+    """
+
+    code: ClassVar[str] = "domain_rule"
+    refusal: ClassVar[Refusal] = Refusal.INVALID
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+    def as_platform_error(self) -> KetenError:
+        return PLATFORM_ERRORS[self.refusal](self.code, self.message, self.field)
+
+
+@contextmanager
+def domain_refusals() -> Iterator[None]:
+    """Raises a domain's refusal from inside as the platform's error of its kind (400, 403,
+    404 or 409), so an application's use case states once where its domain may refuse."""
+    try:
+        yield
+    except DomainError as error:
+        raise error.as_platform_error() from None
 
 
 def first_error(messages: Any) -> tuple[str | None, str]:

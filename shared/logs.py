@@ -8,7 +8,7 @@ relay logs each event it publishes under it and every consumer handles the event
 ``service`` and ``correlation_id`` are context variables. eventlet gives each green thread a fresh
 context, so the worker, consumer and relay threads each set theirs (``bind``/``log_context``) and
 concurrent work never mixes them up. Records carry ids, codes, pseudonyms and counts only, never
-personal data (DESIGN rule 7): pass structured values as ``extra={...}``.
+personal data (rule 7, docs/architecture.md): pass structured values as ``extra={...}``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 A service never publishes straight after ``save()``: a crash between the two would lose the
 event. The notification log is the outbox. The relay reads what was stored after its position,
 publishes it with publisher confirms, and only then moves its position (a tracking record in the
-application's own store). A crash at any point means some events are published again; consumers
-drop what they already processed (see ``shared.consumer``).
+application's own store). A crash at any point means some events are published again;
+consumers drop what they already processed (see ``shared.consumer``). ``RelayLoop`` keeps the
+relay going while its service runs.
 
 Only one relay per application publishes at a time: on PostgreSQL it holds an advisory lock
 (other replicas stand by), on SQLite the store belongs to one process anyway. With the embedded
@@ -16,13 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import zlib
 from typing import Any
 
 from eventsourcing.persistence import Tracking
 
+from shared import logs, metrics
 from shared.application import KetenApplication
+from shared.config import Settings
 from shared.contracts.envelope import correlation_of, encode_event
 from shared.db import PgDatastore
 from shared.logs import log_context
@@ -129,3 +133,89 @@ class AlwaysLeader:
 
     def release(self) -> None:
         pass
+
+
+class RelayLoop:
+    """Keeps one application's outbox published while its service runs.
+
+    Publishes only while it holds the lease (one publisher per application: a PostgreSQL
+    advisory lock; other replicas stand by), wakes on every save or after the relay interval,
+    and backs off while the broker or the store is down. The service's ApplicationProvider
+    runs it in a managed thread and stops it with the container.
+    """
+
+    #: A relay with events waiting that has not published for this long is reported stuck.
+    STUCK_AFTER = 60.0
+
+    def __init__(self, app: KetenApplication, source: str, settings: Settings):
+        self.app = app
+        self.source = source
+        self.settings = settings
+        self.relay: EventRelay | None = None
+        self._wake = threading.Event()
+        self._stopping = False
+        app.on_save(self._wake.set)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def stuck(self) -> bool:
+        relay = self.relay
+        if relay is None:
+            return False
+        return time.monotonic() - relay.last_progress > self.STUCK_AFTER and relay.lag() > 0
+
+    def run(self) -> None:
+        settings = self.settings
+        source = self.source
+        logs.bind(source)
+        publisher = ConfirmingPublisher(settings.amqp_uri)
+        datastore = getattr(self.app.recorder, "datastore", None)  # a lease on PostgreSQL only
+        lease: PgLease | AlwaysLeader = (
+            PgLease(datastore, f"relay:{self.app.name}")
+            if isinstance(datastore, PgDatastore)
+            else AlwaysLeader()
+        )
+        backoff = 0.5
+        while not self._stopping:
+            leading = lease.acquire()
+            metrics.relay_leader.labels(source).set(1 if leading else 0)
+            if not leading:
+                self.relay = None  # another replica relays; stand by
+                with contextlib.suppress(KeyError):  # the leader's lag is the one that counts
+                    metrics.relay_lag.remove(source)
+                self._sleep(2.0)
+                continue
+            try:
+                if self.relay is None:
+                    self.relay = EventRelay(
+                        self.app,
+                        source,
+                        publisher,
+                        batch_size=settings.relay_batch_size,
+                        durable_position=not settings.embedded_broker,
+                    )
+                published = self.relay.publish_pending()
+                if published:
+                    metrics.events_published.labels(source).inc(published)
+                metrics.relay_lag.labels(source).set(self.relay.lag())
+                backoff = 0.5
+                if published < settings.relay_batch_size:
+                    self._sleep(settings.relay_interval)
+            except Exception as exc:
+                log.warning("%s relay: %s; retrying in %.1fs", source, type(exc).__name__, backoff)
+                publisher.close()
+                with contextlib.suppress(Exception):  # the store may be what is down
+                    if self.relay is not None:
+                        metrics.relay_lag.labels(source).set(self.relay.lag())
+                self._wake.wait(timeout=backoff)
+                backoff = min(backoff * 2, 10.0)
+        publisher.close()
+        lease.release()
+        metrics.relay_leader.labels(source).set(0)
+
+    def _sleep(self, seconds: float) -> None:
+        """Until the next save, the stop, or ``seconds``."""
+        self._wake.wait(timeout=seconds)
+        self._wake.clear()

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from services.demo import CITIZEN, register_case_command
+from keten.demo import CITIZEN, register_case_command
 from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from nameko.runners import ServiceRunner
 
+from keten.platform import SERVICES, build_runner
 from keten_client import Credentials, signed_http_headers
-from services.platform import SERVICES, build_runner
 from shared.agencies import local_credentials_dir, register_new_credentials
 from shared.config import Settings
 from tests.conftest import free_port
@@ -136,7 +136,7 @@ def keten(*args: str, env: dict[str, str], timeout: float = 120) -> Any:
     import sys
 
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "keten.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

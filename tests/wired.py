@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.platform import service_class
+from keten.platform import service_class
 from shared.consumer import EventHandlerEntrypoint
 from shared.dependencies import ApplicationProvider
 from shared.errors import KetenError

@@ -12,7 +12,6 @@ from services.case_registration.domain import (
     VALUE_TYPES,
     AgreementLine,
     Case,
-    CaseError,
     ContactPoint,
     DataSubject,
     Participant,
@@ -21,7 +20,7 @@ from shared.application import KetenApplication
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
 from shared.contracts.envelope import ReceivedEvent
-from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
+from shared.errors import Conflict, InvalidRequest, NotFound, domain_refusals
 from shared.pseudonym import pseudonymise
 from shared.sealed import KeyScope
 
@@ -52,7 +51,7 @@ class CaseRegistration(KetenApplication):
             Participant(p["agency"], p["role"], p["legal_ground"]) for p in command["participants"]
         )
         agreement = self._agreement(command.get("agreement"), table.participants, participants)
-        try:
+        with domain_refusals():
             case = Case.register(
                 case_id=case_id,
                 catalogue=self.catalogue,
@@ -69,8 +68,6 @@ class CaseRegistration(KetenApplication):
                 informed_beforehand=command["informed_beforehand"],
                 registered_by=command["agency"],
             )
-        except CaseError as error:
-            raise _translate(error) from None
         try:
             self.save(case)
         except IntegrityError:
@@ -79,10 +76,8 @@ class CaseRegistration(KetenApplication):
 
     def close_case(self, case_id: UUID, agency: str, outcome: str) -> Case:
         case = self.get_case(case_id)
-        try:
+        with domain_refusals():
             case.close(outcome=outcome, closed_by=agency)
-        except CaseError as error:
-            raise _translate(error) from None
         self.save(case)
         return case
 
@@ -140,10 +135,8 @@ class CaseRegistration(KetenApplication):
         self.save_tracked(event.tracking, *([case] if changed else []))
 
     def _apply(self, case: Case, change: Any) -> None:
-        try:
+        with domain_refusals():
             change()
-        except CaseError as error:
-            raise _translate(error) from None
         self.save(case)
 
     def record_records_purged(self, event: ReceivedEvent) -> None:
@@ -201,11 +194,3 @@ class CaseRegistration(KetenApplication):
             for p in participants
             if p.agency in standard
         )
-
-
-def _translate(error: CaseError) -> Exception:
-    if error.code == "not_a_participant":
-        return NotAuthorised(error.code, str(error), error.field)
-    if error.code in ("case_not_open", "case_not_registered"):
-        return Conflict(error.code, str(error), error.field)
-    return InvalidRequest(error.code, str(error), error.field)

@@ -12,20 +12,17 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from shared.catalogue import Catalogue
+from shared.errors import DomainError, Refusal
 from shared.sealed import Sealed
 
 PARTICIPATION = ("attends", "represented", "informed_only")
 SUBJECT_ROLES = ("citizen", "partner", "child", "parent", "family_member")
 
 
-class CaseError(Exception):
+class CaseError(DomainError):
     """A registration rule was broken; ``code`` is stable, the message is for a professional."""
 
     code = "case_rule"
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 class InvalidCaseError(CaseError):
@@ -34,16 +31,19 @@ class InvalidCaseError(CaseError):
 
 class CaseNotOpenError(CaseError):
     code = "case_not_open"
+    refusal = Refusal.CONFLICT
 
 
 class NotAParticipantError(CaseError):
     code = "not_a_participant"
+    refusal = Refusal.NOT_AUTHORISED
 
 
 class CaseNotRegisteredError(CaseError):
     """Only a case that is registered and not yet active can be activated."""
 
     code = "case_not_registered"
+    refusal = Refusal.CONFLICT
 
 
 class ConsentNotFreeError(CaseError):

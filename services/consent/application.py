@@ -9,11 +9,7 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError
 
 from services.consent.domain import (
-    ConsentError,
     ConsentRecord,
-    NoSuchObjectionError,
-    ObjectionExistsError,
-    OverrideEndedError,
     OverrideScope,
     SafetyOverride,
     consent_record_id,
@@ -22,7 +18,7 @@ from shared.application import KetenApplication
 from shared.casefacts import CaseFacts, CaseView
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
-from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
+from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
 from shared.pseudonym import pseudonymise
 from shared.sealed import KeyScope
 
@@ -53,7 +49,7 @@ class Consent(KetenApplication):
                     "not_a_participant", f"{agency} does not take part in the case", "recipients"
                 )
         record = self._consent_record(case, subject)
-        try:
+        with domain_refusals():
             record.give_consent(
                 purpose=command["purpose"],
                 categories=tuple(command["categories"]),
@@ -65,8 +61,6 @@ class Consent(KetenApplication):
                 recorded_by=command["agency"],
                 today=datetime.now(UTC).date(),
             )
-        except ConsentError as error:
-            raise InvalidRequest(error.code, str(error), error.field) from None
         self.save(record)
         return record
 
@@ -116,7 +110,7 @@ class Consent(KetenApplication):
                 )
         scope = KeyScope(case.case_id)
         deferral = command.get("deferral")
-        try:
+        with domain_refusals():
             override = SafetyOverride.record(
                 override_id=override_id,
                 case_id=case.case_id,
@@ -133,8 +127,6 @@ class Consent(KetenApplication):
                 catalogue_version=self.catalogue.version,
                 today=datetime.now(UTC).date(),
             )
-        except ConsentError as error:
-            raise InvalidRequest(error.code, str(error), error.field) from None
         self.save(override)
         return override
 
@@ -162,14 +154,8 @@ class Consent(KetenApplication):
         return subject
 
     def _change(self, aggregate: Any, change: Any) -> None:
-        try:
+        with domain_refusals():
             change()
-        except (ObjectionExistsError, OverrideEndedError) as error:
-            raise Conflict(error.code, str(error), error.field) from None
-        except NoSuchObjectionError as error:
-            raise NotFound(error.code, str(error), "objection_id") from None
-        except ConsentError as error:
-            raise InvalidRequest(error.code, str(error), error.field) from None
         self.save(aggregate)
 
     def _case_for(self, case_id: Any, agency: str, open_only: bool = True) -> CaseView:

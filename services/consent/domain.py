@@ -16,18 +16,17 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from shared.errors import DomainError, Refusal
 from shared.sealed import Sealed
 
 CONSENT_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/consent-records")
 GIVEN_HOW = ("in_person", "written", "digital")
 
 
-class ConsentError(Exception):
-    code = "consent_rule"
+class ConsentError(DomainError):
+    """A consent, objection or safety override rule was broken."""
 
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+    code = "consent_rule"
 
 
 class InvalidConsentError(ConsentError):
@@ -40,10 +39,12 @@ class NoConsentError(ConsentError):
 
 class ObjectionExistsError(ConsentError):
     code = "objection_exists"
+    refusal = Refusal.CONFLICT
 
 
 class NoSuchObjectionError(ConsentError):
     code = "no_such_objection"
+    refusal = Refusal.NOT_FOUND
 
 
 class InvalidOverrideError(ConsentError):
@@ -52,6 +53,7 @@ class InvalidOverrideError(ConsentError):
 
 class OverrideEndedError(ConsentError):
     code = "override_ended"
+    refusal = Refusal.CONFLICT
 
 
 def consent_record_id(case_id: UUID, subject: str) -> UUID:
@@ -161,7 +163,9 @@ class ConsentRecord(Aggregate):
 
     def withdraw_objection(self, objection_id: UUID, recorded_by: str) -> None:
         if self.objection_id != objection_id:
-            raise NoSuchObjectionError("no objection with this id is in force for the subject")
+            raise NoSuchObjectionError(
+                "no objection with this id is in force for the subject", "objection_id"
+            )
         self._objection_withdrawn(
             objection_id=objection_id, case_id=self.case_id, subject=self.subject, recorded_by=recorded_by
         )

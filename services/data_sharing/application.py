@@ -11,9 +11,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from keten_client.protocol import seal_for
 from services.data_sharing.domain import (
-    NotSenderOrRecordHolderError,
     RefusedShare,
     Share,
     ShareRequest,
@@ -32,10 +30,11 @@ from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
 from shared.contracts.inbox import inbox_message, inbox_message_id
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
-from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
+from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
 from shared.pseudonym import pseudonymise
 from shared.reasons import refusal_text, share_refusals
 from shared.sealed import PURGED, KeyScope, Sealed
+from shared.wire import seal_for
 
 
 class DataSharing(KetenApplication):
@@ -190,14 +189,9 @@ class DataSharing(KetenApplication):
         decision = self._find_decision_by_id(command["share_id"])
         agency = command["agency"]
         case = self.cases.get(decision.case_id)
-        try:  # before anything else: another agency learns nothing of the request, not even a refusal
+        # before anything else: another agency learns nothing of the request, not even a refusal
+        with domain_refusals():
             check_may_correct(decision.from_agency, agency, case.record_holder if case else None)
-        except NotSenderOrRecordHolderError:
-            raise NotAuthorised(
-                "not_sender_or_record_holder",
-                "only the agency that shared it or the case's record holder may correct a share",
-                "agency",
-            ) from None
         share = self._as_share(decision)
         if command["reason_code"] not in self.catalogue.correction_reasons:
             raise InvalidRequest("unknown_reason", "not a reason for a correction", "reason_code")

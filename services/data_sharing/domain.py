@@ -5,8 +5,8 @@ Pure domain. ``decide`` weighs one request for one recipient against what is kno
 and returns a ``Decision`` with a reason code; the
 application records it as ``Share`` (``DataShared``) or ``RefusedShare`` (``ShareRefused``).
 Every decision is an event, allowed or refused. A share's content can later be corrected
-(``ShareCorrected``) and its erasure passed on to its recipient (``ErasurePassedOn``): DESIGN.md
-rule 6.
+(``ShareCorrected``) and its erasure passed on to its recipient (``ErasurePassedOn``): rule 6
+of docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from eventsourcing.domain import Aggregate, event
 
 from shared.caseview import CaseView
 from shared.catalogue import Catalogue
+from shared.errors import DomainError, Refusal
 from shared.sealed import Sealed
 
 SHARE_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/shares")
@@ -98,7 +99,7 @@ def refused(code: str, **details: str) -> Decision:
 def decide(
     request: ShareRequest, case: CaseView, say: SubjectSay, catalogue: Catalogue, today: date
 ) -> Decision:
-    """The rules of DESIGN.md, in order; the first that fails decides the refusal. The reason's
+    """The rules of docs/architecture.md, in order; the first that fails decides the refusal. The reason's
     text is in ``shared/reasons.yaml``, by code."""
     # Rule 1: an active case (a case stopped by objections still decides: an override may hold).
     if case.status == "registered":
@@ -157,8 +158,11 @@ def decide(
     )
 
 
-class NotSenderOrRecordHolderError(Exception):
+class NotSenderOrRecordHolderError(DomainError):
     """Only the agency that made a share, or the case's record holder, corrects its content."""
+
+    code = "not_sender_or_record_holder"
+    refusal = Refusal.NOT_AUTHORISED
 
 
 class Share(Aggregate):
@@ -267,7 +271,9 @@ def check_may_correct(from_agency: str, agency: str, record_holder: str | None) 
     """Only the sender (it knows what it shared) or the case's record holder (acting on the
     subject's request) may correct a share, or even learn what became of the request."""
     if agency not in (from_agency, record_holder):
-        raise NotSenderOrRecordHolderError(agency)
+        raise NotSenderOrRecordHolderError(
+            "only the agency that shared it or the case's record holder may correct a share", "agency"
+        )
 
 
 class RefusedShare(Aggregate):

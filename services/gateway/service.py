@@ -11,7 +11,6 @@ from nameko.web.handlers import http
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Request, Response
 
-from keten_client.protocol import HTTP_KEY_ID_HEADER, HTTP_SIGNATURE_HEADER
 from services.gateway import pages
 from services.gateway.http import json_http, read_json
 from services.gateway.identity import CitizenIdentity, StandInIdentity
@@ -19,6 +18,7 @@ from services.gateway.sessions import SessionSigner
 from shared.agencies import AgencyRegistry
 from shared.dependencies import ServiceHealth, ServiceRpc, settings_from
 from shared.errors import InvalidRequest, KetenError, NotAuthorised
+from shared.wire import HTTP_KEY_ID_HEADER, HTTP_SIGNATURE_HEADER
 
 #: The citizen's session on the page: HttpOnly (no script reads it), SameSite=Strict (no other
 #: site's form or link carries it), expiring with the session token inside it.

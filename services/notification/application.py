@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
@@ -17,7 +16,6 @@ from services.notification.domain import (
     NOTIFICATION_NAMESPACE,
     Deferral,
     Notification,
-    NotificationError,
     addressee_for,
     bundle_of,
     deferral_id,
@@ -30,7 +28,7 @@ from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
 from shared.contracts.envelope import ReceivedEvent
 from shared.db import Cursor
-from shared.errors import Conflict, NotAuthorised, NotFound
+from shared.errors import NotFound, domain_refusals
 from shared.sealed import PURGED, KeyScope, Sealed
 
 log = logging.getLogger(__name__)
@@ -164,7 +162,7 @@ class Notifications(KetenApplication):
     def end_deferral(self, agency: str, override_id: UUID) -> dict[str, Any]:
         """Ends a deferral: every notification held under the override goes out, explained."""
         deferral = self._deferral(override_id)
-        with _domain_errors():
+        with domain_refusals():
             deferral.end(agency)
         held: list[Notification] = [self.repository.get(UUID(n)) for n in self._held_under(override_id)]
         for notification in held:
@@ -174,7 +172,7 @@ class Notifications(KetenApplication):
 
     def extend_deferral(self, agency: str, override_id: UUID, review_on: date, reason: str) -> dict[str, Any]:
         deferral = self._deferral(override_id)
-        with _domain_errors():
+        with domain_refusals():
             deferral.extend(agency, review_on, self.vault.seal(KeyScope(deferral.case_id), reason), _today())
         self._save(None, deferral)
         return {"override_id": str(override_id), "status": "deferred", "review_on": review_on.isoformat()}
@@ -570,16 +568,6 @@ DELIVERY_STATUS = {
     "NotificationRerouted": "scheduled",
     "NotificationSent": "sent",
 }
-
-
-@contextmanager
-def _domain_errors() -> Iterator[None]:
-    """Translates the domain's refusals into the platform's errors (403 or 409)."""
-    try:
-        yield
-    except NotificationError as error:
-        cls = NotAuthorised if error.code == "not_your_deferral" else Conflict
-        raise cls(error.code, str(error)) from None
 
 
 def _today() -> date:

@@ -19,6 +19,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from shared.errors import DomainError, Refusal
 from shared.sealed import Sealed
 
 NOTIFICATION_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/notifications")
@@ -30,12 +31,28 @@ FALLBACK = {"email": "letter", "letter": "portal"}
 MAX_ATTEMPTS = 6
 
 
-class NotificationError(Exception):
+class NotificationError(DomainError):
     """A request that contradicts the notification's or deferral's record."""
 
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
+    code = "notification_rule"
+    refusal = Refusal.CONFLICT
+
+
+class NotDueError(NotificationError):
+    code = "not_due"
+
+
+class NotYourDeferralError(NotificationError):
+    code = "not_your_deferral"
+    refusal = Refusal.NOT_AUTHORISED
+
+
+class DeferralEndedError(NotificationError):
+    code = "deferral_ended"
+
+
+class ReviewDatePassedError(NotificationError):
+    code = "review_date_passed"
 
 
 def notification_id(share_id: UUID, subject: str) -> UUID:
@@ -106,7 +123,7 @@ class Notification(Aggregate):
     def attempt(self, message_id: str) -> None:
         """Claims the notification for one delivery attempt, before anything is sent."""
         if not self.due:
-            raise NotificationError("not_due", "this notification is not waiting to be sent")
+            raise NotDueError("this notification is not waiting to be sent")
         self._attempted(channel=self.channel, attempt=self.attempts + 1, message_id=message_id)
 
     @event("DeliveryAttempted")
@@ -199,16 +216,16 @@ class Deferral(Aggregate):
 
     def check_may_decide(self, agency: str) -> None:
         if agency != self.recorded_by:
-            raise NotificationError(
-                "not_your_deferral", "only the agency that recorded the safety override decides its deferral"
+            raise NotYourDeferralError(
+                "only the agency that recorded the safety override decides its deferral"
             )
         if self.ended:
-            raise NotificationError("deferral_ended", "this deferral has ended already")
+            raise DeferralEndedError("this deferral has ended already")
 
     def extend(self, agency: str, review_on: date, reason: Sealed, today: date) -> None:
         self.check_may_decide(agency)
         if review_on <= today:
-            raise NotificationError("review_date_passed", "the new review date must lie in the future")
+            raise ReviewDatePassedError("the new review date must lie in the future")
         self._extended(agency=agency, override_id=self.override_id, review_on=review_on, reason=reason)
 
     @event("DeferralExtended")

@@ -28,7 +28,6 @@ from eventsourcing.persistence import IntegrityError
 from services.retention.domain import (
     CaseRetention,
     PurgeUnit,
-    RetentionError,
     ScheduledRecord,
     purge_units,
     retention_id,
@@ -41,7 +40,7 @@ from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
 from shared.contracts.envelope import ReceivedEvent
 from shared.db import Cursor
-from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
+from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
 
 log = logging.getLogger(__name__)
 
@@ -464,10 +463,8 @@ class Retention(KetenApplication):
         if units and all(retention.is_purged(u) for u in units):
             raise Conflict("records_purged", "the case's records were purged already", "case_id")
         hold_id = command.get("hold_id") or uuid4()
-        try:
+        with domain_refusals():
             retention.place_hold(hold_id, command["agency"], command["reason_code"], command.get("reference"))
-        except RetentionError as error:
-            raise Conflict(error.code, str(error), "case_id") from None
         self._save(retention)
         return UUID(str(hold_id))
 
@@ -476,10 +473,8 @@ class Retention(KetenApplication):
         case_id = command["case_id"]
         self._check_participant(case_id, command["agency"])
         retention = self._retention(case_id)
-        try:
+        with domain_refusals():
             retention.lift_hold(command["hold_id"], command["agency"])
-        except RetentionError as error:
-            raise NotFound(error.code, str(error), error.field) from None
         self._save(retention)
 
     def _check_participant(self, case_id: UUID, agency: str) -> None:

@@ -22,6 +22,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from shared.errors import DomainError, Refusal
 from shared.sealed import KeyScope
 
 RETENTION_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/case-retention")
@@ -37,24 +38,25 @@ def unit_key(subject: str | None) -> str:
     return CASE_UNIT if subject is None else f"subject:{subject}"
 
 
-class RetentionError(Exception):
-    code = "retention_rule"
+class RetentionError(DomainError):
+    """A retention rule (legal holds, the order of a purge) was broken."""
 
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+    code = "retention_rule"
 
 
 class UnknownHoldError(RetentionError):
     code = "unknown_hold"
+    refusal = Refusal.NOT_FOUND
 
 
 class CaseOnHoldError(RetentionError):
     code = "legal_hold"
+    refusal = Refusal.CONFLICT
 
 
 class PurgeUnderWayError(RetentionError):
     code = "purge_under_way"
+    refusal = Refusal.CONFLICT
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,9 @@ class CaseRetention(Aggregate):
         if str(hold_id) in self.holds:
             return
         if self.purging - set(self.purged):
-            raise PurgeUnderWayError("records of this case are being purged; the purge will finish")
+            raise PurgeUnderWayError(
+                "records of this case are being purged; the purge will finish", "case_id"
+            )
         self._hold_placed(
             case_id=self.case_id,
             hold_id=hold_id,

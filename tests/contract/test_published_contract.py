@@ -11,8 +11,8 @@ import yaml
 from jsonschema import Draft7Validator
 from openapi_spec_validator import validate as validate_openapi
 
-from services import contract
-from services.platform import SERVICES, service_class
+from keten import contract
+from keten.platform import SERVICES, service_class
 from shared.commands import AgencyCommands
 from shared.contracts.commands import COMMAND_SCHEMAS
 from shared.contracts.inbox import INBOX_SCHEMAS

@@ -1,9 +1,10 @@
 """The topology every publisher declares matches what the services actually handle."""
 
-from services.platform import SERVICES, service_class
+from keten.platform import SERVICES, service_class
 from shared.consumer import EventHandlerEntrypoint
+from shared.contracts.commands import COMMAND_SCHEMAS
 from shared.contracts.events import EVENT_SCHEMAS
-from shared.topology import SUBSCRIPTIONS
+from shared.topology import COMMAND_SERVICES, SUBSCRIPTIONS
 
 
 def handled_routing_keys(cls: type) -> set[str]:
@@ -25,3 +26,7 @@ def test_every_subscribed_event_is_in_the_contract():
         for key in keys:
             source, event = key.split(".")
             assert EVENT_SCHEMAS[event].source == source
+
+
+def test_a_service_has_a_commands_queue_exactly_when_the_contract_gives_it_commands():
+    assert set(COMMAND_SERVICES) == {schema.service for schema in COMMAND_SCHEMAS.values()}

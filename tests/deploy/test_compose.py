@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from services.platform import SERVICES
+from keten.platform import SERVICES
 from shared.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

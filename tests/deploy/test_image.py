@@ -55,17 +55,29 @@ def test_the_final_stage_has_no_build_tools_and_runs_as_an_unprivileged_user():
     assert any(line.startswith("HEALTHCHECK") and "probe" in line for line in runtime)
 
 
+def dockerignore() -> list[str]:
+    """The build context's patterns. The root file: the legacy builder reads no other."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    return [line for line in lines if line and not line.startswith("#")]
+
+
 def test_the_build_context_holds_only_what_the_image_needs():
-    lines = (ROOT / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()
-    ignore = [line for line in lines if line and not line.startswith("#")]
+    ignore = dockerignore()
     assert ignore[0] == "*", "everything is excluded unless named"
-    assert {"!requirements.lock", "!pyproject.toml", "!shared/", "!services/"} <= set(ignore)
+    assert {"!requirements.lock", "!pyproject.toml", "!shared/", "!services/", "!keten/"} <= set(ignore)
+
+
+def test_the_benchmark_is_left_out_of_the_build_context_and_the_wheel():
+    ignore = dockerignore()
+    assert "keten/bench/" in ignore[ignore.index("!keten/") :], "excluded after keten/ is let in"
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert "keten.bench*" in packages["find"]["exclude"]
 
 
 def test_every_package_keten_installs_is_in_the_build_context_and_copied_into_the_build():
     """The services import shared and keten_client: a package left out fails only at run time."""
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
-    ignore = (ROOT / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()
+    ignore = dockerignore()
     build, _ = stages()
     for package in packages["find"]["include"]:
         name = package.rstrip("*")

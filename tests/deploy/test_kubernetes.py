@@ -13,8 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.cli import build_parser
-from services.platform import SERVICES
+from keten.cli import build_parser
+from keten.platform import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ("dev", "production")

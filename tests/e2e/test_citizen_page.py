@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from services.demo import CITIZEN, Client, register_case_command, run_demo
+from keten.demo import CITIZEN, Client, register_case_command, run_demo
 from shared.pseudonym import pseudonymise
 from tests.factories import received
 from tests.support import eventually, notifying_env, running_platform, signed_request

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from services.demo import CITIZEN, SHARED_SENTENCE, run_demo
+from keten.demo import CITIZEN, SHARED_SENTENCE, run_demo
 from tests.conftest import free_port
 from tests.support import eventually, running_platform, sqlite_dump
 
@@ -54,7 +54,7 @@ def test_keten_run_serves_health_for_all_five_services_within_30_seconds(tmp_pat
     for name in ("AMQP_URI", "DATABASE_URL"):
         env.pop(name, None)
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "run"], env=env, stderr=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", "keten.cli", "run"], env=env, stderr=subprocess.PIPE)
     try:
         health = None
         while time.monotonic() - started < 30:
@@ -82,7 +82,7 @@ def test_keten_run_serves_health_for_all_five_services_within_30_seconds(tmp_pat
 def test_keten_demo_prints_what_the_citizen_sees(tmp_path):
     env = {**os.environ, "KETEN_VAR_DIR": str(tmp_path / "var")}
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "demo"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "keten.cli", "demo"], env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (

@@ -8,7 +8,7 @@ import json
 import pytest
 import requests
 
-from services.demo import CITIZEN, SHARED_SENTENCE, run_demo
+from keten.demo import CITIZEN, SHARED_SENTENCE, run_demo
 from tests.support import json_logs, running_platform
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from services.demo import CITIZEN, SHARED_SENTENCE, run_demo
+from keten.demo import CITIZEN, SHARED_SENTENCE, run_demo
 from shared.config import generate_secret
 from tests.support import keten, running_platform
 

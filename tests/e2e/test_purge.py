@@ -12,7 +12,7 @@ import pytest
 import requests
 import yaml
 
-from services.demo import CITIZEN, SHARED_SENTENCE, run_demo
+from keten.demo import CITIZEN, SHARED_SENTENCE, run_demo
 from shared.catalogue import DEFAULT_PATH
 from shared.pseudonym import pseudonymise
 from tests.support import eventually, running_platform, sqlite_dump
@@ -24,7 +24,7 @@ PERSONAL = (CITIZEN["bsn"], CITIZEN["name"], CITIZEN["email"], SHARED_SENTENCE)
 
 def keten(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "keten.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

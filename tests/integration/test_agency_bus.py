@@ -14,9 +14,9 @@ import amqp
 import pytest
 from kombu import Connection, Exchange, Producer, Queue
 
+from keten.demo import CITIZEN, register_case_command
 from keten_client import AgencyClient, CommandFailed, Credentials, KeyPair
 from keten_client.protocol import KEY_ID_HEADER, SIGNATURE_HEADER, sign
-from services.demo import CITIZEN, register_case_command
 from shared.broker_admin import BrokerAdmin
 from shared.config import Settings
 from shared.topology import dead_letter_queue
@@ -31,7 +31,7 @@ SHARED = "Drie maanden huurachterstand; regeling loopt."
 
 def keten(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "keten.cli", *args], env=env, capture_output=True, text=True, timeout=60
     )
 
 

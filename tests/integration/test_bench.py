@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from services.bench import RESULT_KEYS, Sizes, run
+from keten.bench.benchmark import RESULT_KEYS, Sizes, run
 from tests.conftest import RABBIT_HOST
 
 pytestmark = pytest.mark.integration

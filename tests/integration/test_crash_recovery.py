@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import pytest
 import requests
 
-from services.demo import CITIZEN, register_case_command
+from keten.demo import CITIZEN, register_case_command
 from shared.config import Settings
 from tests.conftest import free_port
 from tests.support import agency_credentials, eventually, signed_post
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 @contextmanager
 def keten_process(env: dict[str, str], *services: str) -> Iterator[subprocess.Popen]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "run", *services],
+        [sys.executable, "-m", "keten.cli", "run", *services],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -9,7 +9,7 @@ import pytest
 import requests
 from kombu import Connection, Exchange, Producer
 
-from services.demo import CITIZEN, register_case_command
+from keten.demo import CITIZEN, register_case_command
 from shared.topology import SUBSCRIPTIONS, dead_letter_queue
 from tests.support import eventually, running_platform, signed_post
 

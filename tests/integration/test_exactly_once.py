@@ -7,8 +7,8 @@ import requests
 from kombu import Connection, Exchange, Producer
 from prometheus_client import REGISTRY
 
+from keten.demo import CITIZEN, register_case_command
 from services.case_registration.application import CaseRegistration
-from services.demo import CITIZEN, register_case_command
 from shared.contracts.commands import RegisterCaseSchema, load_command
 from shared.contracts.envelope import encode_event
 from shared.relay import POSITION

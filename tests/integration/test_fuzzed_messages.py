@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kombu import Connection, Exchange, Producer
 
+from keten.demo import CITIZEN, register_case_command
 from keten_client.protocol import KEY_ID_HEADER, SIGNATURE_HEADER, sign, unb64
-from services.demo import CITIZEN, register_case_command
 from shared.contracts.commands import COMMAND_SCHEMAS
 from shared.topology import SUBSCRIPTIONS, command_services, dead_letter_queue
 from tests.factories import (

@@ -8,7 +8,7 @@ import time
 import pytest
 from kombu import Connection, Exchange, Producer
 
-from services.demo import CITIZEN, run_demo
+from keten.demo import CITIZEN, run_demo
 from shared.contracts.envelope import encode_event
 from shared.pseudonym import pseudonymise
 from tests.support import eventually, notifying_env, running_platform

@@ -17,8 +17,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.demo import CITIZEN, SHARED_SENTENCE, run_demo
-from services.platform import SERVICES, build_runner
+from keten.demo import CITIZEN, SHARED_SENTENCE, run_demo
+from keten.platform import SERVICES, build_runner
 from shared import metrics
 from shared.config import Settings
 from tests.conftest import free_port
@@ -51,7 +51,7 @@ class ServiceProcess:
     def start(self) -> None:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "run", self.service],
+                [sys.executable, "-m", "keten.cli", "run", self.service],
                 env=self.env,
                 stdout=subprocess.DEVNULL,
                 stderr=log,

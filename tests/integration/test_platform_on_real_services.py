@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from services.demo import CITIZEN, SHARED_SENTENCE, run_demo
+from keten.demo import CITIZEN, SHARED_SENTENCE, run_demo
 from shared.pseudonym import pseudonymise
 from tests.support import eventually, pg_dump, running_platform, signed_request
 

@@ -10,9 +10,9 @@ import psycopg2
 import pytest
 import requests
 
+from keten.demo import CITIZEN, SHARED_SENTENCE, register_case_command, run_demo
+from keten.purge import run_purge
 from keten_client import Credentials
-from services.cli import run_purge
-from services.demo import CITIZEN, SHARED_SENTENCE, register_case_command, run_demo
 from shared.sealed import PURGED
 from tests.factories import activate_command, received, share_command
 from tests.support import eventually, pg_dump, running_platform, signed_request

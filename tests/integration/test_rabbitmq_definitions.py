@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from services import contract
+from keten import contract
 from tests.conftest import RABBIT_AUTH
 from tests.support import running_platform
 

@@ -9,8 +9,8 @@ import uuid
 import pytest
 import requests
 
+from keten.demo import CITIZEN, SHARED_SENTENCE, run_demo
 from keten_client import AgencyClient, InboxMessage
-from services.demo import CITIZEN, SHARED_SENTENCE, run_demo
 from tests.integration.test_agency_bus import KREDIETBANK, agencies  # noqa: F401 (a fixture)
 from tests.support import eventually, pg_dump, running_platform, signed_request
 

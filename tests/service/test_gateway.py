@@ -9,11 +9,11 @@ import pytest
 import requests
 from nameko.rpc import rpc
 
+from keten.platform import nameko_config
 from keten_client import KeyPair, signed_http_headers
 from keten_client.protocol import b64
 from services.gateway.service import GatewayService
 from services.gateway.sessions import SessionSigner
-from services.platform import nameko_config
 from shared.config import Settings
 from shared.errors import NotFound
 from tests.support import agency_credentials, signed_post

@@ -9,8 +9,8 @@ import pytest
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
+from keten.platform import nameko_config
 from services.gateway.service import GatewayService
-from services.platform import nameko_config
 from shared.config import Settings
 from tests.support import agency_credentials, signed_request
 

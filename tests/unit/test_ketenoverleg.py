@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from services.demo import CITIZEN, close_case_command, register_case_command
+from keten.demo import CITIZEN, close_case_command, register_case_command
 from shared.pseudonym import pseudonymise
 from tests.factories import (
     DAUGHTER,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from services.demo import CITIZEN
+from keten.demo import CITIZEN
 from services.notification.application import Notifications
 from shared.contracts.commands import RequestShareSchema, load_command
 from shared.contracts.envelope import ReceivedEvent

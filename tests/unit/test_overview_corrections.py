@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from services.demo import CITIZEN, close_case_command, register_case_command
+from keten.demo import CITIZEN, close_case_command, register_case_command
 from shared.contracts.commands import ErasureRequestSchema, load_command
 from shared.pseudonym import pseudonymise
 from tests.factories import activate_command, share_command

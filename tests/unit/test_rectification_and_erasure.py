@@ -1,4 +1,5 @@
-"""DESIGN.md rule 6: a correction, and an erasure, reach every agency the content was shared with.
+"""Rule 6 (docs/architecture.md): a correction, and an erasure, reach every agency the content was
+shared with.
 
 In-memory stores, the applications wired by hand as in ``test_retention``.
 """

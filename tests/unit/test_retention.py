@@ -13,10 +13,10 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
+from keten.demo import CITIZEN
 from services.case_registration.application import CaseRegistration
 from services.consent.application import Consent
 from services.data_sharing.application import DataSharing
-from services.demo import CITIZEN
 from services.notification.application import Notifications
 from services.retention.application import Retention
 from shared.contracts.commands import (

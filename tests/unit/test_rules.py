@@ -1,5 +1,5 @@
-"""The rules every share decision keeps (DESIGN.md), one row per rule: the request, what is on
-record, and the decision a professional (and, where it concerns them, the citizen) reads."""
+"""The rules every share decision keeps (docs/architecture.md), one row per rule: the request, what
+is on record, and the decision a professional (and, where it concerns them, the citizen) reads."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ In one run, on this machine's RabbitMQ and PostgreSQL, each in a vhost and schem
 2. Keten end to end: as many signed share requests on ``keten.commands`` (the agencies' bus,
    ``keten_client``) to ``DataShared`` stored, relayed, the notification and the overview entry
    recorded and the retention schedule updated; then latency at half that throughput;
-3. the citizen's overview with many share events in the store (``services.bench_loader``);
+3. the citizen's overview with many share events in the store (``keten.bench.loader``);
 4. purging due cases with their keys and read-model rows;
 5. the end-to-end throughput on the embedded default (SQLite, in-process broker).
 
@@ -43,11 +43,11 @@ import requests
 from eventsourcing.utils import get_topic
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
+from keten.bench import loader
+from keten.bench.loader import citizen_bsn
+from keten.demo import close_case_command, register_case_command, share_request_command
 from keten_client import AgencyClient
-from services import bench_loader
-from services.bench_loader import citizen_bsn
 from services.data_sharing.domain import share_id
-from services.demo import close_case_command, register_case_command, share_request_command
 from services.notification.domain import Notification, notification_id
 from shared.agencies import register_new_credentials
 from shared.broker_admin import BrokerAdmin
@@ -291,20 +291,20 @@ class ServerPlatform(Platform):
     def start(self) -> None:
         env = {**os.environ, **self.servers.env()}
         subprocess.run(
-            [sys.executable, "-m", "services.cli", "migrate"], env=env, check=True, capture_output=True
+            [sys.executable, "-m", "keten.cli", "migrate"], env=env, check=True, capture_output=True
         )
         ports = {}
         for name in SERVICES:
             ports[name] = free_port()
             self.processes.append(
                 subprocess.Popen(  # noqa: S603 (our own command line)
-                    [sys.executable, "-m", "services.cli", "run", name],
+                    [sys.executable, "-m", "keten.cli", "run", name],
                     env={**env, "OPS_PORT": str(ports[name])},
                     stdout=subprocess.DEVNULL,
                     preexec_fn=_stop_with_parent,
                 )
             )
-        from services.platform import service_class
+        from keten.platform import service_class
         from shared.dependencies import ApplicationProvider
 
         for name in SERVICES:
@@ -355,7 +355,7 @@ class EmbeddedPlatform(Platform):
         self._apps = {}
 
     def start(self) -> None:
-        from services.platform import build_runner
+        from keten.platform import build_runner
         from shared.dependencies import ApplicationProvider
 
         self.runner = build_runner(self.settings, list(SERVICES))
@@ -488,7 +488,7 @@ def latencies_at(
 def purge_all(platform: Platform, agency: Agency, cases: list[CaseCommands]) -> float:
     """Seconds to purge every case, closed beforehand: keys destroyed and every service's
     personal read-model rows gone. Purges as ``keten purge --as-of`` would, years ahead."""
-    from services.cli import run_purge
+    from keten.purge import run_purge
 
     for case in cases:
         agency.send(case.close())
@@ -578,10 +578,10 @@ def run(
             f"overview: loading {sizes.overview_events} share events"
             f" over {sizes.overview_citizens} citizens ..."
         )
-        loaded = bench_loader.load(servers.settings(), sizes.overview_citizens, sizes.overview_events)
+        loaded = loader.load(servers.settings(), sizes.overview_citizens, sizes.overview_events)
         results["overview_load_s"] = loaded.seconds
         out(f"overview: {sizes.overview_queries} random citizens ...")
-        timings = bench_loader.overview_latencies(servers.settings(), loaded.bsns, sizes.overview_queries)
+        timings = loader.overview_latencies(servers.settings(), loaded.bsns, sizes.overview_queries)
         results["overview_p50_ms"] = percentile(timings, 0.50)
         results["overview_p99_ms"] = percentile(timings, 0.99)
 

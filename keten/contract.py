@@ -27,7 +27,6 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from kombu import Queue
 from marshmallow import Schema
 
-from keten_client.protocol import HTTP_KEY_ID_HEADER, HTTP_SIGNATURE_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER
 from shared.contracts.commands import COMMAND_SCHEMAS
 from shared.contracts.commands.base import COMMAND_VERSION
 from shared.contracts.envelope import ENVELOPE_VERSION, EnvelopeSchema
@@ -42,6 +41,7 @@ from shared.topology import (
     platform_queues,
     queue_bindings,
 )
+from shared.wire import HTTP_KEY_ID_HEADER, HTTP_SIGNATURE_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = {

@@ -11,7 +11,7 @@ keten purge [--dry-run]   crypto-shreds the records whose retention period is ov
                           pretends it is DATE: for demonstrations, it destroys records early)
 
 keten bench [--quick]     the benchmark against the raw limit of RabbitMQ and PostgreSQL
-                          (docs/performance.md); writes bench/results.json
+                          (docs/performance.md); writes bench/results.json; from a checkout only
 keten rebuild overview    rebuilds the citizens' overview from the events alone (with progress)
 
 keten agency add|rotate|remove|list AGENCY    agencies' bus credentials (docs/agencies.md)
@@ -38,8 +38,10 @@ import tempfile  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
-from services import agency_cli, contract  # noqa: E402
-from services.platform import SERVICES, build_runner, service_class  # noqa: E402
+from keten import contract  # noqa: E402
+from keten.cli import agency  # noqa: E402
+from keten.platform import SERVICES, build_runner, service_class  # noqa: E402
+from keten.purge import run_purge  # noqa: E402
 from shared import logs  # noqa: E402
 from shared.config import ConfigurationError, Settings, log_settings  # noqa: E402
 
@@ -96,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("projection", choices=("overview",), help="the citizens' overview (inzage)")
     rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    agency_cli.add_parser(commands)
+    agency.add_parser(commands)
     contract.add_parser(commands)
     return parser
 
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             return run_demo(args.url)
         if args.command == "agency":
-            return agency_cli.run(args)
+            return agency.run(args)
         if args.command == "contract":
             return contract.run(args)
         if args.command == "migrate":
@@ -127,10 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "probe":
             return probe_ops(Settings.from_env(), args.probe)
         if args.command == "bench":
-            from services import bench
-
-            bench.run(bench.QUICK if args.quick else bench.FULL)
-            return 0
+            return run_bench(quick=args.quick)
         if args.command == "rebuild":
             return rebuild_overview(progress=not args.no_progress)
         if args.command == "purge":
@@ -244,8 +243,24 @@ def probe_ops(settings: Settings, which: str) -> int:
     return 1
 
 
+def run_bench(quick: bool) -> int:
+    """The benchmark, from a checkout: the wheel and the image leave it out."""
+    try:
+        from keten.bench import benchmark
+    except ModuleNotFoundError as error:
+        if not (error.name or "").startswith("keten.bench"):
+            raise
+        print(
+            "keten bench: the benchmark is not in this installation; run it from a checkout (make bench)",
+            file=sys.stderr,
+        )
+        return 2
+    benchmark.run(benchmark.QUICK if quick else benchmark.FULL)
+    return 0
+
+
 def run_demo(url: str | None) -> int:
-    from services import demo
+    from keten import demo
 
     if url:
         demo.run_demo(url)
@@ -262,58 +277,6 @@ def run_demo(url: str | None) -> int:
         finally:
             runner.stop()
     return 0
-
-
-def run_purge(
-    dry_run: bool, as_of: datetime | None, progress: bool = True, settings: Settings | None = None
-) -> int:
-    """Purges (or lists, with ``dry_run``) every purge unit due at ``as_of`` (default now).
-
-    Works on the stores directly, so it runs whether or not the services do (a CronJob); the
-    retention service's relay publishes the ``RecordsPurged`` events it records, and every
-    service then forgets the purged rows. An interrupted run is finished by the next.
-    """
-    from tqdm import tqdm
-
-    from services.retention.application import PurgeReport, Retention
-
-    settings = settings or Settings.from_env()
-    now = datetime.now(UTC)
-    if as_of is not None and as_of > now:
-        print(
-            f"Purging as of {as_of.isoformat()}, a date still to come: records are destroyed "
-            "before their retention period ends.",
-            file=sys.stderr,
-        )
-    retention = Retention(settings)
-    try:
-        plan = retention.plan_purge(as_of or now)
-        held = sum(1 for planned in plan if planned.on_hold)
-        if dry_run:
-            for planned in plan:
-                item = planned.describe()
-                print(
-                    f"{item['due_at'][:10]}  case {item['case_id']}  {item['record_kind']:<13}"
-                    f"  {item['records']:>3} record(s)  {item['rule']}"
-                    + ("  ON HOLD (legal hold)" if item["on_hold"] else "")
-                )
-            print(
-                f"{len(plan) - held} scope(s) due for purging, {held} suspended by a legal hold;"
-                " dry run: nothing was purged."
-            )
-            return 0
-        report = PurgeReport()
-        for planned in tqdm(plan, desc="purging", unit="scope", disable=not progress or not plan):
-            retention.purge(planned.unit, report)
-        kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(report.by_kind.items()))
-        print(
-            f"Purged {report.purged} scope(s)"
-            + (f" ({kinds})" if kinds else "")
-            + f"; {report.held} suspended by a legal hold; {report.already} purged already."
-        )
-        return 0
-    finally:
-        retention.close()
 
 
 def rebuild_overview(progress: bool = True, settings: Settings | None = None) -> int:

@@ -20,12 +20,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from keten_client.protocol import KeyPair, b64, unb64
 from shared.agencies import AgencyKey, AgencyRegistry, write_private
 from shared.broker_admin import BrokerAdmin, BrokerAdminError
 from shared.catalogue import load_catalogue
 from shared.config import ConfigurationError, Settings
 from shared.topology import COMMANDS_EXCHANGE, inbox_queue_name
+from shared.wire import KeyPair, b64, unb64
 
 
 def add_parser(commands: Any) -> None:

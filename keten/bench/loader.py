@@ -25,10 +25,10 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent, Tracking
 
+from keten.demo import register_case_command, share_request_command
 from services.case_registration.application import CaseRegistration
 from services.data_sharing.application import DataSharing
 from services.data_sharing.domain import SubjectSay
-from services.demo import register_case_command, share_request_command
 from services.notification.application import Notifications
 from shared.casefacts import CaseFacts, case_view
 from shared.caseview import CaseView
