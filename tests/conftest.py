@@ -203,7 +203,7 @@ def pytest_runtest_logreport(report: Any) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if IN_CI and _skipped:
         terminalreporter.write_line(
-            f"CI=true: {len(_skipped)} test(s) skipped, which fails the run (real-service tests must run here)",
+            f"CI=true: {len(_skipped)} test(s) skipped, which fails the run (every test must run here)",
             red=True,
         )
 
