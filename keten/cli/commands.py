@@ -256,10 +256,13 @@ def run_bench(quick: bool) -> int:
 
 
 def run_demo(url: str | None, throwaway_key: bool = False) -> int:
+    """One share end to end: against ``url``, or on an embedded platform of its own."""
+    import requests
+
     from keten import demo
 
-    if url:
-        try:
+    try:
+        if url:
             if not throwaway_key:
                 demo.run_demo(url, credentials=demo.load_credentials())
                 return 0
@@ -274,20 +277,26 @@ def run_demo(url: str | None, throwaway_key: bool = False) -> int:
             with demo.throwaway_credentials(settings) as credentials:
                 demo.run_demo(url, credentials=credentials)
             return 0
-        except demo.DemoError as error:
-            raise CommandFailed(str(error)) from None
-    with tempfile.TemporaryDirectory(prefix="keten-demo-") as var_dir:
-        settings = Settings.from_env(
-            {"KETEN_VAR_DIR": var_dir, "GATEWAY_ADDRESS": f"127.0.0.1:{_free_port()}"}
-        )
-        runner = build_runner(settings, list(SERVICES))
-        runner.start()
-        try:
-            print("Started an embedded platform for the demo (its data is thrown away afterwards).")
-            demo.run_demo(f"http://{settings.gateway_address}", credentials=demo.load_credentials(var_dir))
-        finally:
-            runner.stop()
-    return 0
+        with tempfile.TemporaryDirectory(prefix="keten-demo-") as var_dir:
+            settings = Settings.from_env(
+                {"KETEN_VAR_DIR": var_dir, "GATEWAY_ADDRESS": f"127.0.0.1:{_free_port()}"}
+            )
+            runner = build_runner(settings, list(SERVICES))
+            runner.start()
+            try:
+                print("Started an embedded platform for the demo (its data is thrown away afterwards).")
+                url = f"http://{settings.gateway_address}"
+                demo.run_demo(url, credentials=demo.load_credentials(var_dir))
+            finally:
+                runner.stop()
+        return 0
+    except demo.DemoError as error:
+        raise CommandFailed(str(error)) from None
+    except requests.RequestException as error:
+        raise CommandFailed(
+            f"the platform at {url} stopped answering ({type(error).__name__}):"
+            " see its logs, and run the demo again"
+        ) from None
 
 
 def rebuild_overview(progress: bool = True, settings: Settings | None = None) -> int:
