@@ -1,6 +1,6 @@
-"""docker-compose.yml as an operator runs it (no Docker engine here, so: what can be checked
-without one): valid against the Compose specification, every long-running service healthy
-before its dependants start, and its settings the ones the code reads."""
+"""docker-compose.yml read without a Docker engine: valid against the Compose specification,
+every long-running service healthy before its dependants start, and its settings the ones the
+code reads. tests/deploy/test_stack.py runs it for real."""
 
 from __future__ import annotations
 
