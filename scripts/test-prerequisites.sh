@@ -27,8 +27,15 @@ install_missing() {
     exit 1
   fi
   say "installing ${missing[*]} with apt-get (once)..."
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  local log
+  log=$(mktemp)
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    say "apt-get could not install ${missing[*]}" >&2
+    exit 1
+  fi
+  rm -f "$log"
   did "installed ${missing[*]}"
 }
 
