@@ -31,6 +31,8 @@ from eventsourcing.persistence import (
 )
 
 from shared.config import Settings
+from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.events.retention import RecordsPurged
 from shared.crypto import KeyStore, Vault
 from shared.db import Cursor, SqlStore, open_store, sqlite_path
 from shared.sealed import KeyScope, Sealed
@@ -160,11 +162,11 @@ class KetenApplication(Application):
     def seal(self, scope: KeyScope, value: Any) -> Sealed | None:
         return None if value is None else self.vault.seal(scope, value)
 
-    def forget_keys(self, purge: Any) -> None:
+    def forget_keys(self, purge: ReceivedEvent[RecordsPurged]) -> None:
         """Drops the keys a ``RecordsPurged`` event names from this process's key cache, so that
         nothing it cached before the purge opens or seals the scope again."""
         data = purge.data
-        self.vault.forget(data["case_id"], None if data["complete"] else data["subject"])
+        self.vault.forget(data.case_id, None if data.complete else data.subject)
 
     # -- exactly-once processing of other services' events --------------------------------
     @property

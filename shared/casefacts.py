@@ -16,8 +16,30 @@ from uuid import UUID
 from shared.application import KetenApplication
 from shared.caseview import CaseView, SubjectFacts
 from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.events.case_registration import (
+    CaseActivated,
+    CaseClosed,
+    CaseRegistered,
+    CaseResumed,
+    CaseStopped,
+    ParticipantAdded,
+    ParticipantRemoved,
+)
+from shared.contracts.events.retention import RecordsPurged
+from shared.contracts.typed import plain
 from shared.db import Cursor
 from shared.sealed import Sealed
+
+#: case_registration's events, which this read model follows.
+CaseEvent = (
+    CaseRegistered
+    | CaseActivated
+    | CaseStopped
+    | CaseResumed
+    | ParticipantAdded
+    | ParticipantRemoved
+    | CaseClosed
+)
 
 
 class CaseFacts:
@@ -50,90 +72,86 @@ class CaseFacts:
         "RecordsPurged",
     )
 
-    def apply(self, event: ReceivedEvent) -> None:
-        """Applies an event and records its tracking, in one transaction."""
+    def apply(self, event: ReceivedEvent[Any]) -> None:
+        """Applies one of ``EVENTS`` and records its tracking, in one transaction."""
+        data = event.data
 
         def write(cur: Cursor) -> None:
-            if event.name == "CaseRegistered":
+            if isinstance(data, CaseRegistered):
                 self.record_registered(cur, event)
-            elif event.name == "CaseClosed":
-                self.record_ended(
-                    cur, event.data["case_id"], "closed", event.occurred_at, event.data["outcome"]
-                )
-            elif event.name == "RecordsPurged":
+            elif isinstance(data, CaseClosed):
+                self.record_ended(cur, data.case_id, "closed", event.occurred_at, data.outcome)
+            elif isinstance(data, RecordsPurged):
                 self.forget_purged(cur, event)
             else:
                 self.record_change(cur, event)
 
         self.app.write_tracked(event.tracking, write)
-        if event.name == "RecordsPurged":
+        if isinstance(data, RecordsPurged):
             self.app.forget_keys(event)
 
     # -- writing (inside the caller's tracked transaction) --------------------------------
-    def record_registered(self, cur: Cursor, event: ReceivedEvent) -> None:
+    def record_registered(self, cur: Cursor, event: ReceivedEvent[CaseRegistered]) -> None:
         data = event.data
         facts = {
-            "table": data["table"],
-            "purpose": data["purpose"],
+            "table": data.table,
+            "purpose": data.purpose,
             "participants": {
-                p["agency"]: {"role": p["role"], "legal_ground": p["legal_ground"]}
-                for p in data["participants"]
+                p.agency: {"role": p.role, "legal_ground": p.legal_ground} for p in data.participants
             },
-            "agreement": {
-                a["agency"]: {"bring": a["bring"], "receive": a["receive"]} for a in data["agreement"]
-            },
+            "agreement": {a.agency: {"bring": a.bring, "receive": a.receive} for a in data.agreement},
             "subjects": {
-                s["pseudonym"]: {
-                    "role": s["role"],
-                    "minor": s["minor"],
-                    "details": s["details"].to_json() if s.get("details") else None,
-                    "represented_by": s.get("represented_by"),
+                s.pseudonym: {
+                    "role": s.role,
+                    "minor": s.minor,
+                    "details": s.details.to_json() if s.details else None,
+                    "represented_by": s.represented_by,
                 }
-                for s in data["subjects"]
+                for s in data.subjects
             },
-            "record_holder": data["record_holder"],
-            "retention_class": data["retention_class"],
-            "contact_point": data["contact_point"],
+            "record_holder": data.record_holder,
+            "retention_class": data.retention_class,
+            "contact_point": plain(data.contact_point),
         }
         cur.execute(
             f"INSERT INTO {self.table} (case_id, status, facts, registered_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (case_id) DO NOTHING",
-            (str(data["case_id"]), "registered", json.dumps(facts), event.occurred_at.isoformat()),
+            (str(data.case_id), "registered", json.dumps(facts), event.occurred_at.isoformat()),
         )
 
-    def record_change(self, cur: Cursor, event: ReceivedEvent) -> None:
+    def record_change(self, cur: Cursor, event: ReceivedEvent[CaseEvent]) -> None:
         """Applies a change of a running case: activated, stopped or resumed for a subject, a
         participant added or removed."""
         data = event.data
         row = cur.execute(
-            f"SELECT status, facts FROM {self.table} WHERE case_id = ?", (str(data["case_id"]),)
+            f"SELECT status, facts FROM {self.table} WHERE case_id = ?", (str(data.case_id),)
         ).fetchone()
         if row is None:
             return
         status, facts = row[0], json.loads(row[1])
-        if event.name == "CaseActivated":
+        if isinstance(data, CaseActivated):
             status = "active"
-        elif event.name in ("CaseStopped", "CaseResumed"):
-            status = data["status"]
+        elif isinstance(data, CaseStopped | CaseResumed):
+            status = data.status
             stopped = set(facts.get("stopped_for", ()))
-            if event.name == "CaseStopped":
-                stopped.add(data["subject"])
+            if isinstance(data, CaseStopped):
+                stopped.add(data.subject)
             else:
-                stopped.discard(data["subject"])
+                stopped.discard(data.subject)
             facts["stopped_for"] = sorted(stopped)
-        elif event.name == "ParticipantAdded":
-            participant, line = data["participant"], data["agreement"]
-            facts["participants"][participant["agency"]] = {
-                "role": participant["role"],
-                "legal_ground": participant["legal_ground"],
+        elif isinstance(data, ParticipantAdded):
+            participant, line = data.participant, data.agreement
+            facts["participants"][participant.agency] = {
+                "role": participant.role,
+                "legal_ground": participant.legal_ground,
             }
-            facts["agreement"][line["agency"]] = {"bring": line["bring"], "receive": line["receive"]}
-        elif event.name == "ParticipantRemoved":
-            facts["participants"].pop(data["agency"], None)
-            facts["agreement"].pop(data["agency"], None)
+            facts["agreement"][line.agency] = {"bring": line.bring, "receive": line.receive}
+        elif isinstance(data, ParticipantRemoved):
+            facts["participants"].pop(data.agency, None)
+            facts["agreement"].pop(data.agency, None)
         cur.execute(
             f"UPDATE {self.table} SET status = ?, facts = ? WHERE case_id = ?",
-            (status, json.dumps(facts), str(data["case_id"])),
+            (status, json.dumps(facts), str(data.case_id)),
         )
 
     def record_ended(
@@ -160,14 +178,14 @@ class CaseFacts:
                 f"UPDATE {self.table} SET facts = ? WHERE case_id = ?", (json.dumps(facts), str(case_id))
             )
 
-    def forget_purged(self, cur: Cursor, purge: ReceivedEvent) -> None:
+    def forget_purged(self, cur: Cursor, purge: ReceivedEvent[RecordsPurged]) -> None:
         """Applies ``RecordsPurged``: the subject's details go; the whole row once nothing
         personal of the case is left."""
         data = purge.data
-        if data["complete"]:
-            self.forget(cur, data["case_id"])
-        elif data["subject"]:
-            self.forget_subject(cur, data["case_id"], data["subject"])
+        if data.complete:
+            self.forget(cur, data.case_id)
+        elif data.subject:
+            self.forget_subject(cur, data.case_id, data.subject)
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, case_id: UUID) -> CaseView | None:

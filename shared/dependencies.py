@@ -19,6 +19,7 @@ from nameko.timer import Timer
 from shared import logs, metrics, ops
 from shared.config import Settings
 from shared.errors import KetenError, ServiceUnavailable
+from shared.pseudonym import Pseudonymiser
 from shared.relay import RelayLoop
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,17 @@ class ApplicationProvider(DependencyProvider):
         if store == "ok" and self.relay_loop is not None and self.relay_loop.stuck():
             report["relay"] = "stuck"
         return report, store == "ok" and "relay" not in report
+
+
+class Pseudonyms(DependencyProvider):
+    """Gives workers the platform's pseudonymiser, for ``load_command(..., pseudonymise=...)``:
+    a BSN in a command becomes the subject's pseudonym as the command is loaded."""
+
+    def setup(self) -> None:
+        self.pseudonymiser = Pseudonymiser(settings_from(self.container.config).pseudonym_secret)
+
+    def get_dependency(self, worker_ctx: Any) -> Pseudonymiser:
+        return self.pseudonymiser
 
 
 class _TimedServiceProxy:

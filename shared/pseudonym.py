@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass, field
 
 BSN_WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2, -1)
 
@@ -38,3 +39,14 @@ def pseudonymise(bsn: str, secret: bytes) -> str:
 
 def is_pseudonym(value: str) -> bool:
     return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+@dataclass(frozen=True)
+class Pseudonymiser:
+    """``pseudonymise`` under the platform's secret: what a service hands ``load_command`` so
+    that a command's BSNs are replaced by pseudonyms as it is loaded."""
+
+    secret: bytes = field(repr=False)
+
+    def __call__(self, bsn: str) -> str:
+        return pseudonymise(bsn, self.secret)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from keten.demo import CITIZEN, register_case_command
+from shared.config import Settings
+from shared.contracts.commands import load_command
 from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
+from shared.contracts.typed import TypedSchema
+from shared.pseudonym import Pseudonymiser
+
+C = TypeVar("C")
 
 
 def case_command(**changes: Any) -> dict[str, Any]:
@@ -49,6 +55,12 @@ def share_command(case_id: str, **changes: Any) -> dict[str, Any]:
     }
     command.update(changes)
     return command
+
+
+def loaded(schema: type[TypedSchema[C]], command: dict[str, Any], settings: Settings) -> C:
+    """A command as its service loads it: validated, each BSN replaced by its pseudonym under
+    ``settings``' secret."""
+    return load_command(schema, command, pseudonymise=Pseudonymiser(settings.pseudonym_secret))
 
 
 def received(app: Any, position: int | None = None) -> list[ReceivedEvent]:

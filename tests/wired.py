@@ -12,8 +12,9 @@ from typing import Any
 
 from keten.platform import service_class
 from shared.consumer import EventHandlerEntrypoint
-from shared.dependencies import ApplicationProvider
+from shared.dependencies import ApplicationProvider, Pseudonyms
 from shared.errors import KetenError
+from shared.pseudonym import Pseudonymiser
 from tests.factories import received
 
 SERVICES = ("case_registration", "consent", "data_sharing", "notification", "retention")
@@ -31,6 +32,8 @@ class WiredPlatform:
                     app = provider.app_cls(settings)
                     setattr(service, attribute, app)
                     self.apps[name] = app
+                elif isinstance(provider, Pseudonyms):
+                    setattr(service, attribute, Pseudonymiser(settings.pseudonym_secret))
             self.services[name] = service
 
     def handlers(self, source: str, event_name: str) -> list[tuple[Any, Any]]:

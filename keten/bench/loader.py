@@ -1,6 +1,6 @@
 """The benchmark's fast loader: many cases and shares straight into the stores, not via the bus.
 
-Every row is made by the services' own code: the case is registered by ``CaseRegistration``,
+Every row is made by the services' own code: the case is registered by ``CaseRegistrationUseCases``,
 the share decided and sealed by ``DataSharing``, the notification and the overview rows written
 by ``Notifications``, each event encoded by the application's mapper (personal values sealed
 under the case's and the subject's keys in the key store, as in production) and passed between
@@ -23,10 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import StoredEvent, Tracking
 
 from keten.demo import register_case_command, share_request_command
-from services.case_registration.application import CaseRegistration
+from services.case_registration.application import CaseRegistrationUseCases
+from services.case_registration.domain import Case
 from services.data_sharing.application import DataSharing
 from services.data_sharing.domain import SubjectSay
 from services.notification.application import Notifications
@@ -36,7 +38,7 @@ from shared.config import Settings
 from shared.contracts.commands import RegisterCaseSchema, RequestShareSchema, load_command
 from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
 from shared.crypto import Vault
-from shared.pseudonym import pseudonymise
+from shared.pseudonym import Pseudonymiser, pseudonymise
 
 #: The agency that registers, activates and shares, as in the demo.
 SENDER = "gemeente-utrecht"
@@ -132,11 +134,12 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
     one case each."""
     started = time.monotonic()
     cases_app, sharing, notifications = (
-        CaseRegistration(settings),
+        CaseRegistrationUseCases(settings),
         DataSharing(settings),
         Notifications(settings),
     )
     per_citizen = max(1, share_events // citizens)
+    pseudonyms = Pseudonymiser(settings.pseudonym_secret)
     positions: dict[str, int] = defaultdict(int)
     bsns: list[str] = []
     tracking: dict[tuple[str, str], int] = {}
@@ -158,10 +161,18 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
                     bsn = citizen_bsn(number)
                     bsns.append(bsn)
                     case_id = str(uuid.uuid4())
-                    case = cases_app.register_case(
-                        load_command(RegisterCaseSchema, register_case_command(case_id, bsn=bsn))
+                    cases_app.register_case(
+                        load_command(
+                            RegisterCaseSchema,
+                            register_case_command(case_id, bsn=bsn),
+                            pseudonymise=pseudonyms,
+                        )
                     )
-                    # activate_case as the service does it; the case is not in the store yet.
+                    # activate_case as the service does it; the case is not in the store yet,
+                    # only its registration, just captured.
+                    registered = cases_app.mapper.to_domain_event(captured.events[cases_app.name][-1])
+                    case: Case | None = project_aggregate(None, [registered])
+                    assert isinstance(case, Case)
                     case.activate(activated_by=SENDER)
                     cases_app.save(case)
                     for event in _received(cases_app, captured, positions):
@@ -172,7 +183,11 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
                             sharing.cases.facts.apply(event)  # type: ignore[attr-defined]
                     for _ in range(per_citizen):
                         sharing.request_share(
-                            load_command(RequestShareSchema, share_request_command(case_id, bsn=bsn))
+                            load_command(
+                                RequestShareSchema,
+                                share_request_command(case_id, bsn=bsn),
+                                pseudonymise=pseudonyms,
+                            )
                         )
                         for shared in _received(sharing, captured, positions):
                             notifications.notify_share(shared)

@@ -305,8 +305,8 @@ def rebuild_overview(progress: bool = True, settings: Settings | None = None) ->
     own. Run it with the notification service stopped (or expect it to catch up afterwards)."""
     from tqdm import tqdm
 
-    from services.case_registration.application import CaseRegistration
-    from services.consent.application import Consent
+    from services.case_registration.application import CaseRegistrationUseCases
+    from services.consent.application import ConsentUseCases
     from services.data_sharing.application import DataSharing
     from services.notification.application import Notifications
     from services.retention.application import Retention
@@ -314,7 +314,7 @@ def rebuild_overview(progress: bool = True, settings: Settings | None = None) ->
 
     settings = settings or Settings.from_env()
     upstream: list[ReceivedEvent] = []
-    for cls in (CaseRegistration, Consent, DataSharing, Retention):
+    for cls in (CaseRegistrationUseCases, ConsentUseCases, DataSharing, Retention):
         app = cls(settings)
         try:
             for notification in app.recorder.select_notifications(start=1, limit=10**9):

@@ -6,7 +6,7 @@ free text) arrive already sealed; the rules here never need their plaintext.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -93,6 +93,24 @@ class ContactPoint:
 VALUE_TYPES = (DataSubject, Participant, AgreementLine, ContactPoint)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Registration:
+    """What a case is registered with; ``Case.register`` checks it against the catalogue."""
+
+    table: str
+    purpose: str
+    description: Sealed | None
+    subjects: tuple[DataSubject, ...]
+    participants: tuple[Participant, ...]
+    agreement: tuple[AgreementLine, ...]
+    record_holder: str
+    retention_class: str
+    contact_point: ContactPoint
+    participation: str
+    informed_beforehand: bool
+    registered_by: str
+
+
 class Case(Aggregate):
     """A citizen's request for help or care discussed at a consultation table."""
 
@@ -132,8 +150,10 @@ class Case(Aggregate):
         self.activated = False
 
     @classmethod
-    def register(cls, *, case_id: UUID, catalogue: Catalogue, **details: object) -> Case:
-        check_registration(catalogue, details)
+    def register(cls, case_id: UUID, catalogue: Catalogue, registration: Registration) -> Case:
+        """A new case, once its registration keeps the rules (``check_registration``)."""
+        check_registration(catalogue, registration)
+        details = {field.name: getattr(registration, field.name) for field in fields(registration)}
         return cls._create(
             cls.CaseRegistered,  # type: ignore[attr-defined]
             id=case_id,
@@ -298,15 +318,15 @@ def check_categories(catalogue: Catalogue, line: AgreementLine) -> None:
             raise InvalidCaseError(f"unknown data category {code}", "agreement")
 
 
-def check_registration(catalogue: Catalogue, details: dict[str, object]) -> None:
+def check_registration(catalogue: Catalogue, registration: Registration) -> None:
     """The rules a new case must satisfy against the catalogue; raises InvalidCaseError."""
-    table = catalogue.tables.get(str(details["table"]))
+    table = catalogue.tables.get(registration.table)
     if table is None:
         raise InvalidCaseError("unknown consultation table", "table")
-    purpose = str(details["purpose"])
+    purpose = registration.purpose
     if purpose not in table.purposes:
         raise InvalidCaseError(f"purpose {purpose} is not a purpose of table {table.id}", "purpose")
-    participants: tuple[Participant, ...] = details["participants"]  # type: ignore[assignment]
+    participants = registration.participants
     if not participants:
         raise InvalidCaseError("a case needs at least one participating agency", "participants")
     seen: set[str] = set()
@@ -318,22 +338,21 @@ def check_registration(catalogue: Catalogue, details: dict[str, object]) -> None
             raise InvalidCaseError(f"agency {participant.agency} is listed twice", "participants")
         seen.add(participant.agency)
         check_participant_ground(catalogue, purpose, participant, "participants")
-    for line in details["agreement"]:  # type: ignore[attr-defined]
+    for line in registration.agreement:
         if line.agency not in seen:
             raise InvalidCaseError(f"agreement names {line.agency}, who is not a participant", "agreement")
         check_categories(catalogue, line)
-    if details["record_holder"] not in seen:
+    if registration.record_holder not in seen:
         raise InvalidCaseError("the record holder must be a participating agency", "record_holder")
-    contact_point: ContactPoint = details["contact_point"]  # type: ignore[assignment]
-    if contact_point.agency not in seen:
+    if registration.contact_point.agency not in seen:
         raise InvalidCaseError("the contact point must be a participating agency", "contact_point")
-    if details["registered_by"] not in seen:
+    if registration.registered_by not in seen:
         raise NotAParticipantError("the registering agency must take part in the case")
-    if details["retention_class"] not in catalogue.retention_classes:
+    if registration.retention_class not in catalogue.retention_classes:
         raise InvalidCaseError("unknown retention class", "retention_class")
-    if details["participation"] not in PARTICIPATION:
+    if registration.participation not in PARTICIPATION:
         raise InvalidCaseError(f"participation is one of {', '.join(PARTICIPATION)}", "participation")
-    subjects: tuple[DataSubject, ...] = details["subjects"]  # type: ignore[assignment]
+    subjects = registration.subjects
     if not any(s.role == "citizen" for s in subjects):
         raise InvalidCaseError("a case is about at least one citizen", "subjects")
     pseudonyms = [s.pseudonym for s in subjects]

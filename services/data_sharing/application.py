@@ -26,12 +26,21 @@ from shared.application import KetenApplication
 from shared.casefacts import CaseFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
+from shared.contracts.commands import CorrectShare, RequestShare
 from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
+from shared.contracts.events.consent import (
+    ConsentGiven,
+    ConsentWithdrawn,
+    ObjectionLodged,
+    ObjectionWithdrawn,
+    SafetyOverrideEnded,
+    SafetyOverrideRecorded,
+)
+from shared.contracts.events.retention import RecordsPurged
 from shared.contracts.inbox import inbox_message, inbox_message_id
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
-from shared.pseudonym import pseudonymise
 from shared.reasons import refusal_text, share_refusals
 from shared.sealed import PURGED, KeyScope, Sealed
 from shared.wire import seal_for
@@ -62,7 +71,7 @@ class DataSharing(KetenApplication):
 
     # -- deciding ---------------------------------------------------------------------------
     def request_share(
-        self, command: dict[str, Any], correlation_id: str | None = None
+        self, command: RequestShare, correlation_id: str | None = None
     ) -> list[Share | RefusedShare]:
         """Decides a ``RequestShareSchema`` command, one decision per recipient, all recorded.
 
@@ -70,10 +79,10 @@ class DataSharing(KetenApplication):
         sender not at the table) change nothing and raise; everything else is decided and
         recorded, allowed or refused. Repeating a request returns the decisions on record.
         """
-        case = self.cases.get(command["case_id"])
+        case = self.cases.get(command.case_id)
         if case is None:
             raise NotFound("unknown_case", "no case with this id (yet)", "case_id")
-        agency = command["agency"]
+        agency = command.agency
         if not case.takes_part(agency):
             raise NotAuthorised("not_a_participant", "your agency does not take part in this case", "agency")
         if case.status == "registered":
@@ -81,46 +90,46 @@ class DataSharing(KetenApplication):
             raise Conflict(
                 "case_not_active", "the case is not active (yet); activate it, then retry", "case_id"
             )
-        for code in command["categories"]:
+        for code in command.categories:
             if code not in self.catalogue.categories:
                 raise InvalidRequest("unknown_category", f"unknown data category {code}", "categories")
-        for other in [*command["to_agencies"], command.get("from_agency") or agency]:
+        for other in [*command.to_agencies, command.from_agency or agency]:
             if other not in self.catalogue.agencies:
                 raise InvalidRequest("unknown_agency", f"unknown agency {other}", "to_agencies")
-        subject = pseudonymise(command["subject_bsn"], self.settings.pseudonym_secret)
+        subject = command.subject
         if subject not in case.subjects:
             raise InvalidRequest(
                 "not_a_subject", "this person is not a data subject of the case", "subject_bsn"
             )
-        if command["direction"] == "pull":
-            senders, recipients = [command.get("from_agency") or ""], [agency]
+        if command.direction == "pull":
+            senders, recipients = [command.from_agency or ""], [agency]
         else:
-            senders, recipients = [agency], list(command["to_agencies"])
+            senders, recipients = [agency], list(command.to_agencies)
         say = self._subject_say(case.case_id, subject)
         today = datetime.now(UTC).date()
         decisions: list[Share | RefusedShare] = []
         new: list[Share | RefusedShare] = []
         for sender in senders:
             for recipient in recipients:
-                existing = self._find_decision(command["request_id"], recipient)
+                existing = self._find_decision(command.request_id, recipient)
                 if existing is not None:
                     decisions.append(existing)
                     continue
                 request = ShareRequest(
-                    request_id=command["request_id"],
+                    request_id=command.request_id,
                     case_id=case.case_id,
                     subject=subject,
                     from_agency=sender,
                     to_agency=recipient,
-                    categories=tuple(command["categories"]),
-                    purpose=command["purpose"],
-                    form=command["form"],
-                    meeting_id=command.get("meeting_id"),
-                    direction=command["direction"],
-                    special_grounds=dict(command.get("special_grounds") or {}),
+                    categories=command.categories,
+                    purpose=command.purpose,
+                    form=command.form,
+                    meeting_id=command.meeting_id,
+                    direction=command.direction,
+                    special_grounds=dict(command.special_grounds),
                 )
                 decision = decide(request, case, say, self.catalogue, today)
-                common = {
+                common: dict[str, Any] = {
                     "request_id": request.request_id,
                     "case_id": case.case_id,
                     "subject": subject,
@@ -142,10 +151,7 @@ class DataSharing(KetenApplication):
                         meeting_id=request.meeting_id,
                         content=self.seal(
                             KeyScope(case.case_id, subject),
-                            {
-                                "content": command.get("content"),
-                                "reference": command.get("content_reference"),
-                            },
+                            {"content": command.content, "reference": command.content_reference},
                         ),
                         direction=request.direction,
                         contact_point=dict(case.contact_point),
@@ -178,7 +184,7 @@ class DataSharing(KetenApplication):
             return None
 
     # -- correcting what was shared (rule 6) ------------------------------------------------
-    def correct_share(self, command: dict[str, Any], correlation_id: str | None = None) -> list[Share]:
+    def correct_share(self, command: CorrectShare, correlation_id: str | None = None) -> list[Share]:
         """Records a ``CorrectShareSchema`` command: the corrected content, sealed like the
         original, on every share the original content went out in (each recipient of the
         request), so that each recipient is told. Returns those shares.
@@ -186,17 +192,17 @@ class DataSharing(KetenApplication):
         Unknown share: 404; refused share: 409; neither its sender nor the record holder: 403;
         its records purged: 409. Repeating a correction id records nothing new.
         """
-        decision = self._find_decision_by_id(command["share_id"])
-        agency = command["agency"]
+        decision = self._find_decision_by_id(command.share_id)
+        agency = command.agency
         case = self.cases.get(decision.case_id)
         # before anything else: another agency learns nothing of the request, not even a refusal
         with domain_refusals():
             check_may_correct(decision.from_agency, agency, case.record_holder if case else None)
         share = self._as_share(decision)
-        if command["reason_code"] not in self.catalogue.correction_reasons:
+        if command.reason_code not in self.catalogue.correction_reasons:
             raise InvalidRequest("unknown_reason", "not a reason for a correction", "reason_code")
         shares = self._shares_of_request(share.request_id)
-        correction_id = command["correction_id"]
+        correction_id = command.correction_id
         if all(other.has_correction(correction_id) for other in shares):
             return shares
         if share.erasure_passed_on or self._is_purged(share.content):
@@ -206,7 +212,7 @@ class DataSharing(KetenApplication):
         try:
             content = self.seal(
                 KeyScope(share.case_id, share.subject),
-                {"content": command["content"], "reference": command.get("content_reference")},
+                {"content": command.content, "reference": command.content_reference},
             )
         except ScopeShreddedError:
             raise Conflict(
@@ -216,7 +222,7 @@ class DataSharing(KetenApplication):
             other.correct(
                 correction_id,
                 corrected_by=agency,
-                reason_code=command["reason_code"],
+                reason_code=command.reason_code,
                 content=content,
                 correlation_id=correlation_id or str(correction_id),
             )
@@ -334,80 +340,82 @@ class DataSharing(KetenApplication):
             overrides=tuple(json.loads(row[0]) for row in overrides),
         )
 
-    def record_consent_given(self, event: ReceivedEvent) -> None:
+    def record_consent_given(self, event: ReceivedEvent[ConsentGiven]) -> None:
         data = event.data
         consent = {
-            "purpose": data["purpose"],
-            "categories": list(data["categories"]),
-            "recipients": list(data["recipients"]),
-            "valid_until": data["valid_until"].isoformat(),
+            "purpose": data.purpose,
+            "categories": list(data.categories),
+            "recipients": list(data.recipients),
+            "valid_until": data.valid_until.isoformat(),
         }
 
         def write(cur: Cursor) -> None:
             row = cur.execute(
                 f"SELECT consents FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
-                (str(data["case_id"]), data["subject"]),
+                (str(data.case_id), data.subject),
             ).fetchone()
             consents = [*json.loads(row[0]), consent] if row else [consent]
             cur.execute(
                 f"INSERT INTO {self.consent_table} (case_id, subject, consents) VALUES (?, ?, ?)"
                 " ON CONFLICT (case_id, subject) DO UPDATE SET consents = excluded.consents",
-                (str(data["case_id"]), data["subject"], json.dumps(consents)),
+                (str(data.case_id), data.subject, json.dumps(consents)),
             )
 
         self.write_tracked(event.tracking, write)
 
-    def record_consent_withdrawn(self, event: ReceivedEvent) -> None:
+    def record_consent_withdrawn(self, event: ReceivedEvent[ConsentWithdrawn]) -> None:
         data = event.data
 
         def write(cur: Cursor) -> None:
             cur.execute(
                 f"DELETE FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
-                (str(data["case_id"]), data["subject"]),
+                (str(data.case_id), data.subject),
             )
 
         self.write_tracked(event.tracking, write)
 
-    def record_objection(self, event: ReceivedEvent) -> None:
+    def record_objection(self, event: ReceivedEvent[ObjectionLodged | ObjectionWithdrawn]) -> None:
         """An objection lodged is in force until withdrawn (``ObjectionWithdrawn`` of its id)."""
         data = event.data
-        key = (str(data["case_id"]), data["subject"])
+        key = (str(data.case_id), data.subject)
 
         def write(cur: Cursor) -> None:
-            if event.name == "ObjectionLodged":
+            if isinstance(data, ObjectionLodged):
                 cur.execute(
                     f"INSERT INTO {self.objection_table} (case_id, subject, objection_id) VALUES (?, ?, ?)"
                     " ON CONFLICT (case_id, subject) DO UPDATE SET objection_id = excluded.objection_id",
-                    (*key, str(data["objection_id"])),
+                    (*key, str(data.objection_id)),
                 )
             else:
                 cur.execute(
                     f"DELETE FROM {self.objection_table}"
                     " WHERE case_id = ? AND subject = ? AND objection_id = ?",
-                    (*key, str(data["objection_id"])),
+                    (*key, str(data.objection_id)),
                 )
 
         self.write_tracked(event.tracking, write)
 
-    def record_safety_override(self, event: ReceivedEvent) -> None:
+    def record_safety_override(
+        self, event: ReceivedEvent[SafetyOverrideRecorded | SafetyOverrideEnded]
+    ) -> None:
         """Keeps each override's scope and end (not its sealed reasons: decisions need none)."""
         data = event.data
-        override_id = str(data["override_id"])
+        override_id = str(data.override_id)
 
         def write(cur: Cursor) -> None:
-            if event.name == "SafetyOverrideRecorded":
+            if isinstance(data, SafetyOverrideRecorded):
                 override = {
                     "override_id": override_id,
-                    "subjects": list(data["subjects"]),
-                    "categories": list(data["categories"]),
-                    "recipients": list(data["recipients"]),
-                    "ends_on": data["ends_on"].isoformat(),
+                    "subjects": list(data.subjects),
+                    "categories": list(data.categories),
+                    "recipients": list(data.recipients),
+                    "ends_on": data.ends_on.isoformat(),
                     "ended": False,
                 }
                 cur.execute(
                     f"INSERT INTO {self.override_table} (override_id, case_id, override) VALUES (?, ?, ?)"
                     " ON CONFLICT (override_id) DO NOTHING",
-                    (override_id, str(data["case_id"]), json.dumps(override)),
+                    (override_id, str(data.case_id), json.dumps(override)),
                 )
                 return
             row = cur.execute(
@@ -421,31 +429,31 @@ class DataSharing(KetenApplication):
 
         self.write_tracked(event.tracking, write)
 
-    def record_records_purged(self, event: ReceivedEvent) -> None:
+    def record_records_purged(self, event: ReceivedEvent[RecordsPurged]) -> None:
         """Forgets the purged scope: the subject's consents (all of the case's once nothing
         personal is left) and the subject's details in the case facts. Passes the erasure on to
         the recipients of each purged share (rule 6), once: ``ErasurePassedOn`` is saved with
         the tracking record, so a redelivered purge passes nothing on again."""
         data = event.data
         passed_on = []
-        if data["record_kind"] == "share_records":
-            for record_id in data["record_ids"]:
+        if data.record_kind == "share_records":
+            for record_id in data.record_ids:
                 try:
                     share = self._find_share(UUID(record_id))
                 except (NotFound, Conflict):
                     continue  # not an allowed share: nothing went to anyone
-                if share.pass_on_erasure(data["reason"], event.occurred_at):
+                if share.pass_on_erasure(data.reason, event.occurred_at):
                     passed_on.append(share)
 
         def write(cur: Cursor) -> None:
             self.cases.forget_purged(cur, event)
-            if data["complete"]:
+            if data.complete:
                 for table in (self.consent_table, self.objection_table, self.override_table):
-                    cur.execute(f"DELETE FROM {table} WHERE case_id = ?", (str(data["case_id"]),))
-            elif data["subject"]:
+                    cur.execute(f"DELETE FROM {table} WHERE case_id = ?", (str(data.case_id),))
+            elif data.subject:
                 cur.execute(
                     f"DELETE FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
-                    (str(data["case_id"]), data["subject"]),
+                    (str(data.case_id), data.subject),
                 )
 
         self.save_tracked(event.tracking, *passed_on, write=write)

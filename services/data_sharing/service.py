@@ -12,7 +12,25 @@ from shared.commands import AgencyCommands
 from shared.consumer import consumes
 from shared.contracts.commands import CorrectShareSchema, RequestShareSchema, load_command
 from shared.contracts.envelope import ReceivedEvent
-from shared.dependencies import ApplicationProvider, ServiceHealth
+from shared.contracts.events.case_registration import (
+    CaseActivated,
+    CaseClosed,
+    CaseRegistered,
+    CaseResumed,
+    CaseStopped,
+    ParticipantAdded,
+    ParticipantRemoved,
+)
+from shared.contracts.events.consent import (
+    ConsentGiven,
+    ConsentWithdrawn,
+    ObjectionLodged,
+    ObjectionWithdrawn,
+    SafetyOverrideEnded,
+    SafetyOverrideRecorded,
+)
+from shared.contracts.events.retention import RecordsPurged
+from shared.dependencies import ApplicationProvider, Pseudonyms, ServiceHealth
 from shared.errors import KetenError
 
 
@@ -22,13 +40,14 @@ class DataSharingService:
     name = "data_sharing"
 
     sharing = ApplicationProvider(DataSharing)
+    pseudonyms = Pseudonyms()
     agency_commands = AgencyCommands()
     health_check = ServiceHealth()
 
     @rpc(expected_exceptions=KetenError)
     def request_share(self, command: dict[str, Any]) -> dict[str, Any]:
         """Decides a share request (``RequestShareSchema``): one decision per recipient."""
-        loaded = load_command(RequestShareSchema, command)
+        loaded = load_command(RequestShareSchema, command, pseudonymise=self.pseudonyms)
         decisions = self.sharing.request_share(loaded)
         result = []
         for decision in decisions:
@@ -43,7 +62,7 @@ class DataSharingService:
                     "override_id": str(decision.override_id) if shared and decision.override_id else None,
                 }
             )
-        return {"request_id": str(loaded["request_id"]), "decisions": result}
+        return {"request_id": str(loaded.request_id), "decisions": result}
 
     @rpc(expected_exceptions=KetenError)
     def correct_share(self, command: dict[str, Any]) -> dict[str, Any]:
@@ -51,65 +70,65 @@ class DataSharingService:
         loaded = load_command(CorrectShareSchema, command)
         shares = self.sharing.correct_share(loaded)
         return {
-            "correction_id": str(loaded["correction_id"]),
-            "share_id": str(loaded["share_id"]),
+            "correction_id": str(loaded.correction_id),
+            "share_id": str(loaded.share_id),
             "passed_on_to": [{"share_id": str(share.id), "to_agency": share.to_agency} for share in shares],
         }
 
     @consumes("case_registration", "CaseRegistered")
-    def handle_case_registered(self, event: ReceivedEvent) -> None:
+    def handle_case_registered(self, event: ReceivedEvent[CaseRegistered]) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("case_registration", "CaseActivated")
-    def handle_case_activated(self, event: ReceivedEvent) -> None:
+    def handle_case_activated(self, event: ReceivedEvent[CaseActivated]) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("case_registration", "CaseStopped")
-    def handle_case_stopped(self, event: ReceivedEvent) -> None:
+    def handle_case_stopped(self, event: ReceivedEvent[CaseStopped]) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("case_registration", "CaseResumed")
-    def handle_case_resumed(self, event: ReceivedEvent) -> None:
+    def handle_case_resumed(self, event: ReceivedEvent[CaseResumed]) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("case_registration", "ParticipantAdded")
-    def handle_participant_added(self, event: ReceivedEvent) -> None:
+    def handle_participant_added(self, event: ReceivedEvent[ParticipantAdded]) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("case_registration", "ParticipantRemoved")
-    def handle_participant_removed(self, event: ReceivedEvent) -> None:
+    def handle_participant_removed(self, event: ReceivedEvent[ParticipantRemoved]) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("case_registration", "CaseClosed")
-    def handle_case_closed(self, event: ReceivedEvent) -> None:
+    def handle_case_closed(self, event: ReceivedEvent[CaseClosed]) -> None:
         self.sharing.cases.apply(event)
 
     @consumes("consent", "ConsentGiven")
-    def handle_consent_given(self, event: ReceivedEvent) -> None:
+    def handle_consent_given(self, event: ReceivedEvent[ConsentGiven]) -> None:
         self.sharing.record_consent_given(event)
 
     @consumes("consent", "ConsentWithdrawn")
-    def handle_consent_withdrawn(self, event: ReceivedEvent) -> None:
+    def handle_consent_withdrawn(self, event: ReceivedEvent[ConsentWithdrawn]) -> None:
         self.sharing.record_consent_withdrawn(event)
 
     @consumes("consent", "ObjectionLodged")
-    def handle_objection_lodged(self, event: ReceivedEvent) -> None:
+    def handle_objection_lodged(self, event: ReceivedEvent[ObjectionLodged]) -> None:
         self.sharing.record_objection(event)
 
     @consumes("consent", "ObjectionWithdrawn")
-    def handle_objection_withdrawn(self, event: ReceivedEvent) -> None:
+    def handle_objection_withdrawn(self, event: ReceivedEvent[ObjectionWithdrawn]) -> None:
         self.sharing.record_objection(event)
 
     @consumes("consent", "SafetyOverrideRecorded")
-    def handle_safety_override_recorded(self, event: ReceivedEvent) -> None:
+    def handle_safety_override_recorded(self, event: ReceivedEvent[SafetyOverrideRecorded]) -> None:
         self.sharing.record_safety_override(event)
 
     @consumes("consent", "SafetyOverrideEnded")
-    def handle_safety_override_ended(self, event: ReceivedEvent) -> None:
+    def handle_safety_override_ended(self, event: ReceivedEvent[SafetyOverrideEnded]) -> None:
         self.sharing.record_safety_override(event)
 
     @consumes("retention", "RecordsPurged")
-    def handle_records_purged(self, event: ReceivedEvent) -> None:
+    def handle_records_purged(self, event: ReceivedEvent[RecordsPurged]) -> None:
         self.sharing.record_records_purged(event)
 
     @rpc

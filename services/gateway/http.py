@@ -50,7 +50,7 @@ def read_json(request: Request) -> Any:
         raise InvalidRequest("not_json", "the request body is not JSON") from None
 
 
-class JsonHttpHandler(HttpRequestHandler):
+class JsonHttpHandler(HttpRequestHandler):  # type: ignore[misc]  # nameko has no type hints
     """Handlers return a dict/list (200), ``(status, payload)`` or a werkzeug ``Response``."""
 
     def __init__(self, method: str, url: str, **kwargs: Any):

@@ -27,6 +27,10 @@ from shared.casefacts import CaseFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
 from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.events.case_registration import CaseClosed, CaseRegistered
+from shared.contracts.events.consent import SafetyOverrideRecorded
+from shared.contracts.events.data_sharing import DataShared
+from shared.contracts.events.retention import RecordsPurged
 from shared.db import Cursor
 from shared.errors import NotFound, domain_refusals
 from shared.sealed import PURGED, KeyScope, Sealed
@@ -62,58 +66,57 @@ class Notifications(KetenApplication):
         )
 
     # -- learning from the stream -----------------------------------------------------------
-    def learn(self, event: ReceivedEvent) -> None:
+    def learn(self, event: ReceivedEvent[Any]) -> None:
         """Records what an event of another service changes in the case facts and the
         overview, with its tracking record, in one transaction."""
-        deferral = self._deferral_for(event) if event.name == "SafetyOverrideRecorded" else None
+        data = event.data
+        deferral = self._deferral_for(data) if isinstance(data, SafetyOverrideRecorded) else None
 
         def write(cur: Cursor) -> None:
-            if event.name == "CaseRegistered":
+            if isinstance(data, CaseRegistered):
                 self.cases.record_registered(cur, event)
-            elif event.name == "CaseClosed":
-                data = event.data
-                self.cases.record_ended(cur, data["case_id"], "closed", event.occurred_at, data["outcome"])
-            elif event.name == "RecordsPurged":
+            elif isinstance(data, CaseClosed):
+                self.cases.record_ended(cur, data.case_id, "closed", event.occurred_at, data.outcome)
+            elif isinstance(data, RecordsPurged):
                 self.cases.forget_purged(cur, event)
             self.overview.apply(cur, event)
 
         self._save(event.tracking, *([deferral] if deferral else []), write=write)
-        if event.name == "RecordsPurged":
+        if isinstance(data, RecordsPurged):
             self.forget_keys(event)
 
-    def _deferral_for(self, event: ReceivedEvent) -> Deferral | None:
-        data = event.data
-        if data["deferral"] is None:
+    def _deferral_for(self, data: SafetyOverrideRecorded) -> Deferral | None:
+        if data.deferral is None:
             return None
-        reason = data["deferral"].get("reason")
+        reason = data.deferral.reason
         return Deferral(
-            override_id=data["override_id"],
-            case_id=data["case_id"],
-            subjects=tuple(data["subjects"]),
-            recorded_by=data["recorded_by"]["agency"],
-            review_on=data["deferral"]["review_on"],
+            override_id=data.override_id,
+            case_id=data.case_id,
+            subjects=tuple(data.subjects),
+            recorded_by=data.recorded_by.agency,
+            review_on=data.deferral.review_on,
             reason=reason if isinstance(reason, Sealed) else None,
         )
 
-    def notify_share(self, event: ReceivedEvent) -> Notification:
+    def notify_share(self, event: ReceivedEvent[DataShared]) -> Notification:
         """One notification per share and subject, on the subject's channel, recorded with the
         overview entry; held when the share was made under an override whose notice is deferred."""
         data = event.data
-        subject = data["subject"]
-        case = self.cases.get(data["case_id"])
+        subject = data.subject
+        case = self.cases.get(data.case_id)
         facts = case.subjects.get(subject) if case else None
         addressee = addressee_for(subject, facts.minor, facts.represented_by) if facts else subject
         notification = Notification(
-            share_id=data["share_id"],
-            case_id=data["case_id"],
+            share_id=data.share_id,
+            case_id=data.case_id,
             subject=subject,
             addressee=addressee,
-            channel=self._channel_for(data["case_id"], subject, addressee),
-            bundle=bundle_of(data["case_id"], addressee, data.get("meeting_id"), data["request_id"]),
+            channel=self._channel_for(data.case_id, subject, addressee),
+            bundle=bundle_of(data.case_id, addressee, data.meeting_id, data.request_id),
             correlation_id=event.correlation_id,
-            override_id=data.get("override_id"),
+            override_id=data.override_id,
         )
-        deferral = self._find_deferral(data.get("override_id"))
+        deferral = self._find_deferral(data.override_id)
         if deferral is not None and not deferral.ended:
             notification.defer(override_id=deferral.override_id, review_on=deferral.review_on)
         elif notification.channel == "portal":
@@ -400,7 +403,7 @@ class Notifications(KetenApplication):
 
     # -- rebuilding the overview from the events alone ----------------------------------------
     def rebuild_overview(
-        self, upstream: Iterable[ReceivedEvent], progress: Callable[[int], None] | None = None
+        self, upstream: Iterable[ReceivedEvent[Any]], progress: Callable[[int], None] | None = None
     ) -> int:
         """Empties the overview and applies every upstream event (in time order across the
         services, each service's in its own order), then the service's own events, exactly as

@@ -21,6 +21,26 @@ from uuid import UUID
 from shared.application import KetenApplication
 from shared.catalogue import Catalogue
 from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.events.case_registration import (
+    CaseActivated,
+    CaseClosed,
+    CaseRegistered,
+    CaseResumed,
+    CaseStopped,
+    ParticipantAdded,
+    ParticipantRemoved,
+)
+from shared.contracts.events.consent import (
+    ConsentGiven,
+    ConsentWithdrawn,
+    ObjectionLodged,
+    ObjectionWithdrawn,
+    SafetyOverrideEnded,
+    SafetyOverrideRecorded,
+)
+from shared.contracts.events.data_sharing import DataShared, ErasurePassedOn, ShareCorrected, ShareRefused
+from shared.contracts.events.retention import ErasureGranted, ErasureRefused, RecordsPurged
+from shared.contracts.typed import plain
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
 from shared.reasons import refusal_text, share_refusals
@@ -101,89 +121,82 @@ class CitizenOverview:
         "ErasureRefused",
     )
 
-    def apply(self, cur: Cursor, event: ReceivedEvent) -> None:
+    def apply(self, cur: Cursor, event: ReceivedEvent[Any]) -> None:
         """Applies one event of another service to the overview."""
         data = event.data
-        name = event.name
-        if name == "CaseRegistered":
+        if isinstance(data, CaseRegistered):
             self.add_case(cur, event)
-        elif name == "CaseActivated":
-            self.change_case(cur, data["case_id"], None, {"status": "active"})
-        elif name in ("CaseStopped", "CaseResumed"):
-            status = "stopped" if name == "CaseStopped" else "active"
-            self.change_case(cur, data["case_id"], data["subject"], {"status": status})
-        elif name == "CaseClosed":
-            self.end_case(cur, data["case_id"], "closed", event.occurred_at, data["outcome"])
-        elif name == "ParticipantAdded":
-            joined = {**data["participant"], "added_at": event.occurred_at.isoformat()}
-            self.change_case(cur, data["case_id"], None, {}, add_participant=joined)
-        elif name == "ParticipantRemoved":
-            self.change_case(
-                cur, data["case_id"], None, {}, remove_participant=(data["agency"], event.occurred_at)
-            )
-        elif name == "ConsentGiven":
-            self.add_entry(cur, data["subject"], event.message_id, "consent", event, {"status": "given"})
-        elif name == "ConsentWithdrawn":
+        elif isinstance(data, CaseActivated):
+            self.change_case(cur, data.case_id, None, {"status": "active"})
+        elif isinstance(data, CaseStopped | CaseResumed):
+            status = "stopped" if isinstance(data, CaseStopped) else "active"
+            self.change_case(cur, data.case_id, data.subject, {"status": status})
+        elif isinstance(data, CaseClosed):
+            self.end_case(cur, data.case_id, "closed", event.occurred_at, data.outcome)
+        elif isinstance(data, ParticipantAdded):
+            joined = {**plain(data.participant), "added_at": event.occurred_at.isoformat()}
+            self.change_case(cur, data.case_id, None, {}, add_participant=joined)
+        elif isinstance(data, ParticipantRemoved):
+            self.change_case(cur, data.case_id, None, {}, remove_participant=(data.agency, event.occurred_at))
+        elif isinstance(data, ConsentGiven):
+            self.add_entry(cur, data.subject, event.message_id, "consent", event, {"status": "given"})
+        elif isinstance(data, ConsentWithdrawn):
             self.change_entries(
                 cur,
                 {"status": "withdrawn", "withdrawn_at": event.occurred_at},
-                subject=data["subject"],
-                case_id=data["case_id"],
+                subject=data.subject,
+                case_id=data.case_id,
                 kind="consent",
             )
-        elif name == "ObjectionLodged":
-            self.add_entry(
-                cur, data["subject"], data["objection_id"], "objection", event, {"status": "lodged"}
-            )
-        elif name == "ObjectionWithdrawn":
+        elif isinstance(data, ObjectionLodged):
+            self.add_entry(cur, data.subject, data.objection_id, "objection", event, {"status": "lodged"})
+        elif isinstance(data, ObjectionWithdrawn):
             self.change_entries(
                 cur,
                 {"status": "withdrawn", "withdrawn_at": event.occurred_at},
-                subject=data["subject"],
-                entry_id=data["objection_id"],
+                subject=data.subject,
+                entry_id=data.objection_id,
             )
-        elif name == "SafetyOverrideRecorded":
+        elif isinstance(data, SafetyOverrideRecorded):
             # The professional's own reasons and the deferral's stay out: the citizen is owed the
             # explanation, and the override only once it is no longer deferred.
-            shown = {k: v for k, v in data.items() if k not in ("deferral", "reasons", "subjects")}
-            override = {"status": "active", "deferred": data["deferral"] is not None}
-            for subject in data["subjects"]:
+            shown = {k: v for k, v in plain(data).items() if k not in ("deferral", "reasons", "subjects")}
+            override = {"status": "active", "deferred": data.deferral is not None}
+            for subject in data.subjects:
                 explained = {**shown, "explanation": self._for_subject(data, subject)}
-                self.add_entry(cur, subject, data["override_id"], "override", event, override, data=explained)
-        elif name == "SafetyOverrideEnded":
+                self.add_entry(cur, subject, data.override_id, "override", event, override, data=explained)
+        elif isinstance(data, SafetyOverrideEnded):
             self.change_entries(
                 cur,
-                {"status": "ended", "ended_at": event.occurred_at, "end_reason_code": data["reason_code"]},
-                entry_id=data["override_id"],
+                {"status": "ended", "ended_at": event.occurred_at, "end_reason_code": data.reason_code},
+                entry_id=data.override_id,
             )
-        elif name == "DataShared":
-            self.add_entry(cur, data["subject"], data["share_id"], "share", event)
-        elif name == "ShareRefused":
-            if data["visible_to_subject"]:
-                self.add_entry(cur, data["subject"], data["share_id"], "refusal", event)
-        elif name == "ShareCorrected":
+        elif isinstance(data, DataShared):
+            self.add_entry(cur, data.subject, data.share_id, "share", event)
+        elif isinstance(data, ShareRefused):
+            if data.visible_to_subject:
+                self.add_entry(cur, data.subject, data.share_id, "refusal", event)
+        elif isinstance(data, ShareCorrected):
             self.correct_share(cur, event)
-        elif name == "ErasurePassedOn":
+        elif isinstance(data, ErasurePassedOn):
             # The recipients were told to erase their own copy (rule 6): the citizen sees it.
-            passed_on = {"at": data["purged_at"], "recipients": data["recipients"], "reason": data["reason"]}
-            self.change_entries(
-                cur, {"erasure_passed_on": passed_on}, entry_id=data["share_id"], kind="share"
-            )
-        elif name == "RecordsPurged":
+            passed_on = {"at": data.purged_at, "recipients": list(data.recipients), "reason": data.reason}
+            self.change_entries(cur, {"erasure_passed_on": passed_on}, entry_id=data.share_id, kind="share")
+        elif isinstance(data, RecordsPurged):
             self.mark_purged(cur, event)
-        elif name in ("ErasureGranted", "ErasureRefused"):
-            decision = {"decision": "granted" if name == "ErasureGranted" else "refused"}
-            self.add_entry(cur, data["subject"], event.message_id, "erasure", event, decision)
+        elif isinstance(data, ErasureGranted | ErasureRefused):
+            decision = {"decision": "granted" if isinstance(data, ErasureGranted) else "refused"}
+            self.add_entry(cur, data.subject, event.message_id, "erasure", event, decision)
 
-    def _for_subject(self, data: dict[str, Any], subject: str) -> Any:
+    def _for_subject(self, data: SafetyOverrideRecorded, subject: str) -> Any:
         """The override's explanation sealed again under the subject's own key: consent seals it
         under the case's key, which goes with the minutes after weeks, while the subject's share
         records, which the explanation is owed for, are kept for years."""
-        opened = self.app.vault.open(data.get("explanation"))
+        opened = self.app.vault.open(data.explanation)
         if opened is None or opened is PURGED:
-            return data.get("explanation")
+            return data.explanation
         try:
-            return self.app.seal(KeyScope(data["case_id"], subject), opened)
+            return self.app.seal(KeyScope(data.case_id, subject), opened)
         except ScopeShreddedError:
             return None
 
@@ -230,21 +243,21 @@ class CitizenOverview:
             self.update_entry(cur, subject, entry_id, {"notification": told})
 
     # -- writing ---------------------------------------------------------------------------
-    def add_case(self, cur: Cursor, event: ReceivedEvent) -> None:
+    def add_case(self, cur: Cursor, event: ReceivedEvent[CaseRegistered]) -> None:
         data = event.data
-        for subject in data["subjects"]:
+        for subject in data.subjects:
             document = {
-                "case_id": data["case_id"],
-                "table": data["table"],
-                "purpose": data["purpose"],
-                "role": subject["role"],
-                "minor": subject["minor"],
-                "participants": data["participants"],
-                "record_holder": data["record_holder"],
-                "retention_class": data["retention_class"],
-                "contact_point": data["contact_point"],
-                "participation": data["participation"],
-                "informed_beforehand": data["informed_beforehand"],
+                "case_id": data.case_id,
+                "table": data.table,
+                "purpose": data.purpose,
+                "role": subject.role,
+                "minor": subject.minor,
+                "participants": plain(data.participants),
+                "record_holder": data.record_holder,
+                "retention_class": data.retention_class,
+                "contact_point": plain(data.contact_point),
+                "participation": data.participation,
+                "informed_beforehand": data.informed_beforehand,
                 "status": "registered",
                 "registered_at": event.occurred_at,
                 "ended_at": None,
@@ -253,7 +266,7 @@ class CitizenOverview:
             cur.execute(
                 f"INSERT INTO {self.cases_table} (subject, case_id, document) VALUES (?, ?, ?)"
                 " ON CONFLICT (subject, case_id) DO NOTHING",
-                (subject["pseudonym"], str(data["case_id"]), _json(document)),
+                (subject.pseudonym, str(data.case_id), _json(document)),
             )
 
     def end_case(
@@ -276,11 +289,11 @@ class CitizenOverview:
         subject: str,
         entry_id: UUID,
         kind: str,
-        event: ReceivedEvent,
+        event: ReceivedEvent[Any],
         extra: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        document = {**(event.data if data is None else data), **(extra or {}), "kind": kind}
+        document = {**(plain(event.data) if data is None else data), **(extra or {}), "kind": kind}
         document["occurred_at"] = event.occurred_at
         cur.execute(
             f"INSERT INTO {self.entries_table} (subject, entry_id, case_id, kind, occurred_at, document)"
@@ -288,7 +301,7 @@ class CitizenOverview:
             (
                 subject,
                 str(entry_id),
-                str(event.data["case_id"]),
+                str(event.data.case_id),
                 kind,
                 event.occurred_at.isoformat(),
                 _json(document),
@@ -302,27 +315,27 @@ class CitizenOverview:
         ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
-    def correct_share(self, cur: Cursor, event: ReceivedEvent) -> None:
+    def correct_share(self, cur: Cursor, event: ReceivedEvent[ShareCorrected]) -> None:
         """A share's content was corrected (and the correction passed on to its recipient): the
         citizen reads the corrected content, and when and why it was corrected. Repeat-safe by
         the correction's id."""
         data = event.data
-        document = self._entry(cur, data["subject"], data["share_id"])
+        document = self._entry(cur, data.subject, data.share_id)
         if document is None:
             return
         corrections = document.get("corrections", [])
-        if any(c["correction_id"] == str(data["correction_id"]) for c in corrections):
+        if any(c["correction_id"] == str(data.correction_id) for c in corrections):
             return
         correction = {
-            "correction_id": str(data["correction_id"]),
+            "correction_id": str(data.correction_id),
             "at": event.occurred_at.isoformat(),
-            "by": data["corrected_by"],
-            "reason_code": data["reason_code"],
+            "by": data.corrected_by,
+            "reason_code": data.reason_code,
         }
         changes: dict[str, Any] = {"corrections": [*corrections, correction]}
-        if data.get("content") is not None:
-            changes["content"] = data["content"]
-        self.update_entry(cur, data["subject"], data["share_id"], changes)
+        if data.content is not None:
+            changes["content"] = data.content
+        self.update_entry(cur, data.subject, data.share_id, changes)
 
     def update_entry(self, cur: Cursor, subject: str, entry_id: str | UUID, changes: dict[str, Any]) -> None:
         document = self._entry(cur, subject, entry_id)
@@ -389,44 +402,44 @@ class CitizenOverview:
         for table in (self.cases_table, self.entries_table, self.notifications_table):
             cur.execute(f"DELETE FROM {table}")
 
-    def mark_purged(self, cur: Cursor, purge: ReceivedEvent) -> None:
+    def mark_purged(self, cur: Cursor, purge: ReceivedEvent[RecordsPurged]) -> None:
         """Applies ``RecordsPurged``: the sealed values of the purged scope leave the overview;
         what happened (a share: from, to, what kind of data, on what ground, when) stays, with
         when and why it was purged."""
         data = purge.data
-        mark = {"record_kind": data["record_kind"], "purged_at": purge.occurred_at, "reason": data["reason"]}
-        case_id = str(data["case_id"])
-        if data["subject"] is None:
+        mark = {"record_kind": data.record_kind, "purged_at": purge.occurred_at, "reason": data.reason}
+        case_id = str(data.case_id)
+        if data.subject is None:
             rows = cur.execute(
                 f"SELECT subject, document FROM {self.cases_table} WHERE case_id = ?", (case_id,)
             ).fetchall()
         else:
             rows = cur.execute(
                 f"SELECT subject, document FROM {self.cases_table} WHERE case_id = ? AND subject = ?",
-                (case_id, data["subject"]),
+                (case_id, data.subject),
             ).fetchall()
         for subject, raw in rows:
             document = json.loads(raw)
             document["purged"] = [
-                *(p for p in document.get("purged", []) if p["record_kind"] != data["record_kind"]),
+                *(p for p in document.get("purged", []) if p["record_kind"] != data.record_kind),
                 mark,
             ]
             cur.execute(
                 f"UPDATE {self.cases_table} SET document = ? WHERE subject = ? AND case_id = ?",
                 (_json(document), subject, case_id),
             )
-        if data["subject"] is None:
+        if data.subject is None:
             return
         entries = cur.execute(
             f"SELECT entry_id, document FROM {self.entries_table} WHERE subject = ? AND case_id = ?",
-            (data["subject"], case_id),
+            (data.subject, case_id),
         ).fetchall()
         for entry_id, raw in entries:
             document = {k: v for k, v in json.loads(raw).items() if k not in SEALED_FIELDS}
-            document.update(purged_at=purge.occurred_at, purge_reason=data["reason"])
+            document.update(purged_at=purge.occurred_at, purge_reason=data.reason)
             cur.execute(
                 f"UPDATE {self.entries_table} SET document = ? WHERE subject = ? AND entry_id = ?",
-                (_json(document), data["subject"], entry_id),
+                (_json(document), data.subject, entry_id),
             )
 
     # -- reading ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from shared.commands import AgencyCommands
 from shared.consumer import consumes
 from shared.contracts.commands import EndDeferralSchema, ExtendDeferralSchema, load_command
 from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.events.data_sharing import DataShared
 from shared.contracts.fields import AgencyId, Pseudonym
 from shared.dependencies import ApplicationProvider, ServiceHealth, settings_timer
 from shared.errors import InvalidRequest, KetenError
@@ -44,12 +45,12 @@ class NotificationService:
     @consumes("retention", "RecordsPurged")
     @consumes("retention", "ErasureGranted")
     @consumes("retention", "ErasureRefused")
-    def handle_event(self, event: ReceivedEvent) -> None:
+    def handle_event(self, event: ReceivedEvent[Any]) -> None:
         """Records what the event changes in the case facts and the citizen's overview."""
         self.notifications.learn(event)
 
     @consumes("data_sharing", "DataShared")
-    def handle_data_shared(self, event: ReceivedEvent) -> None:
+    def handle_data_shared(self, event: ReceivedEvent[DataShared]) -> None:
         self.notifications.notify_share(event)
 
     @settings_timer("notify_interval")
@@ -61,13 +62,13 @@ class NotificationService:
     @rpc(expected_exceptions=KetenError)
     def end_deferral(self, command: dict[str, Any]) -> dict[str, Any]:
         loaded = load_command(EndDeferralSchema, command)
-        return self.notifications.end_deferral(loaded["agency"], loaded["override_id"])
+        return self.notifications.end_deferral(loaded.agency, loaded.override_id)
 
     @rpc(expected_exceptions=KetenError)
     def extend_deferral(self, command: dict[str, Any]) -> dict[str, Any]:
         loaded = load_command(ExtendDeferralSchema, command)
         return self.notifications.extend_deferral(
-            loaded["agency"], loaded["override_id"], loaded["review_on"], loaded["reason"]
+            loaded.agency, loaded.override_id, loaded.review_on, loaded.reason
         )
 
     @rpc(expected_exceptions=KetenError)

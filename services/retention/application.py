@@ -38,7 +38,10 @@ from shared.application import KetenApplication
 from shared.casefacts import CaseFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
-from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.commands import LiftLegalHold, PlaceLegalHold, RequestErasure
+from shared.contracts.envelope import ReceivedEvent, carries
+from shared.contracts.events.case_registration import CaseClosed, CaseRegistered, CaseResumed, CaseStopped
+from shared.contracts.events.data_sharing import DataShared
 from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
 
@@ -119,52 +122,56 @@ class Retention(KetenApplication):
         )
 
     # -- the schedule: learning from the stream ---------------------------------------------------
-    def record_case_registered(self, event: ReceivedEvent) -> None:
+    def record_case_registered(self, event: ReceivedEvent[CaseRegistered]) -> None:
         self.save_tracked(event.tracking, write=lambda cur: self._on_case_registered(cur, event))
 
-    def record_case_closed(self, event: ReceivedEvent) -> None:
+    def record_case_closed(self, event: ReceivedEvent[CaseClosed]) -> None:
         self.save_tracked(event.tracking, write=lambda cur: self._on_case_ended(cur, event, "closed"))
 
-    def record_case_stopped_or_resumed(self, event: ReceivedEvent) -> None:
+    def record_case_stopped_or_resumed(self, event: ReceivedEvent[CaseStopped | CaseResumed]) -> None:
         self.save_tracked(event.tracking, write=lambda cur: self._on_stop_or_resume(cur, event))
 
-    def record_data_shared(self, event: ReceivedEvent) -> None:
+    def record_data_shared(self, event: ReceivedEvent[DataShared]) -> None:
         self.save_tracked(event.tracking, write=lambda cur: self._on_data_shared(cur, event))
 
-    def _on_stop_or_resume(self, cur: Cursor, event: ReceivedEvent) -> None:
+    def _on_stop_or_resume(self, cur: Cursor, event: ReceivedEvent[CaseStopped | CaseResumed]) -> None:
         """A case stopped by every subject's objection has ended like a closed one: its records
         get their end date. Should an objection be withdrawn, the case runs again and its
         records wait for its end once more (unless they were purged meanwhile)."""
-        case_id = event.data["case_id"]
+        case_id = event.data.case_id
         before = self.cases.get_in(cur, case_id)
         self.cases.record_change(cur, event)
-        if event.name == "CaseStopped" and event.data["status"] == "stopped":
+        if carries(event, CaseStopped) and event.data.status == "stopped":
             self._on_case_ended(cur, event, "stopped")
-        elif event.name == "CaseResumed" and before is not None and before.status == "stopped":
+        elif carries(event, CaseResumed) and before is not None and before.status == "stopped":
             cur.execute(
                 f"UPDATE {self.records_table} SET counted_from = NULL, due_at = NULL, status = 'open'"
                 " WHERE case_id = ? AND record_kind = 'case_records' AND status = 'scheduled'",
                 (str(case_id),),
             )
 
-    def _on_case_registered(self, cur: Cursor, event: ReceivedEvent) -> None:
+    def _on_case_registered(self, cur: Cursor, event: ReceivedEvent[CaseRegistered]) -> None:
         data = event.data
         self.cases.record_registered(cur, event)
-        version = self._class(data["retention_class"]).version_at(event.occurred_at)
+        version = self._class(data.retention_class).version_at(event.occurred_at)
         for kind, status in (("case_records", "open"), ("outcome", "kept")):
             self._upsert(
                 cur,
-                record_id=data["case_id"],
-                case_id=data["case_id"],
+                record_id=data.case_id,
+                case_id=data.case_id,
                 record_kind=kind,
-                retention_class=data["retention_class"],
+                retention_class=data.retention_class,
                 rule_version=version.version,
                 status=status,
             )
 
-    def _on_case_ended(self, cur: Cursor, event: ReceivedEvent, status: str) -> None:
-        case_id = event.data["case_id"]
-        self.cases.record_ended(cur, case_id, status, event.occurred_at, event.data.get("outcome"))
+    def _on_case_ended(
+        self, cur: Cursor, event: ReceivedEvent[CaseClosed | CaseStopped], status: str
+    ) -> None:
+        data = event.data
+        case_id = data.case_id
+        outcome = data.outcome if isinstance(data, CaseClosed) else None
+        self.cases.record_ended(cur, case_id, status, event.occurred_at, outcome)
         retention_class = self._retention_class_in(cur, case_id)
         if retention_class is None:
             return
@@ -183,20 +190,20 @@ class Retention(KetenApplication):
                 status="scheduled" if due else "kept",
             )
 
-    def _on_data_shared(self, cur: Cursor, event: ReceivedEvent) -> None:
+    def _on_data_shared(self, cur: Cursor, event: ReceivedEvent[DataShared]) -> None:
         data = event.data
-        retention_class = self._retention_class_in(cur, data["case_id"])
+        retention_class = self._retention_class_in(cur, data.case_id)
         if retention_class is None:
             return
         version = self._class(retention_class).version_at(event.occurred_at)
         due = version.rules["share_records"].due(event.occurred_at)
         self._upsert(
             cur,
-            record_id=data["share_id"],
-            case_id=data["case_id"],
+            record_id=data.share_id,
+            case_id=data.case_id,
             record_kind="share_records",
-            subject=data["subject"],
-            recipient=data["to_agency"],
+            subject=data.subject,
+            recipient=data.to_agency,
             retention_class=retention_class,
             rule_version=version.version,
             counted_from=event.occurred_at,
@@ -289,7 +296,7 @@ class Retention(KetenApplication):
 
         self.save_tracked(None, retention, write=write)
 
-    def rebuild_schedule(self, upstream: Iterable[ReceivedEvent]) -> None:
+    def rebuild_schedule(self, upstream: Iterable[ReceivedEvent[Any]]) -> None:
         """Rebuilds the schedule from case_registration's and data_sharing's events (in each
         source's order, registrations first) and retention's own events: nothing else."""
         own = [
@@ -299,7 +306,7 @@ class Retention(KetenApplication):
         with self.sql.transaction() as cur:
             cur.execute(f"DELETE FROM {self.records_table}")
             cur.execute(f"DELETE FROM {self.cases.table}")
-            handlers: dict[str, Callable[[Cursor, ReceivedEvent], None]] = {
+            handlers: dict[str, Callable[[Cursor, ReceivedEvent[Any]], None]] = {
                 "CaseRegistered": self._on_case_registered,
                 "CaseClosed": lambda c, e: self._on_case_ended(c, e, "closed"),
                 "CaseStopped": self._on_stop_or_resume,
@@ -453,28 +460,28 @@ class Retention(KetenApplication):
             return CaseRetention(case_id=case_id)
 
     # -- legal holds ----------------------------------------------------------------------------
-    def place_legal_hold(self, command: dict[str, Any]) -> UUID:
+    def place_legal_hold(self, command: PlaceLegalHold) -> UUID:
         """Suspends every purge of the case (``PlaceLegalHoldSchema``); returns the hold's id."""
-        case_id = command["case_id"]
-        self._check_participant(case_id, command["agency"])
-        if command["reason_code"] not in self.catalogue.legal_hold_reasons:
+        case_id = command.case_id
+        self._check_participant(case_id, command.agency)
+        if command.reason_code not in self.catalogue.legal_hold_reasons:
             raise InvalidRequest("unknown_reason", "not a reason for a legal hold", "reason_code")
         retention, units = self._retention(case_id), self._units(case_id)
         if units and all(retention.is_purged(u) for u in units):
             raise Conflict("records_purged", "the case's records were purged already", "case_id")
-        hold_id = command.get("hold_id") or uuid4()
+        hold_id = command.hold_id or uuid4()
         with domain_refusals():
-            retention.place_hold(hold_id, command["agency"], command["reason_code"], command.get("reference"))
+            retention.place_hold(hold_id, command.agency, command.reason_code, command.reference)
         self._save(retention)
         return UUID(str(hold_id))
 
-    def lift_legal_hold(self, command: dict[str, Any]) -> None:
+    def lift_legal_hold(self, command: LiftLegalHold) -> None:
         """Lifts a hold (``LiftLegalHoldSchema``); due purges go ahead at the next run."""
-        case_id = command["case_id"]
-        self._check_participant(case_id, command["agency"])
+        case_id = command.case_id
+        self._check_participant(case_id, command.agency)
         retention = self._retention(case_id)
         with domain_refusals():
-            retention.lift_hold(command["hold_id"], command["agency"])
+            retention.lift_hold(command.hold_id, command.agency)
         self._save(retention)
 
     def _check_participant(self, case_id: UUID, agency: str) -> None:
@@ -487,14 +494,14 @@ class Retention(KetenApplication):
             raise NotAuthorised("not_a_participant", "your agency does not take part in this case", "agency")
 
     # -- erasure at the citizen's request ----------------------------------------------------------
-    def request_erasure(self, request: dict[str, Any]) -> dict[str, Any]:
+    def request_erasure(self, request: RequestErasure) -> dict[str, Any]:
         """A subject asks that their records of a case be erased (``ErasureRequestSchema``).
 
         Granted once the case has ended and no legal hold is in force: the subject's unit and
         the case's own records are purged at once, the same way a due purge is. Refused with a
         reason the citizen understands otherwise; either way the decision is on record.
         """
-        case_id, subject = request["case_id"], request["subject"]
+        case_id, subject = request.case_id, request.subject
         retention = self._retention(case_id)
         if unit_key(subject) in retention.purged:
             return {"case_id": str(case_id), "decision": "erased_already"}
@@ -512,7 +519,7 @@ class Retention(KetenApplication):
                 "case_id": str(case_id),
                 "decision": "refused",
                 "reason_code": refusal,
-                "reason": reason.label(request.get("language", "nl")),
+                "reason": reason.label(request.language),
                 "article": reason.article,
             }
         retention.grant_erasure(subject)

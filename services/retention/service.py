@@ -18,6 +18,8 @@ from shared.contracts.commands import (
     load_command,
 )
 from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.events.case_registration import CaseClosed, CaseRegistered, CaseResumed, CaseStopped
+from shared.contracts.events.data_sharing import DataShared
 from shared.dependencies import ApplicationProvider, ServiceHealth, settings_timer
 from shared.errors import InvalidRequest, KetenError
 
@@ -34,23 +36,23 @@ class RetentionService:
     health_check = ServiceHealth()
 
     @consumes("case_registration", "CaseRegistered")
-    def handle_case_registered(self, event: ReceivedEvent) -> None:
+    def handle_case_registered(self, event: ReceivedEvent[CaseRegistered]) -> None:
         self.retention.record_case_registered(event)
 
     @consumes("case_registration", "CaseStopped")
-    def handle_case_stopped(self, event: ReceivedEvent) -> None:
+    def handle_case_stopped(self, event: ReceivedEvent[CaseStopped]) -> None:
         self.retention.record_case_stopped_or_resumed(event)
 
     @consumes("case_registration", "CaseResumed")
-    def handle_case_resumed(self, event: ReceivedEvent) -> None:
+    def handle_case_resumed(self, event: ReceivedEvent[CaseResumed]) -> None:
         self.retention.record_case_stopped_or_resumed(event)
 
     @consumes("case_registration", "CaseClosed")
-    def handle_case_closed(self, event: ReceivedEvent) -> None:
+    def handle_case_closed(self, event: ReceivedEvent[CaseClosed]) -> None:
         self.retention.record_case_closed(event)
 
     @consumes("data_sharing", "DataShared")
-    def handle_data_shared(self, event: ReceivedEvent) -> None:
+    def handle_data_shared(self, event: ReceivedEvent[DataShared]) -> None:
         self.retention.record_data_shared(event)
 
     @settings_timer("purge_interval")
@@ -74,14 +76,14 @@ class RetentionService:
         """Suspends the purges of a case (``PlaceLegalHoldSchema``); repeat-safe by ``hold_id``."""
         loaded = load_command(PlaceLegalHoldSchema, command)
         hold_id = self.retention.place_legal_hold(loaded)
-        return {"case_id": str(loaded["case_id"]), "hold_id": str(hold_id), "status": "in_force"}
+        return {"case_id": str(loaded.case_id), "hold_id": str(hold_id), "status": "in_force"}
 
     @rpc(expected_exceptions=KetenError)
     def lift_legal_hold(self, command: dict[str, Any]) -> dict[str, Any]:
         """Lifts a legal hold (``LiftLegalHoldSchema``); due purges proceed at the next run."""
         loaded = load_command(LiftLegalHoldSchema, command)
         self.retention.lift_legal_hold(loaded)
-        return {"case_id": str(loaded["case_id"]), "hold_id": str(loaded["hold_id"]), "status": "lifted"}
+        return {"case_id": str(loaded.case_id), "hold_id": str(loaded.hold_id), "status": "lifted"}
 
     @rpc(expected_exceptions=KetenError)
     def request_erasure(self, request: dict[str, Any]) -> dict[str, Any]:

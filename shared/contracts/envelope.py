@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeGuard, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.persistence import Tracking
@@ -44,9 +44,14 @@ class EnvelopeSchema(Schema):
     data = fields.Dict(required=True)
 
 
+#: The event a ``ReceivedEvent`` carries: the dataclass its schema loads into.
+EventData = TypeVar("EventData", covariant=True)
+
+
 @dataclass(frozen=True)
-class ReceivedEvent:
-    """An event from another service, validated against its schema."""
+class ReceivedEvent(Generic[EventData]):
+    """An event from another service, validated against its schema; ``data`` is the event as
+    its dataclass (``ReceivedEvent[CaseRegistered]``)."""
 
     name: str
     source: str
@@ -56,7 +61,7 @@ class ReceivedEvent:
     aggregate_id: UUID
     aggregate_version: int
     correlation_id: str | None
-    data: dict[str, Any]
+    data: EventData
 
     @property
     def tracking(self) -> Tracking:
@@ -65,6 +70,14 @@ class ReceivedEvent:
     @property
     def routing_key(self) -> str:
         return routing_key(self.source, self.name)
+
+
+D = TypeVar("D")
+
+
+def carries(event: ReceivedEvent[Any], kind: type[D]) -> TypeGuard[ReceivedEvent[D]]:
+    """Whether ``event`` is a ``kind``: ``isinstance`` on its data, narrowing the event's type."""
+    return isinstance(event.data, kind)
 
 
 @dataclass(frozen=True)
@@ -122,7 +135,7 @@ def correlation_of(domain_event: Any) -> str:
     return getattr(domain_event, "correlation_id", None) or str(domain_event.originator_id)
 
 
-def decode_event(body: bytes | str | dict[str, Any]) -> ReceivedEvent:
+def decode_event(body: bytes | str | dict[str, Any]) -> ReceivedEvent[Any]:
     """Parses and validates a message from ``keten.events``; raises ``InvalidRequest``."""
     try:
         raw = body if isinstance(body, dict) else json.loads(body)

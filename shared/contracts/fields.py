@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 from marshmallow import ValidationError, fields, validate
+from marshmallow.experimental.context import Context
 
 from shared.pseudonym import InvalidBsnError, is_pseudonym, validate_bsn
 from shared.sealed import Sealed
@@ -38,16 +40,31 @@ class Code(fields.String):
         super().__init__(**kwargs)
 
 
+class LoadContext(TypedDict):
+    """What loading a command needs besides the message (``load_command`` sets it)."""
+
+    #: The platform's keyed pseudonym of a valid BSN (``shared.pseudonym.Pseudonymiser``).
+    pseudonymise: Callable[[str], str]
+
+
+#: The context of the load under way (a context variable: one per load, per green thread).
+CommandLoad = Context[LoadContext]
+
+
 class Bsn(fields.String):
-    """A citizen service number: 9 digits passing the eleven-test. Never stored: the platform
-    replaces it by a pseudonym at once."""
+    """A citizen service number: 9 digits passing the eleven-test. It loads as the subject's
+    pseudonym: the BSN is validated and replaced here, at the boundary, and goes no further."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
-            return validate_bsn(text)
+            bsn = validate_bsn(text)
         except InvalidBsnError as exc:
             raise ValidationError(str(exc)) from None
+        context: LoadContext | None = CommandLoad.get(None)
+        if context is None:
+            raise TypeError("a message with a BSN is loaded with load_command(..., pseudonymise=...)")
+        return context["pseudonymise"](bsn)
 
 
 class Pseudonym(fields.String):

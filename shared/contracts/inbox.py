@@ -16,7 +16,7 @@ from uuid import NAMESPACE_URL, uuid5
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from shared.contracts.envelope import OutgoingMessage
-from shared.contracts.events.base import ContactPointRef
+from shared.contracts.events.base import ContactPointRefSchema
 from shared.contracts.fields import AgencyId, Code
 from shared.contracts.registry import register, schema_instance
 from shared.topology import INBOX_EXCHANGE, inbox_routing_key
@@ -118,7 +118,7 @@ class ShareReceivedSchema(SealedToYou, InboxSchema):
     special_grounds = fields.Dict(keys=Code(), values=Code(), required=True)
     form = fields.String(required=True, metadata={"description": "written or oral"})
     direction = fields.String(required=True, metadata={"description": "push or pull"})
-    contact_point = fields.Nested(ContactPointRef, required=True)
+    contact_point = fields.Nested(ContactPointRefSchema, required=True)
     shared_at = fields.AwareDateTime(required=True)
 
 

@@ -180,7 +180,9 @@ def test_a_deferred_notification_goes_out_with_the_explanation_when_the_agency_e
     # what is tested; the way through the consent and data_sharing services is test_ketenoverleg's.
     sharing = platform.app("data_sharing")
     [shared] = [e for e in received(sharing) if e.name == "DataShared"]
-    data = {**shared.data, "share_id": uuid.uuid4(), "request_id": uuid.uuid4(), "override_id": override_id}
+    data = dataclasses.replace(
+        shared.data, share_id=uuid.uuid4(), request_id=uuid.uuid4(), override_id=override_id
+    )
     app.notify_share(dataclasses.replace(shared, position=shared.position + 1000, data=data))
 
     time.sleep(1.5)  # several delivery runs

@@ -8,10 +8,11 @@ from kombu import Connection, Exchange, Producer
 from prometheus_client import REGISTRY
 
 from keten.demo import CITIZEN, register_case_command
-from services.case_registration.application import CaseRegistration
-from shared.contracts.commands import RegisterCaseSchema, load_command
+from services.case_registration.application import CaseRegistrationUseCases
+from shared.contracts.commands import RegisterCaseSchema
 from shared.contracts.envelope import encode_event
 from shared.relay import POSITION
+from tests.factories import loaded
 from tests.support import RunningPlatform, eventually, running_platform, signed_post
 
 pytestmark = pytest.mark.integration
@@ -90,8 +91,8 @@ def test_events_saved_while_the_relay_was_down_are_published_when_it_comes_back(
     case_id = str(uuid.uuid4())
     # Saved by the service's application with no relay running: as if the process died
     # between the commit and the publish.
-    offline = CaseRegistration(Settings.from_env(production_env))
-    offline.register_case(load_command(RegisterCaseSchema, register_case_command(case_id)))
+    offline = CaseRegistrationUseCases(Settings.from_env(production_env))
+    offline.register_case(loaded(RegisterCaseSchema, register_case_command(case_id), offline.settings))
     assert offline.position(POSITION) == 0
 
     with running_platform(production_env) as platform:

@@ -95,7 +95,7 @@ def test_after_a_purge_the_whole_database_holds_nothing_readable_of_the_case(
         # The keys are gone, and every stored copy reads as purged; the events still replay.
         assert live_keys(postgres_dsn, pg_schema, result.case_id) == 0
         registration = platform.app("case_registration")
-        purged_case = registration.get_case(uuid.UUID(result.case_id))
+        purged_case = registration.repository.get(uuid.UUID(result.case_id))
         assert purged_case.outcome == "help_arranged"
         assert registration.vault.open(purged_case.subjects[0].details) is PURGED
         sharing = platform.app("data_sharing")

@@ -3,17 +3,17 @@ from uuid import uuid4
 
 import pytest
 
-from services.case_registration.application import CaseRegistration
-from shared.contracts.commands import RegisterCaseSchema, load_command
+from services.case_registration.application import CaseRegistrationUseCases
+from shared.contracts.commands import RegisterCaseSchema
 from shared.contracts.envelope import decode_event, encode_event
 from shared.errors import InvalidRequest
-from tests.factories import case_command
+from tests.factories import case_command, loaded
 
 
 @pytest.fixture
 def stored_event(memory_settings):
-    app = CaseRegistration(memory_settings)
-    app.register_case(load_command(RegisterCaseSchema, case_command()))
+    app = CaseRegistrationUseCases(memory_settings)
+    app.register_case(loaded(RegisterCaseSchema, case_command(), memory_settings))
     [notification] = app.recorder.select_notifications(start=1, limit=1)
     return app.mapper.to_domain_event(notification)
 
@@ -23,7 +23,7 @@ def test_an_event_travels_in_an_envelope_with_its_position(stored_event):
     assert message.routing_key == "case_registration.CaseRegistered"
     event = decode_event(message.body)
     assert (event.name, event.source, event.position) == ("CaseRegistered", "case_registration", 7)
-    assert event.data["case_id"] == stored_event.originator_id
+    assert event.data.case_id == stored_event.originator_id
     assert event.tracking.application_name == "case_registration"
 
 
@@ -63,18 +63,18 @@ def test_an_event_that_fails_its_schema_names_the_field(stored_event):
     assert "999990019" not in str(error.value)
 
 
-def test_a_command_with_an_unknown_field_is_refused():
+def test_a_command_with_an_unknown_field_is_refused(memory_settings):
     command = case_command(colour="blue")
     with pytest.raises(InvalidRequest) as error:
-        load_command(RegisterCaseSchema, command)
+        loaded(RegisterCaseSchema, command, memory_settings)
     assert error.value.field == "colour"
 
 
-def test_a_command_with_a_bad_bsn_does_not_echo_it():
+def test_a_command_with_a_bad_bsn_does_not_echo_it(memory_settings):
     command = case_command()
     command["subjects"][0]["bsn"] = "123456789"
     with pytest.raises(InvalidRequest) as error:
-        load_command(RegisterCaseSchema, command)
+        loaded(RegisterCaseSchema, command, memory_settings)
     assert "123456789" not in str(error.value)
     assert error.value.field == "subjects.0.bsn"
 

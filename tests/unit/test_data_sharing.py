@@ -4,34 +4,34 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from keten_client.protocol import KeyPair, open_sealed
-from services.case_registration.application import CaseRegistration
-from services.consent.application import Consent
+from services.case_registration.application import CaseRegistrationUseCases
+from services.consent.application import ConsentUseCases
 from services.data_sharing.application import DataSharing
 from services.data_sharing.domain import RefusedShare, Share
-from shared.contracts.commands import GiveConsentSchema, RegisterCaseSchema, RequestShareSchema, load_command
+from shared.contracts.commands import ActivateCase, GiveConsentSchema, RegisterCaseSchema, RequestShareSchema
 from shared.errors import InvalidRequest, NotAuthorised, NotFound
-from tests.factories import case_command, consent_command, received, share_command
+from tests.factories import case_command, consent_command, loaded, received, share_command
 
 
 @pytest.fixture
 def platform(memory_settings):
     """The three applications a share passes, wired by hand: events are handed over as the
     bus would deliver them."""
-    registration = CaseRegistration(memory_settings)
-    consent = Consent(memory_settings)
+    registration = CaseRegistrationUseCases(memory_settings)
+    consent = ConsentUseCases(memory_settings)
     sharing = DataSharing(memory_settings)
-    case = registration.register_case(load_command(RegisterCaseSchema, case_command()))
-    registration.activate_case(case.id, "gemeente-utrecht")
+    case = registration.register_case(loaded(RegisterCaseSchema, case_command(), memory_settings))
+    registration.activate_case(ActivateCase(agency="gemeente-utrecht", case_id=case.case_id))
     for event in received(registration):
         consent.cases.apply(event)
         sharing.cases.apply(event)
-    return registration, consent, sharing, str(case.id)
+    return registration, consent, sharing, str(case.case_id)
 
 
 def share(sharing, for_case, **changes):
     command = share_command(for_case)
     command.update(changes)
-    return sharing.request_share(load_command(RequestShareSchema, command))
+    return sharing.request_share(loaded(RequestShareSchema, command, sharing.settings))
 
 
 def test_a_share_within_purpose_agreement_and_ground_is_recorded_as_data_shared(platform):
@@ -45,7 +45,7 @@ def test_a_share_within_purpose_agreement_and_ground_is_recorded_as_data_shared(
     )
     [event] = received(sharing)
     assert event.name == "DataShared"
-    assert event.data["sender_ground"] == "statutory_task"
+    assert event.data.sender_ground == "statutory_task"
     assert "huurachterstand" not in str(event.data)
 
 
@@ -68,8 +68,8 @@ def test_the_senders_own_ground_decides_not_the_recipients(platform):
     }
     [decision] = share(sharing, case_id, **to_mitros)
     assert isinstance(decision, Share)
-    assert (decision_event := received(sharing)[0]).data["recipient_ground"] == "consent"
-    assert decision_event.data["sender_ground"] == "statutory_task"
+    assert (decision_event := received(sharing)[0]).data.recipient_ground == "consent"
+    assert decision_event.data.sender_ground == "statutory_task"
 
 
 def test_a_sender_relying_on_consent_is_refused_without_it_and_allowed_with_it(platform):
@@ -83,9 +83,10 @@ def test_a_sender_relying_on_consent_is_refused_without_it_and_allowed_with_it(p
     assert isinstance(before, RefusedShare) and before.reason_code == "no_valid_consent"
     assert before.visible_to_subject
     consent.give_consent(
-        load_command(
+        loaded(
             GiveConsentSchema,
             consent_command(case_id, recipients=["gemeente-utrecht"], categories=["housing"]),
+            consent.settings,
         )
     )
     for event in received(consent):
@@ -97,8 +98,8 @@ def test_a_sender_relying_on_consent_is_refused_without_it_and_allowed_with_it(p
 def test_repeating_a_request_returns_the_decision_on_record_and_records_nothing_new(platform):
     _, _, sharing, case_id = platform
     command = share_command(case_id)
-    first = sharing.request_share(load_command(RequestShareSchema, command))
-    again = sharing.request_share(load_command(RequestShareSchema, command))
+    first = sharing.request_share(loaded(RequestShareSchema, command, sharing.settings))
+    again = sharing.request_share(loaded(RequestShareSchema, command, sharing.settings))
     assert [d.id for d in again] == [d.id for d in first]
     assert sharing.recorder.max_notification_id() == 1
 

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from keten.demo import CITIZEN, close_case_command, register_case_command
+from shared.contracts.events.consent import RecordedBy
 from shared.pseudonym import pseudonymise
 from tests.factories import (
     DAUGHTER,
@@ -166,7 +167,7 @@ def test_once_every_subject_objected_the_case_is_stopped_and_its_records_get_the
     assert case_records["due_at"] is not None
     assert platform.apps["data_sharing"].cases.get(case_id).status == "stopped"
 
-    objection_id = received(platform.apps["consent"])[-1].data["objection_id"]
+    objection_id = received(platform.apps["consent"])[-1].data.objection_id
     withdrawal = objection_command(case_id, objection_id=str(objection_id))
     withdrawal.pop("reason")
     platform.command("consent", "withdraw_objection", withdrawal)
@@ -185,7 +186,7 @@ def test_a_safety_override_lets_a_share_through_within_its_scope_and_no_further(
     allowed = family_share(platform, case_id, DAUGHTER, agency="veilig-thuis-utrecht")
     assert (allowed["outcome"], allowed["override_id"]) == ("shared", override["override_id"])
     shared = [e for e in received(platform.apps["data_sharing"]) if e.name == "DataShared"]
-    assert str(shared[-1].data["override_id"]) == override["override_id"]
+    assert str(shared[-1].data.override_id) == override["override_id"]
 
     sibling = family_share(platform, case_id, SON, agency="veilig-thuis-utrecht")
     assert sibling["reason_code"] == "objection_lodged"  # an override for one child is none for another
@@ -215,11 +216,10 @@ def test_an_override_with_a_deferral_records_when_the_subject_will_be_told(platf
     )
     platform.command("consent", "record_safety_override", command)
     [event] = [e for e in received(platform.apps["consent"]) if e.name == "SafetyOverrideRecorded"]
-    assert event.data["deferral"]["review_on"].isoformat() == review
-    assert event.data["recorded_by"] == {
-        "agency": "veilig-thuis-utrecht",
-        "function": "aandachtsfunctionaris",
-    }
+    assert event.data.deferral.review_on.isoformat() == review
+    assert event.data.recorded_by == RecordedBy(
+        agency="veilig-thuis-utrecht", function="aandachtsfunctionaris"
+    )
     assert "Vader" not in str(event.data) and "gevaar" not in str(event.data)
 
 

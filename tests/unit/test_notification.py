@@ -14,11 +14,13 @@ from eventsourcing.persistence import IntegrityError
 
 from keten.demo import CITIZEN
 from services.notification.application import Notifications
-from shared.contracts.commands import RequestShareSchema, load_command
+from shared.contracts.commands import RequestShareSchema
 from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.events.consent import Deferral, RecordedBy, SafetyOverrideRecorded
+from shared.contracts.events.data_sharing import DataShared
 from shared.errors import Conflict, NotAuthorised
 from shared.sealed import KeyScope
-from tests.factories import received, share_command
+from tests.factories import loaded, received, share_command
 from tests.unit.test_retention import Platform
 
 
@@ -211,9 +213,7 @@ def test_the_rebuilt_overview_equals_the_live_one(platform, mailbox):
     live = platform.notification.overview_for(platform.subject)
 
     upstream = [
-        under_override
-        if e.name == "DataShared" and e.data["share_id"] == under_override.data["share_id"]
-        else e
+        under_override if e.name == "DataShared" and e.data.share_id == under_override.data.share_id else e
         for e in [*received(platform.registration), *received(platform.consent), *received(platform.sharing)]
     ]
     platform.notification.rebuild_overview([*upstream, override])
@@ -247,14 +247,14 @@ def override_event(
     review_on: date | None = None,
     app: Notifications | None = None,
     subject: str | None = None,
-) -> ReceivedEvent:
+) -> ReceivedEvent[SafetyOverrideRecorded]:
     """consent's ``SafetyOverrideRecorded`` (issue 3) as the notification service receives it."""
     app = app or platform.notification
     subject = subject or platform.subject
     sealed = app.vault.seal(KeyScope(case_id), explanation)
     review_on = review_on or date.today() + timedelta(days=7)
     deferral = (
-        {"reason": app.vault.seal(KeyScope(case_id), "gevaar"), "review_on": review_on} if defer else None
+        Deferral(reason=app.vault.seal(KeyScope(case_id), "gevaar"), review_on=review_on) if defer else None
     )
     return ReceivedEvent(
         name="SafetyOverrideRecorded",
@@ -265,29 +265,31 @@ def override_event(
         aggregate_id=override_id,
         aggregate_version=1,
         correlation_id=None,
-        data={
-            "override_id": override_id,
-            "case_id": case_id,
-            "subjects": [subject],
-            "categories": ["debts"],
-            "recipients": ["kredietbank-utrecht"],
-            "ground": "vital_interest",
-            "reasons": None,
-            "recorded_by": {"agency": "gemeente-utrecht", "function": "casusregisseur"},
-            "ends_on": date.today() + timedelta(days=30),
-            "explanation": sealed,
-            "deferral": deferral,
-            "catalogue_version": "test",
-        },
+        data=SafetyOverrideRecorded(
+            override_id=override_id,
+            case_id=case_id,
+            subjects=(subject,),
+            categories=("debts",),
+            recipients=("kredietbank-utrecht",),
+            ground="vital_interest",
+            reasons=None,
+            recorded_by=RecordedBy(agency="gemeente-utrecht", function="casusregisseur"),
+            ends_on=date.today() + timedelta(days=30),
+            explanation=sealed,
+            deferral=deferral,
+            catalogue_version="test",
+        ),
     )
 
 
-def share_under_override(platform: Platform, case_id: uuid.UUID, override_id: uuid.UUID) -> ReceivedEvent:
+def share_under_override(
+    platform: Platform, case_id: uuid.UUID, override_id: uuid.UUID
+) -> ReceivedEvent[DataShared]:
     """A ``DataShared`` made under the override, as data_sharing records it under issue 3."""
     command = share_command(str(case_id))
-    platform.sharing.request_share(load_command(RequestShareSchema, command))
+    platform.sharing.request_share(loaded(RequestShareSchema, command, platform.settings))
     last = [e for e in received(platform.sharing) if e.name == "DataShared"][-1]
-    under_override = dataclasses.replace(last, data={**last.data, "override_id": override_id})
+    under_override = dataclasses.replace(last, data=dataclasses.replace(last.data, override_id=override_id))
     platform.notification.notify_share(under_override)
     platform.sync()
     return under_override

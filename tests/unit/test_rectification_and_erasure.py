@@ -16,7 +16,7 @@ from keten_client.protocol import KeyPair, open_sealed
 from services.data_sharing.domain import Share
 from shared.contracts.commands import CorrectShareSchema, RequestShareSchema, load_command
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
-from tests.factories import received, share_command
+from tests.factories import loaded, received, share_command
 from tests.unit.test_retention import YEARS_3, Platform
 
 ORIGINAL = "Drie maanden huurachterstand."
@@ -46,7 +46,7 @@ def shared(platform):
     """A case whose municipality shared one sentence with two agencies: two shares."""
     case_id = platform.register(agreement=AGREEMENT)
     command = share_command(str(case_id), to_agencies=RECIPIENTS, content=ORIGINAL)
-    decisions = platform.sharing.request_share(load_command(RequestShareSchema, command))
+    decisions = platform.sharing.request_share(loaded(RequestShareSchema, command, platform.settings))
     assert all(isinstance(decision, Share) for decision in decisions)
     platform.sync()
     return case_id, [decision.id for decision in decisions]
@@ -96,8 +96,8 @@ def test_the_correction_is_on_record_sealed_under_the_subjects_key(platform, sha
     events = [e for e in received(platform.sharing) if e.name == "ShareCorrected"]
     assert len(events) == 2
     assert CORRECTED not in str([e.data for e in events])
-    assert all(e.data["content"].key_id == f"{e.data['case_id']}/{platform.subject}" for e in events)
-    assert platform.vault.open(events[0].data["content"])["content"] == CORRECTED
+    assert all(e.data.content.key_id == f"{e.data.case_id}/{platform.subject}" for e in events)
+    assert platform.vault.open(events[0].data.content)["content"] == CORRECTED
 
 
 def test_the_record_holder_may_correct_a_share_another_agency_made(platform, shared):
@@ -105,7 +105,7 @@ def test_the_record_holder_may_correct_a_share_another_agency_made(platform, sha
     command = share_command(
         str(case_id), agency="kredietbank-utrecht", to_agencies=["woningcorporatie-mitros"]
     )
-    [share] = platform.sharing.request_share(load_command(RequestShareSchema, command))
+    [share] = platform.sharing.request_share(loaded(RequestShareSchema, command, platform.settings))
     [corrected] = correct(platform, share.id, reason_code="citizen_request")
     assert corrected.to_agency == "woningcorporatie-mitros"
 
@@ -133,7 +133,7 @@ def test_a_correction_not_allowed_gets_a_clear_error_and_changes_nothing(
 def test_a_refused_share_cannot_be_corrected(platform, shared):
     case_id, _ = shared
     command = share_command(str(case_id), categories=["income"], to_agencies=["woningcorporatie-mitros"])
-    [refused] = platform.sharing.request_share(load_command(RequestShareSchema, command))
+    [refused] = platform.sharing.request_share(loaded(RequestShareSchema, command, platform.settings))
     with pytest.raises(Conflict) as raised:
         correct(platform, refused.id)
     assert raised.value.code == "share_refused"
@@ -159,8 +159,8 @@ def test_an_erasure_is_passed_on_to_every_recipient_once_and_says_nothing_person
     assert platform.erase(case_id)["decision"] == "granted"
 
     passed_on = [e for e in received(platform.sharing) if e.name == "ErasurePassedOn"]
-    assert sorted(e.data["recipients"][0] for e in passed_on) == RECIPIENTS
-    assert {e.data["reason"] for e in passed_on} == {"erasure"}
+    assert sorted(e.data.recipients[0] for e in passed_on) == RECIPIENTS
+    assert {e.data.reason for e in passed_on} == {"erasure"}
     erasures = inbox(platform, ".ShareErasureRequired")
     assert sorted(erasures) == RECIPIENTS
     for envelope in erasures.values():
@@ -170,7 +170,7 @@ def test_an_erasure_is_passed_on_to_every_recipient_once_and_says_nothing_person
     assert inbox(platform, ".ShareCorrected")["kredietbank-utrecht"]["data"]["content_withheld"] == "purged"
 
     # A redelivered purge, and a later purge of the same shares, pass nothing on again.
-    purge = next(e for e in platform.published("RecordsPurged") if e.data["record_kind"] == "share_records")
+    purge = next(e for e in platform.published("RecordsPurged") if e.data.record_kind == "share_records")
     with pytest.raises(IntegrityError):
         platform.sharing.record_records_purged(purge)
     platform.purge(YEARS_3)

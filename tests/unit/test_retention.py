@@ -14,14 +14,17 @@ import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from keten.demo import CITIZEN
-from services.case_registration.application import CaseRegistration
-from services.consent.application import Consent
+from services.case_registration.application import CaseRegistrationUseCases
+from services.consent.application import ConsentUseCases
 from services.data_sharing.application import DataSharing
 from services.notification.application import Notifications
 from services.retention.application import Retention
 from shared.contracts.commands import (
+    ActivateCase,
+    CloseCase,
     ErasureRequestSchema,
     GiveConsentSchema,
+    LiftLegalHold,
     PlaceLegalHoldSchema,
     RegisterCaseSchema,
     RequestShareSchema,
@@ -30,7 +33,7 @@ from shared.contracts.commands import (
 from shared.errors import Conflict, NotAuthorised
 from shared.pseudonym import pseudonymise
 from shared.sealed import PURGED, KeyScope
-from tests.factories import case_command, consent_command, received, share_command
+from tests.factories import case_command, consent_command, loaded, received, share_command
 
 SENTENCE = "Zij heeft de huur van april tot en met juni niet kunnen betalen."
 
@@ -40,8 +43,8 @@ class Platform:
 
     def __init__(self, settings):
         self.settings = settings
-        self.registration = CaseRegistration(settings)
-        self.consent = Consent(settings)
+        self.registration = CaseRegistrationUseCases(settings)
+        self.consent = ConsentUseCases(settings)
         self.sharing = DataSharing(settings)
         self.notification = Notifications(settings)
         self.retention = Retention(settings)
@@ -85,23 +88,25 @@ class Platform:
 
     def register(self, **changes) -> UUID:
         command = case_command(**changes)
-        case = self.registration.register_case(load_command(RegisterCaseSchema, command))
-        self.registration.activate_case(case.id, command["agency"])
+        case = self.registration.register_case(loaded(RegisterCaseSchema, command, self.settings))
+        self.registration.activate_case(ActivateCase(agency=command["agency"], case_id=case.case_id))
         self.sync()
-        return case.id
+        return case.case_id
 
     def share(self, case_id: UUID, content: str = SENTENCE, **changes) -> UUID:
         command = share_command(str(case_id), content=content, **changes)
-        [decision] = self.sharing.request_share(load_command(RequestShareSchema, command))
+        [decision] = self.sharing.request_share(loaded(RequestShareSchema, command, self.settings))
         self.sync()
         return decision.id
 
     def give_consent(self, case_id: UUID) -> None:
-        self.consent.give_consent(load_command(GiveConsentSchema, consent_command(str(case_id))))
+        self.consent.give_consent(loaded(GiveConsentSchema, consent_command(str(case_id)), self.settings))
         self.sync()
 
     def close(self, case_id: UUID) -> None:
-        self.registration.close_case(case_id, "gemeente-utrecht", "help_arranged")
+        self.registration.close_case(
+            CloseCase(agency="gemeente-utrecht", case_id=case_id, outcome="help_arranged")
+        )
         self.sync()
 
     def purge(self, after: timedelta) -> None:
@@ -179,7 +184,7 @@ def test_a_running_case_has_nothing_due_however_late_it_gets(platform):
 
 def test_the_minutes_go_weeks_after_closing_while_the_share_records_wait_their_years(platform, closed_case):
     case_id, _ = closed_case
-    case = platform.registration.get_case(case_id)
+    case = platform.registration.repository.get(case_id)
 
     platform.purge(WEEKS_7)
 
@@ -187,9 +192,9 @@ def test_the_minutes_go_weeks_after_closing_while_the_share_records_wait_their_y
     [subject] = case.subjects
     assert platform.vault.open(subject.details)["name"] == CITIZEN["name"]
     [purged] = platform.published("RecordsPurged")
-    assert purged.data["record_kind"] == "case_records"
-    assert purged.data["scope"] == "case" and not purged.data["complete"]
-    assert purged.data["rule_version"] == 1 and purged.data["retention_class"] == "consultation-short"
+    assert purged.data.record_kind == "case_records"
+    assert purged.data.scope == "case" and not purged.data.complete
+    assert purged.data.rule_version == 1 and purged.data.retention_class == "consultation-short"
     assert platform.schedule(case_id)["case_records"]["status"] == "purged"
     assert platform.schedule(case_id)["share_records"]["status"] == "scheduled"
 
@@ -205,7 +210,7 @@ def test_once_everything_is_due_no_key_of_the_case_is_left_and_every_value_reads
 
     assert platform.vault.keys.live_keys(case_id) == []
     # The events still replay: the aggregates load, their personal fields read as purged.
-    case = platform.registration.get_case(case_id)
+    case = platform.registration.repository.get(case_id)
     assert case.status == "closed" and case.outcome == "help_arranged"
     assert platform.vault.open(case.description) is PURGED
     assert platform.vault.open(case.subjects[0].details) is PURGED
@@ -214,9 +219,9 @@ def test_once_everything_is_due_no_key_of_the_case_is_left_and_every_value_reads
     assert platform.vault.open(share.content) is PURGED
     # Another case is untouched.
     assert platform.vault.keys.live_keys(other) != []
-    other_case = platform.registration.get_case(other)
+    other_case = platform.registration.repository.get(other)
     assert platform.vault.open(other_case.subjects[0].details)["name"] == CITIZEN["name"]
-    kinds = [(e.data["record_kind"], e.data["complete"]) for e in platform.published("RecordsPurged")]
+    kinds = [(e.data.record_kind, e.data.complete) for e in platform.published("RecordsPurged")]
     assert kinds == [("case_records", False), ("share_records", True)]
 
 
@@ -291,7 +296,7 @@ def test_a_purge_interrupted_halfway_finishes_on_the_next_run_without_harm(platf
     platform.purge(YEARS_3)  # and once more: nothing left to do
 
     purged = platform.published("RecordsPurged")
-    assert sorted((e.data["case_id"], e.data["record_kind"]) for e in purged) == sorted(
+    assert sorted((e.data.case_id, e.data.record_kind) for e in purged) == sorted(
         (case_id, kind) for case_id in cases for kind in ("case_records", "share_records")
     )
     assert all(real.keys.live_keys(case_id) == [] for case_id in cases)
@@ -306,7 +311,7 @@ def test_keys_destroyed_by_a_run_that_died_before_recording_it_are_recorded_by_t
     platform.purge(WEEKS_7)
 
     [purged] = platform.published("RecordsPurged")
-    assert (purged.data["case_id"], purged.data["record_kind"]) == (case_id, "case_records")
+    assert (purged.data.case_id, purged.data.record_kind) == (case_id, "case_records")
 
 
 def test_a_legal_hold_suspends_the_purge_on_record_until_it_is_lifted(platform, closed_case):
@@ -319,13 +324,15 @@ def test_a_legal_hold_suspends_the_purge_on_record_until_it_is_lifted(platform, 
     assert platform.published("RecordsPurged") == []
     assert len(platform.vault.keys.live_keys(case_id)) == 2
     suspended = platform.published("PurgeSuspended")
-    assert [e.data["record_kind"] for e in suspended] == ["case_records", "share_records"]
-    assert suspended[0].data["reason_codes"] == ["complaint"]
+    assert [e.data.record_kind for e in suspended] == ["case_records", "share_records"]
+    assert suspended[0].data.reason_codes == ("complaint",)
     assert platform.schedule(case_id)["case_records"]["status"] == "on_hold"
     [placed] = platform.published("LegalHoldPlaced")
-    assert (placed.data["reason_code"], placed.data["reference"]) == ("complaint", "KL-2026/0042")
+    assert (placed.data.reason_code, placed.data.reference) == ("complaint", "KL-2026/0042")
 
-    platform.retention.lift_legal_hold({"agency": "gemeente-utrecht", "case_id": case_id, "hold_id": hold_id})
+    platform.retention.lift_legal_hold(
+        LiftLegalHold(agency="gemeente-utrecht", case_id=case_id, hold_id=hold_id)
+    )
     platform.purge(YEARS_3)
 
     assert platform.vault.keys.live_keys(case_id) == []
@@ -347,7 +354,7 @@ def test_a_purge_once_started_cannot_be_overtaken_by_a_legal_hold_and_finishes_n
     platform.purge(WEEKS_7)
 
     [purged] = platform.published("RecordsPurged")
-    assert purged.data["record_kind"] == "case_records"
+    assert purged.data.record_kind == "case_records"
     assert platform.hold(case_id)  # the share records may still be held
 
 
@@ -387,7 +394,7 @@ def test_erasure_is_refused_while_the_case_runs_with_a_reason_the_citizen_unders
     assert result["decision"] == "refused" and result["reason_code"] == "case_open"
     assert "still running" in result["reason"] and result["article"] == "AVG art. 17(3)(b)"
     [refused] = platform.published("ErasureRefused")
-    assert refused.data["reason_code"] == "case_open"
+    assert refused.data.reason_code == "case_open"
     assert platform.vault.keys.live_keys(case_id) != []
     [case] = platform.notification.overview_for(platform.subject, "nl")["cases"]
     [request] = case["erasure_requests"]
@@ -401,8 +408,8 @@ def test_erasure_once_the_case_has_ended_purges_the_citizens_records_at_once(pla
 
     assert platform.vault.keys.live_keys(case_id) == []
     purged = platform.published("RecordsPurged")
-    assert {e.data["reason"] for e in purged} == {"erasure"}
-    assert purged[-1].data["complete"] and purged[-1].data["recipients"] == ["kredietbank-utrecht"]
+    assert {e.data.reason for e in purged} == {"erasure"}
+    assert purged[-1].data.complete and purged[-1].data.recipients == ("kredietbank-utrecht",)
     [case] = platform.notification.overview_for(platform.subject)["cases"]
     assert case["shares"][0]["purge_reason"] == "erasure"
     assert case["erasure_requests"][0]["decision"] == "granted"

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from shared.contracts.fields import AgencyId
+from shared.contracts.fields import AgencyId, CommandLoad
 from shared.contracts.registry import register, schema_instance
+from shared.contracts.typed import TypedSchema
 from shared.errors import InvalidRequest
 
 COMMAND_VERSION = 1
 
+C = TypeVar("C")
+L = TypeVar("L")
+
 #: Every command agencies may send, by name; filled as the schema modules are imported.
-COMMAND_SCHEMAS: dict[str, type[CommandSchema]] = {}
+COMMAND_SCHEMAS: dict[str, type[CommandSchema[Any]]] = {}
 
 
-class CommandSchema(Schema):
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    """What every command says besides its own fields: the agency that sends it. (Its schema
+    version is checked as it is loaded, and then of no further use.)"""
+
+    agency: str
+
+
+class CommandSchema(TypedSchema[C]):
     class Meta:
         unknown = RAISE
 
@@ -26,6 +41,7 @@ class CommandSchema(Schema):
     service = ""
     #: What the platform answers when it carried the command out (``result`` of the reply).
     reply_schema: type[Schema] | None = None
+    checked_only = frozenset({"schema_version"})
 
     schema_version = fields.Integer(
         required=True,
@@ -40,8 +56,12 @@ class CommandSchema(Schema):
             register(COMMAND_SCHEMAS, cls.command_name, cls, "command")
 
 
-def load_command(schema_cls: type[Schema], payload: Any) -> dict[str, Any]:
-    """Validates a command; raises ``InvalidRequest`` naming the first field at fault."""
+def load_command(
+    schema_cls: type[TypedSchema[L]], payload: Any, pseudonymise: Callable[[str], str] | None = None
+) -> L:
+    """Validates a command and loads it into its dataclass; raises ``InvalidRequest`` naming the
+    first field at fault. Every BSN in it is validated and replaced by ``pseudonymise(bsn)`` on
+    the way (see ``fields.Bsn``): what comes out carries pseudonyms, never a BSN."""
     if not isinstance(payload, dict):
         raise InvalidRequest("invalid_message", "a command is a JSON object")
     if "schema_version" in payload and payload["schema_version"] != COMMAND_VERSION:
@@ -51,6 +71,15 @@ def load_command(schema_cls: type[Schema], payload: Any) -> dict[str, Any]:
             "schema_version",
         )
     try:
-        return schema_instance(schema_cls).load(payload)
+        with CommandLoad({"pseudonymise": pseudonymise}) if pseudonymise else nullcontext():
+            return cast(L, schema_instance(schema_cls).load(payload))
     except ValidationError as exc:
         raise InvalidRequest.from_validation_error(exc) from None
+
+
+def dump_reply(schema_cls: type[CommandSchema[Any]], result: object) -> dict[str, Any]:
+    """The ``result`` of a use case as the command's reply (``reply_schema``): the message the
+    service answers with."""
+    if schema_cls.reply_schema is None:
+        raise TypeError(f"{schema_cls.command_name} has no reply schema")
+    return cast(dict[str, Any], schema_instance(schema_cls.reply_schema).dump(result))

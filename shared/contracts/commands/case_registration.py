@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from uuid import UUID
+
 from marshmallow import RAISE, Schema, fields, validate
 
-from shared.contracts.commands.base import CommandSchema
+from shared.contracts.commands.base import Command, CommandSchema
 from shared.contracts.fields import AgencyId, Bsn, Code, TableId
+from shared.contracts.typed import TypedSchema
 
 
-class SubjectInput(Schema):
+@dataclass(frozen=True, kw_only=True)
+class SubjectInput:
+    """A data subject as the registering agency gives them; the BSN is already a pseudonym."""
+
+    pseudonym: str
+    role: str
+    minor: bool
+    name: str
+    email: str | None
+    postal_address: str | None
+    preferred_channel: str
+    language: str
+    represented_by: str | None
+
+
+class SubjectInputSchema(TypedSchema[SubjectInput]):
     class Meta:
         unknown = RAISE
 
-    bsn = Bsn(required=True, metadata={"description": "validated, then replaced by a pseudonym"})
+    pseudonym = Bsn(
+        required=True, data_key="bsn", metadata={"description": "validated, then replaced by a pseudonym"}
+    )
     role = Code(required=True, metadata={"example": "citizen"})
     minor = fields.Boolean(load_default=False)
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
@@ -22,10 +43,21 @@ class SubjectInput(Schema):
         load_default="portal", validate=validate.OneOf(["email", "letter", "portal"])
     )
     language = fields.String(load_default="nl", validate=validate.OneOf(["nl", "en"]))
-    represented_by_bsn = Bsn(load_default=None, metadata={"description": "parent or legal representative"})
+    represented_by = Bsn(
+        load_default=None,
+        data_key="represented_by_bsn",
+        metadata={"description": "parent or legal representative"},
+    )
 
 
-class ParticipantInput(Schema):
+@dataclass(frozen=True, kw_only=True)
+class ParticipantInput:
+    agency: str
+    role: str
+    legal_ground: str
+
+
+class ParticipantInputSchema(TypedSchema[ParticipantInput]):
     class Meta:
         unknown = RAISE
 
@@ -34,7 +66,14 @@ class ParticipantInput(Schema):
     legal_ground = Code(required=True, metadata={"description": "the agency's own ground"})
 
 
-class AgreementInput(Schema):
+@dataclass(frozen=True, kw_only=True)
+class AgreementInput:
+    agency: str
+    bring: tuple[str, ...]
+    receive: tuple[str, ...]
+
+
+class AgreementInputSchema(TypedSchema[AgreementInput]):
     class Meta:
         unknown = RAISE
 
@@ -43,7 +82,13 @@ class AgreementInput(Schema):
     receive = fields.List(Code(), required=True)
 
 
-class ContactPointInput(Schema):
+@dataclass(frozen=True, kw_only=True)
+class ContactPointInput:
+    agency: str
+    function: str
+
+
+class ContactPointInputSchema(TypedSchema[ContactPointInput]):
     class Meta:
         unknown = RAISE
 
@@ -62,7 +107,23 @@ class CaseStatusSchema(Schema):
     status = fields.String(required=True, metadata={"example": "open"})
 
 
-class RegisterCaseSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class RegisterCase(Command):
+    case_id: UUID | None
+    table: str
+    purpose: str
+    description: str | None
+    subjects: tuple[SubjectInput, ...]
+    participants: tuple[ParticipantInput, ...]
+    agreement: tuple[AgreementInput, ...] | None
+    record_holder: str
+    retention_class: str | None
+    contact_point: ContactPointInput
+    participation: str
+    informed_beforehand: bool
+
+
+class RegisterCaseSchema(CommandSchema[RegisterCase]):
     """Registers a case at a consultation table."""
 
     command_name = "register_case"
@@ -73,25 +134,31 @@ class RegisterCaseSchema(CommandSchema):
     table = TableId(required=True, metadata={"description": "consultation table id"})
     purpose = Code(required=True)
     description = fields.String(load_default=None, validate=validate.Length(max=4000))
-    subjects = fields.List(fields.Nested(SubjectInput), required=True, validate=validate.Length(min=1))
+    subjects = fields.List(fields.Nested(SubjectInputSchema), required=True, validate=validate.Length(min=1))
     participants = fields.List(
-        fields.Nested(ParticipantInput), required=True, validate=validate.Length(min=1)
+        fields.Nested(ParticipantInputSchema), required=True, validate=validate.Length(min=1)
     )
     agreement = fields.List(
-        fields.Nested(AgreementInput),
+        fields.Nested(AgreementInputSchema),
         load_default=None,
         metadata={"description": "default: the table's standard agreement"},
     )
     record_holder = AgencyId(required=True)
     retention_class = fields.String(load_default=None, metadata={"description": "default: the table's"})
-    contact_point = fields.Nested(ContactPointInput, required=True)
+    contact_point = fields.Nested(ContactPointInputSchema, required=True)
     participation = fields.String(
         required=True, validate=validate.OneOf(["attends", "represented", "informed_only"])
     )
     informed_beforehand = fields.Boolean(required=True)
 
 
-class CloseCaseSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class CloseCase(Command):
+    case_id: UUID
+    outcome: str
+
+
+class CloseCaseSchema(CommandSchema[CloseCase]):
     """Closes a case with an outcome code (the outcome is kept without personal data)."""
 
     command_name = "close_case"
@@ -102,7 +169,12 @@ class CloseCaseSchema(CommandSchema):
     outcome = Code(required=True, metadata={"example": "help_arranged"})
 
 
-class ActivateCaseSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class ActivateCase(Command):
+    case_id: UUID
+
+
+class ActivateCaseSchema(CommandSchema[ActivateCase]):
     """Starts the table's work on a registered case: only then may data be shared in it."""
 
     command_name = "activate_case"
@@ -112,7 +184,13 @@ class ActivateCaseSchema(CommandSchema):
     case_id = fields.UUID(required=True)
 
 
-class AgreementLineInput(Schema):
+@dataclass(frozen=True, kw_only=True)
+class AgreementLineInput:
+    bring: tuple[str, ...]
+    receive: tuple[str, ...]
+
+
+class AgreementLineInputSchema(TypedSchema[AgreementLineInput]):
     class Meta:
         unknown = RAISE
 
@@ -123,7 +201,15 @@ class AgreementLineInput(Schema):
 REASON = validate.Length(min=1, max=2000)
 
 
-class AddParticipantSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class AddParticipant(Command):
+    case_id: UUID
+    participant: ParticipantInput
+    agreement: AgreementLineInput | None
+    reason: str
+
+
+class AddParticipantSchema(CommandSchema[AddParticipant]):
     """Adds an agency to a case, with its role, its own legal ground and what it may bring and
     receive (default: the table's standard line for it)."""
 
@@ -132,12 +218,19 @@ class AddParticipantSchema(CommandSchema):
     reply_schema = CaseStatusSchema
 
     case_id = fields.UUID(required=True)
-    participant = fields.Nested(ParticipantInput, required=True)
-    agreement = fields.Nested(AgreementLineInput, load_default=None)
+    participant = fields.Nested(ParticipantInputSchema, required=True)
+    agreement = fields.Nested(AgreementLineInputSchema, load_default=None)
     reason = fields.String(required=True, validate=REASON, metadata={"description": "sealed at once"})
 
 
-class RemoveParticipantSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class RemoveParticipant(Command):
+    case_id: UUID
+    participant: str
+    reason: str
+
+
+class RemoveParticipantSchema(CommandSchema[RemoveParticipant]):
     """Removes an agency from a case; it can no longer share or receive in it."""
 
     command_name = "remove_participant"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
 from marshmallow import RAISE, Schema, fields, validate
 
-from shared.contracts.commands.base import CommandSchema
+from shared.contracts.commands.base import Command, CommandSchema
 from shared.contracts.fields import AgencyId, Bsn, Code
+from shared.contracts.typed import TypedSchema
 
 
 class ConsentRecordedSchema(Schema):
@@ -15,7 +20,20 @@ class ConsentRecordedSchema(Schema):
     consents = fields.Integer(required=True)
 
 
-class GiveConsentSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class GiveConsent(Command):
+    case_id: UUID
+    subject: str
+    purpose: str
+    categories: tuple[str, ...]
+    recipients: tuple[str, ...]
+    valid_until: date
+    notice_version: str
+    notice_text: str
+    given_how: str
+
+
+class GiveConsentSchema(CommandSchema[GiveConsent]):
     """Records a data subject's specific consent."""
 
     command_name = "give_consent"
@@ -23,7 +41,7 @@ class GiveConsentSchema(CommandSchema):
     reply_schema = ConsentRecordedSchema
 
     case_id = fields.UUID(required=True)
-    subject_bsn = Bsn(required=True)
+    subject = Bsn(required=True, data_key="subject_bsn")
     purpose = Code(required=True)
     categories = fields.List(Code(), required=True, validate=validate.Length(min=1))
     recipients = fields.List(AgencyId(), required=True, validate=validate.Length(min=1))
@@ -33,7 +51,13 @@ class GiveConsentSchema(CommandSchema):
     given_how = fields.String(required=True, validate=validate.OneOf(["in_person", "written", "digital"]))
 
 
-class WithdrawConsentSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class WithdrawConsent(Command):
+    case_id: UUID
+    subject: str
+
+
+class WithdrawConsentSchema(CommandSchema[WithdrawConsent]):
     """Records that the subject withdrew every consent they gave in the case."""
 
     command_name = "withdraw_consent"
@@ -41,7 +65,7 @@ class WithdrawConsentSchema(CommandSchema):
     reply_schema = ConsentRecordedSchema
 
     case_id = fields.UUID(required=True)
-    subject_bsn = Bsn(required=True)
+    subject = Bsn(required=True, data_key="subject_bsn")
 
 
 class ObjectionSchema(Schema):
@@ -51,7 +75,15 @@ class ObjectionSchema(Schema):
     objection_id = fields.UUID(allow_none=True, required=True)
 
 
-class LodgeObjectionSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class LodgeObjection(Command):
+    case_id: UUID
+    subject: str
+    objection_id: UUID | None
+    reason: str | None
+
+
+class LodgeObjectionSchema(CommandSchema[LodgeObjection]):
     """Records the subject's objection: "stop discussing my case". The case stops for them and
     nothing more is shared about them, unless a safety override covers it."""
 
@@ -60,7 +92,7 @@ class LodgeObjectionSchema(CommandSchema):
     reply_schema = ObjectionSchema
 
     case_id = fields.UUID(required=True)
-    subject_bsn = Bsn(required=True)
+    subject = Bsn(required=True, data_key="subject_bsn")
     objection_id = fields.UUID(load_default=None, metadata={"description": "client-chosen id; repeat-safe"})
     reason = fields.String(
         load_default=None,
@@ -69,17 +101,30 @@ class LodgeObjectionSchema(CommandSchema):
     )
 
 
-class WithdrawObjectionSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class WithdrawObjection(Command):
+    case_id: UUID
+    subject: str
+    objection_id: UUID
+
+
+class WithdrawObjectionSchema(CommandSchema[WithdrawObjection]):
     command_name = "withdraw_objection"
     service = "consent"
     reply_schema = ObjectionSchema
 
     case_id = fields.UUID(required=True)
-    subject_bsn = Bsn(required=True)
+    subject = Bsn(required=True, data_key="subject_bsn")
     objection_id = fields.UUID(required=True)
 
 
-class DeferralInput(Schema):
+@dataclass(frozen=True, kw_only=True)
+class DeferralInput:
+    reason: str
+    review_on: date
+
+
+class DeferralInputSchema(TypedSchema[DeferralInput]):
     class Meta:
         unknown = RAISE
 
@@ -92,7 +137,22 @@ class SafetyOverrideStatusSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(["in_force", "ended"]))
 
 
-class RecordSafetyOverrideSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class RecordSafetyOverride(Command):
+    override_id: UUID | None
+    case_id: UUID
+    subjects: tuple[str, ...]
+    categories: tuple[str, ...]
+    recipients: tuple[str, ...]
+    ground: str
+    reasons: str
+    function: str
+    ends_on: date
+    explanation: str
+    deferral: DeferralInput | None
+
+
+class RecordSafetyOverrideSchema(CommandSchema[RecordSafetyOverride]):
     """Records that the safety of others justifies sharing despite an objection, within a scope
     and until a date; the subjects are owed ``explanation`` (now, or when ``deferral`` ends)."""
 
@@ -102,7 +162,7 @@ class RecordSafetyOverrideSchema(CommandSchema):
 
     override_id = fields.UUID(load_default=None, metadata={"description": "client-chosen id; repeat-safe"})
     case_id = fields.UUID(required=True)
-    subject_bsns = fields.List(Bsn(), required=True, validate=validate.Length(min=1))
+    subjects = fields.List(Bsn(), required=True, validate=validate.Length(min=1), data_key="subject_bsns")
     categories = fields.List(Code(), required=True, validate=validate.Length(min=1))
     recipients = fields.List(AgencyId(), required=True, validate=validate.Length(min=1))
     ground = Code(required=True, metadata={"description": "one of safety_override_grounds"})
@@ -119,13 +179,19 @@ class RecordSafetyOverrideSchema(CommandSchema):
         metadata={"description": "what the subjects will be told of the override and why"},
     )
     deferral = fields.Nested(
-        DeferralInput,
+        DeferralInputSchema,
         load_default=None,
         metadata={"description": "hold the subjects' notifications: telling now endangers someone"},
     )
 
 
-class EndSafetyOverrideSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class EndSafetyOverride(Command):
+    override_id: UUID
+    reason_code: str
+
+
+class EndSafetyOverrideSchema(CommandSchema[EndSafetyOverride]):
     command_name = "end_safety_override"
     service = "consent"
     reply_schema = SafetyOverrideStatusSchema

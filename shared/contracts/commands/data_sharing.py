@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from uuid import UUID
+
 from marshmallow import Schema, fields, validate
 
-from shared.contracts.commands.base import CommandSchema
+from shared.contracts.commands.base import Command, CommandSchema
 from shared.contracts.fields import AgencyId, Bsn, Code
 
 
@@ -28,7 +32,24 @@ class ShareDecisionsSchema(Schema):
     decisions = fields.List(fields.Nested(ShareDecisionSchema), required=True)
 
 
-class RequestShareSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class RequestShare(Command):
+    request_id: UUID
+    case_id: UUID
+    subject: str
+    from_agency: str | None
+    to_agencies: tuple[str, ...]
+    categories: tuple[str, ...]
+    purpose: str
+    content: str | None
+    content_reference: str | None
+    form: str
+    meeting_id: str | None
+    special_grounds: Mapping[str, str]
+    direction: str
+
+
+class RequestShareSchema(CommandSchema[RequestShare]):
     """Asks to share data about one subject of a case with one or more agencies (push), or
     asks another agency for data it holds (pull: ``direction=pull``, ``agency`` receives)."""
 
@@ -38,7 +59,7 @@ class RequestShareSchema(CommandSchema):
 
     request_id = fields.UUID(required=True, metadata={"description": "repeat-safe id of this request"})
     case_id = fields.UUID(required=True)
-    subject_bsn = Bsn(required=True)
+    subject = Bsn(required=True, data_key="subject_bsn")
     from_agency = AgencyId(load_default=None, metadata={"description": "pull only: who holds the data"})
     to_agencies = fields.List(AgencyId(), required=True, validate=validate.Length(min=1))
     categories = fields.List(Code(), required=True, validate=validate.Length(min=1))
@@ -69,7 +90,16 @@ class CorrectionRecordedSchema(Schema):
     passed_on_to = fields.List(fields.Nested(CorrectionPassedOnSchema), required=True)
 
 
-class CorrectShareSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class CorrectShare(Command):
+    correction_id: UUID
+    share_id: UUID
+    content: str
+    content_reference: str | None
+    reason_code: str
+
+
+class CorrectShareSchema(CommandSchema[CorrectShare]):
     """Corrects the content of a share: the share's sender does, or the case's record holder on
     the subject's request. The correction goes to every agency the content was shared with."""
 

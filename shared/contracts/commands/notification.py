@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
 from marshmallow import Schema, fields, validate
 
-from shared.contracts.commands.base import CommandSchema
+from shared.contracts.commands.base import Command, CommandSchema
 
 
 class DeferralStatusSchema(Schema):
@@ -14,7 +18,12 @@ class DeferralStatusSchema(Schema):
     released = fields.Integer(metadata={"description": "when ended: notifications sent out now"})
 
 
-class EndDeferralSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class EndDeferral(Command):
+    override_id: UUID
+
+
+class EndDeferralSchema(CommandSchema[EndDeferral]):
     """Ends the deferral of the notifications of a safety override's shares: they go out now,
     with the override's explanation. Only the agency that recorded the override may."""
 
@@ -25,7 +34,14 @@ class EndDeferralSchema(CommandSchema):
     override_id = fields.UUID(required=True)
 
 
-class ExtendDeferralSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class ExtendDeferral(Command):
+    override_id: UUID
+    review_on: date
+    reason: str
+
+
+class ExtendDeferralSchema(CommandSchema[ExtendDeferral]):
     """Keeps the notifications held until a new review date, with the reason why telling now
     would still endanger someone (sealed on receipt)."""
 

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from dataclasses import dataclass
+from uuid import UUID
 
-from shared.contracts.commands.base import CommandSchema
+from marshmallow import RAISE, fields, validate
+
+from shared.contracts.commands.base import Command, CommandSchema
 from shared.contracts.fields import Code, Pseudonym
+from shared.contracts.typed import TypedSchema
 
 #: A file number at a complaints desk, court or regulator: letters, digits and . / - _ only, so
 #: that no name or other personal detail can be typed into it.
 REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9./_-]{0,63}$"
 
 
-class PlaceLegalHoldSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class PlaceLegalHold(Command):
+    case_id: UUID
+    hold_id: UUID | None
+    reason_code: str
+    reference: str | None
+
+
+class PlaceLegalHoldSchema(CommandSchema[PlaceLegalHold]):
     """Suspends every purge of a case while a complaint, objection, court case or inquiry runs."""
 
     command_name = "place_legal_hold"
@@ -28,7 +40,13 @@ class PlaceLegalHoldSchema(CommandSchema):
     )
 
 
-class LiftLegalHoldSchema(CommandSchema):
+@dataclass(frozen=True, kw_only=True)
+class LiftLegalHold(Command):
+    case_id: UUID
+    hold_id: UUID
+
+
+class LiftLegalHoldSchema(CommandSchema[LiftLegalHold]):
     """Lifts a legal hold; purges that are due proceed at the next run."""
 
     command_name = "lift_legal_hold"
@@ -38,7 +56,16 @@ class LiftLegalHoldSchema(CommandSchema):
     hold_id = fields.UUID(required=True)
 
 
-class ErasureRequestSchema(Schema):
+@dataclass(frozen=True, kw_only=True)
+class RequestErasure:
+    """Not an agency's command: the citizen's own request, with their pseudonym."""
+
+    subject: str
+    case_id: UUID
+    language: str
+
+
+class ErasureRequestSchema(TypedSchema[RequestErasure]):
     """A logged-in citizen asks that their records of a case be erased (the gateway fills in the
     pseudonym from the session; a citizen never names another person)."""
 

@@ -2,7 +2,9 @@
 
 One module per publishing service. Tolerant readers: unknown fields are ignored, so a new
 optional field does not break a consumer. Personal values travel sealed (``SealedValue``);
-subjects by pseudonym. A schema registers itself in ``EVENT_SCHEMAS`` by defining ``event_name``.
+subjects by pseudonym. A schema registers itself in ``EVENT_SCHEMAS`` by defining ``event_name``,
+and loads into the frozen dataclass of that name defined beside it (``decode_event`` hands it
+to consumers as ``ReceivedEvent[CaseRegistered]``).
 """
 
 from shared.contracts.events import (  # noqa: F401

@@ -1,17 +1,28 @@
-"""The base of every event schema, and the shared parts of several events."""
+"""The base of every event schema, and the shared parts of several events.
+
+Each event schema loads into a frozen dataclass named after the event, defined beside it
+(``CaseRegisteredSchema`` loads a ``CaseRegistered``); see ``shared.contracts.typed``.
+"""
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from marshmallow import EXCLUDE, fields
 
 from shared.contracts.fields import AgencyId, Code, Pseudonym, SealedValue
 from shared.contracts.registry import register
+from shared.contracts.typed import TypedSchema
+from shared.sealed import Sealed
+
+E = TypeVar("E")
 
 #: Every published event, by name; filled as the schema modules are imported.
-EVENT_SCHEMAS: dict[str, type[EventSchema]] = {}
+EVENT_SCHEMAS: dict[str, type[EventSchema[Any]]] = {}
 
 
-class EventSchema(Schema):
+class EventSchema(TypedSchema[E]):
     class Meta:
         unknown = EXCLUDE
 
@@ -26,10 +37,21 @@ class EventSchema(Schema):
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if cls.event_name:
+            if cls.loads_into is None or cls.loads_into.__name__ != cls.event_name:
+                raise TypeError(f"the schema of {cls.event_name} must load into a {cls.event_name}")
             register(EVENT_SCHEMAS, cls.event_name, cls, "event")
 
 
-class SubjectRef(Schema):
+@dataclass(frozen=True, kw_only=True)
+class SubjectRef:
+    pseudonym: str
+    role: str
+    minor: bool
+    details: Sealed | None = None
+    represented_by: str | None
+
+
+class SubjectRefSchema(TypedSchema[SubjectRef]):
     class Meta:
         unknown = EXCLUDE
 
@@ -40,7 +62,14 @@ class SubjectRef(Schema):
     represented_by = Pseudonym(allow_none=True, load_default=None)
 
 
-class ParticipantRef(Schema):
+@dataclass(frozen=True, kw_only=True)
+class ParticipantRef:
+    agency: str
+    role: str
+    legal_ground: str
+
+
+class ParticipantRefSchema(TypedSchema[ParticipantRef]):
     class Meta:
         unknown = EXCLUDE
 
@@ -49,7 +78,14 @@ class ParticipantRef(Schema):
     legal_ground = Code(required=True)
 
 
-class AgreementRef(Schema):
+@dataclass(frozen=True, kw_only=True)
+class AgreementRef:
+    agency: str
+    bring: tuple[str, ...]
+    receive: tuple[str, ...]
+
+
+class AgreementRefSchema(TypedSchema[AgreementRef]):
     class Meta:
         unknown = EXCLUDE
 
@@ -58,7 +94,13 @@ class AgreementRef(Schema):
     receive = fields.List(Code(), required=True)
 
 
-class ContactPointRef(Schema):
+@dataclass(frozen=True, kw_only=True)
+class ContactPointRef:
+    agency: str
+    function: str
+
+
+class ContactPointRefSchema(TypedSchema[ContactPointRef]):
     class Meta:
         unknown = EXCLUDE
 

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
+from marshmallow import EXCLUDE, fields
 
 from shared.contracts.events.base import EventSchema
 from shared.contracts.fields import AgencyId, Code, Pseudonym, SealedValue
+from shared.contracts.typed import TypedSchema
+from shared.sealed import Sealed
 
 
-class ConsentGivenSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class ConsentGiven:
+    record_id: UUID
+    case_id: UUID
+    subject: str
+    purpose: str
+    categories: tuple[str, ...]
+    recipients: tuple[str, ...]
+    valid_until: date
+    notice_version: str
+    notice: Sealed | None = None
+    given_how: str
+    recorded_by: str
+
+
+class ConsentGivenSchema(EventSchema[ConsentGiven]):
     event_name, source, aggregate_id_field = "ConsentGiven", "consent", "record_id"
 
     record_id = fields.UUID(required=True)
@@ -24,7 +45,15 @@ class ConsentGivenSchema(EventSchema):
     recorded_by = AgencyId(required=True)
 
 
-class ConsentWithdrawnSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class ConsentWithdrawn:
+    record_id: UUID
+    case_id: UUID
+    subject: str
+    recorded_by: str
+
+
+class ConsentWithdrawnSchema(EventSchema[ConsentWithdrawn]):
     """The subject withdrew every consent they gave in the case; shares that relied on it stop."""
 
     event_name, source, aggregate_id_field = "ConsentWithdrawn", "consent", "record_id"
@@ -35,7 +64,17 @@ class ConsentWithdrawnSchema(EventSchema):
     recorded_by = AgencyId(required=True)
 
 
-class ObjectionLodgedSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class ObjectionLodged:
+    record_id: UUID
+    objection_id: UUID
+    case_id: UUID
+    subject: str
+    recorded_by: str
+    reason: Sealed | None = None
+
+
+class ObjectionLodgedSchema(EventSchema[ObjectionLodged]):
     """The subject said "stop discussing my case": case_registration stops the case for them,
     data_sharing refuses further shares about them unless a safety override covers it."""
 
@@ -49,7 +88,16 @@ class ObjectionLodgedSchema(EventSchema):
     reason = SealedValue(metadata={"description": "the subject's own words, if given (subject key)"})
 
 
-class ObjectionWithdrawnSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class ObjectionWithdrawn:
+    record_id: UUID
+    objection_id: UUID
+    case_id: UUID
+    subject: str
+    recorded_by: str
+
+
+class ObjectionWithdrawnSchema(EventSchema[ObjectionWithdrawn]):
     event_name, source, aggregate_id_field = "ObjectionWithdrawn", "consent", "record_id"
 
     record_id = fields.UUID(required=True)
@@ -59,7 +107,13 @@ class ObjectionWithdrawnSchema(EventSchema):
     recorded_by = AgencyId(required=True)
 
 
-class RecordedBySchema(Schema):
+@dataclass(frozen=True, kw_only=True)
+class RecordedBy:
+    agency: str
+    function: str
+
+
+class RecordedBySchema(TypedSchema[RecordedBy]):
     """Who took a decision: an agency and a function, never a person's name."""
 
     class Meta:
@@ -69,7 +123,13 @@ class RecordedBySchema(Schema):
     function = fields.String(required=True)
 
 
-class DeferralSchema(Schema):
+@dataclass(frozen=True, kw_only=True)
+class Deferral:
+    reason: Sealed | None = None
+    review_on: date
+
+
+class DeferralSchema(TypedSchema[Deferral]):
     """Telling the subject now would endanger someone: their notifications of shares under the
     override are held, on record, until ``review_on`` (the notification service keeps it)."""
 
@@ -80,7 +140,23 @@ class DeferralSchema(Schema):
     review_on = fields.Date(required=True)
 
 
-class SafetyOverrideRecordedSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class SafetyOverrideRecorded:
+    override_id: UUID
+    case_id: UUID
+    subjects: tuple[str, ...]
+    categories: tuple[str, ...]
+    recipients: tuple[str, ...]
+    ground: str
+    reasons: Sealed | None = None
+    recorded_by: RecordedBy
+    ends_on: date
+    explanation: Sealed | None = None
+    deferral: Deferral | None
+    catalogue_version: str
+
+
+class SafetyOverrideRecordedSchema(EventSchema[SafetyOverrideRecorded]):
     """A professional recorded that the safety of others (a child, a victim of domestic
     violence) justifies sharing despite an objection, within this scope and until ``ends_on``.
     The subjects are owed ``explanation``: now, or when the deferral ends."""
@@ -101,7 +177,15 @@ class SafetyOverrideRecordedSchema(EventSchema):
     catalogue_version = fields.String(required=True)
 
 
-class SafetyOverrideEndedSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class SafetyOverrideEnded:
+    override_id: UUID
+    case_id: UUID
+    reason_code: str
+    ended_by: str
+
+
+class SafetyOverrideEndedSchema(EventSchema[SafetyOverrideEnded]):
     event_name, source, aggregate_id_field = "SafetyOverrideEnded", "consent", "override_id"
 
     override_id = fields.UUID(required=True)

@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
 from marshmallow import fields, validate
 
-from shared.contracts.events.base import ContactPointRef, EventSchema
+from shared.contracts.events.base import ContactPointRef, ContactPointRefSchema, EventSchema
 from shared.contracts.fields import AgencyId, Code, Pseudonym, SealedValue
+from shared.sealed import Sealed
 
 
-class DataSharedSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class DataShared:
+    share_id: UUID
+    request_id: UUID
+    case_id: UUID
+    subject: str
+    from_agency: str
+    to_agency: str
+    categories: tuple[str, ...]
+    purpose: str
+    sender_ground: str
+    recipient_ground: str
+    special_grounds: Mapping[str, str]
+    form: str
+    meeting_id: str | None
+    content: Sealed | None = None
+    direction: str
+    override_id: UUID | None
+    contact_point: ContactPointRef
+    catalogue_version: str
+    correlation_id: str | None
+
+
+class DataSharedSchema(EventSchema[DataShared]):
     event_name, source, aggregate_id_field = "DataShared", "data_sharing", "share_id"
 
     share_id = fields.UUID(required=True)
@@ -31,12 +60,31 @@ class DataSharedSchema(EventSchema):
         load_default=None,
         metadata={"description": "the safety override under which it was shared despite an objection"},
     )
-    contact_point = fields.Nested(ContactPointRef, required=True)
+    contact_point = fields.Nested(ContactPointRefSchema, required=True)
     catalogue_version = fields.String(required=True)
     correlation_id = fields.String(allow_none=True, load_default=None)
 
 
-class ShareRefusedSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class ShareRefused:
+    share_id: UUID
+    request_id: UUID
+    case_id: UUID
+    subject: str
+    from_agency: str
+    to_agency: str
+    categories: tuple[str, ...]
+    purpose: str
+    reason_code: str
+    reason: str
+    visible_to_subject: bool
+    direction: str
+    reason_details: Mapping[str, str] = field(default_factory=dict)
+    catalogue_version: str
+    correlation_id: str | None
+
+
+class ShareRefusedSchema(EventSchema[ShareRefused]):
     event_name, source, aggregate_id_field = "ShareRefused", "data_sharing", "share_id"
 
     share_id = fields.UUID(required=True)
@@ -64,7 +112,21 @@ class ShareRefusedSchema(EventSchema):
     correlation_id = fields.String(allow_none=True, load_default=None)
 
 
-class ShareCorrectedSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class ShareCorrected:
+    share_id: UUID
+    correction_id: UUID
+    case_id: UUID
+    subject: str
+    from_agency: str
+    to_agency: str
+    corrected_by: str
+    reason_code: str
+    content: Sealed | None = None
+    correlation_id: str | None
+
+
+class ShareCorrectedSchema(EventSchema[ShareCorrected]):
     """The content of a share was corrected; sealed under the subject's key like the content of
     ``DataShared``, so the purge of the share's records shreds the correction too."""
 
@@ -82,7 +144,16 @@ class ShareCorrectedSchema(EventSchema):
     correlation_id = fields.String(allow_none=True, load_default=None)
 
 
-class ErasurePassedOnSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class ErasurePassedOn:
+    share_id: UUID
+    case_id: UUID
+    recipients: tuple[str, ...]
+    reason: str
+    purged_at: datetime
+
+
+class ErasurePassedOnSchema(EventSchema[ErasurePassedOn]):
     """The share's records were purged and its recipients were told to erase their own copy."""
 
     event_name, source, aggregate_id_field = "ErasurePassedOn", "data_sharing", "share_id"

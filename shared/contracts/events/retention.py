@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
 from marshmallow import fields, validate
 
 from shared.contracts.events.base import EventSchema
 from shared.contracts.fields import AgencyId, Code, Pseudonym
 
 
-class RecordsPurgedSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class RecordsPurged:
+    retention_id: UUID
+    case_id: UUID
+    scope: str
+    subject: str | None
+    record_kind: str
+    record_ids: tuple[str, ...]
+    recipients: tuple[str, ...]
+    retention_class: str
+    rule_version: int
+    catalogue_version: str
+    due_at: datetime | None
+    reason: str
+    complete: bool
+
+
+class RecordsPurgedSchema(EventSchema[RecordsPurged]):
     """The keys of one scope of a case were destroyed: every copy of its personal data reads as
     purged. Each service deletes the scope's personal rows from its read models and drops the
     keys it cached; an agency passes the erasure on to its own systems (``recipients`` names the
@@ -33,7 +54,17 @@ class RecordsPurgedSchema(EventSchema):
     )
 
 
-class LegalHoldPlacedSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class LegalHoldPlaced:
+    retention_id: UUID
+    case_id: UUID
+    hold_id: UUID
+    agency: str
+    reason_code: str
+    reference: str | None
+
+
+class LegalHoldPlacedSchema(EventSchema[LegalHoldPlaced]):
     event_name, source, aggregate_id_field = "LegalHoldPlaced", "retention", "retention_id"
 
     retention_id = fields.UUID(required=True)
@@ -44,7 +75,15 @@ class LegalHoldPlacedSchema(EventSchema):
     reference = fields.String(allow_none=True, load_default=None)
 
 
-class LegalHoldLiftedSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class LegalHoldLifted:
+    retention_id: UUID
+    case_id: UUID
+    hold_id: UUID
+    agency: str
+
+
+class LegalHoldLiftedSchema(EventSchema[LegalHoldLifted]):
     event_name, source, aggregate_id_field = "LegalHoldLifted", "retention", "retention_id"
 
     retention_id = fields.UUID(required=True)
@@ -53,7 +92,19 @@ class LegalHoldLiftedSchema(EventSchema):
     agency = AgencyId(required=True)
 
 
-class PurgeSuspendedSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class PurgeSuspended:
+    retention_id: UUID
+    case_id: UUID
+    record_kind: str
+    subject: str | None
+    record_ids: tuple[str, ...]
+    due_at: datetime | None
+    hold_ids: tuple[str, ...]
+    reason_codes: tuple[str, ...]
+
+
+class PurgeSuspendedSchema(EventSchema[PurgeSuspended]):
     event_name, source, aggregate_id_field = "PurgeSuspended", "retention", "retention_id"
 
     retention_id = fields.UUID(required=True)
@@ -66,7 +117,14 @@ class PurgeSuspendedSchema(EventSchema):
     reason_codes = fields.List(Code(), required=True)
 
 
-class ErasureGrantedSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class ErasureGranted:
+    retention_id: UUID
+    case_id: UUID
+    subject: str
+
+
+class ErasureGrantedSchema(EventSchema[ErasureGranted]):
     event_name, source, aggregate_id_field = "ErasureGranted", "retention", "retention_id"
 
     retention_id = fields.UUID(required=True)
@@ -74,7 +132,15 @@ class ErasureGrantedSchema(EventSchema):
     subject = Pseudonym(required=True)
 
 
-class ErasureRefusedSchema(EventSchema):
+@dataclass(frozen=True, kw_only=True)
+class ErasureRefused:
+    retention_id: UUID
+    case_id: UUID
+    subject: str
+    reason_code: str
+
+
+class ErasureRefusedSchema(EventSchema[ErasureRefused]):
     event_name, source, aggregate_id_field = "ErasureRefused", "retention", "retention_id"
 
     retention_id = fields.UUID(required=True)
