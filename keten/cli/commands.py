@@ -309,12 +309,12 @@ def rebuild_overview(progress: bool = True, settings: Settings | None = None) ->
     from services.consent.application import ConsentUseCases
     from services.data_sharing.application import DataSharing
     from services.notification.application import Notifications
-    from services.retention.application import Retention
+    from services.retention.application import RetentionUseCases
     from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
 
     settings = settings or Settings.from_env()
     upstream: list[ReceivedEvent] = []
-    for cls in (CaseRegistrationUseCases, ConsentUseCases, DataSharing, Retention):
+    for cls in (CaseRegistrationUseCases, ConsentUseCases, DataSharing, RetentionUseCases):
         app = cls(settings)
         try:
             for notification in app.recorder.select_notifications(start=1, limit=10**9):

@@ -5,7 +5,7 @@ retold as scenarios, each ending the way the report says it should."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -163,8 +163,8 @@ def test_once_every_subject_objected_the_case_is_stopped_and_its_records_get_the
     platform.command("consent", "lodge_objection", objection_command(case_id))
 
     schedule = platform.apps["retention"].schedule_for(uuid.UUID(case_id))
-    [case_records] = [r for r in schedule if r["record_kind"] == "case_records"]
-    assert case_records["due_at"] is not None
+    [case_records] = [r for r in schedule if r.record_kind == "case_records"]
+    assert case_records.due_at is not None
     assert platform.apps["data_sharing"].cases.get(case_id).status == "stopped"
 
     objection_id = received(platform.apps["consent"])[-1].data.objection_id
@@ -480,14 +480,14 @@ def test_the_explanation_of_an_override_stays_as_long_as_the_shares_it_explains(
     platform.command("case_registration", "close_case", {**close_case_command(), "case_id": case_id})
 
     retention = platform.apps["retention"]
-    due = {r["record_kind"]: r["due_at"] for r in retention.schedule_for(uuid.UUID(case_id))}
+    due = {r.record_kind: r.due_at for r in retention.schedule_for(uuid.UUID(case_id))}
     assert due["case_records"] < due["share_records"]
-    retention.purge_due(datetime.fromisoformat(due["case_records"]) + timedelta(days=1))  # the minutes
+    retention.purge_due(due["case_records"] + timedelta(days=1))  # the minutes
     platform.sync()
     case = overview_case(platform, MOTHER, case_id)
     assert "case_records" in {p["record_kind"] for p in case["purged"]}
     assert [o["explanation"] for o in case["overrides"]] == [explanation]
 
-    retention.purge_due(datetime.fromisoformat(due["share_records"]) + timedelta(days=1))  # the shares
+    retention.purge_due(due["share_records"] + timedelta(days=1))  # the shares
     platform.sync()
     assert explanation not in str(overview_case(platform, MOTHER, case_id))

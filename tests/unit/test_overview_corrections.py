@@ -72,7 +72,7 @@ def test_after_an_erasure_the_citizen_reads_that_the_recipients_were_told_to_era
     subject = pseudonymise(CITIZEN["bsn"], platform.apps["retention"].settings.pseudonym_secret)
     request = {"subject": subject, "case_id": case_id, "language": "en"}
     assert (
-        platform.apps["retention"].request_erasure(load_command(ErasureRequestSchema, request))["decision"]
+        platform.apps["retention"].request_erasure(load_command(ErasureRequestSchema, request)).decision
         == "granted"
     )
     platform.sync()

@@ -156,7 +156,7 @@ def test_an_erasure_is_passed_on_to_every_recipient_once_and_says_nothing_person
     case_id, share_ids = shared
     correct(platform, share_ids[0])
     platform.close(case_id)
-    assert platform.erase(case_id)["decision"] == "granted"
+    assert platform.erase(case_id).decision == "granted"
 
     passed_on = [e for e in received(platform.sharing) if e.name == "ErasurePassedOn"]
     assert sorted(e.data.recipients[0] for e in passed_on) == RECIPIENTS
