@@ -196,3 +196,25 @@ def mailbox():
     box.start()
     yield box
     box.stop()
+
+
+# -- CI: nothing may skip ------------------------------------------------------------------------
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if IN_CI and _skipped:
+        terminalreporter.write_line(
+            f"CI=true: {len(_skipped)} test(s) skipped, which fails the run (every test must run here)",
+            red=True,
+        )
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    if IN_CI and _skipped and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
