@@ -249,7 +249,7 @@ def test_keten_refuses_to_start_on_a_catalogue_with_a_gap_in_one_line(tmp_path):
 
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"configuration error: catalogue {path}: agency politie-midden-nederland, purpose "
+        f"keten run: configuration error: catalogue {path}: agency politie-midden-nederland, purpose "
         "domestic_violence, ground legal_obligation: names no provision (the law and article the "
         "ground rests on)"
     ]
