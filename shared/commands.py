@@ -7,7 +7,10 @@ message:
 1. checks that it is a command of this service in the contract, that its body is JSON, and that
    its signature verifies with a valid key of the agency its routing key names (the broker already
    refused any routing key outside the sender's own prefix; the signature holds even where several
-   agencies share one connection), and that the body names the same agency;
+   agencies share one connection), and that the body names the same agency; the signature also
+   covers the message id and the ``created`` time, and a command older than the replay window, or
+   whose message id was seen before within it (``shared.replay``, in the database), is refused:
+   a copy taken off the wire cannot be sent again (a redelivery by the broker is not a copy);
 2. runs the service's ``@rpc`` method of the command's name in a worker: that method loads the
    command through its schema and makes the one application call, exactly as for RPC and HTTP,
    and is repeat-safe (by ``case_id``/``request_id``), so a redelivered command changes nothing;
@@ -49,9 +52,10 @@ from shared.contracts.commands import COMMAND_SCHEMAS
 from shared.contracts.envelope import OutgoingMessage
 from shared.contracts.inbox import inbox_message, inbox_message_id
 from shared.errors import InvalidRequest, KetenError, NotAuthorised
+from shared.replay import SeenMessages, parse_created
 from shared.sealed import KeyScope
 from shared.topology import command_queue, dead_letter_exchange, parse_command_routing_key
-from shared.wire import KEY_ID_HEADER, SIGNATURE_HEADER
+from shared.wire import CREATED_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER, command_target
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,7 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
         self._setup_consumer(self.container)
         self.registry = AgencyRegistry.for_settings(self.settings)
         self.vault = vault_for(self.settings)
+        self.seen = SeenMessages.for_settings(self.settings)
 
     def start(self) -> None:
         self.start_consuming(self.container)
@@ -138,11 +143,28 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
             )
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         headers = message.headers or {}
-        signer = self.registry.verify(
-            headers.get(KEY_ID_HEADER), headers.get(SIGNATURE_HEADER), received.routing_key, body
-        )
+        if received.message_id is None:
+            raise NotAuthorised("message_id_missing", "a command must carry a message_id (a fresh UUID)")
+        created_text = headers.get(CREATED_HEADER)
+        created = parse_created(created_text)
+        if created is None:
+            raise NotAuthorised(
+                "created_missing",
+                f"a command must carry {CREATED_HEADER}: when it was made, ISO-8601 with offset",
+            )
+        target = command_target(received.routing_key, received.message_id, str(created_text))
+        signer = self.registry.verify(headers.get(KEY_ID_HEADER), headers.get(SIGNATURE_HEADER), target, body)
         if signer != received.agency:
             raise NotAuthorised("bad_signature", "the signature does not verify with a valid key")
+        if not self.seen.is_fresh(created):
+            raise NotAuthorised(
+                "command_expired", "the command was made too long ago (or in the future); send it anew"
+            )
+        redelivered = bool(message.delivery_info.get("redelivered"))
+        if not self.seen.first_sighting(f"amqp:{signer}", received.message_id, created) and not redelivered:
+            raise NotAuthorised(
+                "command_replayed", "a command with this message_id was already taken; send a new one"
+            )
         try:
             command = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -239,7 +261,8 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
                     "command": received.command if received.command in COMMAND_SCHEMAS else None,
                     "error": error.as_dict(),
                 },
-                message_id=_reply_id(received),
+                # A replay must not pass for the answer to the command it copies.
+                message_id=str(uuid4()) if error.code == "command_replayed" else _reply_id(received),
                 correlation_id=received.correlation_id,
             )
             messages.extend(_with_direct_reply(reply, received.reply_to))

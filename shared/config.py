@@ -40,6 +40,9 @@ class Settings:
     relay_interval: float = 0.05
     relay_batch_size: int = 500
     consumer_prefetch: int = 100
+    # Seconds a signed agency command stays valid after its `created` time; its message id is
+    # remembered that long, so a copy sent again is refused (shared.replay).
+    replay_window: float = 300.0
     # Port of the small HTTP server (metrics, liveness, readiness) a service process opens in
     # production; 0 leaves it closed (the embedded platform serves /metrics on the gateway).
     ops_port: int = 0
@@ -116,6 +119,7 @@ class Settings:
                 relay_interval=float(get("KETEN_RELAY_INTERVAL", "0.05") or 0.05),
                 relay_batch_size=int(get("KETEN_RELAY_BATCH_SIZE", "500") or 500),
                 consumer_prefetch=int(get("KETEN_CONSUMER_PREFETCH", "100") or 100),
+                replay_window=float(get("KETEN_REPLAY_WINDOW_SECONDS", "300") or 300),
                 ops_port=int(get("OPS_PORT", "0") or 0),
                 log_level=log_level,
                 log_format=log_format,
