@@ -230,10 +230,6 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         # declare too; a test checks that they match the handlers.
         return service_event_queue(self.service)
 
-    def kinds_from(self, source: str) -> tuple[str, ...]:
-        """The kinds of ``source``'s events this service takes (its handlers')."""
-        return tuple(sorted(p.event_name for p in self._providers if p.source == source))
-
     def status(self) -> str:
         """ "ok" while consuming (or standing by for the queue's single active consumer)."""
         if not self.consuming:
@@ -259,13 +255,20 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
                 self.dead_letter(message, error.code, str(error), event_name=None)
             message.ack()
             return
-        handler = self.handlers.get(event.routing_key)
+        handlers = self.handlers
+        if not handlers:
+            # The service is stopping (its entrypoints go first): leave the message unacked, so
+            # it returns to the queue with the connection, and stop taking more.
+            self.should_stop = True
+            return
+        handler = handlers.get(event.routing_key)
         if handler is None:
             # Bound by an older version of this service; nothing handles it now.
             message.ack()
             return
+        kinds = tuple(sorted(h.event_name for h in handlers.values() if h.source == event.source))
         with logs.log_context(self.service, event.correlation_id):
-            outcome = self.process(handler, event, message)
+            outcome = self.process(handler, event, message, kinds)
             if outcome != "requeued" and not self.healthy:
                 self.healthy = True
                 metrics.consumer_blocked.labels(self.service).set(0)
@@ -300,14 +303,16 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
             raise NotAuthorised("bad_signature", "the event is signed by another service than its source")
         return event
 
-    def process(self, handler: EventHandlerEntrypoint, event: ReceivedEvent, message: Any) -> str:
+    def process(
+        self, handler: EventHandlerEntrypoint, event: ReceivedEvent, message: Any, kinds: tuple[str, ...]
+    ) -> str:
         attempts = 0
         collisions = 0
         delay = 0.2
         while not self.should_stop:
             attempts += 1
             try:
-                outcome = self.take(handler, event, message)
+                outcome = self.take(handler, event, message, kinds)
             except IntegrityError:
                 # Taken concurrently in the meantime: look again (a duplicate, or a conflict).
                 collisions += 1
@@ -366,13 +371,15 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         return "requeued"
 
     # -- order ------------------------------------------------------------------------------------
-    def take(self, handler: EventHandlerEntrypoint, event: ReceivedEvent, message: Any) -> str:
-        """Takes ``event`` if it is next in its stream, after catching up a gap before it."""
+    def take(
+        self, handler: EventHandlerEntrypoint, event: ReceivedEvent, message: Any, kinds: tuple[str, ...]
+    ) -> str:
+        """Takes ``event`` if it is next in its stream (``kinds``: those of its source this
+        service takes), after catching up a gap before it."""
         app = self.application()
         reached = app.position(event.log)
         if event.position <= reached:
             return self.duplicate_or_conflict(app, event)
-        kinds = self.kinds_from(event.source)
         expected = event.expected_position(kinds)
         if expected is not None and expected < reached:
             raise EventConflict(f"the event's chain skips positions this service took from {event.log}")
@@ -406,7 +413,9 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
             for missed, body in page.events:
                 if missed.position <= app.position(event.log):
                     continue
-                handler = self.handlers[missed.routing_key]
+                handler = self.handlers.get(missed.routing_key)
+                if handler is None:
+                    raise ContainerBeingKilled()  # stopping: the message goes back to the queue
                 with logs.log_context(self.service, missed.correlation_id):
                     self.apply(handler, missed, CaughtUpMessage.of(missed, body))
                 caught += 1
@@ -504,10 +513,12 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         """Publishes the message, untouched, to ``keten.dead-letter`` with the reason in headers."""
         metrics.dead_letters.labels(self.service, code).inc()
         log.warning(
-            "%s: dead-lettered a message from %s: %s",
+            "%s: dead-lettered a message from %s: %s (%s)",
             self.service,
             message.delivery_info.get("routing_key"),
             code,
+            reason,
+            extra={"reason_code": code},
         )
         assert self.publisher is not None
         self.publisher.publish(

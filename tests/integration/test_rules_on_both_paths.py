@@ -100,7 +100,10 @@ def test_every_rule_holds_on_this_path(env):
         assert (allowed["outcome"], allowed["override_id"]) == ("shared", override["override_id"])
         assert decide(agency=veilig_thuis, categories=["identity"])["reason_code"] == "objection_lodged"
         assert decide(agency=veilig_thuis, subject_bsn=SON["bsn"])["outcome"] == "shared"  # no objection
-        assert [r["reason_code"] for r in her_refusals()] == ["objection_lodged", "objection_lodged"]
+        # The overview follows the events: wait for the second refusal to reach it.
+        eventually(
+            lambda: [r["reason_code"] for r in her_refusals()] == ["objection_lodged", "objection_lodged"]
+        )
 
         # a closed case takes nothing more
         post(
