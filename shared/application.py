@@ -129,6 +129,8 @@ class KetenApplication(Application):
         self.settings = settings
         self.vault = vault_for(settings)
         self._save_listeners: list[Callable[[], None]] = []
+        #: The stream and position of the last event from another service this process took.
+        self.last_taken: tuple[str, int] | None = None
         # Snapshots would hold aggregate state, personal data included, in plaintext: never on,
         # whatever the environment says.
         super().__init__(
@@ -271,6 +273,8 @@ class KetenApplication(Application):
                 )
             # The recorder's own insert, inside our transaction: events, then tracking.
             recorder._insert_events(cur.raw, stored, tracking=tracking)
+        if isinstance(tracking, ReceivedTracking):
+            self.last_taken = (tracking.application_name, tracking.notification_id)
         if stored:
             self._notify([])
 

@@ -490,7 +490,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
                 self.dead_letter(message, "handler_failed", failure, event.name)
                 self.record(app, event, "failed")
                 return "failed"
-            if app.position(event.log) < event.position:
+            if app.last_taken != (event.log, event.position):
                 self.record(app, event, "processed")  # the handler had nothing to save
             return "processed"
 

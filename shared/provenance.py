@@ -65,7 +65,7 @@ class EventKeys:
     master key: sign as one service, verify as any consumer."""
 
     def __init__(self, master_key: bytes, previous_master_key: bytes | None = None):
-        self._signing: dict[str, Ed25519PrivateKey] = {}
+        self._signing: dict[str, tuple[Ed25519PrivateKey, str]] = {}
         self._masters = [master_key] + ([previous_master_key] if previous_master_key else [])
         #: key id -> (service, public key); filled per service on first use.
         self._verifying: dict[str, tuple[str, Ed25519PublicKey]] = {}
@@ -78,11 +78,12 @@ class EventKeys:
 
     # -- signing --------------------------------------------------------------------------------
     def sign(self, service: str, body: bytes, context: bytes = EVENT_CONTEXT) -> Signature:
-        key = self._signing.get(service)
-        if key is None:
-            key = self._signing[service] = _derive(self._masters[0], service)
-        public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        return Signature(key_id_for(public), b64(key.sign(context + body)))
+        if service not in self._signing:
+            key = _derive(self._masters[0], service)
+            public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            self._signing[service] = (key, key_id_for(public))
+        key, key_id = self._signing[service]
+        return Signature(key_id, b64(key.sign(context + body)))
 
     # -- verifying ------------------------------------------------------------------------------
     def signer(self, key_id: object, signature: object, body: bytes, context: bytes = EVENT_CONTEXT) -> str:
