@@ -3,11 +3,14 @@ brings the exchanges of an older release to the arguments that make it so."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 import pytest
 from kombu import Connection, Exchange, Producer
 
+from keten_client import Credentials
+from shared.broker_admin import BrokerAdmin
 from shared.topology import UNROUTABLE_QUEUE, unroutable_queue
 from tests.support import eventually, keten, running_platform
 
@@ -50,6 +53,33 @@ def test_a_message_with_an_unknown_routing_key_is_kept_and_counted(production_en
         assert kept(production_env["AMQP_URI"]) == sorted(
             (exchange, key, f"stray on {exchange}".encode()) for exchange, key in STRAYS.items()
         )
+
+
+def test_a_command_an_agency_sends_to_no_service_is_kept_too(production_env):
+    """The agency's own broker user may publish only to keten.commands; what no queue takes
+    still reaches the alternate exchange."""
+    added = keten("agency", "add", "gemeente-utrecht", env=production_env)
+    assert added.returncode == 0, added.stderr[-2000:]
+    utrecht = Credentials.from_dict(json.loads(added.stdout))
+    try:
+        with running_platform(production_env, ["case_registration"]):
+            with Connection(utrecht.amqp_url, transport_options={"confirm_publish": True}) as connection:
+                Producer(connection.channel()).publish(
+                    b"{}",
+                    exchange=Exchange("keten.commands", type="topic", no_declare=True),
+                    routing_key=STRAYS["keten.commands"],
+                    content_type="application/json",
+                )
+            found: list[tuple[str, str, bytes]] = []
+
+            def kept_it() -> bool:
+                found.extend(kept(production_env["AMQP_URI"]))
+                return bool(found)
+
+            eventually(kept_it, timeout=30)
+            assert found == [("keten.commands", STRAYS["keten.commands"], b"{}")]
+    finally:
+        BrokerAdmin.from_amqp_uri(production_env["AMQP_URI"]).delete_agency_user("gemeente-utrecht")
 
 
 def test_migrate_gives_the_exchanges_of_an_older_release_their_alternate_exchange(production_env, rabbit):
