@@ -43,6 +43,10 @@ class Settings:
     # Seconds a signed agency command stays valid after its `created` time; its message id is
     # remembered that long, so a copy sent again is refused (shared.replay).
     replay_window: float = 300.0
+    # Seconds between a consumer's looks at its upstreams' logs for events no message announced
+    # (a lost tail of a quiet stream); 0 turns it off. Gaps before an arriving event are caught
+    # up at once regardless.
+    catch_up_interval: float = 300.0
     # Port of the small HTTP server (metrics, liveness, readiness) a service process opens in
     # production; 0 leaves it closed (the embedded platform serves /metrics on the gateway).
     ops_port: int = 0
@@ -120,6 +124,7 @@ class Settings:
                 relay_batch_size=int(get("KETEN_RELAY_BATCH_SIZE", "500") or 500),
                 consumer_prefetch=int(get("KETEN_CONSUMER_PREFETCH", "100") or 100),
                 replay_window=float(get("KETEN_REPLAY_WINDOW_SECONDS", "300") or 300),
+                catch_up_interval=float(get("KETEN_CATCH_UP_INTERVAL", "300") or 0),
                 ops_port=int(get("OPS_PORT", "0") or 0),
                 log_level=log_level,
                 log_format=log_format,

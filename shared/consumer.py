@@ -71,6 +71,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ServiceUnavailable,
 )
 BUG_RETRIES = 3
+#: "Up to the upstream's newest event", for a look at its log that no event started.
+NEWEST = 2**62
 
 
 class MessageRejected(KetenError):
@@ -194,6 +196,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         self.held: str | None = None
         self._rpc_proxy: Any = None
         self._rpc: Any = None
+        self._next_sweep: float | None = None
 
     # -- nameko lifecycle ---------------------------------------------------------------
     def setup(self) -> None:
@@ -404,27 +407,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         """Applies, in order, the events of ``kinds`` in ``event``'s stream between ``reached``
         and the event, fetched from the upstream's log; raises ``CatchUpUnavailable`` or
         ``EventConflict``."""
-        app = self.application()
-        after = reached
-        caught = 0
-        while True:
-            asked = PageRequest(stream=event.log, after=after, before=event.position, kinds=kinds)
-            page = read_page(self.keys, event.source, asked, self.ask_upstream(event.source, asked))
-            for missed, body in page.events:
-                if missed.position <= app.position(event.log):
-                    continue
-                handler = self.handlers.get(missed.routing_key)
-                if handler is None:
-                    raise ContainerBeingKilled()  # stopping: the message goes back to the queue
-                with logs.log_context(self.service, missed.correlation_id):
-                    self.apply(handler, missed, CaughtUpMessage.of(missed, body))
-                caught += 1
-                metrics.events_caught_up.labels(self.service, event.source).inc()
-            if page.until >= event.position - 1:
-                break
-            if page.until <= after:
-                raise EventConflict(f"{event.source}'s log does not reach the events this one follows")
-            after = page.until
+        caught = self.fetch_and_apply(event.source, event.log, kinds, reached, before=event.position)
         log.warning(
             "%s: caught up %d event(s) of %s between %s and %s from its log",
             self.service,
@@ -434,6 +417,62 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
             event.position,
             extra={"source": event.source, "position": event.position},
         )
+
+    def fetch_and_apply(
+        self, source: str, stream: str, kinds: tuple[str, ...], reached: int, before: int | None = None
+    ) -> int:
+        """Applies the events of ``kinds`` after ``reached`` (and before ``before``, or up to the
+        newest) from ``source``'s log, page by page; returns how many."""
+        app = self.application()
+        after = reached
+        caught = 0
+        while True:
+            asked = PageRequest(stream=stream, after=after, before=before or NEWEST, kinds=kinds)
+            page = read_page(self.keys, source, asked, self.ask_upstream(source, asked))
+            for missed, body in page.events:
+                if missed.position <= app.position(stream):
+                    continue
+                handler = self.handlers.get(missed.routing_key)
+                if handler is None:
+                    raise ContainerBeingKilled()  # stopping: the message goes back to the queue
+                with logs.log_context(self.service, missed.correlation_id):
+                    self.apply(handler, missed, CaughtUpMessage.of(missed, body))
+                caught += 1
+                metrics.events_caught_up.labels(self.service, source).inc()
+            if before is not None and page.until >= before - 1:
+                return caught
+            if page.until <= after:
+                if before is None:
+                    return caught  # the upstream's newest: nothing more
+                raise EventConflict(f"{source}'s log does not reach the events this one follows")
+            after = page.until
+
+    # -- the periodic look at the upstreams' logs ---------------------------------------------------
+    def on_iteration(self) -> None:
+        """Between messages (kombu calls this on every turn of the consume loop): now and then,
+        ask each upstream for events this service has not taken. A gap is otherwise found only
+        when the next event arrives; this finds the missing tail of a quiet stream too."""
+        interval = self.settings.catch_up_interval
+        if interval <= 0:
+            return
+        now = time.monotonic()
+        if self._next_sweep is None:
+            self._next_sweep = now + interval
+        if now < self._next_sweep or self.should_stop:
+            return
+        self._next_sweep = now + interval
+        handlers = self.handlers
+        for source in sorted({handler.source for handler in handlers.values()}):
+            kinds = tuple(sorted(h.event_name for h in handlers.values() if h.source == source))
+            try:
+                caught = self.fetch_and_apply(source, source, kinds, self.application().position(source))
+            except (*TRANSIENT_ERRORS, EventConflict, IntegrityError, ContainerBeingKilled) as exc:
+                log.info("%s: no look at %s's log now (%s)", self.service, source, type(exc).__name__)
+                continue
+            if caught:
+                log.warning(
+                    "%s: caught up %d event(s) of %s that no message announced", self.service, caught, source
+                )
 
     def ask_upstream(self, source: str, asked: PageRequest) -> Any:
         from nameko.standalone.rpc import ClusterRpcProxy

@@ -231,3 +231,17 @@ def _restore(dsn: str, schema: str, tables: list[str]) -> None:
             f" (SELECT MAX(notification_id) FROM {events}))"
         )
     conn.close()
+
+
+def test_the_lost_last_event_of_a_quiet_stream_is_found_by_the_periodic_look(production_env, rabbit):
+    with running_platform(production_env, EVERY_SERVICE_BUT("notification")) as platform:
+        lost = register(platform)
+        taken_everywhere(platform, [s for s in SUBSCRIBERS if s != "notification"])
+        purge = f"{rabbit.api}/queues/{quote(rabbit.vhost, safe='')}/keten.notification.events/contents"
+        eventually(lambda: rabbit.queue("keten.notification.events").get("messages", 0) >= 1, timeout=20)
+        requests.delete(purge, auth=RABBIT_AUTH, timeout=10).raise_for_status()
+
+    # No event follows the lost one; notification looks at case_registration's log by itself.
+    looking = {**production_env, "KETEN_CATCH_UP_INTERVAL": "1"}
+    with running_platform(looking, ["notification", "case_registration", "gateway"]) as platform:
+        eventually(lambda: overview_case_ids(platform) == [lost], timeout=30)
