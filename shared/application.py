@@ -151,21 +151,32 @@ class KetenApplication(Application):
     def _bus_tables(self) -> list[str]:
         return [
             f"CREATE TABLE IF NOT EXISTS {self.received_table} ("
-            " stream TEXT NOT NULL, position BIGINT NOT NULL, message_id TEXT NOT NULL,"
+            " stream TEXT NOT NULL, position BIGINT NOT NULL, event TEXT NOT NULL, message_id TEXT NOT NULL,"
             " digest TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY (stream, position))",
             f"CREATE TABLE IF NOT EXISTS {self.relay_chain_table} ("
             " stream TEXT NOT NULL, kind TEXT NOT NULL, position BIGINT NOT NULL,"
             " PRIMARY KEY (stream, kind))",
         ]
 
-    def received(self, stream: str, position: int) -> tuple[str, str] | None:
-        """``(message_id, digest)`` of the event taken at ``position`` of ``stream``, if any."""
+    def received(self, stream: str, position: int) -> tuple[str, str, str] | None:
+        """``(event name, message_id, digest)`` of the event taken at ``position`` of ``stream``."""
         with self.sql.transaction(commit=False) as cur:
             row = cur.execute(
-                f"SELECT message_id, digest FROM {self.received_table} WHERE stream = ? AND position = ?",
+                f"SELECT event, message_id, digest FROM {self.received_table}"
+                " WHERE stream = ? AND position = ?",
                 (stream, position),
             ).fetchone()
-        return (row[0], row[1]) if row else None
+        return (row[0], row[1], row[2]) if row else None
+
+    def received_kinds(self, stream: str, after: int, upto: int) -> list[str]:
+        """The kinds of the events taken in ``stream`` at positions in ``(after, upto]``."""
+        with self.sql.transaction(commit=False) as cur:
+            rows = cur.execute(
+                f"SELECT event FROM {self.received_table}"
+                " WHERE stream = ? AND position > ? AND position <= ?",
+                (stream, after, upto),
+            ).fetchall()
+        return [row[0] for row in rows]
 
     def first_received(self, stream: str) -> int | None:
         """The first position of ``stream`` taken with a record of what it was (positions
@@ -261,11 +272,12 @@ class KetenApplication(Application):
             if isinstance(tracking, ReceivedTracking):
                 # A redelivered event fails here or on the tracking record: either way, as a whole.
                 cur.execute(
-                    f"INSERT INTO {self.received_table} (stream, position, message_id, digest, outcome)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    f"INSERT INTO {self.received_table}"
+                    " (stream, position, event, message_id, digest, outcome) VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         tracking.application_name,
                         tracking.notification_id,
+                        tracking.event,
                         tracking.message_id,
                         tracking.digest,
                         tracking.outcome,

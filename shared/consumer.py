@@ -385,17 +385,27 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
             return self.duplicate_or_conflict(app, event)
         expected = event.expected_position(kinds)
         if expected is not None and expected < reached:
-            raise EventConflict(f"the event's chain skips positions this service took from {event.log}")
-        if expected != reached:
+            if not self.no_longer_taken(app, event.log, expected, reached, kinds):
+                raise EventConflict(f"the event's chain skips positions this service took from {event.log}")
+            # The last one taken is of a kind this service no longer takes: this one is next.
+        elif expected != reached:
             self.catch_up(event, kinds, reached)
             reached = app.position(event.log)
             if expected is not None and expected != reached:
                 raise EventConflict(f"{event.source}'s log does not hold the events this one follows")
         return self.apply(handler, event, message)
 
+    @staticmethod
+    def no_longer_taken(app: Any, stream: str, expected: int, reached: int, kinds: tuple[str, ...]) -> bool:
+        """Whether every event taken after ``expected`` (up to ``reached``) is of a kind this
+        service no longer takes (a release dropped its handler): then a chain that skips them
+        is no conflict."""
+        taken = app.received_kinds(stream, expected, reached)
+        return bool(taken) and app.received(stream, reached) is not None and not set(taken) & set(kinds)
+
     def duplicate_or_conflict(self, app: Any, event: ReceivedEvent) -> str:
         taken = app.received(event.log, event.position)
-        if taken == (str(event.message_id), event.digest):
+        if taken is not None and taken[1:] == (str(event.message_id), event.digest):
             return "duplicate"
         if taken is None:
             first = app.first_received(event.log)

@@ -104,7 +104,7 @@ class ReceivedEvent(Generic[EventData]):
 
     @property
     def tracking(self) -> ReceivedTracking:
-        return ReceivedTracking(self.log, self.position, str(self.message_id), self.digest)
+        return ReceivedTracking(self.log, self.position, self.name, str(self.message_id), self.digest)
 
     def expected_position(self, kinds: Iterable[str]) -> int | None:
         """Where a consumer of ``kinds`` must stand to take this event next: the latest earlier
@@ -132,6 +132,7 @@ class ReceivedTracking(Tracking):
     a later message claiming the same position can be told apart (``KetenApplication``
     records it with the tracking, in the same transaction)."""
 
+    event: str = ""
     message_id: str = ""
     digest: str = ""
     outcome: str = "processed"
