@@ -4,16 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run demo test test-unit lint fmt typecheck lock bench bench-quick clean
+.PHONY: help install run demo test test-unit test-prerequisites lint fmt typecheck lock bench bench-quick image base-images clean
 
 help:
 	@echo "make run          all services in one process (SQLite under var/, in-process broker), http://127.0.0.1:8000"
-	@echo "make test         the whole test suite and its coverage (needs RabbitMQ and PostgreSQL for integration tests)"
+	@echo "make test         starts or installs what the tests need when missing (says what), then the whole suite and its coverage"
 	@echo "make demo         one share end to end, printed as the citizen sees it"
 	@echo "make lint         ruff and mypy"
 	@echo "make bench        the benchmark on this machine's RabbitMQ and PostgreSQL (docs/performance.md)"
 	@echo "make bench-quick  the same in under a minute, smaller sizes"
 	@echo "make lock         re-pin requirements*.lock from requirements*.in"
+	@echo "make image        the container image (keten:dev), on a Python base made from Debian's packages"
+	@echo "make base-images  only those base images (deploy/images/build-base.sh)"
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +32,11 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/keten demo
 
-test: $(STAMP)
+test: $(STAMP) test-prerequisites
 	$(BIN)/pytest --cov --cov-report=term
+
+test-prerequisites:
+	scripts/test-prerequisites.sh
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit tests/contract
@@ -61,6 +66,16 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/keten bench --quick
+
+# Image tag and base: make image IMAGE=keten:0.1.0 PYTHON_IMAGE=python:3.11-slim-bookworm
+IMAGE ?= keten:dev
+PYTHON_IMAGE ?= keten-local/python:3.11-debian12
+
+image:
+	PYTHON_IMAGE=$(PYTHON_IMAGE) deploy/build-image.sh $(IMAGE)
+
+base-images:
+	deploy/images/build-base.sh
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -27,12 +27,14 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from kombu import Queue
 from marshmallow import Schema
 
+from shared.contracts.catalogue import CatalogueSchema
 from shared.contracts.commands import COMMAND_SCHEMAS
 from shared.contracts.commands.base import COMMAND_VERSION
 from shared.contracts.envelope import ENVELOPE_VERSION, EnvelopeSchema
 from shared.contracts.events import EVENT_SCHEMAS
 from shared.contracts.fields import SealedValue
 from shared.contracts.inbox import INBOX_SCHEMAS, INBOX_VERSION, ErrorSchema, InboxEnvelopeSchema
+from shared.http_signatures import COVERED_COMPONENTS
 from shared.topology import (
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
@@ -42,13 +44,7 @@ from shared.topology import (
     platform_queues,
     queue_bindings,
 )
-from shared.wire import (
-    CREATED_HEADER,
-    HTTP_KEY_ID_HEADER,
-    HTTP_SIGNATURE_HEADER,
-    KEY_ID_HEADER,
-    SIGNATURE_HEADER,
-)
+from shared.wire import CREATED_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = {
@@ -357,10 +353,16 @@ def rabbitmq_definitions() -> dict[str, Any]:
 
 # -- OpenAPI ------------------------------------------------------------------------------------
 #: Routes of the gateway that are not a command: (summary, security, success status, response).
-OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any]]] = {
+OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any] | type[Schema]]] = {
     "health": ("200 when every service answers and is healthy, else 503", None, 200, {"type": "object"}),
     "metrics": ("Prometheus metrics, text format", None, 200, {"type": "string"}),
     "retention_schedule": ("when each record of the case is due", "agency", 200, {"type": "object"}),
+    "catalogue": (
+        "the catalogue the platform decides by (as the get_catalogue command answers it)",
+        "agency",
+        200,
+        CatalogueSchema,
+    ),
     "log_in": (
         "DigiD stand-in, NOT real authentication: {bsn} gives a 15-minute session token",
         None,
@@ -372,6 +374,15 @@ OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any]]] = {
                 "expires_in": {"type": "integer"},
                 "identity_provider": {"type": "string"},
             },
+        },
+    ),
+    "log_out": (
+        "ends the bearer token's session: the token is refused from now on",
+        "citizen",
+        200,
+        {
+            "type": "object",
+            "properties": {"ended": {"type": "boolean"}},
         },
     ),
     "request_erasure": (
@@ -388,6 +399,13 @@ OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any]]] = {
     ),
 }
 
+
+#: An agency request carries all three headers of its HTTP Message Signature.
+AGENCY_SIGNATURE: dict[str, list[str]] = {
+    "agencySignatureInput": [],
+    "agencySignature": [],
+    "agencyContentDigest": [],
+}
 
 #: Commands the gateway answers with 201 Created.
 CREATED = {
@@ -429,6 +447,9 @@ def openapi_document() -> dict[str, Any]:
             }
         },
     }
+    retry_after = {
+        "Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
+    }
     for name, method, path in gateway_routes():
         operation: dict[str, Any] = {"operationId": name}
         parameters = [
@@ -451,13 +472,14 @@ def openapi_document() -> dict[str, Any]:
                 "content": {"application/json": {"schema": _add(spec, command)}},
             }
             reply = _add(spec, command.reply_schema) if command.reply_schema else {"type": "object"}
-            operation["security"] = [{"agencyKeyId": [], "agencySignature": []}]
+            operation["security"] = [AGENCY_SIGNATURE]
             responses: dict[str, Any] = {str(status): _json_response("carried out", reply)}
         else:
-            summary, security, status, body = OTHER_ROUTES.get(name, (name, None, 200, {"type": "object"}))
+            summary, security, status, answer = OTHER_ROUTES.get(name, (name, None, 200, {"type": "object"}))
+            body = _add(spec, answer) if isinstance(answer, type) else answer
             operation["summary"] = summary
             if security == "agency":
-                operation["security"] = [{"agencyKeyId": [], "agencySignature": []}]
+                operation["security"] = [AGENCY_SIGNATURE]
             elif security == "citizen":
                 operation["security"] = [{"citizenSession": []}]
             if name == "log_in":
@@ -470,28 +492,40 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             responses = {str(status): _json_response("ok", body)}
-        for code in ("400", "403", "404", "409", "503"):
+        for code in ("400", "403", "404", "409"):
             responses[code] = error
+        if method != "GET":
+            responses["413"] = {**error, "description": "the body is larger than KETEN_MAX_REQUEST_BYTES"}
+        if name in ("log_in", "page_log_in"):
+            responses["429"] = {**error, "description": "too many login attempts", "headers": retry_after}
+        responses["503"] = {
+            **error,
+            "description": "a service or the database cannot be reached; try again",
+            "headers": retry_after,
+        }
         operation["responses"] = responses
         spec.path(path=path, operations={method.lower(): operation})
-    spec.components.security_scheme(
-        "agencyKeyId",
-        {"type": "apiKey", "in": "header", "name": HTTP_KEY_ID_HEADER, "description": "your key id"},
-    )
-    spec.components.security_scheme(
-        "agencySignature",
-        {
-            "type": "apiKey",
-            "in": "header",
-            "name": HTTP_SIGNATURE_HEADER,
-            "description": "base64 Ed25519 signature of '<METHOD> <path>' + LF + body (docs/agencies.md)",
-        },
-    )
+    covered = " ".join(f'"{component}"' for component in COVERED_COMPONENTS)
+    for scheme, header, description in (
+        (
+            "agencySignatureInput",
+            "Signature-Input",
+            f"RFC 9421: one signature covering ({covered}) with created, a fresh nonce, "
+            'alg="ed25519" and keyid=<your key id>; at most KETEN_SIGNATURE_WINDOW seconds old '
+            "(docs/agencies.md)",
+        ),
+        ("agencySignature", "Signature", "RFC 9421: the Ed25519 signature of the signature base"),
+        ("agencyContentDigest", "Content-Digest", "RFC 9530: sha-256 (or sha-512) of the exact body"),
+    ):
+        spec.components.security_scheme(
+            scheme, {"type": "apiKey", "in": "header", "name": header, "description": description}
+        )
     spec.components.security_scheme("citizenSession", {"type": "http", "scheme": "bearer"})
     document = spec.to_dict()
     document["info"]["description"] = (
         "The gateway's HTTP API. Generated by `keten contract openapi` from the gateway's routes "
-        "and shared/contracts; do not edit. Agencies sign each request (docs/agencies.md)."
+        "and shared/contracts; do not edit. Agencies sign each request with an HTTP Message "
+        "Signature (RFC 9421) and a Content-Digest (RFC 9530); docs/agencies.md, section 6."
     )
     return document
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from json import dumps
@@ -16,6 +18,8 @@ from typing import Any
 import requests
 
 from keten_client import Credentials, signed_http_headers
+from shared.agencies import AgencyRegistry, register_new_credentials
+from shared.config import Settings
 
 #: A made-up citizen (the BSN passes the eleven-test; it is the standard test number).
 CITIZEN = {
@@ -55,10 +59,24 @@ def load_credentials(var_dir: str | Path | None = None, agency: str = DEMO_AGENC
     path = folder / f"{agency}.json"
     if not path.exists():
         raise DemoError(
-            f"no credentials for {agency} in {folder}: start the platform with 'make run', "
-            f"or run 'keten agency add {agency} --out {path}'"
+            f"no credentials for {agency} in {folder}: 'make run' makes them for its platform; for a"
+            f" platform elsewhere run 'keten agency add {agency} --out {path}' with its settings, or on a"
+            " demonstration stack give the demo a throw-away key (--throwaway-key, where the platform's"
+            " DATABASE_URL is set)"
         )
     return Credentials.load(path)
+
+
+@contextmanager
+def throwaway_credentials(settings: Settings, agency: str = DEMO_AGENCY) -> Iterator[Credentials]:
+    """A key pair registered for ``agency`` in the platform's database for one demo, revoked
+    when it ends: so that a demonstration stack (docker-compose.yml), which has no agency
+    credentials, can run the demo. Never on a platform with real agencies."""
+    credentials = register_new_credentials(settings, agency)
+    try:
+        yield credentials
+    finally:
+        AgencyRegistry.for_settings(settings).revoke(agency, credentials.key_id)
 
 
 class Client:
@@ -98,16 +116,30 @@ class Client:
             )
         return response.json() if response.content else None
 
-    def wait_healthy(self, timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
+    def wait_healthy(self, timeout: float = 30.0, unreachable_after: float = 10.0) -> dict[str, Any]:
+        """The platform's /health once every service is healthy. Nothing listening for
+        ``unreachable_after`` seconds means no platform runs there."""
+        started = time.monotonic()
+        unhealthy: list[str] | None = None
+        while True:
             try:
-                return self.call("GET", "/health", expect=200)
-            except (requests.RequestException, DemoError) as exc:
-                last = exc
-                time.sleep(0.3)
-        raise DemoError(f"the platform did not become healthy within {timeout:.0f}s: {last}")
+                response = self.http.get(f"{self.base_url}/health", timeout=self.timeout)
+            except requests.RequestException as exc:
+                if unhealthy is None and time.monotonic() - started > unreachable_after:
+                    raise DemoError(
+                        f"no platform answers at {self.base_url} ({type(exc).__name__}): start one"
+                        " (make run, or docker-compose up -d) or fix --url"
+                    ) from None
+            else:
+                if response.status_code == 200:
+                    return dict(response.json())
+                unhealthy = _unhealthy_services(response)
+            if time.monotonic() - started > timeout:
+                raise DemoError(
+                    f"the platform at {self.base_url} is not healthy after {timeout:.0f}s"
+                    f" (not ok: {', '.join(unhealthy or ['?'])}): see its logs, or GET /health"
+                )
+            time.sleep(0.3)
 
     def retry_until(self, what: str, attempt: Any, timeout: float = 30.0) -> Any:
         """Retries ``attempt`` while the platform is still catching up (events in flight): a
@@ -125,6 +157,14 @@ class Client:
             if time.monotonic() > deadline:
                 raise DemoError(f"timed out waiting until {what}")
             time.sleep(0.1)
+
+
+def _unhealthy_services(response: requests.Response) -> list[str]:
+    """The services an unhealthy /health names as not ok."""
+    try:
+        return sorted(name for name, state in response.json()["services"].items() if not state.get("ok"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return [f"HTTP {response.status_code}"]
 
 
 def _error_code(response: requests.Response) -> str | None:

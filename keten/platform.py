@@ -8,6 +8,7 @@ from typing import Any
 
 from nameko.runners import ServiceRunner
 
+from services.gateway.server import ensure_address_free
 from shared.agencies import ensure_local_credentials
 from shared.catalogue import load_catalogue
 from shared.config import Settings
@@ -47,6 +48,10 @@ def nameko_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 
 def build_runner(settings: Settings, names: list[str], **overrides: Any) -> ServiceRunner:
+    if "gateway" in names:
+        # Before anything starts: a platform on a port in use stops with one line, and never
+        # shares the port with another (logins would land on either at random).
+        ensure_address_free(str(overrides.get("WEB_SERVER_ADDRESS", settings.gateway_address)))
     if settings.embedded_broker and not settings.uses_postgres:
         # make run / make demo: every catalogue agency gets keys under var/agencies/, so the
         # demo (and a newcomer with curl) can sign requests with no configuration.

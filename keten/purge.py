@@ -22,7 +22,8 @@ def run_purge(
     """
     from tqdm import tqdm
 
-    from services.retention.application import PurgeReport, Retention
+    from services.retention.application import RetentionUseCases
+    from services.retention.purge_plan import PurgeReport
 
     settings = settings or Settings.from_env()
     now = datetime.now(UTC)
@@ -32,26 +33,26 @@ def run_purge(
             "before their retention period ends.",
             file=sys.stderr,
         )
-    retention = Retention(settings)
+    retention = RetentionUseCases(settings)
     try:
         plan = retention.plan_purge(as_of or now)
         held = sum(1 for planned in plan if planned.on_hold)
         if dry_run:
             for planned in plan:
-                item = planned.describe()
                 print(
-                    f"{item['due_at'][:10]}  case {item['case_id']}  {item['record_kind']:<13}"
-                    f"  {item['records']:>3} record(s)  {item['rule']}"
-                    + ("  ON HOLD (legal hold)" if item["on_hold"] else "")
+                    f"{planned.due_on}  case {planned.case_id}  {planned.record_kind:<13}"
+                    f"  {planned.records:>3} record(s)  {planned.rule}"
+                    + ("  ON HOLD (legal hold)" if planned.on_hold else "")
                 )
             print(
                 f"{len(plan) - held} scope(s) due for purging, {held} suspended by a legal hold;"
                 " dry run: nothing was purged."
             )
             return 0
-        report = PurgeReport()
-        for planned in tqdm(plan, desc="purging", unit="scope", disable=not progress or not plan):
-            retention.purge(planned.unit, report)
+        report = PurgeReport.of(
+            retention.purge(planned.unit)
+            for planned in tqdm(plan, desc="purging", unit="scope", disable=not progress or not plan)
+        )
         kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(report.by_kind.items()))
         print(
             f"Purged {report.purged} scope(s)"

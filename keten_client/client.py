@@ -20,10 +20,9 @@ from typing import Any
 
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
+from shared.http_signatures import sign_request
 from shared.wire import (
     CREATED_HEADER,
-    HTTP_KEY_ID_HEADER,
-    HTTP_SIGNATURE_HEADER,
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
     Credentials,
@@ -37,11 +36,12 @@ DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
 def signed_http_headers(credentials: Credentials, method: str, path: str, body: bytes) -> dict[str, str]:
-    """The headers that sign an HTTP request to the gateway: send ``body`` as these exact bytes."""
-    signature = sign(unb64(credentials.signing_private_key), f"{method.upper()} {path}", body)
+    """The headers that sign one HTTP request to the gateway (RFC 9421: ``Content-Digest``,
+    ``Signature-Input``, ``Signature``): send ``body`` as these exact bytes to ``path`` (with its
+    query, if any), within a minute. Each call makes a new nonce: sign every request, and every
+    retry, anew; the gateway refuses a signature it has seen before."""
     return {
-        HTTP_KEY_ID_HEADER: credentials.key_id,
-        HTTP_SIGNATURE_HEADER: signature,
+        **sign_request(unb64(credentials.signing_private_key), credentials.key_id, method, path, body),
         "Content-Type": "application/json",
     }
 

@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from shared.application import KetenApplication
-from shared.caseview import CaseView, SubjectFacts
+from shared.caseview import AgreementFacts, CaseView, ContactPointFacts, ParticipantFacts, SubjectFacts
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.case_registration import (
     CaseActivated,
@@ -205,14 +205,18 @@ class CaseFacts:
 def case_view(row: Any) -> CaseView:
     """A case as a row of the table reads (case_id, status, facts, registered_at, ended_at, outcome)."""
     facts = json.loads(row[2])
+    contact = facts["contact_point"]
     return CaseView(
         case_id=UUID(row[0]),
         status=row[1],
         table=facts["table"],
         purpose=facts["purpose"],
-        participants=facts["participants"],
+        participants={
+            agency: ParticipantFacts(p["role"], p["legal_ground"])
+            for agency, p in facts["participants"].items()
+        },
         agreement={
-            agency: {"bring": tuple(a["bring"]), "receive": tuple(a["receive"])}
+            agency: AgreementFacts(tuple(a["bring"]), tuple(a["receive"]))
             for agency, a in facts["agreement"].items()
         },
         subjects={
@@ -227,7 +231,7 @@ def case_view(row: Any) -> CaseView:
         },
         record_holder=facts["record_holder"],
         retention_class=facts["retention_class"],
-        contact_point=facts["contact_point"],
+        contact_point=ContactPointFacts(contact["agency"], contact["function"]),
         registered_at=datetime.fromisoformat(row[3]),
         ended_at=datetime.fromisoformat(row[4]) if row[4] else None,
         outcome=row[5],

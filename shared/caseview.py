@@ -19,17 +19,41 @@ class SubjectFacts:
 
 
 @dataclass(frozen=True)
+class ParticipantFacts:
+    """An agency at the case's table: its role and its own legal ground."""
+
+    role: str
+    legal_ground: str
+
+
+@dataclass(frozen=True)
+class AgreementFacts:
+    """What the case's data agreement lets one agency bring and receive (category codes)."""
+
+    bring: tuple[str, ...] = ()
+    receive: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContactPointFacts:
+    """Whom the citizen asks about the case: an agency and a function there."""
+
+    agency: str
+    function: str
+
+
+@dataclass(frozen=True)
 class CaseView:
     case_id: UUID
     status: str
     table: str
     purpose: str
-    participants: dict[str, dict[str, str]]  # agency -> {role, legal_ground}
-    agreement: dict[str, dict[str, tuple[str, ...]]]  # agency -> {bring, receive}
+    participants: dict[str, ParticipantFacts]  # by agency
+    agreement: dict[str, AgreementFacts]  # by agency
     subjects: dict[str, SubjectFacts]
     record_holder: str
     retention_class: str
-    contact_point: dict[str, str]
+    contact_point: ContactPointFacts
     registered_at: datetime
     ended_at: datetime | None
     outcome: str | None

@@ -40,9 +40,10 @@ class Settings:
     relay_interval: float = 0.05
     relay_batch_size: int = 500
     consumer_prefetch: int = 100
-    # Seconds a signed agency command stays valid after its `created` time; its message id is
-    # remembered that long, so a copy sent again is refused (shared.replay).
-    replay_window: float = 300.0
+    # Seconds a signed agency command on the bus counts after its `keten-created` time (it may
+    # wait in its queue through an outage); its message id is remembered that long, so a copy
+    # sent again is refused (shared.commands, shared.seen).
+    command_window: float = 300.0
     # Seconds between a consumer's looks at its upstreams' logs for events no message announced
     # (a lost tail of a quiet stream); 0 turns it off. Gaps before an arriving event are caught
     # up at once regardless.
@@ -78,6 +79,21 @@ class Settings:
     notify_bundle_seconds: float = 2.0
     # First retry after a failed delivery, in seconds; doubled per attempt, at most an hour.
     notify_retry_seconds: float = 30.0
+    # The gateway's limits. A request body above max_request_bytes is refused (413) before it
+    # is read; 1 MiB is several times the largest valid command (a share's content is at most
+    # 20,000 characters).
+    max_request_bytes: int = 1024 * 1024
+    # How old a signed agency request may be (seconds since its ``created``), and how far the
+    # clocks of agency and platform may differ either way (docs/agencies.md, section 6).
+    signature_window: float = 60.0
+    signature_clock_skew: float = 10.0
+    # Citizen logins allowed per client address, and per citizen, in any login_window seconds.
+    login_limit_per_address: int = 5
+    login_limit_per_citizen: int = 5
+    login_window: float = 60.0
+    # How many reverse proxies stand in front of the gateway whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed (0: none; the headers are ignored).
+    trusted_proxies: int = 0
 
     @property
     def letters(self) -> Path:
@@ -123,7 +139,7 @@ class Settings:
                 relay_interval=float(get("KETEN_RELAY_INTERVAL", "0.05") or 0.05),
                 relay_batch_size=int(get("KETEN_RELAY_BATCH_SIZE", "500") or 500),
                 consumer_prefetch=int(get("KETEN_CONSUMER_PREFETCH", "100") or 100),
-                replay_window=float(get("KETEN_REPLAY_WINDOW_SECONDS", "300") or 300),
+                command_window=float(get("KETEN_COMMAND_WINDOW", "300") or 300),
                 catch_up_interval=float(get("KETEN_CATCH_UP_INTERVAL", "300") or 0),
                 ops_port=int(get("OPS_PORT", "0") or 0),
                 log_level=log_level,
@@ -142,6 +158,13 @@ class Settings:
                 notify_interval=float(get("KETEN_NOTIFY_INTERVAL", "1") or 0),
                 notify_bundle_seconds=float(get("KETEN_NOTIFY_BUNDLE_SECONDS", "2") or 0),
                 notify_retry_seconds=float(get("KETEN_NOTIFY_RETRY_SECONDS", "30") or 30),
+                max_request_bytes=int(get("KETEN_MAX_REQUEST_BYTES", "1048576") or 1048576),
+                signature_window=float(get("KETEN_SIGNATURE_WINDOW", "60") or 60),
+                signature_clock_skew=float(get("KETEN_SIGNATURE_CLOCK_SKEW", "10") or 10),
+                login_limit_per_address=int(get("KETEN_LOGIN_LIMIT_PER_ADDRESS", "5") or 5),
+                login_limit_per_citizen=int(get("KETEN_LOGIN_LIMIT_PER_CITIZEN", "5") or 5),
+                login_window=float(get("KETEN_LOGIN_WINDOW", "60") or 60),
+                trusted_proxies=int(get("KETEN_TRUSTED_PROXIES", "0") or 0),
             )
         except ValueError as exc:
             raise ConfigurationError(f"a numeric KETEN_* setting is malformed: {exc}") from None

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import queue
 import re
+import select
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,13 +64,35 @@ class PgDatastore:
             conn.close()
 
     def _connect(self, search_path: bool = True) -> Any:
+        """A new connection; a refused one is tried again shortly (a database restarting, a
+        failover) before the caller gets ``OperationalError`` (and its caller a 503)."""
         options = f"-c search_path={self.schema}" if search_path else ""
-        try:
-            return psycopg2.connect(
-                self.dsn, options=options, connect_timeout=int(self.timeout), application_name="keten"
-            )
-        except psycopg2.OperationalError as exc:
-            raise es.OperationalError(_describe(exc)) from None
+        for pause in (*CONNECT_RETRY_PAUSES, None):
+            try:
+                return psycopg2.connect(
+                    self.dsn, options=options, connect_timeout=int(self.timeout), application_name="keten"
+                )
+            except psycopg2.OperationalError as exc:
+                if pause is None:
+                    raise es.OperationalError(_describe(exc)) from None
+                time.sleep(pause)
+        raise AssertionError("unreachable")
+
+    def _idle_connection(self) -> Any:
+        """An idle connection of the pool that is still open, or ``None``.
+
+        A connection the server ended while it sat idle (the database restarted, an operator
+        terminated it) has its socket readable: the server's goodbye or EOF is waiting there.
+        It is dropped here, before a request uses it and fails.
+        """
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                return None
+            if not conn.closed and not _has_pending_input(conn):
+                return conn
+            conn.close()
 
     @contextmanager
     def connection(self) -> Iterator[Any]:
@@ -78,10 +102,7 @@ class PgDatastore:
             raise es.OperationalError("timed out waiting for a database connection")
         conn = None
         try:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                conn = self._connect()
+            conn = self._idle_connection() or self._connect()
             yield conn
         except BaseException:
             if conn is not None and not conn.closed:
@@ -122,6 +143,20 @@ class PgDatastore:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 break
+
+
+#: Pauses (seconds) between attempts to open a connection: about one second in all.
+CONNECT_RETRY_PAUSES = (0.1, 0.3, 0.6)
+
+
+def _has_pending_input(conn: Any) -> bool:
+    """Whether an idle connection's socket has something to read: nothing is expected there
+    between transactions, so it is the server's termination notice or the connection's end."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def _describe(exc: psycopg2.Error) -> str:

@@ -11,7 +11,7 @@ and .NET).
   ``created`` time, one per line (``command_target``), or, over HTTP, ``"<METHOD> <path>"``;
   the body is the exact bytes sent. Binding the target means a signed body cannot be replayed
   as another command or against another case in a URL; binding the id and time lets the
-  platform refuse a copy of the same message later (``shared.replay``).
+  platform refuse a copy of the same message later (``shared.commands``).
 - Content shared with an agency travels sealed to that agency's X25519 key with HPKE (RFC 9180,
   base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM); only the recipient opens it.
 """

@@ -183,6 +183,8 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[Any] = []
         self.refused: set[str] = set()
+        #: What the server answers to QUIT (after it accepted the message).
+        self.goodbye = "221 Bye"
         self.port = free_port()
         self.controller: Any = None
 
@@ -203,6 +205,9 @@ class Mailbox:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 mailbox.messages.append(message_from_bytes(envelope.content, policy=policy.default))
                 return "250 OK"
+
+            async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+                return mailbox.goodbye
 
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
         # aiosmtpd runs its own asyncio loop in a real thread, untouched by eventlet.

@@ -497,7 +497,7 @@ def purge_all(platform: Platform, agency: Agency, cases: list[CaseCommands]) -> 
     def closed() -> bool:
         with retention.sql.transaction(commit=False) as cur:
             open_cases = cur.execute(
-                f"SELECT count(*) FROM {retention.records_table}"
+                f"SELECT count(*) FROM {retention.schedule.table}"
                 " WHERE record_kind = 'case_records' AND status = 'open'"
             ).fetchone()[0]
         return bool(open_cases == 0 and platform.caught_up())

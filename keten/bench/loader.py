@@ -1,8 +1,8 @@
 """The benchmark's fast loader: many cases and shares straight into the stores, not via the bus.
 
 Every row is made by the services' own code: the case is registered by ``CaseRegistrationUseCases``,
-the share decided and sealed by ``DataSharing``, the notification and the overview rows written
-by ``Notifications``, each event encoded by the application's mapper (personal values sealed
+the share decided and sealed by ``DataSharingUseCases``, the notification and the overview rows
+written by ``NotificationUseCases``, each event encoded by the application's mapper (personal values sealed
 under the case's and the subject's keys in the key store, as in production) and passed between
 services through the bus's own encode and decode. Only the way the rows reach PostgreSQL
 differs: the writes of case_registration and data_sharing are captured and copied in with
@@ -29,9 +29,9 @@ from eventsourcing.persistence import StoredEvent, Tracking
 from keten.demo import register_case_command, share_request_command
 from services.case_registration.application import CaseRegistrationUseCases
 from services.case_registration.domain import Case
-from services.data_sharing.application import DataSharing
+from services.data_sharing.application import DataSharingUseCases
 from services.data_sharing.domain import SubjectSay
-from services.notification.application import Notifications
+from services.notification.application import NotificationUseCases
 from shared.casefacts import CaseFacts, case_view
 from shared.caseview import CaseView
 from shared.config import Settings
@@ -135,8 +135,8 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
     started = time.monotonic()
     cases_app, sharing, notifications = (
         CaseRegistrationUseCases(settings),
-        DataSharing(settings),
-        Notifications(settings),
+        DataSharingUseCases(settings),
+        NotificationUseCases(settings),
     )
     per_citizen = max(1, share_events // citizens)
     pseudonyms = Pseudonymiser(settings.pseudonym_secret)
@@ -282,11 +282,12 @@ def citizen_bsn(number: int) -> str:
 
 
 def overview_latencies(settings: Settings, bsns: list[str], queries: int, seed: int = 8) -> list[float]:
-    """Milliseconds per citizen's overview (``Notifications.overview_for``: the read model and the
-    sealed values opened), for ``queries`` random citizens, with a cold key cache."""
+    """Milliseconds per citizen's overview (``NotificationUseCases.overview_for`` and its JSON:
+    the read model and the sealed values opened), for ``queries`` random citizens, with a cold
+    key cache."""
     import random
 
-    notifications = Notifications(settings)
+    notifications = NotificationUseCases(settings)
     notifications.vault = Vault(notifications.vault.keys)
     chooser = random.Random(seed)  # noqa: S311 (choosing citizens, not a secret)
     timings = []
@@ -294,7 +295,7 @@ def overview_latencies(settings: Settings, bsns: list[str], queries: int, seed: 
         for bsn in chooser.sample(bsns, min(queries, len(bsns))):
             subject = pseudonymise(bsn, settings.pseudonym_secret)
             began = time.perf_counter()
-            overview = notifications.overview_for(subject)
+            overview = notifications.overview_for(subject).to_json()  # as the RPC answers it
             timings.append((time.perf_counter() - began) * 1000)
             if not overview["cases"] or not overview["cases"][0]["shares"]:
                 raise RuntimeError("a loaded citizen's overview is empty")

@@ -4,7 +4,9 @@ keten run                 all services in one process (embedded default: SQLite 
                           in-process broker, gateway on http://127.0.0.1:8000)
 keten run data_sharing    one service, configured from the environment (production)
 keten demo [--url URL]    one share end to end; starts an embedded platform unless --url
-keten migrate             creates every table and declares the broker's topology, then exits
+                          (--throwaway-key: sign with a key registered for the demo only)
+keten migrate             checks the broker, creates every table and declares the broker's
+                          topology, then exits
 keten rewrap-keys         wraps every data key under the current KETEN_MASTER_KEY (rotation)
 keten probe live|ready    asks this host's operations endpoint (OPS_PORT); exit 0 if healthy
 keten purge [--dry-run]   crypto-shreds the records whose retention period is over (--as-of DATE
@@ -17,348 +19,33 @@ keten rebuild overview    rebuilds the citizens' overview from the events alone 
 keten agency add|rotate|remove|list AGENCY    agencies' bus credentials (docs/agencies.md)
 keten contract asyncapi|openapi|rabbitmq [--check|--write]    the published contract, from the code
 
-Logs go to stderr as JSON lines (``KETEN_LOG_FORMAT=text`` for people, ``KETEN_LOG_LEVEL``).
+A command that cannot do its work says so in one line on stderr, with what to do; logs go to
+stderr as JSON lines (``KETEN_LOG_FORMAT=text`` for people, ``KETEN_LOG_LEVEL``).
+
+This module only dispatches: ``keten probe`` is every container's healthcheck and must answer
+in milliseconds, so it imports nothing but the standard library (``keten.cli.probe``); every
+other command loads the platform (``keten.cli.commands``, which starts eventlet first).
 """
 
 from __future__ import annotations
 
-import warnings
-
-warnings.filterwarnings("ignore", message=r"(?s)\s*Eventlet is deprecated")
-import eventlet  # noqa: E402
-
-eventlet.monkey_patch()  # before anything opens a socket: nameko needs a green world
-
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from typing import Any  # noqa: E402
-
-from keten import contract  # noqa: E402
-from keten.cli import agency  # noqa: E402
-from keten.platform import SERVICES, build_runner, service_class  # noqa: E402
-from keten.purge import run_purge  # noqa: E402
-from shared import logs  # noqa: E402
-from shared.config import ConfigurationError, Settings, log_settings  # noqa: E402
-
-log = logging.getLogger("keten")
-
-#: Seconds a graceful stop may take; below Kubernetes' default grace period of 30 s.
-STOP_TIMEOUT = 20
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keten", description="Keten: the ketenoverleg platform.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    run = commands.add_parser("run", help="run services (all of them by default)")
-    run.add_argument("services", nargs="*", metavar="SERVICE", help=f"one or more of: {', '.join(SERVICES)}")
-
-    demo = commands.add_parser("demo", help="one share end to end, printed as the citizen sees it")
-    demo.add_argument("--url", help="drive a running platform instead of starting one")
-
-    commands.add_parser(
-        "migrate", help="create every table and declare the broker's exchanges and queues, then exit"
-    )
-
-    rewrap = commands.add_parser(
-        "rewrap-keys", help="wrap every data key under KETEN_MASTER_KEY (master key rotation)"
-    )
-    rewrap.add_argument(
-        "--check", action="store_true", help="only count keys per master key; exit 1 if any is old"
-    )
-
-    probe = commands.add_parser(
-        "probe", help="ask this host's operations endpoint on OPS_PORT (for healthchecks)"
-    )
-    probe.add_argument("probe", choices=("live", "ready"))
-
-    purge = commands.add_parser(
-        "purge", help="destroy the keys of records whose retention period is over (crypto-shredding)"
-    )
-    purge.add_argument("--dry-run", action="store_true", help="list what would be purged; change nothing")
-    purge.add_argument(
-        "--as-of",
-        type=_moment,
-        metavar="DATE",
-        help="purge what is due at DATE (ISO-8601) instead of now; a later date destroys records "
-        "before their retention period ends: for demonstrations and tests only",
-    )
-    purge.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-    bench = commands.add_parser(
-        "bench", help="the benchmark against the raw limit of RabbitMQ and PostgreSQL (docs/performance.md)"
-    )
-    bench.add_argument("--quick", action="store_true", help="smaller sizes: under a minute, the same keys")
-    rebuild = commands.add_parser("rebuild", help="rebuild a projection from the events alone")
-    rebuild.add_argument("projection", choices=("overview",), help="the citizens' overview (inzage)")
-    rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-    agency.add_parser(commands)
-    contract.add_parser(commands)
-    return parser
+import sys
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        level, log_format = log_settings()
-        if args.command in ("demo", "bench") and not os.environ.get("KETEN_LOG_LEVEL"):
-            level, log_format = "WARNING", "text"  # these print for people; logs only trouble
-        logs.configure(level, log_format)
-        if args.command == "run":
-            unknown = [name for name in args.services if name not in (*SERVICES, "all")]
-            if unknown:
-                parser.error(f"unknown service {unknown[0]}; choose from {', '.join(SERVICES)}")
-            return run_services(args.services)
-        if args.command == "demo":
-            return run_demo(args.url)
-        if args.command == "agency":
-            return agency.run(args)
-        if args.command == "contract":
-            return contract.run(args)
-        if args.command == "migrate":
-            return migrate(Settings.from_env())
-        if args.command == "rewrap-keys":
-            return rewrap_keys(Settings.from_env(), check_only=args.check)
-        if args.command == "probe":
-            return probe_ops(Settings.from_env(), args.probe)
-        if args.command == "bench":
-            return run_bench(quick=args.quick)
-        if args.command == "rebuild":
-            return rebuild_overview(progress=not args.no_progress)
-        if args.command == "purge":
-            return run_purge(args.dry_run, args.as_of, progress=not args.no_progress)
-    except ConfigurationError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        return 2
-    return 1
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["probe"]:
+        from keten.cli.probe import main as probe
+
+        return probe(args[1:])
+    from keten.cli.commands import main as commands
+
+    return commands(args)
 
 
-def run_services(names: list[str], settings: Settings | None = None) -> int:
-    settings = settings or Settings.from_env()
-    selected = list(SERVICES) if "all" in names or not names else names
-    if settings.embedded_broker and len(selected) < len(SERVICES):
-        raise ConfigurationError("the in-process broker only connects services in one process: set AMQP_URI")
-    logs.set_process_service(selected[0] if len(selected) == 1 else None)
-    runner = build_runner(settings, selected)
-    stop = eventlet.event.Event()
+def build_parser() -> Any:
+    """The whole command line (for its help and for tests that read it)."""
+    from keten.cli.commands import build_parser as build
 
-    def on_signal(signum: int, frame: Any) -> None:
-        if not stop.ready():
-            stop.send(signum)
-
-    def on_death(container: Any) -> None:
-        try:
-            container.wait()
-        except Exception as exc:
-            log.critical("service %s died (%s); exiting", container.service_name, type(exc).__name__)
-            if not stop.ready():
-                stop.send("died")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    runner.start()
-    for container in runner.containers:
-        eventlet.spawn(on_death, container)
-    where = f"http://{settings.gateway_address}" if "gateway" in selected else "(no gateway)"
-    mode = "embedded" if settings.embedded_broker else settings.amqp_uri.split("@")[-1]
-    log.info("keten running: %s; broker %s; gateway %s", ", ".join(selected), mode, where)
-    reason = stop.wait()
-    log.info("stopping")
-    if reason == "died":
-        runner.kill()  # a dead service leaves the process useless: exit, let the supervisor restart it
-        return 1
-    try:
-        with eventlet.Timeout(STOP_TIMEOUT):
-            runner.stop()  # lets running workers finish
-    except eventlet.Timeout:
-        log.warning("services did not stop within %ss (broker unreachable?); killing them", STOP_TIMEOUT)
-        runner.kill()
-    return 0
-
-
-def migrate(settings: Settings) -> int:
-    """Creates every service's tables (events, read models, tracking) and the key store, and
-    declares the broker's exchanges and queues; safe to run again (all of it is idempotent)."""
-    from shared.agencies import AgencyRegistry
-    from shared.application import vault_for
-    from shared.dependencies import ApplicationProvider
-    from shared.publishing import ConfirmingPublisher
-
-    vault_for(settings)
-    AgencyRegistry.for_settings(settings)
-    for name in SERVICES:
-        for provider in vars(service_class(name)).values():
-            if isinstance(provider, ApplicationProvider):
-                provider.app_cls(settings).close()
-                log.info("tables of %s ready", name)
-    if settings.embedded_broker:
-        log.info("embedded broker: nothing to declare (its queues live in the running process)")
-    else:
-        replaced = replace_changed_exchanges(settings)
-        if replaced:
-            log.warning("exchanges declared with other arguments replaced: %s", ", ".join(replaced))
-        publisher = ConfirmingPublisher(settings.amqp_uri)
-        publisher.connect()
-        publisher.close()
-        log.info("exchanges and queues declared")
-    print("migrated: tables created, topology declared")
-    return 0
-
-
-def replace_changed_exchanges(settings: Settings) -> list[str]:
-    """Deletes each platform exchange that exists with other arguments than this release
-    declares (e.g. without its alternate exchange), so that it can be declared anew; the queues'
-    bindings to it are declared again with the topology. Returns the names replaced."""
-    import amqp.exceptions
-    from kombu import Connection
-
-    from shared.topology import platform_exchanges
-
-    replaced = []
-    with Connection(settings.amqp_uri, connect_timeout=10) as connection:
-        for exchange in platform_exchanges():
-            channel = connection.channel()
-            try:
-                exchange(channel).declare()
-            except amqp.exceptions.PreconditionFailed:
-                channel = connection.channel()  # the refusal closed the other one
-                channel.exchange_delete(exchange.name)
-                exchange(channel).declare()
-                replaced.append(exchange.name)
-            finally:
-                with contextlib.suppress(Exception):  # already closed by the broker
-                    channel.close()
-    return replaced
-
-
-def rewrap_keys(settings: Settings, check_only: bool = False) -> int:
-    """Moves every live data key under the current master key (see docs/operations.md)."""
-    from shared.application import vault_for
-
-    keys = vault_for(settings).keys
-    if not check_only:
-        done = keys.rewrap()
-        print(f"re-wrapped {done} data keys under master key {keys.master_key_id}")
-    counts = keys.count_by_master_key()
-    old = sum(count for key_id, count in counts.items() if key_id != keys.master_key_id)
-    print(f"{counts.get(keys.master_key_id, 0)} data keys under the current master key, {old} under others")
-    return 1 if old else 0
-
-
-def probe_ops(settings: Settings, which: str) -> int:
-    """Asks the operations endpoint of this host; for container healthchecks (no curl needed)."""
-    import urllib.error
-    import urllib.request
-
-    if not settings.ops_port:
-        print("OPS_PORT is not set: this process serves no probes", file=sys.stderr)
-        return 2
-    url = f"http://127.0.0.1:{settings.ops_port}/{'livez' if which == 'live' else 'readyz'}"
-    try:
-        with urllib.request.urlopen(url, timeout=8) as response:
-            print(response.read().decode())
-            return 0
-    except urllib.error.HTTPError as error:
-        print(error.read().decode())
-    except OSError as error:
-        print(f"no answer from {url}: {type(error).__name__}", file=sys.stderr)
-    return 1
-
-
-def run_bench(quick: bool) -> int:
-    """The benchmark, from a checkout: the wheel and the image leave it out."""
-    try:
-        from keten.bench import benchmark
-    except ModuleNotFoundError as error:
-        if not (error.name or "").startswith("keten.bench"):
-            raise
-        print(
-            "keten bench: the benchmark is not in this installation; run it from a checkout (make bench)",
-            file=sys.stderr,
-        )
-        return 2
-    benchmark.run(benchmark.QUICK if quick else benchmark.FULL)
-    return 0
-
-
-def run_demo(url: str | None) -> int:
-    from keten import demo
-
-    if url:
-        demo.run_demo(url)
-        return 0
-    with tempfile.TemporaryDirectory(prefix="keten-demo-") as var_dir:
-        settings = Settings.from_env(
-            {"KETEN_VAR_DIR": var_dir, "GATEWAY_ADDRESS": f"127.0.0.1:{_free_port()}"}
-        )
-        runner = build_runner(settings, list(SERVICES))
-        runner.start()
-        try:
-            print("Started an embedded platform for the demo (its data is thrown away afterwards).")
-            demo.run_demo(f"http://{settings.gateway_address}", credentials=demo.load_credentials(var_dir))
-        finally:
-            runner.stop()
-    return 0
-
-
-def rebuild_overview(progress: bool = True, settings: Settings | None = None) -> int:
-    """Rebuilds the citizens' overview from the events alone: those of case_registration,
-    consent, data_sharing and retention read from their stores, and the notification service's
-    own. Run it with the notification service stopped (or expect it to catch up afterwards)."""
-    from tqdm import tqdm
-
-    from services.case_registration.application import CaseRegistrationUseCases
-    from services.consent.application import Consent
-    from services.data_sharing.application import DataSharing
-    from services.notification.application import Notifications
-    from services.retention.application import Retention
-    from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
-
-    settings = settings or Settings.from_env()
-    upstream: list[ReceivedEvent] = []
-    for cls in (CaseRegistrationUseCases, Consent, DataSharing, Retention):
-        app = cls(settings)
-        try:
-            for notification in app.recorder.select_notifications(start=1, limit=10**9):
-                message = encode_event(app.mapper.to_domain_event(notification), app.name, notification.id)
-                if message is not None:
-                    upstream.append(decode_event(message.body))
-        finally:
-            app.close()
-    notifications = Notifications(settings)
-    try:
-        total = len(upstream) + (notifications.recorder.max_notification_id() or 0)
-        with tqdm(total=total, desc="rebuilding the overview", unit="event", disable=not progress) as bar:
-            applied = notifications.rebuild_overview(upstream, progress=bar.update)
-    finally:
-        notifications.close()
-    print(f"Rebuilt the citizens' overview from {applied} event(s).")
-    return 0
-
-
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("a date or time in ISO-8601, e.g. 2030-01-01") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return build()

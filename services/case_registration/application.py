@@ -28,10 +28,12 @@ from services.case_registration.domain import (
 from shared.application import KetenApplication
 from shared.catalogue import Catalogue, TableParticipant, load_catalogue
 from shared.config import Settings
+from shared.contracts.catalogue import PublishedCatalogue
 from shared.contracts.commands import (
     ActivateCase,
     AddParticipant,
     CloseCase,
+    GetCatalogue,
     RegisterCase,
     RemoveParticipant,
 )
@@ -103,6 +105,10 @@ class CaseRegistrationUseCases(KetenApplication):
         except IntegrityError:
             return CaseStatus.of(self._case(case_id))  # registered concurrently by the same request
         return CaseStatus.of(case)
+
+    def get_catalogue(self, command: GetCatalogue) -> PublishedCatalogue:
+        """The catalogue this service decides by, as agencies read it; any agency may ask."""
+        return PublishedCatalogue.of(self.catalogue)
 
     def activate_case(self, command: ActivateCase) -> CaseStatus:
         """Starts the table's work on a registered case; repeat-safe for an active case."""

@@ -15,6 +15,7 @@ from shared.contracts.commands import (
     ActivateCaseSchema,
     AddParticipantSchema,
     CloseCaseSchema,
+    GetCatalogueSchema,
     RegisterCaseSchema,
     RemoveParticipantSchema,
     dump_reply,
@@ -49,6 +50,12 @@ class CaseRegistrationService:
         """Closes a case with an outcome (``CloseCaseSchema``)."""
         loaded = load_command(CloseCaseSchema, command)
         return dump_reply(CloseCaseSchema, self.cases.close_case(loaded))
+
+    @rpc(expected_exceptions=KetenError)
+    def get_catalogue(self, command: dict[str, Any]) -> dict[str, Any]:
+        """The catalogue the platform decides by (``GetCatalogueSchema``); changes nothing."""
+        loaded = load_command(GetCatalogueSchema, command)
+        return dump_reply(GetCatalogueSchema, self.cases.get_catalogue(loaded))
 
     @rpc(expected_exceptions=KetenError)
     def activate_case(self, command: dict[str, Any]) -> dict[str, Any]:

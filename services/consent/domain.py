@@ -60,6 +60,18 @@ def consent_record_id(case_id: UUID, subject: str) -> UUID:
     return uuid5(CONSENT_NAMESPACE, f"{case_id}/{subject}")
 
 
+@dataclass(frozen=True)
+class SpecificConsent:
+    """One consent the subject gave: for one purpose, these categories, to these recipients,
+    until a date, after the notice of this version."""
+
+    purpose: str
+    categories: tuple[str, ...]
+    recipients: tuple[str, ...]
+    valid_until: date
+    notice_version: str
+
+
 class ConsentRecord(Aggregate):
     """What one subject agreed to (and objected to) in one case."""
 
@@ -67,7 +79,7 @@ class ConsentRecord(Aggregate):
     def __init__(self, case_id: UUID, subject: str):
         self.case_id = case_id
         self.subject = subject
-        self.consents: list[dict[str, object]] = []
+        self.consents: tuple[SpecificConsent, ...] = ()
         self.objection_id: UUID | None = None
         self.withdrawn_objections: tuple[UUID, ...] = ()
 
@@ -120,15 +132,8 @@ class ConsentRecord(Aggregate):
         given_how: str,
         recorded_by: str,
     ) -> None:
-        self.consents.append(
-            {
-                "purpose": purpose,
-                "categories": tuple(categories),
-                "recipients": tuple(recipients),
-                "valid_until": valid_until,
-                "notice_version": notice_version,
-            }
-        )
+        given = SpecificConsent(purpose, tuple(categories), tuple(recipients), valid_until, notice_version)
+        self.consents = (*self.consents, given)
 
     def withdraw_consent(self, recorded_by: str) -> None:
         """Withdraws every consent the subject gave in the case."""
@@ -138,7 +143,7 @@ class ConsentRecord(Aggregate):
 
     @event("ConsentWithdrawn")
     def _consent_withdrawn(self, case_id: UUID, subject: str, recorded_by: str) -> None:
-        self.consents = []
+        self.consents = ()
 
     def lodge_objection(self, objection_id: UUID, reason: Sealed | None, recorded_by: str) -> bool:
         """ "Stop discussing my case". Repeat-safe by ``objection_id``: False when already on record."""
@@ -162,6 +167,7 @@ class ConsentRecord(Aggregate):
         self.objection_id = objection_id
 
     def withdraw_objection(self, objection_id: UUID, recorded_by: str) -> None:
+        """The subject takes back the objection in force; shares may be considered again."""
         if self.objection_id != objection_id:
             raise NoSuchObjectionError(
                 "no objection with this id is in force for the subject", "objection_id"
@@ -190,10 +196,31 @@ class OverrideScope:
     recipients: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Professional:
+    """Who took a decision: an agency and the professional's function there, never their name."""
+
+    agency: str
+    function: str
+
+
+@dataclass(frozen=True)
+class NoticeDeferral:
+    """Telling the subjects now would endanger someone: their notices of shares under the
+    override are held until ``review_on``, for the (sealed) ``reason``."""
+
+    reason: Sealed | None
+    review_on: date
+
+
 class SafetyOverride(Aggregate):
     """A professional's recorded decision that the safety of others justifies sharing despite an
     objection: who decided, on what ground, why, within which scope, until when, and the
-    explanation owed to the subjects (now, or when the deferral of their notifications ends)."""
+    explanation owed to the subjects (now, or when the deferral of their notifications ends).
+
+    The stored ``SafetyOverrideRecorded`` keeps ``recorded_by`` and ``deferral`` as plain JSON
+    objects (their shape since the first override was stored); ``record`` takes them as value
+    objects, and the override holds ``recorded_by`` as a ``Professional``."""
 
     @event("SafetyOverrideRecorded")
     def __init__(
@@ -212,7 +239,7 @@ class SafetyOverride(Aggregate):
     ):
         self.case_id = case_id
         self.scope = OverrideScope(tuple(subjects), tuple(categories), tuple(recipients))
-        self.recorded_by = dict(recorded_by)
+        self.recorded_by = Professional(recorded_by["agency"], recorded_by["function"])
         self.ends_on = ends_on
         self.ended = False
 
@@ -226,13 +253,15 @@ class SafetyOverride(Aggregate):
         ground: str,
         grounds: Iterable[str],
         reasons: Sealed | None,
-        recorded_by: dict[str, str],
+        recorded_by: Professional,
         ends_on: date,
         explanation: Sealed | None,
-        deferral: dict[str, object] | None,
+        deferral: NoticeDeferral | None,
         catalogue_version: str,
         today: date,
     ) -> SafetyOverride:
+        """Records an override after checking its ground, scope, period and reasons, and that a
+        deferral of the subjects' notices is reviewed within the override's period."""
         if ground not in set(grounds):
             raise InvalidOverrideError("unknown safety override ground", "ground")
         if not scope.subjects or not scope.categories or not scope.recipients:
@@ -243,14 +272,11 @@ class SafetyOverride(Aggregate):
             )
         if reasons is None or explanation is None:
             raise InvalidOverrideError("an override states its reasons and the explanation owed", "reasons")
-        if deferral is not None:
-            review_on = deferral["review_on"]
-            assert isinstance(review_on, date)
-            if not today < review_on <= ends_on:
-                raise InvalidOverrideError(
-                    "a deferral is reviewed after today and no later than the override ends",
-                    "deferral.review_on",
-                )
+        if deferral is not None and not today < deferral.review_on <= ends_on:
+            raise InvalidOverrideError(
+                "a deferral is reviewed after today and no later than the override ends",
+                "deferral.review_on",
+            )
         return cls._create(
             cls.SafetyOverrideRecorded,  # type: ignore[attr-defined]
             id=override_id,
@@ -260,14 +286,18 @@ class SafetyOverride(Aggregate):
             recipients=scope.recipients,
             ground=ground,
             reasons=reasons,
-            recorded_by=recorded_by,
+            # Stored as plain objects, as they always were (see the class docstring).
+            recorded_by={"agency": recorded_by.agency, "function": recorded_by.function},
             ends_on=ends_on,
             explanation=explanation,
-            deferral=deferral,
+            deferral=None
+            if deferral is None
+            else {"reason": deferral.reason, "review_on": deferral.review_on},
             catalogue_version=catalogue_version,
         )
 
     def end(self, reason_code: str, reasons: Iterable[str], ended_by: str) -> None:
+        """Ends the override before its end date, for one of the catalogue's ``reasons``."""
         if self.ended:
             raise OverrideEndedError("the override has ended already")
         if reason_code not in set(reasons):

@@ -1,10 +1,20 @@
-"""Use cases of data sharing: decide a share request, correct what was shared, pass on its
-erasure, learn cases and consents."""
+"""Use cases of data sharing: decide a share request, correct what was shared; and what other
+services' events change here (cases, consents, objections, safety overrides, purges, whose
+erasure is passed on).
+
+Each use case takes its command as the service loaded it (a frozen dataclass from
+``shared.contracts.commands``, the BSN already a pseudonym) and returns a small result
+(``ShareDecisions``, ``CorrectionRecorded``), never an aggregate. The consents, objections and
+safety overrides learnt from the consent service are kept in read-model tables of this
+application and read back as the domain's ``GivenConsent`` and ``SafetyOverride``.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Any
 from uuid import UUID
@@ -12,7 +22,9 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from services.data_sharing.domain import (
+    GivenConsent,
     RefusedShare,
+    SafetyOverride,
     Share,
     ShareRequest,
     SubjectSay,
@@ -20,10 +32,11 @@ from services.data_sharing.domain import (
     decide,
     share_id,
 )
+from services.data_sharing.inbox import SealedToRecipient, erasures_required, share_corrected, share_received
 from shared import metrics
 from shared.agencies import AgencyRegistry
 from shared.application import KetenApplication
-from shared.casefacts import CaseFacts
+from shared.casefacts import CaseEvent, CaseFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
 from shared.contracts.commands import CorrectShare, RequestShare
@@ -37,7 +50,6 @@ from shared.contracts.events.consent import (
     SafetyOverrideRecorded,
 )
 from shared.contracts.events.retention import RecordsPurged
-from shared.contracts.inbox import inbox_message, inbox_message_id
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
@@ -46,7 +58,55 @@ from shared.sealed import PURGED, KeyScope, Sealed
 from shared.wire import seal_for
 
 
-class DataSharing(KetenApplication):
+@dataclass(frozen=True)
+class ShareDecision:
+    """The decision for one recipient (``ShareDecisionSchema``): shared, or refused and why."""
+
+    share_id: UUID
+    to_agency: str
+    outcome: str
+    reason_code: str
+    reason: str | None
+    #: The safety override a share proceeds under despite the subject's objection.
+    override_id: UUID | None
+
+    @classmethod
+    def of(cls, decision: Share | RefusedShare) -> ShareDecision:
+        if isinstance(decision, Share):
+            return cls(decision.id, decision.to_agency, "shared", "allowed", None, decision.override_id)
+        return cls(decision.id, decision.to_agency, "refused", decision.reason_code, decision.reason, None)
+
+
+@dataclass(frozen=True)
+class ShareDecisions:
+    """What ``request_share`` answers (``ShareDecisionsSchema``): one decision per recipient."""
+
+    request_id: UUID
+    decisions: tuple[ShareDecision, ...]
+
+
+@dataclass(frozen=True)
+class CorrectionPassedOn:
+    """A share the correction went out in: one per recipient of the original content."""
+
+    share_id: UUID
+    to_agency: str
+
+
+@dataclass(frozen=True)
+class CorrectionRecorded:
+    """What ``correct_share`` answers (``CorrectionRecordedSchema``)."""
+
+    correction_id: UUID
+    share_id: UUID
+    passed_on_to: tuple[CorrectionPassedOn, ...]
+
+
+class DataSharingUseCases(KetenApplication):
+    """The use cases over data_sharing's event store, which holds the ``Share`` and
+    ``RefusedShare`` aggregates, and over its read models: the case facts and what the
+    subjects said (consents, objections, safety overrides)."""
+
     name = "data_sharing"
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
@@ -70,14 +130,12 @@ class DataSharing(KetenApplication):
         )
 
     # -- deciding ---------------------------------------------------------------------------
-    def request_share(
-        self, command: RequestShare, correlation_id: str | None = None
-    ) -> list[Share | RefusedShare]:
-        """Decides a ``RequestShareSchema`` command, one decision per recipient, all recorded.
+    def request_share(self, command: RequestShare, correlation_id: str | None = None) -> ShareDecisions:
+        """Decides a share request, one decision per recipient, all recorded.
 
         Malformed requests (unknown case, category or agency, a person not in the case, a
         sender not at the table) change nothing and raise; everything else is decided and
-        recorded, allowed or refused. Repeating a request returns the decisions on record.
+        recorded, allowed or refused. Repeating a request answers the decisions on record.
         """
         case = self.cases.get(command.case_id)
         if case is None:
@@ -126,45 +184,32 @@ class DataSharing(KetenApplication):
                     form=command.form,
                     meeting_id=command.meeting_id,
                     direction=command.direction,
-                    special_grounds=dict(command.special_grounds),
+                    special_grounds=command.special_grounds,
                 )
                 decision = decide(request, case, say, self.catalogue, today)
-                common: dict[str, Any] = {
-                    "request_id": request.request_id,
-                    "case_id": case.case_id,
-                    "subject": subject,
-                    "from_agency": sender,
-                    "to_agency": recipient,
-                    "categories": request.categories,
-                    "purpose": request.purpose,
-                    "catalogue_version": self.catalogue.version,
-                    "correlation_id": correlation_id or str(request.request_id),
-                }
                 outcome: Share | RefusedShare
                 if decision.allowed:
-                    outcome = Share(
-                        **common,
-                        sender_ground=decision.sender_ground or "",
-                        recipient_ground=decision.recipient_ground or "",
-                        special_grounds=request.special_grounds,
-                        form=request.form,
-                        meeting_id=request.meeting_id,
+                    outcome = Share.record(
+                        request,
+                        decision,
                         content=self.seal(
                             KeyScope(case.case_id, subject),
                             {"content": command.content, "reference": command.content_reference},
                         ),
-                        direction=request.direction,
-                        contact_point=dict(case.contact_point),
-                        override_id=UUID(decision.override_id) if decision.override_id else None,
+                        contact_point=case.contact_point,
+                        catalogue_version=self.catalogue.version,
+                        correlation_id=correlation_id or str(request.request_id),
                     )
                 else:
-                    outcome = RefusedShare(
-                        **common,
-                        reason_code=decision.reason_code,
-                        reason=refusal_text(decision.reason_code, decision.reason_details, self.catalogue),
+                    outcome = RefusedShare.record(
+                        request,
+                        decision,
+                        reason=refusal_text(
+                            decision.reason_code, dict(decision.reason_details), self.catalogue
+                        ),
                         visible_to_subject=share_refusals()[decision.reason_code].visible_to_subject,
-                        reason_details=dict(decision.reason_details),
-                        direction=request.direction,
+                        catalogue_version=self.catalogue.version,
+                        correlation_id=correlation_id or str(request.request_id),
                     )
                 decisions.append(outcome)
                 new.append(outcome)
@@ -175,19 +220,20 @@ class DataSharing(KetenApplication):
                     metrics.share_decisions.labels("shared", "allowed").inc()
                 else:
                     metrics.share_decisions.labels("refused", outcome.reason_code).inc()
-        return decisions
+        return ShareDecisions(command.request_id, tuple(ShareDecision.of(d) for d in decisions))
 
     def _find_decision(self, request_id: UUID, to_agency: str) -> Share | RefusedShare | None:
         try:
-            return self.repository.get(share_id(request_id, to_agency))
+            found: Share | RefusedShare = self.repository.get(share_id(request_id, to_agency))
         except AggregateNotFoundError:
             return None
+        return found
 
     # -- correcting what was shared (rule 6) ------------------------------------------------
-    def correct_share(self, command: CorrectShare, correlation_id: str | None = None) -> list[Share]:
-        """Records a ``CorrectShareSchema`` command: the corrected content, sealed like the
-        original, on every share the original content went out in (each recipient of the
-        request), so that each recipient is told. Returns those shares.
+    def correct_share(self, command: CorrectShare, correlation_id: str | None = None) -> CorrectionRecorded:
+        """Records a correction: the corrected content, sealed like the original, on every
+        share the original content went out in (each recipient of the request), so that each
+        recipient is told. Answers those shares.
 
         Unknown share: 404; refused share: 409; neither its sender nor the record holder: 403;
         its records purged: 409. Repeating a correction id records nothing new.
@@ -204,7 +250,7 @@ class DataSharing(KetenApplication):
         shares = self._shares_of_request(share.request_id)
         correction_id = command.correction_id
         if all(other.has_correction(correction_id) for other in shares):
-            return shares
+            return _correction_recorded(command, shares)
         if share.erasure_passed_on or self._is_purged(share.content):
             raise Conflict(
                 "share_purged", "the share's records were purged; nothing is left to correct", "share_id"
@@ -227,7 +273,7 @@ class DataSharing(KetenApplication):
                 correlation_id=correlation_id or str(correction_id),
             )
         self.save(*shares)
-        return shares
+        return _correction_recorded(command, shares)
 
     def _find_share(self, share_id: UUID) -> Share:
         return self._as_share(self._find_decision_by_id(share_id))
@@ -258,69 +304,45 @@ class DataSharing(KetenApplication):
         return content is not None and not isinstance(self.vault.keys.load(content.key_id), bytes)
 
     # -- telling the recipients ---------------------------------------------------------------
-    def inbox_messages(self, domain_event: Any) -> list[OutgoingMessage]:
+    def inbox_messages(self, domain_event: object) -> list[OutgoingMessage]:
         """What a share's events tell its recipient: the share and each correction, with the
         content sealed to the recipient's own key (readable by nobody on the way: broker, dead
         letters), and that the platform purged its records so the recipient erases its copy."""
-        kind = type(domain_event).__qualname__
-        share_id = domain_event.originator_id
-        if kind == "Share.DataShared":
-            name, message_id = "ShareReceived", inbox_message_id("share", share_id)
-            data = {**vars(domain_event), "share_id": share_id, "shared_at": domain_event.timestamp}
-        elif kind == "Share.ShareCorrected":
-            name = "ShareCorrected"
-            message_id = inbox_message_id("correction", share_id, domain_event.correction_id)
-            data = {**vars(domain_event), "share_id": share_id, "corrected_at": domain_event.timestamp}
-        elif kind == "Share.ErasurePassedOn":
-            data = {**vars(domain_event), "share_id": share_id}
-            return [
-                inbox_message(
-                    recipient,
-                    "ShareErasureRequired",
-                    data,
-                    message_id=inbox_message_id("erasure", share_id, recipient),
-                    occurred_at=domain_event.timestamp,
-                )
-                for recipient in domain_event.recipients
-            ]
-        else:
-            return []
-        data.update(self._content_for(domain_event.to_agency, domain_event))
-        return [
-            inbox_message(
-                domain_event.to_agency,
-                name,
-                data,
-                message_id=message_id,
-                correlation_id=domain_event.correlation_id,
-                occurred_at=domain_event.timestamp,
-            )
-        ]
+        if isinstance(domain_event, Share.DataShared):
+            return [share_received(domain_event, self._sealed_to_recipient(domain_event))]
+        if isinstance(domain_event, Share.ShareCorrected):
+            return [share_corrected(domain_event, self._sealed_to_recipient(domain_event))]
+        if isinstance(domain_event, Share.ErasurePassedOn):
+            return erasures_required(domain_event)
+        return []
 
-    def _content_for(self, agency: str, domain_event: Any) -> dict[str, Any]:
-        """The event's content sealed to ``agency``'s current key, or why it is withheld."""
-        key = self.agencies.current_key(agency)
-        opened = self.vault.open(domain_event.content)
-        case = self.cases.get(domain_event.case_id)
-        subject = case.subjects.get(domain_event.subject) if case else None
-        sealed, withheld = None, None
+    def _sealed_to_recipient(self, shared: Share.DataShared | Share.ShareCorrected) -> SealedToRecipient:
+        """The event's content sealed to its recipient's current key, or why it is withheld."""
+        key = self.agencies.current_key(shared.to_agency)
         if key is None:
-            withheld = "no_key"
-        elif opened is PURGED:
-            withheld = "purged"
-        else:
-            sealed = seal_for(
-                key.encryption_public_key,
-                {**(opened or {}), "subject": {"role": subject.role if subject else None}},
-            )
-        return {"key_id": key.key_id if key else None, "sealed_content": sealed, "content_withheld": withheld}
+            return SealedToRecipient(key_id=None, sealed_content=None, content_withheld="no_key")
+        opened = self.vault.open(shared.content)
+        if opened is PURGED:
+            return SealedToRecipient(key_id=key.key_id, sealed_content=None, content_withheld="purged")
+        case = self.cases.get(shared.case_id)
+        subject = case.subjects.get(shared.subject) if case else None
+        # The sealed plaintext: content and reference as sealed here, and the subject's role.
+        plaintext = {**(opened or {}), "subject": {"role": subject.role if subject else None}}
+        sealed = seal_for(key.encryption_public_key, plaintext)
+        return SealedToRecipient(key_id=key.key_id, sealed_content=sealed)
 
     @cached_property
     def agencies(self) -> AgencyRegistry:
         return AgencyRegistry.for_settings(self.settings)
 
     # -- learning from other services -------------------------------------------------------
+    def record_case_event(self, event: ReceivedEvent[CaseEvent]) -> None:
+        """What case_registration says of a case (registered, activated, stopped, resumed,
+        closed, a participant added or removed) goes into the case facts decisions read."""
+        self.cases.apply(event)
+
     def _subject_say(self, case_id: UUID, subject: str) -> SubjectSay:
+        """What the subject said in the case, as the read models hold it."""
         with self.sql.transaction(commit=False) as cur:
             consents = cur.execute(
                 f"SELECT consents FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
@@ -335,19 +357,22 @@ class DataSharing(KetenApplication):
                 (str(case_id),),
             ).fetchall()
         return SubjectSay(
-            consents=tuple(json.loads(consents[0])) if consents else (),
+            consents=tuple(_consent_of(row) for row in json.loads(consents[0])) if consents else (),
             objection_id=objection[0] if objection else None,
-            overrides=tuple(json.loads(row[0]) for row in overrides),
+            overrides=tuple(_override_of(json.loads(row[0])) for row in overrides),
         )
 
     def record_consent_given(self, event: ReceivedEvent[ConsentGiven]) -> None:
+        """A consent given is kept beside the subject's earlier ones, until withdrawn."""
         data = event.data
-        consent = {
-            "purpose": data.purpose,
-            "categories": list(data.categories),
-            "recipients": list(data.recipients),
-            "valid_until": data.valid_until.isoformat(),
-        }
+        consent = _consent_row(
+            GivenConsent(
+                purpose=data.purpose,
+                categories=data.categories,
+                recipients=data.recipients,
+                valid_until=data.valid_until,
+            )
+        )
 
         def write(cur: Cursor) -> None:
             row = cur.execute(
@@ -364,6 +389,7 @@ class DataSharing(KetenApplication):
         self.write_tracked(event.tracking, write)
 
     def record_consent_withdrawn(self, event: ReceivedEvent[ConsentWithdrawn]) -> None:
+        """A withdrawal ends every consent the subject gave in the case."""
         data = event.data
 
         def write(cur: Cursor) -> None:
@@ -404,27 +430,27 @@ class DataSharing(KetenApplication):
 
         def write(cur: Cursor) -> None:
             if isinstance(data, SafetyOverrideRecorded):
-                override = {
-                    "override_id": override_id,
-                    "subjects": list(data.subjects),
-                    "categories": list(data.categories),
-                    "recipients": list(data.recipients),
-                    "ends_on": data.ends_on.isoformat(),
-                    "ended": False,
-                }
+                override = SafetyOverride(
+                    override_id=data.override_id,
+                    subjects=data.subjects,
+                    categories=data.categories,
+                    recipients=data.recipients,
+                    ends_on=data.ends_on,
+                )
                 cur.execute(
                     f"INSERT INTO {self.override_table} (override_id, case_id, override) VALUES (?, ?, ?)"
                     " ON CONFLICT (override_id) DO NOTHING",
-                    (override_id, str(data.case_id), json.dumps(override)),
+                    (override_id, str(data.case_id), json.dumps(_override_row(override))),
                 )
                 return
             row = cur.execute(
                 f"SELECT override FROM {self.override_table} WHERE override_id = ?", (override_id,)
             ).fetchone()
             if row is not None:
+                ended = replace(_override_of(json.loads(row[0])), ended=True)
                 cur.execute(
                     f"UPDATE {self.override_table} SET override = ? WHERE override_id = ?",
-                    (json.dumps({**json.loads(row[0]), "ended": True}), override_id),
+                    (json.dumps(_override_row(ended)), override_id),
                 )
 
         self.write_tracked(event.tracking, write)
@@ -458,3 +484,52 @@ class DataSharing(KetenApplication):
 
         self.save_tracked(event.tracking, *passed_on, write=write)
         self.forget_keys(event)
+
+
+def _correction_recorded(command: CorrectShare, shares: list[Share]) -> CorrectionRecorded:
+    return CorrectionRecorded(
+        command.correction_id,
+        command.share_id,
+        tuple(CorrectionPassedOn(share.id, share.to_agency) for share in shares),
+    )
+
+
+# -- the read models' rows: JSON inside this module, typed values outside it ------------------
+def _consent_row(consent: GivenConsent) -> dict[str, Any]:
+    return {
+        "purpose": consent.purpose,
+        "categories": list(consent.categories),
+        "recipients": list(consent.recipients),
+        "valid_until": consent.valid_until.isoformat(),
+    }
+
+
+def _consent_of(row: Mapping[str, Any]) -> GivenConsent:
+    return GivenConsent(
+        purpose=row["purpose"],
+        categories=tuple(row["categories"]),
+        recipients=tuple(row["recipients"]),
+        valid_until=date.fromisoformat(str(row["valid_until"])),
+    )
+
+
+def _override_row(override: SafetyOverride) -> dict[str, Any]:
+    return {
+        "override_id": str(override.override_id),
+        "subjects": list(override.subjects),
+        "categories": list(override.categories),
+        "recipients": list(override.recipients),
+        "ends_on": override.ends_on.isoformat(),
+        "ended": override.ended,
+    }
+
+
+def _override_of(row: Mapping[str, Any]) -> SafetyOverride:
+    return SafetyOverride(
+        override_id=UUID(row["override_id"]),
+        subjects=tuple(row["subjects"]),
+        categories=tuple(row["categories"]),
+        recipients=tuple(row["recipients"]),
+        ends_on=date.fromisoformat(str(row["ends_on"])),
+        ended=bool(row["ended"]),
+    )

@@ -1,9 +1,9 @@
 """Share decisions: may this agency share these data about this person with that agency?
 
 Pure domain. ``decide`` weighs one request for one recipient against what is known of the case
-(``CaseView``) and what the subject said (``SubjectSay``: consent, objection, safety overrides),
-and returns a ``Decision`` with a reason code; the
-application records it as ``Share`` (``DataShared``) or ``RefusedShare`` (``ShareRefused``).
+(``CaseView``) and what the subject said (``SubjectSay``: consents, objection, safety overrides),
+and returns a ``Decision`` with a reason code; the application records it as ``Share``
+(``DataShared``) or ``RefusedShare`` (``ShareRefused``).
 Every decision is an event, allowed or refused. A share's content can later be corrected
 (``ShareCorrected``) and its erasure passed on to its recipient (``ErasurePassedOn``): rule 6
 of docs/architecture.md.
@@ -11,14 +11,14 @@ of docs/architecture.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from shared.caseview import CaseView
+from shared.caseview import AgreementFacts, CaseView, ContactPointFacts
 from shared.catalogue import Catalogue
 from shared.errors import DomainError, Refusal
 from shared.sealed import Sealed
@@ -33,6 +33,8 @@ def share_id(request_id: UUID, to_agency: str) -> UUID:
 
 @dataclass(frozen=True)
 class ShareRequest:
+    """One sender's request to share with one recipient: what ``decide`` weighs."""
+
     request_id: UUID
     case_id: UUID
     subject: str
@@ -43,7 +45,51 @@ class ShareRequest:
     form: str = "written"
     meeting_id: str | None = None
     direction: str = "push"
-    special_grounds: dict[str, str] = field(default_factory=dict)
+    #: Per special or criminal category, the ground the sender relies on.
+    special_grounds: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GivenConsent:
+    """A consent the subject gave: for one purpose, these categories, these recipients, until
+    a date."""
+
+    purpose: str
+    categories: tuple[str, ...]
+    recipients: tuple[str, ...]
+    valid_until: date
+
+    def covers(self, request: ShareRequest, today: date) -> bool:
+        return (
+            self.purpose == request.purpose
+            and request.to_agency in self.recipients
+            and set(request.categories) <= set(self.categories)
+            and self.valid_until >= today
+        )
+
+
+@dataclass(frozen=True)
+class SafetyOverride:
+    """A safety override recorded in the case, as far as a decision needs it: its scope
+    (subjects, categories, recipients) and its end (not its reasons)."""
+
+    override_id: UUID
+    subjects: tuple[str, ...]
+    categories: tuple[str, ...]
+    recipients: tuple[str, ...]
+    ends_on: date
+    ended: bool = False
+
+    def holds(self, request: ShareRequest, today: date) -> bool:
+        """In force, and its scope holds the share: the subject, every category and the
+        recipient (an override about one child is none about a sibling)."""
+        return (
+            not self.ended
+            and self.ends_on >= today
+            and request.subject in self.subjects
+            and set(request.categories) <= set(self.categories)
+            and request.to_agency in self.recipients
+        )
 
 
 @dataclass(frozen=True)
@@ -51,45 +97,33 @@ class SubjectSay:
     """What the subject said in the case, as far as a share decision needs it: their consents,
     their objection (if one is in force), and the safety overrides recorded in the case."""
 
-    consents: tuple[dict[str, Any], ...] = ()
+    consents: tuple[GivenConsent, ...] = ()
     objection_id: str | None = None
-    overrides: tuple[dict[str, Any], ...] = ()
+    overrides: tuple[SafetyOverride, ...] = ()
 
     def consent_covers(self, request: ShareRequest, today: date) -> bool:
-        return any(
-            consent["purpose"] == request.purpose
-            and request.to_agency in consent["recipients"]
-            and set(request.categories) <= set(consent["categories"])
-            and date.fromisoformat(str(consent["valid_until"])) >= today
-            for consent in self.consents
-        )
+        return any(consent.covers(request, today) for consent in self.consents)
 
-    def override_for(self, request: ShareRequest, today: date) -> str | None:
-        """The id of a safety override in force whose scope holds this share, if any: the
-        subject, every category and the recipient (an override about one child is none about a
-        sibling)."""
+    def override_for(self, request: ShareRequest, today: date) -> UUID | None:
+        """The id of a safety override in force whose scope holds this share, if any."""
         for override in self.overrides:
-            if (
-                not override["ended"]
-                and date.fromisoformat(str(override["ends_on"])) >= today
-                and request.subject in override["subjects"]
-                and set(request.categories) <= set(override["categories"])
-                and request.to_agency in override["recipients"]
-            ):
-                return str(override["override_id"])
+            if override.holds(request, today):
+                return override.override_id
         return None
 
 
 @dataclass(frozen=True)
 class Decision:
+    """Allowed or refused, with the reason code (``allowed`` when allowed)."""
+
     allowed: bool
     reason_code: str
     #: What the plain-language reason names: agency ids and category codes, nothing personal.
-    reason_details: dict[str, str] = field(default_factory=dict)
+    reason_details: Mapping[str, str] = field(default_factory=dict)
     sender_ground: str | None = None
     recipient_ground: str | None = None
     #: The safety override the share proceeds under despite the subject's objection.
-    override_id: str | None = None
+    override_id: UUID | None = None
 
 
 def refused(code: str, **details: str) -> Decision:
@@ -126,15 +160,15 @@ def decide(
             return refused("objection_lodged")
     # Rule 1: the sender's own ground; consent is none where the citizen depends on the sender.
     sending_agency = catalogue.agencies[request.from_agency]
-    if sender["legal_ground"] == "consent" and sending_agency.citizen_depends_on_it:
+    if sender.legal_ground == "consent" and sending_agency.citizen_depends_on_it:
         return refused("consent_not_free", agency=request.from_agency)
     # Rule 2: only what the data agreement lets the sender bring and the recipient receive.
-    sender_agreement = case.agreement.get(request.from_agency, {"bring": (), "receive": ()})
-    recipient_agreement = case.agreement.get(request.to_agency, {"bring": (), "receive": ()})
+    sender_agreement = case.agreement.get(request.from_agency, AgreementFacts())
+    recipient_agreement = case.agreement.get(request.to_agency, AgreementFacts())
     for code in request.categories:
-        if code not in sender_agreement["bring"]:
+        if code not in sender_agreement.bring:
             return refused("category_not_brought", agency=request.from_agency, category=code)
-        if code not in recipient_agreement["receive"]:
+        if code not in recipient_agreement.receive:
             return refused("category_not_agreed", agency=request.to_agency, category=code)
     # Rule 3: special and criminal categories and the BSN need the sender's own recorded ground.
     for code in request.categories:
@@ -147,13 +181,13 @@ def decide(
                 sending_agency.citizen_depends_on_it or not say.consent_covers(request, today)
             ):
                 return refused("no_valid_consent", agency=request.from_agency, recipient=request.to_agency)
-    if sender["legal_ground"] == "consent" and not say.consent_covers(request, today):
+    if sender.legal_ground == "consent" and not say.consent_covers(request, today):
         return refused("no_valid_consent", agency=request.from_agency, recipient=request.to_agency)
     return Decision(
         True,
         "allowed",
-        sender_ground=sender["legal_ground"],
-        recipient_ground=recipient["legal_ground"],
+        sender_ground=sender.legal_ground,
+        recipient_ground=recipient.legal_ground,
         override_id=override_id,
     )
 
@@ -167,9 +201,40 @@ class NotSenderOrRecordHolderError(DomainError):
 
 class Share(Aggregate):
     """Data that was shared: with whom, what, why, on what ground. What was shared stays on
-    record; a correction is recorded beside it, and so is that its erasure was passed on."""
+    record; a correction is recorded beside it, and so is that its erasure was passed on.
 
-    @event("DataShared")
+    Its events are declared, so that what reads them (the recipients' inbox) reads typed
+    attributes; their names and fields are those they have always been stored with."""
+
+    class DataShared(Aggregate.Created):
+        """An allowed share, on record: its recipient is told, its subject notified."""
+
+        request_id: UUID
+        case_id: UUID
+        subject: str
+        from_agency: str
+        to_agency: str
+        categories: tuple[str, ...]
+        purpose: str
+        sender_ground: str
+        recipient_ground: str
+        special_grounds: dict[str, str]
+        form: str
+        meeting_id: str | None
+        content: Sealed | None
+        direction: str
+        #: Stored as the plain mapping it has always been stored as; read it as ``contact``.
+        contact_point: dict[str, str]
+        catalogue_version: str
+        correlation_id: str | None
+        override_id: UUID | None = None
+
+        @property
+        def contact(self) -> ContactPointFacts:
+            """The case's contact point when the share was made: whom the citizen asks."""
+            return ContactPointFacts(self.contact_point["agency"], self.contact_point["function"])
+
+    @event(DataShared)
     def __init__(
         self,
         request_id: UUID,
@@ -202,6 +267,41 @@ class Share(Aggregate):
         self.override_id = override_id
         self.correction_ids: tuple[UUID, ...] = ()
         self.erasure_passed_on = False
+
+    @classmethod
+    def record(
+        cls,
+        request: ShareRequest,
+        decision: Decision,
+        content: Sealed | None,
+        contact_point: ContactPointFacts,
+        catalogue_version: str,
+        correlation_id: str,
+    ) -> Share:
+        """Puts an allowed decision on record, with its content sealed under the subject's key
+        and the case's contact point."""
+        if not decision.allowed:
+            raise ValueError("a refused decision is recorded as a RefusedShare")
+        return cls(
+            request_id=request.request_id,
+            case_id=request.case_id,
+            subject=request.subject,
+            from_agency=request.from_agency,
+            to_agency=request.to_agency,
+            categories=request.categories,
+            purpose=request.purpose,
+            sender_ground=decision.sender_ground or "",
+            recipient_ground=decision.recipient_ground or "",
+            special_grounds=dict(request.special_grounds),
+            form=request.form,
+            meeting_id=request.meeting_id,
+            content=content,
+            direction=request.direction,
+            contact_point={"agency": contact_point.agency, "function": contact_point.function},
+            catalogue_version=catalogue_version,
+            correlation_id=correlation_id,
+            override_id=decision.override_id,
+        )
 
     @staticmethod
     def create_id(request_id: UUID, to_agency: str) -> UUID:
@@ -236,7 +336,20 @@ class Share(Aggregate):
             correlation_id=correlation_id,
         )
 
-    @event("ShareCorrected")
+    class ShareCorrected(Aggregate.Event):
+        """The share's content corrected: its recipient replaces its copy."""
+
+        correction_id: UUID
+        case_id: UUID
+        subject: str
+        from_agency: str
+        to_agency: str
+        corrected_by: str
+        reason_code: str
+        content: Sealed | None
+        correlation_id: str | None
+
+    @event(ShareCorrected)
     def _record_correction(
         self,
         correction_id: UUID,
@@ -260,7 +373,15 @@ class Share(Aggregate):
         )
         return True
 
-    @event("ErasurePassedOn")
+    class ErasurePassedOn(Aggregate.Event):
+        """The share's records were purged: its recipients erase their copies."""
+
+        case_id: UUID
+        recipients: tuple[str, ...]
+        reason: str
+        purged_at: datetime
+
+    @event(ErasurePassedOn)
     def _record_erasure_passed_on(
         self, case_id: UUID, recipients: tuple[str, ...], reason: str, purged_at: datetime
     ) -> None:
@@ -310,3 +431,34 @@ class RefusedShare(Aggregate):
     @staticmethod
     def create_id(request_id: UUID, to_agency: str) -> UUID:
         return share_id(request_id, to_agency)
+
+    @classmethod
+    def record(
+        cls,
+        request: ShareRequest,
+        decision: Decision,
+        reason: str,
+        visible_to_subject: bool,
+        catalogue_version: str,
+        correlation_id: str,
+    ) -> RefusedShare:
+        """Puts a refusal on record with its reason in plain language, and whether the subject
+        is to see it (an agency's own slip is not theirs to read)."""
+        if decision.allowed:
+            raise ValueError("an allowed decision is recorded as a Share")
+        return cls(
+            request_id=request.request_id,
+            case_id=request.case_id,
+            subject=request.subject,
+            from_agency=request.from_agency,
+            to_agency=request.to_agency,
+            categories=request.categories,
+            purpose=request.purpose,
+            reason_code=decision.reason_code,
+            reason=reason,
+            visible_to_subject=visible_to_subject,
+            catalogue_version=catalogue_version,
+            correlation_id=correlation_id,
+            reason_details=dict(decision.reason_details),
+            direction=request.direction,
+        )

@@ -1,4 +1,5 @@
-"""The data_sharing service: decides share requests against the rules and records them."""
+"""The data_sharing service: decides share requests against the rules and records them,
+corrects what was shared, and learns what it decides on from the other services' events."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ from typing import Any
 
 from nameko.rpc import rpc
 
-from services.data_sharing.application import DataSharing
-from services.data_sharing.domain import Share
+from services.data_sharing.application import DataSharingUseCases
 from shared.catchup import published_events_page
 from shared.commands import AgencyCommands
 from shared.consumer import consumes
-from shared.contracts.commands import CorrectShareSchema, RequestShareSchema, load_command
+from shared.contracts.commands import CorrectShareSchema, RequestShareSchema, dump_reply, load_command
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.case_registration import (
     CaseActivated,
@@ -36,11 +36,12 @@ from shared.errors import KetenError
 
 
 class DataSharingService:
-    """Entrypoints only: each loads its message through a schema and makes one call."""
+    """Entrypoints only: each loads its message through its schema, makes one use-case call
+    and answers with the command's reply schema."""
 
     name = "data_sharing"
 
-    sharing = ApplicationProvider(DataSharing)
+    sharing = ApplicationProvider(DataSharingUseCases)
     pseudonyms = Pseudonyms()
     agency_commands = AgencyCommands()
     health_check = ServiceHealth()
@@ -49,60 +50,41 @@ class DataSharingService:
     def request_share(self, command: dict[str, Any]) -> dict[str, Any]:
         """Decides a share request (``RequestShareSchema``): one decision per recipient."""
         loaded = load_command(RequestShareSchema, command, pseudonymise=self.pseudonyms)
-        decisions = self.sharing.request_share(loaded)
-        result = []
-        for decision in decisions:
-            shared = isinstance(decision, Share)
-            result.append(
-                {
-                    "share_id": str(decision.id),
-                    "to_agency": decision.to_agency,
-                    "outcome": "shared" if shared else "refused",
-                    "reason_code": "allowed" if shared else decision.reason_code,
-                    "reason": None if shared else decision.reason,
-                    "override_id": str(decision.override_id) if shared and decision.override_id else None,
-                }
-            )
-        return {"request_id": str(loaded.request_id), "decisions": result}
+        return dump_reply(RequestShareSchema, self.sharing.request_share(loaded))
 
     @rpc(expected_exceptions=KetenError)
     def correct_share(self, command: dict[str, Any]) -> dict[str, Any]:
         """Corrects a share's content (``CorrectShareSchema``); every recipient is told."""
         loaded = load_command(CorrectShareSchema, command)
-        shares = self.sharing.correct_share(loaded)
-        return {
-            "correction_id": str(loaded.correction_id),
-            "share_id": str(loaded.share_id),
-            "passed_on_to": [{"share_id": str(share.id), "to_agency": share.to_agency} for share in shares],
-        }
+        return dump_reply(CorrectShareSchema, self.sharing.correct_share(loaded))
 
     @consumes("case_registration", "CaseRegistered")
     def handle_case_registered(self, event: ReceivedEvent[CaseRegistered]) -> None:
-        self.sharing.cases.apply(event)
+        self.sharing.record_case_event(event)
 
     @consumes("case_registration", "CaseActivated")
     def handle_case_activated(self, event: ReceivedEvent[CaseActivated]) -> None:
-        self.sharing.cases.apply(event)
+        self.sharing.record_case_event(event)
 
     @consumes("case_registration", "CaseStopped")
     def handle_case_stopped(self, event: ReceivedEvent[CaseStopped]) -> None:
-        self.sharing.cases.apply(event)
+        self.sharing.record_case_event(event)
 
     @consumes("case_registration", "CaseResumed")
     def handle_case_resumed(self, event: ReceivedEvent[CaseResumed]) -> None:
-        self.sharing.cases.apply(event)
+        self.sharing.record_case_event(event)
 
     @consumes("case_registration", "ParticipantAdded")
     def handle_participant_added(self, event: ReceivedEvent[ParticipantAdded]) -> None:
-        self.sharing.cases.apply(event)
+        self.sharing.record_case_event(event)
 
     @consumes("case_registration", "ParticipantRemoved")
     def handle_participant_removed(self, event: ReceivedEvent[ParticipantRemoved]) -> None:
-        self.sharing.cases.apply(event)
+        self.sharing.record_case_event(event)
 
     @consumes("case_registration", "CaseClosed")
     def handle_case_closed(self, event: ReceivedEvent[CaseClosed]) -> None:
-        self.sharing.cases.apply(event)
+        self.sharing.record_case_event(event)
 
     @consumes("consent", "ConsentGiven")
     def handle_consent_given(self, event: ReceivedEvent[ConsentGiven]) -> None:
@@ -130,6 +112,7 @@ class DataSharingService:
 
     @consumes("retention", "RecordsPurged")
     def handle_records_purged(self, event: ReceivedEvent[RecordsPurged]) -> None:
+        """A purge: the subject's say and details go, and the erasure is passed on."""
         self.sharing.record_records_purged(event)
 
     @rpc

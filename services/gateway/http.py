@@ -1,5 +1,10 @@
 """A JSON entrypoint for nameko's HTTP server: dicts in and out, errors as ``{"error": ...}``.
 
+Every route is served by ``KetenWebServer`` (``services.gateway.server``: body limit, JSON for
+unknown routes, security headers, no shared port). A database that cannot be reached, the
+gateway's own or that of a service it calls, is a 503 with ``Retry-After`` (the connection
+pool has already retried for about a second), never a 500.
+
 Each request gets a correlation id (see ``shared.logs``), passed to every RPC the request makes
 and returned in the ``X-Correlation-ID`` response header; each is logged once and counted in
 ``keten_requests_total`` by its route, never by its path or query (which could hold anything a
@@ -15,19 +20,29 @@ import time
 import uuid
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 from eventlet.event import Event
+from eventsourcing import persistence
+from nameko.exceptions import RemoteError
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Request, Response
 
+from services.gateway.server import KetenWebServer
 from shared import metrics
-from shared.errors import InvalidRequest, KetenError
+from shared.errors import InvalidRequest, KetenError, ServiceUnavailable
 from shared.logs import log_context
 
 log = logging.getLogger(__name__)
 
 CORRELATION_HEADER = "X-Correlation-ID"
 _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+#: Seconds a caller of a 503 is asked to wait before trying again.
+RETRY_AFTER_SECONDS = 5
+#: Errors of a database that cannot be reached (connection refused, ended, timed out, locked):
+#: raised here, or by a service (arriving over RPC as a ``RemoteError`` of that type).
+_DATABASE_ERRORS = (persistence.OperationalError, persistence.InterfaceError)
+_REMOTE_DATABASE_ERRORS = frozenset(error.__name__ for error in _DATABASE_ERRORS)
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -40,7 +55,17 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 
 def error_response(error: KetenError) -> Response:
-    return json_response({"error": error.as_dict()}, status=error.status)
+    headers = None
+    if error.status in (429, 503):  # when to try again: the error's own wait, or ours
+        headers = {"Retry-After": str(getattr(error, "retry_after", RETRY_AFTER_SECONDS))}
+    return json_response({"error": error.as_dict()}, status=error.status, headers=headers)
+
+
+def database_unreachable(exc: Exception) -> bool:
+    """Whether ``exc`` says a database could not be reached (here or in a service)."""
+    if isinstance(exc, RemoteError):
+        return exc.exc_type in _REMOTE_DATABASE_ERRORS
+    return isinstance(exc, _DATABASE_ERRORS)
 
 
 def read_json(request: Request) -> Any:
@@ -50,8 +75,10 @@ def read_json(request: Request) -> Any:
         raise InvalidRequest("not_json", "the request body is not JSON") from None
 
 
-class JsonHttpHandler(HttpRequestHandler):
+class JsonHttpHandler(HttpRequestHandler):  # type: ignore[misc]  # nameko has no type hints
     """Handlers return a dict/list (200), ``(status, payload)`` or a werkzeug ``Response``."""
+
+    server = KetenWebServer()
 
     def __init__(self, method: str, url: str, **kwargs: Any):
         # A refusal the caller can act on is not an error of ours: no traceback in the logs.
@@ -89,7 +116,7 @@ class JsonHttpHandler(HttpRequestHandler):
         metrics.request_seconds.labels(service, "http", entrypoint).observe(seconds)
         milliseconds = round(seconds * 1000, 1)
         log.log(
-            logging.DEBUG if entrypoint == "health" else logging.INFO,
+            logging.DEBUG if entrypoint in ("health", "metrics") else logging.INFO,
             "%s %s: %s in %s ms",
             request.method,
             self.url,
@@ -113,6 +140,13 @@ class JsonHttpHandler(HttpRequestHandler):
     def response_from_exception(self, exc: Exception) -> Response:
         if isinstance(exc, KetenError):
             return error_response(exc)
+        if database_unreachable(exc):
+            log.warning("database unreachable in %s (%s)", self.method_name, type(exc).__name__)
+            return error_response(
+                ServiceUnavailable(
+                    "database_unavailable", "the platform's database cannot be reached; try again shortly"
+                )
+            )
         log.error("unexpected %s in %s", type(exc).__name__, self.method_name)
         return json_response(
             {"error": {"code": "internal_error", "message": "something went wrong on our side"}}, 500
@@ -133,3 +167,23 @@ def correlation_id_for(request: Request) -> str:
         pass  # not JSON, or not a UUID: the handler answers that
     given = request.headers.get(CORRELATION_HEADER, "")
     return given if _CORRELATION_ID.match(given) else uuid.uuid4().hex
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, as a browser's ``Origin`` header names it."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+
+
+def is_same_origin(request: Request, portal_url: str | None = None) -> bool:
+    """Whether a browser sent this request from the gateway's own pages: its ``Origin`` (or,
+    from a browser that sends none, its ``Referer``) is the gateway as this request reached it,
+    or the portal's public address (``KETEN_PORTAL_URL``, when a proxy changes the host). A
+    request that names neither is refused: every browser in use names one on a form post."""
+    claimed = request.headers.get("Origin") or origin_of(request.headers.get("Referer", ""))
+    if not claimed or claimed == "null":
+        return False
+    allowed = {f"{request.scheme}://{request.host}".lower()}
+    if portal_url:
+        allowed.add(origin_of(portal_url))
+    return claimed.lower() in allowed

@@ -10,6 +10,7 @@ flow; the gateway then pseudonymises it and keeps only the pseudonym in the sess
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from shared.errors import InvalidRequest
@@ -19,7 +20,7 @@ from shared.pseudonym import InvalidBsnError, pseudonymise
 class CitizenIdentity(Protocol):
     name: str
 
-    def pseudonym(self, credentials: dict[str, str], secret: bytes) -> str:
+    def pseudonym(self, credentials: Mapping[str, object], secret: bytes) -> str:
         """The pseudonym of the citizen these credentials prove; ``InvalidRequest`` if none."""
         ...
 
@@ -29,7 +30,7 @@ class StandInIdentity:
 
     name = "stand-in"
 
-    def pseudonym(self, credentials: dict[str, str], secret: bytes) -> str:
+    def pseudonym(self, credentials: Mapping[str, object], secret: bytes) -> str:
         try:
             return pseudonymise(str(credentials.get("bsn", "")).strip(), secret)
         except InvalidBsnError as error:

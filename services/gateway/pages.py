@@ -49,8 +49,9 @@ def login_page(language: str, message: str | None = None) -> str:
     return _page("login.html.j2", language, message=message)
 
 
-def overview_page(overview: dict[str, Any], language: str) -> str:
-    return _page("overview.html.j2", language, overview=overview)
+def overview_page(overview: dict[str, Any], language: str, csrf_token: str) -> str:
+    """The overview, with the session's CSRF token in its forms (the logout button)."""
+    return _page("overview.html.j2", language, overview=overview, csrf_token=csrf_token)
 
 
 def overview_pdf(overview: dict[str, Any], language: str) -> bytes:

@@ -3,22 +3,25 @@ metrics. It owns no data: it calls the services over RPC."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import eventlet
 from nameko.extensions import DependencyProvider
-from nameko.web.handlers import http
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Request, Response
 
 from services.gateway import pages
-from services.gateway.http import json_http, read_json
+from services.gateway.http import is_same_origin, json_http, read_json
 from services.gateway.identity import CitizenIdentity, StandInIdentity
-from services.gateway.sessions import SessionSigner
+from services.gateway.limits import LoginLimiter, LoginLimits, TooManyLogins
+from services.gateway.sessions import Session, SessionSigner
 from shared.agencies import AgencyRegistry
 from shared.dependencies import ServiceHealth, ServiceRpc, settings_from
 from shared.errors import InvalidRequest, KetenError, NotAuthorised
-from shared.wire import HTTP_KEY_ID_HEADER, HTTP_SIGNATURE_HEADER
+from shared.http_signatures import HttpSignatureError, verify_request
+from shared.seen import SeenIds
+from shared.wire import HTTP_SIGNATURE_HEADER
 
 #: The citizen's session on the page: HttpOnly (no script reads it), SameSite=Strict (no other
 #: site's form or link carries it), expiring with the session token inside it.
@@ -28,41 +31,126 @@ SERVICES = ("case_registration", "consent", "data_sharing", "notification", "ret
 
 
 class CitizenSessions(DependencyProvider):
-    """Issues and checks citizens' session tokens, keyed from the platform's master key."""
+    """Issues and checks citizens' session tokens (keyed from the platform's master key), ends
+    sessions server-side at logout, and limits login attempts per address and per citizen.
+
+    Ended sessions (``shared.seen``) and login attempts (``services.gateway.limits``) are kept
+    in the platform store: they hold across restarts and across every replica of the gateway.
+    """
+
+    ENDED = "citizen-session-ended"
 
     def setup(self) -> None:
         self.settings = settings_from(self.container.config)
         self.signer = SessionSigner(self.settings.master_key)
         self.identity: CitizenIdentity = StandInIdentity()
+        self.ended = SeenIds.for_settings(self.settings)
+        self.limiter = LoginLimiter(
+            self.ended.store,  # the platform store
+            self.settings.master_key,
+            LoginLimits(
+                per_address=self.settings.login_limit_per_address,
+                per_citizen=self.settings.login_limit_per_citizen,
+                window=self.settings.login_window,
+            ),
+        )
 
-    def log_in(self, credentials: dict[str, Any]) -> str:
-        """A session token for the citizen the credentials prove (the pseudonym only)."""
-        return self.signer.issue(self.identity.pseudonym(credentials, self.settings.pseudonym_secret))
+    def log_in(self, credentials: dict[str, Any], address: str | None) -> str:
+        """A session token for the citizen the credentials prove (the pseudonym only), if
+        neither this address nor this citizen has used up its login attempts (``TooManyLogins``)."""
+        by_address = self.limiter.address_bucket(address or "unknown")
+        try:
+            pseudonym = self.identity.pseudonym(credentials, self.settings.pseudonym_secret)
+        except InvalidRequest:
+            self.limiter.admit(by_address)  # a failed attempt counts too
+            raise
+        self.limiter.admit(by_address, self.limiter.citizen_bucket(pseudonym))
+        return self.signer.issue(pseudonym)
+
+    def session(self, token: str | None) -> Session:
+        """The session of a valid token that was not ended at logout; ``NotAuthorised`` otherwise."""
+        session = self.signer.session(token)
+        if self.ended.seen(self.ENDED, session.session_id):
+            raise NotAuthorised("session_ended", "this session has ended; log in again")
+        return session
+
+    def end(self, session: Session) -> None:
+        """Logs out: the session's token is refused from now on, by every replica."""
+        self.ended.remember(self.ENDED, session.session_id, until=session.expires + 60)
+
+    @property
+    def lifetime(self) -> int:
+        """Seconds a session lasts from its login."""
+        return self.signer.lifetime
+
+    @property
+    def identity_provider(self) -> str:
+        """The name of whoever proves who the citizen is (``stand-in`` for now)."""
+        return self.identity.name
+
+    def csrf_token(self, session: Session) -> str:
+        """The token the page's forms carry for this session."""
+        return self.signer.csrf_token(session)
+
+    def csrf_matches(self, session: Session, given: str | None) -> bool:
+        """Whether a posted form carries this session's CSRF token."""
+        return self.signer.csrf_matches(session, given)
 
     def get_dependency(self, worker_ctx: Any) -> Any:
         return self
 
 
 class AgencySignatures(DependencyProvider):
-    """Tells which agency signed an HTTP request (``X-Keten-Key-Id``, ``X-Keten-Signature`` over
-    ``"<METHOD> <path>" LF body``, as on the bus); ``NotAuthorised`` if none did."""
+    """Tells which agency signed an HTTP request, by its HTTP Message Signature (RFC 9421, see
+    ``shared.http_signatures`` and docs/agencies.md); ``NotAuthorised`` if none did, if it is
+    older than ``KETEN_SIGNATURE_WINDOW``, or if its nonce was seen before (a replay)."""
 
     def setup(self) -> None:
-        self.registry = AgencyRegistry.for_settings(settings_from(self.container.config))
+        self.settings = settings_from(self.container.config)
+        self.registry = AgencyRegistry.for_settings(self.settings)
+        self.nonces = SeenIds.for_settings(self.settings)
 
     def get_dependency(self, worker_ctx: Any) -> Any:
         return self
 
     def agency(self, request: Request) -> str:
-        target = f"{request.method} {request.path}"
-        if request.query_string:
-            target += "?" + request.query_string.decode("latin-1")
-        return self.registry.verify(
-            request.headers.get(HTTP_KEY_ID_HEADER),
-            request.headers.get(HTTP_SIGNATURE_HEADER),
-            target,
-            request.get_data(cache=True),
-        )
+        if "keten.agency" not in request.environ:  # checked once per request: the nonce is spent
+            request.environ["keten.agency"] = self._verify(request)
+        return str(request.environ["keten.agency"])
+
+    def _verify(self, request: Request) -> str:
+        if HTTP_SIGNATURE_HEADER in request.headers and "Signature" not in request.headers:
+            raise NotAuthorised(
+                "signature_scheme_retired",
+                "X-Keten-Signature is no longer accepted: sign with HTTP Message Signatures "
+                "(RFC 9421), see docs/agencies.md",
+            )
+        keys: dict[str, str] = {}
+
+        def public_key(key_id: str) -> bytes | None:
+            key = self.registry.key(key_id)
+            if key is None or not key.valid_at(datetime.now(UTC)):
+                return None
+            keys[key_id] = key.agency
+            return key.signing_public_key
+
+        try:
+            signed = verify_request(
+                request.method,
+                _signed_url(request),
+                request.headers.items(),
+                request.get_data(cache=True),
+                public_key,
+                window=self.settings.signature_window,
+                clock_skew=self.settings.signature_clock_skew,
+            )
+        except HttpSignatureError as error:
+            raise NotAuthorised(error.code, error.message) from None
+        if not self.nonces.first_sighting(f"http-nonce:{signed.key_id}", signed.nonce, signed.remember_until):
+            raise NotAuthorised(
+                "request_replayed", "this request was received before; sign each request anew (a new nonce)"
+            )
+        return keys[signed.key_id]
 
     def command(self, request: Request, **fields: Any) -> dict[str, Any]:
         """The signed request's body as a command of the signing agency."""
@@ -110,12 +198,18 @@ class GatewayService:
         healthy = all(report.get("ok") for report in services.values())
         return (200 if healthy else 503), {"status": "ok" if healthy else "degraded", "services": services}
 
-    @http("GET", "/metrics")
+    @json_http("GET", "/metrics")
     def metrics(self, request: Request) -> Response:
         return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
     # -- agencies -----------------------------------------------------------------------------
     # Every agency request is signed; the command is the signing agency's (see AgencySignatures).
+    @json_http("GET", "/api/catalogue")
+    def catalogue(self, request: Request) -> dict[str, Any]:
+        """The catalogue the platform decides by, for the signing agency (``get_catalogue``)."""
+        agency = self.signatures.agency(request)
+        return self.case_registration.get_catalogue({"schema_version": 1, "agency": agency})
+
     @json_http("POST", "/api/cases")
     def register_case(self, request: Request) -> tuple[int, dict[str, Any]]:
         return 201, self.case_registration.register_case(self.signatures.command(request))
@@ -210,12 +304,18 @@ class GatewayService:
     def log_in(self, request: Request) -> tuple[int, dict[str, Any]]:
         """DigiD stand-in, NOT real authentication: whoever knows a BSN gets its overview.
         For demonstration and tests only; replace with a real identity provider (OIDC)."""
-        token = self.sessions.log_in(_object(read_json(request)))
+        token = self.sessions.log_in(_object(read_json(request)), request.remote_addr)
         return 201, {
             "token": token,
-            "expires_in": self.sessions.signer.lifetime,
-            "identity_provider": self.sessions.identity.name,
+            "expires_in": self.sessions.lifetime,
+            "identity_provider": self.sessions.identity_provider,
         }
+
+    @json_http("DELETE", "/api/citizen/session")
+    def log_out(self, request: Request) -> dict[str, Any]:
+        """Ends the session of the bearer token: the token is refused from now on."""
+        self.sessions.end(self._session(request))
+        return {"ended": True}
 
     @json_http("GET", "/api/citizen/overview")
     def overview(self, request: Request) -> dict[str, Any]:
@@ -240,24 +340,31 @@ class GatewayService:
         """The citizen's overview as a web page; the login form when not logged in."""
         language = _language(request)
         try:
-            subject = self._citizen(request)
+            session = self._session(request)
         except NotAuthorised:
             message = pages.labels(language)["session_ended"] if request.cookies.get(SESSION_COOKIE) else None
             return _html(pages.login_page(language, message))
-        return _html(pages.overview_page(self.notification.get_overview(subject, language), language))
+        overview = self.notification.get_overview(session.subject, language)
+        return _html(pages.overview_page(overview, language, self.sessions.csrf_token(session)))
 
     @json_http("POST", "/inzage/login")
     def page_log_in(self, request: Request) -> Response:
+        """The login form (no session yet): only from the gateway's own page (its ``Origin``)."""
         language = _language(request)
+        if not is_same_origin(request, self.sessions.settings.portal_url):
+            return _refused_form(language)
         try:
-            token = self.sessions.log_in({"bsn": request.form.get("bsn", "")})
+            token = self.sessions.log_in({"bsn": request.form.get("bsn", "")}, request.remote_addr)
         except InvalidRequest:
             return _html(pages.login_page(language, pages.labels(language)["login_failed"]), 400)
+        except TooManyLogins as limited:
+            page = pages.login_page(language, pages.labels(language)["too_many_logins"])
+            return _html(page, 429, {"Retry-After": str(limited.retry_after)})
         response = Response(status=303, headers={"Location": f"/inzage?lang={language}"})
         response.set_cookie(
             SESSION_COOKIE,
             token,
-            max_age=self.sessions.signer.lifetime,
+            max_age=self.sessions.lifetime,
             httponly=True,
             samesite="Strict",
             secure=request.scheme == "https",
@@ -267,7 +374,20 @@ class GatewayService:
 
     @json_http("POST", "/inzage/logout")
     def page_log_out(self, request: Request) -> Response:
-        response = Response(status=303, headers={"Location": f"/inzage?lang={_language(request)}"})
+        """Logs out: the session ends server-side. Only from the page itself: its ``Origin``
+        and the session's CSRF token."""
+        language = _language(request)
+        if not is_same_origin(request, self.sessions.settings.portal_url):
+            return _refused_form(language)
+        try:
+            session: Session | None = self.sessions.session(request.cookies.get(SESSION_COOKIE))
+        except NotAuthorised:
+            session = None  # expired or ended already: only the cookie is left to clear
+        if session is not None:
+            if not self.sessions.csrf_matches(session, request.form.get("csrf_token")):
+                return _refused_form(language)
+            self.sessions.end(session)
+        response = Response(status=303, headers={"Location": f"/inzage?lang={language}"})
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
@@ -291,14 +411,34 @@ class GatewayService:
         )
 
     def _citizen(self, request: Request) -> str:
-        """The pseudonym of the citizen whose valid session token the request carries (as a
-        bearer token, or in the page's session cookie)."""
+        """The pseudonym of the citizen whose valid session the request carries."""
+        return self._session(request).subject
+
+    def _session(self, request: Request) -> Session:
+        """The citizen's session: from a bearer token, or from the page's session cookie. A
+        request that changes something on the cookie alone must come from the page itself."""
         header = request.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
-        return self.sessions.signer.verify(token or request.cookies.get(SESSION_COOKIE))
+        cookie_only = token is None and request.method not in ("GET", "HEAD")
+        if cookie_only and not is_same_origin(request, self.sessions.settings.portal_url):
+            raise NotAuthorised("cross_site_request", "this request did not come from the citizen's page")
+        return self.sessions.session(token or request.cookies.get(SESSION_COOKIE))
 
 
-def _html(page: str, status: int = 200) -> Response:
+def _signed_url(request: Request) -> str:
+    """The request's URL as an agency signed it: the path as sent (not decoded) and the query.
+    The authority is not covered by the signature, so any name stands in for it."""
+    path = request.environ.get("RAW_PATH_INFO") or request.path
+    query = request.query_string.decode("latin-1")
+    return f"http://gateway{path}" + (f"?{query}" if query else "")
+
+
+def _refused_form(language: str) -> Response:
+    """403 for a form posted from elsewhere than the citizen's page (cross-site request forgery)."""
+    return _html(pages.login_page(language, pages.labels(language)["form_refused"]), 403)
+
+
+def _html(page: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
         page,
         status=status,
@@ -307,6 +447,7 @@ def _html(page: str, status: int = 200) -> Response:
             "Cache-Control": "no-store",
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
             "X-Frame-Options": "DENY",
+            **(headers or {}),
         },
     )
 

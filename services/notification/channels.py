@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import smtplib
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from services.notification.view import NoticeWords
 from shared.config import Settings
 from shared.documents import text_pdf
 
@@ -43,6 +43,8 @@ class Notice:
 
 
 class NoticeTemplates:
+    """The notice's subject line and body, per language, from ``templates/``."""
+
     def __init__(self) -> None:
         self.env = Environment(
             loader=FileSystemLoader(TEMPLATES),
@@ -51,8 +53,9 @@ class NoticeTemplates:
             keep_trailing_newline=True,
         )
 
-    def render(self, message_id: str, language: str, context: dict[str, Any]) -> Notice:
+    def render(self, message_id: str, language: str, words: NoticeWords) -> Notice:
         language = "en" if language == "en" else "nl"
+        context = {spec.name: getattr(words, spec.name) for spec in fields(words)}
         subject = self.env.get_template(f"subject.{language}.txt.j2").render(**context).strip()
         body = self.env.get_template(f"notice.{language}.txt.j2").render(**context)
         return Notice(message_id=message_id, language=language, subject=subject, body=body)
@@ -79,18 +82,32 @@ class EmailChannel:
         message["Content-Language"] = notice.language
         message.set_content(notice.body)
         try:
-            with smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=20) as smtp:
-                if settings.smtp_starttls:
-                    smtp.starttls()
-                if settings.smtp_user:
-                    smtp.login(settings.smtp_user, settings.smtp_password or "")
-                smtp.send_message(message)
+            smtp = smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=20)
+        except (OSError, smtplib.SMTPException):
+            raise DeliveryFailed("smtp_unreachable", permanent=False) from None
+        try:
+            if settings.smtp_starttls:
+                smtp.starttls()
+            if settings.smtp_user:
+                smtp.login(settings.smtp_user, settings.smtp_password or "")
+            smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused:
             raise DeliveryFailed("smtp_recipient_refused", permanent=True) from None
         except smtplib.SMTPResponseException as exc:
             raise DeliveryFailed("smtp_rejected", permanent=exc.smtp_code >= 500) from None
         except (OSError, smtplib.SMTPException):
             raise DeliveryFailed("smtp_unreachable", permanent=False) from None
+        finally:
+            _say_goodbye(smtp)
+
+
+def _say_goodbye(smtp: smtplib.SMTP) -> None:
+    """Ends the session. Once the server accepted the message it is sent: a goodbye that fails
+    must not make it look failed (and be sent again)."""
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        smtp.close()
 
 
 class LetterChannel:

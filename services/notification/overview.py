@@ -1,25 +1,34 @@
-"""The citizen's overview (inzage): a read model of the event stream, per data subject.
+"""The citizen's overview (inzage): a projection of the event stream, per data subject.
 
-Two tables in the notification service's store:
+Three tables in the notification service's store:
 - ``notification_overview_cases``: per subject and case, what the case is (table, purpose,
-  agencies with role and ground, record holder, contact point, status);
+  agencies with role and ground, record holder, contact point, status, what was purged);
 - ``notification_overview_entries``: per subject, what happened in a case, in time order: a
   share (from, to, categories, purpose, grounds, written or oral, the sealed content, whether
-  and how the subject was told), a refusal the subject should know of, a consent.
+  and how the subject was told), a refusal the subject should know of, a consent, an
+  objection, a safety override, an erasure request;
+- ``notification_overview_notifications``: which entry each of the service's notifications tells of.
 
 Rows hold personal data only sealed; they are written in the same transaction as the tracking
-record of the event they come from, and can be rebuilt from the events alone.
+record of the event they come from (``apply`` for other services' events, ``apply_own`` for the
+service's own), and can be rebuilt from the events alone (``rebuild``). Each row is a JSON
+document inside this module; what leaves it are typed rows (``SubjectRecords``). How the
+citizen reads them (labels, names, opened values) is ``services.notification.view``.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.domain import DomainEventProtocol
+
 from shared.application import KetenApplication
-from shared.catalogue import Catalogue
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.case_registration import (
     CaseActivated,
@@ -43,8 +52,7 @@ from shared.contracts.events.retention import ErasureGranted, ErasureRefused, Re
 from shared.contracts.typed import plain
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
-from shared.reasons import refusal_text, share_refusals
-from shared.sealed import PURGED, KeyScope
+from shared.sealed import PURGED, KeyScope, Sealed
 
 #: Fields of an entry that hold personal values (sealed); they go when the entry's scope is purged.
 SEALED_FIELDS = ("content", "notice", "details", "description", "reason", "explanation")
@@ -75,7 +83,9 @@ NOTIFICATION_STATUS = {
 
 
 class CitizenOverview:
-    def __init__(self, app: KetenApplication):
+    """The overview's tables: written from events, read as ``SubjectRecords``."""
+
+    def __init__(self, app: KetenApplication) -> None:
         self.app = app
         self.cases_table = f"{app.name}_overview_cases"
         self.entries_table = f"{app.name}_overview_entries"
@@ -200,10 +210,13 @@ class CitizenOverview:
         except ScopeShreddedError:
             return None
 
-    def apply_own(self, cur: Cursor, domain_event: Any) -> None:
+    def apply_own(self, cur: Cursor, own_event: DomainEventProtocol[UUID]) -> None:
         """Applies one of the notification service's own events: whether and how the subject
         was told of a share, and whether an override may be shown yet."""
-        name = type(domain_event).__name__
+        name = type(own_event).__name__
+        # The aggregates' events are classes eventsourcing makes from the decorated methods
+        # (services/notification/domain.py): read by name, attributes as the methods name them.
+        domain_event: Any = own_event
         at = domain_event.timestamp
         if name == "DeferralEnded":
             self.change_entries(
@@ -442,9 +455,34 @@ class CitizenOverview:
                 (_json(document), data.subject, entry_id),
             )
 
+    # -- rebuilding from the events alone ---------------------------------------------------
+    def rebuild(
+        self, upstream: Iterable[ReceivedEvent[Any]], progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Empties the overview and applies every upstream event (in time order across the
+        services, each service's in its own order), then the notification service's own events
+        from its store, exactly as the live consumer does. Returns how many were applied."""
+        app = self.app
+        own = [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(start=1, limit=10**9)]
+        applied = 0
+        with app.sql.transaction() as cur:
+            self.clear(cur)
+            for event in sorted(upstream, key=lambda e: (e.occurred_at, e.source, e.position)):
+                if event.name in self.EVENTS:
+                    self.apply(cur, event)
+                applied += 1
+                if progress:
+                    progress(1)
+            for domain_event in own:
+                self.apply_own(cur, domain_event)
+                applied += 1
+                if progress:
+                    progress(1)
+        return applied
+
     # -- reading ---------------------------------------------------------------------------
-    def documents(self, subject: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The subject's case documents and entries (oldest first), personal values sealed."""
+    def records(self, subject: str) -> SubjectRecords:
+        """The subject's cases and entries (oldest first), personal values still sealed."""
         with self.app.sql.transaction(commit=False) as cur:
             cases = cur.execute(
                 f"SELECT document FROM {self.cases_table} WHERE subject = ? ORDER BY case_id", (subject,)
@@ -453,22 +491,452 @@ class CitizenOverview:
                 f"SELECT document FROM {self.entries_table} WHERE subject = ? ORDER BY occurred_at, entry_id",
                 (subject,),
             ).fetchall()
-        return [json.loads(row[0]) for row in cases], [json.loads(row[0]) for row in entries]
+        documents = [json.loads(row[0]) for row in entries]
+        return SubjectRecords(
+            cases=tuple(case_row(json.loads(row[0])) for row in cases),
+            entries=tuple(ENTRY_ROWS[document["kind"]](document) for document in documents),
+        )
 
 
-def refusal_for_citizen(entry: dict[str, Any], catalogue: Catalogue, language: str) -> dict[str, Any]:
-    """A refused share as its subject reads it: the reason in their language, from the same
-    text the professional was answered with (``shared/reasons.yaml``), agencies by name. Only
-    refusals ``visible_to_subject`` reach the overview at all (``record_share_refused``)."""
-    code = entry.get("reason_code") or ""
-    names = {
-        "from_name": catalogue.agency_name(entry["from_agency"]),
-        "to_name": catalogue.agency_name(entry["to_agency"]),
-    }
-    if code not in share_refusals():
-        return {**entry, **names}
+# -- the rows the overview hands out ---------------------------------------------------------
+#: Metadata of a field that the document holds only once it is set (``None`` or empty: absent).
+ONLY_WHEN_SET: Mapping[str, bool] = MappingProxyType({"only_when_set": True})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParticipantRow:
+    """An agency at the case's table, with its role and legal ground."""
+
+    agency: str
+    role: str
+    legal_ground: str
+    added_at: datetime | None = field(default=None, metadata=ONLY_WHEN_SET)
+    removed_at: datetime | None = field(default=None, metadata=ONLY_WHEN_SET)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContactPointRow:
+    """Whom the citizen can ask: an agency and a function (never a person's name)."""
+
+    agency: str
+    function: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PurgeMark:
+    """A kind of record of the case that was purged, when and why."""
+
+    record_kind: str
+    purged_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseRow:
+    """What a case is, for one of its subjects."""
+
+    case_id: UUID
+    table: str
+    purpose: str
+    role: str
+    minor: bool
+    participants: tuple[ParticipantRow, ...]
+    record_holder: str
+    retention_class: str
+    contact_point: ContactPointRow
+    participation: str
+    informed_beforehand: bool
+    status: str
+    registered_at: datetime
+    ended_at: datetime | None
+    outcome: str | None
+    purged: tuple[PurgeMark, ...] = field(default=(), metadata=ONLY_WHEN_SET)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntryRow:
+    """Something that happened in a case, about one subject, in time order."""
+
+    kind: str
+    case_id: UUID
+    occurred_at: datetime
+    purged_at: datetime | None = field(default=None, metadata=ONLY_WHEN_SET)
+    purge_reason: str | None = field(default=None, metadata=ONLY_WHEN_SET)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Told:
+    """Whether and how the subject was told of a share (its notification's state)."""
+
+    id: UUID
+    channel: str
+    status: str
+    at: datetime
+    retry_at: datetime | None = field(default=None, metadata=ONLY_WHEN_SET)
+    was_deferred: bool | None = field(default=None, metadata=ONLY_WHEN_SET)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorrectionRow:
+    correction_id: UUID
+    at: datetime
+    by: str
+    reason_code: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErasurePassedOnRow:
+    """The share's recipients were told to erase their copy (rule 6)."""
+
+    at: datetime
+    recipients: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShareRow(EntryRow):
+    subject: str
+    share_id: UUID
+    request_id: UUID
+    from_agency: str
+    to_agency: str
+    categories: tuple[str, ...]
+    purpose: str
+    sender_ground: str
+    recipient_ground: str
+    special_grounds: Mapping[str, str]
+    form: str
+    meeting_id: str | None
+    #: The shared content, sealed; gone once purged.
+    content: Sealed | None
+    direction: str
+    override_id: UUID | None
+    contact_point: ContactPointRow
+    catalogue_version: str
+    correlation_id: str | None
+    notification: Told | None = field(default=None, metadata=ONLY_WHEN_SET)
+    corrections: tuple[CorrectionRow, ...] = field(default=(), metadata=ONLY_WHEN_SET)
+    erasure_passed_on: ErasurePassedOnRow | None = field(default=None, metadata=ONLY_WHEN_SET)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefusalRow(EntryRow):
+    """A refused share the subject should know of (``visible_to_subject``)."""
+
+    subject: str
+    share_id: UUID
+    request_id: UUID
+    from_agency: str
+    to_agency: str
+    categories: tuple[str, ...]
+    purpose: str
+    reason_code: str
+    #: The reason as the professional was answered; gone once purged.
+    reason: str | None = field(default=None, metadata=ONLY_WHEN_SET)
+    visible_to_subject: bool
+    direction: str
+    reason_details: Mapping[str, str]
+    catalogue_version: str
+    correlation_id: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsentRow(EntryRow):
+    """Consent the subject gave (the notice they were shown stays out of the overview)."""
+
+    subject: str
+    record_id: UUID
+    purpose: str
+    categories: tuple[str, ...]
+    recipients: tuple[str, ...]
+    valid_until: date
+    notice_version: str
+    given_how: str
+    recorded_by: str
+    status: str
+    withdrawn_at: datetime | None = field(default=None, metadata=ONLY_WHEN_SET)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectionRow(EntryRow):
+    subject: str
+    record_id: UUID
+    objection_id: UUID
+    recorded_by: str
+    #: The subject's own words, sealed; gone once purged.
+    reason: Sealed | None
+    status: str
+    withdrawn_at: datetime | None = field(default=None, metadata=ONLY_WHEN_SET)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordedByRow:
+    agency: str
+    function: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OverrideRow(EntryRow):
+    """A safety override that covers the subject (the professional's reasons stay out)."""
+
+    override_id: UUID
+    categories: tuple[str, ...]
+    recipients: tuple[str, ...]
+    ground: str
+    recorded_by: RecordedByRow
+    ends_on: date
+    #: What the subject is owed, sealed under their own key; gone once purged.
+    explanation: Sealed | None
+    catalogue_version: str
+    status: str
+    #: Its notice is deferred: nothing of it may be shown yet.
+    deferred: bool
+    ended_at: datetime | None = field(default=None, metadata=ONLY_WHEN_SET)
+    end_reason_code: str | None = field(default=None, metadata=ONLY_WHEN_SET)
+    deferral_ended_at: datetime | None = field(default=None, metadata=ONLY_WHEN_SET)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErasureRow(EntryRow):
+    """The subject's request to erase their records of the case, granted or refused."""
+
+    subject: str
+    retention_id: UUID
+    reason_code: str | None = field(default=None, metadata=ONLY_WHEN_SET)
+    decision: str
+
+
+@dataclass(frozen=True)
+class SubjectRecords:
+    """Everything the overview holds about one subject: their cases and, oldest first, what
+    happened in them."""
+
+    cases: tuple[CaseRow, ...]
+    entries: tuple[EntryRow, ...]
+
+
+# -- reading rows from their documents (JSON as the writing side above stores it) -----------
+def _uuid(value: Any) -> UUID:
+    return UUID(str(value))
+
+
+def _moment(value: Any) -> datetime:
+    return datetime.fromisoformat(str(value))
+
+
+def _maybe_moment(value: Any) -> datetime | None:
+    return None if value is None else _moment(value)
+
+
+def _maybe_uuid(value: Any) -> UUID | None:
+    return None if value is None else _uuid(value)
+
+
+def _sealed(value: Any) -> Sealed | None:
+    return Sealed.from_json(value) if value else None
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(str(item) for item in value or ())
+
+
+def _maybe_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _participant(doc: Mapping[str, Any]) -> ParticipantRow:
+    return ParticipantRow(
+        agency=doc["agency"],
+        role=doc["role"],
+        legal_ground=doc["legal_ground"],
+        added_at=_maybe_moment(doc.get("added_at")),
+        removed_at=_maybe_moment(doc.get("removed_at")),
+    )
+
+
+def _contact_point(doc: Mapping[str, Any]) -> ContactPointRow:
+    return ContactPointRow(agency=doc["agency"], function=doc["function"])
+
+
+def case_row(doc: Mapping[str, Any]) -> CaseRow:
+    return CaseRow(
+        case_id=_uuid(doc["case_id"]),
+        table=doc["table"],
+        purpose=doc["purpose"],
+        role=doc["role"],
+        minor=bool(doc["minor"]),
+        participants=tuple(_participant(p) for p in doc["participants"]),
+        record_holder=doc["record_holder"],
+        retention_class=doc["retention_class"],
+        contact_point=_contact_point(doc["contact_point"]),
+        participation=doc["participation"],
+        informed_beforehand=bool(doc["informed_beforehand"]),
+        status=doc["status"],
+        registered_at=_moment(doc["registered_at"]),
+        ended_at=_maybe_moment(doc.get("ended_at")),
+        outcome=doc.get("outcome"),
+        purged=tuple(
+            PurgeMark(record_kind=m["record_kind"], purged_at=_moment(m["purged_at"]), reason=m["reason"])
+            for m in doc.get("purged", ())
+        ),
+    )
+
+
+def _entry(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """What every entry has: its kind, case, subject, when, and whether it was purged."""
     return {
-        **entry,
-        **names,
-        "reason": refusal_text(code, entry.get("reason_details") or {}, catalogue, language),
+        "kind": doc["kind"],
+        "case_id": _uuid(doc["case_id"]),
+        "occurred_at": _moment(doc["occurred_at"]),
+        "purged_at": _maybe_moment(doc.get("purged_at")),
+        "purge_reason": doc.get("purge_reason"),
     }
+
+
+def _told(doc: Mapping[str, Any] | None) -> Told | None:
+    if not doc:
+        return None
+    return Told(
+        id=_uuid(doc["id"]),
+        channel=doc["channel"],
+        status=doc["status"],
+        at=_moment(doc["at"]),
+        retry_at=_maybe_moment(doc.get("retry_at")),
+        was_deferred=doc.get("was_deferred"),
+    )
+
+
+def _share(doc: Mapping[str, Any]) -> ShareRow:
+    passed_on = doc.get("erasure_passed_on")
+    return ShareRow(
+        **_entry(doc),
+        subject=doc["subject"],
+        share_id=_uuid(doc["share_id"]),
+        request_id=_uuid(doc["request_id"]),
+        from_agency=doc["from_agency"],
+        to_agency=doc["to_agency"],
+        categories=_strings(doc["categories"]),
+        purpose=doc["purpose"],
+        sender_ground=doc["sender_ground"],
+        recipient_ground=doc["recipient_ground"],
+        special_grounds=dict(doc.get("special_grounds") or {}),
+        form=doc["form"],
+        meeting_id=doc.get("meeting_id"),
+        content=_sealed(doc.get("content")),
+        direction=doc["direction"],
+        override_id=_maybe_uuid(doc.get("override_id")),
+        contact_point=_contact_point(doc["contact_point"]),
+        catalogue_version=doc["catalogue_version"],
+        correlation_id=doc.get("correlation_id"),
+        notification=_told(doc.get("notification")),
+        corrections=tuple(
+            CorrectionRow(
+                correction_id=_uuid(c["correction_id"]),
+                at=_moment(c["at"]),
+                by=c["by"],
+                reason_code=c["reason_code"],
+            )
+            for c in doc.get("corrections", ())
+        ),
+        erasure_passed_on=None
+        if passed_on is None
+        else ErasurePassedOnRow(
+            at=_moment(passed_on["at"]),
+            recipients=_strings(passed_on["recipients"]),
+            reason=passed_on["reason"],
+        ),
+    )
+
+
+def _refusal(doc: Mapping[str, Any]) -> RefusalRow:
+    return RefusalRow(
+        **_entry(doc),
+        subject=doc["subject"],
+        share_id=_uuid(doc["share_id"]),
+        request_id=_uuid(doc["request_id"]),
+        from_agency=doc["from_agency"],
+        to_agency=doc["to_agency"],
+        categories=_strings(doc["categories"]),
+        purpose=doc["purpose"],
+        reason_code=doc["reason_code"],
+        reason=_maybe_str(doc.get("reason")),
+        visible_to_subject=bool(doc["visible_to_subject"]),
+        direction=doc["direction"],
+        reason_details=dict(doc.get("reason_details") or {}),
+        catalogue_version=doc["catalogue_version"],
+        correlation_id=doc.get("correlation_id"),
+    )
+
+
+def _consent(doc: Mapping[str, Any]) -> ConsentRow:
+    return ConsentRow(
+        **_entry(doc),
+        subject=doc["subject"],
+        record_id=_uuid(doc["record_id"]),
+        purpose=doc["purpose"],
+        categories=_strings(doc["categories"]),
+        recipients=_strings(doc["recipients"]),
+        valid_until=date.fromisoformat(doc["valid_until"]),
+        notice_version=doc["notice_version"],
+        given_how=doc["given_how"],
+        recorded_by=doc["recorded_by"],
+        status=doc["status"],
+        withdrawn_at=_maybe_moment(doc.get("withdrawn_at")),
+    )
+
+
+def _objection(doc: Mapping[str, Any]) -> ObjectionRow:
+    return ObjectionRow(
+        **_entry(doc),
+        subject=doc["subject"],
+        record_id=_uuid(doc["record_id"]),
+        objection_id=_uuid(doc["objection_id"]),
+        recorded_by=doc["recorded_by"],
+        reason=_sealed(doc.get("reason")),
+        status=doc["status"],
+        withdrawn_at=_maybe_moment(doc.get("withdrawn_at")),
+    )
+
+
+def _override(doc: Mapping[str, Any]) -> OverrideRow:
+    return OverrideRow(
+        **_entry(doc),
+        override_id=_uuid(doc["override_id"]),
+        categories=_strings(doc["categories"]),
+        recipients=_strings(doc["recipients"]),
+        ground=doc["ground"],
+        recorded_by=RecordedByRow(
+            agency=doc["recorded_by"]["agency"], function=doc["recorded_by"]["function"]
+        ),
+        ends_on=date.fromisoformat(doc["ends_on"]),
+        explanation=_sealed(doc.get("explanation")),
+        catalogue_version=doc["catalogue_version"],
+        status=doc["status"],
+        deferred=bool(doc.get("deferred")),
+        ended_at=_maybe_moment(doc.get("ended_at")),
+        end_reason_code=doc.get("end_reason_code"),
+        deferral_ended_at=_maybe_moment(doc.get("deferral_ended_at")),
+    )
+
+
+def _erasure(doc: Mapping[str, Any]) -> ErasureRow:
+    return ErasureRow(
+        **_entry(doc),
+        subject=doc["subject"],
+        retention_id=_uuid(doc["retention_id"]),
+        reason_code=doc.get("reason_code"),
+        decision=doc["decision"],
+    )
+
+
+#: How each kind of entry is read from its document.
+ENTRY_ROWS: Mapping[str, Callable[[Mapping[str, Any]], EntryRow]] = MappingProxyType(
+    {
+        "share": _share,
+        "refusal": _refusal,
+        "consent": _consent,
+        "objection": _objection,
+        "override": _override,
+        "erasure": _erasure,
+    }
+)

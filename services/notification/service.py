@@ -6,24 +6,28 @@ from typing import Any
 
 from nameko.rpc import rpc
 
-from services.notification.application import Notifications
+from services.notification.application import NotificationUseCases
 from shared.catchup import published_events_page
 from shared.commands import AgencyCommands
 from shared.consumer import consumes
-from shared.contracts.commands import EndDeferralSchema, ExtendDeferralSchema, load_command
+from shared.contracts.commands import EndDeferralSchema, ExtendDeferralSchema, dump_reply, load_command
+from shared.contracts.commands.notification import DeferralDueSchema
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.data_sharing import DataShared
 from shared.contracts.fields import AgencyId, Pseudonym
+from shared.contracts.registry import schema_instance
 from shared.dependencies import ApplicationProvider, ServiceHealth, settings_timer
 from shared.errors import InvalidRequest, KetenError
 
 
 class NotificationService:
-    """Entrypoints only: each loads its message and makes one call."""
+    """Tells each data subject of each share on their channel (or holds the notice under a
+    deferral), and keeps the citizen's overview. Entrypoints only: each loads its message, makes
+    one use-case call and turns the result into a message."""
 
     name = "notification"
 
-    notifications = ApplicationProvider(Notifications)
+    notifications = ApplicationProvider(NotificationUseCases)
     agency_commands = AgencyCommands()
     health_check = ServiceHealth()
 
@@ -52,6 +56,7 @@ class NotificationService:
 
     @consumes("data_sharing", "DataShared")
     def handle_data_shared(self, event: ReceivedEvent[DataShared]) -> None:
+        """A share: its subject is told on their channel, or the notice is held under a deferral."""
         self.notifications.notify_share(event)
 
     @settings_timer("notify_interval")
@@ -62,24 +67,26 @@ class NotificationService:
     # -- a professional decides a deferral (RPC, HTTP and keten.commands) ----------------------
     @rpc(expected_exceptions=KetenError)
     def end_deferral(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Ends a deferral (``EndDeferralSchema``): the held notifications go out now."""
         loaded = load_command(EndDeferralSchema, command)
-        return self.notifications.end_deferral(loaded.agency, loaded.override_id)
+        return dump_reply(EndDeferralSchema, self.notifications.end_deferral(loaded))
 
     @rpc(expected_exceptions=KetenError)
     def extend_deferral(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Keeps the notifications held until a new review date (``ExtendDeferralSchema``)."""
         loaded = load_command(ExtendDeferralSchema, command)
-        return self.notifications.extend_deferral(
-            loaded.agency, loaded.override_id, loaded.review_on, loaded.reason
-        )
+        return dump_reply(ExtendDeferralSchema, self.notifications.extend_deferral(loaded))
 
     @rpc(expected_exceptions=KetenError)
     def deferrals_due(self, agency: str) -> list[dict[str, Any]]:
-        """The deferrals the agency recorded that are due for review."""
+        """The deferrals the agency recorded that are due for review (``DeferralDueSchema``)."""
         try:
             AgencyId().deserialize(agency)
         except Exception:
             raise InvalidRequest("invalid_agency", "not a valid agency id", "agency") from None
-        return self.notifications.deferrals_due(agency)
+        return [
+            schema_instance(DeferralDueSchema).dump(due) for due in self.notifications.deferrals_due(agency)
+        ]
 
     # -- the citizen ----------------------------------------------------------------------------
     @rpc(expected_exceptions=KetenError)
@@ -89,10 +96,11 @@ class NotificationService:
             Pseudonym().deserialize(subject)
         except Exception:
             raise InvalidRequest("invalid_subject", "not a valid pseudonym", "subject") from None
-        return self.notifications.overview_for(subject, "en" if language == "en" else "nl")
+        return self.notifications.overview_for(subject, "en" if language == "en" else "nl").to_json()
 
     @rpc
     def health(self) -> dict[str, Any]:
+        """Whether the service's store, broker and consumers work."""
         return self.health_check()
 
     @rpc(expected_exceptions=KetenError)

@@ -1,26 +1,30 @@
-"""The retention service: keeps the retention schedule of every record and purges on time."""
+"""The retention service: keeps the retention schedule of every record, purges on time, holds
+purges under a legal hold and decides citizens' erasure requests."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from nameko.rpc import rpc
 
-from services.retention.application import Retention
+from services.retention.application import RetentionUseCases
 from shared.catchup import published_events_page
 from shared.commands import AgencyCommands
 from shared.consumer import consumes
-from shared.contracts.commands import (
+from shared.contracts.commands import dump_reply, load_command
+from shared.contracts.commands.retention import (
+    ErasureDecisionSchema,
     ErasureRequestSchema,
     LiftLegalHoldSchema,
     PlaceLegalHoldSchema,
-    load_command,
+    ScheduleEntrySchema,
 )
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.case_registration import CaseClosed, CaseRegistered, CaseResumed, CaseStopped
 from shared.contracts.events.data_sharing import DataShared
+from shared.contracts.registry import schema_instance
 from shared.dependencies import ApplicationProvider, ServiceHealth, settings_timer
 from shared.errors import InvalidRequest, KetenError
 
@@ -28,32 +32,38 @@ log = logging.getLogger(__name__)
 
 
 class RetentionService:
-    """Entrypoints only: each loads its message and makes one call."""
+    """Entrypoints only: each loads its message through its schema, makes one use-case call
+    and answers with the result dumped through its schema."""
 
     name = "retention"
 
-    retention = ApplicationProvider(Retention)
+    retention = ApplicationProvider(RetentionUseCases)
     agency_commands = AgencyCommands()
     health_check = ServiceHealth()
 
     @consumes("case_registration", "CaseRegistered")
     def handle_case_registered(self, event: ReceivedEvent[CaseRegistered]) -> None:
+        """A new case: its records are open until it ends; its outcome is kept."""
         self.retention.record_case_registered(event)
 
     @consumes("case_registration", "CaseStopped")
     def handle_case_stopped(self, event: ReceivedEvent[CaseStopped]) -> None:
+        """A case stopped by every subject's objection has ended: its records get their end date."""
         self.retention.record_case_stopped_or_resumed(event)
 
     @consumes("case_registration", "CaseResumed")
     def handle_case_resumed(self, event: ReceivedEvent[CaseResumed]) -> None:
+        """A stopped case runs again: its case records wait for its end once more."""
         self.retention.record_case_stopped_or_resumed(event)
 
     @consumes("case_registration", "CaseClosed")
     def handle_case_closed(self, event: ReceivedEvent[CaseClosed]) -> None:
+        """A closed case: its records' periods start."""
         self.retention.record_case_closed(event)
 
     @consumes("data_sharing", "DataShared")
     def handle_data_shared(self, event: ReceivedEvent[DataShared]) -> None:
+        """A share: its record's period starts."""
         self.retention.record_data_shared(event)
 
     @settings_timer("purge_interval")
@@ -70,26 +80,27 @@ class RetentionService:
             parsed = UUID(str(case_id))
         except ValueError:
             raise InvalidRequest("invalid_field", "not a valid UUID", "case_id") from None
-        return self.retention.schedule_for(parsed, agency)
+        entries = self.retention.schedule_for(parsed, agency)
+        return cast(list[dict[str, Any]], schema_instance(ScheduleEntrySchema).dump(entries, many=True))
 
     @rpc(expected_exceptions=KetenError)
     def place_legal_hold(self, command: dict[str, Any]) -> dict[str, Any]:
         """Suspends the purges of a case (``PlaceLegalHoldSchema``); repeat-safe by ``hold_id``."""
         loaded = load_command(PlaceLegalHoldSchema, command)
-        hold_id = self.retention.place_legal_hold(loaded)
-        return {"case_id": str(loaded.case_id), "hold_id": str(hold_id), "status": "in_force"}
+        return dump_reply(PlaceLegalHoldSchema, self.retention.place_legal_hold(loaded))
 
     @rpc(expected_exceptions=KetenError)
     def lift_legal_hold(self, command: dict[str, Any]) -> dict[str, Any]:
         """Lifts a legal hold (``LiftLegalHoldSchema``); due purges proceed at the next run."""
         loaded = load_command(LiftLegalHoldSchema, command)
-        self.retention.lift_legal_hold(loaded)
-        return {"case_id": str(loaded.case_id), "hold_id": str(loaded.hold_id), "status": "lifted"}
+        return dump_reply(LiftLegalHoldSchema, self.retention.lift_legal_hold(loaded))
 
     @rpc(expected_exceptions=KetenError)
     def request_erasure(self, request: dict[str, Any]) -> dict[str, Any]:
         """A citizen's erasure request (``ErasureRequestSchema``): granted or refused, on record."""
-        return self.retention.request_erasure(load_command(ErasureRequestSchema, request))
+        loaded = load_command(ErasureRequestSchema, request)
+        decision = self.retention.request_erasure(loaded)
+        return cast(dict[str, Any], schema_instance(ErasureDecisionSchema).dump(decision))
 
     @rpc
     def health(self) -> dict[str, Any]:

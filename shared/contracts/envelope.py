@@ -52,7 +52,7 @@ class EnvelopeSchema(Schema):
     position = fields.Integer(required=True, validate=validate.Range(min=1))
     stream = fields.String(
         load_default=None,
-        metadata={"description": "the log the position belongs to; the source's name unless partitioned"},
+        metadata={"description": "the log the position belongs to; absent: the source's whole log"},
     )
     previous = fields.Dict(
         keys=fields.String(),
@@ -187,13 +187,14 @@ def encode_event(
         "event": name,
         "source": source,
         "position": position,
-        "stream": stream or source,
         "occurred_at": _utc(domain_event.timestamp).isoformat(),
         "aggregate_id": str(domain_event.originator_id),
         "aggregate_version": domain_event.originator_version,
         "correlation_id": correlation_id,
         "data": data,
     }
+    if stream and stream != source:
+        envelope["stream"] = stream  # absent: the source's whole log
     if previous is not None:
         envelope["previous"] = dict(sorted(previous.items()))
     headers = {"keten-source": source, "keten-position": position, "keten-event": name}

@@ -68,7 +68,15 @@ def test_the_openapi_document_is_valid_and_has_every_route_of_the_gateway():
         operation = document["paths"][path][method.lower()]
         assert operation["operationId"] == name
         if name in COMMAND_SCHEMAS:
-            assert operation["security"] == [{"agencyKeyId": [], "agencySignature": []}]
+            assert operation["security"] == [contract.AGENCY_SIGNATURE]
+            assert "413" in operation["responses"]
+        assert "Retry-After" in operation["responses"]["503"]["headers"]
+    schemes = document["components"]["securitySchemes"]
+    assert {schemes[name]["name"] for name in contract.AGENCY_SIGNATURE} == {
+        "Signature-Input",
+        "Signature",
+        "Content-Digest",
+    }
 
 
 def test_every_command_in_the_contract_is_taken_from_the_bus_by_its_service():

@@ -1,6 +1,6 @@
-"""docker-compose.yml as an operator runs it (no Docker engine here, so: what can be checked
-without one): valid against the Compose specification, every long-running service healthy
-before its dependants start, and its settings the ones the code reads."""
+"""docker-compose.yml read without a Docker engine: valid against the Compose specification,
+every long-running service healthy before its dependants start, and its settings the ones the
+code reads. tests/deploy/test_stack.py runs it for real."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from keten.platform import SERVICES
+from shared.catalogue import catalogue_path
 from shared.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +38,7 @@ def known_settings() -> frozenset[str]:
     """Every environment variable ``shared.config`` reads: the code's own list of settings."""
     env = RecordingEnv()
     Settings.from_env(env)
+    catalogue_path(env)
     return frozenset(env.asked)
 
 
@@ -130,7 +132,7 @@ def test_the_gateway_listens_on_the_port_compose_publishes():
     gateway = compose()["services"]["gateway"]
     host, port = gateway["environment"]["GATEWAY_ADDRESS"].rsplit(":", 1)
     assert host == "0.0.0.0"  # noqa: S104 - inside its container, published on 127.0.0.1 below
-    assert gateway["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert gateway["ports"] == [f"127.0.0.1:${{GATEWAY_PORT:-{port}}}:{port}"]
     for name, service in compose()["services"].items():
         for published in service.get("ports", []):
             assert published.startswith("127.0.0.1:"), f"{name} publishes beyond this machine"

@@ -97,5 +97,5 @@ def _notification(platform: Any, share_id: str) -> dict[str, Any]:
     from shared.pseudonym import pseudonymise
 
     subject = pseudonymise(CITIZEN["bsn"], platform.settings.pseudonym_secret)
-    [case] = platform.app("notification").overview_for(subject)["cases"]
+    [case] = platform.app("notification").overview_for(subject).to_json()["cases"]
     return dict(next(s["notification"] for s in case["shares"] if s["share_id"] == share_id))

@@ -20,7 +20,7 @@ from shared.broker_admin import BrokerAdmin
 from shared.config import Settings
 from shared.topology import dead_letter_queue
 from tests.factories import activate_command, share_command
-from tests.support import eventually, running_platform
+from tests.support import eventually, running_platform, signed_request
 
 pytestmark = pytest.mark.integration
 
@@ -119,6 +119,26 @@ def test_an_agency_added_with_keten_agency_add_shares_and_hears_the_decision_and
             "the content travels sealed to the recipient"
         )
         assert platform.app("data_sharing").position("case_registration") >= 1
+
+
+def test_an_agency_asks_for_the_catalogue_on_the_bus_and_reads_the_same_as_over_http(
+    production_env, agencies
+):
+    with running_platform(production_env, ["case_registration", "gateway"]) as platform:
+        toeslagen = agencies("dienst-toeslagen")
+        with AgencyClient(toeslagen) as client:
+            catalogue = client.request("case_registration", "get_catalogue", {})
+            [answer] = [m for m in client.inbox(timeout=3) if m.name == "CommandAccepted"]
+        over_http = signed_request("GET", platform.base_url, "/api/catalogue", None, toeslagen)
+
+    assert answer.data["command"] == "get_catalogue" and answer.data["result"] == catalogue
+    assert over_http.status_code == 200 and over_http.json() == catalogue
+    own = next(agency for agency in catalogue["agencies"] if agency["id"] == "dienst-toeslagen")
+    assert own["grounds"][0]["provision"]["law"].startswith("Algemene wet inkomensafhankelijke regelingen")
+    assert {body["code"] for body in catalogue["complaint_bodies"]} >= {
+        "nationale_ombudsman",
+        "autoriteit_persoonsgegevens",
+    }
 
 
 def test_a_malformed_command_comes_back_as_a_clear_error_and_lands_in_the_dead_letter_queue(

@@ -80,7 +80,7 @@ def test_a_redelivered_event_changes_nothing(production_env):
         assert notifications_app.position("case_registration") == before
         retention = platform.app("retention")
         schedule = retention.schedule_for(uuid.UUID(case_id))
-        assert [record["record_kind"] for record in schedule] == ["case_records", "outcome"]
+        assert [record.record_kind for record in schedule] == ["case_records", "outcome"]
 
 
 def test_events_saved_while_the_relay_was_down_are_published_when_it_comes_back(production_env):

@@ -352,9 +352,9 @@ def _claimed_not_sent(db: Any) -> list[str]:
 
 def _decisions(settings: Settings) -> Counter[str]:
     """Decision events (DataShared, ShareRefused) per request id, from data_sharing's store."""
-    from services.data_sharing.application import DataSharing
+    from services.data_sharing.application import DataSharingUseCases
 
-    app = DataSharing(settings)
+    app = DataSharingUseCases(settings)
     decided: Counter[str] = Counter()
     try:
         start = 0

@@ -30,7 +30,7 @@ def test_a_share_travels_through_every_service_on_rabbitmq_and_postgresql(
         def told() -> bool:
             [case] = [
                 c
-                for c in platform.app("notification").overview_for(subject)["cases"]
+                for c in platform.app("notification").overview_for(subject).to_json()["cases"]
                 if c["case_id"] == result.case_id
             ]
             return bool(case["shares"][0]["notification"]["status"] == "sent")

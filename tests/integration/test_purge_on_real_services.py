@@ -114,7 +114,7 @@ def test_after_a_purge_the_whole_database_holds_nothing_readable_of_the_case(
         before = retention.schedule_for(uuid.UUID(result.case_id))
         retention.rebuild_schedule([*received(registration), *received(sharing)])
         assert retention.schedule_for(uuid.UUID(result.case_id)) == before
-        assert {r["status"] for r in before} == {"purged", "kept"}
+        assert {r.status for r in before} == {"purged", "kept"}
 
     dump = pg_dump(postgres_dsn, pg_schema)
     assert "keten_keys" in dump and "retention_records" in dump and "notification_overview_entries" in dump

@@ -88,7 +88,7 @@ def test_shredding_the_case_scope_alone_keeps_its_subjects_keys_but_takes_no_new
 
 
 def test_applications_never_snapshot_even_when_the_environment_asks(memory_settings, monkeypatch):
-    from services.retention.application import Retention
+    from services.retention.application import RetentionUseCases
 
     monkeypatch.setenv("IS_SNAPSHOTTING_ENABLED", "y")
-    assert Retention(memory_settings).snapshots is None
+    assert RetentionUseCases(memory_settings).snapshots is None

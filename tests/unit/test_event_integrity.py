@@ -1,12 +1,9 @@
 """What the consumers rely on, on in-memory stores: events signed by their service's key, the
-chain of positions in each envelope, pages of events served from a log, and the memory of
-commands already taken."""
+chain of positions in each envelope, and pages of events served from a log."""
 
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +15,6 @@ from shared.contracts.envelope import decode_event, encode_event
 from shared.errors import NotAuthorised
 from shared.provenance import EventKeys
 from shared.relay import EventRelay
-from shared.replay import SeenMessages
 from tests.factories import case_command, loaded
 
 OLD, NEW = generate_secret().encode(), generate_secret().encode()
@@ -131,15 +127,3 @@ def test_a_caught_up_event_is_the_same_event_as_the_relayed_one(registration):
     caught = decode_event(again.body)
     assert caught.previous is None, "a page's events carry no chain: the page covers the range"
     assert (caught.message_id, caught.digest) == (relayed_events[1].message_id, relayed_events[1].digest)
-
-
-def test_a_command_counts_once_and_only_while_it_is_fresh(memory_settings):
-    seen = SeenMessages.for_settings(memory_settings)
-    now = datetime.now(UTC)
-    message_id = str(uuid.uuid4())
-    assert seen.first_sighting("amqp:gemeente-utrecht", message_id, now)
-    assert not seen.first_sighting("amqp:gemeente-utrecht", message_id, now)
-    assert seen.first_sighting("amqp:kredietbank-utrecht", message_id, now), "ids are per sender"
-    assert seen.is_fresh(now - timedelta(minutes=4))
-    assert not seen.is_fresh(now - timedelta(minutes=6))
-    assert not seen.is_fresh(now + timedelta(minutes=2))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -13,8 +15,13 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from keten.demo import CITIZEN
-from services.notification.application import Notifications
-from shared.contracts.commands import RequestShareSchema
+from services.notification.application import (
+    DeferralDue,
+    EndedDeferral,
+    ExtendedDeferral,
+    NotificationUseCases,
+)
+from shared.contracts.commands import EndDeferral, ExtendDeferral, RequestShareSchema
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.consent import Deferral, RecordedBy, SafetyOverrideRecorded
 from shared.contracts.events.data_sharing import DataShared
@@ -54,7 +61,7 @@ def test_a_share_reaches_the_citizen_by_email_in_plain_dutch_with_whom_to_ask(pl
     assert "casusregisseur schulden" in body  # the contact point
     assert "bezwaar" in body and "verbeteren" in body  # how to object or ask for correction
     assert "/inzage" in body
-    overview = platform.notification.overview_for(platform.subject)
+    overview = platform.notification.overview_for(platform.subject).to_json()
     [share] = overview["cases"][0]["shares"]
     assert share["share_id"] == str(share_id)
     assert share["notification"]["channel"] == "email" and share["notification"]["status"] == "sent"
@@ -83,6 +90,39 @@ def test_redelivery_and_a_second_run_send_nothing_twice(platform, mailbox):
     assert len(mailbox.messages) == 1
 
 
+def test_a_notice_the_store_would_not_record_as_sent_goes_out_once_and_is_recorded_later(platform, mailbox):
+    """Issue 12: the mail server accepted the notice, saving "sent" failed; the retry five
+    minutes later must not send it again. The store itself refuses the write (a trigger), the
+    mail goes to a real SMTP server."""
+    case_id = platform.register()
+    platform.share(case_id)
+    with store_refuses(platform.notification, "NotificationSent"):
+        assert platform.notification.dispatch_due(later()) == 1
+        assert len(mailbox.messages) == 1
+        [share] = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
+        assert share["notification"]["status"] == "sending", "not on record as sent"
+        # Past the stale-claim time, the store still refusing: the record is tried, not the send.
+        assert platform.notification.dispatch_due(later(600)) == 0
+    assert len(mailbox.messages) == 1
+    assert platform.notification.dispatch_due(later(900)) == 0  # the store takes it now
+    [share] = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
+    assert share["notification"]["status"] == "sent"
+    assert platform.notification.dispatch_due(later(3600)) == 0
+    [mail] = mailbox.messages
+    assert mail["Message-ID"] == f"<{delivered_message_id(platform)}@keten.invalid>"
+
+
+def test_a_mail_server_that_stumbles_over_goodbye_after_accepting_gets_the_notice_once(platform, mailbox):
+    mailbox.goodbye = "421 closing down"  # after it took the message
+    case_id = platform.register()
+    platform.share(case_id)
+    assert platform.notification.dispatch_due(later()) == 1
+    assert platform.notification.dispatch_due(later(600)) == 0
+    assert len(mailbox.messages) == 1
+    [share] = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
+    assert share["notification"]["status"] == "sent"
+
+
 def test_shares_of_one_consultation_come_in_one_message_that_lists_every_share(platform, mailbox):
     case_id = platform.register()
     platform.share(case_id, meeting_id="overleg-12", categories=["debts"], form="oral")
@@ -93,7 +133,7 @@ def test_shares_of_one_consultation_come_in_one_message_that_lists_every_share(p
     bundled, single = sorted((m.get_content() for m in mailbox.messages), key=len, reverse=True)
     assert "Deling 1 van 2" in bundled and "Deling 2 van 2" in bundled and "Deling" not in single
     assert "schulden" in bundled and "inkomen" in bundled and "mondeling" in bundled
-    shares = platform.notification.overview_for(platform.subject)["cases"][0]["shares"]
+    shares = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
     assert [s["notification"]["status"] for s in shares] == ["sent", "sent", "sent"]
 
 
@@ -102,7 +142,7 @@ def test_a_mail_server_that_is_down_is_retried_with_backoff_and_then_sends(platf
     platform.share(case_id)
     mailbox.stop()
     assert platform.notification.dispatch_due(later()) == 0
-    [share] = platform.notification.overview_for(platform.subject)["cases"][0]["shares"]
+    [share] = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
     assert share["notification"]["status"] == "retrying"
     mailbox.start()
     assert platform.notification.dispatch_due(later(0.5)) == 0, "not before its retry time"
@@ -115,7 +155,7 @@ def test_a_mailbox_refused_for_good_gets_a_letter_instead_never_nothing(platform
     case_id = platform.register()
     platform.share(case_id)
     assert platform.notification.dispatch_due(later()) == 0
-    [share] = platform.notification.overview_for(platform.subject)["cases"][0]["shares"]
+    [share] = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
     assert (share["notification"]["channel"], share["notification"]["status"]) == ("letter", "scheduled")
     assert platform.notification.dispatch_due(later()) == 1
     assert mailbox.messages == [] and len(list(platform.settings.letters.glob("*.pdf"))) == 1
@@ -145,7 +185,7 @@ def test_a_citizen_who_prefers_letters_gets_a_pdf_letter(platform, mailbox):
     [letter] = list(platform.settings.letters.glob("*.pdf"))
     assert letter.read_bytes().startswith(b"%PDF")
     assert mailbox.messages == []
-    [share] = platform.notification.overview_for(platform.subject)["cases"][0]["shares"]
+    [share] = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
     assert share["notification"] == {**share["notification"], "channel": "letter", "status": "sent"}
 
 
@@ -166,36 +206,37 @@ def test_a_deferred_notification_goes_out_only_when_the_deferral_ends_with_the_e
 
     assert platform.notification.dispatch_due(later(3600)) == 0
     assert mailbox.messages == []
-    case = platform.notification.overview_for(platform.subject)["cases"][0]
+    case = platform.notification.overview_for(platform.subject).to_json()["cases"][0]
     assert case["shares"] == [] and case["overrides"] == [], "nothing told while deferred"
 
     review = date.today() + timedelta(days=7)  # the override's deferral review date
     assert platform.notification.deferrals_due("gemeente-utrecht", review - timedelta(days=1)) == []
     assert platform.notification.deferrals_due("gemeente-utrecht", review) == [
-        {"override_id": str(override_id), "case_id": str(case_id), "review_on": review.isoformat(), "held": 1}
+        DeferralDue(override_id=override_id, case_id=case_id, review_on=review, held=1)
     ]
     assert platform.notification.deferrals_due("kredietbank-utrecht", review) == []
     with pytest.raises(NotAuthorised):
-        platform.notification.end_deferral("kredietbank-utrecht", override_id)
+        platform.notification.end_deferral(EndDeferral(agency="kredietbank-utrecht", override_id=override_id))
     with pytest.raises(Conflict):
-        platform.notification.extend_deferral(
-            "gemeente-utrecht", override_id, date.today(), "nog steeds gevaar"
-        )
-    platform.notification.extend_deferral(
-        "gemeente-utrecht", override_id, review + timedelta(days=30), "nog steeds gevaar"
+        platform.notification.extend_deferral(extend(override_id, date.today()))
+    assert platform.notification.extend_deferral(extend(override_id, review + timedelta(days=30))) == (
+        ExtendedDeferral(override_id, review_on=review + timedelta(days=30))
     )
     assert platform.notification.deferrals_due("gemeente-utrecht", review) == []
     assert platform.notification.dispatch_due(later(3600)) == 0
 
-    assert platform.notification.end_deferral("gemeente-utrecht", override_id)["released"] == 1
+    ended = platform.notification.end_deferral(
+        EndDeferral(agency="gemeente-utrecht", override_id=override_id)
+    )
+    assert ended == EndedDeferral(override_id, released=1)
     assert platform.notification.dispatch_due(later()) == 1
     [mail] = mailbox.messages
     assert explanation in mail.get_content() and "later gestuurd" in mail.get_content()
-    case = platform.notification.overview_for(platform.subject)["cases"][0]
+    case = platform.notification.overview_for(platform.subject).to_json()["cases"][0]
     assert case["overrides"][0]["explanation"] == explanation
     assert case["shares"][0]["notification"]["was_deferred"] is True
     with pytest.raises(Conflict):
-        platform.notification.end_deferral("gemeente-utrecht", override_id)
+        platform.notification.end_deferral(EndDeferral(agency="gemeente-utrecht", override_id=override_id))
 
 
 def test_the_rebuilt_overview_equals_the_live_one(platform, mailbox):
@@ -207,17 +248,17 @@ def test_the_rebuilt_overview_equals_the_live_one(platform, mailbox):
     platform.notification.learn(override)
     under_override = share_under_override(platform, case_id, override_id)
     platform.notification.dispatch_due(later())
-    platform.notification.end_deferral("gemeente-utrecht", override_id)
+    platform.notification.end_deferral(EndDeferral(agency="gemeente-utrecht", override_id=override_id))
     platform.notification.dispatch_due(later())
     platform.close(case_id)
-    live = platform.notification.overview_for(platform.subject)
+    live = platform.notification.overview_for(platform.subject).to_json()
 
     upstream = [
         under_override if e.name == "DataShared" and e.data.share_id == under_override.data.share_id else e
         for e in [*received(platform.registration), *received(platform.consent), *received(platform.sharing)]
     ]
-    platform.notification.rebuild_overview([*upstream, override])
-    assert platform.notification.overview_for(platform.subject) == live
+    platform.notification.overview.rebuild([*upstream, override])
+    assert platform.notification.overview_for(platform.subject).to_json() == live
     case = live["cases"][0]
     assert len(case["shares"]) == 2 and case["overrides"] and case["consents"] and case["status"] == "closed"
     minutes, shares = case["retention"]
@@ -226,6 +267,42 @@ def test_the_rebuilt_overview_equals_the_live_one(platform, mailbox):
 
 
 # -- helpers --------------------------------------------------------------------------------------
+@contextmanager
+def store_refuses(app: NotificationUseCases, event_name: str) -> Iterator[None]:
+    """The application's SQLite store refuses to save ``event_name`` events while inside: a
+    trigger on its events table aborts the write, as a failing database would."""
+    trigger = f"test_refuse_{event_name}"
+    with app.sql.transaction() as cur:
+        cur.execute(
+            f"CREATE TRIGGER {trigger} BEFORE INSERT ON {app.recorder.events_table_name}"  # type: ignore[attr-defined]
+            f" WHEN NEW.topic LIKE '%.{event_name}' BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+        )
+    try:
+        yield
+    finally:
+        with app.sql.transaction() as cur:
+            cur.execute(f"DROP TRIGGER {trigger}")
+
+
+def delivered_message_id(platform: Platform) -> str:
+    """The Message-ID of the one ``NotificationSent`` on record."""
+    [sent] = [
+        e
+        for e in (
+            platform.notification.mapper.to_domain_event(n)
+            for n in platform.notification.recorder.select_notifications(start=1, limit=1000)
+        )
+        if type(e).__name__ == "NotificationSent"
+    ]
+    return str(sent.message_id)  # type: ignore[attr-defined]
+
+
+def extend(override_id: uuid.UUID, review_on: date) -> ExtendDeferral:
+    return ExtendDeferral(
+        agency="gemeente-utrecht", override_id=override_id, review_on=review_on, reason="nog steeds gevaar"
+    )
+
+
 def _subject() -> dict[str, Any]:
     return {
         "bsn": CITIZEN["bsn"],
@@ -245,7 +322,7 @@ def override_event(
     explanation: str,
     defer: bool,
     review_on: date | None = None,
-    app: Notifications | None = None,
+    app: NotificationUseCases | None = None,
     subject: str | None = None,
 ) -> ReceivedEvent[SafetyOverrideRecorded]:
     """consent's ``SafetyOverrideRecorded`` (issue 3) as the notification service receives it."""

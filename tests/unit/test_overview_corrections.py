@@ -46,7 +46,7 @@ def corrected(platform):
 
 def the_share(platform, case_id, language="nl") -> dict:
     subject = pseudonymise(CITIZEN["bsn"], platform.apps["notification"].settings.pseudonym_secret)
-    overview = platform.apps["notification"].overview_for(subject, language)
+    overview = platform.services["notification"].get_overview(subject, language)
     [case] = [c for c in overview["cases"] if c["case_id"] == str(case_id)]
     [share] = case["shares"]
     return share
@@ -72,7 +72,7 @@ def test_after_an_erasure_the_citizen_reads_that_the_recipients_were_told_to_era
     subject = pseudonymise(CITIZEN["bsn"], platform.apps["retention"].settings.pseudonym_secret)
     request = {"subject": subject, "case_id": case_id, "language": "en"}
     assert (
-        platform.apps["retention"].request_erasure(load_command(ErasureRequestSchema, request))["decision"]
+        platform.apps["retention"].request_erasure(load_command(ErasureRequestSchema, request)).decision
         == "granted"
     )
     platform.sync()
@@ -81,3 +81,53 @@ def test_after_an_erasure_the_citizen_reads_that_the_recipients_were_told_to_era
     assert share["erasure_passed_on"]["recipient_names"] == ["Kredietbank Utrecht"]
     assert share["erasure_passed_on"]["reason"] == "erasure"
     assert CORRECTED not in str(share) and ORIGINAL not in str(share)
+
+
+def test_the_citizens_copy_keeps_its_shape_after_a_correction_and_an_erasure(platform, corrected):
+    """The JSON the gateway serves (``GET /api/citizen/overview``, the page, the citizen's copy)
+    has the fields it always had, the view's words beside the record's own."""
+    case_id, _, _ = corrected
+    platform.command("case_registration", "close_case", {**close_case_command(), "case_id": case_id})
+    subject = pseudonymise(CITIZEN["bsn"], platform.apps["retention"].settings.pseudonym_secret)
+    request = {"subject": subject, "case_id": case_id, "language": "en"}
+    platform.apps["retention"].request_erasure(load_command(ErasureRequestSchema, request))
+    platform.sync()
+
+    overview = platform.services["notification"].get_overview(subject, "en")
+    assert set(overview) == {"subject", "language", "cases"}
+    [case] = [c for c in overview["cases"] if c["case_id"] == case_id]
+    assert set(case) == {
+        *("case_id", "table", "purpose", "role", "minor", "participants", "record_holder"),
+        *("retention_class", "contact_point", "participation", "informed_beforehand", "status"),
+        *("registered_at", "ended_at", "outcome", "purged", "table_name", "purpose_label"),
+        *("record_holder_name", "shares", "refusals", "consents", "objections", "overrides"),
+        *("erasure_requests", "retention"),
+    }
+    assert {frozenset(p) for p in case["participants"]} == {
+        frozenset({"agency", "role", "legal_ground", "name", "legal_ground_label"})
+    }
+    assert set(case["contact_point"]) == {"agency", "function", "agency_name"}
+    assert {frozenset(r) for r in case["retention"]} == {
+        frozenset({"record_kind", "label", "due_at", "purged_at"})
+    }
+    assert case["purged"] and all(
+        set(m) == {"record_kind", "purged_at", "reason", "label"} for m in case["purged"]
+    )
+    [share] = case["shares"]
+    assert set(share) == {
+        *("share_id", "request_id", "case_id", "subject", "from_agency", "to_agency", "categories"),
+        *("purpose", "sender_ground", "recipient_ground", "special_grounds", "form", "meeting_id"),
+        *("content", "direction", "override_id", "contact_point", "catalogue_version"),
+        *("correlation_id", "kind", "occurred_at", "notification", "corrections", "erasure_passed_on"),
+        *("purged_at", "purge_reason", "category_labels", "from_name", "to_name", "ground_label"),
+        "purpose_label",
+    }
+    assert set(share["notification"]) == {"id", "channel", "status", "at"}
+    [correction] = share["corrections"]
+    assert set(correction) == {"correction_id", "at", "by", "reason_code", "by_name", "reason"}
+    assert set(share["erasure_passed_on"]) == {"at", "recipients", "reason", "recipient_names"}
+    [erasure] = case["erasure_requests"]
+    assert set(erasure) == {
+        *("retention_id", "case_id", "subject", "decision", "kind", "occurred_at", "reason"),
+        *("purged_at", "purge_reason"),
+    }

@@ -13,7 +13,6 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from keten_client.protocol import KeyPair, open_sealed
-from services.data_sharing.domain import Share
 from shared.contracts.commands import CorrectShareSchema, RequestShareSchema, load_command
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound
 from tests.factories import loaded, received, share_command
@@ -46,10 +45,15 @@ def shared(platform):
     """A case whose municipality shared one sentence with two agencies: two shares."""
     case_id = platform.register(agreement=AGREEMENT)
     command = share_command(str(case_id), to_agencies=RECIPIENTS, content=ORIGINAL)
-    decisions = platform.sharing.request_share(loaded(RequestShareSchema, command, platform.settings))
-    assert all(isinstance(decision, Share) for decision in decisions)
+    decisions = request_share(platform, command)
+    assert [decision.outcome for decision in decisions] == ["shared", "shared"]
     platform.sync()
-    return case_id, [decision.id for decision in decisions]
+    return case_id, [decision.share_id for decision in decisions]
+
+
+def request_share(platform, command):
+    """The decisions on a share request, one per recipient."""
+    return platform.sharing.request_share(loaded(RequestShareSchema, command, platform.settings)).decisions
 
 
 def correct(platform, of_share, **changes):
@@ -105,9 +109,10 @@ def test_the_record_holder_may_correct_a_share_another_agency_made(platform, sha
     command = share_command(
         str(case_id), agency="kredietbank-utrecht", to_agencies=["woningcorporatie-mitros"]
     )
-    [share] = platform.sharing.request_share(loaded(RequestShareSchema, command, platform.settings))
-    [corrected] = correct(platform, share.id, reason_code="citizen_request")
-    assert corrected.to_agency == "woningcorporatie-mitros"
+    [share] = request_share(platform, command)
+    recorded = correct(platform, share.share_id, reason_code="citizen_request")
+    [passed_on] = recorded.passed_on_to
+    assert (passed_on.share_id, passed_on.to_agency) == (share.share_id, "woningcorporatie-mitros")
 
 
 @pytest.mark.parametrize(
@@ -133,12 +138,12 @@ def test_a_correction_not_allowed_gets_a_clear_error_and_changes_nothing(
 def test_a_refused_share_cannot_be_corrected(platform, shared):
     case_id, _ = shared
     command = share_command(str(case_id), categories=["income"], to_agencies=["woningcorporatie-mitros"])
-    [refused] = platform.sharing.request_share(loaded(RequestShareSchema, command, platform.settings))
+    [refused] = request_share(platform, command)
     with pytest.raises(Conflict) as raised:
-        correct(platform, refused.id)
+        correct(platform, refused.share_id)
     assert raised.value.code == "share_refused"
     with pytest.raises(NotAuthorised) as raised_for_another:
-        correct(platform, refused.id, agency="uwv")
+        correct(platform, refused.share_id, agency="uwv")
     assert raised_for_another.value.code == "not_sender_or_record_holder", "it learns nothing of it"
 
 
@@ -148,7 +153,8 @@ def test_repeating_a_correction_records_nothing_new(platform, shared):
     correct(platform, share_ids[0], correction_id=correction_id)
     before = platform.sharing.recorder.max_notification_id()
     again = correct(platform, share_ids[1], correction_id=correction_id)
-    assert sorted(s.id for s in again) == sorted(share_ids)
+    assert str(again.correction_id) == correction_id and again.share_id == share_ids[1]
+    assert sorted(s.share_id for s in again.passed_on_to) == sorted(share_ids)
     assert platform.sharing.recorder.max_notification_id() == before
 
 
@@ -156,7 +162,7 @@ def test_an_erasure_is_passed_on_to_every_recipient_once_and_says_nothing_person
     case_id, share_ids = shared
     correct(platform, share_ids[0])
     platform.close(case_id)
-    assert platform.erase(case_id)["decision"] == "granted"
+    assert platform.erase(case_id).decision == "granted"
 
     passed_on = [e for e in received(platform.sharing) if e.name == "ErasurePassedOn"]
     assert sorted(e.data.recipients[0] for e in passed_on) == RECIPIENTS

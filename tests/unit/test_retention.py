@@ -6,19 +6,20 @@ events of the others it subscribes to, once, in order.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from keten.demo import CITIZEN
 from services.case_registration.application import CaseRegistrationUseCases
-from services.consent.application import Consent
-from services.data_sharing.application import DataSharing
-from services.notification.application import Notifications
-from services.retention.application import Retention
+from services.consent.application import ConsentUseCases
+from services.data_sharing.application import DataSharingUseCases
+from services.notification.application import NotificationUseCases
+from services.retention.application import ErasureDecision, LegalHoldStatus, RetentionUseCases
+from services.retention.purge_plan import PurgeOutcome, PurgeReport
+from services.retention.schedule import ScheduleEntry
 from shared.contracts.commands import (
     ActivateCase,
     CloseCase,
@@ -44,10 +45,10 @@ class Platform:
     def __init__(self, settings):
         self.settings = settings
         self.registration = CaseRegistrationUseCases(settings)
-        self.consent = Consent(settings)
-        self.sharing = DataSharing(settings)
-        self.notification = Notifications(settings)
-        self.retention = Retention(settings)
+        self.consent = ConsentUseCases(settings)
+        self.sharing = DataSharingUseCases(settings)
+        self.notification = NotificationUseCases(settings)
+        self.retention = RetentionUseCases(settings)
         self.vault = self.retention.vault
         self.subject = pseudonymise(CITIZEN["bsn"], settings.pseudonym_secret)
         n, s, c, r = self.notification, self.sharing, self.consent, self.retention
@@ -95,9 +96,9 @@ class Platform:
 
     def share(self, case_id: UUID, content: str = SENTENCE, **changes) -> UUID:
         command = share_command(str(case_id), content=content, **changes)
-        [decision] = self.sharing.request_share(loaded(RequestShareSchema, command, self.settings))
+        [decision] = self.sharing.request_share(loaded(RequestShareSchema, command, self.settings)).decisions
         self.sync()
-        return decision.id
+        return decision.share_id
 
     def give_consent(self, case_id: UUID) -> None:
         self.consent.give_consent(loaded(GiveConsentSchema, consent_command(str(case_id)), self.settings))
@@ -122,9 +123,9 @@ class Platform:
             "reference": "KL-2026/0042",
             **changes,
         }
-        return self.retention.place_legal_hold(load_command(PlaceLegalHoldSchema, command))
+        return self.retention.place_legal_hold(load_command(PlaceLegalHoldSchema, command)).hold_id
 
-    def erase(self, case_id: UUID, language: str = "nl") -> dict:
+    def erase(self, case_id: UUID, language: str = "nl") -> ErasureDecision:
         request = {"subject": self.subject, "case_id": str(case_id), "language": language}
         result = self.retention.request_erasure(load_command(ErasureRequestSchema, request))
         self.sync()
@@ -133,8 +134,8 @@ class Platform:
     def published(self, name: str) -> list:
         return [e for e in received(self.retention) if e.name == name]
 
-    def schedule(self, case_id: UUID) -> dict[str, dict]:
-        return {r["record_kind"]: r for r in self.retention.schedule_for(case_id)}
+    def schedule(self, case_id: UUID) -> dict[str, ScheduleEntry]:
+        return {r.record_kind: r for r in self.retention.schedule_for(case_id)}
 
 
 @pytest.fixture
@@ -164,22 +165,22 @@ def test_the_schedule_records_each_records_rule_its_version_and_when_it_is_due(p
         schedule["share_records"],
         schedule["outcome"],
     )
-    assert case_records["rule"] == "consultation-short/case_records v1"
-    closed_at = datetime.fromisoformat(case_records["counted_from"])
-    assert datetime.fromisoformat(case_records["due_at"]) == closed_at + timedelta(weeks=6)
-    assert share_records["record_id"] == str(share_id)
-    assert share_records["rule"] == "consultation-short/share_records v1"
-    shared_at = datetime.fromisoformat(share_records["counted_from"])
-    assert datetime.fromisoformat(share_records["due_at"]).year == shared_at.year + 2
-    assert (outcome["status"], outcome["due_at"]) == ("kept", None)
-    assert "subject" not in share_records, "the schedule an agency reads names no person"
+    assert case_records.rule == "consultation-short/case_records v1"
+    assert case_records.counted_from is not None
+    assert case_records.due_at == case_records.counted_from + timedelta(weeks=6)
+    assert share_records.record_id == str(share_id)
+    assert share_records.rule == "consultation-short/share_records v1"
+    assert share_records.counted_from is not None and share_records.due_at is not None
+    assert share_records.due_at.year == share_records.counted_from.year + 2
+    assert (outcome.status, outcome.due_at) == ("kept", None)
+    assert platform.subject not in repr(schedule), "the schedule an agency reads names no person"
 
 
 def test_a_running_case_has_nothing_due_however_late_it_gets(platform):
     case_id = platform.register()
     platform.share(case_id)
     assert platform.retention.plan_purge(datetime.now(UTC) + YEARS_3) == []
-    assert platform.schedule(case_id)["case_records"]["status"] == "open"
+    assert platform.schedule(case_id)["case_records"].status == "open"
 
 
 def test_the_minutes_go_weeks_after_closing_while_the_share_records_wait_their_years(platform, closed_case):
@@ -195,8 +196,8 @@ def test_the_minutes_go_weeks_after_closing_while_the_share_records_wait_their_y
     assert purged.data.record_kind == "case_records"
     assert purged.data.scope == "case" and not purged.data.complete
     assert purged.data.rule_version == 1 and purged.data.retention_class == "consultation-short"
-    assert platform.schedule(case_id)["case_records"]["status"] == "purged"
-    assert platform.schedule(case_id)["share_records"]["status"] == "scheduled"
+    assert platform.schedule(case_id)["case_records"].status == "purged"
+    assert platform.schedule(case_id)["share_records"].status == "scheduled"
 
 
 def test_once_everything_is_due_no_key_of_the_case_is_left_and_every_value_reads_purged(
@@ -235,7 +236,7 @@ def test_every_service_forgets_the_purged_case_and_the_overview_still_tells_what
         assert app.cases.get(case_id) is None, app.name
     with platform.sharing.sql.transaction(commit=False) as cur:
         assert cur.execute(f"SELECT * FROM {platform.sharing.consent_table}").fetchall() == []
-    overview = platform.notification.overview_for(platform.subject, "en")
+    overview = platform.notification.overview_for(platform.subject, "en").to_json()
     [case] = overview["cases"]
     assert [p["record_kind"] for p in case["purged"]] == ["case_records", "share_records"]
     assert case["purged"][0]["label"] == "minutes and notes of the consultation"
@@ -254,11 +255,11 @@ def test_every_service_forgets_the_purged_case_and_the_overview_still_tells_what
 
 def test_a_redelivered_purge_changes_nothing(platform, closed_case):
     platform.purge(YEARS_3)
-    before = platform.notification.overview_for(platform.subject)
+    before = platform.notification.overview_for(platform.subject).to_json()
     [first, *_] = platform.published("RecordsPurged")
     with pytest.raises(IntegrityError):
         platform.notification.learn(first)
-    assert platform.notification.overview_for(platform.subject) == before
+    assert platform.notification.overview_for(platform.subject).to_json() == before
 
 
 class FailingVault:
@@ -326,7 +327,7 @@ def test_a_legal_hold_suspends_the_purge_on_record_until_it_is_lifted(platform, 
     suspended = platform.published("PurgeSuspended")
     assert [e.data.record_kind for e in suspended] == ["case_records", "share_records"]
     assert suspended[0].data.reason_codes == ("complaint",)
-    assert platform.schedule(case_id)["case_records"]["status"] == "on_hold"
+    assert platform.schedule(case_id)["case_records"].status == "on_hold"
     [placed] = platform.published("LegalHoldPlaced")
     assert (placed.data.reason_code, placed.data.reference) == ("complaint", "KL-2026/0042")
 
@@ -336,6 +337,44 @@ def test_a_legal_hold_suspends_the_purge_on_record_until_it_is_lifted(platform, 
     platform.purge(YEARS_3)
 
     assert platform.vault.keys.live_keys(case_id) == []
+    assert len(platform.published("RecordsPurged")) == 2
+
+
+def test_a_legal_hold_is_answered_in_force_repeat_safe_by_its_id_and_lifted(platform, closed_case):
+    case_id, _ = closed_case
+    hold_id = uuid4()
+    command = {
+        "schema_version": 1,
+        "agency": "gemeente-utrecht",
+        "case_id": str(case_id),
+        "hold_id": str(hold_id),
+        "reason_code": "complaint",
+    }
+    placed = platform.retention.place_legal_hold(load_command(PlaceLegalHoldSchema, command))
+    again = platform.retention.place_legal_hold(load_command(PlaceLegalHoldSchema, command))
+
+    assert placed == again == LegalHoldStatus(case_id, hold_id, "in_force")
+    assert len(platform.published("LegalHoldPlaced")) == 1
+    lifted = platform.retention.lift_legal_hold(
+        LiftLegalHold(agency="gemeente-utrecht", case_id=case_id, hold_id=hold_id)
+    )
+    assert lifted == LegalHoldStatus(case_id, hold_id, "lifted")
+
+
+def test_a_purge_run_reports_what_it_held_what_it_purged_and_what_was_purged_already(platform, closed_case):
+    case_id, _ = closed_case
+    hold_id = platform.hold(case_id)
+    plan = platform.retention.plan_purge(datetime.now(UTC) + YEARS_3)
+
+    held = platform.retention.purge_due(datetime.now(UTC) + YEARS_3)
+    platform.retention.lift_legal_hold(
+        LiftLegalHold(agency="gemeente-utrecht", case_id=case_id, hold_id=hold_id)
+    )
+    purged = platform.retention.purge_due(datetime.now(UTC) + YEARS_3)
+
+    assert held == PurgeReport(held=2)
+    assert purged == PurgeReport(purged=2, by_kind={"case_records": 1, "share_records": 1})
+    assert [platform.retention.purge(planned.unit).outcome for planned in plan] == [PurgeOutcome.ALREADY] * 2
     assert len(platform.published("RecordsPurged")) == 2
 
 
@@ -382,7 +421,7 @@ def test_only_an_agency_at_the_table_reads_the_schedule_and_after_the_purge_it_t
     platform.purge(YEARS_3)
 
     records = platform.retention.schedule_for(case_id, "uwv")
-    assert {r["record_kind"]: r["status"] for r in records}["case_records"] == "purged"
+    assert {r.record_kind: r.status for r in records}["case_records"] == "purged"
 
 
 def test_erasure_is_refused_while_the_case_runs_with_a_reason_the_citizen_understands(platform):
@@ -391,12 +430,13 @@ def test_erasure_is_refused_while_the_case_runs_with_a_reason_the_citizen_unders
 
     result = platform.erase(case_id, language="en")
 
-    assert result["decision"] == "refused" and result["reason_code"] == "case_open"
-    assert "still running" in result["reason"] and result["article"] == "AVG art. 17(3)(b)"
+    assert result.decision == "refused" and result.reason_code == "case_open"
+    assert result.reason is not None and "still running" in result.reason
+    assert result.article == "AVG art. 17(3)(b)"
     [refused] = platform.published("ErasureRefused")
     assert refused.data.reason_code == "case_open"
     assert platform.vault.keys.live_keys(case_id) != []
-    [case] = platform.notification.overview_for(platform.subject, "nl")["cases"]
+    [case] = platform.notification.overview_for(platform.subject, "nl").to_json()["cases"]
     [request] = case["erasure_requests"]
     assert request["decision"] == "refused" and "Uw casus loopt nog" in request["reason"]
 
@@ -404,16 +444,16 @@ def test_erasure_is_refused_while_the_case_runs_with_a_reason_the_citizen_unders
 def test_erasure_once_the_case_has_ended_purges_the_citizens_records_at_once(platform, closed_case):
     case_id, _ = closed_case
 
-    assert platform.erase(case_id)["decision"] == "granted"
+    assert platform.erase(case_id) == ErasureDecision(case_id, "granted")
 
     assert platform.vault.keys.live_keys(case_id) == []
     purged = platform.published("RecordsPurged")
     assert {e.data.reason for e in purged} == {"erasure"}
     assert purged[-1].data.complete and purged[-1].data.recipients == ("kredietbank-utrecht",)
-    [case] = platform.notification.overview_for(platform.subject)["cases"]
+    [case] = platform.notification.overview_for(platform.subject).to_json()["cases"]
     assert case["shares"][0]["purge_reason"] == "erasure"
     assert case["erasure_requests"][0]["decision"] == "granted"
-    assert platform.erase(case_id)["decision"] == "erased_already"
+    assert platform.erase(case_id) == ErasureDecision(case_id, "erased_already")
 
 
 def test_erasure_is_refused_under_a_legal_hold(platform, closed_case):
@@ -422,7 +462,7 @@ def test_erasure_is_refused_under_a_legal_hold(platform, closed_case):
 
     result = platform.erase(case_id)
 
-    assert (result["decision"], result["reason_code"]) == ("refused", "legal_hold")
+    assert (result.decision, result.reason_code) == ("refused", "legal_hold")
     assert len(platform.vault.keys.live_keys(case_id)) == 2
 
 
@@ -443,9 +483,12 @@ def test_the_schedule_is_rebuilt_from_the_events_alone_after_a_purge(platform, c
 def test_a_dry_run_plan_lists_ids_rules_and_dates_and_nothing_personal(platform, closed_case):
     case_id, _ = closed_case
     plan = platform.retention.plan_purge(datetime.now(UTC) + YEARS_3)
-    listed = json.dumps([p.describe() for p in plan])
-    assert [p.describe()["record_kind"] for p in plan] == ["case_records", "share_records"]
-    assert str(case_id) in listed
+    listed = [(p.case_id, p.record_kind, p.records, p.rule, p.on_hold) for p in plan]
+    assert listed == [
+        (case_id, "case_records", 1, "consultation-short/case_records v1", False),
+        (case_id, "share_records", 1, "consultation-short/share_records v1", False),
+    ]
+    assert all(p.due_on is not None and p.due_on <= (datetime.now(UTC) + YEARS_3).date() for p in plan)
     for personal in (platform.subject, CITIZEN["name"], CITIZEN["bsn"], CITIZEN["email"]):
-        assert personal not in listed
+        assert personal not in str([*listed, *(p.due_on for p in plan)])
     assert platform.published("RecordsPurged") == []

@@ -9,8 +9,8 @@ from uuid import uuid4
 
 import pytest
 
-from services.data_sharing.domain import ShareRequest, SubjectSay, decide
-from shared.caseview import CaseView
+from services.data_sharing.domain import SafetyOverride, ShareRequest, SubjectSay, decide
+from shared.caseview import CaseView, ParticipantFacts
 from shared.catalogue import load_catalogue
 from shared.pseudonym import pseudonymise
 from shared.reasons import refusal_text, share_refusals
@@ -48,15 +48,16 @@ def request(case: CaseView, subject: str, **changes) -> ShareRequest:
 
 
 def override(subjects, categories=("safety_concerns",), recipients=("raad-kinderbescherming",), **changes):
-    return {
-        "override_id": str(uuid4()),
-        "subjects": list(subjects),
-        "categories": list(categories),
-        "recipients": list(recipients),
-        "ends_on": (TODAY + timedelta(days=30)).isoformat(),
+    fields = {
+        "override_id": uuid4(),
+        "subjects": tuple(subjects),
+        "categories": tuple(categories),
+        "recipients": tuple(recipients),
+        "ends_on": TODAY + timedelta(days=30),
         "ended": False,
-        **changes,
     }
+    fields.update(changes)
+    return SafetyOverride(**fields)
 
 
 # (rule, what the case/request/say look like, expected reason code)
@@ -169,7 +170,7 @@ def test_each_rule_decides_the_share(family, rule, case_changes, request_changes
     overrides = {
         "in_scope": (override([people["daughter"]]),),
         "ended": (override([people["daughter"]], ended=True),),
-        "expired": (override([people["daughter"]], ends_on=(TODAY - timedelta(days=1)).isoformat()),),
+        "expired": (override([people["daughter"]], ends_on=TODAY - timedelta(days=1)),),
     }.get(say.get("overrides", ""), ())
     decision = decide(
         share, case, SubjectSay(objection_id=say.get("objection_id"), overrides=overrides), CATALOGUE, TODAY
@@ -191,7 +192,7 @@ def test_consent_as_ground_holds_only_where_the_citizen_does_not_depend_on_the_s
         case,
         participants={
             **case.participants,
-            "ggd-regio-utrecht": {"role": "health_professional", "legal_ground": "consent"},
+            "ggd-regio-utrecht": ParticipantFacts(role="health_professional", legal_ground="consent"),
         },
     )
     share = request(

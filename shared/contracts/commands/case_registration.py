@@ -7,6 +7,7 @@ from uuid import UUID
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from shared.contracts.catalogue import CatalogueSchema
 from shared.contracts.commands.base import Command, CommandSchema
 from shared.contracts.fields import AgencyId, Bsn, Code, TableId
 from shared.contracts.typed import TypedSchema
@@ -240,3 +241,18 @@ class RemoveParticipantSchema(CommandSchema[RemoveParticipant]):
     case_id = fields.UUID(required=True)
     participant = AgencyId(required=True, metadata={"description": "the agency that leaves"})
     reason = fields.String(required=True, validate=REASON, metadata={"description": "sealed at once"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class GetCatalogue(Command):
+    pass
+
+
+class GetCatalogueSchema(CommandSchema[GetCatalogue]):
+    """Asks for the catalogue the platform decides by: tables, who may bring and receive what,
+    purposes, categories, grounds with their provisions of law, contact details, complaint
+    routes and reason codes (also ``GET /api/catalogue``). Changes nothing."""
+
+    command_name = "get_catalogue"
+    service = "case_registration"
+    reply_schema = CatalogueSchema

@@ -18,6 +18,16 @@ class DeferralStatusSchema(Schema):
     released = fields.Integer(metadata={"description": "when ended: notifications sent out now"})
 
 
+class DeferralDueSchema(Schema):
+    """A deferral whose review date has come (``deferrals_due``): a professional of the agency
+    that recorded it must end or extend it."""
+
+    override_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    review_on = fields.Date(required=True)
+    held = fields.Integer(required=True, metadata={"description": "notifications held under it"})
+
+
 @dataclass(frozen=True, kw_only=True)
 class EndDeferral(Command):
     override_id: UUID

@@ -1,19 +1,29 @@
-"""Commands retention handles: legal holds from agencies, erasure requests from citizens."""
+"""Commands retention handles (legal holds from agencies, erasure requests from citizens), and
+what retention answers: a hold's status, the decision on an erasure request, the schedule."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
-from marshmallow import RAISE, fields, validate
+from marshmallow import RAISE, Schema, fields, post_dump, validate
 
 from shared.contracts.commands.base import Command, CommandSchema
-from shared.contracts.fields import Code, Pseudonym
+from shared.contracts.fields import AgencyId, Code, Pseudonym
 from shared.contracts.typed import TypedSchema
 
 #: A file number at a complaints desk, court or regulator: letters, digits and . / - _ only, so
 #: that no name or other personal detail can be typed into it.
 REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9./_-]{0,63}$"
+
+
+class LegalHoldStatusSchema(Schema):
+    """The legal hold a command was about, and whether it is in force or lifted now."""
+
+    case_id = fields.UUID(required=True)
+    hold_id = fields.UUID(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["in_force", "lifted"]))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +39,7 @@ class PlaceLegalHoldSchema(CommandSchema[PlaceLegalHold]):
 
     command_name = "place_legal_hold"
     service = "retention"
+    reply_schema = LegalHoldStatusSchema
 
     case_id = fields.UUID(required=True)
     hold_id = fields.UUID(load_default=None, metadata={"description": "client-chosen id; repeat-safe"})
@@ -51,6 +62,7 @@ class LiftLegalHoldSchema(CommandSchema[LiftLegalHold]):
 
     command_name = "lift_legal_hold"
     service = "retention"
+    reply_schema = LegalHoldStatusSchema
 
     case_id = fields.UUID(required=True)
     hold_id = fields.UUID(required=True)
@@ -75,3 +87,40 @@ class ErasureRequestSchema(TypedSchema[RequestErasure]):
     subject = Pseudonym(required=True)
     case_id = fields.UUID(required=True)
     language = fields.String(load_default="nl", validate=validate.OneOf(["nl", "en"]))
+
+
+class ErasureDecisionSchema(Schema):
+    """The decision on a citizen's erasure request: ``granted``, ``erased_already``, or
+    ``refused`` with its reason (a code, words in the citizen's language and the article of the
+    law). A reason appears only with a refusal."""
+
+    case_id = fields.UUID(required=True)
+    decision = fields.String(required=True, validate=validate.OneOf(["granted", "erased_already", "refused"]))
+    reason_code = Code(metadata={"description": "when refused"})
+    reason = fields.String(metadata={"description": "when refused: why, in the citizen's language"})
+    article = fields.String(metadata={"description": "when refused: the article of the law"})
+
+    @post_dump
+    def _without_what_does_not_apply(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {name: value for name, value in data.items() if value is not None}
+
+
+class ScheduleEntrySchema(Schema):
+    """One record of a case in the retention schedule an agency reads: its rule, when its
+    period started, when it is due and its status. It names no person."""
+
+    record_id = fields.String(required=True, metadata={"description": "the case id, or the share id"})
+    case_id = fields.UUID(required=True)
+    record_kind = Code(required=True, metadata={"description": "case_records, share_records or outcome"})
+    recipient = AgencyId(allow_none=True, metadata={"description": "share records: the agency they went to"})
+    retention_class = fields.String(required=True)
+    rule_version = fields.Integer(required=True)
+    catalogue_version = fields.String(required=True)
+    counted_from = fields.DateTime(allow_none=True, metadata={"description": "when the period started"})
+    due_at = fields.DateTime(allow_none=True, metadata={"description": "none while the case runs, or kept"})
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(["open", "scheduled", "kept", "on_hold", "purged"]),
+    )
+    purged_at = fields.DateTime(allow_none=True)
+    rule = fields.String(required=True, metadata={"example": "consultation-short/case_records v1"})

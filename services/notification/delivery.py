@@ -1,0 +1,371 @@
+"""Delivering notifications: the delivery queue, and the dispatcher that sends what is due.
+
+The queue is a projection of the service's own events, in its store: ``notification_deliveries``
+holds each notification's place (scheduled, deferred, attempted, retrying, sent) and when it is
+next due; ``notification_deferrals`` the deferrals a professional must review. The dispatcher
+takes what is due, bundled per consultation and addressee, claims it on record
+(``DeliveryAttempted``) so that no other dispatcher sends it too, sends it on its channel, and
+records the outcome: sent; or failed and retried with backoff; or rerouted to the fallback
+channel when its own cannot work.
+
+At most one message per notification while the process runs: once a bundle went out, its
+"sent" must reach the record. If that write fails, the dispatcher keeps the outcome in memory
+and retries the record with backoff, never the send, and leaves the bundle's notifications
+alone meanwhile. Only a crash between the send and the record loses that memory: the claim goes
+stale after ``STALE_ATTEMPT`` and the bundle is sent again, with the same Message-ID when it
+holds the same notifications (docs/operations.md, "A notice sent twice").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, PersistenceError
+
+from services.notification.channels import DeliveryFailed, EmailChannel, LetterChannel, Notice
+from services.notification.domain import NOTIFICATION_NAMESPACE, Notification
+from shared import metrics
+from shared.application import KetenApplication
+from shared.db import Cursor
+
+log = logging.getLogger(__name__)
+
+#: A delivery attempt claimed this long ago and never finished was interrupted (a crash): retry.
+STALE_ATTEMPT = timedelta(minutes=5)
+
+#: Seconds to wait before each further try to record a bundle that went out, within the run
+#: that sent it; after these, the next runs try again, waiting longer each time (up to a minute).
+RECORD_RETRY_DELAYS = (0.2, 0.8)
+RECORD_RETRY_CAP = timedelta(minutes=1)
+
+#: A notification's place in the delivery queue after each of its events.
+DELIVERY_STATUS: Mapping[str, str] = MappingProxyType(
+    {
+        "NotificationDeferred": "deferred",
+        "NotificationReleased": "scheduled",
+        "DeliveryAttempted": "attempted",
+        "NotificationFailed": "retrying",
+        "NotificationRerouted": "scheduled",
+        "NotificationSent": "sent",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Contact:
+    """An addressee's contact details as registered (opened); nothing once purged."""
+
+    name: str | None = None
+    email: str | None = None
+    postal_address: str | None = None
+    channel: str = "portal"
+    language: str = "nl"
+
+    @classmethod
+    def from_details(cls, details: object) -> Contact:
+        """From the opened ``details`` of a subject (``{name, email, postal_address, channel,
+        language}``); anything else (purged, absent) is no contact at all."""
+        if not isinstance(details, dict):
+            return cls()
+        return cls(
+            name=_text(details.get("name")),
+            email=_text(details.get("email")),
+            postal_address=_text(details.get("postal_address")),
+            channel=str(details.get("channel") or "portal"),
+            language=str(details.get("language") or "nl"),
+        )
+
+
+def choose_channel(contact: Contact, email_available: bool) -> str:
+    """The addressee's preferred channel, if it can work; else a letter; else the portal."""
+    if contact.channel == "email" and contact.email and email_available:
+        return "email"
+    if contact.channel in ("email", "letter") and contact.postal_address:
+        return "letter"
+    return "portal"
+
+
+def message_id_for(notifications: Iterable[Notification]) -> str:
+    """The Message-ID of one bundle: the same notifications always give the same one, so that a
+    notice sent again after a crash is recognisably the same message."""
+    return str(uuid5(NOTIFICATION_NAMESPACE, ",".join(sorted(str(n.id) for n in notifications))))
+
+
+@dataclass(frozen=True)
+class DeferralDue:
+    """A deferral whose review date has come, and how many notifications it holds."""
+
+    override_id: UUID
+    case_id: UUID
+    review_on: date
+    held: int
+
+
+class DeliveryQueue:
+    """The delivery queue and the deferrals to review, projected from the service's own events
+    in the same transaction as they are saved."""
+
+    def __init__(self, app: KetenApplication, bundle_seconds: float) -> None:
+        self.app = app
+        self.bundle_seconds = bundle_seconds
+        self.deliveries_table = f"{app.name}_deliveries"
+        self.deferrals_table = f"{app.name}_deferrals"
+        app.sql.execute_script(
+            [
+                f"CREATE TABLE IF NOT EXISTS {self.deliveries_table} ("
+                " notification_id TEXT PRIMARY KEY, bundle TEXT NOT NULL, override_id TEXT,"
+                " status TEXT NOT NULL, due_at TEXT NOT NULL)",
+                f"CREATE TABLE IF NOT EXISTS {self.deferrals_table} ("
+                " override_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, recorded_by TEXT NOT NULL,"
+                " review_on TEXT NOT NULL, ended INTEGER NOT NULL)",
+            ]
+        )
+
+    def project(self, cur: Cursor, own_event: DomainEventProtocol[UUID]) -> None:
+        """Applies one of the service's own events to the queue and the deferrals."""
+        name = type(own_event).__name__
+        # The aggregates' events are classes eventsourcing makes from the decorated methods
+        # (services/notification/domain.py): read by name, attributes as the methods name them.
+        domain_event: Any = own_event
+        notification_id = str(domain_event.originator_id)
+        at: datetime = domain_event.timestamp
+        if name == "NotificationScheduled":
+            due = at + timedelta(seconds=self.bundle_seconds)
+            cur.execute(
+                f"INSERT INTO {self.deliveries_table} (notification_id, bundle, override_id, status, due_at)"
+                " VALUES (?, ?, ?, 'scheduled', ?) ON CONFLICT (notification_id) DO NOTHING",
+                (notification_id, domain_event.bundle, _text(domain_event.override_id), due.isoformat()),
+            )
+        elif name in DELIVERY_STATUS:
+            status, due = DELIVERY_STATUS[name], at
+            if name == "NotificationFailed":
+                due = domain_event.retry_at
+            elif name == "DeliveryAttempted":
+                due = at + STALE_ATTEMPT
+            cur.execute(
+                f"UPDATE {self.deliveries_table} SET status = ?, due_at = ? WHERE notification_id = ?",
+                (status, due.isoformat(), notification_id),
+            )
+        elif name == "DeferralStarted":
+            cur.execute(
+                f"INSERT INTO {self.deferrals_table} (override_id, case_id, recorded_by, review_on, ended)"
+                " VALUES (?, ?, ?, ?, 0) ON CONFLICT (override_id) DO NOTHING",
+                (
+                    str(domain_event.override_id),
+                    str(domain_event.case_id),
+                    domain_event.recorded_by,
+                    domain_event.review_on.isoformat(),
+                ),
+            )
+        elif name == "DeferralExtended":
+            cur.execute(
+                f"UPDATE {self.deferrals_table} SET review_on = ? WHERE override_id = ?",
+                (domain_event.review_on.isoformat(), str(domain_event.override_id)),
+            )
+        elif name == "DeferralEnded":
+            cur.execute(
+                f"UPDATE {self.deferrals_table} SET ended = 1 WHERE override_id = ?",
+                (str(domain_event.override_id),),
+            )
+
+    def due_bundles(self, now: datetime) -> list[tuple[UUID, ...]]:
+        """The notifications due at ``now``, bundled (one bundle: one message), oldest first."""
+        with self.app.sql.transaction(commit=False) as cur:
+            rows = cur.execute(
+                f"SELECT notification_id, bundle FROM {self.deliveries_table}"
+                " WHERE status IN ('scheduled', 'retrying', 'attempted') AND due_at <= ?"
+                " ORDER BY due_at, notification_id",
+                (now.isoformat(),),
+            ).fetchall()
+        bundles: dict[str, list[UUID]] = defaultdict(list)
+        for notification_id, bundle in rows:
+            bundles[bundle].append(UUID(notification_id))
+        return [tuple(ids) for ids in bundles.values()]
+
+    def held_under(self, override_id: UUID) -> list[UUID]:
+        """The notifications a deferral holds."""
+        with self.app.sql.transaction(commit=False) as cur:
+            rows = cur.execute(
+                f"SELECT notification_id FROM {self.deliveries_table}"
+                " WHERE override_id = ? AND status = 'deferred' ORDER BY notification_id",
+                (str(override_id),),
+            ).fetchall()
+        return [UUID(row[0]) for row in rows]
+
+    def deferrals_due(self, agency: str, today: date) -> list[DeferralDue]:
+        """The deferrals ``agency`` recorded whose review date has come."""
+        with self.app.sql.transaction(commit=False) as cur:
+            rows = cur.execute(
+                f"SELECT override_id, case_id, review_on FROM {self.deferrals_table}"
+                " WHERE recorded_by = ? AND ended = 0 AND review_on <= ? ORDER BY review_on, override_id",
+                (agency, today.isoformat()),
+            ).fetchall()
+            due = []
+            for override_id, case_id, review_on in rows:
+                held = cur.execute(
+                    f"SELECT COUNT(*) FROM {self.deliveries_table}"
+                    " WHERE override_id = ? AND status = 'deferred'",
+                    (override_id,),
+                ).fetchone()[0]
+                due.append(
+                    DeferralDue(UUID(override_id), UUID(case_id), date.fromisoformat(review_on), int(held))
+                )
+        return due
+
+    def count_deferrals_due(self, today: date) -> int:
+        with self.app.sql.transaction(commit=False) as cur:
+            row = cur.execute(
+                f"SELECT COUNT(*) FROM {self.deferrals_table} WHERE ended = 0 AND review_on <= ?",
+                (today.isoformat(),),
+            ).fetchone()
+        return int(row[0])
+
+
+@dataclass
+class _Unrecorded:
+    """A bundle that went out and whose "sent" is not on record yet."""
+
+    message_id: str
+    notification_ids: tuple[UUID, ...]
+    channel: str
+    tries: int = 0
+    next_try: datetime | None = None
+
+
+class Dispatcher:
+    """Sends what is due and records what happened; see the module's docstring."""
+
+    def __init__(
+        self,
+        queue: DeliveryQueue,
+        *,
+        load: Callable[[Iterable[UUID]], list[Notification]],
+        save: Callable[..., None],
+        contact_of: Callable[[Notification], Contact],
+        compose: Callable[[Sequence[Notification], Contact, str], Notice],
+        email: EmailChannel,
+        letters: LetterChannel,
+        retry_base_seconds: float,
+    ) -> None:
+        self.queue = queue
+        self.load = load
+        self.save = save
+        self.contact_of = contact_of
+        self.compose = compose
+        self.email = email
+        self.letters = letters
+        self.retry_base_seconds = retry_base_seconds
+        #: Bundles that went out and whose "sent" is not on record yet, by Message-ID.
+        self._unrecorded: dict[str, _Unrecorded] = {}
+
+    def dispatch_due(self, now: datetime) -> int:
+        """Sends every bundle that is due at ``now``; returns how many notifications went out.
+        Bundles sent earlier whose record failed are recorded first, and never sent again."""
+        for unrecorded in list(self._unrecorded.values()):
+            if unrecorded.next_try is None or unrecorded.next_try <= now:
+                self._record(unrecorded, now)
+        held = {i for unrecorded in self._unrecorded.values() for i in unrecorded.notification_ids}
+        sent = 0
+        for ids in self.queue.due_bundles(now):
+            notifications = [n for n in self.load(i for i in ids if i not in held) if n.due]
+            if notifications:
+                sent += self._send(notifications, now)
+        return sent
+
+    def _send(self, notifications: list[Notification], now: datetime) -> int:
+        message_id = message_id_for(notifications)
+        for notification in notifications:
+            notification.attempt(message_id)
+        try:
+            self.save(*notifications)
+        except IntegrityError:
+            return 0  # another dispatcher claimed it first
+        channel = notifications[0].channel
+        try:
+            self._deliver(notifications, message_id)
+        except DeliveryFailed as failure:
+            log.warning(
+                "notification %s by %s failed: %s",
+                message_id,
+                channel,
+                failure.code,
+                extra={"channel": channel, "reason_code": failure.code},
+            )
+            for notification in notifications:
+                notification.mark_failed(failure.code, failure.permanent, now, self.retry_base_seconds)
+            metrics.notifications.labels(channel, "failed").inc(len(notifications))
+            self.save(*notifications)
+            return 0
+        metrics.notifications.labels(channel, "sent").inc(len(notifications))
+        log.info("notification %s sent by %s (%d share(s))", message_id, channel, len(notifications))
+        self._record_sent(notifications, message_id, channel, now)
+        return len(notifications)
+
+    def _deliver(self, notifications: list[Notification], message_id: str) -> None:
+        first = notifications[0]
+        if first.channel == "portal":
+            return  # the overview entry is the notice
+        contact = self.contact_of(first)
+        notice = self.compose(notifications, contact, message_id)
+        if first.channel == "email":
+            if not contact.email or not self.email.available:
+                raise DeliveryFailed("no_email_address", permanent=True)
+            self.email.send(notice, contact.email)
+        elif first.channel == "letter":
+            if not contact.postal_address:
+                raise DeliveryFailed("no_postal_address", permanent=True)
+            self.letters.send(notice, contact.name, contact.postal_address)
+
+    # -- recording what went out ------------------------------------------------------------
+    def _record_sent(
+        self, notifications: list[Notification], message_id: str, channel: str, now: datetime
+    ) -> None:
+        for notification in notifications:
+            notification.mark_sent(message_id)
+        try:
+            self.save(*notifications)
+            return
+        except PersistenceError as error:
+            log.warning(
+                "notification %s went out by %s but is not on record (%s):"
+                " the record is retried, never the send",
+                message_id,
+                channel,
+                type(error).__name__,
+                extra={"channel": channel, "reason_code": "sent_not_recorded"},
+            )
+        unrecorded = _Unrecorded(message_id, tuple(n.id for n in notifications), channel)
+        self._unrecorded[message_id] = unrecorded
+        for delay in RECORD_RETRY_DELAYS:
+            time.sleep(delay)
+            if self._record(unrecorded, now):
+                return
+
+    def _record(self, unrecorded: _Unrecorded, now: datetime) -> bool:
+        """Records that ``unrecorded`` went out, from the notifications as they are on record
+        now (a concurrent change, or a write that did reach the store, is respected)."""
+        try:
+            notifications = self.load(unrecorded.notification_ids)
+            for notification in notifications:
+                notification.mark_sent(unrecorded.message_id)
+            self.save(*notifications)
+        except PersistenceError:
+            unrecorded.tries += 1
+            unrecorded.next_try = now + min(RECORD_RETRY_CAP, timedelta(seconds=2**unrecorded.tries))
+            return False
+        del self._unrecorded[unrecorded.message_id]
+        log.info("notification %s is on record as sent", unrecorded.message_id)
+        return True
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
