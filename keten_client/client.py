@@ -15,15 +15,18 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from shared.http_signatures import sign_request
 from shared.wire import (
+    CREATED_HEADER,
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
     Credentials,
+    command_target,
     open_sealed,
     sign,
     unb64,
@@ -111,7 +114,13 @@ class AgencyClient:
         payload = json.dumps(body, separators=(",", ":")).encode()
         routing_key = f"{self.credentials.agency}.{service}.{command}"
         message_id = str(uuid.uuid4())
-        signature = sign(unb64(self.credentials.signing_private_key), routing_key, payload)
+        headers = command_headers(
+            self.credentials.key_id,
+            unb64(self.credentials.signing_private_key),
+            routing_key,
+            message_id,
+            payload,
+        )
         properties: dict[str, Any] = {}
         if reply:
             self._listen_for_replies()
@@ -126,7 +135,7 @@ class AgencyClient:
             content_encoding="utf-8",
             delivery_mode=2,
             message_id=message_id,
-            headers={KEY_ID_HEADER: self.credentials.key_id, SIGNATURE_HEADER: signature},
+            headers=headers,
             mandatory=True,
             **properties,
         )
@@ -208,3 +217,23 @@ class AgencyClient:
             content=content,
             envelope=envelope,
         )
+
+
+def command_headers(
+    key_id: str,
+    signing_private_key: bytes,
+    routing_key: str,
+    message_id: str,
+    body: bytes,
+    created: datetime | None = None,
+) -> dict[str, str]:
+    """The headers that sign an AMQP command: your key id, when it was made (now, unless
+    ``created`` says otherwise) and the signature over routing key, message id, that time and
+    the exact body bytes. Publish it with this ``message_id``; a copy is refused later."""
+    made = (created or datetime.now(UTC)).isoformat()
+    target = command_target(routing_key, message_id, made)
+    return {
+        KEY_ID_HEADER: key_id,
+        CREATED_HEADER: made,
+        SIGNATURE_HEADER: sign(signing_private_key, target, body),
+    }

@@ -3,6 +3,7 @@ the platform's library, ``shared.wire``, which both sides use."""
 
 from shared.wire import (
     CONTENT_INFO,
+    CREATED_HEADER,
     HTTP_KEY_ID_HEADER,
     HTTP_SIGNATURE_HEADER,
     KEY_ID_HEADER,
@@ -12,6 +13,7 @@ from shared.wire import (
     KeyPair,
     SignatureError,
     b64,
+    command_target,
     key_id_for,
     open_sealed,
     seal_for,
@@ -23,6 +25,7 @@ from shared.wire import (
 
 __all__ = [
     "CONTENT_INFO",
+    "CREATED_HEADER",
     "HTTP_KEY_ID_HEADER",
     "HTTP_SIGNATURE_HEADER",
     "KEY_ID_HEADER",
@@ -32,6 +35,7 @@ __all__ = [
     "KeyPair",
     "SignatureError",
     "b64",
+    "command_target",
     "key_id_for",
     "open_sealed",
     "seal_for",

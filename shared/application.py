@@ -4,7 +4,11 @@ What it adds to the library's ``Application``:
 - its store from ``Settings``: SQLite file under ``var/`` (embedded), in-memory SQLite (unit
   tests) or PostgreSQL (``shared.pgstore``), tables prefixed by the application name;
 - a process recorder, so that what a service does in reaction to another service's event is
-  saved with a tracking record in one transaction (``save_tracked``, ``write_tracked``);
+  saved with a tracking record in one transaction (``save_tracked``, ``write_tracked``), and
+  with it a record of which event was taken at that position (``<app>_received``), so that a
+  later message that claims the position with other content is caught as a conflict;
+- the relay's chain of positions (``<app>_relay_chain``): per stream and kind of event, the
+  position of the latest one published, stored with the relay's position;
 - transcodings for ``Sealed`` personal values and dates;
 - a hook the relay listens on, so a save is published without waiting for the next poll.
 
@@ -31,7 +35,7 @@ from eventsourcing.persistence import (
 )
 
 from shared.config import Settings
-from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.envelope import ReceivedEvent, ReceivedTracking
 from shared.contracts.events.retention import RecordsPurged
 from shared.crypto import KeyStore, Vault
 from shared.db import Cursor, SqlStore, open_store, sqlite_path
@@ -125,14 +129,80 @@ class KetenApplication(Application):
         self.settings = settings
         self.vault = vault_for(settings)
         self._save_listeners: list[Callable[[], None]] = []
+        #: The stream and position of the last event from another service this process took.
+        self.last_taken: tuple[str, int] | None = None
         # Snapshots would hold aggregate state, personal data included, in plaintext: never on,
         # whatever the environment says.
         super().__init__(
             env={**store_env(settings, self.name), **(env or {}), "IS_SNAPSHOTTING_ENABLED": "no"}
         )
         self.sql = SqlStore(self.recorder.datastore)  # type: ignore[attr-defined]
-        if self.read_model_tables:
-            self.sql.execute_script(self.read_model_tables)
+        self.sql.execute_script([*self._bus_tables(), *self.read_model_tables])
+
+    # -- what the bus needs of every store --------------------------------------------------
+    @property
+    def received_table(self) -> str:
+        return f"{self.name.lower()}_received"
+
+    @property
+    def relay_chain_table(self) -> str:
+        return f"{self.name.lower()}_relay_chain"
+
+    def _bus_tables(self) -> list[str]:
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.received_table} ("
+            " stream TEXT NOT NULL, position BIGINT NOT NULL, event TEXT NOT NULL, message_id TEXT NOT NULL,"
+            " digest TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY (stream, position))",
+            f"CREATE TABLE IF NOT EXISTS {self.relay_chain_table} ("
+            " stream TEXT NOT NULL, kind TEXT NOT NULL, position BIGINT NOT NULL,"
+            " PRIMARY KEY (stream, kind))",
+        ]
+
+    def received(self, stream: str, position: int) -> tuple[str, str, str] | None:
+        """``(event name, message_id, digest)`` of the event taken at ``position`` of ``stream``."""
+        with self.sql.transaction(commit=False) as cur:
+            row = cur.execute(
+                f"SELECT event, message_id, digest FROM {self.received_table}"
+                " WHERE stream = ? AND position = ?",
+                (stream, position),
+            ).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def received_kinds(self, stream: str, after: int, upto: int) -> list[str]:
+        """The kinds of the events taken in ``stream`` at positions in ``(after, upto]``."""
+        with self.sql.transaction(commit=False) as cur:
+            rows = cur.execute(
+                f"SELECT event FROM {self.received_table}"
+                " WHERE stream = ? AND position > ? AND position <= ?",
+                (stream, after, upto),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def first_received(self, stream: str) -> int | None:
+        """The first position of ``stream`` taken with a record of what it was (positions
+        below it were taken before such records were kept)."""
+        with self.sql.transaction(commit=False) as cur:
+            row = cur.execute(
+                f"SELECT MIN(position) FROM {self.received_table} WHERE stream = ?", (stream,)
+            ).fetchone()
+        return row[0] if row and row[0] is not None else None
+
+    def relay_chain(self, stream: str) -> dict[str, int]:
+        """Per kind of event, the position of the latest one the relay published in ``stream``."""
+        with self.sql.transaction(commit=False) as cur:
+            rows = cur.execute(
+                f"SELECT kind, position FROM {self.relay_chain_table} WHERE stream = ?", (stream,)
+            ).fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    def write_relay_chain(self, cur: Cursor, stream: str, moved: dict[str, int]) -> None:
+        """Moves the chain's head of each kind in ``moved`` (inside the relay's transaction)."""
+        if moved:
+            cur.executemany(
+                f"INSERT INTO {self.relay_chain_table} (stream, kind, position) VALUES (?, ?, ?)"
+                " ON CONFLICT (stream, kind) DO UPDATE SET position = excluded.position",
+                [(stream, kind, position) for kind, position in sorted(moved.items())],
+            )
 
     # -- infrastructure -------------------------------------------------------------------
     def construct_recorder(self) -> ProcessRecorder:
@@ -199,8 +269,24 @@ class KetenApplication(Application):
         with self.sql.transaction() as cur:
             if write is not None:
                 write(cur)
+            if isinstance(tracking, ReceivedTracking):
+                # A redelivered event fails here or on the tracking record: either way, as a whole.
+                cur.execute(
+                    f"INSERT INTO {self.received_table}"
+                    " (stream, position, event, message_id, digest, outcome) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        tracking.application_name,
+                        tracking.notification_id,
+                        tracking.event,
+                        tracking.message_id,
+                        tracking.digest,
+                        tracking.outcome,
+                    ),
+                )
             # The recorder's own insert, inside our transaction: events, then tracking.
             recorder._insert_events(cur.raw, stored, tracking=tracking)
+        if isinstance(tracking, ReceivedTracking):
+            self.last_taken = (tracking.application_name, tracking.notification_id)
         if stored:
             self._notify([])
 

@@ -7,7 +7,11 @@ message:
 1. checks that it is a command of this service in the contract, that its body is JSON, and that
    its signature verifies with a valid key of the agency its routing key names (the broker already
    refused any routing key outside the sender's own prefix; the signature holds even where several
-   agencies share one connection), and that the body names the same agency;
+   agencies share one connection), and that the body names the same agency; the signature also
+   covers the message id and the ``created`` time, and a command older than its window
+   (``KETEN_COMMAND_WINDOW``), or whose message id was seen before within it (``shared.seen``,
+   in the database, across restarts and replicas), is refused:
+   a copy taken off the wire cannot be sent again (a redelivery by the broker is not a copy);
 2. runs the service's ``@rpc`` method of the command's name in a worker: that method loads the
    command through its schema and makes the one application call, exactly as for RPC and HTTP,
    and is repeat-safe (by ``case_id``/``request_id``), so a redelivered command changes nothing;
@@ -31,7 +35,7 @@ import json
 import logging
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, uuid4, uuid5
 
@@ -50,8 +54,9 @@ from shared.contracts.envelope import OutgoingMessage
 from shared.contracts.inbox import inbox_message, inbox_message_id
 from shared.errors import InvalidRequest, KetenError, NotAuthorised
 from shared.sealed import KeyScope
+from shared.seen import SeenIds
 from shared.topology import command_queue, dead_letter_exchange, parse_command_routing_key
-from shared.wire import KEY_ID_HEADER, SIGNATURE_HEADER
+from shared.wire import CREATED_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER, command_target
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +97,7 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
         self._setup_consumer(self.container)
         self.registry = AgencyRegistry.for_settings(self.settings)
         self.vault = vault_for(self.settings)
+        self.seen = SeenIds.for_settings(self.settings)
 
     def start(self) -> None:
         self.start_consuming(self.container)
@@ -138,11 +144,35 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
             )
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         headers = message.headers or {}
-        signer = self.registry.verify(
-            headers.get(KEY_ID_HEADER), headers.get(SIGNATURE_HEADER), received.routing_key, body
-        )
+        if received.message_id is None:
+            raise NotAuthorised("message_id_missing", "a command must carry a message_id (a fresh UUID)")
+        created_text = headers.get(CREATED_HEADER)
+        created = _created(created_text)
+        if created is None:
+            raise NotAuthorised(
+                "created_missing",
+                f"a command must carry {CREATED_HEADER}: when it was made, ISO-8601 with offset",
+            )
+        target = command_target(received.routing_key, received.message_id, str(created_text))
+        signer = self.registry.verify(headers.get(KEY_ID_HEADER), headers.get(SIGNATURE_HEADER), target, body)
         if signer != received.agency:
             raise NotAuthorised("bad_signature", "the signature does not verify with a valid key")
+        now = datetime.now(UTC)
+        window = timedelta(seconds=self.settings.command_window)
+        skew = timedelta(seconds=self.settings.signature_clock_skew)
+        if not now - window <= created <= now + skew:
+            raise NotAuthorised(
+                "command_expired", "the command was made too long ago (or in the future); send it anew"
+            )
+        # Remembered until it would be refused as expired anyway. A redelivery by the broker (a
+        # consumer stopped before its ack) is not a copy: only the broker sets that flag.
+        remember_until = max(created, now) + window + skew
+        redelivered = bool(message.delivery_info.get("redelivered"))
+        first = self.seen.first_sighting(f"amqp-command:{signer}", received.message_id, remember_until)
+        if not first and not redelivered:
+            raise NotAuthorised(
+                "command_replayed", "a command with this message_id was already taken; send a new one"
+            )
         try:
             command = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -239,7 +269,8 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
                     "command": received.command if received.command in COMMAND_SCHEMAS else None,
                     "error": error.as_dict(),
                 },
-                message_id=_reply_id(received),
+                # A replay must not pass for the answer to the command it copies.
+                message_id=str(uuid4()) if error.code == "command_replayed" else _reply_id(received),
                 correlation_id=received.correlation_id,
             )
             messages.extend(_with_direct_reply(reply, received.reply_to))
@@ -271,6 +302,17 @@ def _reply_id(received: Received) -> str:
     if received.message_id is None:
         return str(uuid4())
     return inbox_message_id("reply", received.agency, received.message_id)
+
+
+def _created(value: Any) -> datetime | None:
+    """A command's ``created`` header as senders write it: ISO-8601 with an offset; else None."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo is not None else None
 
 
 def _text(value: Any) -> str | None:

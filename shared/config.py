@@ -40,6 +40,14 @@ class Settings:
     relay_interval: float = 0.05
     relay_batch_size: int = 500
     consumer_prefetch: int = 100
+    # Seconds a signed agency command on the bus counts after its `keten-created` time (it may
+    # wait in its queue through an outage); its message id is remembered that long, so a copy
+    # sent again is refused (shared.commands, shared.seen).
+    command_window: float = 300.0
+    # Seconds between a consumer's looks at its upstreams' logs for events no message announced
+    # (a lost tail of a quiet stream); 0 turns it off. Gaps before an arriving event are caught
+    # up at once regardless.
+    catch_up_interval: float = 300.0
     # Port of the small HTTP server (metrics, liveness, readiness) a service process opens in
     # production; 0 leaves it closed (the embedded platform serves /metrics on the gateway).
     ops_port: int = 0
@@ -131,6 +139,8 @@ class Settings:
                 relay_interval=float(get("KETEN_RELAY_INTERVAL", "0.05") or 0.05),
                 relay_batch_size=int(get("KETEN_RELAY_BATCH_SIZE", "500") or 500),
                 consumer_prefetch=int(get("KETEN_CONSUMER_PREFETCH", "100") or 100),
+                command_window=float(get("KETEN_COMMAND_WINDOW", "300") or 300),
+                catch_up_interval=float(get("KETEN_CATCH_UP_INTERVAL", "300") or 0),
                 ops_port=int(get("OPS_PORT", "0") or 0),
                 log_level=log_level,
                 log_format=log_format,

@@ -1,26 +1,41 @@
-"""Consuming other services' events: in order, exactly once in effect, never dropped silently.
+"""Consuming other services' events: proven, in order, exactly once in effect, never dropped
+silently.
 
 A service marks handlers with ``@consumes(source, event_name)``. One ``EventConsumer`` per
 service container consumes the service's quorum queue ``keten.<service>.events`` and handles
 one message at a time, in queue order (so per upstream, in notification-log order):
 
-1. not JSON, fails its schema, unknown version or event: dead-lettered with the reason, acked;
-2. already processed (its position is at or below the tracking record of its source in the
-   service's store): acked, nothing runs;
-3. the handler runs in a nameko worker; it saves its effects together with the tracking record
-   (``KetenApplication.save_tracked`` / ``write_tracked``), so a concurrent duplicate fails as a
-   whole with ``IntegrityError`` and is acked;
-4. ``MessageRejected`` from the handler (the event cannot apply here, e.g. about a case this
-   service never heard of): dead-lettered with the reason code, acked;
-5. an infrastructure failure (database or broker unreachable): the message is held and retried
+1. not signed by a Keten service's key (``shared.provenance``), or signed by another service than
+   its ``source``: dead-lettered (``unsigned``, ``bad_signature``), acked, nothing else is read;
+2. not JSON, fails its schema, unknown version or event: dead-lettered with the reason, acked;
+3. at or below the position this service reached in the event's stream: acked as a duplicate if
+   it is the event taken at that position (same message id and digest), otherwise
+   dead-lettered as a ``conflict`` (a restored-from-backup upstream, or a forger with the key);
+4. the event's ``previous`` says where this service must stand to take it next (the latest
+   earlier event of the kinds it takes). If it stands there, the handler runs. If it stands
+   before that, there is a gap: the missing events are fetched from the upstream's own log
+   (``shared.catchup``, a signed page over RPC) and applied in order, then the event. If the
+   upstream cannot answer, the stream is held (``keten_consumer_held``, not ready) and the
+   message retried; if the upstream's log disagrees with the event's chain, a ``conflict``;
+5. the handler runs in a nameko worker; it saves its effects together with the tracking record
+   (``KetenApplication.save_tracked`` / ``write_tracked``), which also records the event's id
+   and digest at its position, so a concurrent duplicate fails as a whole with
+   ``IntegrityError``; a handler that took the event without saving anything gets the tracking
+   record written for it;
+6. ``MessageRejected`` from the handler (the event cannot apply here, e.g. about a case this
+   service never heard of): dead-lettered with the reason code, and the position recorded as
+   taken (``rejected:<code>``), so the stream goes on;
+7. an infrastructure failure (database or broker unreachable): the message is held and retried
    with backoff, indefinitely, because skipping it would break the order; the service reports
    itself not ready meanwhile;
-6. any other error (a bug): retried a few times, then dead-lettered with the error class.
+8. any other error (a bug): retried a few times, then dead-lettered with the error class and
+   the position recorded as taken (``failed``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import socket
 import time
@@ -36,9 +51,12 @@ from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
 
 from shared import logs, metrics
+from shared.catchup import CatchUpConflict, CatchUpUnavailable, PageRequest, read_page
 from shared.contracts.envelope import OutgoingMessage, ReceivedEvent, decode_event
+from shared.contracts.events import EVENT_SCHEMAS
 from shared.dependencies import ApplicationProvider, settings_from
-from shared.errors import KetenError, ServiceUnavailable
+from shared.errors import KetenError, NotAuthorised, ServiceUnavailable
+from shared.provenance import KEY_ID_HEADER, SIGNATURE_HEADER, EventKeys
 from shared.publishing import ConfirmingPublisher
 from shared.topology import DEAD_LETTER_EXCHANGE, dead_letter_exchange, routing_key, service_event_queue
 
@@ -53,10 +71,20 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ServiceUnavailable,
 )
 BUG_RETRIES = 3
+#: "Up to the upstream's newest event", for a look at its log that no event started.
+NEWEST = 2**62
 
 
 class MessageRejected(KetenError):
     """Raised by a handler when an event cannot apply here; it is dead-lettered with the code."""
+
+
+class EventConflict(KetenError):
+    """An event claims a place in its stream that another event holds, or a chain of positions
+    that disagrees with what this service took: dead-lettered as ``conflict``, never applied."""
+
+    def __init__(self, message: str):
+        super().__init__("conflict", message)
 
 
 class QueueConsumer(ConsumerMixin):
@@ -164,10 +192,17 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         super().__init__()
         self._init_consumer()
         self.healthy = True
+        #: The upstream whose stream is held (a gap that cannot be caught up now), if any.
+        self.held: str | None = None
+        self._rpc_proxy: Any = None
+        self._rpc: Any = None
+        self._next_sweep: float | None = None
 
     # -- nameko lifecycle ---------------------------------------------------------------
     def setup(self) -> None:
         self._setup_consumer(self.container)
+        sources = {schema.source for schema in EVENT_SCHEMAS.values()}
+        self.keys = EventKeys.for_settings(self.settings).know(*sources)
 
     def start(self) -> None:
         if self._gt is None:
@@ -176,7 +211,12 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
 
     def stop(self) -> None:
         self.stop_consuming()
+        self._close_rpc()
         super().stop()
+
+    def kill(self) -> None:
+        super().kill()
+        self._close_rpc()
 
     @property
     def handlers(self) -> dict[str, EventHandlerEntrypoint]:
@@ -197,29 +237,41 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         """ "ok" while consuming (or standing by for the queue's single active consumer)."""
         if not self.consuming:
             return "waiting"
+        if self.held is not None:
+            return "held"
         return "ok" if self.healthy else "blocked"
 
     def health_report(self) -> tuple[dict[str, Any], bool]:
         status = self.status()
-        return {"consumer": status}, status == "ok"
+        report: dict[str, Any] = {"consumer": status}
+        if status == "held":
+            report["held_upstream"] = self.held
+        return report, status == "ok"
 
     # -- processing ---------------------------------------------------------------------
     def on_message(self, message: Any) -> None:
         started = time.perf_counter()
         try:
-            event = decode_event(message.body)
+            event = self.verified(message)
         except KetenError as error:
             with logs.log_context(self.service):
                 self.dead_letter(message, error.code, str(error), event_name=None)
             message.ack()
             return
-        handler = self.handlers.get(event.routing_key)
+        handlers = self.handlers
+        if not handlers:
+            # The service is stopping (its entrypoints go first): leave the message unacked, so
+            # it returns to the queue with the connection, and stop taking more.
+            self.should_stop = True
+            return
+        handler = handlers.get(event.routing_key)
         if handler is None:
             # Bound by an older version of this service; nothing handles it now.
             message.ack()
             return
+        kinds = tuple(sorted(h.event_name for h in handlers.values() if h.source == event.source))
         with logs.log_context(self.service, event.correlation_id):
-            outcome = self.process(handler, event, message)
+            outcome = self.process(handler, event, message, kinds)
             if outcome != "requeued" and not self.healthy:
                 self.healthy = True
                 metrics.consumer_blocked.labels(self.service).set(0)
@@ -243,23 +295,52 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         metrics.messages_handled.labels(self.service, event.name, outcome).inc()
         metrics.handling_seconds.labels(self.service, event.name).observe(seconds)
 
-    def process(self, handler: EventHandlerEntrypoint, event: ReceivedEvent, message: Any) -> str:
-        app = self.application()
+    def verified(self, message: Any) -> ReceivedEvent[Any]:
+        """The event in ``message`` once its signature verifies as its source's; raises the
+        ``KetenError`` it is dead-lettered with otherwise."""
+        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+        headers = message.headers or {}
+        signer = self.keys.signer(headers.get(KEY_ID_HEADER), headers.get(SIGNATURE_HEADER), body)
+        event = decode_event(body)
+        if event.source != signer:
+            raise NotAuthorised("bad_signature", "the event is signed by another service than its source")
+        return event
+
+    def process(
+        self, handler: EventHandlerEntrypoint, event: ReceivedEvent, message: Any, kinds: tuple[str, ...]
+    ) -> str:
         attempts = 0
+        collisions = 0
         delay = 0.2
         while not self.should_stop:
             attempts += 1
             try:
-                if app.position(event.source) >= event.position:
-                    message.ack()
-                    return "duplicate"
-                handler.run(event)
+                outcome = self.take(handler, event, message, kinds)
             except IntegrityError:
-                message.ack()  # processed concurrently in the meantime: a duplicate
+                # Taken concurrently in the meantime: look again (a duplicate, or a conflict).
+                collisions += 1
+                if collisions < 3:
+                    continue
+                message.ack()
                 return "duplicate"
             except ContainerBeingKilled:
                 message.requeue()
                 return "requeued"
+            except EventConflict as conflict:
+                self.dead_letter(message, conflict.code, str(conflict), event_name=event.name)
+                message.ack()
+                return "conflict"
+            except CatchUpUnavailable as exc:
+                if self.held is None:
+                    log.warning(
+                        "%s: holding %s: a gap before %s cannot be caught up now (%s); retrying",
+                        self.service,
+                        event.log,
+                        event.position,
+                        exc.code,
+                    )
+                self.held = event.source
+                metrics.consumer_held.labels(self.service, event.source).set(1)
             except TRANSIENT_ERRORS as exc:
                 self.healthy = False
                 metrics.consumer_blocked.labels(self.service).set(1)
@@ -273,33 +354,198 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
                     type(exc).__name__,
                     delay,
                 )
-            except KetenError as error:
-                self.dead_letter(message, error.code, str(error), event_name=event.name)
-                message.ack()
-                return "rejected"
             except Exception as exc:
+                # A bug outside the handler (which has its own retries): as before, a few tries.
                 if attempts >= BUG_RETRIES:
-                    log.error(
-                        "%s: %s failed on %s at %s/%s (%s); dead-lettered",
-                        self.service,
-                        handler.method_name,
-                        event.name,
-                        event.source,
-                        event.position,
-                        type(exc).__name__,
-                    )
-                    self.dead_letter(
-                        message, "handler_failed", f"handler raised {type(exc).__name__}", event.name
-                    )
+                    failure = type(exc).__name__
+                    log.error("%s: taking %s failed (%s); dead-lettered", self.service, event.name, failure)
+                    self.dead_letter(message, "handler_failed", f"handler raised {failure}", event.name)
                     message.ack()
                     return "failed"
             else:
+                if self.held is not None:
+                    metrics.consumer_held.labels(self.service, self.held).set(0)
+                    self.held = None
                 message.ack()
-                return "processed"
+                return outcome
             self._pause(delay)
             delay = min(delay * 2, 30.0)
         message.requeue()
         return "requeued"
+
+    # -- order ------------------------------------------------------------------------------------
+    def take(
+        self, handler: EventHandlerEntrypoint, event: ReceivedEvent, message: Any, kinds: tuple[str, ...]
+    ) -> str:
+        """Takes ``event`` if it is next in its stream (``kinds``: those of its source this
+        service takes), after catching up a gap before it."""
+        app = self.application()
+        reached = app.position(event.log)
+        if event.position <= reached:
+            return self.duplicate_or_conflict(app, event)
+        expected = event.expected_position(kinds)
+        if expected is not None and expected < reached:
+            if not self.no_longer_taken(app, event.log, expected, reached, kinds):
+                raise EventConflict(f"the event's chain skips positions this service took from {event.log}")
+            # The last one taken is of a kind this service no longer takes: this one is next.
+        elif expected != reached:
+            self.catch_up(event, kinds, reached)
+            reached = app.position(event.log)
+            if expected is not None and expected != reached:
+                raise EventConflict(f"{event.source}'s log does not hold the events this one follows")
+        return self.apply(handler, event, message)
+
+    @staticmethod
+    def no_longer_taken(app: Any, stream: str, expected: int, reached: int, kinds: tuple[str, ...]) -> bool:
+        """Whether every event taken after ``expected`` (up to ``reached``) is of a kind this
+        service no longer takes (a release dropped its handler): then a chain that skips them
+        is no conflict."""
+        taken = app.received_kinds(stream, expected, reached)
+        return bool(taken) and app.received(stream, reached) is not None and not set(taken) & set(kinds)
+
+    def duplicate_or_conflict(self, app: Any, event: ReceivedEvent) -> str:
+        taken = app.received(event.log, event.position)
+        if taken is not None and taken[1:] == (str(event.message_id), event.digest):
+            return "duplicate"
+        if taken is None:
+            first = app.first_received(event.log)
+            if first is None or event.position < first:
+                return "duplicate"  # taken before this service kept a record of each position
+        raise EventConflict(f"another event was taken at this position of {event.log}")
+
+    def catch_up(self, event: ReceivedEvent, kinds: tuple[str, ...], reached: int) -> None:
+        """Applies, in order, the events of ``kinds`` in ``event``'s stream between ``reached``
+        and the event, fetched from the upstream's log; raises ``CatchUpUnavailable`` or
+        ``EventConflict``."""
+        caught = self.fetch_and_apply(event.source, event.log, kinds, reached, before=event.position)
+        log.warning(
+            "%s: caught up %d event(s) of %s between %s and %s from its log",
+            self.service,
+            caught,
+            event.log,
+            reached,
+            event.position,
+            extra={"source": event.source, "position": event.position},
+        )
+
+    def fetch_and_apply(
+        self, source: str, stream: str, kinds: tuple[str, ...], reached: int, before: int | None = None
+    ) -> int:
+        """Applies the events of ``kinds`` after ``reached`` (and before ``before``, or up to the
+        newest) from ``source``'s log, page by page; returns how many."""
+        app = self.application()
+        after = reached
+        caught = 0
+        while True:
+            asked = PageRequest(stream=stream, after=after, before=before or NEWEST, kinds=kinds)
+            page = read_page(self.keys, source, asked, self.ask_upstream(source, asked))
+            for missed, body in page.events:
+                if missed.position <= app.position(stream):
+                    continue
+                handler = self.handlers.get(missed.routing_key)
+                if handler is None:
+                    raise ContainerBeingKilled()  # stopping: the message goes back to the queue
+                with logs.log_context(self.service, missed.correlation_id):
+                    self.apply(handler, missed, CaughtUpMessage.of(missed, body))
+                caught += 1
+                metrics.events_caught_up.labels(self.service, source).inc()
+            if before is not None and page.until >= before - 1:
+                return caught
+            if page.until <= after:
+                if before is None:
+                    return caught  # the upstream's newest: nothing more
+                raise EventConflict(f"{source}'s log does not reach the events this one follows")
+            after = page.until
+
+    # -- the periodic look at the upstreams' logs ---------------------------------------------------
+    def on_iteration(self) -> None:
+        """Between messages (kombu calls this on every turn of the consume loop): now and then,
+        ask each upstream for events this service has not taken. A gap is otherwise found only
+        when the next event arrives; this finds the missing tail of a quiet stream too."""
+        interval = self.settings.catch_up_interval
+        if interval <= 0:
+            return
+        now = time.monotonic()
+        if self._next_sweep is None:
+            self._next_sweep = now + interval
+        if now < self._next_sweep or self.should_stop:
+            return
+        self._next_sweep = now + interval
+        handlers = self.handlers
+        for source in sorted({handler.source for handler in handlers.values()}):
+            kinds = tuple(sorted(h.event_name for h in handlers.values() if h.source == source))
+            try:
+                caught = self.fetch_and_apply(source, source, kinds, self.application().position(source))
+            except (*TRANSIENT_ERRORS, EventConflict, IntegrityError, ContainerBeingKilled) as exc:
+                log.info("%s: no look at %s's log now (%s)", self.service, source, type(exc).__name__)
+                continue
+            if caught:
+                log.warning(
+                    "%s: caught up %d event(s) of %s that no message announced", self.service, caught, source
+                )
+
+    def ask_upstream(self, source: str, asked: PageRequest) -> Any:
+        from nameko.standalone.rpc import ClusterRpcProxy
+
+        try:
+            if self._rpc is None:
+                self._rpc_proxy = ClusterRpcProxy(self.container.config, timeout=self.settings.rpc_timeout)
+                self._rpc = self._rpc_proxy.start()
+            return getattr(self._rpc, source).published_events(asked.as_dict())
+        except CatchUpConflict as conflict:
+            raise EventConflict(conflict.message) from None
+        except Exception as exc:
+            self._close_rpc()
+            raise CatchUpUnavailable(
+                "catch_up_unavailable", f"{source} did not serve the missing events ({type(exc).__name__})"
+            ) from None
+
+    def _close_rpc(self) -> None:
+        if self._rpc_proxy is not None:
+            with contextlib.suppress(Exception):  # a proxy on a dead connection
+                self._rpc_proxy.stop()
+        self._rpc_proxy = self._rpc = None
+
+    # -- taking one event --------------------------------------------------------------------------
+    def apply(self, handler: EventHandlerEntrypoint, event: ReceivedEvent, message: Any) -> str:
+        """Runs the handler for an event that is next in its stream and records that it was
+        taken: processed, rejected (dead-lettered with its code) or failed (a bug)."""
+        app = self.application()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                handler.run(event)
+            except (*TRANSIENT_ERRORS, IntegrityError, ContainerBeingKilled):
+                raise
+            except KetenError as error:
+                self.dead_letter(message, error.code, str(error), event_name=event.name)
+                self.record(app, event, f"rejected:{error.code}")
+                return "rejected"
+            except Exception as exc:
+                if attempts < BUG_RETRIES:
+                    self._pause(0.2 * attempts)
+                    continue
+                log.error(
+                    "%s: %s failed on %s at %s/%s (%s); dead-lettered",
+                    self.service,
+                    handler.method_name,
+                    event.name,
+                    event.source,
+                    event.position,
+                    type(exc).__name__,
+                )
+                failure = f"handler raised {type(exc).__name__}"
+                self.dead_letter(message, "handler_failed", failure, event.name)
+                self.record(app, event, "failed")
+                return "failed"
+            if app.last_taken != (event.log, event.position):
+                self.record(app, event, "processed")  # the handler had nothing to save
+            return "processed"
+
+    @staticmethod
+    def record(app: Any, event: ReceivedEvent, outcome: str) -> None:
+        app.save_tracked(dataclasses.replace(event.tracking, outcome=outcome))
 
     def _pause(self, seconds: float) -> None:
         """Sleeps without starving the broker connection of heartbeats."""
@@ -316,10 +562,12 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         """Publishes the message, untouched, to ``keten.dead-letter`` with the reason in headers."""
         metrics.dead_letters.labels(self.service, code).inc()
         log.warning(
-            "%s: dead-lettered a message from %s: %s",
+            "%s: dead-lettered a message from %s: %s (%s)",
             self.service,
             message.delivery_info.get("routing_key"),
             code,
+            reason,
+            extra={"reason_code": code},
         )
         assert self.publisher is not None
         self.publisher.publish(
@@ -358,6 +606,28 @@ def dead_letter_message(
         content_type=content_type or message.content_type or "application/octet-stream",
         content_encoding=(message.content_encoding or "binary") if content_type is None else "utf-8",
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class CaughtUpMessage:
+    """An event fetched from its upstream's log, dressed as the message it would have been
+    (for a dead letter, should the handler reject it)."""
+
+    body: bytes
+    headers: dict[str, Any]
+    delivery_info: dict[str, Any]
+    properties: dict[str, Any]
+    content_type: str = "application/json"
+    content_encoding: str = "utf-8"
+
+    @classmethod
+    def of(cls, event: ReceivedEvent, body: bytes) -> CaughtUpMessage:
+        return cls(
+            body=body,
+            headers={"keten-caught-up": True},
+            delivery_info={"routing_key": event.routing_key},
+            properties={"message_id": str(event.message_id)},
+        )
 
 
 class EventHandlerEntrypoint(Entrypoint):

@@ -27,6 +27,7 @@ LABEL_NAMES = frozenset(
         "status",
         "record_kind",
         "retention_class",
+        "upstream",
     }
 )
 
@@ -46,6 +47,17 @@ consumer_blocked = Gauge(
     "1 while a service's consumer holds a message it cannot process because the database or "
     "broker is unreachable (it retries; order must hold), else 0.",
     ["service"],
+)
+consumer_held = Gauge(
+    "keten_consumer_held",
+    "1 while a service's consumer holds a stream of an upstream because it found a gap it cannot "
+    "catch up from the upstream's log (upstream down, or its answer does not verify), else 0.",
+    ["service", "upstream"],
+)
+events_caught_up = Counter(
+    "keten_events_caught_up_total",
+    "Events a consumer took from an upstream's log to fill a gap in the stream it received.",
+    ["service", "upstream"],
 )
 dead_letters = Counter(
     "keten_dead_letters_total",

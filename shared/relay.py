@@ -7,6 +7,13 @@ application's own store). A crash at any point means some events are published a
 consumers drop what they already processed (see ``shared.consumer``). ``RelayLoop`` keeps the
 relay going while its service runs.
 
+Each published event is signed with its service's key (``shared.provenance``) and carries the
+chain of positions before it (``previous``, see ``shared.contracts.envelope``): the relay keeps,
+per kind of event, the position of the latest one it published, and stores that chain with its
+position in one transaction, so a relay that starts again (or another replica that takes over)
+continues the same chain. ``published_events_page`` serves the same events again to a consumer
+that found a gap (the catch-up RPC every publishing service offers).
+
 Only one relay per application publishes at a time: on PostgreSQL it holds an advisory lock
 (other replicas stand by), on SQLite the store belongs to one process anyway. With the embedded
 in-process broker, whose queues vanish with the process, the relay starts from the beginning of
@@ -16,6 +23,7 @@ the log at every start, and consumers' tracking drops what they already had.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -27,9 +35,10 @@ from eventsourcing.persistence import Tracking
 from shared import logs, metrics
 from shared.application import KetenApplication
 from shared.config import Settings
-from shared.contracts.envelope import correlation_of, encode_event
+from shared.contracts.envelope import OutgoingMessage, correlation_of, encode_event, published_name
 from shared.db import PgDatastore
 from shared.logs import log_context
+from shared.provenance import EventKeys
 from shared.publishing import ConfirmingPublisher
 
 log = logging.getLogger(__name__)
@@ -52,7 +61,30 @@ class EventRelay:
         self.batch_size = batch_size
         self.durable_position = durable_position
         self._position = app.position(POSITION) if durable_position else 0
+        self.keys = EventKeys.for_settings(app.settings)
+        #: Per kind of event, the position of the latest one published (the chain's head).
+        self.chain = self._stored_chain() if durable_position else {}
         self.last_progress = time.monotonic()
+
+    def _stored_chain(self) -> dict[str, int]:
+        chain = self.app.relay_chain(self.source)
+        if chain or not self._position:
+            return chain
+        # Published before the chain was kept: rebuilt once from the log, up to the position.
+        log.info("%s relay: rebuilding the chain of positions up to %s", self.source, self._position)
+        start = 0
+        while start < self._position:
+            batch = self.app.recorder.select_notifications(
+                start=start, limit=1000, stop=self._position, inclusive_of_start=False
+            )
+            if not batch:
+                break
+            for notification in batch:
+                name = published_name(self.app.mapper.to_domain_event(notification), self.source)
+                if name is not None:
+                    chain[name] = notification.id
+            start = batch[-1].id
+        return chain
 
     @property
     def position(self) -> int:
@@ -72,12 +104,14 @@ class EventRelay:
             return 0
         messages = []
         published: list[tuple[str, int, str]] = []
+        chain = dict(self.chain)
         for notification in notifications:
             domain_event = self.app.mapper.to_domain_event(notification)
-            message = encode_event(domain_event, self.source, notification.id)
+            message = encode_event(domain_event, self.source, notification.id, previous=chain)
             if message is not None:
-                messages.append(message)
+                messages.append(self.signed(message))
                 published.append((message.routing_key, notification.id, correlation_of(domain_event)))
+                chain[type(domain_event).__name__] = notification.id
             messages.extend(self.app.inbox_messages(domain_event))
         self.publisher.publish(messages)
         for key, position, correlation_id in published:
@@ -85,10 +119,19 @@ class EventRelay:
                 log.info("published %s at %s", key, position, extra={"position": position})
         last = notifications[-1].id
         if self.durable_position:
-            self.app.process_recorder.insert_tracking(Tracking(POSITION, last))
+            moved = {kind: position for kind, position in chain.items() if self.chain.get(kind) != position}
+            self.app.save_tracked(
+                Tracking(POSITION, last),
+                write=lambda cur: self.app.write_relay_chain(cur, self.source, moved),
+            )
+        self.chain = chain
         self._position = last
         self.last_progress = time.monotonic()
         return len(notifications)
+
+    def signed(self, message: OutgoingMessage) -> OutgoingMessage:
+        signature = self.keys.sign(self.source, message.body)
+        return dataclasses.replace(message, headers={**message.headers, **signature.headers()})
 
 
 class PgLease:

@@ -13,6 +13,9 @@
   reach it: what an agency receives is composed for it (``shared.contracts.inbox``).
 - ``keten.dead-letter``: topic exchange and queue of rejected messages, each with its reason in
   the headers; quorum queues also dead-letter here after too many redeliveries.
+- ``keten.unroutable``: the alternate exchange of ``keten.events``, ``keten.commands`` and
+  ``keten.inbox`` (fanout) and its queue: a message with a routing key that no queue is bound to
+  is kept there (and counted by RabbitMQ's queue metrics) instead of vanishing.
 
 Service queues are quorum queues (replicated, durable) with single active consumer: several
 replicas of a service may listen, one consumes at a time, so the order per upstream holds.
@@ -30,12 +33,18 @@ COMMANDS_EXCHANGE = "keten.commands"
 INBOX_EXCHANGE = "keten.inbox"
 DEAD_LETTER_EXCHANGE = "keten.dead-letter"
 DEAD_LETTER_QUEUE = "keten.dead-letter"
+UNROUTABLE_EXCHANGE = "keten.unroutable"
+UNROUTABLE_QUEUE = "keten.unroutable"
 #: Redeliveries (consumer crashes mid-message) before the broker dead-letters a message.
 DELIVERY_LIMIT = 20
 
-events_exchange = Exchange(EVENTS_EXCHANGE, type="topic", durable=True)
-commands_exchange = Exchange(COMMANDS_EXCHANGE, type="topic", durable=True)
-inbox_exchange = Exchange(INBOX_EXCHANGE, type="topic", durable=True)
+#: What RabbitMQ does with a message no binding takes: route it to the alternate exchange.
+KEEP_UNROUTABLE = {"alternate-exchange": UNROUTABLE_EXCHANGE}
+
+unroutable_exchange = Exchange(UNROUTABLE_EXCHANGE, type="fanout", durable=True)
+events_exchange = Exchange(EVENTS_EXCHANGE, type="topic", durable=True, arguments=KEEP_UNROUTABLE)
+commands_exchange = Exchange(COMMANDS_EXCHANGE, type="topic", durable=True, arguments=KEEP_UNROUTABLE)
+inbox_exchange = Exchange(INBOX_EXCHANGE, type="topic", durable=True, arguments=KEEP_UNROUTABLE)
 dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True)
 
 
@@ -130,6 +139,17 @@ def all_event_queues() -> list[Queue]:
     return [service_event_queue(service) for service in SUBSCRIPTIONS]
 
 
+def unroutable_queue() -> Queue:
+    """Where a message with a routing key that nothing is bound to ends up, for an operator."""
+    return Queue(
+        UNROUTABLE_QUEUE,
+        exchange=unroutable_exchange,
+        routing_key="",
+        durable=True,
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+
+
 def dead_letter_queue() -> Queue:
     return Queue(
         DEAD_LETTER_QUEUE,
@@ -211,13 +231,16 @@ def inbox_agencies() -> list[str]:
 
 
 def platform_exchanges() -> list[Exchange]:
-    return [commands_exchange, events_exchange, inbox_exchange, dead_letter_exchange]
+    """Every exchange of the platform; the alternate exchange first, so that it exists before
+    anything is published to the exchanges that name it."""
+    return [unroutable_exchange, commands_exchange, events_exchange, inbox_exchange, dead_letter_exchange]
 
 
 def platform_queues(inboxes: bool = True) -> list[Queue]:
     """Every queue of the platform, in the order they are declared and exported."""
     return [
         dead_letter_queue(),
+        unroutable_queue(),
         *all_event_queues(),
         *(command_queue(service) for service in command_services()),
         *(inbox_queue(agency) for agency in (inbox_agencies() if inboxes else ())),

@@ -7,9 +7,11 @@ Both sides use this module: the platform to verify and to seal, the agencies' cl
 and .NET).
 
 - A command is signed with the agency's Ed25519 key over ``target + "\\n" + body``: the target
-  is the AMQP routing key (``<agency>.<service>.<command>``) or, over HTTP, ``"<METHOD> <path>"``;
+  is, on AMQP, the routing key (``<agency>.<service>.<command>``), the message id and the
+  ``created`` time, one per line (``command_target``), or, over HTTP, ``"<METHOD> <path>"``;
   the body is the exact bytes sent. Binding the target means a signed body cannot be replayed
-  as another command or against another case in a URL.
+  as another command or against another case in a URL; binding the id and time lets the
+  platform refuse a copy of the same message later (``shared.commands``).
 - Content shared with an agency travels sealed to that agency's X25519 key with HPKE (RFC 9180,
   base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM); only the recipient opens it.
 """
@@ -33,6 +35,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 #: Message headers (AMQP) and request headers (HTTP, ``X-Keten-...``) of a signed command.
 KEY_ID_HEADER = "keten-key-id"
 SIGNATURE_HEADER = "keten-signature"
+#: AMQP header of a signed command: when it was made (ISO-8601 with a time zone), signed.
+CREATED_HEADER = "keten-created"
 HTTP_KEY_ID_HEADER = "X-Keten-Key-Id"
 HTTP_SIGNATURE_HEADER = "X-Keten-Signature"
 
@@ -47,6 +51,12 @@ class SignatureError(Exception):
 
 def signing_input(target: str, body: bytes) -> bytes:
     return target.encode() + b"\n" + body
+
+
+def command_target(routing_key: str, message_id: str, created: str) -> str:
+    """What an AMQP command's signature covers besides its body: routing key, message id and
+    ``created`` (the header's exact text), one per line."""
+    return f"{routing_key}\n{message_id}\n{created}"
 
 
 def b64(raw: bytes) -> str:

@@ -92,6 +92,15 @@ def signed_post(base_url: str, path: str, body: Any, credentials: Credentials, t
     return signed_request("POST", base_url, path, body, credentials, timeout)
 
 
+def signed_as_published(settings: Settings, message: Any) -> dict[str, Any]:
+    """The headers the relay would publish ``message`` (an ``OutgoingMessage`` of an event) with:
+    its own, and its source's signature under ``settings``' master key."""
+    from shared.provenance import EventKeys
+
+    source = message.headers["keten-source"]
+    return {**message.headers, **EventKeys.for_settings(settings).sign(source, message.body).headers()}
+
+
 def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
     """Waits until ``check`` returns something truthy (events travel asynchronously)."""
     deadline = time.monotonic() + timeout

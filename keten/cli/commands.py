@@ -11,6 +11,7 @@ import eventlet  # noqa: E402
 eventlet.monkey_patch()  # before anything opens a socket: nameko needs a green world
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -219,12 +220,41 @@ def migrate(settings: Settings) -> int:
     if settings.embedded_broker:
         log.info("embedded broker: nothing to declare (its queues live in the running process)")
     else:
+        replaced = replace_changed_exchanges(settings)
+        if replaced:
+            log.warning("exchanges declared with other arguments replaced: %s", ", ".join(replaced))
         publisher = ConfirmingPublisher(settings.amqp_uri)
         publisher.connect()
         publisher.close()
         log.info("exchanges and queues declared")
     print("migrated: tables created, topology declared")
     return 0
+
+
+def replace_changed_exchanges(settings: Settings) -> list[str]:
+    """Deletes each platform exchange that exists with other arguments than this release
+    declares (e.g. without its alternate exchange), so that it can be declared anew; the queues'
+    bindings to it are declared again with the topology. Returns the names replaced."""
+    import amqp.exceptions
+    from kombu import Connection
+
+    from shared.topology import platform_exchanges
+
+    replaced = []
+    with Connection(settings.amqp_uri, connect_timeout=10) as connection:
+        for exchange in platform_exchanges():
+            channel = connection.channel()
+            try:
+                exchange(channel).declare()
+            except amqp.exceptions.PreconditionFailed:
+                channel = connection.channel()  # the refusal closed the other one
+                channel.exchange_delete(exchange.name)
+                exchange(channel).declare()
+                replaced.append(exchange.name)
+            finally:
+                with contextlib.suppress(Exception):  # already closed by the broker
+                    channel.close()
+    return replaced
 
 
 def rewrap_keys(settings: Settings, check_only: bool = False) -> int:

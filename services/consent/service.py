@@ -8,6 +8,7 @@ from typing import Any
 from nameko.rpc import rpc
 
 from services.consent.application import ConsentUseCases
+from shared.catchup import published_events_page
 from shared.commands import AgencyCommands
 from shared.consumer import consumes
 from shared.contracts.commands import (
@@ -125,3 +126,9 @@ class ConsentService:
     @rpc
     def health(self) -> dict[str, Any]:
         return self.health_check()
+
+    @rpc(expected_exceptions=KetenError)
+    def published_events(self, request: dict[str, Any]) -> dict[str, Any]:
+        """This service's published events after a position, as a signed page: what a consumer
+        that found a gap in the stream catches up from (``shared.catchup``)."""
+        return published_events_page(self.consents, request)

@@ -7,6 +7,7 @@ from typing import Any
 from nameko.rpc import rpc
 
 from services.notification.application import NotificationUseCases
+from shared.catchup import published_events_page
 from shared.commands import AgencyCommands
 from shared.consumer import consumes
 from shared.contracts.commands import EndDeferralSchema, ExtendDeferralSchema, dump_reply, load_command
@@ -101,3 +102,9 @@ class NotificationService:
     def health(self) -> dict[str, Any]:
         """Whether the service's store, broker and consumers work."""
         return self.health_check()
+
+    @rpc(expected_exceptions=KetenError)
+    def published_events(self, request: dict[str, Any]) -> dict[str, Any]:
+        """This service's published events after a position, as a signed page: what a consumer
+        that found a gap in the stream catches up from (``shared.catchup``)."""
+        return published_events_page(self.notifications, request)

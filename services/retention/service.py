@@ -10,6 +10,7 @@ from uuid import UUID
 from nameko.rpc import rpc
 
 from services.retention.application import RetentionUseCases
+from shared.catchup import published_events_page
 from shared.commands import AgencyCommands
 from shared.consumer import consumes
 from shared.contracts.commands import dump_reply, load_command
@@ -104,3 +105,9 @@ class RetentionService:
     @rpc
     def health(self) -> dict[str, Any]:
         return self.health_check()
+
+    @rpc(expected_exceptions=KetenError)
+    def published_events(self, request: dict[str, Any]) -> dict[str, Any]:
+        """This service's published events after a position, as a signed page: what a consumer
+        that found a gap in the stream catches up from (``shared.catchup``)."""
+        return published_events_page(self.retention, request)

@@ -89,12 +89,16 @@ def test_every_command_in_the_contract_is_taken_from_the_bus_by_its_service():
 
 def test_the_rabbitmq_definitions_declare_what_the_services_declare():
     definitions = json.loads(contract.DOCUMENTS["rabbitmq"].read_text())
-    assert {e["name"] for e in definitions["exchanges"]} == {
+    exchanges = {e["name"]: e for e in definitions["exchanges"]}
+    assert set(exchanges) == {
         "keten.commands",
         "keten.events",
         "keten.inbox",
         "keten.dead-letter",
+        "keten.unroutable",
     }
+    for name in ("keten.commands", "keten.events", "keten.inbox"):
+        assert exchanges[name]["arguments"] == {"alternate-exchange": "keten.unroutable"}, name
     queues = {q["name"]: q for q in definitions["queues"]}
     assert set(queues) == {q.name for q in platform_queues()}
     assert queues["keten.data_sharing.commands"]["arguments"]["x-queue-type"] == "quorum"

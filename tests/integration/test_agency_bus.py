@@ -15,8 +15,7 @@ import pytest
 from kombu import Connection, Exchange, Producer, Queue
 
 from keten.demo import CITIZEN, register_case_command
-from keten_client import AgencyClient, CommandFailed, Credentials, KeyPair
-from keten_client.protocol import KEY_ID_HEADER, SIGNATURE_HEADER, sign
+from keten_client import AgencyClient, CommandFailed, Credentials, KeyPair, command_headers
 from shared.broker_admin import BrokerAdmin
 from shared.config import Settings
 from shared.topology import dead_letter_queue
@@ -201,11 +200,12 @@ def test_the_broker_refuses_an_agency_another_agencys_routing_key_or_inbox(produ
 
 def signed_command(routing_key: str, body: dict[str, Any], key_id: str, private_key: bytes) -> dict[str, Any]:
     raw = json.dumps(body).encode()
+    message_id = str(uuid.uuid4())
     return {
         "body": raw,
         "routing_key": routing_key,
-        "headers": {KEY_ID_HEADER: key_id, SIGNATURE_HEADER: sign(private_key, routing_key, raw)},
-        "message_id": str(uuid.uuid4()),
+        "headers": command_headers(key_id, private_key, routing_key, message_id, raw),
+        "message_id": message_id,
         "content_type": "application/json",
     }
 

@@ -10,6 +10,7 @@ import requests
 from kombu import Connection, Exchange, Producer
 
 from keten.demo import CITIZEN, register_case_command
+from shared.provenance import EventKeys
 from shared.topology import SUBSCRIPTIONS, dead_letter_queue
 from tests.support import eventually, running_platform, signed_post
 
@@ -55,9 +56,13 @@ def test_malformed_events_are_dead_lettered_with_a_reason_and_the_consumers_keep
             production_env["AMQP_URI"], transport_options={"confirm_publish": True}
         ) as connection:
             producer = Producer(connection.channel())
+            # Signed with case_registration's key, as a service with a bug would publish them:
+            # past the signature, each fails on what it says (unsigned ones: test_event_integrity).
+            keys = EventKeys.for_settings(platform.settings)
             for body in bad_bodies.values():
                 producer.publish(
                     body,
+                    headers=keys.sign("case_registration", body).headers(),
                     exchange=Exchange("keten.events", type="topic", durable=True),
                     routing_key="case_registration.CaseRegistered",
                     content_type="application/json",

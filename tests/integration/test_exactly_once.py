@@ -13,7 +13,7 @@ from shared.contracts.commands import RegisterCaseSchema
 from shared.contracts.envelope import encode_event
 from shared.relay import POSITION
 from tests.factories import loaded
-from tests.support import RunningPlatform, eventually, running_platform, signed_post
+from tests.support import RunningPlatform, eventually, running_platform, signed_as_published, signed_post
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +69,7 @@ def test_a_redelivered_event_changes_nothing(production_env):
                     message.body,
                     exchange=Exchange("keten.events", type="topic", durable=True),
                     routing_key=message.routing_key,
+                    headers=signed_as_published(platform.settings, message),
                     content_type="application/json",
                     content_encoding="utf-8",
                 )

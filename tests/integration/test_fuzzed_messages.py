@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from kombu import Connection, Exchange, Producer
 
 from keten.demo import CITIZEN, register_case_command
+from keten_client import command_headers
 from keten_client.protocol import KEY_ID_HEADER, SIGNATURE_HEADER, sign, unb64
 from shared.contracts.commands import COMMAND_SCHEMAS
 from shared.topology import SUBSCRIPTIONS, command_services, dead_letter_queue
@@ -193,12 +194,14 @@ def test_a_fuzzed_stream_of_malformed_messages_is_dead_lettered_and_every_consum
         # Every consumer is still consuming: a good command goes through, and health is green.
         raw = json.dumps(register_case_command(str(uuid.uuid4()))).encode()
         key = f"{UTRECHT}.case_registration.register_case"
+        message_id = str(uuid.uuid4())
         with Connection(uri, transport_options={"confirm_publish": True}) as connection:
             Producer(connection.channel()).publish(
                 raw,
                 exchange=Exchange("keten.commands", type="topic", no_declare=True),
                 routing_key=key,
-                headers={KEY_ID_HEADER: utrecht.key_id, SIGNATURE_HEADER: sign(private_key, key, raw)},
+                headers=command_headers(utrecht.key_id, private_key, key, message_id, raw),
+                message_id=message_id,
                 content_type="application/json",
             )
         eventually(lambda: platform.app("case_registration").recorder.max_notification_id() == 1)
