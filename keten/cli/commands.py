@@ -25,6 +25,7 @@ from keten.cli import agency  # noqa: E402
 from keten.cli.errors import CommandFailed, check_broker, check_database, explain  # noqa: E402
 from keten.platform import SERVICES, build_runner, service_class  # noqa: E402
 from keten.purge import run_purge  # noqa: E402
+from keten.requests import run_escalation  # noqa: E402
 from shared import logs  # noqa: E402
 from shared.catalogue import load_catalogue  # noqa: E402
 from shared.config import ConfigurationError, Settings, log_settings  # noqa: E402
@@ -81,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     purge.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    requests = commands.add_parser("requests", help="citizens' requests on the law's clock")
+    requests.add_argument("action", choices=("escalate",), help="remind agencies, mark late requests overdue")
+    requests.add_argument(
+        "--as-of",
+        type=_moment,
+        metavar="DATE",
+        help="escalate as at DATE (ISO-8601) instead of now; a later date makes requests overdue "
+        "before their deadline: for demonstrations and tests only",
+    )
+
     bench = commands.add_parser(
         "bench", help="the benchmark against the raw limit of RabbitMQ and PostgreSQL (docs/performance.md)"
     )
@@ -133,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             return rebuild_overview(progress=not args.no_progress, settings=settings)
         if args.command == "purge":
             return run_purge(args.dry_run, args.as_of, progress=not args.no_progress, settings=settings)
+        if args.command == "requests":
+            return run_escalation(args.as_of, settings=settings)
     except ConfigurationError as error:
         print(f"keten {args.command}: configuration error: {error}", file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@ from services.consent.domain import (
     local_date,
 )
 from services.consent.inbox import SealedText, request_due, request_received
+from shared import metrics
 from shared.agencies import AgencyRegistry
 from shared.application import KetenApplication
 from shared.casefacts import CaseEvent, CaseFacts
@@ -340,6 +341,14 @@ class CitizenRequestUseCases(KetenApplication):
     def overdue_requests(self) -> int:
         return int(request_index.count_overdue(self.sql))
 
+    def _overdue_for_metrics(self) -> float:
+        """The gauge's value when Prometheus scrapes: a store that cannot answer now is no
+        number (NaN), not a failed scrape of every other metric."""
+        try:
+            return float(self.overdue_requests())
+        except Exception:
+            return float("nan")
+
     # -- what the relay tells agencies --------------------------------------------------------
     def inbox_messages(self, domain_event: object) -> list[OutgoingMessage]:
         """A request to the agency that must answer it (to every agency at the table for an
@@ -515,6 +524,7 @@ class ConsentUseCases(CitizenRequestUseCases):
         super().__init__(settings)
         self.cases = CaseFacts(self)
         self.agencies = AgencyRegistry.for_settings(settings)
+        metrics.citizen_requests_overdue.set_function(self._overdue_for_metrics)
 
     # -- what agencies ask ------------------------------------------------------------------
     def give_consent(self, command: GiveConsent) -> ConsentRecorded:

@@ -218,3 +218,26 @@ def test_the_citizens_words_are_sealed_and_go_with_their_records(platform):
     app.vault.shred(uuid.UUID(platform.case_id), platform.citizen)
     mine = app.citizen_requests(platform.citizen).requests[0]
     assert (mine.text, mine.purged, mine.status) == (None, True, "open")
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_the_page_shows_the_contact_point_the_requests_with_deadlines_and_the_complaint_route(
+    platform, language
+):
+    from services.gateway import pages
+
+    left = ask(platform)
+    platform.apps["consent"].escalate_requests(
+        datetime.combine(date.fromisoformat(left["due_on"]) + timedelta(days=2), datetime.min.time(), UTC)
+    )
+    overview = platform.services["notification"].get_overview(platform.citizen, language)
+    requests = platform.services["consent"].citizen_requests(platform.citizen)["requests"]
+    page = pages.overview_page(overview, language, "token", requests)
+    words = pages.labels(language)
+    assert "030 000 01 01" in page and "zorgenveiligheid@gemeente-utrecht.example" in page  # contact point
+    assert words["request_statuses"]["overdue"] in page and left["due_on"] in page
+    assert "De Nationale ombudsman" in page and "Autoriteit Persoonsgegevens" in page
+    assert 'name="csrf_token" value="token"' in page and 'action="/inzage/requests?lang=' in page
+    assert words["roles"]["debt_counsellor"] in page and ">debt_counsellor<" not in page
+    received_at = datetime.fromisoformat(left["received_at"])
+    assert pages.local_time(received_at) in page  # Dutch time, not UTC

@@ -226,23 +226,21 @@ def _not_blank(value: str) -> None:
 class SubmitCitizenRequest:
     """Not an agency's command: the logged-in citizen's own request, with their pseudonym."""
 
-    subject: str
     client_request_id: UUID
     case_id: UUID
     kind: str
     agency: str | None
     text: str | None
+    subject: str
     language: str
 
 
-class CitizenRequestInputSchema(TypedSchema[SubmitCitizenRequest]):
-    """A logged-in citizen's request about one of their cases (the gateway fills in the pseudonym
-    from the session; a citizen never names another person). Repeat-safe by ``request_id``."""
+class CitizenRequestBodySchema(Schema):
+    """What a logged-in citizen sends to ``/api/citizen/requests``. Repeat-safe by ``request_id``."""
 
     class Meta:
         unknown = RAISE
 
-    subject = Pseudonym(required=True)
     client_request_id = fields.UUID(
         required=True,
         data_key="request_id",
@@ -259,6 +257,13 @@ class CitizenRequestInputSchema(TypedSchema[SubmitCitizenRequest]):
         validate=[validate.Length(min=1, max=REQUEST_TEXT_MAX), _not_blank],
         metadata={"description": "the citizen's own words; needed for a question and a correction"},
     )
+
+
+class CitizenRequestInputSchema(CitizenRequestBodySchema, TypedSchema[SubmitCitizenRequest]):
+    """A logged-in citizen's request about one of their cases, as the gateway passes it on: with
+    the pseudonym from the session (a citizen never names another person) and their language."""
+
+    subject = Pseudonym(required=True)
     language = fields.String(load_default="nl", validate=validate.OneOf(["nl", "en"]))
 
 
