@@ -22,7 +22,10 @@ from tests.support import eventually, keten, running_platform, signed_request
 pytestmark = pytest.mark.e2e
 
 AGENCIES = ("gemeente-utrecht", "kredietbank-utrecht", "woningcorporatie-mitros")
-REASON = {"nl": "Wij hebben uw dossier nagelezen; hier is ons antwoord.", "en": "We read your file; here is our answer."}
+REASON = {
+    "nl": "Wij hebben uw dossier nagelezen; hier is ons antwoord.",
+    "en": "We read your file; here is our answer.",
+}
 
 
 @pytest.fixture
@@ -32,10 +35,12 @@ def platform(embedded_env):
 
 
 def inbox(platform, agency: str) -> list[dict]:
-    """What is waiting in the agency's inbox on the in-process broker (taken out)."""
+    """What is waiting in the agency's inbox on the in-process broker (taken out). The embedded
+    platform declares no inboxes (no agency connects to it): the first call declares it."""
     found = []
     with Connection(platform.settings.amqp_uri) as connection:
         queue = inbox_queue(agency)(connection.channel())
+        queue.declare()
         while (message := queue.get(no_ack=True)) is not None:
             found.append(json.loads(message.body))
     return found
@@ -133,6 +138,9 @@ def test_the_citizen_objects_asks_and_sees_answers_and_deadlines_on_their_page(p
         return any(m["message"] == "CitizenRequestDue" and m["data"]["stage"] == stage for m in taken)
 
     eventually(lambda: told("overdue"), timeout=15, interval=0.2)  # the agency is told too
+    received = [m["data"] for m in taken if m["message"] == "CitizenRequestReceived"]
+    assert sorted(r["request_id"] for r in received) == sorted([first["request_id"], second["request_id"]])
+    assert all(r["answer_required"] for r in received)
 
     # The objection: "stop discussing my case", on the page.
     browser.find_element(By.CSS_SELECTOR, "input[value=objection]").click()
