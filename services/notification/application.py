@@ -247,6 +247,7 @@ class NotificationUseCases(KetenApplication):
             self.vault.open,
             lambda override_id: self._find_deferral(override_id) is not None,
             self.settings.portal,
+            reference=message_id,
         )
         return self.templates.render(message_id, contact.language, words)
 

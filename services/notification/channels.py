@@ -12,6 +12,7 @@ import smtplib
 import tempfile
 from dataclasses import dataclass, fields
 from email.message import EmailMessage
+from email.utils import formatdate
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -79,6 +80,7 @@ class EmailChannel:
         message["From"] = settings.smtp_from
         message["To"] = to
         message["Message-ID"] = f"<{notice.message_id}@keten.invalid>"
+        message["Date"] = formatdate(localtime=False)
         message["Content-Language"] = notice.language
         message.set_content(notice.body)
         try:

@@ -20,6 +20,7 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from services.notification.domain import Notification
 from services.notification.overview import (
@@ -38,9 +39,12 @@ from services.notification.overview import (
     ShareRow,
     SubjectRecords,
 )
-from shared.catalogue import Catalogue
+from shared.catalogue import Catalogue, ComplaintBody
 from shared.reasons import refusal_text, share_refusals
 from shared.sealed import PURGED, Sealed
+
+#: Times in notices are the citizen's: Dutch time, not UTC.
+LOCAL_TIME = ZoneInfo("Europe/Amsterdam")
 
 #: Opens a sealed value: its plaintext, ``PURGED`` once its key is shredded, None for None.
 Opener = Callable[[Sealed | None], object]
@@ -436,11 +440,32 @@ class NoticeOverride:
 
 @dataclass(frozen=True)
 class NoticeContact:
-    """Whom the citizen can ask."""
+    """Whom the citizen can ask, and how to reach them (the catalogue's contact details)."""
 
     agency: str
     function: str
     agency_name: str
+    phone: str = ""
+    email: str = ""
+    postal_address: str = ""
+    opening_hours: str = ""
+
+
+@dataclass(frozen=True)
+class NoticeComplaintBody:
+    name: str
+    phone: str
+    website: str
+
+
+@dataclass(frozen=True)
+class NoticeComplaints:
+    """Where the citizen complains: the contact point's agency first, then the bodies after it;
+    about privacy, the supervisory authority."""
+
+    procedure: str
+    then: tuple[NoticeComplaintBody, ...]
+    privacy: NoticeComplaintBody
 
 
 @dataclass(frozen=True)
@@ -455,6 +480,10 @@ class NoticeWords:
     override: NoticeOverride | None
     contact: NoticeContact
     portal_url: str
+    #: The day the notice is written and its reference (the notice's message id), to quote.
+    date: str = ""
+    reference: str = ""
+    complaints: NoticeComplaints | None = None
 
 
 def notice_words(
@@ -465,6 +494,8 @@ def notice_words(
     opener: Opener,
     was_deferred: Callable[[UUID], bool],
     portal_url: str,
+    reference: str = "",
+    today: date | None = None,
 ) -> NoticeWords:
     """The words of one notice for a bundle of notifications to one addressee, from the
     overview's records of the subject they are about."""
@@ -489,7 +520,7 @@ def notice_words(
         for_minor=first.addressee != first.subject,
         shares=tuple(
             NoticeShare(
-                when=f"{share.occurred_at:%Y-%m-%d %H:%M} UTC",
+                when=f"{share.occurred_at.astimezone(LOCAL_TIME):%Y-%m-%d %H:%M}",
                 from_name=wording.agency(share.from_agency),
                 to_name=wording.agency(share.to_agency),
                 category_labels=wording.categories(share.categories),
@@ -500,10 +531,43 @@ def notice_words(
             for share in told
         ),
         override=override,
-        contact=NoticeContact(
-            agency=contact_point.agency,
-            function=contact_point.function,
-            agency_name=wording.agency(contact_point.agency),
-        ),
+        contact=_notice_contact(contact_point, wording),
         portal_url=portal_url,
+        date=(today or datetime.now(LOCAL_TIME).date()).isoformat(),
+        reference=reference,
+        complaints=_notice_complaints(contact_point.agency, wording),
+    )
+
+
+def _notice_contact(contact_point: ContactPointRow, wording: Wording) -> NoticeContact:
+    agency = wording.catalogue.agencies.get(contact_point.agency)
+    details = agency.contact if agency else None
+    hours = details.opening_hours if details else None
+    return NoticeContact(
+        agency=contact_point.agency,
+        function=contact_point.function,
+        agency_name=wording.agency(contact_point.agency),
+        phone=details.phone if details else "",
+        email=details.email if details else "",
+        postal_address=details.postal_address.replace("\n", ", ") if details else "",
+        opening_hours=hours(wording.language) if hours else "",
+    )
+
+
+def _notice_complaints(agency_id: str, wording: Wording) -> NoticeComplaints | None:
+    agency = wording.catalogue.agencies.get(agency_id)
+    if agency is None:
+        return None
+    route = agency.complaints
+
+    def body(found: ComplaintBody) -> NoticeComplaintBody:
+        contact = found.contact
+        return NoticeComplaintBody(
+            found.name, contact.phone if contact else "", contact.website if contact else ""
+        )
+
+    return NoticeComplaints(
+        procedure=route.procedure(wording.language),
+        then=tuple(body(b) for b in route.escalation),
+        privacy=body(route.privacy),
     )
