@@ -97,7 +97,7 @@ class Client:
         **kwargs: Any,
     ) -> Any:
         body = b"" if json is None else dumps(json).encode()
-        if self.credentials is not None and path.startswith("/api/") and not path.startswith("/api/citizen"):
+        if self.credentials is not None and path.startswith("/api/") and not path.startswith("/api/citizen/"):
             kwargs["headers"] = {
                 **kwargs.get("headers", {}),
                 **signed_http_headers(self.credentials, method, path, body),
