@@ -144,13 +144,32 @@ def overview_page(
     )
 
 
-def overview_pdf(overview: dict[str, Any], language: str) -> bytes:
-    """The citizen's copy of their overview, as a printable PDF."""
-    text = _environment().get_template("overview.txt.j2").render(t=labels(language), overview=overview)
+def overview_pdf(
+    overview: dict[str, Any], language: str, requests: list[dict[str, Any]] | None = None
+) -> bytes:
+    """The citizen's copy of their overview (art. 15), as a printable PDF: what the page shows,
+    shared contents and their requests included."""
+    by_case: dict[str, list[dict[str, Any]]] = {}
+    for request in requests or []:
+        by_case.setdefault(str(request["case_id"]), []).append(request)
+    text = (
+        _environment()
+        .get_template("overview.txt.j2")
+        .render(
+            t=labels(language),
+            overview=overview,
+            language=language,
+            agency_details=agency_details,
+            requests_by_case=by_case,
+        )
+    )
     return text_pdf(labels(language)["title"], text)
 
 
-def overview_json(overview: dict[str, Any]) -> bytes:
-    """The citizen's copy as a data file (the overview as the API gives it, without the pseudonym)."""
+def overview_json(overview: dict[str, Any], requests: list[dict[str, Any]] | None = None) -> bytes:
+    """The citizen's copy as a data file (the overview as the API gives it, without the
+    pseudonym, and their requests)."""
     copy = {k: v for k, v in overview.items() if k != "subject"}
+    if requests is not None:
+        copy["requests"] = requests
     return json.dumps(copy, ensure_ascii=False, indent=2, default=str).encode()

@@ -493,12 +493,18 @@ class GatewayService:
     def copy(self, request: Request) -> Response:
         """The citizen's own copy of their overview: ``?format=pdf`` (default) or ``json``."""
         language = _language(request)
-        overview = self.notification.get_overview(self._citizen(request), language)
+        subject = self._citizen(request)
+        overview = self.notification.get_overview(subject, language)
+        requests = self.consent.citizen_requests(subject).get("requests", [])
         if request.args.get("format") == "json":
-            body, mimetype, name = pages.overview_json(overview), "application/json", "keten-overzicht.json"
+            body, mimetype, name = (
+                pages.overview_json(overview, requests),
+                "application/json",
+                "keten-overzicht.json",
+            )
         else:
             body, mimetype, name = (
-                pages.overview_pdf(overview, language),
+                pages.overview_pdf(overview, language, requests),
                 "application/pdf",
                 "keten-overzicht.pdf",
             )

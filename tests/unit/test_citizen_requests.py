@@ -241,3 +241,25 @@ def test_the_page_shows_the_contact_point_the_requests_with_deadlines_and_the_co
     assert words["roles"]["debt_counsellor"] in page and ">debt_counsellor<" not in page
     received_at = datetime.fromisoformat(left["received_at"])
     assert pages.local_time(received_at) in page  # Dutch time, not UTC
+
+
+def test_the_copy_holds_the_requests_the_contact_details_and_roles_in_words(platform):
+    from services.gateway import pages
+
+    ask(platform)
+    overview = platform.services["notification"].get_overview(platform.citizen, "nl")
+    requests = platform.services["consent"].citizen_requests(platform.citizen)["requests"]
+    text = (
+        pages._environment()
+        .get_template("overview.txt.j2")
+        .render(
+            t=pages.labels("nl"),
+            overview=overview,
+            language="nl",
+            agency_details=pages.agency_details,
+            requests_by_case={str(platform.case_id): requests},
+        )
+    )
+    assert "Vraag aan Gemeente Utrecht" in text and requests[0]["due_on"] in text
+    assert "030 000 01 01" in text and "schuldhulpverlener" in text and "debt_counsellor" not in text
+    assert pages.overview_pdf(overview, "nl", requests).startswith(b"%PDF")
