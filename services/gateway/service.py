@@ -18,7 +18,7 @@ from services.gateway.limits import LoginLimiter, LoginLimits, TooManyLogins
 from services.gateway.sessions import Session, SessionSigner
 from shared.agencies import AgencyRegistry
 from shared.dependencies import ServiceHealth, ServiceRpc, settings_from
-from shared.errors import InvalidRequest, KetenError, NotAuthorised
+from shared.errors import Conflict, InvalidRequest, KetenError, NotAuthorised, NotFound
 from shared.http_signatures import HttpSignatureError, verify_request
 from shared.seen import SeenIds
 from shared.wire import HTTP_SIGNATURE_HEADER
@@ -370,15 +370,37 @@ class GatewayService:
         """Records the request in consent; an erasure request is then decided where erasure is
         decided (retention, as ``/api/citizen/erasure``) and answered with that decision."""
         fields = ("request_id", "case_id", "kind", "agency", "text")
-        status = self.consent.submit_citizen_request(
-            {"subject": subject, "language": language, **{k: body[k] for k in fields if k in body}}
-        )
+        try:
+            status = self.consent.submit_citizen_request(
+                {"subject": subject, "language": language, **{k: body[k] for k in fields if k in body}}
+            )
+        except NotFound:
+            self._refuse_if_purged(subject, body.get("case_id"), language)
+            raise
         if status["kind"] == "erasure" and status["status"] == "open":
             decision = self.retention.request_erasure(
                 {"subject": subject, "case_id": status["case_id"], "language": language}
             )
             status = self.consent.record_erasure_decision(subject, status["request_id"], decision)
         return status
+
+    def _refuse_if_purged(self, subject: str, case_id: Any, language: str) -> None:
+        """A case of the citizen's whose records were purged is answered by what remains: its
+        outcome, and when it was purged (``case_purged``, 409); any other case stays a 404."""
+        overview = self.notification.get_overview(subject, language)
+        case = next((c for c in overview.get("cases", []) if str(c.get("case_id")) == str(case_id)), None)
+        marks = (case or {}).get("purged") or []
+        if not marks:
+            return
+        purged_on = max(str(mark.get("purged_at", ""))[:10] for mark in marks)
+        outcome = case.get("outcome") if case else None
+        raise Conflict(
+            "case_purged",
+            f"the records of this case were purged on {purged_on}; what remains is its outcome"
+            + (f" ({outcome})" if outcome else "")
+            + ", without personal data: there is nothing left to act on",
+            "case_id",
+        )
 
     # -- the citizen's page (HTML) and their copy -------------------------------------------
     @json_http("GET", "/inzage")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from services.notification.view import NoticeWords
+from services.notification.view import NoticeWords, RequestNoticeWords
 from shared.config import Settings
 from shared.documents import text_pdf
 
@@ -59,6 +59,14 @@ class NoticeTemplates:
         context = {spec.name: getattr(words, spec.name) for spec in fields(words)}
         subject = self.env.get_template(f"subject.{language}.txt.j2").render(**context).strip()
         body = self.env.get_template(f"notice.{language}.txt.j2").render(**context)
+        return Notice(message_id=message_id, language=language, subject=subject, body=body)
+
+    def render_request(self, message_id: str, language: str, words: RequestNoticeWords) -> Notice:
+        """A notice about a step of the citizen's request (``request.<lang>.txt.j2``)."""
+        language = "en" if language == "en" else "nl"
+        context = {spec.name: getattr(words, spec.name) for spec in fields(words)}
+        subject = self.env.get_template(f"request_subject.{language}.txt.j2").render(**context).strip()
+        body = self.env.get_template(f"request.{language}.txt.j2").render(**context)
         return Notice(message_id=message_id, language=language, subject=subject, body=body)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from services.notification.domain import Notification
+from services.notification.domain import Notification, RequestStep
 from services.notification.overview import (
     ONLY_WHEN_SET,
     CaseRow,
@@ -570,4 +570,63 @@ def _notice_complaints(agency_id: str, wording: Wording) -> NoticeComplaints | N
         procedure=route.procedure(wording.language),
         then=tuple(body(b) for b in route.escalation),
         privacy=body(route.privacy),
+    )
+
+
+@dataclass(frozen=True)
+class RequestNoticeWords:
+    """What a notice about a step of a citizen's request says (``templates/request.<lang>.txt.j2``):
+    which request, what happened, the reason in the citizen's language, the deadline, whom to ask
+    and where to complain."""
+
+    name: str | None
+    for_minor: bool
+    request_id: UUID
+    kind: str
+    step: str
+    agency_name: str
+    due_on: str
+    outcome: str | None
+    reason: str | None
+    late: bool
+    contact: NoticeContact
+    complaints: NoticeComplaints | None
+    portal_url: str
+    date: str
+    reference: str
+
+
+def request_notice_words(
+    notification: Notification,
+    step: RequestStep,
+    records: SubjectRecords,
+    addressee_name: str | None,
+    wording: Wording,
+    opener: Opener,
+    portal_url: str,
+    reference: str = "",
+    today: date | None = None,
+) -> RequestNoticeWords:
+    """The words of one notice about a request's step: the complaint route is the answering
+    agency's own; the contact point is the case's."""
+    case = next((c for c in records.cases if c.case_id == notification.case_id), None)
+    contact_point = case.contact_point if case else ContactPointRow(agency=step.agency, function="")
+    reason = opener(step.reason)
+    text = reason.get(wording.language) if isinstance(reason, dict) else None
+    return RequestNoticeWords(
+        name=addressee_name,
+        for_minor=notification.addressee != notification.subject,
+        request_id=step.request_id,
+        kind=step.kind,
+        step=step.step,
+        agency_name=wording.agency(step.agency),
+        due_on=step.due_on.isoformat() if step.due_on else "",
+        outcome=step.outcome,
+        reason=None if text is None else str(text),
+        late=step.late,
+        contact=_notice_contact(contact_point, wording),
+        complaints=_notice_complaints(step.agency, wording),
+        portal_url=portal_url,
+        date=(today or datetime.now(LOCAL_TIME).date()).isoformat(),
+        reference=reference,
     )

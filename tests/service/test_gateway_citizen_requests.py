@@ -119,3 +119,34 @@ def test_an_agency_lists_answers_and_extends_only_as_itself(gateway, services):
         lambda: gateway.citizen_requests_due(request("GET", "/api/citizen-requests", signed_by=None))
     )
     assert unsigned.status_code == 403
+
+
+def test_a_request_about_a_purged_case_is_answered_by_what_remains(gateway, services):
+    from shared.errors import NotFound
+
+    services["consent"].answer["submit_citizen_request"] = NotFound("unknown_case", "no case", "case_id")
+    services["notification"].answer["get_overview"] = {
+        "cases": [
+            {
+                "case_id": "c-1",
+                "outcome": "helped",
+                "purged": [{"record_kind": "case_records", "purged_at": "2029-01-02T03:00:00+00:00"}],
+            }
+        ]
+    }
+    sent = {"request_id": "r-1", "case_id": "c-1", "kind": "question", "text": "Wat weten jullie nog?"}
+    response = answer(
+        lambda: gateway.submit_citizen_request(
+            request("POST", "/api/citizen/requests", sent, headers=bearer(), signed_by=None)
+        )
+    )
+    error = body(response)["error"]
+    assert (response.status_code, error["code"]) == (409, "case_purged")
+    assert "2029-01-02" in error["message"] and "helped" in error["message"]
+    elsewhere = {**sent, "case_id": "c-2"}
+    response = answer(
+        lambda: gateway.submit_citizen_request(
+            request("POST", "/api/citizen/requests", elsewhere, headers=bearer(), signed_by=None)
+        )
+    )
+    assert (response.status_code, body(response)["error"]["code"]) == (404, "unknown_case")

@@ -263,3 +263,47 @@ def test_the_copy_holds_the_requests_the_contact_details_and_roles_in_words(plat
     assert "Vraag aan Gemeente Utrecht" in text and requests[0]["due_on"] in text
     assert "030 000 01 01" in text and "schuldhulpverlener" in text and "debt_counsellor" not in text
     assert pages.overview_pdf(overview, "nl", requests).startswith(b"%PDF")
+
+
+@pytest.fixture
+def mailed(memory_settings, mailbox, tmp_path):
+    import dataclasses
+
+    settings = dataclasses.replace(
+        memory_settings,
+        smtp_host="127.0.0.1",
+        smtp_port=mailbox.port,
+        letter_dir=tmp_path / "letters",
+        notify_bundle_seconds=0,
+    )
+    wired = WiredPlatform(settings)
+    command = case_command()
+    wired.command("case_registration", "register_case", command)
+    wired.command("case_registration", "activate_case", activate_command(command["case_id"]))
+    wired.case_id = command["case_id"]
+    wired.citizen = pseudonymise(CITIZEN["bsn"], settings.pseudonym_secret)
+    return wired
+
+
+def test_the_citizen_is_told_by_email_of_the_answer_and_of_a_request_left_overdue(mailed, mailbox):
+    answered, left = ask(mailed), ask(mailed)
+    agency_command(
+        "answer_citizen_request", mailed, request_id=answered["request_id"], outcome="refused", reason=REASON
+    )
+    mailed.apps["consent"].escalate_requests(
+        datetime.combine(date.fromisoformat(left["due_on"]) + timedelta(days=1), datetime.min.time(), UTC)
+        + timedelta(hours=12)
+    )
+    mailed.sync()
+    notification = mailed.apps["notification"]
+    assert notification.dispatch_due(datetime.now(UTC) + timedelta(seconds=2)) == 2
+    mails = {mail["Subject"]: mail for mail in mailbox.messages}
+    answer = mails["Antwoord op uw verzoek (Gemeente Utrecht)"]
+    body = answer.get_content()
+    assert answer["Date"] and answer["To"] == CITIZEN["email"]
+    assert "afgewezen" in body and REASON["nl"] in body and answered["request_id"] in body
+    assert "Kenmerk: " in body and "030 000 01 01" in body
+    overdue = mails["Uw verzoek is niet op tijd beantwoord (Gemeente Utrecht)"].get_content()
+    assert left["due_on"] in overdue and "klagen" in overdue
+    assert "De Nationale ombudsman" in overdue and "Autoriteit Persoonsgegevens" in overdue
+    assert notification.dispatch_due(datetime.now(UTC) + timedelta(seconds=4)) == 0  # once each
