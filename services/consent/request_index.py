@@ -57,8 +57,9 @@ def open_for(sql: SqlStore, agency: str) -> list[UUID]:
 
 
 def still_open(sql: SqlStore) -> list[UUID]:
-    """Every request waiting for an answer (overdue ones included), soonest deadline first."""
-    return _ids(sql, "status IN ('open', 'overdue')", (), "due_on, received_at, request_id")
+    """Every request waiting for an answer within its deadline, soonest deadline first (an
+    overdue one has nothing left to escalate)."""
+    return _ids(sql, "status = 'open'", (), "due_on, received_at, request_id")
 
 
 def count_overdue(sql: SqlStore) -> int:
