@@ -138,6 +138,9 @@ def test_an_objection_stops_the_case_at_once_and_every_agency_at_the_table_hears
     mine = app.citizen_requests(platform.citizen).requests[0]
     assert [s.step for s in mine.steps] == ["received", "answered"]
     assert mine.steps[-1].outcome == "granted" and "bezwaar" in mine.steps[-1].reason["nl"]
+    [case_shown] = platform.services["notification"].get_overview(platform.citizen, "nl")["cases"]
+    due = {r["record_kind"]: r["due_at"] for r in case_shown["retention"]}
+    assert case_shown["status"] == "stopped" and due["case_records"] is not None, "its erasure date"
 
 
 def test_a_consent_withdrawal_takes_effect_at_once(platform):
