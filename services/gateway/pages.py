@@ -139,6 +139,7 @@ def overview_page(
         csrf_token=csrf_token,
         acts=cases,
         message=message,
+        requests_unavailable=requests is None,
         today=date.today().isoformat(),
         agency_details=agency_details,
     )

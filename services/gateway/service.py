@@ -18,7 +18,7 @@ from services.gateway.limits import LoginLimiter, LoginLimits, TooManyLogins
 from services.gateway.sessions import Session, SessionSigner
 from shared.agencies import AgencyRegistry
 from shared.dependencies import ServiceHealth, ServiceRpc, settings_from
-from shared.errors import Conflict, InvalidRequest, KetenError, NotAuthorised, NotFound
+from shared.errors import Conflict, InvalidRequest, KetenError, NotAuthorised, NotFound, ServiceUnavailable
 from shared.http_signatures import HttpSignatureError, verify_request
 from shared.seen import SeenIds
 from shared.wire import HTTP_SIGNATURE_HEADER
@@ -418,7 +418,12 @@ class GatewayService:
         self, session: Session, language: str, message: str | None = None, status: int = 200
     ) -> Response:
         overview = self.notification.get_overview(session.subject, language)
-        requests = self.consent.citizen_requests(session.subject).get("requests", [])
+        try:
+            requests: list[dict[str, Any]] | None = self.consent.citizen_requests(session.subject).get(
+                "requests", []
+            )
+        except ServiceUnavailable:
+            requests = None  # the overview still shows; the page says the requests cannot be shown now
         page = pages.overview_page(overview, language, self.sessions.csrf_token(session), requests, message)
         return _html(page, status)
 

@@ -150,3 +150,20 @@ def test_a_request_about_a_purged_case_is_answered_by_what_remains(gateway, serv
         )
     )
     assert (response.status_code, body(response)["error"]["code"]) == (404, "unknown_case")
+
+
+def test_the_page_still_shows_the_overview_when_the_requests_cannot_be_read(gateway, services):
+    from services.gateway import pages
+    from services.gateway.service import SESSION_COOKIE
+    from services.gateway.sessions import SessionSigner
+    from shared.errors import ServiceUnavailable
+    from tests.service.test_gateway_service import SESSION_KEY
+
+    services["notification"].answer["get_overview"] = {"subject": pseudonym(), "cases": []}
+    services["consent"].answer["citizen_requests"] = ServiceUnavailable("service_unavailable", "no answer")
+    token = SessionSigner(SESSION_KEY).issue(pseudonym())
+    response = gateway.page(
+        request("GET", "/inzage", headers={"Cookie": f"{SESSION_COOKIE}={token}"}, signed_by=None)
+    )
+    assert response.status_code == 200
+    assert pages.labels("nl")["no_cases"] in response.get_data(as_text=True)
