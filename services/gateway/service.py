@@ -418,14 +418,18 @@ class GatewayService:
         self, session: Session, language: str, message: str | None = None, status: int = 200
     ) -> Response:
         overview = self.notification.get_overview(session.subject, language)
-        try:
-            requests: list[dict[str, Any]] | None = self.consent.citizen_requests(session.subject).get(
-                "requests", []
-            )
-        except ServiceUnavailable:
-            requests = None  # the overview still shows; the page says the requests cannot be shown now
+        requests = self._requests_of(session.subject)
         page = pages.overview_page(overview, language, self.sessions.csrf_token(session), requests, message)
         return _html(page, status)
+
+    def _requests_of(self, subject: str) -> list[dict[str, Any]] | None:
+        """The citizen's requests; None when consent cannot answer now (the overview still
+        shows, and says the requests cannot be shown)."""
+        try:
+            found: list[dict[str, Any]] = self.consent.citizen_requests(subject).get("requests", [])
+        except ServiceUnavailable:
+            return None
+        return found
 
     @json_http("POST", "/inzage/requests")
     def page_submit_request(self, request: Request) -> Response:
@@ -522,7 +526,7 @@ class GatewayService:
         language = _language(request)
         subject = self._citizen(request)
         overview = self.notification.get_overview(subject, language)
-        requests = self.consent.citizen_requests(subject).get("requests", [])
+        requests = self._requests_of(subject)
         if request.args.get("format") == "json":
             body, mimetype, name = (
                 pages.overview_json(overview, requests),
