@@ -177,7 +177,9 @@ class Settings:
                 ldv_otlp_endpoint=get("KETEN_LDV_OTLP_ENDPOINT") or get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
                 ldv_register_url=get("KETEN_LDV_REGISTER_URL")
                 or f"http://{get('GATEWAY_ADDRESS', '127.0.0.1:8000')}/api/ldv/processing-activities",
-                ldv_register_file=Path(get("KETEN_LDV_REGISTER_FILE") or var_dir / "ldv-register.json"),
+                ldv_register_file=Path(get("KETEN_LDV_REGISTER_FILE") or var_dir / "ldv-register.json")
+                if database_url != MEMORY_DATABASE_URL
+                else None,
             )
         except ValueError as exc:
             raise ConfigurationError(f"a numeric KETEN_* setting is malformed: {exc}") from None

@@ -40,6 +40,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -234,20 +235,22 @@ class ProcessingLog:
         activity_uri: str,
         subjects: Sequence[str],
         actor: str | None = None,
+        parent: Context | None = None,
     ) -> list[Span]:
-        """Starts the spans of one processing, now current's child: one per subject, under a
-        span of the whole processing when it has several. The first span is the processing's."""
+        """Starts the spans of one processing, children of ``parent`` (default: the current
+        context): one per subject, under a span of the whole processing when it has several.
+        The first span is the processing's."""
         tracer = self.tracer(service)
         attributes: dict[str, str] = {PROCESSING_ACTIVITY_ID: activity_uri}
         if tracing.foreign_var.get():
             attributes[FOREIGN_PROCESSOR] = self.processor_url(actor)
         started = tracing.started_var.get() or time.time_ns()
 
-        def span(subject: str | None, parent: Span | None) -> Span:
+        def span(subject: str | None, whole: Span | None) -> Span:
             named = dict(attributes)
             if subject is not None:
                 named.update({DATA_SUBJECT_ID: subject, DATA_SUBJECT_ID_TYPE: SUBJECT_ID_TYPE})
-            context = trace.set_span_in_context(parent) if parent is not None else None
+            context = trace.set_span_in_context(whole) if whole is not None else parent
             return tracer.start_span(
                 processing.name, context=context, kind=SpanKind.INTERNAL, attributes=named, start_time=started
             )
@@ -286,12 +289,16 @@ class ProcessingLog:
         and stamps it with the trace context its consequences continue."""
         processing = processings.get(type(event).__name__)
         pending = _pending.get()
+        # An event may carry the trace of the work it follows from (a notification sent later,
+        # by a timer, continues the trace of the share it tells of); else the current one.
+        carried = traceparent_of(event)
         if processing is None or pending is None:
-            traceparent = tracing.current_traceparent()
+            traceparent = carried or tracing.current_traceparent()
         else:
             actor = actor_of(event, processing.actor)
+            parent = tracing.parent_from({tracing.TRACEPARENT: carried}) if carried else None
             spans = self.start(
-                service, processing, self.activity_uri(processing, event), subjects_of(event), actor
+                service, processing, self.activity_uri(processing, event), subjects_of(event), actor, parent
             )
             pending.extend((span, processing) for span in spans)
             traceparent = tracing.carrier_of(trace.set_span_in_context(spans[0])).get(tracing.TRACEPARENT)

@@ -168,6 +168,7 @@ class NotificationUseCases(KetenApplication):
             bundle=bundle_of(data.case_id, addressee, data.meeting_id, data.request_id),
             correlation_id=event.correlation_id,
             override_id=data.override_id,
+            traceparent=event.traceparent,
         )
         deferral = self._find_deferral(data.override_id)
         if deferral is not None and not deferral.ended:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -35,6 +36,8 @@ from shared.ldv_register import ActivityRegister
 from shared.pseudonym import pseudonymise
 from tests.factories import (
     CITIZEN,
+    DAUGHTER,
+    FATHER,
     MOTHER,
     SON,
     case_command,
@@ -44,6 +47,7 @@ from tests.factories import (
     received,
     share_command,
 )
+from tests.unit.test_retention import Platform
 
 #: The standard's record: field -> (required, type check).
 HEX_32 = re.compile(r"^[0-9a-f]{32}$")
@@ -88,7 +92,9 @@ def check_record(record: dict[str, Any], register: ActivityRegister) -> None:
     if DATA_SUBJECT_ID in attributes:
         assert attributes[DATA_SUBJECT_ID_TYPE] == "keten-pseudonym"
         assert re.fullmatch(r"[0-9a-f]{32}", attributes[DATA_SUBJECT_ID])
-    assert not re.search(r"(?<!\d)\d{9}(?!\d)", json.dumps(record)), "a BSN-like number in a record"
+    assert not any(re.fullmatch(r"\d{9}", str(value)) for value in attributes.values()), "a BSN as attribute"
+    said = json.dumps(record)
+    assert not any(person["bsn"] in said for person in (CITIZEN, MOTHER, FATHER, DAUGHTER, SON))
 
 
 @pytest.fixture
@@ -260,3 +266,23 @@ def test_the_register_gives_a_changed_activity_a_new_version_and_keeps_the_earli
     assert after.find(key, after.current[key].version)["catalogue_version"] == "2099.1.1"
     unchanged = "share.debt_assistance.kredietbank-utrecht"
     assert after.current[unchanged].version == before.current[unchanged].version
+
+
+def test_a_notice_sent_later_by_the_timer_is_logged_in_the_trace_of_the_share_it_tells_of(
+    memory_settings, records, tmp_path
+):
+    platform = Platform(
+        dataclasses.replace(memory_settings, letter_dir=tmp_path / "letters", notify_bundle_seconds=0)
+    )
+    case_id = platform.register()
+    token = tracing.enter_worker(tracing.from_caller({"traceparent": AGENCY_TRACEPARENT}))
+    try:
+        platform.share(case_id)
+    finally:
+        tracing.leave_worker(token)
+    assert platform.notification.dispatch_due(datetime.now(UTC) + timedelta(seconds=1)) == 1  # a letter
+    [shared] = [r for r in records() if r["name"] == "share allowed"]
+    [told] = [r for r in records() if r["name"] == "subject notified"]
+    check_record(told, platform.notification.ldv.register)
+    assert (told["trace_id"], told["parent_span_id"]) == (AGENCY_TRACE, shared["span_id"])
+    assert told["attributes"][DATA_SUBJECT_ID] == platform.subject
