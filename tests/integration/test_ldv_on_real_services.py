@@ -87,6 +87,8 @@ def test_an_http_share_with_a_traceparent_is_logged_in_the_agencys_trace_up_to_t
         )
         kept: dict[str, InboxMessage] = {}
         received = eventually(lambda: inbox_message(kredietbank, "ShareReceived", kept), timeout=30)
+        # The record's activity resolves at the gateway, to the version it was made under.
+        activity = requests.get(decided["attributes"]["dpl.core.processing_activity_id"], timeout=10)
 
     check_record(decided, processing_log(platform.settings).register)
     assert decided["parent_span_id"] == span_id  # the agency's span called it
@@ -96,6 +98,9 @@ def test_an_http_share_with_a_traceparent_is_logged_in_the_agencys_trace_up_to_t
     assert decided["resource"]["attributes"]["service.name"] == "keten-data_sharing"
     assert received.traceparent == f"00-{trace_id}-{decided['span_id']}-01"
     assert received.content["content"]  # the recipient opens it as before
+    assert activity.status_code == 200, activity.text
+    assert activity.json()["key"] == "share.debt_assistance.gemeente-utrecht"
+    assert activity.json()["grounds"][0]["provision"].startswith("Wet gemeentelijke schuldhulpverlening")
     everything = path.read_text()
     assert CITIZEN["bsn"] not in everything and CITIZEN["name"] not in everything
 
