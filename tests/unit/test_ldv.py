@@ -286,3 +286,52 @@ def test_a_notice_sent_later_by_the_timer_is_logged_in_the_trace_of_the_share_it
     check_record(told, platform.notification.ldv.register)
     assert (told["trace_id"], told["parent_span_id"]) == (AGENCY_TRACE, shared["span_id"])
     assert told["attributes"][DATA_SUBJECT_ID] == platform.subject
+
+
+def test_records_reach_an_ldv_collector_over_otlp_with_the_dpl_attributes(memory_settings):
+    """A collector that speaks OTLP/HTTP (here a plain HTTP server that decodes the protobuf
+    request as the OpenTelemetry Collector does) gets each record with its attributes."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from threading import Thread
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from shared.ldv import Processing, ProcessingLog
+
+    received: list[tuple[str, ExportTraceServiceRequest]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            request = ExportTraceServiceRequest()
+            request.ParseFromString(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append((self.path, request))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Collector)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        log = ProcessingLog(processing_log(memory_settings).register, load_catalogue())
+        endpoint = f"http://127.0.0.1:{server.server_port}/v1/traces"
+        log.add_exporter(OTLPSpanExporter(endpoint=endpoint), batch=False)
+        subject = pseudonymise(CITIZEN["bsn"], memory_settings.pseudonym_secret)
+        log.record("notification", Processing("overview read by the subject", "citizen-overview"), [subject])
+    finally:
+        server.shutdown()
+    [(path, request)] = received
+    assert path == "/v1/traces"
+    [resource_spans] = request.resource_spans
+    resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert resource["service.name"] == "keten-notification"
+    [span] = resource_spans.scope_spans[0].spans
+    attributes = {a.key: a.value.string_value for a in span.attributes}
+    assert span.name == "overview read by the subject"
+    assert attributes[DATA_SUBJECT_ID] == subject
+    assert attributes[DATA_SUBJECT_ID_TYPE] == "keten-pseudonym"
+    assert "/platform.citizen-overview/" in attributes[PROCESSING_ACTIVITY_ID]
+    assert len(span.trace_id) == 16 and len(span.span_id) == 8
