@@ -167,6 +167,7 @@ class ProcessingLog:
         self.catalogue = catalogue
         self.processors = SynchronousMultiSpanProcessor()  # type: ignore[no-untyped-call]
         self._providers: dict[str, TracerProvider] = {}
+        self._tracers: dict[str, trace.Tracer] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -197,6 +198,9 @@ class ProcessingLog:
         self.processors.shutdown()
 
     def tracer(self, service: str) -> trace.Tracer:
+        found = self._tracers.get(service)
+        if found is not None:
+            return found
         with self._lock:
             provider = self._providers.get(service)
             if provider is None:
@@ -209,7 +213,8 @@ class ProcessingLog:
                     active_span_processor=self.processors,
                 )
                 self._providers[service] = provider
-        return provider.get_tracer("keten.ldv")
+            self._tracers[service] = provider.get_tracer("keten.ldv")
+        return self._tracers[service]
 
     # -- what a processing records ---------------------------------------------------------
     def activity_uri(self, processing: Processing, event: object) -> str:

@@ -25,6 +25,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ class ProcessingActivity:
     #: The catalogue version the activity was generated from (not part of its version).
     catalogue_version: str = field(default="", compare=False)
 
-    @property
+    @cached_property  # each record names it: computed once per activity
     def version(self) -> str:
         said = asdict(self)
         said.pop("catalogue_version")
