@@ -177,9 +177,7 @@ class Settings:
                 ldv_otlp_endpoint=get("KETEN_LDV_OTLP_ENDPOINT") or get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
                 ldv_register_url=get("KETEN_LDV_REGISTER_URL")
                 or f"http://{get('GATEWAY_ADDRESS', '127.0.0.1:8000')}/api/ldv/processing-activities",
-                ldv_register_file=Path(get("KETEN_LDV_REGISTER_FILE") or var_dir / "ldv-register.json")
-                if database_url != MEMORY_DATABASE_URL
-                else None,
+                ldv_register_file=_ldv_register_file(get("KETEN_LDV_REGISTER_FILE"), database_url, var_dir),
             )
         except ValueError as exc:
             raise ConfigurationError(f"a numeric KETEN_* setting is malformed: {exc}") from None
@@ -191,6 +189,14 @@ def _ldv_file(given: str | None, database_url: str | None, var_dir: Path) -> Pat
     if given:
         return None if given.lower() == "off" else Path(given)
     return var_dir / "ldv.jsonl" if database_url is None else None
+
+
+def _ldv_register_file(given: str | None, database_url: str | None, var_dir: Path) -> Path | None:
+    """``KETEN_LDV_REGISTER_FILE``; unset: ``<var_dir>/ldv-register.json`` (none for the unit
+    tests' in-memory stores, which must not read a developer's ``var/``)."""
+    if given:
+        return Path(given)
+    return None if database_url == MEMORY_DATABASE_URL else var_dir / "ldv-register.json"
 
 
 def log_settings(env: Mapping[str, object] | None = None) -> tuple[str, str]:
