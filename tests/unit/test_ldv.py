@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -335,3 +336,38 @@ def test_records_reach_an_ldv_collector_over_otlp_with_the_dpl_attributes(memory
     assert attributes[DATA_SUBJECT_ID_TYPE] == "keten-pseudonym"
     assert "/platform.citizen-overview/" in attributes[PROCESSING_ACTIVITY_ID]
     assert len(span.trace_id) == 16 and len(span.span_id) == 8
+
+
+def test_a_correction_and_an_erasure_passed_on_are_records_naming_the_subject(memory_settings, records):
+    from services.data_sharing.domain import Decision, Share, ShareRequest
+    from shared.caseview import ContactPointFacts
+    from shared.sealed import Sealed
+
+    sharing = DataSharingUseCases(memory_settings)
+    subject = "a" * 32
+    request = ShareRequest(
+        request_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        subject=subject,
+        from_agency="gemeente-utrecht",
+        to_agency="kredietbank-utrecht",
+        categories=("debts",),
+        purpose="debt_assistance",
+    )
+    allowed = Decision(True, "allowed", sender_ground="statutory_task", recipient_ground="statutory_task")
+    share = Share.record(
+        request,
+        allowed,
+        content=Sealed("k", b"c"),
+        contact_point=ContactPointFacts("gemeente-utrecht", "casusregisseur schulden"),
+        catalogue_version="test",
+        correlation_id="c",
+    )
+    share.correct(uuid.uuid4(), "gemeente-utrecht", "factual_error", Sealed("k", b"d"), "c")
+    share.pass_on_erasure("erasure", datetime.now(UTC))
+    sharing.save(share)
+    made = {r["name"]: r for r in records()}
+    for name in ("share allowed", "correction passed on", "erasure passed on"):
+        check_record(made[name], sharing.ldv.register)
+        assert made[name]["attributes"][DATA_SUBJECT_ID] == subject
+    assert "/platform.pass-on-erasure/" in made["erasure passed on"]["attributes"][PROCESSING_ACTIVITY_ID]
