@@ -371,3 +371,18 @@ def test_a_correction_and_an_erasure_passed_on_are_records_naming_the_subject(me
         check_record(made[name], sharing.ldv.register)
         assert made[name]["attributes"][DATA_SUBJECT_ID] == subject
     assert "/platform.pass-on-erasure/" in made["erasure passed on"]["attributes"][PROCESSING_ACTIVITY_ID]
+
+
+def test_an_event_caught_up_from_the_upstreams_log_keeps_its_trace(platform, agency_trace, memory_settings):
+    from shared.catchup import PageRequest, published_events_page, read_page
+    from shared.provenance import EventKeys
+
+    _, _, sharing, case_id = platform
+    request_share(sharing, case_id)
+    [published] = [e for e in received(sharing) if e.name == "DataShared"]
+    asked = PageRequest(stream="data_sharing", after=0, before=100, kinds=("DataShared",))
+    keys = EventKeys.for_settings(memory_settings).know("data_sharing")
+    page = read_page(keys, "data_sharing", asked, published_events_page(sharing, asked.as_dict()))
+    [(caught_up, _)] = page.events
+    assert caught_up.traceparent == published.traceparent
+    assert caught_up.traceparent.split("-")[1] == AGENCY_TRACE
