@@ -23,6 +23,7 @@ from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
 from shared.contracts.events import EVENT_SCHEMAS
 from shared.errors import InvalidRequest, KetenError, NotAuthorised, ServiceUnavailable
 from shared.provenance import PAGE_CONTEXT, EventKeys
+from shared.tracing import valid_traceparent
 
 #: Most events one page carries.
 PAGE_LIMIT = 200
@@ -173,7 +174,7 @@ def read_page(keys: EventKeys, source: str, asked: PageRequest, answer: Any) -> 
                 "catch_up_unverified", f"{source}'s page holds an event out of its range"
             )
         last = event.position
-        if isinstance(traceparent, str):
+        if valid_traceparent(traceparent):
             event = replace(event, traceparent=traceparent)
         events.append((event, body))
     return Page(until=page["until"], events=events)

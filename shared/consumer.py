@@ -304,8 +304,8 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         event = decode_event(body)
         if event.source != signer:
             raise NotAuthorised("bad_signature", "the event is signed by another service than its source")
-        traceparent = headers.get(tracing.TRACEPARENT)
-        return dataclasses.replace(event, traceparent=traceparent) if isinstance(traceparent, str) else event
+        traceparent = tracing.valid_traceparent(headers.get(tracing.TRACEPARENT))
+        return dataclasses.replace(event, traceparent=traceparent) if traceparent else event
 
     def process(
         self, handler: EventHandlerEntrypoint, event: ReceivedEvent, message: Any, kinds: tuple[str, ...]

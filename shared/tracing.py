@@ -72,6 +72,12 @@ def from_caller(headers: Mapping[str, Any]) -> dict[str, str]:
     return {**carrier_of(parent), FOREIGN: "1"} if parent is not None else {}
 
 
+def valid_traceparent(value: object) -> str | None:
+    """``value`` if it is a well-formed ``traceparent`` naming a span, else None (a message's
+    header is input like any other)."""
+    return carrier_of(parent_from({TRACEPARENT: value})).get(TRACEPARENT) if isinstance(value, str) else None
+
+
 def from_platform(traceparent: str | None) -> dict[str, str]:
     """Context data for a worker that handles one of the platform's own messages."""
     return carrier_of(parent_from({TRACEPARENT: traceparent})) if traceparent else {}

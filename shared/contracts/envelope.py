@@ -96,8 +96,8 @@ class ReceivedEvent(Generic[EventData]):
     #: SHA-256 of what the event says (its envelope without ``previous``): two messages with the
     #: same stream and position are the same event only if their digests agree.
     digest: str = ""
-    #: The W3C trace context the event was made in (its message's ``traceparent`` header, not
-    #: signed); None for a caught-up event or one made outside any trace.
+    #: The W3C trace context the event was made in (its message's ``traceparent`` header, or
+    #: its entry in a catch-up page; not part of the signed event); None when it carried none.
     traceparent: str | None = None
 
     @property
