@@ -96,12 +96,13 @@ class Processing:
 
 
 def subjects_of(event: object) -> tuple[str, ...]:
-    """The data subjects (pseudonyms) an event is about: ``subjects`` or ``subject``."""
+    """The data subjects (pseudonyms) an event is about: ``subjects`` or ``subject``. Only
+    plain strings count: anything else could be a value holding personal data."""
     many = getattr(event, "subjects", None)
-    if many:
-        return tuple(str(s) for s in many)
+    if many and not isinstance(many, str):
+        return tuple(s for s in many if isinstance(s, str))
     one = getattr(event, "subject", None)
-    return (str(one),) if one else ()
+    return (one,) if isinstance(one, str) and one else ()
 
 
 def actor_of(event: object, attribute: str) -> str | None:
