@@ -84,10 +84,12 @@ class AgreementLine:
 
 @dataclass(frozen=True)
 class ContactPoint:
-    """Whom the citizen can ask: an agency and a function, never a person's own number."""
+    """Whom the citizen can ask: an agency and a function there, never a person's own number.
+    The function is free text a professional types (a name may end up in it), so it is sealed
+    under the case's key; a case registered before it was sealed holds it as plain text."""
 
     agency: str
-    function: str
+    function: Sealed | str
 
 
 VALUE_TYPES = (DataSubject, Participant, AgreementLine, ContactPoint)

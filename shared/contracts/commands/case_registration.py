@@ -97,7 +97,10 @@ class ContactPointInputSchema(TypedSchema[ContactPointInput]):
     function = fields.String(
         required=True,
         validate=validate.Length(min=2, max=100),
-        metadata={"description": "a function (e.g. 'casusregisseur'), never a person's own number"},
+        metadata={
+            "description": "a function (e.g. 'casusregisseur'), never a person's name or own number;"
+            " sealed at once under the case's key"
+        },
     )
 
 
