@@ -20,6 +20,7 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from services.case_registration.domain import Case
+from services.gateway.pages import overview_page
 from shared.contracts.envelope import encode_event
 from shared.sealed import Sealed
 from tests.wired import WiredPlatform
@@ -130,6 +131,8 @@ def test_every_service_that_takes_what_was_stored_before_keeps_it_sealed(platfor
         "agency": "veilig-thuis-utrecht",
         "function": OVERRIDE_FUNCTION,
     }
+    page = overview_page({"cases": [case]}, "nl", csrf_token="t")
+    assert f"Gemeente Utrecht, {CONTACT_FUNCTION}." in page and f"Besluit van: {OVERRIDE_FUNCTION}." in page
 
 
 def keep_plain_functions_as_before(platform: WiredPlatform) -> None:
@@ -176,3 +179,5 @@ def test_a_case_stored_before_is_closed_and_purged_and_its_functions_are_gone_fr
     [share] = case["shares"]
     assert (share["to_agency"], share["contact_point"]["function"]) == ("raad-kinderbescherming", None)
     assert case["overrides"][0]["recorded_by"]["function"] is None
+    page = overview_page({"cases": [case]}, "nl", csrf_token="t")
+    assert "Gemeente Utrecht." in page and "Besluit van: gewist." in page and "None" not in page
