@@ -27,7 +27,7 @@ from shared.contracts.events.case_registration import (
 )
 from shared.contracts.events.retention import RecordsPurged
 from shared.db import Cursor
-from shared.sealed import KeyScope, Sealed
+from shared.sealed import KeyScope, Sealed, sealed_text
 
 #: case_registration's events, which this read model follows.
 CaseEvent = (
@@ -209,14 +209,6 @@ class CaseFacts:
 
 def _json_or_none(sealed: Sealed | None) -> dict[str, str] | None:
     return None if sealed is None else sealed.to_json()
-
-
-def sealed_text(stored: Any) -> Sealed | str | None:
-    """A sealed text as a read model's JSON keeps it (a plain text in a row kept before it was
-    sealed stays as it is)."""
-    if isinstance(stored, dict):
-        return Sealed.from_json(stored)
-    return None if stored is None else str(stored)
 
 
 def case_view(row: Any) -> CaseView:

@@ -29,7 +29,6 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 
 from shared.application import KetenApplication
-from shared.casefacts import sealed_text
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.base import ContactPointRef
 from shared.contracts.events.case_registration import (
@@ -54,7 +53,7 @@ from shared.contracts.events.retention import ErasureGranted, ErasureRefused, Re
 from shared.contracts.typed import plain
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
-from shared.sealed import PURGED, KeyScope, Sealed
+from shared.sealed import PURGED, KeyScope, Sealed, sealed_text
 
 #: Fields of an entry that hold personal values (sealed); they go when the entry's scope is purged.
 SEALED_FIELDS = ("content", "notice", "details", "description", "reason", "explanation")
