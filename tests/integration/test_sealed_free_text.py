@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +16,7 @@ import requests
 
 from keten import demo
 from keten.purge import run_purge
+from keten_client import AgencyClient, CommandFailed
 from shared.topology import inbox_queue_name
 from shared.wire import open_sealed, unb64
 from tests.conftest import RABBIT_AUTH
@@ -84,6 +86,14 @@ def test_a_name_typed_as_the_contact_points_function_is_readable_until_the_purge
         assert opened["contact_point"] == {"function": marker}
         assert marker not in pg_dump(postgres_dsn, pg_schema), "kept sealed, never in plain text"
 
+        # A command with the name in it that is rejected goes to the dead letters, sealed.
+        rejected = demo.register_case_command(str(uuid.uuid4()))
+        rejected["participation"] = "unknown"
+        utrecht = replace(platform.credentials(), amqp_url=rabbit.amqp_uri)
+        with AgencyClient(utrecht) as client, pytest.raises(CommandFailed) as failed:
+            client.request("case_registration", "register_case", rejected)
+        assert (failed.value.error["code"], failed.value.error["field"]) == ("invalid_field", "participation")
+
         assert run_purge(False, THREE_YEARS_ON, progress=False, settings=platform.settings) == 0
         case = eventually(
             lambda: (
@@ -102,6 +112,6 @@ def test_a_name_typed_as_the_contact_points_function_is_readable_until_the_purge
     assert "case_registration" in dump and "notification_overview_cases" in dump
     assert marker not in dump
     queued = queued_bodies(rabbit)
-    assert inbox in queued and "keten.dead-letter" in queued, sorted(queued)
+    assert inbox in queued and queued["keten.dead-letter"], sorted(queued)
     for queue, bodies in queued.items():
         assert not [body for body in bodies if marker in body], f"{queue} holds the function in plain text"
