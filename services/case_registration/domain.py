@@ -300,6 +300,9 @@ def check_participant_ground(
     agency = catalogue.agencies.get(participant.agency)
     if agency is None:
         raise InvalidCaseError(f"unknown agency {participant.agency}", field)
+    if participant.role not in catalogue.participant_roles:
+        # Kept in the open with the case: a role the tables name, never words typed in.
+        raise InvalidCaseError("unknown role: the catalogue's tables name the roles", field)
     allowed = agency.purposes.get(purpose, ())
     if participant.legal_ground not in allowed:
         raise InvalidCaseError(

@@ -78,3 +78,13 @@ def test_the_contact_points_function_is_taken_as_typed_and_stored_sealed(memory_
     case = registration.repository.get(status.case_id)
     assert registration.vault.open(case.contact_point.function) == A_NAME
     assert json.loads(stored.state)["contact_point"]["_data_"]["function"]["_type_"] == "sealed"
+
+
+def test_a_participants_role_is_one_the_catalogues_tables_name(memory_settings):
+    registration = CaseRegistrationUseCases(memory_settings)
+    command = case_command()
+    command["participants"][1]["role"] = "sanne_de_vries"
+    with pytest.raises(InvalidRequest) as refused:
+        registration.register_case(loaded(RegisterCaseSchema, command, memory_settings))
+    assert (refused.value.code, refused.value.field) == ("invalid_case", "participants")
+    assert "sanne" not in refused.value.message
