@@ -43,7 +43,9 @@ def test_a_name_typed_as_the_contact_points_function_never_reaches_a_sqlite_file
     monkeypatch.setattr(demo, "register_case_command", with_a_name_as_function)
     with running_platform(embedded_env) as platform:
         result = demo.run_demo(platform.base_url, out=lambda *_: None, credentials=platform.credentials())
-        case = eventually(lambda: (c := overview_case(platform.base_url, result.case_id))["shares"] and c)
+        case = eventually(
+            lambda: (c := overview_case(platform.base_url, result.case_id))["shares"] and c, timeout=60
+        )
         assert case["contact_point"]["function"] == marker
         assert marker.encode() not in sqlite_dump(embedded_env["KETEN_VAR_DIR"])
 
@@ -54,7 +56,7 @@ def test_a_name_typed_as_the_contact_points_function_never_reaches_a_sqlite_file
             case = overview_case(platform.base_url, result.case_id)
             return case if len(case["purged"]) == 2 else None
 
-        case = eventually(purged)
+        case = eventually(purged, timeout=60)
         assert case["contact_point"]["function"] is None
         assert case["shares"][0]["contact_point"]["function"] is None
 
