@@ -111,7 +111,7 @@ def actor_of(event: object, attribute: str) -> str | None:
     value = getattr(event, attribute, None)
     if isinstance(value, Mapping):  # a professional: {"agency": ..., ...}
         value = value.get("agency")
-    return str(value) if value else None
+    return value if isinstance(value, str) and value else None
 
 
 def ldv_record(span: ReadableSpan) -> dict[str, Any]:
