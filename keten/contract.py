@@ -398,6 +398,19 @@ OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any] | type[Schema
         200,
         {"type": "object"},
     ),
+    "processing_activities": (
+        "the register of processing activities the Logboek Dataverwerkingen records point at "
+        "(dpl.core.processing_activity_id), current and earlier versions; public",
+        None,
+        200,
+        {"type": "object"},
+    ),
+    "processing_activity": (
+        "one version of a processing activity, as a record's dpl.core.processing_activity_id names it",
+        None,
+        200,
+        {"type": "object"},
+    ),
 }
 
 

@@ -70,6 +70,13 @@ class InboxMessage:
     envelope: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def traceparent(self) -> str | None:
+        """The W3C trace context of the processing the message comes from: its trace id is the
+        one your request sent in its ``traceparent``, if it sent one."""
+        value = self.envelope.get("traceparent")
+        return value if isinstance(value, str) else None
+
+    @property
     def requires_erasure(self) -> bool:
         """``ShareErasureRequired``: erase your copy of share ``data["share_id"]`` and of its
         corrections (see docs/agencies.md)."""
@@ -104,11 +111,19 @@ class AgencyClient:
         self.connection.release()
 
     # -- commands ---------------------------------------------------------------------------------
-    def send(self, service: str, command: str, body: dict[str, Any], reply: bool = False) -> str:
+    def send(
+        self,
+        service: str,
+        command: str,
+        body: dict[str, Any],
+        reply: bool = False,
+        traceparent: str | None = None,
+    ) -> str:
         """Signs and publishes a command; returns its message_id (the reply's correlation_id).
 
         ``body`` is the command by its schema; ``agency`` and ``schema_version`` are filled in
-        when absent.
+        when absent. ``traceparent`` (W3C Trace Context) puts what the command causes in your
+        trace: the platform's processing log records and the inbox messages carry its trace id.
         """
         body = {"schema_version": 1, "agency": self.credentials.agency, **body}
         payload = json.dumps(body, separators=(",", ":")).encode()
@@ -121,6 +136,8 @@ class AgencyClient:
             message_id,
             payload,
         )
+        if traceparent:
+            headers = {**headers, "traceparent": traceparent}  # not signed: only for the logs
         properties: dict[str, Any] = {}
         if reply:
             self._listen_for_replies()
@@ -141,9 +158,16 @@ class AgencyClient:
         )
         return message_id
 
-    def request(self, service: str, command: str, body: dict[str, Any], timeout: float = 15.0) -> Any:
+    def request(
+        self,
+        service: str,
+        command: str,
+        body: dict[str, Any],
+        timeout: float = 15.0,
+        traceparent: str | None = None,
+    ) -> Any:
         """Sends a command and waits for its answer: the result, or ``CommandFailed``."""
-        message_id = self.send(service, command, body, reply=True)
+        message_id = self.send(service, command, body, reply=True, traceparent=traceparent)
         reply = self.await_reply(message_id, timeout)
         if reply["message"] == "CommandRejected":
             raise CommandFailed(reply["data"]["error"])

@@ -10,7 +10,9 @@ What it adds to the library's ``Application``:
 - the relay's chain of positions (``<app>_relay_chain``): per stream and kind of event, the
   position of the latest one published, stored with the relay's position;
 - transcodings for ``Sealed`` personal values and dates;
-- a hook the relay listens on, so a save is published without waiting for the next poll.
+- a hook the relay listens on, so a save is published without waiting for the next poll;
+- a Logboek Dataverwerkingen record of each processing its events record (``processings``,
+  ``shared.ldv``), and the trace context each event was made in, stored with the event.
 
 Snapshots are not used: they would hold aggregate state, personal data included, in plaintext.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import date
 from typing import Any, ClassVar
@@ -28,6 +30,7 @@ from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    Mapper,
     ProcessRecorder,
     Recording,
     Tracking,
@@ -39,6 +42,7 @@ from shared.contracts.envelope import ReceivedEvent, ReceivedTracking
 from shared.contracts.events.retention import RecordsPurged
 from shared.crypto import KeyStore, ScopeShreddedError, Vault
 from shared.db import Cursor, SqlStore, open_store, sqlite_path
+from shared.ldv import Processing, ProcessingLog, processing_log
 from shared.sealed import PURGED, KeyScope, Sealed
 
 
@@ -117,6 +121,19 @@ def vault_for(settings: Settings) -> Vault:
         return _vaults[key]
 
 
+class StampingMapper(Mapper):
+    """The library's mapper, but each event is first stamped by ``stamp`` (with the trace
+    context it was made in, ``shared.ldv``): kept in its stored state, beside its fields."""
+
+    def __init__(self, mapper: Mapper, stamp: Callable[[Any], None]):
+        super().__init__(mapper.transcoder, mapper.compressor, mapper.cipher)
+        self.stamp = stamp
+
+    def to_stored_event(self, domain_event: Any) -> Any:
+        self.stamp(domain_event)
+        return super().to_stored_event(domain_event)
+
+
 class KetenApplication(Application):
     """An eventsourcing Application in the platform's store, with the platform's vault."""
 
@@ -124,10 +141,14 @@ class KetenApplication(Application):
     value_types: ClassVar[tuple[type, ...]] = ()
     #: CREATE TABLE statements of the application's read models (``?``-style portable SQL).
     read_model_tables: ClassVar[list[str]] = []
+    #: The domain events (by class name) that record a processing of personal data, each
+    #: logged as a Logboek Dataverwerkingen record when it is saved (``shared.ldv``).
+    processings: ClassVar[Mapping[str, Processing]] = {}
 
     def __init__(self, settings: Settings, env: dict[str, str] | None = None):
         self.settings = settings
         self.vault = vault_for(settings)
+        self.ldv: ProcessingLog = processing_log(settings, getattr(self, "catalogue", None))
         self._save_listeners: list[Callable[[], None]] = []
         #: The stream and position of the last event from another service this process took.
         self.last_taken: tuple[str, int] | None = None
@@ -208,6 +229,21 @@ class KetenApplication(Application):
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
 
+    def construct_mapper(self) -> Mapper:
+        return StampingMapper(super().construct_mapper(), self._stamp)
+
+    def record_processing(self, processing: Processing, *subjects: str) -> None:
+        """Logs a processing that records no event (a citizen reading their overview)."""
+        self.ldv.record(self.name, processing, subjects)
+
+    def _stamp(self, domain_event: Any) -> None:
+        self.ldv.stamp(self.name, self.processings, domain_event)
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """The library's save; the processings its events record are logged once it committed."""
+        with self.ldv.records():
+            return super().save(*objs, **kwargs)
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(SealedAsDict())
@@ -283,6 +319,15 @@ class KetenApplication(Application):
         service's own), the events and the read-model writes still commit together; a
         concurrent change of the same aggregate fails as a whole with ``IntegrityError``.
         """
+        with self.ldv.records():
+            self._save_tracked(tracking, *aggregates, write=write)
+
+    def _save_tracked(
+        self,
+        tracking: Tracking | None,
+        *aggregates: Any,
+        write: Callable[[Cursor], None] | None = None,
+    ) -> None:
         processing: ProcessingEvent[Any] = ProcessingEvent(tracking)
         processing.collect_events(*aggregates)
         stored = [self.mapper.to_stored_event(e) for e in processing.events]

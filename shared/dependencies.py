@@ -16,7 +16,7 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc, RpcProxy
 from nameko.timer import Timer
 
-from shared import logs, metrics, ops
+from shared import logs, metrics, ops, tracing
 from shared.config import Settings
 from shared.errors import KetenError, ServiceUnavailable
 from shared.pseudonym import Pseudonymiser
@@ -137,13 +137,15 @@ class ServiceHealth(DependencyProvider):
     over RPC and, with ``OPS_PORT`` set, the process's /readyz (``shared.ops``) directly.
 
     Around every entrypoint it also binds the worker's log context (service and correlation
-    id, which nameko carries to every RPC the worker makes) and counts RPC requests by method,
-    outcome and latency.
+    id, which nameko carries to every RPC the worker makes), makes the trace context the work
+    continues current (``shared.tracing``) and counts RPC requests by method, outcome and
+    latency.
     """
 
     def setup(self) -> None:
         self.settings = settings_from(self.container.config)
         self._started: dict[Any, float] = {}
+        self._traces: dict[Any, object] = {}
 
     def start(self) -> None:
         if self.settings.ops_port:
@@ -161,7 +163,13 @@ class ServiceHealth(DependencyProvider):
         correlation_id = worker_ctx.data.get("correlation_id") or uuid.uuid4().hex
         worker_ctx.data["correlation_id"] = correlation_id
         logs.bind(self.container.service_name, correlation_id)
+        self._traces[worker_ctx] = tracing.enter_worker(worker_ctx.data)
         self._started[worker_ctx] = time.perf_counter()
+
+    def worker_teardown(self, worker_ctx: Any) -> None:
+        token = self._traces.pop(worker_ctx, None)
+        if token is not None:
+            tracing.leave_worker(token)
 
     def worker_result(self, worker_ctx: Any, result: Any = None, exc_info: Any = None) -> None:
         started = self._started.pop(worker_ctx, None)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
 from keten import contract  # noqa: E402
-from keten.cli import agency  # noqa: E402
+from keten.cli import agency, ldv  # noqa: E402
 from keten.cli.errors import CommandFailed, check_broker, check_database, explain  # noqa: E402
 from keten.platform import SERVICES, build_runner, service_class  # noqa: E402
 from keten.purge import run_purge  # noqa: E402
@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     agency.add_parser(commands)
     contract.add_parser(commands)
+    ldv.add_parser(commands)
     return parser
 
 
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_bench(quick=args.quick)
         # The rest work on the platform's stores: they check the database before anything else.
         settings = Settings.from_env()
+        if args.command == "ldv":
+            return ldv.run(args, settings)
         if args.command == "migrate":
             return migrate(settings)
         check_database(settings)

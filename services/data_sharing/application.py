@@ -54,6 +54,7 @@ from shared.contracts.events.retention import RecordsPurged
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
+from shared.ldv import SHARE, Processing
 from shared.reasons import refusal_text, share_refusals
 from shared.sealed import PURGED, KeyScope, Sealed
 from shared.wire import seal_for
@@ -109,6 +110,12 @@ class DataSharingUseCases(KetenApplication):
     subjects said (consents, objections, safety overrides)."""
 
     name = "data_sharing"
+    processings = {
+        "DataShared": Processing("share allowed", SHARE, actor="from_agency"),
+        "ShareRefused": Processing("share refused", SHARE, actor="from_agency", ok=False),
+        "ShareCorrected": Processing("correction passed on", "pass-on-correction", actor="corrected_by"),
+        "ErasurePassedOn": Processing("erasure passed on", "pass-on-erasure"),
+    }
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
         self.catalogue = catalogue or load_catalogue()

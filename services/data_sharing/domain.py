@@ -370,21 +370,32 @@ class Share(Aggregate):
         if self.erasure_passed_on:
             return False
         self._record_erasure_passed_on(
-            case_id=self.case_id, recipients=(self.to_agency,), reason=reason, purged_at=purged_at
+            case_id=self.case_id,
+            recipients=(self.to_agency,),
+            reason=reason,
+            purged_at=purged_at,
+            subject=self.subject,
         )
         return True
 
     class ErasurePassedOn(Aggregate.Event):
-        """The share's records were purged: its recipients erase their copies."""
+        """The share's records were purged: its recipients erase their copies. ``subject``
+        (the pseudonym) names whose records, for the processing log; not published."""
 
         case_id: UUID
         recipients: tuple[str, ...]
         reason: str
         purged_at: datetime
+        subject: str | None = None  # None: stored before it was kept
 
     @event(ErasurePassedOn)
     def _record_erasure_passed_on(
-        self, case_id: UUID, recipients: tuple[str, ...], reason: str, purged_at: datetime
+        self,
+        case_id: UUID,
+        recipients: tuple[str, ...],
+        reason: str,
+        purged_at: datetime,
+        subject: str | None = None,
     ) -> None:
         self.erasure_passed_on = True
 

@@ -16,6 +16,7 @@ from uuid import UUID
 from services.data_sharing.domain import Share
 from shared.contracts.envelope import OutgoingMessage
 from shared.contracts.inbox import inbox_message, inbox_message_id
+from shared.ldv import traceparent_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +106,7 @@ def share_received(shared: Share.DataShared, content: SealedToRecipient) -> Outg
         message_id=inbox_message_id("share", shared.originator_id),
         correlation_id=shared.correlation_id,
         occurred_at=shared.timestamp,
+        traceparent=traceparent_of(shared),
     )
 
 
@@ -129,6 +131,7 @@ def share_corrected(corrected: Share.ShareCorrected, content: SealedToRecipient)
         message_id=inbox_message_id("correction", corrected.originator_id, corrected.correction_id),
         correlation_id=corrected.correlation_id,
         occurred_at=corrected.timestamp,
+        traceparent=traceparent_of(corrected),
     )
 
 
@@ -148,6 +151,7 @@ def erasures_required(passed_on: Share.ErasurePassedOn) -> list[OutgoingMessage]
             message_id=inbox_message_id("erasure", passed_on.originator_id, recipient),
             correlation_id=None,
             occurred_at=passed_on.timestamp,
+            traceparent=traceparent_of(passed_on),
         )
         for recipient in passed_on.recipients
     ]
@@ -161,6 +165,7 @@ def _addressed(
     message_id: str,
     correlation_id: str | None,
     occurred_at: datetime,
+    traceparent: str | None,
 ) -> OutgoingMessage:
     # The payload becomes plain data here, at the wire: the message's schema dumps it.
     return inbox_message(
@@ -170,4 +175,5 @@ def _addressed(
         message_id=message_id,
         correlation_id=correlation_id,
         occurred_at=occurred_at,
+        traceparent=traceparent,
     )

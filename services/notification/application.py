@@ -49,6 +49,7 @@ from shared.contracts.events.data_sharing import DataShared
 from shared.contracts.events.retention import RecordsPurged
 from shared.db import Cursor
 from shared.errors import NotFound, domain_refusals
+from shared.ldv import Processing
 from shared.sealed import KeyScope, Sealed
 
 
@@ -81,11 +82,19 @@ class ExtendedDeferral:
     status: str = "deferred"
 
 
+#: A citizen reading their overview (or their copy of it).
+OVERVIEW_READ = Processing("overview read by the subject", "citizen-overview")
+
+
 class NotificationUseCases(KetenApplication):
     """The use cases over the notification service's store: it holds the ``Notification`` and
     ``Deferral`` aggregates, the delivery queue, the case facts and the citizens' overview."""
 
     name = "notification"
+    processings = {
+        "NotificationSent": Processing("subject notified", "notify-subject"),
+        "NotificationDeferred": Processing("notice deferred", "defer-notification"),
+    }
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None) -> None:
         self.catalogue = catalogue or load_catalogue()
@@ -159,6 +168,7 @@ class NotificationUseCases(KetenApplication):
             bundle=bundle_of(data.case_id, addressee, data.meeting_id, data.request_id),
             correlation_id=event.correlation_id,
             override_id=data.override_id,
+            traceparent=event.traceparent,
         )
         deferral = self._find_deferral(data.override_id)
         if deferral is not None and not deferral.ended:
@@ -253,10 +263,13 @@ class NotificationUseCases(KetenApplication):
     # -- the citizen's overview ---------------------------------------------------------------
     def overview_for(self, subject: str, language: str = "nl") -> Overview:
         """Everything on record about the subject, in their language, personal values opened
-        (or marked purged); what may not be told yet left out (``view.present``)."""
-        return present(
+        (or marked purged); what may not be told yet left out (``view.present``). The reading
+        is a processing of its own, logged (``shared.ldv``)."""
+        overview = present(
             self.overview.records(subject), subject, Wording(self.catalogue, language), self.vault.open
         )
+        self.record_processing(OVERVIEW_READ, subject)
+        return overview
 
     # -- saving: events, their projections and the tracking record together -----------------
     def _save(

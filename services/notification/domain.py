@@ -82,6 +82,7 @@ class Notification(Aggregate):
         bundle: str,
         correlation_id: str | None,
         override_id: UUID | None = None,
+        traceparent: str | None = None,
     ):
         self.share_id = share_id
         self.case_id = case_id
@@ -91,6 +92,9 @@ class Notification(Aggregate):
         self.bundle = bundle
         self.correlation_id = correlation_id
         self.override_id = override_id
+        #: The trace of the share it tells of (W3C Trace Context): the notice, sent later, is
+        #: logged in it (``shared.ldv``).
+        self.traceparent = traceparent
         self.status = "scheduled"
         self.attempts = 0
         self.retry_at: datetime | None = None
@@ -141,6 +145,7 @@ class Notification(Aggregate):
             channel=self.channel,
             message_id=message_id,
             correlation_id=self.correlation_id,
+            traceparent=self.traceparent,
         )
 
     @event("NotificationSent")
@@ -152,6 +157,7 @@ class Notification(Aggregate):
         channel: str,
         message_id: str | None,
         correlation_id: str | None,
+        traceparent: str | None = None,
     ) -> None:
         # The portal is delivered when it is on the citizen's page; a mail or letter is sent
         # when the mail server accepted it or the letter was handed to the printing service.

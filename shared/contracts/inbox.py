@@ -49,6 +49,16 @@ class InboxEnvelopeSchema(Schema):
     agency = AgencyId(required=True, metadata={"description": "the addressee"})
     occurred_at = fields.AwareDateTime(required=True, default_timezone=UTC)
     correlation_id = fields.String(allow_none=True, load_default=None)
+    traceparent = fields.String(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "W3C Trace Context of the processing the message comes from (also the "
+            "AMQP header traceparent): its trace id is the one the agency's request sent, if it "
+            "sent one",
+            "example": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        },
+    )
     data = fields.Dict(required=True, metadata={"description": "the message, by its schema"})
 
 
@@ -179,6 +189,7 @@ def inbox_message(
     message_id: str,
     correlation_id: str | None = None,
     occurred_at: datetime | None = None,
+    traceparent: str | None = None,
 ) -> OutgoingMessage:
     """The message ``name`` for ``agency``'s inbox; ``message_id`` is stable across redelivery."""
     schema = INBOX_SCHEMAS[name]
@@ -191,10 +202,14 @@ def inbox_message(
         "correlation_id": correlation_id,
         "data": schema_instance(schema).dump(data),
     }
+    headers = {"keten-message": name, "keten-agency": agency}
+    if traceparent:  # absent without one: a message of an event stored before reads as it did
+        envelope = {**envelope, "traceparent": traceparent}
+        headers["traceparent"] = traceparent
     return OutgoingMessage(
         routing_key=inbox_routing_key(agency, name),
         body=json.dumps(envelope, separators=(",", ":"), default=str).encode(),
-        headers={"keten-message": name, "keten-agency": agency},
+        headers=headers,
         message_id=message_id,
         exchange=INBOX_EXCHANGE,
         correlation_id=correlation_id,

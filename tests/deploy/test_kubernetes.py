@@ -149,7 +149,7 @@ def test_every_service_may_lose_one_pod_to_a_drain_and_scales_out_only_where_tha
     assert of_kind("dev", "HorizontalPodAutoscaler") == []
 
 
-def test_network_policies_allow_only_the_broker_the_database_dns_the_mail_relay_and_the_gateways_http():
+def test_network_policies_allow_only_the_broker_the_database_dns_the_mail_relay_the_ldv_collector_and_http():
     policies = {p["metadata"]["name"]: p["spec"] for p in of_kind("production", "NetworkPolicy")}
     deny = policies["keten-default-deny"]
     assert deny["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in deny and "egress" not in deny
@@ -163,6 +163,9 @@ def test_network_policies_allow_only_the_broker_the_database_dns_the_mail_relay_
     smtp = policies.pop("keten-egress-notification-smtp")
     assert smtp["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "keten-notification"
     assert egress_ports(smtp) == {("TCP", 587), ("TCP", 465)}
+    ldv = policies.pop("keten-egress-ldv-collector")
+    assert ldv["podSelector"] == {}  # the services and the purge CronJob record processings
+    assert egress_ports(ldv) == {("TCP", 4318)}  # OTLP/HTTP to the LDV collector
     assert not any(spec.get("egress") for spec in policies.values()), "no other pod reaches out"
     ingress = {
         name: {port["port"] for rule in spec.get("ingress", []) for port in rule["ports"]}
