@@ -25,10 +25,10 @@ import yaml
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from kombu import Queue
-from marshmallow import Schema
+from marshmallow import Schema, fields, validate
 
 from shared.contracts.catalogue import CatalogueSchema
-from shared.contracts.commands import COMMAND_SCHEMAS
+from shared.contracts.commands import COMMAND_SCHEMAS, LEDGER_QUERY, GetLedgerSchema, LedgerSchema
 from shared.contracts.commands.base import COMMAND_VERSION
 from shared.contracts.envelope import ENVELOPE_VERSION, EnvelopeSchema
 from shared.contracts.events import EVENT_SCHEMAS
@@ -363,6 +363,13 @@ OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any] | type[Schema
         200,
         CatalogueSchema,
     ),
+    "ledger": (
+        "the signing agency's accountability ledger (as the get_ledger command answers it); "
+        "another agency's is 403",
+        "agency",
+        200,
+        LedgerSchema,
+    ),
     "log_in": (
         "DigiD stand-in, NOT real authentication: {bsn} gives a 15-minute session token",
         None,
@@ -461,6 +468,7 @@ def openapi_document() -> dict[str, Any]:
             }
             for p in _path_parameters(path)
         ]
+        parameters += _query_parameters(name)
         if parameters:
             operation["parameters"] = parameters
         command = COMMAND_SCHEMAS.get(name)
@@ -532,6 +540,40 @@ def openapi_document() -> dict[str, Any]:
 
 def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+#: Routes that take a query string: the command schema whose fields it holds.
+QUERY_COMMANDS = {"ledger": (GetLedgerSchema, LEDGER_QUERY)}
+
+
+def _query_parameters(name: str) -> list[dict[str, Any]]:
+    """The query parameters of a GET route, described from its command's schema fields."""
+    if name not in QUERY_COMMANDS:
+        return []
+    schema_cls, names = QUERY_COMMANDS[name]
+    declared = schema_cls._declared_fields
+    parameters = []
+    for field_name in names:
+        field = declared[field_name]
+        schema: dict[str, Any] = {"type": "string"}
+        if isinstance(field, fields.Date):
+            schema["format"] = "date"
+        elif isinstance(field, fields.UUID):
+            schema["format"] = "uuid"
+        if field.validate:
+            for validator in field.validators:
+                if isinstance(validator, validate.OneOf):
+                    schema["enum"] = list(validator.choices)
+        parameters.append(
+            {
+                "name": field_name,
+                "in": "query",
+                "required": False,
+                "description": field.metadata.get("description", ""),
+                "schema": schema,
+            }
+        )
+    return parameters
 
 
 def _path_parameters(path: str) -> list[str]:

@@ -221,6 +221,12 @@ class KetenApplication(Application):
         guarantee: at least once, in log order."""
         return []
 
+    def inbox_receipts(self, delivered: list[Any]) -> list[Any]:
+        """Aggregates that record that the broker confirmed the inbox messages of
+        ``delivered`` (stored events) into their agencies' inbox queues; the relay saves them
+        with its position. None by default."""
+        return []
+
     def on_save(self, listener: Callable[[], None]) -> None:
         self._save_listeners.append(listener)
 
