@@ -39,7 +39,9 @@ def gateway(runner_factory, embedded_env):
 
 
 def get(base_url, credentials, path):
-    return requests.get(base_url + path, headers=signed_http_headers(credentials, "GET", path, b""), timeout=5)
+    return requests.get(
+        base_url + path, headers=signed_http_headers(credentials, "GET", path, b""), timeout=5
+    )
 
 
 def test_an_agency_reads_its_own_ledger_with_its_query(gateway):
