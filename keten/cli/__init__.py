@@ -17,6 +17,8 @@ keten bench [--quick]     the benchmark against the raw limit of RabbitMQ and Po
 keten rebuild overview    rebuilds the citizens' overview from the events alone (with progress)
 
 keten agency add|rotate|remove|list AGENCY    agencies' bus credentials (docs/agencies.md)
+keten ledger --credentials FILE [--since/--until DATE] [--format table|csv|json]
+                          an agency's accountability ledger, for its FG and the supervisor
 keten contract asyncapi|openapi|rabbitmq [--check|--write]    the published contract, from the code
 
 A command that cannot do its work says so in one line on stderr, with what to do; logs go to

@@ -21,7 +21,7 @@ from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
 from keten import contract  # noqa: E402
-from keten.cli import agency  # noqa: E402
+from keten.cli import agency, ledger  # noqa: E402
 from keten.cli.errors import CommandFailed, check_broker, check_database, explain  # noqa: E402
 from keten.platform import SERVICES, build_runner, service_class  # noqa: E402
 from keten.purge import run_purge  # noqa: E402
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     agency.add_parser(commands)
+    ledger.add_parser(commands)
     contract.add_parser(commands)
     return parser
 
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             return probe.main([args.probe])
         if args.command == "bench":
             return run_bench(quick=args.quick)
+        if args.command == "ledger":  # the agency's tool: over the bus, no platform store
+            return ledger.run(args)
         # The rest work on the platform's stores: they check the database before anything else.
         settings = Settings.from_env()
         if args.command == "migrate":
