@@ -15,6 +15,7 @@ keten purge [--dry-run]   crypto-shreds the records whose retention period is ov
 keten bench [--quick]     the benchmark against the raw limit of RabbitMQ and PostgreSQL
                           (docs/performance.md); writes bench/results.json; from a checkout only
 keten rebuild overview    rebuilds the citizens' overview from the events alone (with progress)
+keten rebuild ledger      rebuilds the agencies' accountability ledger from data_sharing's events
 
 keten agency add|rotate|remove|list AGENCY    agencies' bus credentials (docs/agencies.md)
 keten ledger --credentials FILE [--since/--until DATE] [--format table|csv|json]
