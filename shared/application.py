@@ -34,8 +34,9 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
+from shared import consistency
 from shared.config import Settings
-from shared.contracts.envelope import ReceivedEvent, ReceivedTracking
+from shared.contracts.envelope import ReceivedEvent, ReceivedTracking, published_name
 from shared.contracts.events.retention import RecordsPurged
 from shared.crypto import KeyStore, Vault
 from shared.db import Cursor, SqlStore, open_store, sqlite_path
@@ -231,8 +232,20 @@ class KetenApplication(Application):
         self._save_listeners.append(listener)
 
     def _notify(self, recordings: list[Recording]) -> None:
+        self._note_written((r.domain_event, r.notification.id) for r in recordings)
         for listener in self._save_listeners:
             listener()
+
+    def _note_written(self, stored: Any) -> None:
+        """The positions of published events just written, for the answer's consistency token
+        (``shared.consistency``; nothing happens outside a worker that records)."""
+        if consistency.current() is None:
+            return
+        consistency.note(
+            consistency.Written(self.name, name, position)
+            for domain_event, position in stored
+            if position is not None and (name := published_name(domain_event, self.name)) is not None
+        )
 
     # -- personal data --------------------------------------------------------------------
     def seal(self, scope: KeyScope, value: Any) -> Sealed | None:
@@ -290,10 +303,11 @@ class KetenApplication(Application):
                     ),
                 )
             # The recorder's own insert, inside our transaction: events, then tracking.
-            recorder._insert_events(cur.raw, stored, tracking=tracking)
+            positions = recorder._insert_events(cur.raw, stored, tracking=tracking)
         if isinstance(tracking, ReceivedTracking):
             self.last_taken = (tracking.application_name, tracking.notification_id)
         if stored:
+            self._note_written(zip(processing.events, positions or (), strict=False))
             self._notify([])
 
     def write_tracked(self, tracking: Tracking, write: Callable[[Cursor], None]) -> None:

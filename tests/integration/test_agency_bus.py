@@ -86,10 +86,12 @@ def test_an_agency_added_with_keten_agency_add_shares_and_hears_the_decision_and
         with AgencyClient(utrecht) as client:
             case = register_case_command(str(uuid.uuid4()))
             registered = client.request("case_registration", "register_case", case)
+            assert registered.pop("consistency_token").startswith("v1.")
             assert registered == {"case_id": case["case_id"], "status": "registered"}
             activated = client.request(
                 "case_registration", "activate_case", activate_command(case["case_id"])
             )
+            assert activated.pop("consistency_token").startswith("v1.")
             assert activated == {"case_id": case["case_id"], "status": "active"}
 
             share = share_command(case["case_id"], content=SHARED, categories=["debts", "income"])

@@ -1,0 +1,85 @@
+"""Consistency tokens: what a command wrote, signed; a later command waits for it or is told
+to retry; a forged or stale token is refused."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+
+from shared import consistency
+from shared.consistency import NotCaughtUp, Recording, TokenKeys, Written
+from shared.errors import InvalidRequest
+
+KEYS = TokenKeys(b"k" * 32)
+CONSENT_GIVEN = Written("consent", "ConsentGiven", 7)
+
+
+def recording(positions, consumes=("consent.ConsentGiven",)):
+    return Recording(keys=KEYS, position=positions, consumes=frozenset(consumes))
+
+
+def test_a_token_says_what_was_written_and_only_the_latest_position_per_kind():
+    token = KEYS.mint(
+        [
+            Written("consent", "ConsentGiven", 3),
+            CONSENT_GIVEN,
+            Written("case_registration", "CaseRegistered", 2),
+        ]
+    )
+    assert KEYS.read(token) == (Written("case_registration", "CaseRegistered", 2), CONSENT_GIVEN)
+
+
+def test_a_forged_or_changed_token_is_refused():
+    token = KEYS.mint([CONSENT_GIVEN])
+    version, payload, mac = token.split(".")
+    other = TokenKeys(b"x" * 32).mint([Written("consent", "ConsentGiven", 10**9)])
+    for forged in (
+        other,
+        f"{version}.{other.split('.')[1]}.{mac}",
+        f"{version}.{payload}.{mac[:-2]}AA",
+        "v2." + token[3:],
+        "not a token",
+    ):
+        with pytest.raises(InvalidRequest) as refused:
+            KEYS.read(forged)
+        assert refused.value.code == "invalid_consistency_token"
+
+
+def test_a_stale_token_is_refused_and_one_of_the_previous_master_key_still_read():
+    old = KEYS.mint([CONSENT_GIVEN], now=time.time() - consistency.LIFETIME - 10)
+    with pytest.raises(InvalidRequest) as refused:
+        KEYS.read(old)
+    assert refused.value.code == "stale_consistency_token"
+    rotated = TokenKeys(b"n" * 32, previous_master_key=b"k" * 32)
+    assert rotated.read(KEYS.mint([CONSENT_GIVEN])) == (CONSENT_GIVEN,)
+
+
+def test_a_service_that_processed_the_position_takes_the_command_at_once_and_passes_the_token_on():
+    seen = recording(lambda stream: 7)
+    seen.accept(KEYS.mint([CONSENT_GIVEN]))
+    seen.written.append(Written("data_sharing", "DataShared", 4))
+    assert set(KEYS.read(seen.token())) == {CONSENT_GIVEN, Written("data_sharing", "DataShared", 4)}
+
+
+def test_a_service_behind_waits_until_its_consumer_reached_the_position():
+    positions = itertools.count(5)  # the consumer takes one event per look
+    behind = recording(lambda stream: next(positions))
+    behind.accept(KEYS.mint([CONSENT_GIVEN]))
+    assert next(positions) > 7
+
+
+def test_a_service_that_does_not_catch_up_in_time_answers_not_caught_up():
+    behind = recording(lambda stream: 6)
+    with pytest.raises(NotCaughtUp) as refused:
+        behind.accept(KEYS.mint([CONSENT_GIVEN]), wait_seconds=0)
+    assert (refused.value.code, refused.value.status) == ("not_caught_up", 409)
+
+
+def test_events_of_kinds_a_service_does_not_consume_are_not_waited_for():
+    never = recording(lambda stream: 0)
+    never.accept(
+        KEYS.mint([Written("consent", "NoticeShown", 9), Written("data_sharing", "DataShared", 3)]),
+        wait_seconds=0,
+    )
