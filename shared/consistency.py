@@ -56,17 +56,14 @@ class Written:
     position: int
 
 
-class NotCaughtUp(Conflict):
-    """The service has not yet processed what the caller wrote before: retry shortly."""
-
-    retryable = True
-
-    def __init__(self) -> None:
-        super().__init__(
-            "not_caught_up",
-            "this service has not yet processed what you wrote before; retry in a moment",
-            "consistency_token",
-        )
+def not_caught_up() -> Conflict:
+    """The service has not yet processed what the caller wrote before: retry shortly. (A plain
+    ``Conflict``: it crosses RPC to the gateway as one, 409.)"""
+    return Conflict(
+        "not_caught_up",
+        "this service has not yet processed what you wrote before; retry in a moment",
+        "consistency_token",
+    )
 
 
 class TokenKeys:
@@ -122,6 +119,9 @@ class Recording:
     position: Callable[[str], int]
     #: ``stream.kind`` of every event this service consumes (``shared.topology``).
     consumes: frozenset[str]
+    #: Workers that may wait at once (shared by the service's workers): the consumers that
+    #: move the positions run in the same pool of workers, so waiting may never take all of it.
+    waiting: threading.BoundedSemaphore | None = None
     written: list[Written] = field(default_factory=list)
 
     def accept(self, token: str, wait_seconds: float = WAIT_SECONDS) -> None:
@@ -133,12 +133,21 @@ class Recording:
         for w in written:
             if f"{w.stream}.{w.kind}" in self.consumes:
                 needed[w.stream] = max(needed.get(w.stream, 0), w.position)
-        deadline = time.monotonic() + wait_seconds
-        for stream, position in sorted(needed.items()):
-            while self.position(stream) < position:
-                if time.monotonic() >= deadline:
-                    raise NotCaughtUp()
-                time.sleep(POLL_SECONDS)  # green under eventlet: other workers run meanwhile
+        behind = {stream: position for stream, position in needed.items() if self.position(stream) < position}
+        if not behind:
+            return
+        if self.waiting is not None and not self.waiting.acquire(blocking=False):
+            raise not_caught_up()  # enough workers wait already: this one is answered at once
+        try:
+            deadline = time.monotonic() + wait_seconds
+            for stream, position in sorted(behind.items()):
+                while self.position(stream) < position:
+                    if time.monotonic() >= deadline:
+                        raise not_caught_up()
+                    time.sleep(POLL_SECONDS)  # green under eventlet: other workers run meanwhile
+        finally:
+            if self.waiting is not None:
+                self.waiting.release()
 
     def token(self) -> str:
         return self.keys.mint(self.written)

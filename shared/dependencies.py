@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 import uuid
 from typing import Any, Protocol, runtime_checkable
@@ -53,6 +54,8 @@ class ApplicationProvider(DependencyProvider):
         self._gt: Any = None
         self._token_keys = consistency.TokenKeys(self.settings.master_key, self.settings.previous_master_key)
         self._consumes = frozenset(SUBSCRIPTIONS.get(self.container.service_name, ()))
+        # At most half the workers wait for a consistency token: the rest take the events.
+        self._waiting = threading.BoundedSemaphore(max(1, self.container.max_workers // 2))
         if self.relay_enabled:
             self.relay_loop = RelayLoop(self.app, self.container.service_name, self.settings)
 
@@ -85,7 +88,12 @@ class ApplicationProvider(DependencyProvider):
     def worker_setup(self, worker_ctx: Any) -> None:
         # Each worker records what it writes, for its answer's consistency token.
         consistency.start(
-            consistency.Recording(keys=self._token_keys, position=self.app.position, consumes=self._consumes)
+            consistency.Recording(
+                keys=self._token_keys,
+                position=self.app.position,
+                consumes=self._consumes,
+                waiting=self._waiting,
+            )
         )
 
     def worker_teardown(self, worker_ctx: Any) -> None:

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from shared import consistency
-from shared.consistency import NotCaughtUp, Recording, TokenKeys, Written
-from shared.errors import InvalidRequest
+from shared.consistency import Recording, TokenKeys, Written
+from shared.errors import Conflict, InvalidRequest
 
 KEYS = TokenKeys(b"k" * 32)
 CONSENT_GIVEN = Written("consent", "ConsentGiven", 7)
@@ -72,7 +72,7 @@ def test_a_service_behind_waits_until_its_consumer_reached_the_position():
 
 def test_a_service_that_does_not_catch_up_in_time_answers_not_caught_up():
     behind = recording(lambda stream: 6)
-    with pytest.raises(NotCaughtUp) as refused:
+    with pytest.raises(Conflict) as refused:
         behind.accept(KEYS.mint([CONSENT_GIVEN]), wait_seconds=0)
     assert (refused.value.code, refused.value.status) == ("not_caught_up", 409)
 
@@ -83,3 +83,15 @@ def test_events_of_kinds_a_service_does_not_consume_are_not_waited_for():
         KEYS.mint([Written("consent", "NoticeShown", 9), Written("data_sharing", "DataShared", 3)]),
         wait_seconds=0,
     )
+
+
+def test_when_enough_workers_wait_already_the_next_is_told_to_retry_at_once():
+    import threading
+
+    full = threading.BoundedSemaphore(1)
+    full.acquire()
+    behind = Recording(
+        keys=KEYS, position=lambda stream: 6, consumes=frozenset({"consent.ConsentGiven"}), waiting=full
+    )
+    with pytest.raises(Conflict):
+        behind.accept(KEYS.mint([CONSENT_GIVEN]))
