@@ -38,7 +38,7 @@ from services.data_sharing.inbox import SealedToRecipient, erasures_required, sh
 from services.data_sharing.ledger import SIDES, Ledger, LedgerEntry, LedgerQuery
 from shared import metrics
 from shared.agencies import AgencyRegistry
-from shared.application import KetenApplication
+from shared.application import KetenApplication, Tracking
 from shared.casefacts import CaseEvent, CaseFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
@@ -365,7 +365,7 @@ class DataSharingUseCases(KetenApplication):
 
     def save_tracked(
         self,
-        tracking: Any,
+        tracking: Tracking | None,
         *aggregates: Any,
         write: Callable[[Cursor], None] | None = None,
     ) -> None:
