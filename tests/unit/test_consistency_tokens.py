@@ -95,3 +95,39 @@ def test_when_enough_workers_wait_already_the_next_is_told_to_retry_at_once():
     )
     with pytest.raises(Conflict):
         behind.accept(KEYS.mint([CONSENT_GIVEN]))
+
+
+def test_an_answer_carries_the_positions_its_command_recorded_and_the_token_it_was_sent_with(memory_settings):
+    from services.case_registration.application import CaseRegistrationUseCases
+    from shared.contracts.commands import RegisterCaseSchema, dump_reply, load_command
+    from shared.pseudonym import Pseudonymiser
+    from tests.factories import case_command
+
+    registration = CaseRegistrationUseCases(memory_settings)
+    earlier = Written("consent", "ConsentGiven", 3)
+    consistency.start(
+        Recording(keys=KEYS, position=lambda stream: 3, consumes=frozenset({"consent.ConsentGiven"}))
+    )
+    try:
+        command = load_command(
+            RegisterCaseSchema,
+            {**case_command(), "consistency_token": KEYS.mint([earlier])},
+            pseudonymise=Pseudonymiser(memory_settings.pseudonym_secret),
+        )
+        answer = dump_reply(RegisterCaseSchema, registration.register_case(command))
+    finally:
+        consistency.stop()
+    [registered] = [n.id for n in registration.recorder.select_notifications(start=1, limit=10)]
+    assert set(KEYS.read(answer["consistency_token"])) == {
+        earlier,
+        Written("case_registration", "CaseRegistered", registered),
+    }
+
+
+def test_outside_a_worker_that_records_an_answer_has_no_token(memory_settings):
+    from shared.contracts.commands import GetLedgerSchema, dump_reply
+
+    assert consistency.current() is None
+    assert "consistency_token" not in dump_reply(
+        GetLedgerSchema, {"agency": "gemeente-utrecht", "since": None, "until": None, "entries": []}
+    )
