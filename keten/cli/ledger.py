@@ -50,6 +50,8 @@ COLUMNS = (
     "override_id",
     "decided_at",
     "received_at",
+    "corrections",
+    "erasure_passed_on_at",
 )
 
 
@@ -108,7 +110,8 @@ def render(answer: dict[str, Any], form: str) -> str:
 
 
 def ledger_csv(entries: list[dict[str, Any]]) -> str:
-    """One row per decision; lists joined by ``;``, special grounds as ``category=ground``."""
+    """One row per decision; lists joined by ``;``, special grounds as ``category=ground``, each
+    correction as ``<when> <by> <reason>``."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -116,6 +119,9 @@ def ledger_csv(entries: list[dict[str, Any]]) -> str:
         row = {name: entry.get(name) for name in COLUMNS}
         row["categories"] = ";".join(entry["categories"])
         row["special_grounds"] = ";".join(f"{k}={v}" for k, v in sorted(entry["special_grounds"].items()))
+        row["corrections"] = ";".join(
+            f"{c['corrected_at']} {c['corrected_by']} {c['reason_code']}" for c in entry["corrections"]
+        )
         writer.writerow({name: "" if value is None else value for name, value in row.items()})
     return buffer.getvalue()
 

@@ -34,6 +34,16 @@ SIDES = (PROVIDED, RECEIVED)
 
 
 @dataclass(frozen=True, kw_only=True)
+class LedgerCorrection:
+    """A correction of a share's content, passed on to its recipient (rule 6)."""
+
+    correction_id: UUID
+    corrected_by: str
+    reason_code: str
+    corrected_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
 class LedgerEntry:
     """One decision on one share, as both its sender and its recipient see it."""
 
@@ -64,6 +74,10 @@ class LedgerEntry:
     decided_at: datetime
     #: When the recipient's inbox took the share; None for a refusal, or not (yet) delivered.
     received_at: datetime | None
+    #: Corrections of the content, oldest first; each was passed on to the recipient.
+    corrections: tuple[LedgerCorrection, ...] = ()
+    #: When the platform purged the share's records and told the recipient to erase its copy.
+    erasure_passed_on_at: datetime | None = None
 
     def side_of(self, agency: str) -> str:
         return PROVIDED if agency == self.from_agency else RECEIVED
@@ -108,17 +122,33 @@ class Ledger:
         elif isinstance(domain_event, RefusedShare.ShareRefused):  # type: ignore[attr-defined]
             self._insert(cur, self._refused(domain_event))
         elif isinstance(domain_event, InboxReceipt.ShareTakenByInbox):
-            row = cur.execute(
-                f"SELECT document FROM {self.table} WHERE share_id = ?", (str(domain_event.share_id),)
-            ).fetchone()
-            if row is None:
-                return
-            document = json.loads(row[0])
-            document["received_at"] = _iso(domain_event.timestamp)
-            cur.execute(
-                f"UPDATE {self.table} SET document = ? WHERE share_id = ?",
-                (json.dumps(document), str(domain_event.share_id)),
-            )
+            self._change(cur, domain_event.share_id, received_at=_iso(domain_event.timestamp))
+        elif isinstance(domain_event, Share.ShareCorrected):
+            correction = {
+                "correction_id": str(domain_event.correction_id),
+                "corrected_by": domain_event.corrected_by,
+                "reason_code": domain_event.reason_code,
+                "corrected_at": _iso(domain_event.timestamp),
+            }
+            self._change(cur, domain_event.originator_id, correction=correction)
+        elif isinstance(domain_event, Share.ErasurePassedOn):
+            self._change(cur, domain_event.originator_id, erasure_passed_on_at=_iso(domain_event.timestamp))
+
+    def _change(
+        self, cur: Cursor, share_id: UUID, correction: dict[str, str] | None = None, **fields: str
+    ) -> None:
+        row = cur.execute(
+            f"SELECT document FROM {self.table} WHERE share_id = ?", (str(share_id),)
+        ).fetchone()
+        if row is None:
+            return
+        document = json.loads(row[0])
+        document.update(fields)
+        if correction is not None:
+            document["corrections"] = [*document.get("corrections", []), correction]
+        cur.execute(
+            f"UPDATE {self.table} SET document = ? WHERE share_id = ?", (json.dumps(document), str(share_id))
+        )
 
     def rebuild(self, events: Iterable[Any]) -> int:
         """Empties the ledger and applies every event of data_sharing's log, in order."""
@@ -275,6 +305,8 @@ def _document(entry: LedgerEntry) -> dict[str, Any]:
         "override_id": str(entry.override_id) if entry.override_id else None,
         "decided_at": _iso(entry.decided_at),
         "received_at": _iso(entry.received_at) if entry.received_at else None,
+        "corrections": [],
+        "erasure_passed_on_at": None,
     }
 
 
@@ -301,5 +333,19 @@ def _entry(document: Mapping[str, Any]) -> LedgerEntry:
         catalogue_version=document["catalogue_version"],
         override_id=UUID(document["override_id"]) if document["override_id"] else None,
         decided_at=datetime.fromisoformat(document["decided_at"]),
-        received_at=datetime.fromisoformat(document["received_at"]) if document["received_at"] else None,
+        received_at=_moment(document["received_at"]),
+        corrections=tuple(
+            LedgerCorrection(
+                correction_id=UUID(c["correction_id"]),
+                corrected_by=c["corrected_by"],
+                reason_code=c["reason_code"],
+                corrected_at=datetime.fromisoformat(c["corrected_at"]),
+            )
+            for c in document.get("corrections", [])
+        ),
+        erasure_passed_on_at=_moment(document.get("erasure_passed_on_at")),
     )
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None

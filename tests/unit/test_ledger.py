@@ -13,6 +13,7 @@ from services.case_registration.application import CaseRegistrationUseCases
 from services.data_sharing.application import DataSharingUseCases
 from shared.contracts.commands import (
     ActivateCase,
+    CorrectShareSchema,
     GetLedgerSchema,
     RegisterCaseSchema,
     RequestShareSchema,
@@ -150,3 +151,29 @@ def test_the_answer_names_nothing_personal(sharing):
     assert "999990019" not in str(answer)
     [entry] = answer["entries"]
     assert entry["side"] == "received" and entry["received_at"]
+
+
+def test_a_correction_and_an_erasure_passed_on_show_on_both_sides(sharing):
+    [written] = share(sharing)
+    correction = {
+        "schema_version": 1,
+        "agency": SENDER,
+        "correction_id": str(uuid.uuid4()),
+        "share_id": str(written.share_id),
+        "content": "Twee maanden huurachterstand.",
+        "reason_code": "factual_error",
+    }
+    sharing.correct_share(load_command(CorrectShareSchema, correction))
+    shared = sharing.repository.get(written.share_id)
+    shared.pass_on_erasure("retention", shared.modified_on)
+    sharing.save(shared)
+    [provided] = ledger(sharing, SENDER).entries
+    [taken] = ledger(sharing, RECIPIENT).entries
+    assert without_side(provided) == without_side(taken)
+    [corrected] = provided.corrections
+    assert (str(corrected.correction_id), corrected.corrected_by, corrected.reason_code) == (
+        correction["correction_id"],
+        SENDER,
+        "factual_error",
+    )
+    assert provided.erasure_passed_on_at is not None

@@ -32,6 +32,15 @@ ENTRY = {
     "override_id": None,
     "decided_at": "2026-12-07T10:00:00+00:00",
     "received_at": "2026-12-07T10:00:01+00:00",
+    "corrections": [
+        {
+            "correction_id": "2e3f4a5b-6c7d-4e8f-9a0b-1c2d3e4f5a6b",
+            "corrected_by": "gemeente-utrecht",
+            "reason_code": "factual_error",
+            "corrected_at": "2026-12-08T09:00:00+00:00",
+        }
+    ],
+    "erasure_passed_on_at": None,
 }
 ANSWER = {"agency": "gemeente-utrecht", "since": "2026-01-01", "until": None, "entries": [ENTRY]}
 
@@ -42,6 +51,7 @@ def test_the_csv_has_every_field_of_an_entry_one_row_per_decision():
     assert row["categories"] == "debts;income"
     assert row["special_grounds"] == "criminal_record=legal_obligation"
     assert row["override_id"] == "" and row["meeting_id"] == "overleg-7-december"
+    assert row["corrections"] == "2026-12-08T09:00:00+00:00 gemeente-utrecht factual_error"
 
 
 def test_the_json_is_the_answer_as_it_came():

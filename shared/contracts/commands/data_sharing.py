@@ -115,6 +115,13 @@ class CorrectShareSchema(CommandSchema[CorrectShare]):
     reason_code = Code(required=True, metadata={"description": "one of correction_reasons in the catalogue"})
 
 
+class LedgerCorrectionSchema(Schema):
+    correction_id = fields.UUID(required=True)
+    corrected_by = AgencyId(required=True)
+    reason_code = Code(required=True, metadata={"description": "one of correction_reasons"})
+    corrected_at = fields.AwareDateTime(required=True)
+
+
 class LedgerEntrySchema(Schema):
     """One decision on one share, as its sender and its recipient both read it (``side``
     aside): the same row for both, field for field."""
@@ -160,6 +167,18 @@ class LedgerEntrySchema(Schema):
         metadata={
             "description": "when the broker confirmed the ShareReceived message into the "
             "recipient's inbox queue; null for a refusal or while it is on its way"
+        },
+    )
+    corrections = fields.List(
+        fields.Nested(LedgerCorrectionSchema),
+        required=True,
+        metadata={"description": "corrections of the content, each passed on to the recipient"},
+    )
+    erasure_passed_on_at = fields.AwareDateTime(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "when the platform purged the share and told the recipient to erase its copy"
         },
     )
 
