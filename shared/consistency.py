@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from shared import metrics
 from shared.errors import Conflict, InvalidRequest
 
 #: How long a token is accepted after it was issued.
@@ -122,6 +123,8 @@ class Recording:
     #: Workers that may wait at once (shared by the service's workers): the consumers that
     #: move the positions run in the same pool of workers, so waiting may never take all of it.
     waiting: threading.BoundedSemaphore | None = None
+    #: The service, for the metric of how its waits ended.
+    service: str = ""
     written: list[Written] = field(default_factory=list)
 
     def accept(self, token: str, wait_seconds: float = WAIT_SECONDS) -> None:
@@ -135,19 +138,24 @@ class Recording:
                 needed[w.stream] = max(needed.get(w.stream, 0), w.position)
         behind = {stream: position for stream, position in needed.items() if self.position(stream) < position}
         if not behind:
+            metrics.consistency_waits.labels(self.service, "ready").inc()
             return
         if self.waiting is not None and not self.waiting.acquire(blocking=False):
-            raise not_caught_up()  # enough workers wait already: this one is answered at once
+            # Enough workers wait already: this one is answered at once.
+            metrics.consistency_waits.labels(self.service, "not_caught_up").inc()
+            raise not_caught_up()
         try:
             deadline = time.monotonic() + wait_seconds
             for stream, position in sorted(behind.items()):
                 while self.position(stream) < position:
                     if time.monotonic() >= deadline:
+                        metrics.consistency_waits.labels(self.service, "not_caught_up").inc()
                         raise not_caught_up()
                     time.sleep(POLL_SECONDS)  # green under eventlet: other workers run meanwhile
         finally:
             if self.waiting is not None:
                 self.waiting.release()
+        metrics.consistency_waits.labels(self.service, "waited").inc()
 
     def token(self) -> str:
         return self.keys.mint(self.written)

@@ -93,6 +93,7 @@ class ApplicationProvider(DependencyProvider):
                 position=self.app.position,
                 consumes=self._consumes,
                 waiting=self._waiting,
+                service=self.container.service_name,
             )
         )
 
