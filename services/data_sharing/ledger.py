@@ -10,8 +10,9 @@ here: no content, no reason text, no contact details.
 The sender and the recipient read the same row, so their views of one share agree field for
 field; each reads only rows where it is one of the two (``entries``). Rows are written in the
 transaction that records their events (``project``) and can be rebuilt from the events alone
-(``rebuild``). The provision is looked up in the catalogue the service runs on when the row is
-written; a decision event that names its provision itself wins.
+(``rebuild``). A decision event that names its provision (``provision``: law and article) is
+read as decided; otherwise the provision is looked up in the catalogue the service runs on when
+the row is written.
 """
 
 from __future__ import annotations
@@ -216,7 +217,13 @@ class Ledger:
         )
 
     def _provision(self, event: Any, side: str, agency: str, ground: str | None) -> str | None:
+        # A decision event that names the provision (the sender's as ``provision``: law and
+        # article) is read as it was decided; else the catalogue the service runs on says.
         recorded = getattr(event, f"{side}_provision", None)
+        if recorded is None and side == "sender":
+            recorded = getattr(event, "provision", None)
+        if isinstance(recorded, Mapping) and recorded.get("law"):
+            return f"{recorded['law']}, {recorded.get('article', '')}".rstrip(", ")
         if isinstance(recorded, str) and recorded:
             return recorded
         if not ground:

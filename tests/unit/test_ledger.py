@@ -177,3 +177,15 @@ def test_a_correction_and_an_erasure_passed_on_show_on_both_sides(sharing):
         "factual_error",
     )
     assert provided.erasure_passed_on_at is not None
+
+
+def test_a_provision_the_decision_event_names_is_the_one_the_ledger_shows(sharing):
+    from types import SimpleNamespace
+
+    from services.data_sharing.ledger import Ledger
+
+    event = SimpleNamespace(provision={"law": "Wet X", "article": "art. 1"}, purpose="debt_assistance")
+    ledger_ = Ledger.__new__(Ledger)
+    ledger_.catalogue = sharing.catalogue
+    assert ledger_._provision(event, "sender", SENDER, "statutory_task") == "Wet X, art. 1"
+    assert ledger_._provision(event, "recipient", RECIPIENT, None) is None
