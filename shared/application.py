@@ -242,10 +242,15 @@ class KetenApplication(Application):
         if consistency.current() is None:
             return
         consistency.note(
-            consistency.Written(self.name, name, position)
+            consistency.Written(self.name, name, position, self.stream_of(domain_event))
             for domain_event, position in stored
             if position is not None and (name := published_name(domain_event, self.name)) is not None
         )
+
+    def stream_of(self, domain_event: Any) -> str:
+        """The stream an event's position counts in, as its consumers track it: today the
+        application's whole log (a partitioned log names the partition here)."""
+        return self.name
 
     # -- personal data --------------------------------------------------------------------
     def seal(self, scope: KeyScope, value: Any) -> Sealed | None:

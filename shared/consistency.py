@@ -12,7 +12,8 @@ kinds the token names (its tracking records), and only then decides. If it canno
 time, the command is refused ``409 not_caught_up``, retryable, and changes nothing.
 
 A token is ``v1.<payload>.<mac>``: base64url of compact JSON ``{"t": issued (unix seconds),
-"w": [[stream, kind, position], ...]}`` and an HMAC-SHA256 under a key derived from the
+"w": [[source, kind, position(, stream)], ...]}`` (the stream only where it is not the source's
+whole log) and an HMAC-SHA256 under a key derived from the
 master key (keys of the master key in use and of the previous one verify). A token whose MAC
 does not verify is refused ``400 invalid_consistency_token``; one older than ``LIFETIME``
 ``400 stale_consistency_token``: by then every service has long caught up, and a token kept
@@ -50,11 +51,17 @@ VERSION = "v1"
 
 @dataclass(frozen=True, order=True)
 class Written:
-    """An event recorded at ``position`` of ``stream`` (a service's log), of kind ``kind``."""
+    """An event of kind ``kind`` that service ``source`` recorded at ``position`` of ``stream``
+    (the log its position counts in: the source's whole log, or a partition of it)."""
 
-    stream: str
+    source: str
     kind: str
     position: int
+    stream: str = ""
+
+    @property
+    def log(self) -> str:
+        return self.stream or self.source
 
 
 def not_caught_up() -> Conflict:
@@ -75,7 +82,10 @@ class TokenKeys:
 
     def mint(self, written: Iterable[Written], now: float | None = None) -> str:
         issued = int(time.time() if now is None else now)
-        entries = [[w.stream, w.kind, w.position] for w in sorted(_latest(written))]
+        entries = [
+            [w.source, w.kind, w.position, *([w.stream] if w.stream and w.stream != w.source else [])]
+            for w in sorted(_latest(written))
+        ]
         payload = _b64(json.dumps({"t": issued, "w": entries}, separators=(",", ":")).encode())
         return f"{VERSION}.{payload}.{_b64(self._mac(self._keys[0], payload))}"
 
@@ -94,7 +104,10 @@ class TokenKeys:
         try:
             document = json.loads(_unb64(payload))
             issued = int(document["t"])
-            written = tuple(Written(str(s), str(k), int(p)) for s, k, p in document["w"])
+            written = tuple(
+                Written(str(entry[0]), str(entry[1]), int(entry[2]), str(entry[3]) if len(entry) > 3 else "")
+                for entry in document["w"]
+            )
         except (ValueError, KeyError, TypeError):
             raise _invalid() from None
         moment = time.time() if now is None else now
@@ -118,7 +131,7 @@ class Recording:
     keys: TokenKeys
     #: The position this service has processed of ``stream`` (its tracking records).
     position: Callable[[str], int]
-    #: ``stream.kind`` of every event this service consumes (``shared.topology``).
+    #: ``source.kind`` of every event this service consumes (``shared.topology``).
     consumes: frozenset[str]
     #: Workers that may wait at once (shared by the service's workers): the consumers that
     #: move the positions run in the same pool of workers, so waiting may never take all of it.
@@ -134,8 +147,8 @@ class Recording:
         self.written.extend(written)
         needed: dict[str, int] = {}
         for w in written:
-            if f"{w.stream}.{w.kind}" in self.consumes:
-                needed[w.stream] = max(needed.get(w.stream, 0), w.position)
+            if f"{w.source}.{w.kind}" in self.consumes:
+                needed[w.log] = max(needed.get(w.log, 0), w.position)
         behind = {stream: position for stream, position in needed.items() if self.position(stream) < position}
         if not behind:
             metrics.consistency_waits.labels(self.service, "ready").inc()
@@ -185,12 +198,16 @@ def note(written: Iterable[Written]) -> None:
 
 
 def _latest(written: Iterable[Written]) -> set[Written]:
-    """Per stream and kind, only the latest position: a token stays small however long the
+    """Per log and kind, only the latest position: a token stays small however long the
     chain of commands it stands for."""
-    latest: dict[tuple[str, str], int] = {}
+    latest: dict[tuple[str, str, str], int] = {}
     for w in written:
-        latest[(w.stream, w.kind)] = max(latest.get((w.stream, w.kind), 0), w.position)
-    return {Written(stream, kind, position) for (stream, kind), position in latest.items()}
+        key = (w.source, w.kind, w.log)
+        latest[key] = max(latest.get(key, 0), w.position)
+    return {
+        Written(source, kind, position, "" if log == source else log)
+        for (source, kind, log), position in latest.items()
+    }
 
 
 def _derive(master_key: bytes) -> bytes:

@@ -131,3 +131,12 @@ def test_outside_a_worker_that_records_an_answer_has_no_token(memory_settings):
     assert "consistency_token" not in dump_reply(
         GetLedgerSchema, {"agency": "gemeente-utrecht", "since": None, "until": None, "entries": []}
     )
+
+
+def test_an_event_of_a_partitioned_log_is_waited_for_in_its_partition():
+    in_partition = Written("consent", "ConsentGiven", 7, "consent.p2")
+    assert KEYS.read(KEYS.mint([in_partition])) == (in_partition,)
+    asked = []
+    seen = recording(lambda stream: asked.append(stream) or 7)
+    seen.accept(KEYS.mint([in_partition]))
+    assert asked == ["consent.p2"]
