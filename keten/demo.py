@@ -41,7 +41,7 @@ class DemoError(RuntimeError):
 
 
 #: Answers that mean "the platform has not caught up with your last step yet": retry shortly.
-CATCHING_UP = {(404, "unknown_case"), (409, "case_not_active")}
+CATCHING_UP = {(404, "unknown_case"), (409, "case_not_active"), (409, "not_caught_up")}
 
 
 @dataclass
@@ -87,6 +87,8 @@ class Client:
         self.http = requests.Session()
         self.timeout = timeout
         self.credentials = credentials
+        #: The latest answer's consistency token, sent with every later command.
+        self.consistency_token: str | None = None
 
     def call(
         self,
@@ -96,8 +98,13 @@ class Client:
         json: Any = None,
         **kwargs: Any,
     ) -> Any:
+        agency_request = (
+            self.credentials is not None and path.startswith("/api/") and not path.startswith("/api/citizen")
+        )
+        if agency_request and isinstance(json, dict) and self.consistency_token:
+            json = {"consistency_token": self.consistency_token, **json}
         body = b"" if json is None else dumps(json).encode()
-        if self.credentials is not None and path.startswith("/api/") and not path.startswith("/api/citizen"):
+        if agency_request and self.credentials is not None:
             kwargs["headers"] = {
                 **kwargs.get("headers", {}),
                 **signed_http_headers(self.credentials, method, path, body),
@@ -114,7 +121,10 @@ class Client:
                 response.status_code,
                 _error_code(response),
             )
-        return response.json() if response.content else None
+        answer = response.json() if response.content else None
+        if agency_request and isinstance(answer, dict) and answer.get("consistency_token"):
+            self.consistency_token = answer["consistency_token"]
+        return answer
 
     def wait_healthy(self, timeout: float = 30.0, unreachable_after: float = 10.0) -> dict[str, Any]:
         """The platform's /health once every service is healthy. Nothing listening for
@@ -297,6 +307,14 @@ def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = 
     for record in schedule:
         due = f"purged on {record['due_at'][:10]}" if record["due_at"] else "kept, without personal data"
         out(f"   {record['record_kind']}: {due} ({record['rule']})")
+    ledger = client.call("GET", "/api/agencies/gemeente-utrecht/ledger?case_id=" + case_id)
+    out("7. Gemeente Utrecht's ledger of the case (what its FG and a supervisor read):")
+    for entry in ledger["entries"]:
+        out(
+            f"   {entry['side']} to {entry['to_agency']}: {', '.join(entry['categories'])},"
+            f" {entry['form']}, {entry['outcome']}; ground {entry['sender_ground']}"
+            f" ({entry['sender_provision']}); catalogue {entry['catalogue_version']}"
+        )
     return DemoResult(case_id=case_id, share_id=first["share_id"], overview=overview, schedule=schedule)
 
 

@@ -93,6 +93,9 @@ class AgencyClient:
         )
         self._replies: dict[str, dict[str, Any]] = {}
         self._reply_consumer: Consumer | None = None
+        #: The consistency token of the latest answer: sent with every later command, so the
+        #: platform decides each one knowing everything this client wrote before (None: none yet).
+        self.consistency_token: str | None = None
 
     def __enter__(self) -> AgencyClient:
         self.connect()
@@ -125,7 +128,8 @@ class AgencyClient:
         when absent. ``traceparent`` (W3C Trace Context) puts what the command causes in your
         trace: the platform's processing log records and the inbox messages carry its trace id.
         """
-        body = {"schema_version": 1, "agency": self.credentials.agency, **body}
+        token = {"consistency_token": self.consistency_token} if self.consistency_token else {}
+        body = {"schema_version": 1, "agency": self.credentials.agency, **token, **body}
         payload = json.dumps(body, separators=(",", ":")).encode()
         routing_key = f"{self.credentials.agency}.{service}.{command}"
         message_id = str(uuid.uuid4())
@@ -166,12 +170,16 @@ class AgencyClient:
         timeout: float = 15.0,
         traceparent: str | None = None,
     ) -> Any:
-        """Sends a command and waits for its answer: the result, or ``CommandFailed``."""
+        """Sends a command and waits for its answer: the result, or ``CommandFailed``. The
+        answer's consistency token goes with the next command (``consistency_token``)."""
         message_id = self.send(service, command, body, reply=True, traceparent=traceparent)
         reply = self.await_reply(message_id, timeout)
         if reply["message"] == "CommandRejected":
             raise CommandFailed(reply["data"]["error"])
-        return reply["data"]["result"]
+        result = reply["data"]["result"]
+        if isinstance(result, dict) and result.get("consistency_token"):
+            self.consistency_token = result["consistency_token"]
+        return result
 
     def await_reply(self, message_id: str, timeout: float = 15.0) -> dict[str, Any]:
         """The answer to the command ``message_id`` (sent with ``reply=True``)."""

@@ -37,8 +37,9 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
+from shared import consistency
 from shared.config import Settings
-from shared.contracts.envelope import ReceivedEvent, ReceivedTracking
+from shared.contracts.envelope import ReceivedEvent, ReceivedTracking, published_name
 from shared.contracts.events.retention import RecordsPurged
 from shared.crypto import KeyStore, ScopeShreddedError, Vault
 from shared.db import Cursor, SqlStore, open_store, sqlite_path
@@ -257,12 +258,35 @@ class KetenApplication(Application):
         guarantee: at least once, in log order."""
         return []
 
+    def inbox_receipts(self, delivered: list[Any]) -> list[Any]:
+        """Aggregates that record that the broker confirmed the inbox messages of
+        ``delivered`` (stored events) into their agencies' inbox queues; the relay saves them
+        with its position. None by default."""
+        return []
+
     def on_save(self, listener: Callable[[], None]) -> None:
         self._save_listeners.append(listener)
 
     def _notify(self, recordings: list[Recording]) -> None:
+        self._note_written((r.domain_event, r.notification.id) for r in recordings)
         for listener in self._save_listeners:
             listener()
+
+    def _note_written(self, stored: Any) -> None:
+        """The positions of published events just written, for the answer's consistency token
+        (``shared.consistency``; nothing happens outside a worker that records)."""
+        if consistency.current() is None:
+            return
+        consistency.note(
+            consistency.Written(self.name, name, position, self.stream_of(domain_event))
+            for domain_event, position in stored
+            if position is not None and (name := published_name(domain_event, self.name)) is not None
+        )
+
+    def stream_of(self, domain_event: Any) -> str:
+        """The stream an event's position counts in, as its consumers track it: today the
+        application's whole log (a partitioned log names the partition here)."""
+        return self.name
 
     # -- personal data --------------------------------------------------------------------
     def seal(self, scope: KeyScope, value: Any) -> Sealed | None:
@@ -350,10 +374,11 @@ class KetenApplication(Application):
                     ),
                 )
             # The recorder's own insert, inside our transaction: events, then tracking.
-            recorder._insert_events(cur.raw, stored, tracking=tracking)
+            positions = recorder._insert_events(cur.raw, stored, tracking=tracking)
         if isinstance(tracking, ReceivedTracking):
             self.last_taken = (tracking.application_name, tracking.notification_id)
         if stored:
+            self._note_written(zip(processing.events, positions or (), strict=False))
             self._notify([])
 
     def write_tracked(self, tracking: Tracking, write: Callable[[Cursor], None]) -> None:

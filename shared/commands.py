@@ -250,20 +250,25 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
         self.publisher.publish(messages)
 
     def reject(self, message: Any, received: Received, error: KetenError) -> None:
-        metrics.dead_letters.labels(self.service, error.code).inc()
-        log.warning("%s: rejected a command on %s: %s", self.service, received.routing_key, error.code)
-        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
-        sealed = self.vault.seal(dead_letter_scope(), {"body": base64.b64encode(body).decode()})
-        dead = dead_letter_message(
-            message,
-            self.service,
-            error.code,
-            error.message,
-            name=received.command,
-            body=json.dumps(sealed.to_json()).encode(),
-            content_type="application/vnd.keten.sealed+json",
-        )
-        messages = [dataclasses.replace(dead, exchange=dead_letter_exchange.name)]
+        messages: list[OutgoingMessage] = []
+        if error.retryable:
+            # An answer that asks for a retry (the platform was catching up), not a dead letter.
+            log.info("%s: asked to retry a command on %s: %s", self.service, received.routing_key, error.code)
+        else:
+            metrics.dead_letters.labels(self.service, error.code).inc()
+            log.warning("%s: rejected a command on %s: %s", self.service, received.routing_key, error.code)
+            body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+            sealed = self.vault.seal(dead_letter_scope(), {"body": base64.b64encode(body).decode()})
+            dead = dead_letter_message(
+                message,
+                self.service,
+                error.code,
+                error.message,
+                name=received.command,
+                body=json.dumps(sealed.to_json()).encode(),
+                content_type="application/vnd.keten.sealed+json",
+            )
+            messages.append(dataclasses.replace(dead, exchange=dead_letter_exchange.name))
         if received.agency is not None:
             reply = inbox_message(
                 received.agency,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 import uuid
 from typing import Any, Protocol, runtime_checkable
@@ -16,11 +17,12 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc, RpcProxy
 from nameko.timer import Timer
 
-from shared import logs, metrics, ops, tracing
+from shared import consistency, logs, metrics, ops, tracing
 from shared.config import Settings
 from shared.errors import KetenError, ServiceUnavailable
 from shared.pseudonym import Pseudonymiser
 from shared.relay import RelayLoop
+from shared.topology import SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,10 @@ class ApplicationProvider(DependencyProvider):
         self.settings = settings_from(self.container.config)
         self.app = self.app_cls(self.settings)
         self._gt: Any = None
+        self._token_keys = consistency.TokenKeys(self.settings.master_key, self.settings.previous_master_key)
+        self._consumes = frozenset(SUBSCRIPTIONS.get(self.container.service_name, ()))
+        # At most half the workers wait for a consistency token: the rest take the events.
+        self._waiting = threading.BoundedSemaphore(max(1, self.container.max_workers // 2))
         if self.relay_enabled:
             self.relay_loop = RelayLoop(self.app, self.container.service_name, self.settings)
 
@@ -78,6 +84,21 @@ class ApplicationProvider(DependencyProvider):
 
     def get_dependency(self, worker_ctx: Any) -> Any:
         return self.app
+
+    def worker_setup(self, worker_ctx: Any) -> None:
+        # Each worker records what it writes, for its answer's consistency token.
+        consistency.start(
+            consistency.Recording(
+                keys=self._token_keys,
+                position=self.app.position,
+                consumes=self._consumes,
+                waiting=self._waiting,
+                service=self.container.service_name,
+            )
+        )
+
+    def worker_teardown(self, worker_ctx: Any) -> None:
+        consistency.stop()
 
     def health_report(self) -> tuple[dict[str, Any], bool]:
         """The store answers, and the relay (if it leads) is not stuck."""

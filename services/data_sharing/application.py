@@ -12,7 +12,7 @@ application and read back as the domain's ``GivenConsent`` and ``SafetyOverride`
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -23,6 +23,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from services.data_sharing.domain import (
     GivenConsent,
+    InboxReceipt,
     RefusedShare,
     SafetyOverride,
     Share,
@@ -30,17 +31,19 @@ from services.data_sharing.domain import (
     SubjectSay,
     check_may_correct,
     decide,
+    receipt_id,
     share_id,
 )
 from services.data_sharing.inbox import SealedToRecipient, erasures_required, share_corrected, share_received
+from services.data_sharing.ledger import SIDES, Ledger, LedgerEntry, LedgerQuery
 from shared import metrics
 from shared.agencies import AgencyRegistry
-from shared.application import KetenApplication
+from shared.application import KetenApplication, Tracking
 from shared.casefacts import CaseEvent, CaseFacts
 from shared.caseview import ContactPointFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
-from shared.contracts.commands import CorrectShare, RequestShare
+from shared.contracts.commands import CorrectShare, GetLedger, RequestShare
 from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
 from shared.contracts.events.consent import (
     ConsentGiven,
@@ -51,6 +54,7 @@ from shared.contracts.events.consent import (
     SafetyOverrideRecorded,
 )
 from shared.contracts.events.retention import RecordsPurged
+from shared.contracts.inbox import inbox_message_id
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
@@ -104,6 +108,23 @@ class CorrectionRecorded:
     passed_on_to: tuple[CorrectionPassedOn, ...]
 
 
+@dataclass(frozen=True, kw_only=True)
+class LedgerLine(LedgerEntry):
+    """A ledger row as one agency reads it: which side of the share it was on."""
+
+    side: str
+
+
+@dataclass(frozen=True)
+class AgencyLedger:
+    """What ``get_ledger`` answers (``LedgerSchema``)."""
+
+    agency: str
+    since: date | None
+    until: date | None
+    entries: tuple[LedgerLine, ...]
+
+
 class DataSharingUseCases(KetenApplication):
     """The use cases over data_sharing's event store, which holds the ``Share`` and
     ``RefusedShare`` aggregates, and over its read models: the case facts and what the
@@ -121,6 +142,7 @@ class DataSharingUseCases(KetenApplication):
         self.catalogue = catalogue or load_catalogue()
         super().__init__(settings)
         self.cases = CaseFacts(self)
+        self.ledger = Ledger(self, self.catalogue)
         self.consent_table = f"{self.name}_consents"
         self.objection_table = f"{self.name}_objections"
         self.override_table = f"{self.name}_safety_overrides"
@@ -314,7 +336,82 @@ class DataSharingUseCases(KetenApplication):
         """Asks the key store itself: a cached key may outlive a purge until it is reported."""
         return content is not None and not isinstance(self.vault.keys.load(content.key_id), bytes)
 
+    # -- accountability: the ledger ------------------------------------------------------------
+    def get_ledger(self, command: GetLedger) -> AgencyLedger:
+        """The sending agency's ledger: what it provided and received, refused included. Only
+        its own (another agency's: 403); each row names no more than the agency was told."""
+        agency = command.agency
+        if command.of_agency not in (None, agency):
+            raise NotAuthorised("not_your_ledger", "an agency reads its own ledger only", "of_agency")
+        if command.since and command.until and command.since > command.until:
+            raise InvalidRequest("invalid_period", "since is after until", "since")
+        sides = SIDES if command.side == "both" else (command.side,)
+        rows = self.ledger.entries(
+            LedgerQuery(
+                agency=agency,
+                sides=sides,
+                since=command.since,
+                until=command.until,
+                case_id=command.case_id,
+                subject=command.subject,
+            )
+        )
+        return AgencyLedger(
+            agency,
+            command.since,
+            command.until,
+            tuple(LedgerLine(side=row.side_of(agency), **vars(row)) for row in rows),
+        )
+
+    def rebuild_ledger(self) -> int:
+        """Rebuilds the ledger from data_sharing's events alone; returns how many were read."""
+        notifications = self.recorder.select_notifications(start=1, limit=10**9)
+        return self.ledger.rebuild(self.mapper.to_domain_event(n) for n in notifications)
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Any]:
+        """Every save of this application goes through ``save_tracked``, so the ledger is
+        written with the events it comes from."""
+        self.save_tracked(None, *objs)
+        return []
+
+    def save_tracked(
+        self,
+        tracking: Tracking | None,
+        *aggregates: Any,
+        write: Callable[[Cursor], None] | None = None,
+    ) -> None:
+        new_events = [e for aggregate in aggregates for e in aggregate.pending_events]
+
+        def write_all(cur: Cursor) -> None:
+            if write is not None:
+                write(cur)
+            for domain_event in new_events:
+                self.ledger.project(cur, domain_event)
+
+        super().save_tracked(tracking, *aggregates, write=write_all)
+
     # -- telling the recipients ---------------------------------------------------------------
+    def inbox_receipts(self, delivered: list[Any]) -> list[InboxReceipt]:
+        """The receipts of shares whose ``ShareReceived`` the broker just confirmed into the
+        recipient's inbox (the relay saves them with its position); none for a share whose
+        receipt is on record already (the relay publishes again after a restart)."""
+        receipts = []
+        for domain_event in delivered:
+            if not isinstance(domain_event, Share.DataShared):
+                continue
+            try:
+                self.repository.get(receipt_id(domain_event.originator_id))
+            except AggregateNotFoundError:
+                receipts.append(
+                    InboxReceipt(
+                        share_id=domain_event.originator_id,
+                        case_id=domain_event.case_id,
+                        to_agency=domain_event.to_agency,
+                        message_id=inbox_message_id("share", domain_event.originator_id),
+                    )
+                )
+        return receipts
+
     def inbox_messages(self, domain_event: object) -> list[OutgoingMessage]:
         """What a share's events tell its recipient: the share and each correction, with the
         content sealed to the recipient's own key (readable by nobody on the way: broker, dead

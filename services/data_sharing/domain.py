@@ -409,6 +409,37 @@ def check_may_correct(from_agency: str, agency: str, record_holder: str | None) 
         )
 
 
+RECEIPT_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/inbox-receipts")
+
+
+class InboxReceipt(Aggregate):
+    """The recipient's inbox took a share: the broker confirmed the ``ShareReceived`` message
+    into the agency's durable inbox queue. One per share; the accountability ledger's receipt
+    time. (Not that the agency read it: what it does with its inbox is its own record.)"""
+
+    class ShareTakenByInbox(Aggregate.Created):
+        share_id: UUID
+        case_id: UUID
+        to_agency: str
+        message_id: str
+
+    @event(ShareTakenByInbox)
+    def __init__(self, share_id: UUID, case_id: UUID, to_agency: str, message_id: str):
+        self.share_id = share_id
+        self.case_id = case_id
+        self.to_agency = to_agency
+        self.message_id = message_id
+
+    @staticmethod
+    def create_id(share_id: UUID, case_id: UUID, to_agency: str, message_id: str) -> UUID:
+        return receipt_id(share_id)
+
+
+def receipt_id(share_id: UUID) -> UUID:
+    """One receipt per share: a message published again (a relay restart) finds it on record."""
+    return uuid5(RECEIPT_NAMESPACE, str(share_id))
+
+
 class RefusedShare(Aggregate):
     """A share that was not allowed, with the reason: on record like every decision."""
 

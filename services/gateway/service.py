@@ -18,6 +18,7 @@ from services.gateway.limits import LoginLimiter, LoginLimits, TooManyLogins
 from services.gateway.sessions import Session, SessionSigner
 from shared.agencies import AgencyRegistry
 from shared.catalogue import load_catalogue
+from shared.contracts.commands import LEDGER_QUERY
 from shared.dependencies import ServiceHealth, ServiceRpc, settings_from
 from shared.errors import InvalidRequest, KetenError, NotAuthorised, NotFound
 from shared.http_signatures import HttpSignatureError, verify_request
@@ -244,6 +245,16 @@ class GatewayService:
         """The catalogue the platform decides by, for the signing agency (``get_catalogue``)."""
         agency = self.signatures.agency(request)
         return self.case_registration.get_catalogue({"schema_version": 1, "agency": agency})
+
+    @json_http("GET", "/api/agencies/<string:agency>/ledger")
+    def ledger(self, request: Request, agency: str) -> dict[str, Any]:
+        """The signing agency's accountability ledger (``get_ledger``); another agency's is
+        403. Query: ``side``, ``since``, ``until``, ``case_id``, ``subject`` (a pseudonym)."""
+        signer = self.signatures.agency(request)
+        query = {name: request.args[name] for name in LEDGER_QUERY if name in request.args}
+        return self.data_sharing.get_ledger(
+            {"schema_version": 1, "agency": signer, "of_agency": agency, **query}
+        )
 
     @json_http("POST", "/api/cases")
     def register_case(self, request: Request) -> tuple[int, dict[str, Any]]:

@@ -68,6 +68,14 @@ class ErrorSchema(Schema):
     code = fields.String(required=True, metadata={"example": "bad_signature"})
     message = fields.String(required=True)
     field = fields.String(allow_none=True, load_default=None, metadata={"example": "case_id"})
+    retryable = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "true (unknown_case, case_not_active, not_caught_up): the platform was "
+            "still catching up; send the same command again a moment later (a new message_id). "
+            "Such an answer is not dead-lettered"
+        },
+    )
 
 
 class CommandAcceptedSchema(InboxSchema):

@@ -13,13 +13,14 @@ from nameko.testing.services import worker_factory
 
 from keten.demo import CITIZEN
 from services.data_sharing.application import (
+    AgencyLedger,
     CorrectionPassedOn,
     CorrectionRecorded,
     ShareDecision,
     ShareDecisions,
 )
 from services.data_sharing.service import DataSharingService
-from shared.contracts.commands import CorrectShare, RequestShare
+from shared.contracts.commands import CorrectShare, GetLedger, RequestShare
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.base import AgreementRef, ContactPointRef, ParticipantRef
 from shared.contracts.events.case_registration import (
@@ -74,6 +75,10 @@ class RecordingUseCases:
     def correct_share(self, command: CorrectShare) -> CorrectionRecorded:
         self._record("correct_share", command)
         return CorrectionRecorded(command.correction_id, command.share_id, self.passed_on_to)
+
+    def get_ledger(self, command: GetLedger) -> AgencyLedger:
+        self._record("get_ledger", command)
+        return AgencyLedger(command.agency, command.since, command.until, ())
 
     def record_case_event(self, event: ReceivedEvent[Any]) -> None:
         self._record("record_case_event", event)
@@ -403,3 +408,33 @@ def test_each_event_of_consent_and_retention_goes_to_its_use_case_as_it_was_rece
 
 def test_health_answers_the_services_health_check(service):
     assert service.health() == {"service": "data_sharing", "ok": True}
+
+
+def test_get_ledger_hands_the_use_case_the_query_and_answers_the_ledger(service, use_cases):
+    case_id = str(uuid.uuid4())
+    answer = service.get_ledger(
+        {
+            "schema_version": 1,
+            "agency": KREDIETBANK,
+            "side": "received",
+            "since": "2026-01-01",
+            "until": "2026-12-31",
+            "case_id": case_id,
+        }
+    )
+    [(use_case, given)] = use_cases.calls
+    assert use_case == "get_ledger" and isinstance(given, GetLedger)
+    assert (given.agency, given.of_agency, given.side, given.case_id) == (
+        KREDIETBANK,
+        None,
+        "received",
+        uuid.UUID(case_id),
+    )
+    assert answer == {"agency": KREDIETBANK, "since": "2026-01-01", "until": "2026-12-31", "entries": []}
+
+
+def test_a_ledger_query_that_fails_its_schema_is_refused_before_any_use_case_runs(service, use_cases):
+    with pytest.raises(InvalidRequest) as refused:
+        service.get_ledger({"schema_version": 1, "agency": KREDIETBANK, "side": "everything"})
+    assert refused.value.field == "side"
+    assert use_cases.calls == []
