@@ -12,7 +12,7 @@ application and read back as the domain's ``GivenConsent`` and ``SafetyOverride`
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -29,7 +29,7 @@ from services.data_sharing.domain import (
     ShareRequest,
     SubjectSay,
     check_may_correct,
-    decide,
+    decide_per_category,
     share_id,
 )
 from services.data_sharing.inbox import SealedToRecipient, erasures_required, share_corrected, share_received
@@ -37,6 +37,7 @@ from shared import metrics
 from shared.agencies import AgencyRegistry
 from shared.application import KetenApplication
 from shared.casefacts import CaseEvent, CaseFacts
+from shared.caseview import CaseView
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
 from shared.contracts.commands import CorrectShare, RequestShare
@@ -59,8 +60,22 @@ from shared.wire import seal_for
 
 
 @dataclass(frozen=True)
+class CategoryDecision:
+    """What became of one category of a request for one recipient (``CategoryDecisionSchema``):
+    shared, or refused and why; ``share_id`` is the decision on record that says so."""
+
+    category: str
+    outcome: str
+    reason_code: str
+    reason: str | None
+    share_id: UUID
+
+
+@dataclass(frozen=True)
 class ShareDecision:
-    """The decision for one recipient (``ShareDecisionSchema``): shared, or refused and why."""
+    """The decision for one recipient (``ShareDecisionSchema``): shared, refused, or ``partial``
+    (some categories shared, others refused); a partial decision names its first refusal in
+    ``reason_code`` and ``reason`` and every category's fate in ``categories``."""
 
     share_id: UUID
     to_agency: str
@@ -69,12 +84,38 @@ class ShareDecision:
     reason: str | None
     #: The safety override a share proceeds under despite the subject's objection.
     override_id: UUID | None
+    categories: tuple[CategoryDecision, ...] = ()
 
     @classmethod
-    def of(cls, decision: Share | RefusedShare) -> ShareDecision:
-        if isinstance(decision, Share):
-            return cls(decision.id, decision.to_agency, "shared", "allowed", None, decision.override_id)
-        return cls(decision.id, decision.to_agency, "refused", decision.reason_code, decision.reason, None)
+    def of(cls, decisions: Sequence[Share | RefusedShare]) -> ShareDecision:
+        """The recipient's decisions on one request, its first decision first (the share of the
+        allowed categories, or the first refusal)."""
+        first = decisions[0]
+        refusals = [d for d in decisions if isinstance(d, RefusedShare)]
+        per_category = tuple(
+            CategoryDecision(code, "shared", "allowed", None, d.id)
+            if isinstance(d, Share)
+            else CategoryDecision(code, "refused", d.reason_code, d.reason, d.id)
+            for d in decisions
+            for code in d.categories
+        )
+        if isinstance(first, Share):
+            if not refusals:
+                return cls(
+                    first.id, first.to_agency, "shared", "allowed", None, first.override_id, per_category
+                )
+            # A partial answer leads with a refusal, so that nobody reads it as allowed.
+            refusal = refusals[0]
+            return cls(
+                first.id,
+                first.to_agency,
+                "partial",
+                refusal.reason_code,
+                refusal.reason,
+                first.override_id,
+                per_category,
+            )
+        return cls(first.id, first.to_agency, "refused", first.reason_code, first.reason, None, per_category)
 
 
 @dataclass(frozen=True)
@@ -83,6 +124,13 @@ class ShareDecisions:
 
     request_id: UUID
     decisions: tuple[ShareDecision, ...]
+
+    @property
+    def outcome(self) -> str:
+        """``shared`` when every recipient got every category, ``refused`` when none got any,
+        else ``partial``."""
+        outcomes = {decision.outcome for decision in self.decisions}
+        return outcomes.pop() if len(outcomes) == 1 else "partial"
 
 
 @dataclass(frozen=True)
@@ -165,54 +213,28 @@ class DataSharingUseCases(KetenApplication):
             senders, recipients = [agency], list(command.to_agencies)
         say = self._subject_say(case.case_id, subject)
         today = datetime.now(UTC).date()
-        decisions: list[Share | RefusedShare] = []
+        answers: list[ShareDecision] = []
         new: list[Share | RefusedShare] = []
         for sender in senders:
             for recipient in recipients:
-                existing = self._find_decision(command.request_id, recipient)
-                if existing is not None:
-                    decisions.append(existing)
-                    continue
-                request = ShareRequest(
-                    request_id=command.request_id,
-                    case_id=case.case_id,
-                    subject=subject,
-                    from_agency=sender,
-                    to_agency=recipient,
-                    categories=command.categories,
-                    purpose=command.purpose,
-                    form=command.form,
-                    meeting_id=command.meeting_id,
-                    direction=command.direction,
-                    special_grounds=command.special_grounds,
-                )
-                decision = decide(request, case, say, self.catalogue, today)
-                outcome: Share | RefusedShare
-                if decision.allowed:
-                    outcome = Share.record(
-                        request,
-                        decision,
-                        content=self.seal(
-                            KeyScope(case.case_id, subject),
-                            {"content": command.content, "reference": command.content_reference},
-                        ),
-                        contact_point=case.contact_point,
-                        catalogue_version=self.catalogue.version,
-                        correlation_id=correlation_id or str(request.request_id),
+                on_record = self._decisions_on_record(command.request_id, recipient, command.categories)
+                if not on_record:
+                    request = ShareRequest(
+                        request_id=command.request_id,
+                        case_id=case.case_id,
+                        subject=subject,
+                        from_agency=sender,
+                        to_agency=recipient,
+                        categories=command.categories,
+                        purpose=command.purpose,
+                        form=command.form,
+                        meeting_id=command.meeting_id,
+                        direction=command.direction,
+                        special_grounds=command.special_grounds,
                     )
-                else:
-                    outcome = RefusedShare.record(
-                        request,
-                        decision,
-                        reason=refusal_text(
-                            decision.reason_code, dict(decision.reason_details), self.catalogue
-                        ),
-                        visible_to_subject=share_refusals()[decision.reason_code].visible_to_subject,
-                        catalogue_version=self.catalogue.version,
-                        correlation_id=correlation_id or str(request.request_id),
-                    )
-                decisions.append(outcome)
-                new.append(outcome)
+                    on_record = self._decide(request, case, say, today, command, correlation_id)
+                    new.extend(on_record)
+                answers.append(ShareDecision.of(on_record))
         if new:
             self.save(*new)
             for outcome in new:
@@ -220,7 +242,69 @@ class DataSharingUseCases(KetenApplication):
                     metrics.share_decisions.labels("shared", "allowed").inc()
                 else:
                     metrics.share_decisions.labels("refused", outcome.reason_code).inc()
-        return ShareDecisions(command.request_id, tuple(ShareDecision.of(d) for d in decisions))
+        return ShareDecisions(command.request_id, tuple(answers))
+
+    def _decide(
+        self,
+        request: ShareRequest,
+        case: CaseView,
+        say: SubjectSay,
+        today: date,
+        command: RequestShare,
+        correlation_id: str | None,
+    ) -> list[Share | RefusedShare]:
+        """Decides each category of one recipient's request and puts each decision on record:
+        the allowed categories as one share, each refusal with its own reason. A refusal beside
+        a share is shown to the subject, whom the share is told anyway: a partial share never
+        hides what was held back."""
+        correlation = correlation_id or str(request.request_id)
+        decided: list[Share | RefusedShare] = []
+        for decision in decide_per_category(request, case, say, self.catalogue, today):
+            if decision.allowed:
+                decided.append(
+                    Share.record(
+                        request,
+                        decision,
+                        content=self.seal(
+                            KeyScope(case.case_id, request.subject),
+                            {"content": command.content, "reference": command.content_reference},
+                        ),
+                        contact_point=case.contact_point,
+                        catalogue_version=self.catalogue.version,
+                        correlation_id=correlation,
+                    )
+                )
+                continue
+            partial = bool(decided) and isinstance(decided[0], Share)
+            decided.append(
+                RefusedShare.record(
+                    request,
+                    decision,
+                    reason=refusal_text(decision.reason_code, dict(decision.reason_details), self.catalogue),
+                    visible_to_subject=partial or share_refusals()[decision.reason_code].visible_to_subject,
+                    catalogue_version=self.catalogue.version,
+                    correlation_id=correlation,
+                    part_of=decided[0].id if decided else None,
+                )
+            )
+        return decided
+
+    def _decisions_on_record(
+        self, request_id: UUID, to_agency: str, categories: Sequence[str]
+    ) -> list[Share | RefusedShare]:
+        """The recipient's decisions on a request already decided: its first decision, then the
+        refusals that are part of it (named by their first category)."""
+        first = self._find_decision(request_id, to_agency)
+        if first is None:
+            return []
+        parts: list[Share | RefusedShare] = []
+        for code in categories:
+            try:
+                part: RefusedShare = self.repository.get(share_id(request_id, to_agency, code))
+            except AggregateNotFoundError:
+                continue
+            parts.append(part)
+        return [first, *parts]
 
     def _find_decision(self, request_id: UUID, to_agency: str) -> Share | RefusedShare | None:
         try:

@@ -2,8 +2,10 @@
 
 Pure domain. ``decide`` weighs one request for one recipient against what is known of the case
 (``CaseView``) and what the subject said (``SubjectSay``: consents, objection, safety overrides),
-and returns a ``Decision`` with a reason code; the application records it as ``Share``
-(``DataShared``) or ``RefusedShare`` (``ShareRefused``).
+and returns a ``Decision`` with a reason code; ``decide_per_category`` weighs each category of the
+request on its own, so that one category the rules refuse does not stop the others. The
+application records the allowed categories as one ``Share`` (``DataShared``) and each refusal as
+a ``RefusedShare`` (``ShareRefused``) with its own reason.
 Every decision is an event, allowed or refused. A share's content can later be corrected
 (``ShareCorrected``) and its erasure passed on to its recipient (``ErasurePassedOn``): rule 6
 of docs/architecture.md.
@@ -12,7 +14,7 @@ of docs/architecture.md.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -26,9 +28,12 @@ from shared.sealed import Sealed
 SHARE_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/shares")
 
 
-def share_id(request_id: UUID, to_agency: str) -> UUID:
-    """One decision per request and recipient; a repeated request finds its decision again."""
-    return uuid5(SHARE_NAMESPACE, f"{request_id}/{to_agency}")
+def share_id(request_id: UUID, to_agency: str, refused_category: str | None = None) -> UUID:
+    """One decision per request and recipient; a repeated request finds its decision again.
+    Where part of a request is refused beside the recipient's decision (its share, or its first
+    refusal), that part's refusal is named by its first category."""
+    part = f"/{refused_category}" if refused_category is not None else ""
+    return uuid5(SHARE_NAMESPACE, f"{request_id}/{to_agency}{part}")
 
 
 @dataclass(frozen=True)
@@ -124,10 +129,45 @@ class Decision:
     recipient_ground: str | None = None
     #: The safety override the share proceeds under despite the subject's objection.
     override_id: UUID | None = None
+    #: The categories the decision is about (``decide_per_category``): those shared, or those
+    #: refused for this reason; empty from ``decide``, which is about the whole request.
+    categories: tuple[str, ...] = ()
 
 
 def refused(code: str, **details: str) -> Decision:
     return Decision(False, code, details)
+
+
+def decide_per_category(
+    request: ShareRequest, case: CaseView, say: SubjectSay, catalogue: Catalogue, today: date
+) -> tuple[Decision, ...]:
+    """Each category of the request weighed on its own by ``decide``: the allowed ones together
+    in one allowed decision (first), then one refusal per reason, naming its categories. A rule
+    about the whole request (an inactive case, another purpose, an objection with no override)
+    refuses every category alike, and so gives one refusal for all of them."""
+    alone = [
+        (code, decide(replace(request, categories=(code,)), case, say, catalogue, today))
+        for code in request.categories
+    ]
+    allowed = [(code, decision) for code, decision in alone if decision.allowed]
+    decisions: list[Decision] = []
+    if allowed:
+        first = allowed[0][1]
+        override_id = next((d.override_id for _, d in allowed if d.override_id is not None), None)
+        decisions.append(
+            replace(first, override_id=override_id, categories=tuple(code for code, _ in allowed))
+        )
+    # Refusals for the same reason, naming the same agencies and category, are one decision.
+    grouped: dict[tuple[str, tuple[tuple[str, str], ...]], list[str]] = {}
+    by_key: dict[tuple[str, tuple[tuple[str, str], ...]], Decision] = {}
+    for code, decision in alone:
+        if decision.allowed:
+            continue
+        key = (decision.reason_code, tuple(sorted(decision.reason_details.items())))
+        grouped.setdefault(key, []).append(code)
+        by_key.setdefault(key, decision)
+    decisions.extend(replace(by_key[key], categories=tuple(codes)) for key, codes in grouped.items())
+    return tuple(decisions)
 
 
 def decide(
@@ -288,7 +328,7 @@ class Share(Aggregate):
             subject=request.subject,
             from_agency=request.from_agency,
             to_agency=request.to_agency,
-            categories=request.categories,
+            categories=decision.categories or request.categories,
             purpose=request.purpose,
             sender_ground=decision.sender_ground or "",
             recipient_ground=decision.recipient_ground or "",
@@ -417,6 +457,7 @@ class RefusedShare(Aggregate):
         correlation_id: str | None,
         reason_details: dict[str, str] | None = None,
         direction: str = "push",
+        part_of: UUID | None = None,
     ):
         self.request_id = request_id
         self.case_id = case_id
@@ -427,10 +468,13 @@ class RefusedShare(Aggregate):
         self.reason_code = reason_code
         self.reason = reason
         self.visible_to_subject = visible_to_subject
+        self.part_of = part_of
 
     @staticmethod
-    def create_id(request_id: UUID, to_agency: str) -> UUID:
-        return share_id(request_id, to_agency)
+    def create_id(
+        request_id: UUID, to_agency: str, categories: tuple[str, ...] = (), part_of: UUID | None = None
+    ) -> UUID:
+        return share_id(request_id, to_agency, categories[0] if part_of is not None else None)
 
     @classmethod
     def record(
@@ -441,9 +485,13 @@ class RefusedShare(Aggregate):
         visible_to_subject: bool,
         catalogue_version: str,
         correlation_id: str,
+        part_of: UUID | None = None,
     ) -> RefusedShare:
         """Puts a refusal on record with its reason in plain language, and whether the subject
-        is to see it (an agency's own slip is not theirs to read)."""
+        is to see it (an agency's own slip is not theirs to read). A request decided per
+        category gives the recipient one first decision (the share of the allowed categories,
+        or the first refusal); each further refusal is ``part_of`` it, named by its first
+        category."""
         if decision.allowed:
             raise ValueError("an allowed decision is recorded as a Share")
         return cls(
@@ -452,7 +500,7 @@ class RefusedShare(Aggregate):
             subject=request.subject,
             from_agency=request.from_agency,
             to_agency=request.to_agency,
-            categories=request.categories,
+            categories=decision.categories or request.categories,
             purpose=request.purpose,
             reason_code=decision.reason_code,
             reason=reason,
@@ -461,4 +509,5 @@ class RefusedShare(Aggregate):
             correlation_id=correlation_id,
             reason_details=dict(decision.reason_details),
             direction=request.direction,
+            part_of=part_of,
         )

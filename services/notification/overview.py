@@ -638,6 +638,9 @@ class RefusalRow(EntryRow):
     reason_details: Mapping[str, str]
     catalogue_version: str
     correlation_id: str | None
+    #: The recipient's first decision on the request (the share of the categories that went
+    #: through, or the first refusal) when the request was decided per category.
+    part_of: UUID | None = field(default=None, metadata=ONLY_WHEN_SET)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -865,6 +868,7 @@ def _refusal(doc: Mapping[str, Any]) -> RefusalRow:
         reason_details=dict(doc.get("reason_details") or {}),
         catalogue_version=doc["catalogue_version"],
         correlation_id=doc.get("correlation_id"),
+        part_of=_maybe_uuid(doc.get("part_of")),
     )
 
 

@@ -183,6 +183,9 @@ class RefusalShown:
     refusal: RefusalRow = field(metadata=ROW)
     from_name: str
     to_name: str
+    category_labels: tuple[str, ...]
+    #: Held back from a request whose other categories were shared (a partial share).
+    beside_share: bool
     reason: str | None = field(default=None, metadata=ONLY_WHEN_SET)
 
 
@@ -302,6 +305,7 @@ def _case(case: CaseRow, entries: Sequence[object], wording: Wording, opener: Op
         for e in entries
         if isinstance(e, ShareRow) and not (e.notification and e.notification.status == "deferred")
     )
+    share_ids = {e.share_id for e in entries if isinstance(e, ShareRow)}
     return CaseShown(
         case=case,
         table_name=wording.table(case.table),
@@ -317,7 +321,11 @@ def _case(case: CaseRow, entries: Sequence[object], wording: Wording, opener: Op
             case.contact_point, agency_name=wording.agency(case.contact_point.agency)
         ),
         shares=shares,
-        refusals=tuple(_refusal(e, wording) for e in entries if isinstance(e, RefusalRow)),
+        refusals=tuple(
+            _refusal(e, wording, beside_share=e.part_of in share_ids)
+            for e in entries
+            if isinstance(e, RefusalRow)
+        ),
         consents=tuple(
             ConsentShown(e, category_labels=wording.categories(e.categories))
             for e in entries
@@ -361,15 +369,18 @@ def _share(share: ShareRow, wording: Wording, opener: Opener) -> ShareShown:
     )
 
 
-def _refusal(refusal: RefusalRow, wording: Wording) -> RefusalShown:
+def _refusal(refusal: RefusalRow, wording: Wording, beside_share: bool) -> RefusalShown:
     """A refused share as its subject reads it: the reason in their language, from the same
-    text the professional was answered with, agencies by name. Only refusals
-    ``visible_to_subject`` reach the overview at all."""
+    text the professional was answered with, agencies and categories by name, and whether it was
+    held back from a share that went through. Only refusals ``visible_to_subject`` reach the
+    overview at all."""
     text = wording.refusal(refusal.reason_code, refusal.reason_details)
     return RefusalShown(
         refusal=refusal,
         from_name=wording.agency(refusal.from_agency),
         to_name=wording.agency(refusal.to_agency),
+        category_labels=wording.categories(refusal.categories),
+        beside_share=beside_share,
         reason=refusal.reason if text is None else text,
     )
 

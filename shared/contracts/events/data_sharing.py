@@ -82,6 +82,7 @@ class ShareRefused:
     reason_details: Mapping[str, str] = field(default_factory=dict)
     catalogue_version: str
     correlation_id: str | None
+    part_of: UUID | None = None
 
 
 class ShareRefusedSchema(EventSchema[ShareRefused]):
@@ -110,6 +111,14 @@ class ShareRefusedSchema(EventSchema[ShareRefused]):
     )
     catalogue_version = fields.String(required=True)
     correlation_id = fields.String(allow_none=True, load_default=None)
+    part_of = fields.UUID(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "when the request was decided per category: the recipient's first decision on "
+            "it (the share of the allowed categories, or the first refusal) this refusal is part of"
+        },
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
