@@ -29,6 +29,7 @@ from services.data_sharing.domain import (
     ShareRequest,
     SubjectSay,
     check_may_correct,
+    cite_provisions,
     decide_per_category,
     share_id,
 )
@@ -258,6 +259,7 @@ class DataSharingUseCases(KetenApplication):
         a share is shown to the subject, whom the share is told anyway: a partial share never
         hides what was held back."""
         correlation = correlation_id or str(request.request_id)
+        provisions = cite_provisions(request, case, self.catalogue)
         decided: list[Share | RefusedShare] = []
         for decision in decide_per_category(request, case, say, self.catalogue, today):
             if decision.allowed:
@@ -272,6 +274,7 @@ class DataSharingUseCases(KetenApplication):
                         contact_point=case.contact_point,
                         catalogue_version=self.catalogue.version,
                         correlation_id=correlation,
+                        provisions=provisions,
                     )
                 )
                 continue
@@ -285,6 +288,7 @@ class DataSharingUseCases(KetenApplication):
                     catalogue_version=self.catalogue.version,
                     correlation_id=correlation,
                     part_of=decided[0].id if decided else None,
+                    provisions=provisions,
                 )
             )
         return decided

@@ -21,7 +21,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from shared.caseview import AgreementFacts, CaseView, ContactPointFacts
-from shared.catalogue import Catalogue
+from shared.catalogue import Catalogue, Provision
 from shared.errors import DomainError, Refusal
 from shared.sealed import Sealed
 
@@ -232,6 +232,44 @@ def decide(
     )
 
 
+@dataclass(frozen=True)
+class CitedProvisions:
+    """The provisions of law a decision rests on, as the catalogue names them when it is made:
+    the sender's ground for the purpose, and for each special category the special ground the
+    sender relied on. Stored in the decision, so a later catalogue changes no past decision."""
+
+    sender: Provision | None = None
+    special: Mapping[str, Provision] = field(default_factory=dict)
+
+    def stored(self) -> tuple[dict[str, str] | None, dict[str, dict[str, str]]]:
+        """As the decision events store them: plain mappings of law and article."""
+        return (
+            _provision_row(self.sender) if self.sender else None,
+            {code: _provision_row(provision) for code, provision in self.special.items()},
+        )
+
+
+def _provision_row(provision: Provision) -> dict[str, str]:
+    return {"law": provision.law, "article": provision.article}
+
+
+def cite_provisions(request: ShareRequest, case: CaseView, catalogue: Catalogue) -> CitedProvisions:
+    """What the sender's grounds rest on (nothing for a sender not at the table): the Ombudsman
+    found agencies that could not say on which provision they had shared."""
+    sender = case.participants.get(request.from_agency)
+    if sender is None:
+        return CitedProvisions()
+    special: dict[str, Provision] = {}
+    for code in request.categories:
+        ground = request.special_grounds.get(code)
+        provision = catalogue.provision(request.from_agency, request.purpose, ground) if ground else None
+        if provision is not None:
+            special[code] = provision
+    return CitedProvisions(
+        catalogue.provision(request.from_agency, request.purpose, sender.legal_ground), special
+    )
+
+
 class NotSenderOrRecordHolderError(DomainError):
     """Only the agency that made a share, or the case's record holder, corrects its content."""
 
@@ -268,6 +306,10 @@ class Share(Aggregate):
         catalogue_version: str
         correlation_id: str | None
         override_id: UUID | None = None
+        #: The provision the sender's ground rests on, and per special category the special
+        #: ground's (``CitedProvisions``), stored as plain mappings; absent before they were.
+        provision: dict[str, str] | None = None
+        special_provisions: dict[str, dict[str, str]] | None = None
 
         @property
         def contact(self) -> ContactPointFacts:
@@ -295,6 +337,8 @@ class Share(Aggregate):
         catalogue_version: str,
         correlation_id: str | None,
         override_id: UUID | None = None,
+        provision: dict[str, str] | None = None,
+        special_provisions: dict[str, dict[str, str]] | None = None,
     ):
         self.request_id = request_id
         self.case_id = case_id
@@ -317,11 +361,13 @@ class Share(Aggregate):
         contact_point: ContactPointFacts,
         catalogue_version: str,
         correlation_id: str,
+        provisions: CitedProvisions | None = None,
     ) -> Share:
-        """Puts an allowed decision on record, with its content sealed under the subject's key
-        and the case's contact point."""
+        """Puts an allowed decision on record, with its content sealed under the subject's key,
+        the case's contact point and the provisions of law it rests on."""
         if not decision.allowed:
             raise ValueError("a refused decision is recorded as a RefusedShare")
+        provision, special_provisions = (provisions or CitedProvisions()).stored()
         return cls(
             request_id=request.request_id,
             case_id=request.case_id,
@@ -341,6 +387,10 @@ class Share(Aggregate):
             catalogue_version=catalogue_version,
             correlation_id=correlation_id,
             override_id=decision.override_id,
+            provision=provision,
+            special_provisions={c: p for c, p in special_provisions.items() if c in decision.categories}
+            if decision.categories
+            else special_provisions,
         )
 
     @staticmethod
@@ -458,6 +508,7 @@ class RefusedShare(Aggregate):
         reason_details: dict[str, str] | None = None,
         direction: str = "push",
         part_of: UUID | None = None,
+        provision: dict[str, str] | None = None,
     ):
         self.request_id = request_id
         self.case_id = case_id
@@ -486,6 +537,7 @@ class RefusedShare(Aggregate):
         catalogue_version: str,
         correlation_id: str,
         part_of: UUID | None = None,
+        provisions: CitedProvisions | None = None,
     ) -> RefusedShare:
         """Puts a refusal on record with its reason in plain language, and whether the subject
         is to see it (an agency's own slip is not theirs to read). A request decided per
@@ -510,4 +562,5 @@ class RefusedShare(Aggregate):
             reason_details=dict(decision.reason_details),
             direction=request.direction,
             part_of=part_of,
+            provision=(provisions or CitedProvisions()).stored()[0],
         )

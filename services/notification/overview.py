@@ -594,6 +594,18 @@ class ErasurePassedOnRow:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ProvisionRow:
+    """A provision of law: the national law and its article."""
+
+    law: str
+    article: str
+
+    @property
+    def citation(self) -> str:
+        return f"{self.law}, {self.article}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class ShareRow(EntryRow):
     subject: str
     share_id: UUID
@@ -614,6 +626,10 @@ class ShareRow(EntryRow):
     contact_point: ContactPointRow
     catalogue_version: str
     correlation_id: str | None
+    #: The law and article the sender's ground rests on, as recorded in the decision (absent
+    #: from shares decided before decisions named it).
+    provision: ProvisionRow | None = field(default=None, metadata=ONLY_WHEN_SET)
+    special_provisions: Mapping[str, ProvisionRow] = field(default_factory=dict, metadata=ONLY_WHEN_SET)
     notification: Told | None = field(default=None, metadata=ONLY_WHEN_SET)
     corrections: tuple[CorrectionRow, ...] = field(default=(), metadata=ONLY_WHEN_SET)
     erasure_passed_on: ErasurePassedOnRow | None = field(default=None, metadata=ONLY_WHEN_SET)
@@ -831,6 +847,11 @@ def _share(doc: Mapping[str, Any]) -> ShareRow:
         contact_point=_contact_point(doc["contact_point"]),
         catalogue_version=doc["catalogue_version"],
         correlation_id=doc.get("correlation_id"),
+        provision=_provision(doc.get("provision")),
+        special_provisions={
+            code: ProvisionRow(law=p["law"], article=p["article"])
+            for code, p in (doc.get("special_provisions") or {}).items()
+        },
         notification=_told(doc.get("notification")),
         corrections=tuple(
             CorrectionRow(
@@ -849,6 +870,10 @@ def _share(doc: Mapping[str, Any]) -> ShareRow:
             reason=passed_on["reason"],
         ),
     )
+
+
+def _provision(doc: Mapping[str, Any] | None) -> ProvisionRow | None:
+    return ProvisionRow(law=doc["law"], article=doc["article"]) if doc else None
 
 
 def _refusal(doc: Mapping[str, Any]) -> RefusalRow:

@@ -77,6 +77,14 @@ class Wording:
     def ground(self, code: str) -> str:
         return self.catalogue.ground_label(code, self.language)
 
+    def provision(self, share: ShareRow) -> str | None:
+        """The law and article the share's ground rests on, as its decision recorded them; for
+        a share decided before decisions named them, as the catalogue names them now."""
+        if share.provision is not None:
+            return share.provision.citation
+        found = self.catalogue.provision(share.from_agency, share.purpose, share.sender_ground)
+        return found.citation if found else None
+
     def table(self, code: str) -> str:
         table = self.catalogue.tables.get(code)
         return table.name if table else code
@@ -171,6 +179,9 @@ class ShareShown:
     from_name: str
     to_name: str
     ground_label: str
+    #: The law and article the ground rests on, and those of each special category's ground.
+    provision_citation: str | None
+    special_citations: tuple[str, ...]
     purpose_label: str
     corrections: tuple[CorrectionShown, ...] = field(default=(), metadata=ONLY_WHEN_SET)
     erasure_passed_on: ErasurePassedOnShown | None = field(default=None, metadata=ONLY_WHEN_SET)
@@ -268,7 +279,7 @@ def as_json(value: object) -> Any:
             item = getattr(value, spec.name)
             if spec.metadata.get("row"):
                 document.update(as_json(item))
-            elif spec.metadata.get("only_when_set") and (item is None or item == ()):
+            elif spec.metadata.get("only_when_set") and (item is None or item == () or item == {}):
                 document.pop(spec.name, None)
             else:
                 document[spec.name] = as_json(item)
@@ -358,6 +369,11 @@ def _share(share: ShareRow, wording: Wording, opener: Opener) -> ShareShown:
         from_name=wording.agency(share.from_agency),
         to_name=wording.agency(share.to_agency),
         ground_label=wording.ground(share.sender_ground),
+        provision_citation=wording.provision(share),
+        special_citations=tuple(
+            f"{wording.category(code)}: {provision.citation}"
+            for code, provision in share.special_provisions.items()
+        ),
         purpose_label=wording.purpose(share.purpose),
         corrections=tuple(
             CorrectionShown(c, by_name=wording.agency(c.by), reason=wording.correction_reason(c.reason_code))
@@ -432,6 +448,7 @@ class NoticeShare:
     category_labels: tuple[str, ...]
     purpose_label: str
     ground_label: str
+    provision_citation: str | None
     form: str
 
 
@@ -506,6 +523,7 @@ def notice_words(
                 category_labels=wording.categories(share.categories),
                 purpose_label=wording.purpose(share.purpose),
                 ground_label=wording.ground(share.sender_ground),
+                provision_citation=wording.provision(share),
                 form=share.form,
             )
             for share in told

@@ -9,7 +9,17 @@ from services.consent.application import ConsentUseCases
 from services.data_sharing.application import DataSharingUseCases
 from shared.contracts.commands import ActivateCase, GiveConsentSchema, RegisterCaseSchema, RequestShareSchema
 from shared.errors import InvalidRequest, NotAuthorised, NotFound
-from tests.factories import case_command, consent_command, loaded, received, share_command
+from tests.factories import (
+    DAUGHTER,
+    activate_command,
+    case_command,
+    consent_command,
+    family_case_command,
+    loaded,
+    received,
+    share_command,
+)
+from tests.wired import WiredPlatform
 
 
 @pytest.fixture
@@ -232,3 +242,33 @@ def test_a_request_refused_for_every_category_on_different_grounds_records_each_
     assert second.data.part_of == decision.share_id
     # an agency's own slip, with nothing shared beside it, need not alarm the citizen
     assert not first.data.visible_to_subject and not second.data.visible_to_subject
+
+
+def test_every_decision_names_the_provision_of_law_the_senders_ground_rests_on(platform):
+    _, _, sharing, case_id = platform
+    share(sharing, case_id)
+    share(sharing, case_id, to_agencies=["woningcorporatie-mitros"], categories=["income"])
+    shared, refused = received(sharing)
+    assert shared.data.provision.citation == "Wet gemeentelijke schuldhulpverlening, art. 2 en 3"
+    assert refused.data.provision == shared.data.provision  # a refusal names it too
+    assert shared.data.special_provisions == {}
+
+
+def test_a_special_category_names_the_provision_of_its_own_ground(memory_settings):
+    platform = WiredPlatform(memory_settings)
+    command = family_case_command()
+    platform.command("case_registration", "register_case", command)
+    platform.command("case_registration", "activate_case", activate_command(command["case_id"]))
+    ggd = {
+        "agency": "ggd-regio-utrecht",
+        "subject_bsn": DAUGHTER["bsn"],
+        "to_agencies": ["raad-kinderbescherming"],
+        "categories": ["health", "professional_conclusion"],
+        "purpose": "youth_protection",
+        "special_grounds": {"health": "child_protection"},
+    }
+    answer = platform.command("data_sharing", "request_share", share_command(command["case_id"], **ggd))
+    assert answer["outcome"] == "shared", answer
+    [shared] = [e for e in received(platform.apps["data_sharing"]) if e.name == "DataShared"]
+    assert shared.data.special_provisions["health"].law == "Wet maatschappelijke ondersteuning 2015"
+    assert shared.data.provision is not None

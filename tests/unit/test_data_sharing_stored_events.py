@@ -107,7 +107,10 @@ def test_a_share_recorded_now_is_stored_in_the_shape_of_one_stored_before(sharin
     now = [sharing.mapper.to_stored_event(e) for e in (*share.collect_events(), *refusal.collect_events())]
     [shared, refused, corrected, passed_on, _] = BEFORE
     # Fields added since (with a default, so the events stored before still load) come last.
-    added_since = {"RefusedShare.ShareRefused": ["part_of"]}
+    added_since = {
+        "RefusedShare.ShareRefused": ["part_of", "provision"],
+        "Share.DataShared": ["provision", "special_provisions"],
+    }
     for new, old in zip(now, (shared, corrected, passed_on, refused), strict=True):
         assert new.topic == old["topic"]
         added = added_since.get(new.topic.rsplit(":", 1)[1], [])

@@ -61,9 +61,13 @@ def test_a_share_reaches_the_citizen_by_email_in_plain_dutch_with_whom_to_ask(pl
     assert "casusregisseur schulden" in body  # the contact point
     assert "bezwaar" in body and "verbeteren" in body  # how to object or ask for correction
     assert "/inzage" in body
+    # the ground names the law and article it rests on, as the decision recorded them
+    assert "(Wet gemeentelijke schuldhulpverlening, art. 2 en 3)" in body
     overview = platform.notification.overview_for(platform.subject).to_json()
     [share] = overview["cases"][0]["shares"]
     assert share["share_id"] == str(share_id)
+    assert share["provision"] == {"law": "Wet gemeentelijke schuldhulpverlening", "article": "art. 2 en 3"}
+    assert share["provision_citation"] == "Wet gemeentelijke schuldhulpverlening, art. 2 en 3"
     assert share["notification"]["channel"] == "email" and share["notification"]["status"] == "sent"
 
 

@@ -60,3 +60,12 @@ def test_the_page_and_the_copy_name_the_refused_category_beside_the_share(platfo
     for words in (pages.overview_page(shown, "nl", "csrf"), pages.overview_text(shown, "nl")):
         assert f"{label}, Kredietbank" in words
         assert "de rest van dit verzoek is wel gedeeld" in words
+
+
+def test_the_page_and_the_copy_name_the_law_and_article_the_share_rests_on(platform):
+    platform.command("data_sharing", "request_share", share_command(platform.case_id, **MIXED))
+    shown = overview(platform, "nl")
+    [share] = shown["cases"][0]["shares"]
+    assert share["provision_citation"] == "Wet gemeentelijke schuldhulpverlening, art. 3"
+    for words in (pages.overview_page(shown, "nl", "csrf"), pages.overview_text(shown, "nl")):
+        assert "Wet gemeentelijke schuldhulpverlening, art. 3" in words
