@@ -208,11 +208,19 @@ class DataSharingUseCases(KetenApplication):
             raise InvalidRequest(
                 "not_a_subject", "this person is not a data subject of the case", "subject_bsn"
             )
+        also_about = tuple(dict.fromkeys(other for other in command.also_about if other != subject))
+        if any(other not in case.subjects for other in also_about):
+            raise InvalidRequest(
+                "not_a_subject",
+                "a person the content is also about is not a data subject of the case",
+                "also_about",
+            )
         if command.direction == "pull":
             senders, recipients = [command.from_agency or ""], [agency]
         else:
             senders, recipients = [agency], list(command.to_agencies)
         say = self._subject_say(case.case_id, subject)
+        others = {other: self._subject_say(case.case_id, other) for other in also_about}
         today = datetime.now(UTC).date()
         answers: list[ShareDecision] = []
         new: list[Share | RefusedShare] = []
@@ -232,8 +240,9 @@ class DataSharingUseCases(KetenApplication):
                         meeting_id=command.meeting_id,
                         direction=command.direction,
                         special_grounds=command.special_grounds,
+                        also_about=also_about,
                     )
-                    on_record = self._decide(request, case, say, today, command, correlation_id)
+                    on_record = self._decide(request, case, say, others, today, command, correlation_id)
                     new.extend(on_record)
                 answers.append(ShareDecision.of(on_record))
         if new:
@@ -250,6 +259,7 @@ class DataSharingUseCases(KetenApplication):
         request: ShareRequest,
         case: CaseView,
         say: SubjectSay,
+        others: Mapping[str, SubjectSay],
         today: date,
         command: RequestShare,
         correlation_id: str | None,
@@ -261,7 +271,7 @@ class DataSharingUseCases(KetenApplication):
         correlation = correlation_id or str(request.request_id)
         provisions = cite_provisions(request, case, self.catalogue)
         decided: list[Share | RefusedShare] = []
-        for decision in decide_per_category(request, case, say, self.catalogue, today):
+        for decision in decide_per_category(request, case, say, self.catalogue, today, also_about=others):
             if decision.allowed:
                 decided.append(
                     Share.record(

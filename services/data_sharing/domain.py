@@ -52,6 +52,8 @@ class ShareRequest:
     direction: str = "push"
     #: Per special or criminal category, the ground the sender relies on.
     special_grounds: Mapping[str, str] = field(default_factory=dict)
+    #: The other subjects of the case the content is also about.
+    also_about: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,8 @@ class Decision:
     #: The categories the decision is about (``decide_per_category``): those shared, or those
     #: refused for this reason; empty from ``decide``, which is about the whole request.
     categories: tuple[str, ...] = ()
+    #: Whose say refused it, when the content is also about others than the request's subject.
+    subject: str | None = None
 
 
 def refused(code: str, **details: str) -> Decision:
@@ -139,16 +143,37 @@ def refused(code: str, **details: str) -> Decision:
 
 
 def decide_per_category(
-    request: ShareRequest, case: CaseView, say: SubjectSay, catalogue: Catalogue, today: date
+    request: ShareRequest,
+    case: CaseView,
+    say: SubjectSay,
+    catalogue: Catalogue,
+    today: date,
+    also_about: Mapping[str, SubjectSay] | None = None,
 ) -> tuple[Decision, ...]:
-    """Each category of the request weighed on its own by ``decide``: the allowed ones together
-    in one allowed decision (first), then one refusal per reason, naming its categories. A rule
-    about the whole request (an inactive case, another purpose, an objection with no override)
-    refuses every category alike, and so gives one refusal for all of them."""
-    alone = [
-        (code, decide(replace(request, categories=(code,)), case, say, catalogue, today))
-        for code in request.categories
-    ]
+    """Each category of the request weighed on its own by ``decide``, for the subject and for
+    every other subject the content is ``also_about`` (their say: objection, consent): a
+    category goes only when it may go for each of them. The allowed categories come together in
+    one allowed decision (first), then one refusal per subject and reason, naming its
+    categories. A rule about the whole request (an inactive case, another purpose, an objection
+    with no override) refuses every category alike, and so gives one refusal for all of them."""
+    says = {request.subject: say, **(also_about or {})}
+    alone: list[tuple[str, Decision]] = []
+    for code in request.categories:
+        per_subject = [
+            replace(
+                decide(
+                    replace(request, subject=subject, categories=(code,)), case, their_say, catalogue, today
+                ),
+                subject=subject,
+            )
+            for subject, their_say in says.items()
+        ]
+        refusal = next((d for d in per_subject if not d.allowed), None)
+        if refusal is not None:
+            alone.append((code, refusal))
+        else:
+            override_id = next((d.override_id for d in per_subject if d.override_id is not None), None)
+            alone.append((code, replace(per_subject[0], override_id=override_id, subject=None)))
     allowed = [(code, decision) for code, decision in alone if decision.allowed]
     decisions: list[Decision] = []
     if allowed:
@@ -157,15 +182,18 @@ def decide_per_category(
         decisions.append(
             replace(first, override_id=override_id, categories=tuple(code for code, _ in allowed))
         )
-    # Refusals for the same reason, naming the same agencies and category, are one decision.
-    grouped: dict[tuple[str, tuple[tuple[str, str], ...]], list[str]] = {}
-    by_key: dict[tuple[str, tuple[tuple[str, str], ...]], Decision] = {}
+    # Refusals about the same subject, for the same reason naming the same agencies and
+    # category, are one decision.
+    RefusalKey = tuple[str | None, str, tuple[tuple[str, str], ...]]
+    grouped: dict[RefusalKey, list[str]] = {}
+    by_key: dict[RefusalKey, Decision] = {}
     for code, decision in alone:
         if decision.allowed:
             continue
-        key = (decision.reason_code, tuple(sorted(decision.reason_details.items())))
+        subject = None if decision.subject == request.subject else decision.subject
+        key = (subject, decision.reason_code, tuple(sorted(decision.reason_details.items())))
         grouped.setdefault(key, []).append(code)
-        by_key.setdefault(key, decision)
+        by_key.setdefault(key, replace(decision, subject=subject))
     decisions.extend(replace(by_key[key], categories=tuple(codes)) for key, codes in grouped.items())
     return tuple(decisions)
 
@@ -310,6 +338,8 @@ class Share(Aggregate):
         #: ground's (``CitedProvisions``), stored as plain mappings; absent before they were.
         provision: dict[str, str] | None = None
         special_provisions: dict[str, dict[str, str]] | None = None
+        #: The other subjects the content is also about: each is told.
+        also_about: tuple[str, ...] = ()
 
         @property
         def contact(self) -> ContactPointFacts:
@@ -339,6 +369,7 @@ class Share(Aggregate):
         override_id: UUID | None = None,
         provision: dict[str, str] | None = None,
         special_provisions: dict[str, dict[str, str]] | None = None,
+        also_about: tuple[str, ...] = (),
     ):
         self.request_id = request_id
         self.case_id = case_id
@@ -391,6 +422,7 @@ class Share(Aggregate):
             special_provisions={c: p for c, p in special_provisions.items() if c in decision.categories}
             if decision.categories
             else special_provisions,
+            also_about=request.also_about,
         )
 
     @staticmethod
@@ -549,7 +581,7 @@ class RefusedShare(Aggregate):
         return cls(
             request_id=request.request_id,
             case_id=request.case_id,
-            subject=request.subject,
+            subject=decision.subject or request.subject,
             from_agency=request.from_agency,
             to_agency=request.to_agency,
             categories=decision.categories or request.categories,

@@ -142,10 +142,23 @@ class NotificationUseCases(KetenApplication):
         )
 
     def notify_share(self, event: ReceivedEvent[DataShared]) -> Notified:
-        """One notification per share and subject, on the subject's channel, recorded with the
-        overview entry; held when the share was made under an override whose notice is deferred."""
+        """One notification per share and subject (the subject and everyone the content is also
+        about), each on their own channel, recorded with the overview entries; held when the
+        share was made under an override whose notice is deferred. Answers the subject's."""
         data = event.data
-        subject = data.subject
+        deferral = self._find_deferral(data.override_id)
+        notifications = [self._notification(event, subject, deferral) for subject in data.subjects]
+        self._save(event.tracking, *notifications, write=lambda cur: self.overview.apply(cur, event))
+        for notification in notifications:
+            if notification.status == "delivered":
+                metrics.notifications.labels("portal", "sent").inc()
+        first = notifications[0]
+        return Notified(first.id, first.channel, first.status)
+
+    def _notification(
+        self, event: ReceivedEvent[DataShared], subject: str, deferral: Deferral | None
+    ) -> Notification:
+        data = event.data
         case = self.cases.get(data.case_id)
         facts = case.subjects.get(subject) if case else None
         addressee = addressee_for(subject, facts.minor, facts.represented_by) if facts else subject
@@ -160,15 +173,11 @@ class NotificationUseCases(KetenApplication):
             correlation_id=event.correlation_id,
             override_id=data.override_id,
         )
-        deferral = self._find_deferral(data.override_id)
         if deferral is not None and not deferral.ended:
             notification.defer(override_id=deferral.override_id, review_on=deferral.review_on)
         elif notification.channel == "portal":
             notification.mark_sent()  # delivered by the overview entry, in the same transaction
-        self._save(event.tracking, notification, write=lambda cur: self.overview.apply(cur, event))
-        if notification.status == "delivered":
-            metrics.notifications.labels("portal", "sent").inc()
-        return Notified(notification.id, notification.channel, notification.status)
+        return notification
 
     # -- a professional decides a deferral --------------------------------------------------
     def end_deferral(self, command: EndDeferral) -> EndedDeferral:

@@ -182,7 +182,13 @@ class CitizenOverview:
                 entry_id=data.override_id,
             )
         elif isinstance(data, DataShared):
-            self.add_entry(cur, data.subject, data.share_id, "share", event)
+            # Everyone the content is about has it on their overview, each as their own entry
+            # (their own pseudonym, none of the others').
+            shown = {k: v for k, v in plain(data).items() if k != "also_about"}
+            for subject in data.subjects:
+                self.add_entry(
+                    cur, subject, data.share_id, "share", event, data={**shown, "subject": subject}
+                )
         elif isinstance(data, ShareRefused):
             if data.visible_to_subject:
                 self.add_entry(cur, data.subject, data.share_id, "refusal", event)

@@ -109,7 +109,7 @@ def test_a_share_recorded_now_is_stored_in_the_shape_of_one_stored_before(sharin
     # Fields added since (with a default, so the events stored before still load) come last.
     added_since = {
         "RefusedShare.ShareRefused": ["part_of", "provision"],
-        "Share.DataShared": ["provision", "special_provisions"],
+        "Share.DataShared": ["provision", "special_provisions", "also_about"],
     }
     for new, old in zip(now, (shared, corrected, passed_on, refused), strict=True):
         assert new.topic == old["topic"]

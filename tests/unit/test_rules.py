@@ -279,3 +279,17 @@ def test_an_override_lets_through_only_the_categories_in_its_scope(family):
         (False, "objection_lodged", ("identity",)),
     ]
     assert decisions[0].override_id == in_force.override_id
+
+
+def test_content_about_two_people_goes_only_where_it_may_go_for_each_of_them(family):
+    case, people = family
+    mother, daughter = people["mother"], people["daughter"]
+    # the mother objected; an override covers her for safety concerns, not for identity
+    her_say = SubjectSay(objection_id="o-1", overrides=(override([mother]),))
+    both = request(case, daughter, categories=("safety_concerns", "identity"), also_about=(mother,))
+    decisions = decide_per_category(both, case, SubjectSay(), CATALOGUE, TODAY, also_about={mother: her_say})
+    assert [(d.allowed, d.reason_code, d.categories, d.subject) for d in decisions] == [
+        (True, "allowed", ("safety_concerns",), None),
+        (False, "objection_lodged", ("identity",), mother),
+    ]
+    assert decisions[0].override_id is not None

@@ -70,6 +70,7 @@ class RequestShare(Command):
     meeting_id: str | None
     special_grounds: Mapping[str, str]
     direction: str
+    also_about: tuple[str, ...] = ()
 
 
 class RequestShareSchema(CommandSchema[RequestShare]):
@@ -98,6 +99,15 @@ class RequestShareSchema(CommandSchema[RequestShare]):
         metadata={"description": "per special or criminal category, the ground relied on"},
     )
     direction = fields.String(load_default="push", validate=validate.OneOf(["push", "pull"]))
+    also_about = fields.List(
+        Bsn(),
+        load_default=list,
+        validate=validate.Length(max=20),
+        metadata={
+            "description": "every other subject of the case the content is also about (a report about both "
+            "parents): each is decided (objection, consent) and each is told"
+        },
+    )
 
 
 class CorrectionPassedOnSchema(Schema):

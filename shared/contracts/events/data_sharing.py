@@ -55,6 +55,12 @@ class DataShared:
     correlation_id: str | None
     provision: ProvisionRef | None = None
     special_provisions: Mapping[str, ProvisionRef] = field(default_factory=dict)
+    also_about: tuple[str, ...] = ()
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        """Everyone the shared content is about: the subject, then those it is also about."""
+        return (self.subject, *self.also_about)
 
 
 class DataSharedSchema(EventSchema[DataShared]):
@@ -94,6 +100,11 @@ class DataSharedSchema(EventSchema[DataShared]):
         values=fields.Nested(ProvisionRefSchema),
         load_default=dict,
         metadata={"description": "per special category, the law and article of the special ground relied on"},
+    )
+    also_about = fields.List(
+        Pseudonym(),
+        load_default=list,
+        metadata={"description": "the other subjects of the case the content is also about; each is told"},
     )
 
 
