@@ -224,7 +224,7 @@ class CitizenOverview:
         # (services/notification/domain.py): read by name, attributes as the methods name them.
         domain_event: Any = own_event
         at = domain_event.timestamp
-        if name == "DeferralEnded":
+        if name in ("DeferralEnded", "DeferralLapsed"):
             self.change_entries(
                 cur, {"deferred": False, "deferral_ended_at": at}, entry_id=domain_event.override_id
             )

@@ -460,6 +460,9 @@ class NoticeOverride:
     recorded_by_name: str
     function: str
     was_deferred: bool
+    #: The share was made under the override despite an objection (else only its notice was
+    #: held under the override's deferral).
+    despite_objection: bool = True
 
 
 @dataclass(frozen=True)
@@ -501,7 +504,10 @@ def notice_words(
     shares = {e.share_id: e for e in records.entries if isinstance(e, ShareRow)}
     overrides = {e.override_id: e for e in records.entries if isinstance(e, OverrideRow)}
     told = [shares[n.share_id] for n in notifications if n.share_id in shares]
-    explained = next((n.override_id for n in notifications if n.explain_override and n.override_id), None)
+    explained = next(
+        (n.explained_override for n in notifications if n.explain_override and n.explained_override), None
+    )
+    despite_objection = any(n.override_id == explained for n in notifications if explained is not None)
     override = None
     if explained is not None:
         entry = overrides.get(explained)
@@ -510,6 +516,7 @@ def notice_words(
             recorded_by_name=wording.agency(entry.recorded_by.agency if entry else ""),
             function=entry.recorded_by.function if entry else "",
             was_deferred=was_deferred(explained),
+            despite_objection=despite_objection,
         )
     contact_point = case.contact_point if case else ContactPointRow(agency="", function="")
     return NoticeWords(
