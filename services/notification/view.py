@@ -450,6 +450,16 @@ class NoticeShare:
     ground_label: str
     provision_citation: str | None
     form: str
+    #: What was asked beside it and not shared (a partial share), each with why.
+    held_back: tuple[NoticeHeldBack, ...] = ()
+
+
+@dataclass(frozen=True)
+class NoticeHeldBack:
+    """Categories refused beside a share, and the reason, in the citizen's language."""
+
+    category_labels: tuple[str, ...]
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -532,6 +542,14 @@ def notice_words(
                 ground_label=wording.ground(share.sender_ground),
                 provision_citation=wording.provision(share),
                 form=share.form,
+                held_back=tuple(
+                    NoticeHeldBack(
+                        category_labels=wording.categories(refusal.categories),
+                        reason=wording.refusal(refusal.reason_code, refusal.reason_details) or refusal.reason,
+                    )
+                    for refusal in records.entries
+                    if isinstance(refusal, RefusalRow) and refusal.part_of == share.share_id
+                ),
             )
             for share in told
         ),

@@ -10,6 +10,8 @@ import pytest
 
 from keten.demo import CITIZEN, register_case_command
 from services.gateway import pages
+from services.notification.delivery import Contact
+from services.notification.domain import notification_id
 from shared.pseudonym import pseudonymise
 from tests.factories import activate_command, share_command
 from tests.wired import WiredPlatform
@@ -69,3 +71,16 @@ def test_the_page_and_the_copy_name_the_law_and_article_the_share_rests_on(platf
     assert share["provision_citation"] == "Wet gemeentelijke schuldhulpverlening, art. 3"
     for words in (pages.overview_page(shown, "nl", "csrf"), pages.overview_text(shown, "nl")):
         assert "Wet gemeentelijke schuldhulpverlening, art. 3" in words
+
+
+def test_the_notice_of_a_partial_share_says_what_was_not_shared_and_why(platform):
+    platform.command("data_sharing", "request_share", share_command(platform.case_id, **MIXED))
+    app = platform.apps["notification"]
+    subject = pseudonymise(CITIZEN["bsn"], app.settings.pseudonym_secret)
+    [share] = overview(platform)["cases"][0]["shares"]
+    notification = app.repository.get(notification_id(uuid.UUID(share["share_id"]), subject))
+    body = app._notice([notification], Contact(language="en"), "message-1").body
+    assert "- What information: a professional's conclusion, without the underlying data" in body
+    assert "- Not shared: debts and payment arrears. Under this case's data agreement" in body
+    # nothing else changed in the notice: the line after it is where it always was
+    assert "- How: on paper or digitally\n- Not shared:" in body
