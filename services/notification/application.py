@@ -18,6 +18,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError
 
 from services.notification.channels import EmailChannel, LetterChannel, Notice, NoticeTemplates
 from services.notification.delivery import (
@@ -221,7 +222,10 @@ class NotificationUseCases(KetenApplication):
         for override_id in self.deliveries.deferrals_lapsed(today):
             deferral = self._find_deferral(override_id)
             if deferral is not None and deferral.lapse(today):
-                released += self._release(deferral)
+                try:
+                    released += self._release(deferral)
+                except IntegrityError:
+                    continue  # another replica's dispatcher recorded it first
         return released
 
     def extend_deferral(self, command: ExtendDeferral) -> ExtendedDeferral:
