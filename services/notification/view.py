@@ -517,7 +517,10 @@ def notice_words(
     explained = next(
         (n.explained_override for n in notifications if n.explain_override and n.explained_override), None
     )
-    despite_objection = any(n.override_id == explained for n in notifications if explained is not None)
+    # "although you had objected" only to someone who did: a share about two people may go
+    # ahead under an override for the other one's objection, or its notice only be held.
+    objected = any(isinstance(e, ObjectionRow) and e.case_id == first.case_id for e in records.entries)
+    despite_objection = objected and any(n.override_id == explained for n in notifications)
     override = None
     if explained is not None:
         entry = overrides.get(explained)

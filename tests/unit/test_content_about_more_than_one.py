@@ -4,11 +4,23 @@ services' own entrypoints on in-memory stores."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from keten.demo import CITIZEN
+from services.notification.delivery import Contact
+from services.notification.domain import notification_id
 from shared.pseudonym import pseudonymise
-from tests.factories import FATHER, MOTHER, activate_command, family_case_command, objection_command, received
+from tests.factories import (
+    FATHER,
+    MOTHER,
+    activate_command,
+    family_case_command,
+    objection_command,
+    override_command,
+    received,
+)
 from tests.wired import WiredPlatform
 
 
@@ -95,3 +107,27 @@ def test_a_person_the_content_is_also_about_must_be_a_subject_of_the_case(platfo
     )
     assert (error.status, error.code, error.field) == (400, code, field)
     assert CITIZEN["bsn"] not in str(error)
+
+
+def test_only_the_parent_who_objected_reads_that_it_went_ahead_despite_their_objection(platform):
+    platform.command("consent", "lodge_objection", objection_command(platform.case_id, FATHER["bsn"]))
+    platform.command(
+        "consent",
+        "record_safety_override",
+        override_command(platform.case_id, [FATHER["bsn"], MOTHER["bsn"]]),
+    )
+    answer = platform.command("data_sharing", "request_share", about_both_parents(platform))
+    [decision] = answer["decisions"]
+    assert decision["outcome"] == "shared" and decision["override_id"]
+    app = platform.apps["notification"]
+
+    def notice(person) -> str:
+        told = app.repository.get(
+            notification_id(uuid.UUID(decision["share_id"]), pseudonym(platform, person))
+        )
+        return app._notice([told], Contact(language="nl"), "message-1").body
+
+    assert "terwijl u bezwaar had gemaakt" in notice(FATHER)
+    hers = notice(MOTHER)
+    assert "terwijl u bezwaar had gemaakt" not in hers and "nu pas" not in hers
+    assert "toch gedeeld, omdat" in hers  # the override is explained to her too
