@@ -88,17 +88,23 @@ class ShareDecision:
     categories: tuple[CategoryDecision, ...] = ()
 
     @classmethod
-    def of(cls, decisions: Sequence[Share | RefusedShare]) -> ShareDecision:
+    def of(cls, decisions: Sequence[Share | RefusedShare], requested: Sequence[str] = ()) -> ShareDecision:
         """The recipient's decisions on one request, its first decision first (the share of the
-        allowed categories, or the first refusal)."""
+        allowed categories, or the first refusal); each category in the order ``requested``."""
         first = decisions[0]
         refusals = [d for d in decisions if isinstance(d, RefusedShare)]
+        order = {code: index for index, code in enumerate(requested)}
         per_category = tuple(
-            CategoryDecision(code, "shared", "allowed", None, d.id)
-            if isinstance(d, Share)
-            else CategoryDecision(code, "refused", d.reason_code, d.reason, d.id)
-            for d in decisions
-            for code in d.categories
+            sorted(
+                (
+                    CategoryDecision(code, "shared", "allowed", None, d.id)
+                    if isinstance(d, Share)
+                    else CategoryDecision(code, "refused", d.reason_code, d.reason, d.id)
+                    for d in decisions
+                    for code in d.categories
+                ),
+                key=lambda decided: order.get(decided.category, len(order)),
+            )
         )
         if isinstance(first, Share):
             if not refusals:
@@ -244,7 +250,7 @@ class DataSharingUseCases(KetenApplication):
                     )
                     on_record = self._decide(request, case, say, others, today, command, correlation_id)
                     new.extend(on_record)
-                answers.append(ShareDecision.of(on_record))
+                answers.append(ShareDecision.of(on_record, command.categories))
         if new:
             self.save(*new)
             for outcome in new:

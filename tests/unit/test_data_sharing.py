@@ -272,3 +272,15 @@ def test_a_special_category_names_the_provision_of_its_own_ground(memory_setting
     [shared] = [e for e in received(platform.apps["data_sharing"]) if e.name == "DataShared"]
     assert shared.data.special_provisions["health"].law == "Wet maatschappelijke ondersteuning 2015"
     assert shared.data.provision is not None
+
+
+def test_the_answer_lists_the_categories_in_the_order_they_were_asked_for(platform):
+    _, _, sharing, case_id = platform
+    asked = {**MIXED, "categories": ["debts", "professional_conclusion"]}
+    [decision] = sharing.request_share(
+        loaded(RequestShareSchema, share_command(case_id, **asked), sharing.settings)
+    ).decisions
+    assert [(c.category, c.outcome) for c in decision.categories] == [
+        ("debts", "refused"),
+        ("professional_conclusion", "shared"),
+    ]
