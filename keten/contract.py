@@ -32,7 +32,7 @@ from shared.contracts.commands import COMMAND_SCHEMAS
 from shared.contracts.commands.base import COMMAND_VERSION
 from shared.contracts.envelope import ENVELOPE_VERSION, EnvelopeSchema
 from shared.contracts.events import EVENT_SCHEMAS
-from shared.contracts.fields import SealedValue
+from shared.contracts.fields import SealedText, SealedValue
 from shared.contracts.inbox import INBOX_SCHEMAS, INBOX_VERSION, ErrorSchema, InboxEnvelopeSchema
 from shared.http_signatures import COVERED_COMPONENTS
 from shared.topology import (
@@ -66,6 +66,7 @@ def _spec(openapi_version: str = "3.1.0") -> tuple[APISpec, MarshmallowPlugin]:
     plugin = MarshmallowPlugin(schema_name_resolver=_schema_name)
     spec = APISpec("Keten", CONTRACT_VERSION, openapi_version, plugins=[plugin])
     plugin.converter.map_to_openapi_type(SealedValue, "object", None)  # type: ignore[union-attr]
+    plugin.converter.map_to_openapi_type(SealedText, "object", None)  # type: ignore[union-attr]
     return spec, plugin
 
 

@@ -37,9 +37,9 @@ from eventsourcing.persistence import (
 from shared.config import Settings
 from shared.contracts.envelope import ReceivedEvent, ReceivedTracking
 from shared.contracts.events.retention import RecordsPurged
-from shared.crypto import KeyStore, Vault
+from shared.crypto import KeyStore, ScopeShreddedError, Vault
 from shared.db import Cursor, SqlStore, open_store, sqlite_path
-from shared.sealed import KeyScope, Sealed
+from shared.sealed import PURGED, KeyScope, Sealed
 
 
 class SealedAsDict(Transcoding):
@@ -231,6 +231,27 @@ class KetenApplication(Application):
     # -- personal data --------------------------------------------------------------------
     def seal(self, scope: KeyScope, value: Any) -> Sealed | None:
         return None if value is None else self.vault.seal(scope, value)
+
+    def reseal(self, scope: KeyScope, value: Sealed | str | None) -> Sealed | None:
+        """``value`` sealed under ``scope``: a plain text (a field of an event stored before it
+        was sealed) sealed at once, a value sealed under another scope opened and sealed again.
+        None when nothing is left to seal: none given, purged, or ``scope`` itself shredded."""
+        if isinstance(value, Sealed):
+            if value.key_id == scope.key_id:
+                return value
+            value = self.vault.open(value)
+        if value is None or value is PURGED:
+            return None
+        try:
+            return self.vault.seal(scope, value)
+        except ScopeShreddedError:
+            return None
+
+    def open_text(self, value: Sealed | str | None) -> str | None:
+        """A sealed text's plaintext (a plain one, from an event stored before it was sealed,
+        as it is); None when there is none or it was purged."""
+        opened = self.vault.open(value) if isinstance(value, Sealed) else value
+        return None if opened is None or opened is PURGED else str(opened)
 
     def forget_keys(self, purge: ReceivedEvent[RecordsPurged]) -> None:
         """Drops the keys a ``RecordsPurged`` event names from this process's key cache, so that

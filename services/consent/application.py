@@ -169,7 +169,7 @@ class ConsentUseCases(KetenApplication):
                 ground=command.ground,
                 grounds=self.catalogue.safety_override_grounds,
                 reasons=self.seal(scope, command.reasons),
-                recorded_by=Professional(command.agency, command.function),
+                recorded_by=Professional(command.agency, self.vault.seal(scope, command.function)),
                 ends_on=command.ends_on,
                 explanation=self.seal(scope, command.explanation),
                 deferral=None

@@ -38,7 +38,7 @@ from shared import metrics
 from shared.agencies import AgencyRegistry
 from shared.application import KetenApplication
 from shared.casefacts import CaseEvent, CaseFacts
-from shared.caseview import CaseView
+from shared.caseview import CaseView, ContactPointFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
 from shared.contracts.commands import CorrectShare, RequestShare
@@ -279,15 +279,18 @@ class DataSharingUseCases(KetenApplication):
         decided: list[Share | RefusedShare] = []
         for decision in decide_per_category(request, case, say, self.catalogue, today, also_about=others):
             if decision.allowed:
+                scope = KeyScope(case.case_id, request.subject)
                 decided.append(
                     Share.record(
                         request,
                         decision,
                         content=self.seal(
-                            KeyScope(case.case_id, request.subject),
-                            {"content": command.content, "reference": command.content_reference},
+                            scope, {"content": command.content, "reference": command.content_reference}
                         ),
-                        contact_point=case.contact_point,
+                        # Under the subject's key, like the content: it goes with the share's records.
+                        contact_point=ContactPointFacts(
+                            case.contact_point.agency, self.reseal(scope, case.contact_point.function)
+                        ),
                         catalogue_version=self.catalogue.version,
                         correlation_id=correlation,
                         provisions=provisions,
@@ -430,8 +433,11 @@ class DataSharingUseCases(KetenApplication):
             return SealedToRecipient(key_id=key.key_id, sealed_content=None, content_withheld="purged")
         case = self.cases.get(shared.case_id)
         subject = case.subjects.get(shared.subject) if case else None
-        # The sealed plaintext: content and reference as sealed here, and the subject's role.
+        # The sealed plaintext: content and reference as sealed here, the subject's role, and
+        # with a share the function of the case's contact point (free text, so never in the open).
         plaintext = {**(opened or {}), "subject": {"role": subject.role if subject else None}}
+        if isinstance(shared, Share.DataShared):
+            plaintext["contact_point"] = {"function": self.open_text(shared.contact.function)}
         sealed = seal_for(key.encryption_public_key, plaintext)
         return SealedToRecipient(key_id=key.key_id, sealed_content=sealed)
 

@@ -329,8 +329,9 @@ class Share(Aggregate):
         meeting_id: str | None
         content: Sealed | None
         direction: str
-        #: Stored as the plain mapping it has always been stored as; read it as ``contact``.
-        contact_point: dict[str, str]
+        #: Stored as the mapping it has always been stored as, its function sealed under the
+        #: subject's key (plain text in a share stored before it was sealed); read it as ``contact``.
+        contact_point: dict[str, Sealed | str | None]
         catalogue_version: str
         correlation_id: str | None
         override_id: UUID | None = None
@@ -344,7 +345,7 @@ class Share(Aggregate):
         @property
         def contact(self) -> ContactPointFacts:
             """The case's contact point when the share was made: whom the citizen asks."""
-            return ContactPointFacts(self.contact_point["agency"], self.contact_point["function"])
+            return ContactPointFacts(str(self.contact_point["agency"]), self.contact_point.get("function"))
 
     @event(DataShared)
     def __init__(
@@ -363,7 +364,7 @@ class Share(Aggregate):
         meeting_id: str | None,
         content: Sealed | None,
         direction: str,
-        contact_point: dict[str, str],
+        contact_point: dict[str, Sealed | str | None],
         catalogue_version: str,
         correlation_id: str | None,
         override_id: UUID | None = None,
@@ -395,7 +396,8 @@ class Share(Aggregate):
         provisions: CitedProvisions | None = None,
     ) -> Share:
         """Puts an allowed decision on record, with its content sealed under the subject's key,
-        the case's contact point and the provisions of law it rests on."""
+        the case's contact point (its function sealed under the same key) and the provisions of
+        law it rests on."""
         if not decision.allowed:
             raise ValueError("a refused decision is recorded as a RefusedShare")
         provision, special_provisions = (provisions or CitedProvisions()).stored()

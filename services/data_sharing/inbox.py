@@ -14,7 +14,6 @@ from datetime import datetime
 from uuid import UUID
 
 from services.data_sharing.domain import Share
-from shared.caseview import ContactPointFacts
 from shared.contracts.envelope import OutgoingMessage
 from shared.contracts.inbox import inbox_message, inbox_message_id
 
@@ -27,6 +26,14 @@ class SealedToRecipient:
     key_id: str | None
     sealed_content: str | None
     content_withheld: str | None = None
+
+
+@dataclass(frozen=True)
+class ContactPointAgency:
+    """The case's contact point as the inbox names it in the open: its agency (the function,
+    free text, travels sealed to the recipient)."""
+
+    agency: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +51,7 @@ class ShareReceived(SealedToRecipient):
     special_grounds: Mapping[str, str]
     form: str
     direction: str
-    contact_point: ContactPointFacts
+    contact_point: ContactPointAgency
     shared_at: datetime
 
 
@@ -88,7 +95,7 @@ def share_received(shared: Share.DataShared, content: SealedToRecipient) -> Outg
         special_grounds=shared.special_grounds,
         form=shared.form,
         direction=shared.direction,
-        contact_point=shared.contact,
+        contact_point=ContactPointAgency(shared.contact.agency),
         shared_at=shared.timestamp,
     )
     return _addressed(

@@ -30,6 +30,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from shared.application import KetenApplication
 from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.events.base import ContactPointRef
 from shared.contracts.events.case_registration import (
     CaseActivated,
     CaseClosed,
@@ -52,7 +53,7 @@ from shared.contracts.events.retention import ErasureGranted, ErasureRefused, Re
 from shared.contracts.typed import plain
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
-from shared.sealed import PURGED, KeyScope, Sealed
+from shared.sealed import PURGED, KeyScope, Sealed, sealed_text
 
 #: Fields of an entry that hold personal values (sealed); they go when the entry's scope is purged.
 SEALED_FIELDS = ("content", "notice", "details", "description", "reason", "explanation")
@@ -173,7 +174,13 @@ class CitizenOverview:
             shown = {k: v for k, v in plain(data).items() if k not in ("deferral", "reasons", "subjects")}
             override = {"status": "active", "deferred": data.deferral is not None}
             for subject in data.subjects:
-                explained = {**shown, "explanation": self._for_subject(data, subject)}
+                # Sealed again under the subject's key, as the explanation (see ``_for_subject``).
+                function = self.app.reseal(KeyScope(data.case_id, subject), data.recorded_by.function)
+                explained = {
+                    **shown,
+                    "explanation": self._for_subject(data, subject),
+                    "recorded_by": {"agency": data.recorded_by.agency, "function": function},
+                }
                 self.add_entry(cur, subject, data.override_id, "override", event, override, data=explained)
         elif isinstance(data, SafetyOverrideEnded):
             self.change_entries(
@@ -184,7 +191,9 @@ class CitizenOverview:
         elif isinstance(data, DataShared):
             # Everyone the content is about has it on their overview, each as their own entry
             # (their own pseudonym, none of the others').
+            scope = KeyScope(data.case_id, data.subject)
             shown = {k: v for k, v in plain(data).items() if k != "also_about"}
+            shown["contact_point"] = self._contact_point(data.contact_point, scope)
             for subject in data.subjects:
                 self.add_entry(
                     cur, subject, data.share_id, "share", event, data={**shown, "subject": subject}
@@ -203,6 +212,11 @@ class CitizenOverview:
         elif isinstance(data, ErasureGranted | ErasureRefused):
             decision = {"decision": "granted" if isinstance(data, ErasureGranted) else "refused"}
             self.add_entry(cur, data.subject, event.message_id, "erasure", event, decision)
+
+    def _contact_point(self, contact_point: ContactPointRef, scope: KeyScope) -> dict[str, Any]:
+        """A contact point as the overview keeps it: the function sealed under ``scope`` (as the
+        event carries it; one stored before it was sealed is sealed now)."""
+        return {"agency": contact_point.agency, "function": self.app.reseal(scope, contact_point.function)}
 
     def _for_subject(self, data: SafetyOverrideRecorded, subject: str) -> Any:
         """The override's explanation sealed again under the subject's own key: consent seals it
@@ -274,7 +288,7 @@ class CitizenOverview:
                 "participants": plain(data.participants),
                 "record_holder": data.record_holder,
                 "retention_class": data.retention_class,
-                "contact_point": plain(data.contact_point),
+                "contact_point": self._contact_point(data.contact_point, KeyScope(data.case_id)),
                 "participation": data.participation,
                 "informed_beforehand": data.informed_beforehand,
                 "status": "registered",
@@ -439,6 +453,9 @@ class CitizenOverview:
             ).fetchall()
         for subject, raw in rows:
             document = json.loads(raw)
+            if data.subject is None:
+                # The case's key is gone; a function kept in plain text before it was sealed goes too.
+                document["contact_point"]["function"] = None
             document["purged"] = [
                 *(p for p in document.get("purged", []) if p["record_kind"] != data.record_kind),
                 mark,
@@ -455,6 +472,9 @@ class CitizenOverview:
         ).fetchall()
         for entry_id, raw in entries:
             document = {k: v for k, v in json.loads(raw).items() if k not in SEALED_FIELDS}
+            for who in ("contact_point", "recorded_by"):
+                if isinstance(document.get(who), dict):  # a function kept in plain text before it was sealed
+                    document[who]["function"] = None
             document.update(purged_at=purge.occurred_at, purge_reason=data.reason)
             cur.execute(
                 f"UPDATE {self.entries_table} SET document = ? WHERE subject = ? AND entry_id = ?",
@@ -522,10 +542,12 @@ class ParticipantRow:
 
 @dataclass(frozen=True, kw_only=True)
 class ContactPointRow:
-    """Whom the citizen can ask: an agency and a function (never a person's name)."""
+    """Whom the citizen can ask: an agency and a function (never a person's name). The function
+    is sealed (the case's key for the case, the subject's for a share), None once purged; plain
+    text only in a row kept before it was sealed."""
 
     agency: str
-    function: str
+    function: Sealed | str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -696,8 +718,11 @@ class ObjectionRow(EntryRow):
 
 @dataclass(frozen=True, kw_only=True)
 class RecordedByRow:
+    """The agency and the function of the professional who recorded an override; the function
+    sealed like the explanation (plain text only in a row kept before it was sealed)."""
+
     agency: str
-    function: str
+    function: Sealed | str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -780,7 +805,7 @@ def _participant(doc: Mapping[str, Any]) -> ParticipantRow:
 
 
 def _contact_point(doc: Mapping[str, Any]) -> ContactPointRow:
-    return ContactPointRow(agency=doc["agency"], function=doc["function"])
+    return ContactPointRow(agency=doc["agency"], function=sealed_text(doc.get("function")))
 
 
 def case_row(doc: Mapping[str, Any]) -> CaseRow:
@@ -941,7 +966,7 @@ def _override(doc: Mapping[str, Any]) -> OverrideRow:
         recipients=_strings(doc["recipients"]),
         ground=doc["ground"],
         recorded_by=RecordedByRow(
-            agency=doc["recorded_by"]["agency"], function=doc["recorded_by"]["function"]
+            agency=doc["recorded_by"]["agency"], function=sealed_text(doc["recorded_by"].get("function"))
         ),
         ends_on=date.fromisoformat(doc["ends_on"]),
         explanation=_sealed(doc.get("explanation")),

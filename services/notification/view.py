@@ -34,6 +34,7 @@ from services.notification.overview import (
     OverrideRow,
     ParticipantRow,
     PurgeMark,
+    RecordedByRow,
     RefusalRow,
     ShareRow,
     SubjectRecords,
@@ -119,6 +120,12 @@ def opened_text(opener: Opener, sealed: Sealed | None) -> str | None:
     return None if value is None else str(value)
 
 
+def opened_function(opener: Opener, function: Sealed | str | None) -> str | None:
+    """A professional's function as the citizen reads it: as ``opened_text``, or the plain text
+    of a row kept before the function was sealed."""
+    return function if isinstance(function, str) else opened_text(opener, function)
+
+
 def opened_value(opener: Opener, sealed: Sealed | None) -> object:
     """A sealed value as the citizen reads it: its plaintext, ``"purged"``, or None."""
     value = opener(sealed)
@@ -137,6 +144,23 @@ class ParticipantShown:
 class ContactPointShown:
     contact_point: ContactPointRow = field(metadata=ROW)
     agency_name: str
+    #: The function, opened: its text, ``"purged"``, or None.
+    function: str | None
+
+    @classmethod
+    def of(cls, contact_point: ContactPointRow, wording: Wording, opener: Opener) -> ContactPointShown:
+        return cls(
+            contact_point,
+            agency_name=wording.agency(contact_point.agency),
+            function=opened_function(opener, contact_point.function),
+        )
+
+
+@dataclass(frozen=True)
+class RecordedByShown:
+    recorded_by: RecordedByRow = field(metadata=ROW)
+    #: The function, opened: its text, ``"purged"``, or None.
+    function: str | None
 
 
 @dataclass(frozen=True)
@@ -175,6 +199,8 @@ class ShareShown:
     share: ShareRow = field(metadata=ROW)
     #: The shared content, opened: what it said, ``"purged"``, or None.
     content: object
+    #: The case's contact point when it was shared, its function opened.
+    contact_point: ContactPointShown
     category_labels: tuple[str, ...]
     from_name: str
     to_name: str
@@ -219,6 +245,7 @@ class OverrideShown:
 
     override: OverrideRow = field(metadata=ROW)
     explanation: str | None
+    recorded_by: RecordedByShown
     ground_label: str
     category_labels: tuple[str, ...]
     recipient_names: tuple[str, ...]
@@ -328,9 +355,7 @@ def _case(case: CaseRow, entries: Sequence[object], wording: Wording, opener: Op
             for p in case.participants
         ),
         record_holder_name=wording.agency(case.record_holder),
-        contact_point=ContactPointShown(
-            case.contact_point, agency_name=wording.agency(case.contact_point.agency)
-        ),
+        contact_point=ContactPointShown.of(case.contact_point, wording, opener),
         shares=shares,
         refusals=tuple(
             _refusal(e, wording, beside_share=e.part_of in share_ids)
@@ -365,6 +390,7 @@ def _share(share: ShareRow, wording: Wording, opener: Opener) -> ShareShown:
     return ShareShown(
         share=share,
         content=opened_value(opener, share.content),
+        contact_point=ContactPointShown.of(share.contact_point, wording, opener),
         category_labels=wording.categories(share.categories),
         from_name=wording.agency(share.from_agency),
         to_name=wording.agency(share.to_agency),
@@ -405,6 +431,9 @@ def _override(override: OverrideRow, wording: Wording, opener: Opener) -> Overri
     return OverrideShown(
         override=override,
         explanation=opened_text(opener, override.explanation),
+        recorded_by=RecordedByShown(
+            override.recorded_by, function=opened_function(opener, override.recorded_by.function)
+        ),
         ground_label=wording.ground(override.ground),
         category_labels=wording.categories(override.categories),
         recipient_names=wording.agencies(override.recipients),
@@ -527,11 +556,13 @@ def notice_words(
         override = NoticeOverride(
             explanation=opened_text(opener, entry.explanation) if entry else None,
             recorded_by_name=wording.agency(entry.recorded_by.agency if entry else ""),
-            function=entry.recorded_by.function if entry else "",
+            function=(opened_function(opener, entry.recorded_by.function) if entry else None) or "",
             was_deferred=was_deferred(explained),
             despite_objection=despite_objection,
         )
-    contact_point = case.contact_point if case else ContactPointRow(agency="", function="")
+    contact = ContactPointShown.of(
+        case.contact_point if case else ContactPointRow(agency="", function=None), wording, opener
+    )
     return NoticeWords(
         name=addressee_name,
         for_minor=first.addressee != first.subject,
@@ -558,9 +589,9 @@ def notice_words(
         ),
         override=override,
         contact=NoticeContact(
-            agency=contact_point.agency,
-            function=contact_point.function,
-            agency_name=wording.agency(contact_point.agency),
+            agency=contact.contact_point.agency,
+            function=contact.function or "",
+            agency_name=contact.agency_name,
         ),
         portal_url=portal_url,
     )

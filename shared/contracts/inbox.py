@@ -16,7 +16,6 @@ from uuid import NAMESPACE_URL, uuid5
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from shared.contracts.envelope import OutgoingMessage
-from shared.contracts.events.base import ContactPointRefSchema
 from shared.contracts.fields import AgencyId, Code
 from shared.contracts.registry import register, schema_instance
 from shared.topology import INBOX_EXCHANGE, inbox_routing_key
@@ -94,11 +93,27 @@ class SealedToYou(Schema):
         allow_none=True,
         required=True,
         metadata={
-            "description": "base64 HPKE ciphertext of {content, reference, subject: {role}}; null "
-            "when withheld, e.g. the agency had no key when it was sealed (content_withheld says why)"
+            "description": "base64 HPKE ciphertext of {content, reference, subject: {role}} (and in"
+            " ShareReceived contact_point: {function}); null when withheld, e.g. the agency had no"
+            " key when it was sealed (content_withheld says why)"
         },
     )
     content_withheld = fields.String(allow_none=True, load_default=None, metadata={"example": "no_key"})
+
+
+class InboxContactPointSchema(Schema):
+    """The case's contact point for the citizen. Its function is free text a professional
+    typed, so it travels in ``sealed_content`` (``contact_point.function``); ``function`` here
+    stays for readers of the earlier version and is always null."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    agency = AgencyId(required=True)
+    function = fields.Constant(
+        None,
+        metadata={"description": "always null: the function is in sealed_content"},
+    )
 
 
 class ShareReceivedSchema(SealedToYou, InboxSchema):
@@ -118,7 +133,7 @@ class ShareReceivedSchema(SealedToYou, InboxSchema):
     special_grounds = fields.Dict(keys=Code(), values=Code(), required=True)
     form = fields.String(required=True, metadata={"description": "written or oral"})
     direction = fields.String(required=True, metadata={"description": "push or pull"})
-    contact_point = fields.Nested(ContactPointRefSchema, required=True)
+    contact_point = fields.Nested(InboxContactPointSchema, required=True)
     shared_at = fields.AwareDateTime(required=True)
 
 

@@ -200,3 +200,16 @@ def test_the_migration_job_and_the_purge_cronjob_run_commands_the_cli_knows():
 def cli_commands() -> set[str]:
     [subparsers] = [a for a in build_parser()._actions if a.dest == "command"]
     return set(subparsers.choices)  # type: ignore[arg-type]
+
+
+def _gateway_env(overlay: str) -> dict[str, str]:
+    (gateway,) = [d for d in of_kind(overlay, "Deployment") if d["metadata"]["name"].endswith("gateway")]
+    container = gateway["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
+def test_production_gateway_believes_its_one_ingress_proxy_and_dev_believes_none():
+    # Behind an ingress every citizen would otherwise share the proxy's address (one login limit
+    # for all) and TLS would go unseen (no HSTS); without a proxy, believing one lets clients lie.
+    assert _gateway_env("production").get("KETEN_TRUSTED_PROXIES") == "1"
+    assert _gateway_env("dev").get("KETEN_TRUSTED_PROXIES", "0") == "0"

@@ -113,10 +113,15 @@ def test_an_agency_added_with_keten_agency_add_shares_and_hears_the_decision_and
         assert received.name == "ShareReceived"
         assert received.data["share_id"] == decided["share_id"]
         assert (received.data["from_agency"], received.data["categories"]) == (UTRECHT, ["debts", "income"])
-        assert received.content == {"content": SHARED, "reference": None, "subject": {"role": "citizen"}}
+        assert received.content == {
+            "content": SHARED,
+            "reference": None,
+            "subject": {"role": "citizen"},
+            "contact_point": {"function": "casusregisseur schulden"},
+        }
         body = json.dumps(received.envelope)
-        assert SHARED not in body and CITIZEN["bsn"] not in body, (
-            "the content travels sealed to the recipient"
+        assert SHARED not in body and CITIZEN["bsn"] not in body and "casusregisseur" not in body, (
+            "the content and the contact point's function travel sealed to the recipient"
         )
         assert platform.app("data_sharing").position("case_registration") >= 1
 

@@ -155,11 +155,15 @@ def test_a_share_is_told_to_its_recipient_with_the_content_sealed_to_the_recipie
     assert envelope["agency"] == "kredietbank-utrecht"
     assert envelope["data"]["share_id"] == str(decision.share_id)
     assert "huurachterstand" not in message.body.decode()
+    # The contact point's function is free text: it travels sealed too, not in the open.
+    assert envelope["data"]["contact_point"] == {"agency": "gemeente-utrecht", "function": None}
+    assert "casusregisseur" not in message.body.decode()
     opened = open_sealed(kredietbank.encryption_private_key, envelope["data"]["sealed_content"])
     assert opened == {
         "content": "Drie maanden huurachterstand.",
         "reference": None,
         "subject": {"role": "citizen"},
+        "contact_point": {"function": "casusregisseur schulden"},
     }
 
 

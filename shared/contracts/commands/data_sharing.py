@@ -9,7 +9,7 @@ from uuid import UUID
 from marshmallow import Schema, fields, validate
 
 from shared.contracts.commands.base import Command, CommandSchema
-from shared.contracts.fields import AgencyId, Bsn, Code
+from shared.contracts.fields import AgencyId, Bsn, Code, Identifier
 
 OUTCOMES = ["shared", "partial", "refused"]
 
@@ -91,7 +91,13 @@ class RequestShareSchema(CommandSchema[RequestShare]):
     content = fields.String(load_default=None, validate=validate.Length(max=20000))
     content_reference = fields.String(load_default=None, validate=validate.Length(max=500))
     form = fields.String(load_default="written", validate=validate.OneOf(["written", "oral"]))
-    meeting_id = fields.String(load_default=None, validate=validate.Length(max=100))
+    meeting_id = Identifier(
+        load_default=None,
+        metadata={
+            "description": "the consultation meeting's id in your own records, kept readable:"
+            " letters, digits and . / - _ with at least one digit, never a name"
+        },
+    )
     special_grounds = fields.Dict(
         keys=Code(),
         values=Code(),
