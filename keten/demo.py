@@ -270,14 +270,22 @@ def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = 
     )
     out("2. The citizen's consent was recorded (housing and debts, for Mitros, 180 days).")
 
-    share = share_request_command(case_id)
+    # The municipality also asks to pass on the allowances it knows of, which the table's data
+    # agreement does not let it bring: decided per category, that part alone is refused.
+    share = {**share_request_command(case_id), "categories": ["debts", "income", "allowances"]}
     decision = client.retry_until(
         "data_sharing knows the case", lambda: client.call("POST", "/api/shares", json=share)
     )
     first = decision["decisions"][0]
-    if first["outcome"] != "shared":
-        raise DemoError(f"the share was refused: {first['reason_code']}")
-    out(f"3. Gemeente Utrecht shared debts and income with Kredietbank Utrecht: {first['outcome']}.")
+    went = [c["category"] for c in first["categories"] if c["outcome"] == "shared"]
+    held = [c for c in first["categories"] if c["outcome"] == "refused"]
+    if first["outcome"] != "partial" or went != ["debts", "income"]:
+        raise DemoError(f"the share was not partly allowed: {first['outcome']}, {first['reason_code']}")
+    out("3. Gemeente Utrecht asked to share debts, income and allowances with Kredietbank Utrecht:")
+    out(f"   {first['outcome']}, decided per category.")
+    out(f"   Shared: {', '.join(went)}.")
+    for part in held:
+        out(f"   Not shared: {part['category']} ({part['reason_code']}): {part['reason']}")
 
     session = client.call("POST", "/api/citizen/session", json={"bsn": CITIZEN["bsn"]})
     headers = {"Authorization": f"Bearer {session['token']}"}
@@ -285,7 +293,8 @@ def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = 
     def overview_with_share() -> dict[str, Any] | None:
         overview = client.call("GET", "/api/citizen/overview", headers=headers)
         for case in overview["cases"]:
-            if any(s["share_id"] == first["share_id"] for s in case["shares"]):
+            # the refusal beside the share is shown too; it follows the share on the stream
+            if any(s["share_id"] == first["share_id"] for s in case["shares"]) and case["refusals"]:
                 return overview
         return None
 
@@ -330,13 +339,19 @@ def describe_overview(overview: dict[str, Any]) -> list[str]:
             lines.append(
                 f"  {share['occurred_at'][:16].replace('T', ' ')}: {share['from_name']} deelde "
                 f"{', '.join(share['category_labels'])} met {share['to_name']} "
-                f"(grondslag: {share.get('ground_label', share['sender_ground'])});"
+                f"(grondslag: {share.get('ground_label', share['sender_ground'])}"
+                f"{', ' + share['provision_citation'] if share.get('provision_citation') else ''});"
                 f" u kreeg bericht via {notified.get('channel', '?')}."
             )
             if isinstance(content, dict) and content.get("content"):
                 lines.append(f'    Gedeeld: "{content["content"]}"')
             if share.get("purged_at"):
                 lines.append(f"    De inhoud is gewist op {share['purged_at'][:10]}.")
+        for refusal in case.get("refusals", []):
+            lines.append(
+                f"  Niet gedeeld: {', '.join(refusal['category_labels'])} van {refusal['from_name']} "
+                f"met {refusal['to_name']}: {refusal['reason']}"
+            )
         for purged in case.get("purged", []):
             lines.append(f"  Gewist op {purged['purged_at'][:10]}: {purged['label']}.")
     return lines

@@ -12,7 +12,7 @@ application and read back as the domain's ``GivenConsent`` and ``SafetyOverride`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -30,7 +30,8 @@ from services.data_sharing.domain import (
     ShareRequest,
     SubjectSay,
     check_may_correct,
-    decide,
+    cite_provisions,
+    decide_per_category,
     receipt_id,
     share_id,
 )
@@ -40,7 +41,7 @@ from shared import metrics
 from shared.agencies import AgencyRegistry
 from shared.application import KetenApplication, Tracking
 from shared.casefacts import CaseEvent, CaseFacts
-from shared.caseview import ContactPointFacts
+from shared.caseview import CaseView, ContactPointFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
 from shared.contracts.commands import CorrectShare, GetLedger, RequestShare
@@ -65,8 +66,22 @@ from shared.wire import seal_for
 
 
 @dataclass(frozen=True)
+class CategoryDecision:
+    """What became of one category of a request for one recipient (``CategoryDecisionSchema``):
+    shared, or refused and why; ``share_id`` is the decision on record that says so."""
+
+    category: str
+    outcome: str
+    reason_code: str
+    reason: str | None
+    share_id: UUID
+
+
+@dataclass(frozen=True)
 class ShareDecision:
-    """The decision for one recipient (``ShareDecisionSchema``): shared, or refused and why."""
+    """The decision for one recipient (``ShareDecisionSchema``): shared, refused, or ``partial``
+    (some categories shared, others refused); a partial decision names its first refusal in
+    ``reason_code`` and ``reason`` and every category's fate in ``categories``."""
 
     share_id: UUID
     to_agency: str
@@ -75,12 +90,44 @@ class ShareDecision:
     reason: str | None
     #: The safety override a share proceeds under despite the subject's objection.
     override_id: UUID | None
+    categories: tuple[CategoryDecision, ...] = ()
 
     @classmethod
-    def of(cls, decision: Share | RefusedShare) -> ShareDecision:
-        if isinstance(decision, Share):
-            return cls(decision.id, decision.to_agency, "shared", "allowed", None, decision.override_id)
-        return cls(decision.id, decision.to_agency, "refused", decision.reason_code, decision.reason, None)
+    def of(cls, decisions: Sequence[Share | RefusedShare], requested: Sequence[str] = ()) -> ShareDecision:
+        """The recipient's decisions on one request, its first decision first (the share of the
+        allowed categories, or the first refusal); each category in the order ``requested``."""
+        first = decisions[0]
+        refusals = [d for d in decisions if isinstance(d, RefusedShare)]
+        order = {code: index for index, code in enumerate(requested)}
+        per_category = tuple(
+            sorted(
+                (
+                    CategoryDecision(code, "shared", "allowed", None, d.id)
+                    if isinstance(d, Share)
+                    else CategoryDecision(code, "refused", d.reason_code, d.reason, d.id)
+                    for d in decisions
+                    for code in d.categories
+                ),
+                key=lambda decided: order.get(decided.category, len(order)),
+            )
+        )
+        if isinstance(first, Share):
+            if not refusals:
+                return cls(
+                    first.id, first.to_agency, "shared", "allowed", None, first.override_id, per_category
+                )
+            # A partial answer leads with a refusal, so that nobody reads it as allowed.
+            refusal = refusals[0]
+            return cls(
+                first.id,
+                first.to_agency,
+                "partial",
+                refusal.reason_code,
+                refusal.reason,
+                first.override_id,
+                per_category,
+            )
+        return cls(first.id, first.to_agency, "refused", first.reason_code, first.reason, None, per_category)
 
 
 @dataclass(frozen=True)
@@ -89,6 +136,13 @@ class ShareDecisions:
 
     request_id: UUID
     decisions: tuple[ShareDecision, ...]
+
+    @property
+    def outcome(self) -> str:
+        """``shared`` when every recipient got every category, ``refused`` when none got any,
+        else ``partial``."""
+        outcomes = {decision.outcome for decision in self.decisions}
+        return outcomes.pop() if len(outcomes) == 1 else "partial"
 
 
 @dataclass(frozen=True)
@@ -189,38 +243,74 @@ class DataSharingUseCases(KetenApplication):
             raise InvalidRequest(
                 "not_a_subject", "this person is not a data subject of the case", "subject_bsn"
             )
+        also_about = tuple(dict.fromkeys(other for other in command.also_about if other != subject))
+        if any(other not in case.subjects for other in also_about):
+            raise InvalidRequest(
+                "not_a_subject",
+                "a person the content is also about is not a data subject of the case",
+                "also_about",
+            )
         if command.direction == "pull":
             senders, recipients = [command.from_agency or ""], [agency]
         else:
             senders, recipients = [agency], list(command.to_agencies)
         say = self._subject_say(case.case_id, subject)
+        others = {other: self._subject_say(case.case_id, other) for other in also_about}
         today = datetime.now(UTC).date()
-        decisions: list[Share | RefusedShare] = []
+        answers: list[ShareDecision] = []
         new: list[Share | RefusedShare] = []
         for sender in senders:
             for recipient in recipients:
-                existing = self._find_decision(command.request_id, recipient)
-                if existing is not None:
-                    decisions.append(existing)
-                    continue
-                request = ShareRequest(
-                    request_id=command.request_id,
-                    case_id=case.case_id,
-                    subject=subject,
-                    from_agency=sender,
-                    to_agency=recipient,
-                    categories=command.categories,
-                    purpose=command.purpose,
-                    form=command.form,
-                    meeting_id=command.meeting_id,
-                    direction=command.direction,
-                    special_grounds=command.special_grounds,
-                )
-                decision = decide(request, case, say, self.catalogue, today)
-                outcome: Share | RefusedShare
-                if decision.allowed:
-                    scope = KeyScope(case.case_id, subject)
-                    outcome = Share.record(
+                on_record = self._decisions_on_record(command.request_id, recipient, command.categories)
+                if not on_record:
+                    request = ShareRequest(
+                        request_id=command.request_id,
+                        case_id=case.case_id,
+                        subject=subject,
+                        from_agency=sender,
+                        to_agency=recipient,
+                        categories=command.categories,
+                        purpose=command.purpose,
+                        form=command.form,
+                        meeting_id=command.meeting_id,
+                        direction=command.direction,
+                        special_grounds=command.special_grounds,
+                        also_about=also_about,
+                    )
+                    on_record = self._decide(request, case, say, others, today, command, correlation_id)
+                    new.extend(on_record)
+                answers.append(ShareDecision.of(on_record, command.categories))
+        if new:
+            self.save(*new)
+            for outcome in new:
+                if isinstance(outcome, Share):
+                    metrics.share_decisions.labels("shared", "allowed").inc()
+                else:
+                    metrics.share_decisions.labels("refused", outcome.reason_code).inc()
+        return ShareDecisions(command.request_id, tuple(answers))
+
+    def _decide(
+        self,
+        request: ShareRequest,
+        case: CaseView,
+        say: SubjectSay,
+        others: Mapping[str, SubjectSay],
+        today: date,
+        command: RequestShare,
+        correlation_id: str | None,
+    ) -> list[Share | RefusedShare]:
+        """Decides each category of one recipient's request and puts each decision on record:
+        the allowed categories as one share, each refusal with its own reason. A refusal beside
+        a share is shown to the subject, whom the share is told anyway: a partial share never
+        hides what was held back."""
+        correlation = correlation_id or str(request.request_id)
+        provisions = cite_provisions(request, case, self.catalogue)
+        decided: list[Share | RefusedShare] = []
+        for decision in decide_per_category(request, case, say, self.catalogue, today, also_about=others):
+            if decision.allowed:
+                scope = KeyScope(case.case_id, request.subject)
+                decided.append(
+                    Share.record(
                         request,
                         decision,
                         content=self.seal(
@@ -231,29 +321,42 @@ class DataSharingUseCases(KetenApplication):
                             case.contact_point.agency, self.reseal(scope, case.contact_point.function)
                         ),
                         catalogue_version=self.catalogue.version,
-                        correlation_id=correlation_id or str(request.request_id),
+                        correlation_id=correlation,
+                        provisions=provisions,
                     )
-                else:
-                    outcome = RefusedShare.record(
-                        request,
-                        decision,
-                        reason=refusal_text(
-                            decision.reason_code, dict(decision.reason_details), self.catalogue
-                        ),
-                        visible_to_subject=share_refusals()[decision.reason_code].visible_to_subject,
-                        catalogue_version=self.catalogue.version,
-                        correlation_id=correlation_id or str(request.request_id),
-                    )
-                decisions.append(outcome)
-                new.append(outcome)
-        if new:
-            self.save(*new)
-            for outcome in new:
-                if isinstance(outcome, Share):
-                    metrics.share_decisions.labels("shared", "allowed").inc()
-                else:
-                    metrics.share_decisions.labels("refused", outcome.reason_code).inc()
-        return ShareDecisions(command.request_id, tuple(ShareDecision.of(d) for d in decisions))
+                )
+                continue
+            partial = bool(decided) and isinstance(decided[0], Share)
+            decided.append(
+                RefusedShare.record(
+                    request,
+                    decision,
+                    reason=refusal_text(decision.reason_code, dict(decision.reason_details), self.catalogue),
+                    visible_to_subject=partial or share_refusals()[decision.reason_code].visible_to_subject,
+                    catalogue_version=self.catalogue.version,
+                    correlation_id=correlation,
+                    part_of=decided[0].id if decided else None,
+                    provisions=provisions,
+                )
+            )
+        return decided
+
+    def _decisions_on_record(
+        self, request_id: UUID, to_agency: str, categories: Sequence[str]
+    ) -> list[Share | RefusedShare]:
+        """The recipient's decisions on a request already decided: its first decision, then the
+        refusals that are part of it (named by their first category)."""
+        first = self._find_decision(request_id, to_agency)
+        if first is None:
+            return []
+        parts: list[Share | RefusedShare] = []
+        for code in categories:
+            try:
+                part: RefusedShare = self.repository.get(share_id(request_id, to_agency, code))
+            except AggregateNotFoundError:
+                continue
+            parts.append(part)
+        return [first, *parts]
 
     def _find_decision(self, request_id: UUID, to_agency: str) -> Share | RefusedShare | None:
         try:

@@ -189,9 +189,15 @@ class CitizenOverview:
                 entry_id=data.override_id,
             )
         elif isinstance(data, DataShared):
+            # Everyone the content is about has it on their overview, each as their own entry
+            # (their own pseudonym, none of the others').
             scope = KeyScope(data.case_id, data.subject)
-            share = {**plain(data), "contact_point": self._contact_point(data.contact_point, scope)}
-            self.add_entry(cur, data.subject, data.share_id, "share", event, data=share)
+            shown = {k: v for k, v in plain(data).items() if k != "also_about"}
+            shown["contact_point"] = self._contact_point(data.contact_point, scope)
+            for subject in data.subjects:
+                self.add_entry(
+                    cur, subject, data.share_id, "share", event, data={**shown, "subject": subject}
+                )
         elif isinstance(data, ShareRefused):
             if data.visible_to_subject:
                 self.add_entry(cur, data.subject, data.share_id, "refusal", event)
@@ -232,7 +238,7 @@ class CitizenOverview:
         # (services/notification/domain.py): read by name, attributes as the methods name them.
         domain_event: Any = own_event
         at = domain_event.timestamp
-        if name == "DeferralEnded":
+        if name in ("DeferralEnded", "DeferralLapsed"):
             self.change_entries(
                 cur, {"deferred": False, "deferral_ended_at": at}, entry_id=domain_event.override_id
             )
@@ -616,6 +622,18 @@ class ErasurePassedOnRow:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ProvisionRow:
+    """A provision of law: the national law and its article."""
+
+    law: str
+    article: str
+
+    @property
+    def citation(self) -> str:
+        return f"{self.law}, {self.article}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class ShareRow(EntryRow):
     subject: str
     share_id: UUID
@@ -636,6 +654,10 @@ class ShareRow(EntryRow):
     contact_point: ContactPointRow
     catalogue_version: str
     correlation_id: str | None
+    #: The law and article the sender's ground rests on, as recorded in the decision (absent
+    #: from shares decided before decisions named it).
+    provision: ProvisionRow | None = field(default=None, metadata=ONLY_WHEN_SET)
+    special_provisions: Mapping[str, ProvisionRow] = field(default_factory=dict, metadata=ONLY_WHEN_SET)
     notification: Told | None = field(default=None, metadata=ONLY_WHEN_SET)
     corrections: tuple[CorrectionRow, ...] = field(default=(), metadata=ONLY_WHEN_SET)
     erasure_passed_on: ErasurePassedOnRow | None = field(default=None, metadata=ONLY_WHEN_SET)
@@ -660,6 +682,9 @@ class RefusalRow(EntryRow):
     reason_details: Mapping[str, str]
     catalogue_version: str
     correlation_id: str | None
+    #: The recipient's first decision on the request (the share of the categories that went
+    #: through, or the first refusal) when the request was decided per category.
+    part_of: UUID | None = field(default=None, metadata=ONLY_WHEN_SET)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -853,6 +878,11 @@ def _share(doc: Mapping[str, Any]) -> ShareRow:
         contact_point=_contact_point(doc["contact_point"]),
         catalogue_version=doc["catalogue_version"],
         correlation_id=doc.get("correlation_id"),
+        provision=_provision(doc.get("provision")),
+        special_provisions={
+            code: ProvisionRow(law=p["law"], article=p["article"])
+            for code, p in (doc.get("special_provisions") or {}).items()
+        },
         notification=_told(doc.get("notification")),
         corrections=tuple(
             CorrectionRow(
@@ -873,6 +903,10 @@ def _share(doc: Mapping[str, Any]) -> ShareRow:
     )
 
 
+def _provision(doc: Mapping[str, Any] | None) -> ProvisionRow | None:
+    return ProvisionRow(law=doc["law"], article=doc["article"]) if doc else None
+
+
 def _refusal(doc: Mapping[str, Any]) -> RefusalRow:
     return RefusalRow(
         **_entry(doc),
@@ -890,6 +924,7 @@ def _refusal(doc: Mapping[str, Any]) -> RefusalRow:
         reason_details=dict(doc.get("reason_details") or {}),
         catalogue_version=doc["catalogue_version"],
         correlation_id=doc.get("correlation_id"),
+        part_of=_maybe_uuid(doc.get("part_of")),
     )
 
 

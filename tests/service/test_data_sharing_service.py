@@ -14,6 +14,7 @@ from nameko.testing.services import worker_factory
 from keten.demo import CITIZEN
 from services.data_sharing.application import (
     AgencyLedger,
+    CategoryDecision,
     CorrectionPassedOn,
     CorrectionRecorded,
     ShareDecision,
@@ -159,6 +160,7 @@ def test_request_share_answers_one_decision_per_recipient_as_the_reply_schema_sa
     command = share_command(str(uuid.uuid4()), to_agencies=[KREDIETBANK, MITROS])
     assert service.request_share(command) == {
         "request_id": command["request_id"],
+        "outcome": "partial",
         "decisions": [
             {
                 "share_id": str(shared),
@@ -167,6 +169,7 @@ def test_request_share_answers_one_decision_per_recipient_as_the_reply_schema_sa
                 "reason_code": "allowed",
                 "reason": None,
                 "override_id": str(override),
+                "categories": [],
             },
             {
                 "share_id": str(refused),
@@ -175,9 +178,38 @@ def test_request_share_answers_one_decision_per_recipient_as_the_reply_schema_sa
                 "reason_code": "category_not_agreed",
                 "reason": "Not in the agreement.",
                 "override_id": None,
+                "categories": [],
             },
         ],
     }
+
+
+def test_a_partial_decision_names_every_category_and_leads_with_its_refusal(service, use_cases):
+    shared, refused = uuid.uuid4(), uuid.uuid4()
+    use_cases.decisions = (
+        ShareDecision(
+            shared,
+            KREDIETBANK,
+            "partial",
+            "category_not_agreed",
+            "Not in the agreement.",
+            None,
+            (
+                CategoryDecision("debts", "shared", "allowed", None, shared),
+                CategoryDecision(
+                    "health", "refused", "category_not_agreed", "Not in the agreement.", refused
+                ),
+            ),
+        ),
+    )
+    answer = service.request_share(share_command(str(uuid.uuid4()), categories=["debts", "health"]))
+    assert answer["outcome"] == "partial"
+    [decision] = answer["decisions"]
+    assert (decision["outcome"], decision["reason_code"]) == ("partial", "category_not_agreed")
+    assert [(c["category"], c["outcome"], c["share_id"]) for c in decision["categories"]] == [
+        ("debts", "shared", str(shared)),
+        ("health", "refused", str(refused)),
+    ]
 
 
 def test_a_pull_request_names_the_agency_that_holds_the_data(service, use_cases):

@@ -12,11 +12,27 @@ from marshmallow import Schema, fields, validate
 from shared.contracts.commands.base import Command, CommandSchema
 from shared.contracts.fields import AgencyId, Bsn, Code, Identifier
 
+OUTCOMES = ["shared", "partial", "refused"]
+
+
+class CategoryDecisionSchema(Schema):
+    """What became of one category of the request for one recipient."""
+
+    category = Code(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(["shared", "refused"]))
+    reason_code = Code(required=True, metadata={"example": "category_not_agreed"})
+    reason = fields.String(allow_none=True, required=True, metadata={"description": "when refused"})
+    share_id = fields.UUID(required=True, metadata={"description": "the decision on record that says so"})
+
 
 class ShareDecisionSchema(Schema):
-    share_id = fields.UUID(required=True)
+    """One recipient's decision. Each category is decided on its own: ``partial`` when some were
+    shared and others refused; then ``reason_code`` and ``reason`` are the first refusal's,
+    never ``allowed``, and ``categories`` says which went through and which did not."""
+
+    share_id = fields.UUID(required=True, metadata={"description": "the share, or the first refusal"})
     to_agency = AgencyId(required=True)
-    outcome = fields.String(required=True, validate=validate.OneOf(["shared", "refused"]))
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
     reason_code = Code(required=True, metadata={"example": "no_valid_consent"})
     reason = fields.String(allow_none=True, required=True, metadata={"description": "when refused"})
     override_id = fields.UUID(
@@ -24,12 +40,19 @@ class ShareDecisionSchema(Schema):
         load_default=None,
         metadata={"description": "when shared under a safety override despite an objection"},
     )
+    categories = fields.List(
+        fields.Nested(CategoryDecisionSchema),
+        load_default=list,
+        metadata={"description": "every category of the request: shared, or refused and why"},
+    )
 
 
 class ShareDecisionsSchema(Schema):
-    """The decision on a share request, one per recipient, each on record."""
+    """The decision on a share request, one per recipient, each on record; ``outcome`` is
+    ``partial`` when anything was refused beside what was shared."""
 
     request_id = fields.UUID(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
     decisions = fields.List(fields.Nested(ShareDecisionSchema), required=True)
 
 
@@ -48,6 +71,7 @@ class RequestShare(Command):
     meeting_id: str | None
     special_grounds: Mapping[str, str]
     direction: str
+    also_about: tuple[str, ...] = ()
 
 
 class RequestShareSchema(CommandSchema[RequestShare]):
@@ -82,6 +106,15 @@ class RequestShareSchema(CommandSchema[RequestShare]):
         metadata={"description": "per special or criminal category, the ground relied on"},
     )
     direction = fields.String(load_default="push", validate=validate.OneOf(["push", "pull"]))
+    also_about = fields.List(
+        Bsn(),
+        load_default=list,
+        validate=validate.Length(max=20),
+        metadata={
+            "description": "every other subject of the case the content is also about (a report about both "
+            "parents): each is decided (objection, consent) and each is told"
+        },
+    )
 
 
 class CorrectionPassedOnSchema(Schema):
