@@ -120,3 +120,9 @@ citizen_requests_overdue = Gauge(
     "Citizens' requests past their statutory deadline (AVG art. 12(3)) without an answer, counted "
     "in consent's store when scraped (escalated by `keten requests escalate`).",
 )
+consistency_waits = Counter(
+    "keten_consistency_waits_total",
+    "Commands that sent a consistency token, by outcome: ready (the service had processed it), "
+    "waited (it caught up in time) or not_caught_up (answered 409).",
+    ["service", "outcome"],
+)

@@ -55,6 +55,7 @@ from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
 from shared.contracts.events.retention import RecordsPurged
 from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
+from shared.ldv import Processing
 from shared.reasons import request_answers
 from shared.sealed import PURGED, KeyScope
 from shared.wire import seal_for
@@ -518,6 +519,20 @@ class ConsentUseCases(CitizenRequestUseCases):
     case_registration's events (``CaseFacts``) as a read model."""
 
     name = "consent"
+    processings = {
+        "ConsentGiven": Processing("consent recorded", "record-consent", actor="recorded_by"),
+        "ConsentWithdrawn": Processing("consent withdrawal recorded", "record-consent", actor="recorded_by"),
+        "ObjectionLodged": Processing("objection recorded", "record-objection", actor="recorded_by"),
+        "ObjectionWithdrawn": Processing(
+            "objection withdrawal recorded", "record-objection", actor="recorded_by"
+        ),
+        "SafetyOverrideRecorded": Processing(
+            "safety override recorded", "record-safety-override", actor="recorded_by"
+        ),
+        "SafetyOverrideEnded": Processing(
+            "safety override ended", "record-safety-override", actor="ended_by"
+        ),
+    }
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
         self.catalogue = catalogue or load_catalogue()
@@ -600,7 +615,7 @@ class ConsentUseCases(CitizenRequestUseCases):
                 ground=command.ground,
                 grounds=self.catalogue.safety_override_grounds,
                 reasons=self.seal(scope, command.reasons),
-                recorded_by=Professional(command.agency, command.function),
+                recorded_by=Professional(command.agency, self.vault.seal(scope, command.function)),
                 ends_on=command.ends_on,
                 explanation=self.seal(scope, command.explanation),
                 deferral=None

@@ -145,15 +145,15 @@ def overview_page(
     )
 
 
-def overview_pdf(
+def overview_text(
     overview: dict[str, Any], language: str, requests: list[dict[str, Any]] | None = None
-) -> bytes:
-    """The citizen's copy of their overview (art. 15), as a printable PDF: what the page shows,
-    shared contents and their requests included."""
+) -> str:
+    """The words of the citizen's copy of their overview (art. 15): what the page shows, shared
+    contents and their requests included."""
     by_case: dict[str, list[dict[str, Any]]] = {}
     for request in requests or []:
         by_case.setdefault(str(request["case_id"]), []).append(request)
-    text = (
+    return (
         _environment()
         .get_template("overview.txt.j2")
         .render(
@@ -164,7 +164,13 @@ def overview_pdf(
             requests_by_case=by_case,
         )
     )
-    return text_pdf(labels(language)["title"], text)
+
+
+def overview_pdf(
+    overview: dict[str, Any], language: str, requests: list[dict[str, Any]] | None = None
+) -> bytes:
+    """The citizen's copy of their overview, as a printable PDF."""
+    return text_pdf(labels(language)["title"], overview_text(overview, language, requests))
 
 
 def overview_json(overview: dict[str, Any], requests: list[dict[str, Any]] | None = None) -> bytes:

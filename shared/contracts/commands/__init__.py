@@ -47,8 +47,13 @@ from shared.contracts.commands.consent import (
     WithdrawObjectionSchema,
 )
 from shared.contracts.commands.data_sharing import (
+    LEDGER_QUERY,
     CorrectShare,
     CorrectShareSchema,
+    GetLedger,
+    GetLedgerSchema,
+    LedgerEntrySchema,
+    LedgerSchema,
     RequestShare,
     RequestShareSchema,
 )
@@ -69,6 +74,7 @@ from shared.contracts.commands.retention import (
 
 __all__ = [
     "COMMAND_SCHEMAS",
+    "LEDGER_QUERY",
     "ActivateCase",
     "ActivateCaseSchema",
     "AddParticipant",
@@ -93,8 +99,12 @@ __all__ = [
     "ExtendDeferralSchema",
     "GetCatalogue",
     "GetCatalogueSchema",
+    "GetLedger",
+    "GetLedgerSchema",
     "GiveConsent",
     "GiveConsentSchema",
+    "LedgerEntrySchema",
+    "LedgerSchema",
     "LiftLegalHold",
     "LiftLegalHoldSchema",
     "ListCitizenRequests",
