@@ -40,6 +40,7 @@ from shared.contracts.events.retention import RecordsPurged
 from shared.crypto import KeyStore, Vault
 from shared.db import Cursor, SqlStore, open_store, sqlite_path
 from shared.sealed import KeyScope, Sealed
+from shared.tlog import log_tables
 
 
 class SealedAsDict(Transcoding):
@@ -124,6 +125,8 @@ class KetenApplication(Application):
     value_types: ClassVar[tuple[type, ...]] = ()
     #: CREATE TABLE statements of the application's read models (``?``-style portable SQL).
     read_model_tables: ClassVar[list[str]] = []
+    #: The kinds of event (class names) its relay appends to its verifiable log (``shared.tlog``).
+    logged_events: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, settings: Settings, env: dict[str, str] | None = None):
         self.settings = settings
@@ -137,7 +140,13 @@ class KetenApplication(Application):
             env={**store_env(settings, self.name), **(env or {}), "IS_SNAPSHOTTING_ENABLED": "no"}
         )
         self.sql = SqlStore(self.recorder.datastore)  # type: ignore[attr-defined]
-        self.sql.execute_script([*self._bus_tables(), *self.read_model_tables])
+        self.sql.execute_script(
+            [
+                *self._bus_tables(),
+                *(log_tables(self.name.lower()) if self.logged_events else []),
+                *self.read_model_tables,
+            ]
+        )
 
     # -- what the bus needs of every store --------------------------------------------------
     @property

@@ -36,10 +36,11 @@ from shared import logs, metrics
 from shared.application import KetenApplication
 from shared.config import Settings
 from shared.contracts.envelope import OutgoingMessage, correlation_of, encode_event, published_name
-from shared.db import PgDatastore
+from shared.db import Cursor, PgDatastore
 from shared.logs import log_context
 from shared.provenance import EventKeys
 from shared.publishing import ConfirmingPublisher
+from shared.tlog import TransparencyLog, verify_log
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,10 @@ class EventRelay:
         #: Per kind of event, the position of the latest one published (the chain's head).
         self.chain = self._stored_chain() if durable_position else {}
         self.last_progress = time.monotonic()
+        #: The service's verifiable log, appended with each round (``shared.tlog``).
+        self.log = TransparencyLog(app) if app.logged_events else None
+        if self.log is not None and durable_position:
+            self.log.catch_up(self._position)  # events relayed before the log was kept
 
     def _stored_chain(self) -> dict[str, int]:
         chain = self.app.relay_chain(self.source)
@@ -104,9 +109,11 @@ class EventRelay:
             return 0
         messages = []
         published: list[tuple[str, int, str]] = []
+        decoded = []
         chain = dict(self.chain)
         for notification in notifications:
             domain_event = self.app.mapper.to_domain_event(notification)
+            decoded.append((notification, domain_event))
             message = encode_event(domain_event, self.source, notification.id, previous=chain)
             if message is not None:
                 messages.append(self.signed(message))
@@ -118,12 +125,25 @@ class EventRelay:
             with log_context(correlation_id=correlation_id):
                 log.info("published %s at %s", key, position, extra={"position": position})
         last = notifications[-1].id
+        if self.log is not None and not self.durable_position:
+            self.log.append(decoded)
         if self.durable_position:
             moved = {kind: position for kind, position in chain.items() if self.chain.get(kind) != position}
-            self.app.save_tracked(
-                Tracking(POSITION, last),
-                write=lambda cur: self.app.write_relay_chain(cur, self.source, moved),
-            )
+            appending = self.log.leaves_for(decoded) if self.log is not None else None
+
+            def write(cur: Cursor) -> None:
+                self.app.write_relay_chain(cur, self.source, moved)
+                if self.log is not None and appending is not None:
+                    self.log.write(cur, appending)  # the leaves, in the transaction of the position
+
+            try:
+                self.app.save_tracked(Tracking(POSITION, last), write=write)
+            except BaseException:
+                if self.log is not None and appending is not None:
+                    self.log.forget_unsaved(appending)
+                raise
+            if self.log is not None and appending is not None:
+                self.log.appended(appending)
         self.chain = chain
         self._position = last
         self.last_progress = time.monotonic()
@@ -197,6 +217,9 @@ class RelayLoop:
         self.relay: EventRelay | None = None
         self._wake = threading.Event()
         self._stopping = False
+        #: When the verifiable log's head is next signed, and the log next checked (monotonic).
+        self._next_head = 0.0
+        self._next_check = 0.0
         app.on_save(self._wake.set)
 
     def stop(self) -> None:
@@ -243,6 +266,8 @@ class RelayLoop:
                 if published:
                     metrics.events_published.labels(source).inc(published)
                 metrics.relay_lag.labels(source).set(self.relay.lag())
+                if self.relay.log is not None:
+                    self.keep_log(self.relay.log)
                 backoff = 0.5
                 if published < settings.relay_batch_size:
                     self._sleep(settings.relay_interval)
@@ -257,6 +282,28 @@ class RelayLoop:
         publisher.close()
         lease.release()
         metrics.relay_leader.labels(source).set(0)
+
+    def keep_log(self, log: TransparencyLog) -> None:
+        """Signs the log's head every ``log_head_interval`` while it grows, and checks the log
+        against the stored events every ``log_verify_interval`` (``keten_log_verification_failures``)."""
+        now = time.monotonic()
+        if now >= self._next_head:
+            self._next_head = now + self.settings.log_head_interval
+            latest = log.latest_head()
+            if latest is None or latest.size != log.size:
+                log.sign_head()
+            metrics.log_leaves.labels(self.source).set(log.size)
+        if now >= self._next_check:
+            self._next_check = now + self.settings.log_verify_interval
+            self.check_log()
+
+    def check_log(self) -> int:
+        """Checks the log now; returns (and reports as a metric) how many things it found wrong."""
+        report = verify_log(self.app)
+        for finding in report.findings:
+            log.error("verifiable log: %s", finding.line())
+        metrics.log_verification_failures.labels(self.source).set(len(report.findings))
+        return len(report.findings)
 
     def _sleep(self, seconds: float) -> None:
         """Until the next save, the stop, or ``seconds``."""

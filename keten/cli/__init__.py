@@ -17,6 +17,8 @@ keten bench [--quick]     the benchmark against the raw limit of RabbitMQ and Po
 keten rebuild overview    rebuilds the citizens' overview from the events alone (with progress)
 
 keten agency add|rotate|remove|list AGENCY    agencies' bus credentials (docs/agencies.md)
+keten log verify [--since HEAD.json | --copy COPY.json]    checks the verifiable logs of decisions
+keten log head            the latest signed tree head of each log
 keten contract asyncapi|openapi|rabbitmq [--check|--write]    the published contract, from the code
 
 A command that cannot do its work says so in one line on stderr, with what to do; logs go to

@@ -22,6 +22,7 @@ from typing import Any  # noqa: E402
 
 from keten import contract  # noqa: E402
 from keten.cli import agency  # noqa: E402
+from keten.cli import log as log_command  # noqa: E402
 from keten.cli.errors import CommandFailed, check_broker, check_database, explain  # noqa: E402
 from keten.platform import SERVICES, build_runner, service_class  # noqa: E402
 from keten.purge import run_purge  # noqa: E402
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     agency.add_parser(commands)
+    log_command.add_parser(commands)
     contract.add_parser(commands)
     return parser
 
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             return probe.main([args.probe])
         if args.command == "bench":
             return run_bench(quick=args.quick)
+        if args.command == "log" and not log_command.needs_store(args):
+            return log_command.run(args, None)
         # The rest work on the platform's stores: they check the database before anything else.
         settings = Settings.from_env()
         if args.command == "migrate":
@@ -127,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         check_database(settings)
         if args.command == "agency":
             return agency.run(args, settings)
+        if args.command == "log":
+            return log_command.run(args, settings)
         if args.command == "rewrap-keys":
             return rewrap_keys(settings, check_only=args.check)
         if args.command == "rebuild":

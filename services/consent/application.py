@@ -89,6 +89,17 @@ class ConsentUseCases(KetenApplication):
     case_registration's events (``CaseFacts``) as a read model."""
 
     name = "consent"
+    #: What its verifiable log holds (``shared.tlog``): the decisions the citizen's overview shows.
+    logged_events = frozenset(
+        {
+            "ConsentGiven",
+            "ConsentWithdrawn",
+            "ObjectionLodged",
+            "ObjectionWithdrawn",
+            "SafetyOverrideRecorded",
+            "SafetyOverrideEnded",
+        }
+    )
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
         self.catalogue = catalogue or load_catalogue()

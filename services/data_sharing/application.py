@@ -108,6 +108,8 @@ class DataSharingUseCases(KetenApplication):
     subjects said (consents, objections, safety overrides)."""
 
     name = "data_sharing"
+    #: What its verifiable log holds (``shared.tlog``): the decisions the citizen's overview shows.
+    logged_events = frozenset({"DataShared", "ShareRefused", "ShareCorrected", "ErasurePassedOn"})
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
         self.catalogue = catalogue or load_catalogue()

@@ -86,6 +86,8 @@ class NotificationUseCases(KetenApplication):
     ``Deferral`` aggregates, the delivery queue, the case facts and the citizens' overview."""
 
     name = "notification"
+    #: What its verifiable log holds (``shared.tlog``): the decisions the citizen's overview shows.
+    logged_events = frozenset({"NotificationSent", "DeferralStarted", "DeferralExtended", "DeferralEnded"})
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None) -> None:
         self.catalogue = catalogue or load_catalogue()

@@ -105,6 +105,8 @@ class RetentionUseCases(KetenApplication):
     and its read models: the schedule and the case facts it needs."""
 
     name = "retention"
+    #: What its verifiable log holds (``shared.tlog``): the decisions the citizen's overview shows.
+    logged_events = frozenset({"RecordsPurged", "ErasureGranted", "ErasureRefused"})
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
         self.catalogue = catalogue or load_catalogue()

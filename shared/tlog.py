@@ -1,0 +1,618 @@
+"""The verifiable log: a Merkle log (RFC 9162) of the decisions a service records.
+
+Each publishing service that records decisions a citizen's overview shows keeps one log in its
+own store. Its relay (``shared.relay``) appends a leaf for every event of the kinds its
+application names (``KetenApplication.logged_events``), in notification order, in the same
+transaction that records the relay's position, so the log holds exactly the events stored, in
+the order they were stored, a batch per relay round.
+
+A leaf is a commitment to one stored event: HMAC-SHA-256 over the event's stored bytes
+(originator id, version, topic, state) keyed with a random salt of the event's case. The salt
+is stored sealed under the case's key (``shared.crypto``), so once the case is purged
+(its keys shredded) nobody can recompute the leaf from the event, or tell which events a leaf
+stands for, while the tree itself, its heads and their proofs still verify. An event without a
+case, or of a case already purged when it is appended (the purge record itself), is keyed with
+the log's own salt, derived from the master key.
+
+The log's head (size, root hash, time) is signed with the service's log key, Ed25519, derived
+from the master key like the event keys (``shared.provenance``), at a fixed interval and on
+demand. ``verify_log`` checks the stored events against the leaves and the leaves against every
+stored head; ``verify_head``/``verify_extends`` check a head and that one head extends another.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from eventsourcing.persistence import Notification
+
+from shared import merkle
+from shared.catchup import kind_of_topic
+from shared.crypto import ScopeShreddedError
+from shared.db import Cursor
+from shared.sealed import KeyScope, Purged, Sealed
+from shared.wire import key_id_for
+
+HEAD_CONTEXT = b"keten tree head v1\n"
+#: Which salt keyed a leaf: its case's, or the log's own (no case, or a case already purged).
+CASE_SALT = "case"
+LOG_SALT = "log"
+
+
+def log_tables(prefix: str) -> list[str]:
+    """The log's tables in an application's store (``prefix``: the application's name)."""
+    return [
+        f"CREATE TABLE IF NOT EXISTS {prefix}_log_leaves ("
+        " leaf_index BIGINT PRIMARY KEY, notification_id BIGINT NOT NULL UNIQUE,"
+        " leaf_hash TEXT NOT NULL, salt TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {prefix}_log_salts (case_id TEXT PRIMARY KEY, salt TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {prefix}_log_heads ("
+        " tree_size BIGINT NOT NULL, root_hash TEXT NOT NULL, signed_at TEXT NOT NULL,"
+        " key_id TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (tree_size, signed_at))",
+    ]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+# -- heads and the log key ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class TreeHead:
+    """A signed tree head: the log ``log`` had ``size`` leaves with ``root`` at ``signed_at``."""
+
+    log: str
+    size: int
+    root: bytes
+    signed_at: datetime
+    key_id: str
+    signature: str
+    public_key: str = ""
+
+    def signed_bytes(self) -> bytes:
+        return head_bytes(self.log, self.size, self.root, self.signed_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "log": self.log,
+            "tree_size": self.size,
+            "root_hash": b64(self.root),
+            "timestamp": self.signed_at.isoformat(timespec="milliseconds"),
+            "key_id": self.key_id,
+            "public_key": self.public_key,
+            "signature": self.signature,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> TreeHead:
+        """Raises ValueError on anything but a head as ``to_json`` writes it."""
+        try:
+            return cls(
+                log=str(data["log"]),
+                size=int(data["tree_size"]),
+                root=unb64(data["root_hash"]),
+                signed_at=datetime.fromisoformat(data["timestamp"]),
+                key_id=str(data["key_id"]),
+                signature=str(data["signature"]),
+                public_key=str(data.get("public_key") or ""),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ValueError("not a signed tree head") from None
+
+
+def head_bytes(log: str, size: int, root: bytes, signed_at: datetime) -> bytes:
+    millis = int(signed_at.timestamp() * 1000)
+    return HEAD_CONTEXT + f"{log}\n{size}\n{root.hex()}\n{millis}".encode()
+
+
+class LogKey:
+    """A service's log key: Ed25519, derived from the master key (one per service)."""
+
+    def __init__(self, master_key: bytes, log: str):
+        self.log = log
+        seed = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=b"keten log signing",
+            info=f"keten log key v1 {log}".encode(),
+        ).derive(master_key)
+        self._key = Ed25519PrivateKey.from_private_bytes(seed)
+        self.public = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.key_id = key_id_for(self.public)
+        #: Keys the log's leaves with no case salt (see the module's docstring).
+        self.salt = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=b"keten log salt",
+            info=f"keten log salt v1 {log}".encode(),
+        ).derive(master_key)
+
+    def sign(self, size: int, root: bytes) -> TreeHead:
+        # Milliseconds: the head says exactly the time its signature covers.
+        now = datetime.now(UTC)
+        moment = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        signature = self._key.sign(head_bytes(self.log, size, root, moment))
+        return TreeHead(self.log, size, root, moment, self.key_id, b64(signature), b64(self.public))
+
+
+def head_signature_valid(head: TreeHead, public_key: bytes | None = None) -> bool:
+    """Whether ``head`` is signed by ``public_key`` (default: the key the head names; whether
+    that key is the platform's is for the caller to check, e.g. against ``keten log key``)."""
+    try:
+        raw = public_key if public_key is not None else unb64(head.public_key)
+        if key_id_for(raw) != head.key_id:
+            return False
+        Ed25519PublicKey.from_public_bytes(raw).verify(unb64(head.signature), head.signed_bytes())
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+# -- leaves ------------------------------------------------------------------------------------
+def commitment(salt: bytes, notification: Notification) -> bytes:
+    """What a leaf holds: the stored event's bytes, keyed with its salt."""
+    message = b"keten leaf v1\n%s\n%d\n%s\n" % (
+        str(notification.originator_id).encode(),
+        notification.originator_version,
+        notification.topic.encode(),
+    )
+    return hmac.new(salt, message + bytes(notification.state), hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class Leaf:
+    index: int
+    notification_id: int
+    hash: bytes
+    salt: str
+
+
+@dataclass
+class Appending:
+    """Leaves made for one relay round, with the new case salts they need; written in the
+    relay's transaction (``TransparencyLog.write``), then taken in (``appended``)."""
+
+    leaves: list[Leaf] = field(default_factory=list)
+    salts: dict[str, str] = field(default_factory=dict)
+
+
+class TransparencyLog:
+    """One application's Merkle log: append (from the relay), heads, proofs."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.name: str = app.name
+        self.prefix = app.name.lower()
+        self.kinds: frozenset[str] = app.logged_events
+        self.key = LogKey(app.settings.master_key, self.name)
+        self._salts: dict[str, bytes | None] = {}  # case id -> salt (None: none stored)
+        self._purged: set[str] = set()  # cases whose salt (or key) was shredded
+        self._lock = threading.Lock()
+        self.hashes: list[bytes] = []
+        self.last_notification = 0
+        self.load()
+
+    # -- state ----------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Reads the leaves stored so far (the relay keeps them in memory for heads and proofs)."""
+        with self.app.sql.transaction(commit=False) as cur:
+            rows = cur.execute(
+                f"SELECT leaf_hash, notification_id FROM {self.prefix}_log_leaves ORDER BY leaf_index"
+            ).fetchall()
+        self.hashes = [bytes.fromhex(row[0]) for row in rows]
+        self.last_notification = rows[-1][1] if rows else 0
+
+    @property
+    def size(self) -> int:
+        return len(self.hashes)
+
+    # -- appending ------------------------------------------------------------------------------
+    def leaves_for(self, events: Iterable[tuple[Notification, Any]]) -> Appending:
+        """The leaves for the logged events among ``events`` (notifications and their domain
+        events, in order) not in the log yet."""
+        appending = Appending()
+        index = self.size
+        for notification, domain_event in events:
+            if notification.id <= self.last_notification or type(domain_event).__name__ not in self.kinds:
+                continue
+            salt, which = self._salt_for(getattr(domain_event, "case_id", None), appending)
+            leaf_hash = merkle.leaf_hash(commitment(salt, notification))
+            appending.leaves.append(Leaf(index, notification.id, leaf_hash, which))
+            index += 1
+        return appending
+
+    def _salt_for(self, case_id: UUID | None, appending: Appending) -> tuple[bytes, str]:
+        if case_id is None:
+            return self.key.salt, LOG_SALT
+        key = str(case_id)
+        if key not in self._salts:
+            self._salts[key] = self._stored_salt(key)
+        salt = self._salts[key]
+        if salt is not None:
+            return salt, CASE_SALT
+        if key in self._purged:
+            return self.key.salt, LOG_SALT
+        fresh = os.urandom(32)
+        try:
+            sealed = self.app.vault.seal(KeyScope(case_id), fresh.hex())
+        except ScopeShreddedError:  # the case was purged before it had a salt
+            self._purged.add(key)
+            return self.key.salt, LOG_SALT
+        appending.salts[key] = json.dumps(sealed.to_json())
+        self._salts[key] = fresh
+        return fresh, CASE_SALT
+
+    def _stored_salt(self, case_id: str) -> bytes | None:
+        with self.app.sql.transaction(commit=False) as cur:
+            row = cur.execute(
+                f"SELECT salt FROM {self.prefix}_log_salts WHERE case_id = ?", (case_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        opened = self.app.vault.open(Sealed.from_json(json.loads(row[0])))
+        if isinstance(opened, Purged):
+            self._purged.add(case_id)
+            return None
+        return bytes.fromhex(opened)
+
+    def write(self, cur: Cursor, appending: Appending) -> None:
+        """Stores the round's leaves and new salts (inside the relay's transaction)."""
+        if appending.salts:
+            cur.executemany(
+                f"INSERT INTO {self.prefix}_log_salts (case_id, salt) VALUES (?, ?)",
+                sorted(appending.salts.items()),
+            )
+        if appending.leaves:
+            cur.executemany(
+                f"INSERT INTO {self.prefix}_log_leaves (leaf_index, notification_id, leaf_hash, salt)"
+                " VALUES (?, ?, ?, ?)",
+                [(leaf.index, leaf.notification_id, leaf.hash.hex(), leaf.salt) for leaf in appending.leaves],
+            )
+
+    def appended(self, appending: Appending) -> None:
+        """Takes in what ``write`` stored, once its transaction committed."""
+        if appending.leaves:
+            with self._lock:
+                self.hashes.extend(leaf.hash for leaf in appending.leaves)
+                self.last_notification = appending.leaves[-1].notification_id
+
+    def forget_unsaved(self, appending: Appending) -> None:
+        """The transaction did not commit: the salts made for it were never stored."""
+        for case_id in appending.salts:
+            self._salts.pop(case_id, None)
+
+    def append(self, events: Iterable[tuple[Notification, Any]]) -> int:
+        """Appends in a transaction of its own (a relay without a durable position)."""
+        appending = self.leaves_for(events)
+        if not appending.leaves:
+            return 0
+        try:
+            with self.app.sql.transaction() as cur:
+                self.write(cur, appending)
+        except BaseException:
+            self.forget_unsaved(appending)
+            raise
+        self.appended(appending)
+        return len(appending.leaves)
+
+    def catch_up(self, upto: int) -> int:
+        """Appends the logged events stored up to ``upto`` that have no leaf yet (a log started
+        after its service had recorded events)."""
+        added = 0
+        start = self.last_notification
+        while start < upto:
+            batch = self.app.recorder.select_notifications(
+                start=start, limit=500, stop=upto, inclusive_of_start=False
+            )
+            if not batch:
+                break
+            added += self.append(
+                (n, self.app.mapper.to_domain_event(n)) for n in batch if kind_of_topic(n.topic) in self.kinds
+            )
+            start = batch[-1].id
+        return added
+
+    # -- heads and proofs -----------------------------------------------------------------------
+    def latest_head(self) -> TreeHead | None:
+        heads = stored_heads(self.app, limit=1)
+        return heads[0] if heads else None
+
+    def sign_head(self) -> TreeHead:
+        """Signs and stores the head of the log as it is now."""
+        with self._lock:
+            size, root = self.size, merkle.root_hash(self.hashes)
+        head = self.key.sign(size, root)
+        with self.app.sql.transaction() as cur:
+            cur.execute(
+                f"INSERT INTO {self.prefix}_log_heads (tree_size, root_hash, signed_at, key_id, signature)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (head.size, head.root.hex(), head.signed_at.isoformat(), head.key_id, head.signature),
+            )
+        return head
+
+    def head(self, max_age: float) -> TreeHead:
+        """The latest head, signed anew if the log grew since and that head is older than
+        ``max_age`` seconds (or there is none)."""
+        latest = self.latest_head()
+        if latest is not None and (
+            latest.size == self.size or (datetime.now(UTC) - latest.signed_at).total_seconds() < max_age
+        ):
+            return latest
+        return self.sign_head()
+
+    def inclusion(self, notification_id: int, head: TreeHead) -> dict[str, Any] | None:
+        """The proof that the event at ``notification_id`` is a leaf of ``head``'s tree."""
+        with self.app.sql.transaction(commit=False) as cur:
+            row = cur.execute(
+                f"SELECT leaf_index FROM {self.prefix}_log_leaves WHERE notification_id = ?",
+                (notification_id,),
+            ).fetchone()
+        if row is None or row[0] >= head.size:
+            return None
+        index = int(row[0])
+        with self._lock:
+            leaves = self.hashes[: head.size]
+        return {
+            "leaf_index": index,
+            "leaf_hash": b64(leaves[index]),
+            "tree_size": head.size,
+            "audit_path": [b64(h) for h in merkle.inclusion_proof(leaves, index)],
+        }
+
+    def consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        with self._lock:
+            leaves = self.hashes[:new_size]
+        return merkle.consistency_proof(leaves, old_size)
+
+
+def stored_heads(app: Any, limit: int | None = None) -> list[TreeHead]:
+    """The heads the log signed, latest first."""
+    key = LogKey(app.settings.master_key, app.name)
+    statement = (
+        f"SELECT tree_size, root_hash, signed_at, key_id, signature FROM {app.name.lower()}_log_heads"
+        " ORDER BY tree_size DESC, signed_at DESC"
+    )
+    if limit is not None:
+        statement += f" LIMIT {int(limit)}"
+    with app.sql.transaction(commit=False) as cur:
+        rows = cur.execute(statement).fetchall()
+    return [
+        TreeHead(
+            app.name,
+            int(row[0]),
+            bytes.fromhex(row[1]),
+            datetime.fromisoformat(row[2]),
+            row[3],
+            row[4],
+            b64(key.public) if row[3] == key.key_id else "",
+        )
+        for row in rows
+    ]
+
+
+# -- verification ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Finding:
+    """One thing wrong with a log: ``leaf`` names the leaf index where there is one."""
+
+    log: str
+    code: str
+    leaf: int | None
+    detail: str
+
+    def line(self) -> str:
+        where = f"leaf {self.leaf}" if self.leaf is not None else "log"
+        return f"{self.log}: {where}: {self.code}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class LogReport:
+    log: str
+    leaves: int
+    checked: int
+    purged: int
+    heads: int
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def verify_log(app: Any) -> LogReport:
+    """Checks ``app``'s log against its stored events and heads.
+
+    Each leaf must stand for the event it names, unchanged (leaves of purged cases cannot be
+    recomputed, by design, and are counted as such); every logged event up to the last leaf
+    must have its leaf, in order; every stored head must be signed by the log's key and match
+    the leaves.
+    """
+    prefix = app.name.lower()
+    key = LogKey(app.settings.master_key, app.name)
+    kinds: frozenset[str] = app.logged_events
+    findings: list[Finding] = []
+
+    def found(code: str, leaf: int | None, detail: str) -> None:
+        findings.append(Finding(app.name, code, leaf, detail))
+
+    with app.sql.transaction(commit=False) as cur:
+        rows = cur.execute(
+            f"SELECT leaf_index, notification_id, leaf_hash, salt FROM {prefix}_log_leaves"
+            " ORDER BY leaf_index"
+        ).fetchall()
+        salt_rows = cur.execute(f"SELECT case_id, salt FROM {prefix}_log_salts").fetchall()
+    leaves = [Leaf(int(r[0]), int(r[1]), bytes.fromhex(r[2]), str(r[3])) for r in rows]
+    sealed_salts = {str(r[0]): r[1] for r in salt_rows}
+    events = _logged_events(app, kinds)
+
+    opened: dict[str, bytes | None] = {}
+
+    def salt_of(leaf: Leaf, domain_event: Any) -> bytes | None:
+        if leaf.salt == LOG_SALT:
+            return key.salt
+        case_id = str(getattr(domain_event, "case_id", ""))
+        if case_id not in opened:
+            text = sealed_salts.get(case_id)
+            value = app.vault.open(Sealed.from_json(json.loads(text))) if text else None
+            opened[case_id] = bytes.fromhex(value) if isinstance(value, str) else None
+        return opened[case_id]
+
+    stored_hashes = {leaf.hash: leaf.index for leaf in leaves}
+    checked = purged = 0
+    previous_id = 0
+    for position, leaf in enumerate(leaves):
+        if leaf.index != position:
+            found("leaf_missing", position, f"the leaves jump from {position - 1} to {leaf.index}")
+            break
+        if leaf.notification_id <= previous_id:
+            found(
+                "out_of_order",
+                leaf.index,
+                f"event at position {leaf.notification_id} is not after the leaf before",
+            )
+        previous_id = leaf.notification_id
+        event = events.pop(leaf.notification_id, None)
+        if event is None:
+            found("event_missing", leaf.index, f"the event at position {leaf.notification_id} is gone")
+            continue
+        notification, domain_event = event
+        salt = salt_of(leaf, domain_event) if domain_event is not None else None
+        if salt is None:
+            if domain_event is not None and leaf.salt == CASE_SALT and _case_purged(app, domain_event):
+                purged += 1
+                continue
+            found(
+                "event_changed",
+                leaf.index,
+                f"the event at position {leaf.notification_id} cannot be read as logged",
+            )
+            continue
+        recomputed = merkle.leaf_hash(commitment(salt, notification))
+        checked += 1
+        if hmac.compare_digest(recomputed, leaf.hash):
+            continue
+        other = stored_hashes.get(recomputed)
+        if other is not None:
+            found(
+                "reordered",
+                leaf.index,
+                f"the event at position {leaf.notification_id} is the one of leaf {other}",
+            )
+        else:
+            found("event_changed", leaf.index, f"the event at position {leaf.notification_id} changed")
+    last_logged = leaves[-1].notification_id if leaves else 0
+    for notification_id in sorted(events):
+        if notification_id <= last_logged:
+            after = next(leaf.index for leaf in leaves if leaf.notification_id > notification_id)
+            found("event_inserted", after, f"the event at position {notification_id} has no leaf")
+
+    heads = stored_heads(app)
+    hashes = [leaf.hash for leaf in leaves]
+    for head in heads:
+        if not head_signature_valid(head, key.public):
+            found("head_unsigned", None, f"the head of size {head.size} is not signed by the log key")
+        elif head.size > len(hashes):
+            found("leaves_missing", len(hashes), f"the head of size {head.size} has leaves the log lacks")
+        elif merkle.root_hash(hashes[: head.size]) != head.root:
+            found("head_mismatch", None, f"the leaves do not make the head of size {head.size}")
+    return LogReport(app.name, len(leaves), checked, purged, len(heads), tuple(findings))
+
+
+def _case_purged(app: Any, domain_event: Any) -> bool:
+    case_id = getattr(domain_event, "case_id", None)
+    return case_id is not None and bool(app.vault.keys.is_case_shredded(case_id))
+
+
+def _logged_events(app: Any, kinds: frozenset[str]) -> dict[int, tuple[Notification, Any]]:
+    """Every stored event of the logged kinds, by position (``None`` for one that no longer
+    reads as an event)."""
+    events: dict[int, tuple[Notification, Any]] = {}
+    start = 0
+    while True:
+        batch = app.recorder.select_notifications(start=start, limit=1000, inclusive_of_start=False)
+        if not batch:
+            return events
+        for notification in batch:
+            if kind_of_topic(notification.topic) in kinds:
+                try:
+                    domain_event = app.mapper.to_domain_event(notification)
+                except Exception:  # a row changed beyond reading: still an event here, changed
+                    domain_event = None
+                events[notification.id] = (notification, domain_event)
+        start = batch[-1].id
+
+
+def verify_head(head: TreeHead, public_key: bytes | None = None) -> bool:
+    return head_signature_valid(head, public_key)
+
+
+def verify_extends(old: TreeHead, new: TreeHead, proof: Sequence[bytes]) -> bool:
+    """Whether ``new``'s tree extends ``old``'s (same log, a valid consistency proof)."""
+    return old.log == new.log and merkle.verify_consistency(old.size, new.size, old.root, new.root, proof)
+
+
+def verify_inclusion(head: TreeHead, proof: dict[str, Any]) -> bool:
+    """Whether ``proof`` (as ``TransparencyLog.inclusion`` writes it) shows its leaf in ``head``."""
+    try:
+        return int(proof["tree_size"]) == head.size and merkle.verify_inclusion(
+            unb64(proof["leaf_hash"]),
+            int(proof["leaf_index"]),
+            head.size,
+            [unb64(p) for p in proof["audit_path"]],
+            head.root,
+        )
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+# -- proofs handed out -------------------------------------------------------------------------
+def proof_block(head: TreeHead, inclusion: dict[str, Any]) -> dict[str, Any]:
+    """What a citizen's copy and an agency's receipt carry for one decision: the signed head
+    and the proof that the decision's leaf is in it (checked offline by ``keten log verify --copy``)."""
+    return {"head": head.to_json(), "inclusion": inclusion}
+
+
+def verify_proof_block(block: Any, public_key: bytes | None = None) -> bool:
+    """Whether ``block`` (``proof_block``) holds a head signed by its log key (``public_key``
+    if given) and a valid inclusion proof in it."""
+    try:
+        head = TreeHead.from_json(block["head"])
+        inclusion = block["inclusion"]
+    except (KeyError, TypeError, ValueError):
+        return False
+    return head_signature_valid(head, public_key) and verify_inclusion(head, inclusion)
+
+
+def proof_blocks(document: Any, path: str = "") -> list[tuple[str, Any]]:
+    """Every ``verifiable_log`` block in a JSON document, with where it is."""
+    found: list[tuple[str, Any]] = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key == "verifiable_log":
+                found.append((where, value))
+            else:
+                found.extend(proof_blocks(value, where))
+    elif isinstance(document, list):
+        for number, item in enumerate(document):
+            found.extend(proof_blocks(item, f"{path}[{number}]"))
+    return found
