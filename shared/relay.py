@@ -67,7 +67,7 @@ class EventRelay:
         self.chain = self._stored_chain() if durable_position else {}
         self.last_progress = time.monotonic()
         #: The service's verifiable log, appended with each round (``shared.tlog``).
-        self.log = TransparencyLog(app) if app.logged_events else None
+        self.log = TransparencyLog.of(app) if app.logged_events else None
         if self.log is not None and durable_position:
             self.log.catch_up(self._position)  # events relayed before the log was kept
 

@@ -59,7 +59,10 @@ def log_tables(prefix: str) -> list[str]:
     return [
         f"CREATE TABLE IF NOT EXISTS {prefix}_log_leaves ("
         " leaf_index BIGINT PRIMARY KEY, notification_id BIGINT NOT NULL UNIQUE,"
+        " originator_id TEXT NOT NULL, originator_version BIGINT NOT NULL,"
         " leaf_hash TEXT NOT NULL, salt TEXT NOT NULL)",
+        f"CREATE INDEX IF NOT EXISTS {prefix}_log_leaves_originator"
+        f" ON {prefix}_log_leaves (originator_id, originator_version)",
         f"CREATE TABLE IF NOT EXISTS {prefix}_log_salts (case_id TEXT PRIMARY KEY, salt TEXT NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {prefix}_log_heads ("
         " tree_size BIGINT NOT NULL, root_hash TEXT NOT NULL, signed_at TEXT NOT NULL,"
@@ -184,6 +187,8 @@ class Leaf:
     notification_id: int
     hash: bytes
     salt: str
+    originator_id: str = ""
+    originator_version: int = 0
 
 
 @dataclass
@@ -209,17 +214,30 @@ class TransparencyLog:
         self._lock = threading.Lock()
         self.hashes: list[bytes] = []
         self.last_notification = 0
-        self.load()
+        self.refresh()
+
+    @classmethod
+    def of(cls, app: Any) -> TransparencyLog:
+        """The application's log in this process (one, shared by its relay and its entrypoints)."""
+        log: TransparencyLog | None = app.__dict__.get("_transparency_log")
+        if log is None:
+            log = app.__dict__["_transparency_log"] = cls(app)
+        return log
 
     # -- state ----------------------------------------------------------------------------------
-    def load(self) -> None:
-        """Reads the leaves stored so far (the relay keeps them in memory for heads and proofs)."""
-        with self.app.sql.transaction(commit=False) as cur:
-            rows = cur.execute(
-                f"SELECT leaf_hash, notification_id FROM {self.prefix}_log_leaves ORDER BY leaf_index"
-            ).fetchall()
-        self.hashes = [bytes.fromhex(row[0]) for row in rows]
-        self.last_notification = rows[-1][1] if rows else 0
+    def refresh(self) -> None:
+        """Reads the leaves stored since it last looked (it keeps the leaf hashes in memory for
+        heads and proofs; another replica's relay may have appended)."""
+        with self._lock:
+            with self.app.sql.transaction(commit=False) as cur:
+                rows = cur.execute(
+                    f"SELECT leaf_hash, notification_id FROM {self.prefix}_log_leaves"
+                    " WHERE leaf_index >= ? ORDER BY leaf_index",
+                    (len(self.hashes),),
+                ).fetchall()
+            if rows:
+                self.hashes.extend(bytes.fromhex(row[0]) for row in rows)
+                self.last_notification = int(rows[-1][1])
 
     @property
     def size(self) -> int:
@@ -236,7 +254,16 @@ class TransparencyLog:
                 continue
             salt, which = self._salt_for(getattr(domain_event, "case_id", None), appending)
             leaf_hash = merkle.leaf_hash(commitment(salt, notification))
-            appending.leaves.append(Leaf(index, notification.id, leaf_hash, which))
+            appending.leaves.append(
+                Leaf(
+                    index,
+                    notification.id,
+                    leaf_hash,
+                    which,
+                    str(notification.originator_id),
+                    notification.originator_version,
+                )
+            )
             index += 1
         return appending
 
@@ -283,17 +310,29 @@ class TransparencyLog:
             )
         if appending.leaves:
             cur.executemany(
-                f"INSERT INTO {self.prefix}_log_leaves (leaf_index, notification_id, leaf_hash, salt)"
-                " VALUES (?, ?, ?, ?)",
-                [(leaf.index, leaf.notification_id, leaf.hash.hex(), leaf.salt) for leaf in appending.leaves],
+                f"INSERT INTO {self.prefix}_log_leaves"
+                " (leaf_index, notification_id, originator_id, originator_version, leaf_hash, salt)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        leaf.index,
+                        leaf.notification_id,
+                        leaf.originator_id,
+                        leaf.originator_version,
+                        leaf.hash.hex(),
+                        leaf.salt,
+                    )
+                    for leaf in appending.leaves
+                ],
             )
 
     def appended(self, appending: Appending) -> None:
         """Takes in what ``write`` stored, once its transaction committed."""
-        if appending.leaves:
-            with self._lock:
-                self.hashes.extend(leaf.hash for leaf in appending.leaves)
-                self.last_notification = appending.leaves[-1].notification_id
+        with self._lock:
+            for leaf in appending.leaves:
+                if leaf.index == len(self.hashes):  # not read already by ``refresh``
+                    self.hashes.append(leaf.hash)
+                    self.last_notification = leaf.notification_id
 
     def forget_unsaved(self, appending: Appending) -> None:
         """The transaction did not commit: the salts made for it were never stored."""
@@ -352,6 +391,7 @@ class TransparencyLog:
     def head(self, max_age: float) -> TreeHead:
         """The latest head, signed anew if the log grew since and that head is older than
         ``max_age`` seconds (or there is none)."""
+        self.refresh()
         latest = self.latest_head()
         if latest is not None and (
             latest.size == self.size or (datetime.now(UTC) - latest.signed_at).total_seconds() < max_age
@@ -366,11 +406,14 @@ class TransparencyLog:
                 f"SELECT leaf_index FROM {self.prefix}_log_leaves WHERE notification_id = ?",
                 (notification_id,),
             ).fetchone()
-        if row is None or row[0] >= head.size:
-            return None
-        index = int(row[0])
+        return None if row is None else self.inclusion_at(int(row[0]), head)
+
+    def inclusion_at(self, index: int, head: TreeHead) -> dict[str, Any] | None:
+        """The proof that leaf ``index`` is in ``head``'s tree (None if the head is older)."""
         with self._lock:
             leaves = self.hashes[: head.size]
+        if not 0 <= index < len(leaves) or len(leaves) < head.size:
+            return None
         return {
             "leaf_index": index,
             "leaf_hash": b64(leaves[index]),
@@ -378,9 +421,37 @@ class TransparencyLog:
             "audit_path": [b64(h) for h in merkle.inclusion_proof(leaves, index)],
         }
 
+    def proofs_of_records(self, record_ids: Sequence[str], max_age: float) -> dict[str, dict[str, Any]]:
+        """For each record (an aggregate whose first event is logged: a share, a refusal) that
+        has its leaf, the proof block against a head that holds it (signed now if needed)."""
+        if not record_ids:
+            return {}
+        self.refresh()
+        marks = ",".join("?" * len(record_ids))
+        with self.app.sql.transaction(commit=False) as cur:
+            rows = cur.execute(
+                f"SELECT originator_id, leaf_index FROM {self.prefix}_log_leaves"
+                f" WHERE originator_version = 1 AND originator_id IN ({marks})",
+                tuple(record_ids),
+            ).fetchall()
+        if not rows:
+            return {}
+        head = self.head(max_age)
+        if max(int(row[1]) for row in rows) >= head.size:
+            head = self.sign_head()
+        blocks = {}
+        for record_id, index in rows:
+            inclusion = self.inclusion_at(int(index), head)
+            if inclusion is not None:
+                blocks[str(record_id)] = proof_block(head, inclusion)
+        return blocks
+
     def consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        """The proof that the tree of ``new_size`` leaves extends the tree of ``old_size``."""
         with self._lock:
             leaves = self.hashes[:new_size]
+        if new_size > len(leaves):
+            raise ValueError("the log is smaller than that")
         return merkle.consistency_proof(leaves, old_size)
 
 
@@ -454,6 +525,9 @@ def verify_log(app: Any) -> LogReport:
     def found(code: str, leaf: int | None, detail: str) -> None:
         findings.append(Finding(app.name, code, leaf, detail))
 
+    # Heads first, then leaves, then events: each read covers what the one before refers to,
+    # while the relay goes on appending.
+    heads = stored_heads(app)
     with app.sql.transaction(commit=False) as cur:
         rows = cur.execute(
             f"SELECT leaf_index, notification_id, leaf_hash, salt FROM {prefix}_log_leaves"
@@ -525,7 +599,6 @@ def verify_log(app: Any) -> LogReport:
             after = next(leaf.index for leaf in leaves if leaf.notification_id > notification_id)
             found("event_inserted", after, f"the event at position {notification_id} has no leaf")
 
-    heads = stored_heads(app)
     hashes = [leaf.hash for leaf in leaves]
     for head in heads:
         if not head_signature_valid(head, key.public):
@@ -616,3 +689,50 @@ def proof_blocks(document: Any, path: str = "") -> list[tuple[str, Any]]:
         for number, item in enumerate(document):
             found.extend(proof_blocks(item, f"{path}[{number}]"))
     return found
+
+
+# -- what a service answers about its log (its RPC entrypoints) ---------------------------------
+#: A head asked for is signed anew when the log grew and the latest is older than this (seconds):
+#: on demand, but not a signature per request.
+ON_DEMAND_AGE = 1.0
+#: Most records one request may ask proofs of.
+MOST_PROOFS = 500
+
+
+def head_answer(app: Any) -> dict[str, Any]:
+    """The log's latest signed head (``log_head``)."""
+    return TransparencyLog.of(app).head(ON_DEMAND_AGE).to_json()
+
+
+def consistency_answer(app: Any, request: Any) -> dict[str, Any]:
+    """The proof that the log at ``to_size`` leaves extends itself at ``from_size`` (``log_consistency``)."""
+    from shared.errors import InvalidRequest
+
+    log = TransparencyLog.of(app)
+    log.refresh()
+    old = request.get("from_size") if isinstance(request, dict) else None
+    new = request.get("to_size") if isinstance(request, dict) else None
+    if not isinstance(old, int) or not isinstance(new, int):
+        raise InvalidRequest("invalid_message", "a consistency request names from_size and to_size")
+    if not 0 < old <= new <= log.size:
+        raise InvalidRequest("invalid_size", f"sizes must satisfy 0 < from_size <= to_size <= {log.size}")
+    return {
+        "log": log.name,
+        "from_size": old,
+        "to_size": new,
+        "proof": [b64(h) for h in log.consistency(old, new)],
+    }
+
+
+def proofs_answer(app: Any, request: Any) -> dict[str, Any]:
+    """Proof blocks for records by id (``log_proofs``: the citizen's copy asks for its shares)."""
+    from shared.errors import InvalidRequest
+
+    ids = request.get("record_ids") if isinstance(request, dict) else None
+    if not isinstance(ids, list) or len(ids) > MOST_PROOFS:
+        raise InvalidRequest("invalid_message", f"record_ids is a list of at most {MOST_PROOFS} ids")
+    try:
+        wanted = [str(UUID(str(record_id))) for record_id in ids]
+    except ValueError:
+        raise InvalidRequest("invalid_message", "record_ids holds something that is not an id") from None
+    return {"proofs": TransparencyLog.of(app).proofs_of_records(wanted, ON_DEMAND_AGE)}

@@ -325,6 +325,9 @@ def run_demo(url: str | None, throwaway_key: bool = False) -> int:
                 print("Started an embedded platform for the demo (its data is thrown away afterwards).")
                 url = f"http://{settings.gateway_address}"
                 demo.run_demo(url, credentials=demo.load_credentials(var_dir))
+                print("8. `keten log verify` on the platform's stores: every leaf against its event.")
+                if log_command.verify_stores(list(log_command.LOGGED_SERVICES), settings):
+                    raise CommandFailed("the verifiable logs do not verify (above)")
             finally:
                 runner.stop()
         return 0

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, settings: Settings | None) -> int:
         heads = []
         for name in services:
             with opened(name, settings) as app:
-                heads.append(TransparencyLog(app).head(max_age=0).to_json())
+                heads.append(TransparencyLog.of(app).head(max_age=0).to_json())
         print(json.dumps({"logs": heads}, indent=2))
         return 0
     if args.since is not None:
@@ -94,7 +94,7 @@ def verify_since(path: Path, settings: Settings) -> int:
         print(f"{path}: a head of no log this platform keeps", file=sys.stderr)
         return 1
     with opened(earlier.log, settings) as app:
-        log = TransparencyLog(app)
+        log = TransparencyLog.of(app)
         now = log.head(max_age=0)
         key = LogKey(settings.master_key, earlier.log)
         if not head_signature_valid(earlier, key.public):

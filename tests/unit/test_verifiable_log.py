@@ -91,7 +91,6 @@ def test_a_signed_head_proves_each_leaf_and_extends_the_head_before(consent):
     first = log.sign_head()
     give_consents(consent, 3)
     relay(consent)
-    log.load()
     second = log.sign_head()
     assert (first.size, second.size) == (2, 5)
     assert head_signature_valid(first) and head_signature_valid(second)

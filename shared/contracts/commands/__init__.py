@@ -40,6 +40,8 @@ from shared.contracts.commands.consent import (
 from shared.contracts.commands.data_sharing import (
     CorrectShare,
     CorrectShareSchema,
+    GetShareProof,
+    GetShareProofSchema,
     RequestShare,
     RequestShareSchema,
 )
@@ -79,6 +81,8 @@ __all__ = [
     "ExtendDeferralSchema",
     "GetCatalogue",
     "GetCatalogueSchema",
+    "GetShareProof",
+    "GetShareProofSchema",
     "GiveConsent",
     "GiveConsentSchema",
     "LiftLegalHold",
