@@ -18,11 +18,13 @@ The log's head (size, root hash, time) is signed with the service's log key, Ed2
 from the master key like the event keys (``shared.provenance``), at a fixed interval and on
 demand. ``verify_log`` checks the stored events against the leaves and the leaves against every
 stored head; ``verify_head``/``verify_extends`` check a head and that one head extends another.
+
+Checking heads and proofs without the store (what citizens, agencies and supervisors do) is
+``shared.treehead``; its names are re-exported here for the platform's side.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -34,9 +36,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from eventsourcing.persistence import Notification
@@ -46,9 +47,20 @@ from shared.catchup import kind_of_topic
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
 from shared.sealed import KeyScope, Purged, Sealed
+from shared.treehead import (
+    TreeHead,
+    b64,
+    head_bytes,
+    head_signature_valid,
+    proof_block,
+    proof_blocks,
+    unb64,
+    verify_extends,
+    verify_inclusion,
+    verify_proof_block,
+)
 from shared.wire import key_id_for
 
-HEAD_CONTEXT = b"keten tree head v1\n"
 #: Which salt keyed a leaf: its case's, or the log's own (no case, or a case already purged).
 CASE_SALT = "case"
 LOG_SALT = "log"
@@ -68,63 +80,6 @@ def log_tables(prefix: str) -> list[str]:
         " tree_size BIGINT NOT NULL, root_hash TEXT NOT NULL, signed_at TEXT NOT NULL,"
         " key_id TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (tree_size, signed_at))",
     ]
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def unb64(text: str) -> bytes:
-    return base64.b64decode(text, validate=True)
-
-
-# -- heads and the log key ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class TreeHead:
-    """A signed tree head: the log ``log`` had ``size`` leaves with ``root`` at ``signed_at``."""
-
-    log: str
-    size: int
-    root: bytes
-    signed_at: datetime
-    key_id: str
-    signature: str
-    public_key: str = ""
-
-    def signed_bytes(self) -> bytes:
-        return head_bytes(self.log, self.size, self.root, self.signed_at)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "log": self.log,
-            "tree_size": self.size,
-            "root_hash": b64(self.root),
-            "timestamp": self.signed_at.isoformat(timespec="milliseconds"),
-            "key_id": self.key_id,
-            "public_key": self.public_key,
-            "signature": self.signature,
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> TreeHead:
-        """Raises ValueError on anything but a head as ``to_json`` writes it."""
-        try:
-            return cls(
-                log=str(data["log"]),
-                size=int(data["tree_size"]),
-                root=unb64(data["root_hash"]),
-                signed_at=datetime.fromisoformat(data["timestamp"]),
-                key_id=str(data["key_id"]),
-                signature=str(data["signature"]),
-                public_key=str(data.get("public_key") or ""),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise ValueError("not a signed tree head") from None
-
-
-def head_bytes(log: str, size: int, root: bytes, signed_at: datetime) -> bytes:
-    millis = int(signed_at.timestamp() * 1000)
-    return HEAD_CONTEXT + f"{log}\n{size}\n{root.hex()}\n{millis}".encode()
 
 
 class LogKey:
@@ -155,19 +110,6 @@ class LogKey:
         moment = now.replace(microsecond=now.microsecond // 1000 * 1000)
         signature = self._key.sign(head_bytes(self.log, size, root, moment))
         return TreeHead(self.log, size, root, moment, self.key_id, b64(signature), b64(self.public))
-
-
-def head_signature_valid(head: TreeHead, public_key: bytes | None = None) -> bool:
-    """Whether ``head`` is signed by ``public_key`` (default: the key the head names; whether
-    that key is the platform's is for the caller to check, e.g. against ``keten log key``)."""
-    try:
-        raw = public_key if public_key is not None else unb64(head.public_key)
-        if key_id_for(raw) != head.key_id:
-            return False
-        Ed25519PublicKey.from_public_bytes(raw).verify(unb64(head.signature), head.signed_bytes())
-    except (InvalidSignature, ValueError):
-        return False
-    return True
 
 
 # -- leaves ------------------------------------------------------------------------------------
@@ -634,63 +576,6 @@ def _logged_events(app: Any, kinds: frozenset[str]) -> dict[int, tuple[Notificat
         start = batch[-1].id
 
 
-def verify_head(head: TreeHead, public_key: bytes | None = None) -> bool:
-    return head_signature_valid(head, public_key)
-
-
-def verify_extends(old: TreeHead, new: TreeHead, proof: Sequence[bytes]) -> bool:
-    """Whether ``new``'s tree extends ``old``'s (same log, a valid consistency proof)."""
-    return old.log == new.log and merkle.verify_consistency(old.size, new.size, old.root, new.root, proof)
-
-
-def verify_inclusion(head: TreeHead, proof: dict[str, Any]) -> bool:
-    """Whether ``proof`` (as ``TransparencyLog.inclusion`` writes it) shows its leaf in ``head``."""
-    try:
-        return int(proof["tree_size"]) == head.size and merkle.verify_inclusion(
-            unb64(proof["leaf_hash"]),
-            int(proof["leaf_index"]),
-            head.size,
-            [unb64(p) for p in proof["audit_path"]],
-            head.root,
-        )
-    except (KeyError, TypeError, ValueError):
-        return False
-
-
-# -- proofs handed out -------------------------------------------------------------------------
-def proof_block(head: TreeHead, inclusion: dict[str, Any]) -> dict[str, Any]:
-    """What a citizen's copy and an agency's receipt carry for one decision: the signed head
-    and the proof that the decision's leaf is in it (checked offline by ``keten log verify --copy``)."""
-    return {"head": head.to_json(), "inclusion": inclusion}
-
-
-def verify_proof_block(block: Any, public_key: bytes | None = None) -> bool:
-    """Whether ``block`` (``proof_block``) holds a head signed by its log key (``public_key``
-    if given) and a valid inclusion proof in it."""
-    try:
-        head = TreeHead.from_json(block["head"])
-        inclusion = block["inclusion"]
-    except (KeyError, TypeError, ValueError):
-        return False
-    return head_signature_valid(head, public_key) and verify_inclusion(head, inclusion)
-
-
-def proof_blocks(document: Any, path: str = "") -> list[tuple[str, Any]]:
-    """Every ``verifiable_log`` block in a JSON document, with where it is."""
-    found: list[tuple[str, Any]] = []
-    if isinstance(document, dict):
-        for key, value in document.items():
-            where = f"{path}.{key}" if path else str(key)
-            if key == "verifiable_log":
-                found.append((where, value))
-            else:
-                found.extend(proof_blocks(value, where))
-    elif isinstance(document, list):
-        for number, item in enumerate(document):
-            found.extend(proof_blocks(item, f"{path}[{number}]"))
-    return found
-
-
 # -- what a service answers about its log (its RPC entrypoints) ---------------------------------
 #: A head asked for is signed anew when the log grew and the latest is older than this (seconds):
 #: on demand, but not a signature per request.
@@ -736,3 +621,19 @@ def proofs_answer(app: Any, request: Any) -> dict[str, Any]:
     except ValueError:
         raise InvalidRequest("invalid_message", "record_ids holds something that is not an id") from None
     return {"proofs": TransparencyLog.of(app).proofs_of_records(wanted, ON_DEMAND_AGE)}
+
+
+__all__ = [
+    "LogKey",
+    "TransparencyLog",
+    "TreeHead",
+    "b64",
+    "head_signature_valid",
+    "proof_block",
+    "proof_blocks",
+    "unb64",
+    "verify_extends",
+    "verify_inclusion",
+    "verify_log",
+    "verify_proof_block",
+]

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import pytest
 
+from keten_client.witness import ForkDetected, HeadWitness, UntrustedHead
 from services.case_registration.application import CaseRegistrationUseCases
 from services.consent.application import ConsentUseCases
 from shared import merkle
@@ -135,3 +136,48 @@ def test_each_service_signs_its_heads_with_a_key_of_its_own(consent):
     assert head.log == "consent"
     assert head_signature_valid(head, LogKey(consent.settings.master_key, "consent").public)
     assert not head_signature_valid(head, data_sharing_key.public)
+
+
+# -- an agency's witness --------------------------------------------------------------------------
+def witness_of(log: Any, path: Any = None) -> HeadWitness:
+    return HeadWitness(path, consistency=lambda _name, old, new: log.consistency(old, new))
+
+
+def test_a_witness_keeps_the_largest_head_and_accepts_heads_that_extend_it(consent, tmp_path):
+    give_consents(consent, 2)
+    log = relay(consent).log
+    assert log is not None
+    first = log.sign_head()
+    witness = witness_of(log, tmp_path / "heads.json")
+    witness.observe(first.to_json())
+    give_consents(consent, 2)
+    relay(consent)
+    second = log.sign_head()
+    witness.observe(second.to_json())
+    witness.observe(first.to_json())  # an older head seen later: still the same history
+    assert witness_of(log, tmp_path / "heads.json").heads["consent"].size == 4  # kept on disk
+
+
+def test_a_witness_warns_of_a_head_with_another_history(consent):
+    give_consents(consent, 3)
+    log = relay(consent).log
+    assert log is not None
+    witness = witness_of(log)
+    witness.observe(log.sign_head().to_json())
+    key = LogKey(consent.settings.master_key, "consent")
+    rewritten = key.sign(3, merkle.root_hash([merkle.leaf_hash(b"another past")] * 3))
+    with pytest.raises(ForkDetected):
+        witness.observe(rewritten.to_json())
+    grown_otherwise = key.sign(5, merkle.root_hash([merkle.leaf_hash(b"x")] * 5))
+    log.hashes.extend([merkle.leaf_hash(b"y")] * 2)  # the platform serves proofs of its own log
+    with pytest.raises(ForkDetected):
+        witness.observe(grown_otherwise.to_json())
+    assert witness.heads["consent"].size == 3
+
+
+def test_a_witness_refuses_a_head_not_signed_by_the_pinned_key(consent):
+    give_consents(consent, 1)
+    head = relay(consent).log.sign_head()  # type: ignore[union-attr]
+    other = LogKey(b"another master key" * 2, "consent").public
+    with pytest.raises(UntrustedHead):
+        HeadWitness(public_keys={"consent": other}).observe(head.to_json())
