@@ -40,7 +40,7 @@ from shared.db import Cursor, PgDatastore
 from shared.logs import log_context
 from shared.provenance import EventKeys
 from shared.publishing import ConfirmingPublisher
-from shared.tlog import TransparencyLog, verify_log
+from shared.tlog import TransparencyLog, head_message, verify_log
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ class RelayLoop:
                     metrics.events_published.labels(source).inc(published)
                 metrics.relay_lag.labels(source).set(self.relay.lag())
                 if self.relay.log is not None:
-                    self.keep_log(self.relay.log)
+                    self.keep_log(self.relay.log, publisher)
                 backoff = 0.5
                 if published < settings.relay_batch_size:
                     self._sleep(settings.relay_interval)
@@ -283,15 +283,16 @@ class RelayLoop:
         lease.release()
         metrics.relay_leader.labels(source).set(0)
 
-    def keep_log(self, log: TransparencyLog) -> None:
-        """Signs the log's head every ``log_head_interval`` while it grows, and checks the log
-        against the stored events every ``log_verify_interval`` (``keten_log_verification_failures``)."""
+    def keep_log(self, log: TransparencyLog, publisher: ConfirmingPublisher) -> None:
+        """Signs the log's head every ``log_head_interval`` while it grows and publishes it on
+        ``keten.log``, and checks the log against the stored events every ``log_verify_interval``
+        (``keten_log_verification_failures``)."""
         now = time.monotonic()
         if now >= self._next_head:
             self._next_head = now + self.settings.log_head_interval
             latest = log.latest_head()
             if latest is None or latest.size != log.size:
-                log.sign_head()
+                publisher.publish([head_message(log.sign_head())])
             metrics.log_leaves.labels(self.source).set(log.size)
         if now >= self._next_check:
             self._next_check = now + self.settings.log_verify_interval

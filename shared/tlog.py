@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -44,9 +44,12 @@ from eventsourcing.persistence import Notification
 
 from shared import merkle
 from shared.catchup import kind_of_topic
+from shared.contracts.envelope import OutgoingMessage
+from shared.contracts.log import LOG_MESSAGE_VERSION, TREE_HEAD_SIGNED
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
 from shared.sealed import KeyScope, Purged, Sealed
+from shared.topology import LOG_EXCHANGE
 from shared.treehead import (
     TreeHead,
     b64,
@@ -62,6 +65,7 @@ from shared.treehead import (
 from shared.wire import key_id_for
 
 #: Which salt keyed a leaf: its case's, or the log's own (no case, or a case already purged).
+HEAD_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/log-heads")
 CASE_SALT = "case"
 LOG_SALT = "log"
 
@@ -623,11 +627,24 @@ def proofs_answer(app: Any, request: Any) -> dict[str, Any]:
     return {"proofs": TransparencyLog.of(app).proofs_of_records(wanted, ON_DEMAND_AGE)}
 
 
+def head_message(head: TreeHead) -> OutgoingMessage:
+    """The head as published on ``keten.log`` (``TreeHeadSignedSchema``)."""
+    body = {"schema_version": LOG_MESSAGE_VERSION, "message": TREE_HEAD_SIGNED, "head": head.to_json()}
+    return OutgoingMessage(
+        routing_key=f"{head.log}.{TREE_HEAD_SIGNED}",
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        headers={},
+        message_id=str(uuid5(HEAD_NAMESPACE, f"{head.log}/{head.size}/{head.signature}")),
+        exchange=LOG_EXCHANGE,
+    )
+
+
 __all__ = [
     "LogKey",
     "TransparencyLog",
     "TreeHead",
     "b64",
+    "head_message",
     "head_signature_valid",
     "proof_block",
     "proof_blocks",

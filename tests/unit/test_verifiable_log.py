@@ -3,6 +3,7 @@ decision, heads are signed, proofs verify, and a purge leaves a log that still v
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +14,8 @@ from services.case_registration.application import CaseRegistrationUseCases
 from services.consent.application import ConsentUseCases
 from shared import merkle
 from shared.contracts.commands import GiveConsentSchema, RegisterCaseSchema
-from shared.relay import EventRelay
+from shared.contracts.log import TreeHeadSignedSchema
+from shared.relay import EventRelay, RelayLoop
 from shared.tlog import (
     LogKey,
     TreeHead,
@@ -181,3 +183,17 @@ def test_a_witness_refuses_a_head_not_signed_by_the_pinned_key(consent):
     other = LogKey(b"another master key" * 2, "consent").public
     with pytest.raises(UntrustedHead):
         HeadWitness(public_keys={"consent": other}).observe(head.to_json())
+
+
+def test_the_relay_signs_a_head_when_the_log_grew_and_publishes_it_on_keten_log(consent):
+    give_consents(consent, 2)
+    relayed = relay(consent)
+    publisher = Publisher()
+    loop = RelayLoop(consent, "consent", consent.settings)
+    loop.keep_log(relayed.log, publisher)  # type: ignore[arg-type]
+    loop.keep_log(relayed.log, publisher)  # type: ignore[arg-type]  # not due again yet
+    [message] = publisher.messages
+    assert (message.exchange, message.routing_key) == ("keten.log", "consent.TreeHeadSigned")
+    published = TreeHeadSignedSchema().load(json.loads(message.body))
+    head = TreeHead.from_json(published["head"])
+    assert head.size == 2 and head_signature_valid(head)
