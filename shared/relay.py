@@ -296,7 +296,16 @@ class RelayLoop:
             metrics.log_leaves.labels(self.source).set(log.size)
         if now >= self._next_check:
             self._next_check = now + self.settings.log_verify_interval
+            # It reads every logged event: beside the relay, never in its way.
+            threading.Thread(
+                target=self._check_log_quietly, name=f"{self.source}-log-check", daemon=True
+            ).start()
+
+    def _check_log_quietly(self) -> None:
+        try:
             self.check_log()
+        except Exception as exc:  # the store may be down; the next check comes
+            log.warning("%s: checking the verifiable log failed: %s", self.source, type(exc).__name__)
 
     def check_log(self) -> int:
         """Checks the log now; returns (and reports as a metric) how many things it found wrong."""

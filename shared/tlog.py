@@ -158,7 +158,8 @@ class TransparencyLog:
         self._salts: dict[str, bytes | None] = {}  # case id -> salt (None: none stored)
         self._purged: set[str] = set()  # cases whose salt (or key) was shredded
         self._lock = threading.Lock()
-        self.hashes: list[bytes] = []
+        #: The leaf hashes and every complete subtree's hash (heads and proofs in O(log² n)).
+        self.tree = merkle.MerkleTree()
         self.last_notification = 0
         self.refresh()
 
@@ -179,15 +180,16 @@ class TransparencyLog:
                 rows = cur.execute(
                     f"SELECT leaf_hash, notification_id FROM {self.prefix}_log_leaves"
                     " WHERE leaf_index >= ? ORDER BY leaf_index",
-                    (len(self.hashes),),
+                    (self.tree.size,),
                 ).fetchall()
             if rows:
-                self.hashes.extend(bytes.fromhex(row[0]) for row in rows)
+                for row in rows:
+                    self.tree.append(bytes.fromhex(row[0]))
                 self.last_notification = int(rows[-1][1])
 
     @property
     def size(self) -> int:
-        return len(self.hashes)
+        return self.tree.size
 
     # -- appending ------------------------------------------------------------------------------
     def leaves_for(self, events: Iterable[tuple[Notification, Any]]) -> Appending:
@@ -276,8 +278,8 @@ class TransparencyLog:
         """Takes in what ``write`` stored, once its transaction committed."""
         with self._lock:
             for leaf in appending.leaves:
-                if leaf.index == len(self.hashes):  # not read already by ``refresh``
-                    self.hashes.append(leaf.hash)
+                if leaf.index == self.tree.size:  # not read already by ``refresh``
+                    self.tree.append(leaf.hash)
                     self.last_notification = leaf.notification_id
 
     def forget_unsaved(self, appending: Appending) -> None:
@@ -324,7 +326,7 @@ class TransparencyLog:
     def sign_head(self) -> TreeHead:
         """Signs and stores the head of the log as it is now."""
         with self._lock:
-            size, root = self.size, merkle.root_hash(self.hashes)
+            size, root = self.tree.size, self.tree.root()
         head = self.key.sign(size, root)
         with self.app.sql.transaction() as cur:
             cur.execute(
@@ -357,14 +359,14 @@ class TransparencyLog:
     def inclusion_at(self, index: int, head: TreeHead) -> dict[str, Any] | None:
         """The proof that leaf ``index`` is in ``head``'s tree (None if the head is older)."""
         with self._lock:
-            leaves = self.hashes[: head.size]
-        if not 0 <= index < len(leaves) or len(leaves) < head.size:
-            return None
+            if not 0 <= index < head.size <= self.tree.size:
+                return None
+            leaf, path = self.tree.leaf(index), self.tree.inclusion_proof(index, head.size)
         return {
             "leaf_index": index,
-            "leaf_hash": b64(leaves[index]),
+            "leaf_hash": b64(leaf),
             "tree_size": head.size,
-            "audit_path": [b64(h) for h in merkle.inclusion_proof(leaves, index)],
+            "audit_path": [b64(h) for h in path],
         }
 
     def proofs_of_records(self, record_ids: Sequence[str], max_age: float) -> dict[str, dict[str, Any]]:
@@ -395,10 +397,7 @@ class TransparencyLog:
     def consistency(self, old_size: int, new_size: int) -> list[bytes]:
         """The proof that the tree of ``new_size`` leaves extends the tree of ``old_size``."""
         with self._lock:
-            leaves = self.hashes[:new_size]
-        if new_size > len(leaves):
-            raise ValueError("the log is smaller than that")
-        return merkle.consistency_proof(leaves, old_size)
+            return self.tree.consistency_proof(old_size, new_size)
 
 
 def stored_heads(app: Any, limit: int | None = None) -> list[TreeHead]:
@@ -545,13 +544,13 @@ def verify_log(app: Any) -> LogReport:
             after = next(leaf.index for leaf in leaves if leaf.notification_id > notification_id)
             found("event_inserted", after, f"the event at position {notification_id} has no leaf")
 
-    hashes = [leaf.hash for leaf in leaves]
+    tree = merkle.MerkleTree([leaf.hash for leaf in leaves])
     for head in heads:
         if not head_signature_valid(head, key.public):
             found("head_unsigned", None, f"the head of size {head.size} is not signed by the log key")
-        elif head.size > len(hashes):
-            found("leaves_missing", len(hashes), f"the head of size {head.size} has leaves the log lacks")
-        elif merkle.root_hash(hashes[: head.size]) != head.root:
+        elif head.size > tree.size:
+            found("leaves_missing", tree.size, f"the head of size {head.size} has leaves the log lacks")
+        elif tree.root(head.size) != head.root:
             found("head_mismatch", None, f"the leaves do not make the head of size {head.size}")
     return LogReport(app.name, len(leaves), checked, purged, len(heads), tuple(findings))
 

@@ -112,3 +112,18 @@ def test_a_changed_leaf_fails_its_proof_and_changes_the_root() -> None:
     assert not merkle.verify_inclusion(forged, 3, 8, proof, ROOTS[8])
     leaves[3] = forged
     assert merkle.root_hash(leaves) != ROOTS[8]
+
+
+def test_the_growing_tree_gives_the_rfcs_roots_and_proofs_at_every_size() -> None:
+    leaves = [merkle.leaf_hash(i.to_bytes(2, "big")) for i in range(70)]
+    tree = merkle.MerkleTree()
+    for size in range(1, 71):
+        tree.append(leaves[size - 1])
+        assert tree.root() == merkle.root_hash(leaves[:size])
+    for size in range(1, 71):
+        assert tree.root(size) == merkle.root_hash(leaves[:size])
+        for index in range(size):
+            assert tree.inclusion_proof(index, size) == merkle.inclusion_proof(leaves[:size], index)
+        for old in range(1, size + 1):
+            assert tree.consistency_proof(old, size) == merkle.consistency_proof(leaves[:size], old)
+    assert merkle.MerkleTree(LEAVES).root() == ROOTS[8]

@@ -128,7 +128,7 @@ def test_after_a_purge_the_leaves_stay_and_the_log_still_verifies(consent):
     report = verify_log(consent)
     assert report.ok
     assert (report.checked, report.purged) == (1, 1)
-    assert merkle.root_hash(log.hashes) == head.root
+    assert log.tree.root() == head.root
 
 
 def test_each_service_signs_its_heads_with_a_key_of_its_own(consent):
@@ -171,7 +171,8 @@ def test_a_witness_warns_of_a_head_with_another_history(consent):
     with pytest.raises(ForkDetected):
         witness.observe(rewritten.to_json())
     grown_otherwise = key.sign(5, merkle.root_hash([merkle.leaf_hash(b"x")] * 5))
-    log.hashes.extend([merkle.leaf_hash(b"y")] * 2)  # the platform serves proofs of its own log
+    for _ in range(2):  # the platform serves proofs of its own log
+        log.tree.append(merkle.leaf_hash(b"y"))
     with pytest.raises(ForkDetected):
         witness.observe(grown_otherwise.to_json())
     assert witness.heads["consent"].size == 3
