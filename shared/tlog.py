@@ -17,7 +17,7 @@ the log's own salt, derived from the master key.
 The log's head (size, root hash, time) is signed with the service's log key, Ed25519, derived
 from the master key like the event keys (``shared.provenance``), at a fixed interval and on
 demand. ``verify_log`` checks the stored events against the leaves and the leaves against every
-stored head; ``verify_head``/``verify_extends`` check a head and that one head extends another.
+stored head.
 
 Checking heads and proofs without the store (what citizens, agencies and supervisors do) is
 ``shared.treehead``; its names are re-exported here for the platform's side.
@@ -30,6 +30,7 @@ import hmac
 import json
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +49,7 @@ from shared.contracts.envelope import OutgoingMessage
 from shared.contracts.log import LOG_MESSAGE_VERSION, TREE_HEAD_SIGNED
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
+from shared.errors import InvalidRequest
 from shared.sealed import KeyScope, Purged, Sealed
 from shared.topology import LOG_EXCHANGE
 from shared.treehead import (
@@ -64,10 +66,12 @@ from shared.treehead import (
 )
 from shared.wire import key_id_for
 
-#: Which salt keyed a leaf: its case's, or the log's own (no case, or a case already purged).
 HEAD_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/log-heads")
+#: Which salt keyed a leaf: its case's, or the log's own (no case, or a case already purged).
 CASE_SALT = "case"
 LOG_SALT = "log"
+#: Case salts kept in memory by the relay (the rest are read and opened again when needed).
+SALT_CACHE_SIZE = 10_000
 
 
 def log_tables(prefix: str) -> list[str]:
@@ -155,7 +159,7 @@ class TransparencyLog:
         self.prefix = app.name.lower()
         self.kinds: frozenset[str] = app.logged_events
         self.key = LogKey(app.settings.master_key, self.name)
-        self._salts: dict[str, bytes | None] = {}  # case id -> salt (None: none stored)
+        self._salts: OrderedDict[str, bytes | None] = OrderedDict()  # case id -> salt (None: none stored)
         self._purged: set[str] = set()  # cases whose salt (or key) was shredded
         self._lock = threading.Lock()
         #: The leaf hashes and every complete subtree's hash (heads and proofs in O(log² n)).
@@ -221,6 +225,9 @@ class TransparencyLog:
         key = str(case_id)
         if key not in self._salts:
             self._salts[key] = self._stored_salt(key)
+            while len(self._salts) > SALT_CACHE_SIZE:
+                self._salts.popitem(last=False)
+        self._salts.move_to_end(key)
         salt = self._salts[key]
         if salt is not None:
             return salt, CASE_SALT
@@ -594,8 +601,6 @@ def head_answer(app: Any) -> dict[str, Any]:
 
 def consistency_answer(app: Any, request: Any) -> dict[str, Any]:
     """The proof that the log at ``to_size`` leaves extends itself at ``from_size`` (``log_consistency``)."""
-    from shared.errors import InvalidRequest
-
     log = TransparencyLog.of(app)
     log.refresh()
     old = request.get("from_size") if isinstance(request, dict) else None
@@ -614,8 +619,6 @@ def consistency_answer(app: Any, request: Any) -> dict[str, Any]:
 
 def proofs_answer(app: Any, request: Any) -> dict[str, Any]:
     """Proof blocks for records by id (``log_proofs``: the citizen's copy asks for its shares)."""
-    from shared.errors import InvalidRequest
-
     ids = request.get("record_ids") if isinstance(request, dict) else None
     if not isinstance(ids, list) or len(ids) > MOST_PROOFS:
         raise InvalidRequest("invalid_message", f"record_ids is a list of at most {MOST_PROOFS} ids")
