@@ -129,21 +129,15 @@ class EventRelay:
             self.log.append(decoded)
         if self.durable_position:
             moved = {kind: position for kind, position in chain.items() if self.chain.get(kind) != position}
-            appending = self.log.leaves_for(decoded) if self.log is not None else None
+            log_round = self.log.round(decoded) if self.log is not None else contextlib.nullcontext(None)
+            with log_round as leaves:
 
-            def write(cur: Cursor) -> None:
-                self.app.write_relay_chain(cur, self.source, moved)
-                if self.log is not None and appending is not None:
-                    self.log.write(cur, appending)  # the leaves, in the transaction of the position
+                def write(cur: Cursor) -> None:
+                    self.app.write_relay_chain(cur, self.source, moved)
+                    if leaves is not None:
+                        leaves.write(cur)  # the leaves, in the transaction of the position
 
-            try:
                 self.app.save_tracked(Tracking(POSITION, last), write=write)
-            except BaseException:
-                if self.log is not None and appending is not None:
-                    self.log.forget_unsaved(appending)
-                raise
-            if self.log is not None and appending is not None:
-                self.log.appended(appending)
         self.chain = chain
         self._position = last
         self.last_progress = time.monotonic()

@@ -31,7 +31,8 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -144,10 +145,14 @@ class Leaf:
 @dataclass
 class Appending:
     """Leaves made for one relay round, with the new case salts they need; written in the
-    relay's transaction (``TransparencyLog.write``), then taken in (``appended``)."""
+    relay's transaction (``write``), then taken in by the log (``TransparencyLog.appended``)."""
 
+    log: TransparencyLog
     leaves: list[Leaf] = field(default_factory=list)
     salts: dict[str, str] = field(default_factory=dict)
+
+    def write(self, cur: Cursor) -> None:
+        self.log.write(cur, self)
 
 
 class TransparencyLog:
@@ -199,7 +204,7 @@ class TransparencyLog:
     def leaves_for(self, events: Iterable[tuple[Notification, Any]]) -> Appending:
         """The leaves for the logged events among ``events`` (notifications and their domain
         events, in order) not in the log yet."""
-        appending = Appending()
+        appending = Appending(self)
         index = self.size
         for notification, domain_event in events:
             if notification.id <= self.last_notification or type(domain_event).__name__ not in self.kinds:
@@ -294,18 +299,24 @@ class TransparencyLog:
         for case_id in appending.salts:
             self._salts.pop(case_id, None)
 
-    def append(self, events: Iterable[tuple[Notification, Any]]) -> int:
-        """Appends in a transaction of its own (a relay without a durable position)."""
+    @contextmanager
+    def round(self, events: Iterable[tuple[Notification, Any]]) -> Iterator[Appending]:
+        """The leaves for ``events``: write them (``Appending.write``) in a transaction inside
+        the block; the log takes them in when the block ends without an error."""
         appending = self.leaves_for(events)
-        if not appending.leaves:
-            return 0
         try:
-            with self.app.sql.transaction() as cur:
-                self.write(cur, appending)
+            yield appending
         except BaseException:
             self.forget_unsaved(appending)
             raise
         self.appended(appending)
+
+    def append(self, events: Iterable[tuple[Notification, Any]]) -> int:
+        """Appends in a transaction of its own (a relay without a durable position)."""
+        with self.round(events) as appending:
+            if appending.leaves:
+                with self.app.sql.transaction() as cur:
+                    appending.write(cur)
         return len(appending.leaves)
 
     def catch_up(self, upto: int) -> int:
