@@ -206,9 +206,13 @@ class TransparencyLog:
         events, in order) not in the log yet."""
         appending = Appending(self)
         index = self.size
-        for notification, domain_event in events:
-            if notification.id <= self.last_notification or type(domain_event).__name__ not in self.kinds:
-                continue
+        logged = [
+            (notification, domain_event)
+            for notification, domain_event in events
+            if notification.id > self.last_notification and type(domain_event).__name__ in self.kinds
+        ]
+        self._load_salts({str(e.case_id) for _, e in logged if getattr(e, "case_id", None) is not None})
+        for notification, domain_event in logged:
             salt, which = self._salt_for(getattr(domain_event, "case_id", None), appending)
             leaf_hash = merkle.leaf_hash(commitment(salt, notification))
             appending.leaves.append(
@@ -229,9 +233,7 @@ class TransparencyLog:
             return self.key.salt, LOG_SALT
         key = str(case_id)
         if key not in self._salts:
-            self._salts[key] = self._stored_salt(key)
-            while len(self._salts) > SALT_CACHE_SIZE:
-                self._salts.popitem(last=False)
+            self._load_salts({key})
         self._salts.move_to_end(key)
         salt = self._salts[key]
         if salt is not None:
@@ -248,43 +250,50 @@ class TransparencyLog:
         self._salts[key] = fresh
         return fresh, CASE_SALT
 
-    def _stored_salt(self, case_id: str) -> bytes | None:
+    def _load_salts(self, case_ids: set[str]) -> None:
+        """Reads the stored salts of the cases not in memory yet, in one query."""
+        missing = sorted(case_id for case_id in case_ids if case_id not in self._salts)
+        if not missing:
+            return
         with self.app.sql.transaction(commit=False) as cur:
-            row = cur.execute(
-                f"SELECT salt FROM {self.prefix}_log_salts WHERE case_id = ?", (case_id,)
-            ).fetchone()
-        if row is None:
-            return None
-        opened = self.app.vault.open(Sealed.from_json(json.loads(row[0])))
-        if isinstance(opened, Purged):
-            self._purged.add(case_id)
-            return None
-        return bytes.fromhex(opened)
+            rows = cur.execute(
+                f"SELECT case_id, salt FROM {self.prefix}_log_salts"
+                f" WHERE case_id IN ({','.join('?' * len(missing))})",
+                tuple(missing),
+            ).fetchall()
+        stored = {str(row[0]): str(row[1]) for row in rows}
+        for case_id in missing:
+            salt = None
+            if case_id in stored:
+                opened = self.app.vault.open(Sealed.from_json(json.loads(stored[case_id])))
+                if isinstance(opened, Purged):
+                    self._purged.add(case_id)
+                else:
+                    salt = bytes.fromhex(opened)
+            self._salts[case_id] = salt
+        while len(self._salts) > SALT_CACHE_SIZE:
+            self._salts.popitem(last=False)
 
     def write(self, cur: Cursor, appending: Appending) -> None:
-        """Stores the round's leaves and new salts (inside the relay's transaction)."""
-        if appending.salts:
-            cur.executemany(
-                f"INSERT INTO {self.prefix}_log_salts (case_id, salt) VALUES (?, ?)",
-                sorted(appending.salts.items()),
-            )
-        if appending.leaves:
-            cur.executemany(
-                f"INSERT INTO {self.prefix}_log_leaves"
-                " (leaf_index, notification_id, originator_id, originator_version, leaf_hash, salt)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        leaf.index,
-                        leaf.notification_id,
-                        leaf.originator_id,
-                        leaf.originator_version,
-                        leaf.hash.hex(),
-                        leaf.salt,
-                    )
-                    for leaf in appending.leaves
-                ],
-            )
+        """Stores the round's leaves and new salts (inside the relay's transaction), one
+        statement each: a round trip per row would cost the relay more than the rest of it."""
+        _insert_rows(cur, f"{self.prefix}_log_salts (case_id, salt)", sorted(appending.salts.items()))
+        _insert_rows(
+            cur,
+            f"{self.prefix}_log_leaves"
+            " (leaf_index, notification_id, originator_id, originator_version, leaf_hash, salt)",
+            [
+                (
+                    leaf.index,
+                    leaf.notification_id,
+                    leaf.originator_id,
+                    leaf.originator_version,
+                    leaf.hash.hex(),
+                    leaf.salt,
+                )
+                for leaf in appending.leaves
+            ],
+        )
 
     def appended(self, appending: Appending) -> None:
         """Takes in what ``write`` stored, once its transaction committed."""
@@ -416,6 +425,14 @@ class TransparencyLog:
         """The proof that the tree of ``new_size`` leaves extends the tree of ``old_size``."""
         with self._lock:
             return self.tree.consistency_proof(old_size, new_size)
+
+
+def _insert_rows(cur: Cursor, into: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    if rows:
+        group = "(" + ",".join("?" * len(rows[0])) + ")"
+        cur.execute(
+            f"INSERT INTO {into} VALUES {','.join([group] * len(rows))}", [v for row in rows for v in row]
+        )
 
 
 def stored_heads(app: Any, limit: int | None = None) -> list[TreeHead]:
