@@ -138,6 +138,27 @@ def _read_json(path: Path) -> Any:
         raise SystemExit(f"keten log: cannot read {path} as JSON") from None
 
 
+def change_share_event(settings: Settings, share_id: str) -> None:
+    """For the demo: what a database administrator could do behind the platform's back, change
+    the stored ``DataShared`` of a share (its categories) straight in the database."""
+    with opened("data_sharing", settings) as app:
+        recorder: Any = app.recorder
+        table, column = (
+            (recorder.events_table, "notification_id")
+            if app.sql.dialect == "postgresql"
+            else (recorder.events_table_name, "rowid")
+        )
+        with app.sql.transaction() as cur:
+            [position] = cur.execute(
+                "SELECT notification_id FROM data_sharing_log_leaves"
+                " WHERE originator_id = ? AND originator_version = 1",
+                (share_id,),
+            ).fetchone()
+            [state] = cur.execute(f"SELECT state FROM {table} WHERE {column} = ?", (position,)).fetchone()
+            changed = bytes(state).replace(b'"debts"', b'"housing"', 1)
+            cur.execute(f"UPDATE {table} SET state = ? WHERE {column} = ?", (changed, position))
+
+
 @contextmanager
 def opened(name: str, settings: Settings) -> Iterator[Any]:
     """The service's application on the platform's store (not its service: no bus needed)."""
