@@ -68,6 +68,8 @@ class EventRelay:
         self.last_progress = time.monotonic()
         #: The service's verifiable log, appended with each round (``shared.tlog``).
         self.log = TransparencyLog.of(app) if app.logged_events else None
+        self._unlogged: list[tuple[Any, Any]] = []
+        self._logged_at = time.monotonic()
         if self.log is not None and durable_position:
             self.log.catch_up(self._position)  # events relayed before the log was kept
 
@@ -106,6 +108,7 @@ class EventRelay:
         )
         if not notifications:
             self.last_progress = time.monotonic()
+            self._log_without_position([])
             return 0
         messages = []
         published: list[tuple[str, int, str]] = []
@@ -125,8 +128,7 @@ class EventRelay:
             with log_context(correlation_id=correlation_id):
                 log.info("published %s at %s", key, position, extra={"position": position})
         last = notifications[-1].id
-        if self.log is not None and not self.durable_position:
-            self.log.append(decoded)
+        self._log_without_position(decoded)
         if self.durable_position:
             moved = {kind: position for kind, position in chain.items() if self.chain.get(kind) != position}
             log_round = self.log.round(decoded) if self.log is not None else contextlib.nullcontext(None)
@@ -142,6 +144,19 @@ class EventRelay:
         self._position = last
         self.last_progress = time.monotonic()
         return len(notifications)
+
+    def _log_without_position(self, decoded: list[tuple[Any, Any]]) -> None:
+        """Without a durable position (the embedded platform) there is no transaction of the
+        relay's to append in: leaves gather for a second (or a batch) and go in one commit of
+        their own, not one per round. Lost in a crash, they are made again: this relay starts
+        from the beginning of the log, and the log skips what it holds."""
+        if self.log is None or self.durable_position:
+            return
+        self._unlogged.extend(pair for pair in decoded if type(pair[1]).__name__ in self.log.kinds)
+        now = time.monotonic()
+        if self._unlogged and (len(self._unlogged) >= self.batch_size or now - self._logged_at >= 1.0):
+            self.log.append(self._unlogged)
+            self._unlogged, self._logged_at = [], now
 
     def signed(self, message: OutgoingMessage) -> OutgoingMessage:
         signature = self.keys.sign(self.source, message.body)
