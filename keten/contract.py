@@ -41,12 +41,14 @@ from shared.contracts.envelope import ENVELOPE_VERSION, EnvelopeSchema
 from shared.contracts.events import EVENT_SCHEMAS
 from shared.contracts.fields import SealedText, SealedValue
 from shared.contracts.inbox import INBOX_SCHEMAS, INBOX_VERSION, ErrorSchema, InboxEnvelopeSchema
+from shared.contracts.log import TREE_HEAD_SIGNED, TreeHeadSignedSchema
 from shared.http_signatures import COVERED_COMPONENTS
 from shared.reasons import share_refusals
 from shared.topology import (
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
     INBOX_EXCHANGE,
+    LOG_EXCHANGE,
     UNROUTABLE_QUEUE,
     platform_exchanges,
     platform_queues,
@@ -237,6 +239,29 @@ def asyncapi_document() -> dict[str, Any]:
             "bindings": {"amqp": _exchange_binding(EVENTS_EXCHANGE)},
             "tags": [{"name": "internal"}],
         }
+    messages[f"log.{TREE_HEAD_SIGNED}"] = {
+        "name": TREE_HEAD_SIGNED,
+        "title": TREE_HEAD_SIGNED,
+        "summary": _doc(TreeHeadSignedSchema),
+        "contentType": "application/json",
+        "payload": _add(spec, TreeHeadSignedSchema),
+    }
+    channels["log"] = {
+        "address": f"{{log}}.{TREE_HEAD_SIGNED}",
+        "title": "signed tree heads of the verifiable logs",
+        "description": f"Each head a service signs, on {LOG_EXCHANGE} (no alternate exchange: a head no "
+        "queue takes is dropped; all are also at GET /api/log/head). A witness binds a queue of its "
+        "own, with the operator's grant. The head verifies by itself: pin the log's public key.",
+        "parameters": {"log": {"description": "consent, data_sharing, notification or retention"}},
+        "messages": {TREE_HEAD_SIGNED: {"$ref": f"#/components/messages/log.{TREE_HEAD_SIGNED}"}},
+        "bindings": {"amqp": _exchange_binding(LOG_EXCHANGE)},
+    }
+    operations["receive.log"] = {
+        "action": "receive",
+        "title": "witness the signed tree heads",
+        "channel": {"$ref": "#/channels/log"},
+        "messages": [{"$ref": f"#/channels/log/messages/{TREE_HEAD_SIGNED}"}],
+    }
     for queue in platform_queues():
         if queue.name.startswith("keten.inbox."):
             continue  # described once, as {agency}

@@ -20,6 +20,7 @@ import requests
 from keten_client import Credentials, signed_http_headers
 from shared.agencies import AgencyRegistry, register_new_credentials
 from shared.config import Settings
+from shared.tlog import verify_proof_block
 
 #: A made-up citizen (the BSN passes the eleven-test; it is the standard test number).
 CITIZEN = {
@@ -41,7 +42,12 @@ class DemoError(RuntimeError):
 
 
 #: Answers that mean "the platform has not caught up with your last step yet": retry shortly.
-CATCHING_UP = {(404, "unknown_case"), (409, "case_not_active"), (409, "not_caught_up")}
+CATCHING_UP = {
+    (404, "unknown_case"),
+    (409, "case_not_active"),
+    (409, "not_caught_up"),
+    (409, "not_logged_yet"),
+}
 
 
 @dataclass
@@ -50,6 +56,8 @@ class DemoResult:
     share_id: str
     overview: dict[str, Any]
     schedule: list[dict[str, Any]]
+    #: The share's proof of its leaf in data_sharing's verifiable log: signed head and inclusion.
+    proof: dict[str, Any]
 
 
 def load_credentials(var_dir: str | Path | None = None, agency: str = DEMO_AGENCY) -> Credentials:
@@ -303,8 +311,18 @@ def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = 
     for line in describe_overview(overview):
         out("   " + line)
 
+    proof = client.retry_until(
+        "the share is in the verifiable log",
+        lambda: client.call("GET", f"/api/shares/{first['share_id']}/proof"),
+    )["verifiable_log"]
+    if not verify_proof_block(proof):
+        raise DemoError("the share's proof of its place in the verifiable log does not verify")
+    out("5. The share in data_sharing's verifiable log (RFC 9162), as Gemeente Utrecht's receipt holds it:")
+    for line in describe_proof(proof):
+        out("   " + line)
+
     client.call("POST", f"/api/cases/{case_id}/close", json=close_case_command())
-    out("5. Gemeente Utrecht closed the case: help was arranged.")
+    out("6. Gemeente Utrecht closed the case: help was arranged.")
 
     def schedule_with_end() -> list[dict[str, Any]] | None:
         records = client.call("GET", f"/api/cases/{case_id}/retention")["records"]
@@ -312,7 +330,7 @@ def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = 
         return records if closed and any(r["record_kind"] == "share_records" for r in records) else None
 
     schedule = client.retry_until("retention knows the case was closed", schedule_with_end)
-    out("6. When its records are purged (crypto-shredded):")
+    out("7. When its records are purged (crypto-shredded):")
     for record in schedule:
         due = f"purged on {record['due_at'][:10]}" if record["due_at"] else "kept, without personal data"
         out(f"   {record['record_kind']}: {due} ({record['rule']})")
@@ -324,7 +342,22 @@ def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = 
             f" {entry['form']}, {entry['outcome']}; ground {entry['sender_ground']}"
             f" ({entry['sender_provision']}); catalogue {entry['catalogue_version']}"
         )
-    return DemoResult(case_id=case_id, share_id=first["share_id"], overview=overview, schedule=schedule)
+    return DemoResult(
+        case_id=case_id, share_id=first["share_id"], overview=overview, schedule=schedule, proof=proof
+    )
+
+
+def describe_proof(proof: dict[str, Any]) -> list[str]:
+    head, inclusion = proof["head"], proof["inclusion"]
+    return [
+        f"Signed tree head of log '{head['log']}': {head['tree_size']} leaves at {head['timestamp']},",
+        f"  root {head['root_hash']}",
+        f"  signed by log key {head['key_id']}: {head['signature'][:32]}...",
+        f"Inclusion proof: leaf {inclusion['leaf_index']} ({inclusion['leaf_hash']}), audit path of"
+        f" {len(inclusion['audit_path'])} hash(es):",
+        *(f"  {node}" for node in inclusion["audit_path"]),
+        "Checked here: the audit path leads from the share's leaf to the signed root.",
+    ]
 
 
 def describe_overview(overview: dict[str, Any]) -> list[str]:

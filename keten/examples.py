@@ -152,6 +152,7 @@ def command_examples() -> dict[str, dict[str, Any]]:
             "until": "2026-12-31",
             "case_id": CASE,
         },
+        "get_share_proof": {**base, "share_id": SHARE},
         "place_legal_hold": {
             **case,
             "hold_id": HOLD,

@@ -10,14 +10,19 @@ from keten_client.client import (
     signed_http_headers,
 )
 from keten_client.protocol import KeyPair, open_sealed, sign
+from keten_client.witness import ForkDetected, HeadWitness, UntrustedHead, http_consistency
 
 __all__ = [
     "AgencyClient",
     "CommandFailed",
     "Credentials",
+    "ForkDetected",
+    "HeadWitness",
     "InboxMessage",
     "KeyPair",
+    "UntrustedHead",
     "command_headers",
+    "http_consistency",
     "open_sealed",
     "sign",
     "signed_http_headers",

@@ -45,6 +45,7 @@ from shared.crypto import KeyStore, ScopeShreddedError, Vault
 from shared.db import Cursor, SqlStore, open_store, sqlite_path
 from shared.ldv import Processing, ProcessingLog, processing_log
 from shared.sealed import PURGED, KeyScope, Sealed
+from shared.tlog import log_tables
 
 
 class SealedAsDict(Transcoding):
@@ -145,6 +146,8 @@ class KetenApplication(Application):
     #: The domain events (by class name) that record a processing of personal data, each
     #: logged as a Logboek Dataverwerkingen record when it is saved (``shared.ldv``).
     processings: ClassVar[Mapping[str, Processing]] = {}
+    #: The kinds of event (class names) its relay appends to its verifiable log (``shared.tlog``).
+    logged_events: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, settings: Settings, env: dict[str, str] | None = None):
         self.settings = settings
@@ -159,7 +162,13 @@ class KetenApplication(Application):
             env={**store_env(settings, self.name), **(env or {}), "IS_SNAPSHOTTING_ENABLED": "no"}
         )
         self.sql = SqlStore(self.recorder.datastore)  # type: ignore[attr-defined]
-        self.sql.execute_script([*self._bus_tables(), *self.read_model_tables])
+        self.sql.execute_script(
+            [
+                *self._bus_tables(),
+                *(log_tables(self.name.lower()) if self.logged_events else []),
+                *self.read_model_tables,
+            ]
+        )
 
     # -- what the bus needs of every store --------------------------------------------------
     @property

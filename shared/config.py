@@ -39,6 +39,9 @@ class Settings:
     gateway_address: str = "127.0.0.1:8000"
     relay_interval: float = 0.05
     relay_batch_size: int = 500
+    #: Seconds between signed heads of a verifiable log (while it grows), and between its self-checks.
+    log_head_interval: float = 10.0
+    log_verify_interval: float = 900.0
     consumer_prefetch: int = 100
     # Seconds a signed agency command on the bus counts after its `keten-created` time (it may
     # wait in its queue through an outage); its message id is remembered that long, so a copy
@@ -146,6 +149,8 @@ class Settings:
                 gateway_address=get("GATEWAY_ADDRESS", "127.0.0.1:8000") or "",
                 relay_interval=float(get("KETEN_RELAY_INTERVAL", "0.05") or 0.05),
                 relay_batch_size=int(get("KETEN_RELAY_BATCH_SIZE", "500") or 500),
+                log_head_interval=float(get("KETEN_LOG_HEAD_INTERVAL", "10") or 10),
+                log_verify_interval=float(get("KETEN_LOG_VERIFY_INTERVAL", "900") or 900),
                 consumer_prefetch=int(get("KETEN_CONSUMER_PREFETCH", "100") or 100),
                 command_window=float(get("KETEN_COMMAND_WINDOW", "300") or 300),
                 catch_up_interval=float(get("KETEN_CATCH_UP_INTERVAL", "300") or 0),

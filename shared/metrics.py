@@ -74,6 +74,17 @@ relay_leader = Gauge(
     "1 in the one replica of a service whose relay publishes (holds the lease), 0 in standbys.",
     ["service"],
 )
+log_leaves = Gauge(
+    "keten_log_leaves",
+    "Leaves in a service's verifiable log (decisions recorded), as of its latest signed head.",
+    ["service"],
+)
+log_verification_failures = Gauge(
+    "keten_log_verification_failures",
+    "What the latest check of a service's verifiable log found wrong: stored events changed, "
+    "deleted, moved or inserted against their leaves, heads the leaves do not make (0: it verifies).",
+    ["service"],
+)
 events_published = Counter(
     "keten_events_published_total",
     "Events the relay published to keten.events (confirmed by the broker).",

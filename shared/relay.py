@@ -36,10 +36,11 @@ from shared import logs, metrics
 from shared.application import KetenApplication
 from shared.config import Settings
 from shared.contracts.envelope import OutgoingMessage, correlation_of, encode_event, published_name
-from shared.db import PgDatastore
+from shared.db import Cursor, PgDatastore
 from shared.logs import log_context
 from shared.provenance import EventKeys
 from shared.publishing import ConfirmingPublisher
+from shared.tlog import TransparencyLog, head_message, verify_log
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,12 @@ class EventRelay:
         #: Per kind of event, the position of the latest one published (the chain's head).
         self.chain = self._stored_chain() if durable_position else {}
         self.last_progress = time.monotonic()
+        #: The service's verifiable log, appended with each round (``shared.tlog``).
+        self.log = TransparencyLog.of(app) if app.logged_events else None
+        self._unlogged: list[tuple[Any, Any]] = []
+        self._logged_at = time.monotonic()
+        if self.log is not None and durable_position:
+            self.log.catch_up(self._position)  # events relayed before the log was kept
 
     def _stored_chain(self) -> dict[str, int]:
         chain = self.app.relay_chain(self.source)
@@ -101,13 +108,16 @@ class EventRelay:
         )
         if not notifications:
             self.last_progress = time.monotonic()
+            self._log_without_position([])
             return 0
         messages = []
         published: list[tuple[str, int, str]] = []
         delivered = []  # stored events with messages for an inbox
+        decoded = []
         chain = dict(self.chain)
         for notification in notifications:
             domain_event = self.app.mapper.to_domain_event(notification)
+            decoded.append((notification, domain_event))
             message = encode_event(domain_event, self.source, notification.id, previous=chain)
             if message is not None:
                 messages.append(self.signed(message))
@@ -124,19 +134,37 @@ class EventRelay:
             with log_context(correlation_id=correlation_id):
                 log.info("published %s at %s", key, position, extra={"position": position})
         last = notifications[-1].id
+        self._log_without_position(decoded)
         if self.durable_position:
             moved = {kind: position for kind, position in chain.items() if self.chain.get(kind) != position}
-            self.app.save_tracked(
-                Tracking(POSITION, last),
-                *receipts,
-                write=lambda cur: self.app.write_relay_chain(cur, self.source, moved),
-            )
+            log_round = self.log.round(decoded) if self.log is not None else contextlib.nullcontext(None)
+            with log_round as leaves:
+
+                def write(cur: Cursor) -> None:
+                    self.app.write_relay_chain(cur, self.source, moved)
+                    if leaves is not None:
+                        leaves.write(cur)  # the leaves, in the transaction of the position
+
+                self.app.save_tracked(Tracking(POSITION, last), *receipts, write=write)
         elif receipts:
             self.app.save_tracked(None, *receipts)
         self.chain = chain
         self._position = last
         self.last_progress = time.monotonic()
         return len(notifications)
+
+    def _log_without_position(self, decoded: list[tuple[Any, Any]]) -> None:
+        """Without a durable position (the embedded platform) there is no transaction of the
+        relay's to append in: leaves gather for a second (or a batch) and go in one commit of
+        their own, not one per round. Lost in a crash, they are made again: this relay starts
+        from the beginning of the log, and the log skips what it holds."""
+        if self.log is None or self.durable_position:
+            return
+        self._unlogged.extend(pair for pair in decoded if type(pair[1]).__name__ in self.log.kinds)
+        now = time.monotonic()
+        if self._unlogged and (len(self._unlogged) >= self.batch_size or now - self._logged_at >= 1.0):
+            self.log.append(self._unlogged)
+            self._unlogged, self._logged_at = [], now
 
     def signed(self, message: OutgoingMessage) -> OutgoingMessage:
         signature = self.keys.sign(self.source, message.body)
@@ -206,6 +234,9 @@ class RelayLoop:
         self.relay: EventRelay | None = None
         self._wake = threading.Event()
         self._stopping = False
+        #: When the verifiable log's head is next signed, and the log next checked (monotonic).
+        self._next_head = 0.0
+        self._next_check = 0.0
         app.on_save(self._wake.set)
 
     def stop(self) -> None:
@@ -252,6 +283,8 @@ class RelayLoop:
                 if published:
                     metrics.events_published.labels(source).inc(published)
                 metrics.relay_lag.labels(source).set(self.relay.lag())
+                if self.relay.log is not None:
+                    self.keep_log(self.relay.log, publisher)
                 backoff = 0.5
                 if published < settings.relay_batch_size:
                     self._sleep(settings.relay_interval)
@@ -266,6 +299,38 @@ class RelayLoop:
         publisher.close()
         lease.release()
         metrics.relay_leader.labels(source).set(0)
+
+    def keep_log(self, log: TransparencyLog, publisher: ConfirmingPublisher) -> None:
+        """Signs the log's head every ``log_head_interval`` while it grows and publishes it on
+        ``keten.log``, and checks the log against the stored events every ``log_verify_interval``
+        (``keten_log_verification_failures``)."""
+        now = time.monotonic()
+        if now >= self._next_head:
+            self._next_head = now + self.settings.log_head_interval
+            latest = log.latest_head()
+            if latest is None or latest.size != log.size:
+                publisher.publish([head_message(log.sign_head())])
+            metrics.log_leaves.labels(self.source).set(log.size)
+        if now >= self._next_check:
+            self._next_check = now + self.settings.log_verify_interval
+            # It reads every logged event: beside the relay, never in its way.
+            threading.Thread(
+                target=self._check_log_quietly, name=f"{self.source}-log-check", daemon=True
+            ).start()
+
+    def _check_log_quietly(self) -> None:
+        try:
+            self.check_log()
+        except Exception as exc:  # the store may be down; the next check comes
+            log.warning("%s: checking the verifiable log failed: %s", self.source, type(exc).__name__)
+
+    def check_log(self) -> int:
+        """Checks the log now; returns (and reports as a metric) how many things it found wrong."""
+        report = verify_log(self.app)
+        for finding in report.findings:
+            log.error("verifiable log: %s", finding.line())
+        metrics.log_verification_failures.labels(self.source).set(len(report.findings))
+        return len(report.findings)
 
     def _sleep(self, seconds: float) -> None:
         """Until the next save, the stop, or ``seconds``."""

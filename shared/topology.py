@@ -34,6 +34,9 @@ INBOX_EXCHANGE = "keten.inbox"
 DEAD_LETTER_EXCHANGE = "keten.dead-letter"
 DEAD_LETTER_QUEUE = "keten.dead-letter"
 UNROUTABLE_EXCHANGE = "keten.unroutable"
+#: Signed tree heads of the verifiable logs (``shared.tlog``); no alternate exchange: a head no
+#: witness binds to is dropped (every head is also at ``GET /api/log/head``).
+LOG_EXCHANGE = "keten.log"
 UNROUTABLE_QUEUE = "keten.unroutable"
 #: Redeliveries (consumer crashes mid-message) before the broker dead-letters a message.
 DELIVERY_LIMIT = 20
@@ -46,6 +49,7 @@ events_exchange = Exchange(EVENTS_EXCHANGE, type="topic", durable=True, argument
 commands_exchange = Exchange(COMMANDS_EXCHANGE, type="topic", durable=True, arguments=KEEP_UNROUTABLE)
 inbox_exchange = Exchange(INBOX_EXCHANGE, type="topic", durable=True, arguments=KEEP_UNROUTABLE)
 dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True)
+log_exchange = Exchange(LOG_EXCHANGE, type="topic", durable=True)
 
 
 #: Which events each service consumes: the bindings of its queue. Every publisher declares all
@@ -236,7 +240,14 @@ def inbox_agencies() -> list[str]:
 def platform_exchanges() -> list[Exchange]:
     """Every exchange of the platform; the alternate exchange first, so that it exists before
     anything is published to the exchanges that name it."""
-    return [unroutable_exchange, commands_exchange, events_exchange, inbox_exchange, dead_letter_exchange]
+    return [
+        unroutable_exchange,
+        commands_exchange,
+        events_exchange,
+        inbox_exchange,
+        dead_letter_exchange,
+        log_exchange,
+    ]
 
 
 def platform_queues(inboxes: bool = True) -> list[Queue]:

@@ -20,6 +20,8 @@ keten rebuild ledger      rebuilds the agencies' accountability ledger from data
 keten agency add|rotate|remove|list AGENCY    agencies' bus credentials (docs/agencies.md)
 keten ledger --credentials FILE [--since/--until DATE] [--format table|csv|json]
                           an agency's accountability ledger, for its FG and the supervisor
+keten log verify [--since HEAD.json | --copy COPY.json]    checks the verifiable logs of decisions
+keten log head            the latest signed tree head of each log
 keten contract asyncapi|openapi|rabbitmq [--check|--write]    the published contract, from the code
 
 A command that cannot do its work says so in one line on stderr, with what to do; logs go to

@@ -22,13 +22,15 @@ from typing import Any  # noqa: E402
 
 from keten import contract  # noqa: E402
 from keten.cli import agency, ldv, ledger  # noqa: E402
+from keten.cli import log as log_command  # noqa: E402
 from keten.cli.errors import CommandFailed, check_broker, check_database, explain  # noqa: E402
-from keten.platform import SERVICES, build_runner, service_class  # noqa: E402
+from keten.platform import SERVICES, build_runner, nameko_config, service_class  # noqa: E402
 from keten.purge import run_purge  # noqa: E402
 from keten.requests import run_agency_action, run_escalation  # noqa: E402
 from shared import logs  # noqa: E402
 from shared.catalogue import load_catalogue  # noqa: E402
 from shared.config import ConfigurationError, Settings, log_settings  # noqa: E402
+from shared.dependencies import settings_from  # noqa: E402
 
 log = logging.getLogger("keten")
 
@@ -51,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --url: sign with a key registered for Gemeente Utrecht for this demo only (revoked "
         "afterwards); needs the platform's database settings, e.g. in its migrate container. For a "
         "demonstration stack, never a platform with real agencies",
+    )
+    demo.add_argument(
+        "--tamper",
+        action="store_true",
+        help="afterwards, change the share's stored event behind the platform's back and show that "
+        "`keten log verify` names its leaf (the embedded platform only)",
     )
 
     commands.add_parser(
@@ -118,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     agency.add_parser(commands)
     ledger.add_parser(commands)
+    log_command.add_parser(commands)
     contract.add_parser(commands)
     ldv.add_parser(commands)
     return parser
@@ -140,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"unknown service {unknown[0]}; choose from {', '.join(SERVICES)}")
             return run_services(args.services)
         if args.command == "demo":
-            return run_demo(args.url, throwaway_key=args.throwaway_key)
+            return run_demo(args.url, throwaway_key=args.throwaway_key, tamper=args.tamper)
         if args.command == "contract":
             return contract.run(args)
         if args.command == "probe":
@@ -164,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.command == "ledger":  # the agency's tool: over the bus, no platform store
             return ledger.run(args)
+        if args.command == "log" and not log_command.needs_store(args):
+            return log_command.run(args, None)
         # The rest work on the platform's stores: they check the database before anything else.
         settings = Settings.from_env()
         if args.command == "ldv":
@@ -173,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         check_database(settings)
         if args.command == "agency":
             return agency.run(args, settings)
+        if args.command == "log":
+            return log_command.run(args, settings)
         if args.command == "rewrap-keys":
             return rewrap_keys(settings, check_only=args.check)
         if args.command == "rebuild" and args.projection == "ledger":
@@ -337,14 +350,17 @@ def run_bench(quick: bool) -> int:
     return 0
 
 
-def run_demo(url: str | None, throwaway_key: bool = False) -> int:
-    """One share end to end: against ``url``, or on an embedded platform of its own."""
+def run_demo(url: str | None, throwaway_key: bool = False, tamper: bool = False) -> int:
+    """One share end to end: against ``url``, or on an embedded platform of its own (and with
+    ``tamper``, a change of the share's stored event that the verifiable log catches)."""
     import requests
 
     from keten import demo
 
     try:
         if url:
+            if tamper:
+                raise CommandFailed("--tamper changes the embedded platform's own store: leave out --url")
             if not throwaway_key:
                 demo.run_demo(url, credentials=demo.load_credentials())
                 return 0
@@ -368,7 +384,19 @@ def run_demo(url: str | None, throwaway_key: bool = False) -> int:
             try:
                 print("Started an embedded platform for the demo (its data is thrown away afterwards).")
                 url = f"http://{settings.gateway_address}"
-                demo.run_demo(url, credentials=demo.load_credentials(var_dir))
+                result = demo.run_demo(url, credentials=demo.load_credentials(var_dir))
+                print("8. `keten log verify` on the platform's stores: every leaf against its event.")
+                settings = settings_from(nameko_config(settings))  # as its services read them
+                if log_command.verify_stores(list(log_command.LOGGED_SERVICES), settings):
+                    raise CommandFailed("the verifiable logs do not verify (above)")
+                if tamper:
+                    print(
+                        "9. A database administrator changes the share's stored event (debts becomes housing)"
+                    )
+                    print("   and `keten log verify` runs again:")
+                    log_command.change_share_event(settings, result.share_id)
+                    if not log_command.verify_stores(["data_sharing"], settings):
+                        raise CommandFailed("the change of a stored event went unnoticed")
             finally:
                 runner.stop()
         return 0

@@ -533,6 +533,17 @@ class ConsentUseCases(CitizenRequestUseCases):
             "safety override ended", "record-safety-override", actor="ended_by"
         ),
     }
+    #: What its verifiable log holds (``shared.tlog``): the decisions the citizen's overview shows.
+    logged_events = frozenset(
+        {
+            "ConsentGiven",
+            "ConsentWithdrawn",
+            "ObjectionLodged",
+            "ObjectionWithdrawn",
+            "SafetyOverrideRecorded",
+            "SafetyOverrideEnded",
+        }
+    )
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
         self.catalogue = catalogue or load_catalogue()

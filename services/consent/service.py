@@ -42,6 +42,7 @@ from shared.contracts.fields import Pseudonym
 from shared.contracts.registry import schema_instance
 from shared.dependencies import ApplicationProvider, Pseudonyms, ServiceHealth
 from shared.errors import InvalidRequest, KetenError
+from shared.tlog import consistency_answer, head_answer
 
 
 class ConsentService:
@@ -192,6 +193,16 @@ class ConsentService:
         """This service's published events after a position, as a signed page: what a consumer
         that found a gap in the stream catches up from (``shared.catchup``)."""
         return published_events_page(self.consents, request)
+
+    @rpc
+    def log_head(self) -> dict[str, Any]:
+        """The latest signed head of this service's verifiable log (``shared.tlog``)."""
+        return head_answer(self.consents)
+
+    @rpc(expected_exceptions=KetenError)
+    def log_consistency(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The proof that this service's log extends itself at an earlier size (for witnesses)."""
+        return consistency_answer(self.consents, request)
 
 
 def _status(status: object) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from shared.casefacts import CaseEvent, CaseFacts
 from shared.caseview import CaseView, ContactPointFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
-from shared.contracts.commands import CorrectShare, GetLedger, RequestShare
+from shared.contracts.commands import CorrectShare, GetLedger, GetShareProof, RequestShare
 from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
 from shared.contracts.events.consent import (
     ConsentGiven,
@@ -62,6 +62,7 @@ from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, dom
 from shared.ldv import SHARE, Processing
 from shared.reasons import refusal_text, share_refusals
 from shared.sealed import PURGED, KeyScope, Sealed
+from shared.tlog import ON_DEMAND_AGE, TransparencyLog
 from shared.wire import seal_for
 
 
@@ -179,6 +180,15 @@ class AgencyLedger:
     entries: tuple[LedgerLine, ...]
 
 
+@dataclass(frozen=True)
+class ShareInLog:
+    """What ``get_share_proof`` answers (``ShareProofSchema``): the decision's leaf in the
+    verifiable log, proven against a signed head."""
+
+    share_id: UUID
+    verifiable_log: Mapping[str, Any]
+
+
 class DataSharingUseCases(KetenApplication):
     """The use cases over data_sharing's event store, which holds the ``Share`` and
     ``RefusedShare`` aggregates, and over its read models: the case facts and what the
@@ -191,6 +201,8 @@ class DataSharingUseCases(KetenApplication):
         "ShareCorrected": Processing("correction passed on", "pass-on-correction", actor="corrected_by"),
         "ErasurePassedOn": Processing("erasure passed on", "pass-on-erasure"),
     }
+    #: What its verifiable log holds (``shared.tlog``): the decisions the citizen's overview shows.
+    logged_events = frozenset({"DataShared", "ShareRefused", "ShareCorrected", "ErasurePassedOn"})
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
         self.catalogue = catalogue or load_catalogue()
@@ -212,6 +224,26 @@ class DataSharingUseCases(KetenApplication):
                 " override_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, override TEXT NOT NULL)",
             ]
         )
+
+    # -- the verifiable log -------------------------------------------------------------------
+    def get_share_proof(self, command: GetShareProof) -> ShareInLog:
+        """The proof that a decision the asking agency sent or received is in the log."""
+        unknown = NotFound("share_not_found", "no share or refusal with this id for this agency", "share_id")
+        try:
+            decision: Share | RefusedShare = self.repository.get(command.share_id)
+        except AggregateNotFoundError:
+            raise unknown from None
+        if command.agency not in (
+            getattr(decision, "from_agency", None),
+            getattr(decision, "to_agency", None),
+        ):
+            raise unknown  # the same answer as for no share: no one learns what others shared
+        proofs = TransparencyLog.of(self).proofs_of_records([str(command.share_id)], ON_DEMAND_AGE)
+        if str(command.share_id) not in proofs:
+            raise Conflict(
+                "not_logged_yet", "the decision is not in the verifiable log yet: ask again shortly"
+            )
+        return ShareInLog(command.share_id, proofs[str(command.share_id)])
 
     # -- deciding ---------------------------------------------------------------------------
     def request_share(self, command: RequestShare, correlation_id: str | None = None) -> ShareDecisions:

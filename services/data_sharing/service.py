@@ -14,6 +14,7 @@ from shared.consumer import consumes
 from shared.contracts.commands import (
     CorrectShareSchema,
     GetLedgerSchema,
+    GetShareProofSchema,
     RequestShareSchema,
     dump_reply,
     load_command,
@@ -39,6 +40,7 @@ from shared.contracts.events.consent import (
 from shared.contracts.events.retention import RecordsPurged
 from shared.dependencies import ApplicationProvider, Pseudonyms, ServiceHealth
 from shared.errors import KetenError
+from shared.tlog import consistency_answer, head_answer, proofs_answer
 
 
 class DataSharingService:
@@ -136,3 +138,24 @@ class DataSharingService:
         """This service's published events after a position, as a signed page: what a consumer
         that found a gap in the stream catches up from (``shared.catchup``)."""
         return published_events_page(self.sharing, request)
+
+    @rpc
+    def log_head(self) -> dict[str, Any]:
+        """The latest signed head of this service's verifiable log (``shared.tlog``)."""
+        return head_answer(self.sharing)
+
+    @rpc(expected_exceptions=KetenError)
+    def log_consistency(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The proof that this service's log extends itself at an earlier size (for witnesses)."""
+        return consistency_answer(self.sharing, request)
+
+    @rpc(expected_exceptions=KetenError)
+    def get_share_proof(self, command: dict[str, Any]) -> dict[str, Any]:
+        """The receipt's proof: a decision of the agency's in the verifiable log (``GetShareProofSchema``)."""
+        loaded = load_command(GetShareProofSchema, command)
+        return dump_reply(GetShareProofSchema, self.sharing.get_share_proof(loaded))
+
+    @rpc(expected_exceptions=KetenError)
+    def log_proofs(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Inclusion proofs of shares and refusals by id (the citizen's copy carries them)."""
+        return proofs_answer(self.sharing, request)

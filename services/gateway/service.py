@@ -31,6 +31,8 @@ from shared.wire import HTTP_SIGNATURE_HEADER
 SESSION_COOKIE = "keten_citizen"
 
 SERVICES = ("case_registration", "consent", "data_sharing", "notification", "retention")
+#: The services that keep a verifiable log of their decisions (``shared.tlog``).
+LOGGED_SERVICES = ("consent", "data_sharing", "notification", "retention")
 
 
 class CitizenSessions(DependencyProvider):
@@ -329,6 +331,34 @@ class GatewayService:
         """Corrects what was shared; every agency the content went to is told (rule 6)."""
         return 201, self.data_sharing.correct_share(self.signatures.command(request, share_id=share_id))
 
+    @json_http("GET", "/api/shares/<string:share_id>/proof")
+    def share_proof(self, request: Request, share_id: str) -> dict[str, Any]:
+        """The receipt's proof: the decision (sent or received by the signing agency) in
+        data_sharing's verifiable log, against a signed tree head."""
+        agency = self.signatures.agency(request)
+        return self.data_sharing.get_share_proof(
+            {"schema_version": 1, "agency": agency, "share_id": share_id}
+        )
+
+    # -- the verifiable logs (public: heads and proofs reveal no one) ----------------------------
+    @json_http("GET", "/api/log/head")
+    def log_heads(self, request: Request) -> dict[str, Any]:
+        """The latest signed tree head of every service's verifiable log (signed anew if the
+        log grew): what witnesses keep and compare."""
+        pool = eventlet.GreenPool(len(LOGGED_SERVICES))
+        return {"logs": list(pool.imap(lambda service: getattr(self, service).log_head(), LOGGED_SERVICES))}
+
+    @json_http("GET", "/api/log/<string:log>/consistency")
+    def log_consistency(self, request: Request, log: str) -> dict[str, Any]:
+        """The proof that ``log`` at ``?to_size=`` extends itself at ``?from_size=`` (RFC 9162)."""
+        if log not in LOGGED_SERVICES:
+            raise NotFound("log_not_found", "no verifiable log of that name")
+        try:
+            sizes = {name: int(request.args.get(name, "")) for name in ("from_size", "to_size")}
+        except ValueError:
+            raise InvalidRequest("invalid_size", "from_size and to_size are whole numbers") from None
+        return getattr(self, log).log_consistency(sizes)
+
     # -- citizens -----------------------------------------------------------------------------
     @json_http("GET", "/api/deferrals/due")
     def deferrals_due(self, request: Request) -> dict[str, Any]:
@@ -574,8 +604,9 @@ class GatewayService:
         overview = self.notification.get_overview(subject, language)
         requests = self._requests_of(subject)
         if request.args.get("format") == "json":
+            proven = self._with_log_proofs(overview)
             body, mimetype, name = (
-                pages.overview_json(overview, requests),
+                pages.overview_json(proven, requests),
                 "application/json",
                 "keten-overzicht.json",
             )
@@ -590,6 +621,30 @@ class GatewayService:
             mimetype=mimetype,
             headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
         )
+
+    def _with_log_proofs(self, overview: dict[str, Any]) -> dict[str, Any]:
+        """The overview with each share's proof of its leaf in data_sharing's verifiable log
+        (``verifiable_log``), so the citizen can check the copy offline (``keten log verify --copy``)."""
+        cases = overview.get("cases") or []
+        ids = [
+            share["share_id"] for case in cases for share in case.get("shares") or [] if "share_id" in share
+        ]
+        if not ids:
+            return overview
+        proofs = self.data_sharing.log_proofs({"record_ids": ids})["proofs"]
+        proven_cases = [
+            {
+                **case,
+                "shares": [
+                    {**share, "verifiable_log": proofs[share["share_id"]]}
+                    if share.get("share_id") in proofs
+                    else share
+                    for share in case.get("shares") or []
+                ],
+            }
+            for case in cases
+        ]
+        return {**overview, "cases": proven_cases}
 
     def _citizen(self, request: Request) -> str:
         """The pseudonym of the citizen whose valid session the request carries."""

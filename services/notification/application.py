@@ -111,6 +111,8 @@ class NotificationUseCases(KetenApplication):
         "NotificationSent": Processing("subject notified", "notify-subject"),
         "NotificationDeferred": Processing("notice deferred", "defer-notification"),
     }
+    #: What its verifiable log holds (``shared.tlog``): the decisions the citizen's overview shows.
+    logged_events = frozenset({"NotificationSent", "DeferralStarted", "DeferralExtended", "DeferralEnded"})
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None) -> None:
         self.catalogue = catalogue or load_catalogue()

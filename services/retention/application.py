@@ -107,6 +107,8 @@ class RetentionUseCases(KetenApplication):
 
     name = "retention"
     processings = {"RecordsPurged": Processing("records purged", "purge-records")}
+    #: What its verifiable log holds (``shared.tlog``): the decisions the citizen's overview shows.
+    logged_events = frozenset({"RecordsPurged", "ErasureGranted", "ErasureRefused"})
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
         self.catalogue = catalogue or load_catalogue()

@@ -27,6 +27,7 @@ from shared.contracts.events.data_sharing import DataShared
 from shared.contracts.registry import schema_instance
 from shared.dependencies import ApplicationProvider, ServiceHealth, settings_timer
 from shared.errors import InvalidRequest, KetenError
+from shared.tlog import consistency_answer, head_answer
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +112,13 @@ class RetentionService:
         """This service's published events after a position, as a signed page: what a consumer
         that found a gap in the stream catches up from (``shared.catchup``)."""
         return published_events_page(self.retention, request)
+
+    @rpc
+    def log_head(self) -> dict[str, Any]:
+        """The latest signed head of this service's verifiable log (``shared.tlog``)."""
+        return head_answer(self.retention)
+
+    @rpc(expected_exceptions=KetenError)
+    def log_consistency(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The proof that this service's log extends itself at an earlier size (for witnesses)."""
+        return consistency_answer(self.retention, request)

@@ -96,9 +96,12 @@ def test_the_rabbitmq_definitions_declare_what_the_services_declare():
         "keten.inbox",
         "keten.dead-letter",
         "keten.unroutable",
+        "keten.log",
     }
     for name in ("keten.commands", "keten.events", "keten.inbox"):
         assert exchanges[name]["arguments"] == {"alternate-exchange": "keten.unroutable"}, name
+    # Signed tree heads no witness takes are dropped, not kept as unroutable.
+    assert not exchanges["keten.log"]["arguments"]
     queues = {q["name"]: q for q in definitions["queues"]}
     assert set(queues) == {q.name for q in platform_queues()}
     assert queues["keten.data_sharing.commands"]["arguments"]["x-queue-type"] == "quorum"

@@ -26,7 +26,13 @@ from werkzeug.wrappers import Request, Response
 from keten.demo import CITIZEN
 from services.gateway import pages
 from services.gateway.http import JsonHttpHandler
-from services.gateway.service import SESSION_COOKIE, AgencySignatures, CitizenSessions, GatewayService
+from services.gateway.service import (
+    LOGGED_SERVICES,
+    SESSION_COOKIE,
+    AgencySignatures,
+    CitizenSessions,
+    GatewayService,
+)
 from services.gateway.sessions import SESSION_SECONDS, SessionSigner
 from shared.config import EMBEDDED_AMQP_URI, MEMORY_DATABASE_URL
 from shared.errors import NotAuthorised, NotFound, ServiceUnavailable
@@ -530,3 +536,62 @@ def test_the_copy_needs_a_session(gateway, services):
     response = answer(lambda: gateway.copy(request("GET", "/inzage/copy", signed_by=None)))
     assert (response.status_code, body(response)["error"]["code"]) == (403, "not_logged_in")
     assert services["notification"].calls == []
+
+
+# -- the verifiable logs --------------------------------------------------------------------------
+SHARE = "6a0f4c1e-3a1b-4b8e-9f3e-0d7c9b1a2e4f"
+
+
+def test_the_heads_of_every_log_are_public_and_each_services_own(gateway, services):
+    for name in LOGGED_SERVICES:
+        services[name].answer["log_head"] = {"log": name, "tree_size": 3}
+    response = answer(lambda: gateway.log_heads(request("GET", "/api/log/head", signed_by=None)))
+    assert response.status_code == 200
+    assert [head["log"] for head in body(response)["logs"]] == list(LOGGED_SERVICES)
+
+
+def test_a_consistency_proof_is_asked_of_the_logs_service_with_the_sizes(gateway, services):
+    services["consent"].answer["log_consistency"] = {"log": "consent", "proof": []}
+    asked = request("GET", "/api/log/consent/consistency", query_string={"from_size": "2", "to_size": "5"})
+    response = answer(lambda: gateway.log_consistency(asked, "consent"))
+    assert response.status_code == 200
+    assert services["consent"].calls == [("log_consistency", ({"from_size": 2, "to_size": 5},))]
+
+
+def test_a_consistency_proof_of_no_log_or_without_sizes_is_refused(gateway, services):
+    unknown = answer(
+        lambda: gateway.log_consistency(request("GET", "/api/log/gateway/consistency"), "gateway")
+    )
+    no_sizes = answer(
+        lambda: gateway.log_consistency(request("GET", "/api/log/consent/consistency"), "consent")
+    )
+    assert (unknown.status_code, body(unknown)["error"]["code"]) == (404, "log_not_found")
+    assert (no_sizes.status_code, body(no_sizes)["error"]["code"]) == (400, "invalid_size")
+    assert services["consent"].calls == []
+
+
+def test_an_agency_asks_the_proof_of_a_decision_as_itself(gateway, services):
+    services["data_sharing"].answer["get_share_proof"] = {"share_id": SHARE, "verifiable_log": {}}
+    response = answer(lambda: gateway.share_proof(request("GET", f"/api/shares/{SHARE}/proof"), SHARE))
+    assert response.status_code == 200
+    assert services["data_sharing"].calls == [
+        ("get_share_proof", ({"schema_version": 1, "agency": "gemeente-utrecht", "share_id": SHARE},))
+    ]
+
+
+def test_the_json_copy_carries_each_shares_proof_and_the_page_does_not_ask_for_them(gateway, services):
+    proof = {"head": {"log": "data_sharing"}, "inclusion": {"leaf_index": 0}}
+    services["notification"].answer["get_overview"] = {
+        "subject": pseudonym(),
+        "cases": [{"case_id": "c", "shares": [{"share_id": SHARE}, {"share_id": "not-logged"}]}],
+    }
+    services["data_sharing"].answer["log_proofs"] = {"proofs": {SHARE: proof}}
+    response = gateway.copy(
+        request("GET", "/inzage/copy", query_string={"format": "json"}, headers=bearer(), signed_by=None)
+    )
+    copy = json.loads(response.get_data())
+    assert copy["cases"][0]["shares"] == [
+        {"share_id": SHARE, "verifiable_log": proof},
+        {"share_id": "not-logged"},
+    ]
+    assert services["data_sharing"].calls == [("log_proofs", ({"record_ids": [SHARE, "not-logged"]},))]

@@ -272,3 +272,36 @@ class GetLedgerSchema(CommandSchema[GetLedger]):
         validate=validate.Regexp(r"^[0-9a-f]{32}$", error="a subject's pseudonym, as the ledger names it"),
         metadata={"description": "one subject only: the pseudonym as the ledger's rows name it"},
     )
+
+
+class ShareProofSchema(Schema):
+    """A share (or refusal) in data_sharing's verifiable log: the signed tree head, and the
+    inclusion proof of the decision's leaf in it (RFC 9162). Check it offline with
+    ``keten log verify --copy``; keep the head to check later heads against (a witness)."""
+
+    share_id = fields.UUID(required=True)
+    verifiable_log = fields.Dict(
+        required=True,
+        metadata={
+            "description": "head: {log, tree_size, root_hash, timestamp, key_id, public_key, signature};"
+            " inclusion: {leaf_index, leaf_hash, tree_size, audit_path}"
+        },
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GetShareProof(Command):
+    share_id: UUID
+
+
+class GetShareProofSchema(CommandSchema[GetShareProof]):
+    """Asks for the proof that a decision the agency sent or received is in data_sharing's
+    verifiable log (also ``GET /api/shares/{share_id}/proof``): the receipt's proof. A decision
+    is appended when it is relayed and proven against the next head: asked at once after the
+    decision, the answer may be ``not_logged_yet`` (ask again a moment later). Changes nothing."""
+
+    command_name = "get_share_proof"
+    service = "data_sharing"
+    reply_schema = ShareProofSchema
+
+    share_id = fields.UUID(required=True)
