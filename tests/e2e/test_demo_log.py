@@ -17,9 +17,10 @@ def test_the_demo_proves_its_share_and_catches_a_changed_stored_event(monkeypatc
         monkeypatch.setenv(name, value)
     assert keten(["demo", "--tamper"]) == 0
     out = capsys.readouterr().out
-    assert "Signed tree head of log 'data_sharing': 1 leaves at" in out
+    # The demo's request is partly shared and partly refused: two decisions, two leaves.
+    assert "Signed tree head of log 'data_sharing': 2 leaves at" in out
     assert "Inclusion proof: leaf 0" in out
     assert "Checked here: the audit path leads from the share's leaf to the signed root." in out
-    assert "data_sharing: verifies: 1 leaves, 1 checked against their events" in out
+    assert "data_sharing: verifies: 2 leaves, 2 checked against their events" in out
     assert "data_sharing: leaf 0: event_changed: the event at position" in out
     assert "data_sharing: FAILS (1 finding(s))" in out
