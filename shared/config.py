@@ -37,7 +37,7 @@ class Settings:
     pseudonym_secret: bytes = field(default=b"", repr=False)
     rpc_timeout: float = 5.0
     gateway_address: str = "127.0.0.1:8000"
-    relay_interval: float = 0.05
+    relay_interval: float = 5.0  # a fallback: the relay wakes on every commit
     relay_batch_size: int = 500
     consumer_prefetch: int = 100
     # Seconds a signed agency command on the bus counts after its `keten-created` time (it may
@@ -136,7 +136,7 @@ class Settings:
                 pseudonym_secret=secrets_["KETEN_PSEUDONYM_SECRET"],
                 rpc_timeout=float(get("KETEN_RPC_TIMEOUT", "5") or 5),
                 gateway_address=get("GATEWAY_ADDRESS", "127.0.0.1:8000") or "",
-                relay_interval=float(get("KETEN_RELAY_INTERVAL", "0.05") or 0.05),
+                relay_interval=float(get("KETEN_RELAY_INTERVAL", "5") or 5),
                 relay_batch_size=int(get("KETEN_RELAY_BATCH_SIZE", "500") or 500),
                 consumer_prefetch=int(get("KETEN_CONSUMER_PREFETCH", "100") or 100),
                 command_window=float(get("KETEN_COMMAND_WINDOW", "300") or 300),

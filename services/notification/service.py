@@ -61,8 +61,9 @@ class NotificationService:
 
     @settings_timer("notify_interval")
     def send_due(self) -> None:
-        """Sends the notifications that are due, retries failed ones (with backoff)."""
-        self.notifications.dispatch_due()
+        """Sends the notifications that are due, retries failed ones (with backoff); looks at
+        the store only when something may be due."""
+        self.notifications.dispatch_when_due()
 
     # -- a professional decides a deferral (RPC, HTTP and keten.commands) ----------------------
     @rpc(expected_exceptions=KetenError)

@@ -370,3 +370,18 @@ def share_under_override(
     platform.notification.notify_share(under_override)
     platform.sync()
     return under_override
+
+
+def test_the_delivery_timer_rests_while_nothing_is_due_and_sends_a_share_as_soon_as_it_comes(
+    platform, mailbox
+):
+    case_id = platform.register()
+    assert platform.notification.dispatch_when_due() == 0
+    assert platform.notification.deliveries.nothing_due(later()), "the timer's next runs skip the store"
+
+    platform.share(case_id)
+
+    assert platform.notification.dispatch_when_due() == 1
+    assert len(mailbox.messages) == 1
+    assert platform.notification.dispatch_when_due() == 0
+    assert len(mailbox.messages) == 1
