@@ -138,9 +138,15 @@ class DeliveryQueue:
                 f"CREATE TABLE IF NOT EXISTS {self.deliveries_table} ("
                 " notification_id TEXT PRIMARY KEY, bundle TEXT NOT NULL, override_id TEXT,"
                 " status TEXT NOT NULL, due_at TEXT NOT NULL)",
+                f"CREATE INDEX IF NOT EXISTS {self.deliveries_table}_due"
+                f" ON {self.deliveries_table} (status, due_at)",
+                f"CREATE INDEX IF NOT EXISTS {self.deliveries_table}_override"
+                f" ON {self.deliveries_table} (override_id)",
                 f"CREATE TABLE IF NOT EXISTS {self.deferrals_table} ("
                 " override_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, recorded_by TEXT NOT NULL,"
                 " review_on TEXT NOT NULL, ended INTEGER NOT NULL)",
+                f"CREATE INDEX IF NOT EXISTS {self.deferrals_table}_review"
+                f" ON {self.deferrals_table} (ended, review_on)",
             ]
         )
 
