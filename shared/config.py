@@ -75,6 +75,9 @@ class Settings:
     portal_url: str | None = None
     # Seconds between the notification service's delivery runs; 0 leaves its timer off.
     notify_interval: float = 1.0
+    # Seconds between runs that lay out pending letters as PDFs (services.notification.channels);
+    # 0 leaves the timer off, for letters rendered when collected (``keten letters render``).
+    letter_render_interval: float = 5.0
     # Seconds a new notification waits for the other shares of its consultation (bundling).
     notify_bundle_seconds: float = 2.0
     # First retry after a failed delivery, in seconds; doubled per attempt, at most an hour.
@@ -156,6 +159,7 @@ class Settings:
                 letter_dir=Path(letters) if (letters := get("KETEN_LETTER_DIR")) else None,
                 portal_url=get("KETEN_PORTAL_URL"),
                 notify_interval=float(get("KETEN_NOTIFY_INTERVAL", "1") or 0),
+                letter_render_interval=float(get("KETEN_LETTER_RENDER_INTERVAL", "5") or 0),
                 notify_bundle_seconds=float(get("KETEN_NOTIFY_BUNDLE_SECONDS", "2") or 0),
                 notify_retry_seconds=float(get("KETEN_NOTIFY_RETRY_SECONDS", "30") or 30),
                 max_request_bytes=int(get("KETEN_MAX_REQUEST_BYTES", "1048576") or 1048576),

@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     purge.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    letters = commands.add_parser(
+        "letters",
+        help="lay out the letters handed over (KETEN_LETTER_DIR/pending) as PDFs for the printing "
+        "service: what it runs when it collects, if KETEN_LETTER_RENDER_INTERVAL is 0",
+    )
+    letters.add_argument("action", choices=("render",))
+
     bench = commands.add_parser(
         "bench", help="the benchmark against the raw limit of RabbitMQ and PostgreSQL (docs/performance.md)"
     )
@@ -120,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             return probe.main([args.probe])
         if args.command == "bench":
             return run_bench(quick=args.quick)
+        if args.command == "letters":
+            return render_letters(Settings.from_env())
         # The rest work on the platform's stores: they check the database before anything else.
         settings = Settings.from_env()
         if args.command == "migrate":
@@ -386,3 +395,11 @@ def _free_port() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def render_letters(settings: Settings) -> int:
+    from services.notification.channels import LetterChannel
+
+    handed = LetterChannel(settings).render_pending()
+    print(f"{handed} letter(s) ready for the printing service in {settings.letters}")
+    return 0

@@ -232,6 +232,10 @@ class NotificationUseCases(KetenApplication):
         self.deliveries.plan_next_look(now, changes)
         return sent
 
+    def render_letters(self) -> int:
+        """The pending letters as PDFs, handed to the printing service (``LetterChannel``)."""
+        return self.letters.render_pending()
+
     def _notifications(self, ids: Iterable[UUID]) -> list[Notification]:
         found: list[Notification] = [self.repository.get(notification_id) for notification_id in ids]
         return found

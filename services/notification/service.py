@@ -65,6 +65,12 @@ class NotificationService:
         the store only when something may be due."""
         self.notifications.dispatch_when_due()
 
+    @settings_timer("letter_render_interval")
+    def render_letters(self) -> None:
+        """Lays out the letters handed over since the last run as PDFs for the printing
+        service, apart from the delivery run and the event consumer."""
+        self.notifications.render_letters()
+
     # -- a professional decides a deferral (RPC, HTTP and keten.commands) ----------------------
     @rpc(expected_exceptions=KetenError)
     def end_deferral(self, command: dict[str, Any]) -> dict[str, Any]:
