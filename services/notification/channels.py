@@ -13,6 +13,7 @@ import logging
 import os
 import smtplib
 import tempfile
+import time
 from dataclasses import dataclass, fields
 from email.message import EmailMessage
 from pathlib import Path
@@ -165,6 +166,9 @@ class LetterChannel:
             except (OSError, ValueError, KeyError) as exc:
                 # Left in place: the next run tries again (the name says nothing personal).
                 log.warning("letter %s not rendered: %s", path.stem, type(exc).__name__)
+            # Laying out is CPU work that never waits: between letters, the service's other
+            # green threads (its event consumer) get their turn.
+            time.sleep(0)
         return handed
 
 
