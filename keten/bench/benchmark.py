@@ -1,6 +1,6 @@
 """``keten bench``: Keten held against the raw limit of its broker and store (docs/performance.md).
 
-In one run, on this machine's RabbitMQ and PostgreSQL, each in a vhost and schema of its own
+In one run, on this machine's RabbitMQ and PostgreSQL, in a vhost and a database of its own
 (created here, dropped afterwards):
 
 1. raw limit: messages published with confirms to a durable queue, consumed with manual acks,
@@ -648,7 +648,7 @@ def run(
     amqp: str | None = None,
     dsn: str | None = None,
 ) -> dict[str, Any]:
-    """Runs every part at ``sizes`` in a vhost and schema of its own on the servers ``amqp`` and
+    """Runs every part at ``sizes`` in a vhost and database of its own on the servers ``amqp`` and
     ``dsn`` (default: this machine's, or ``BENCH_AMQP_URI`` and ``BENCH_DATABASE_URL``).
 
     Writes ``results_path`` however it ends: a part that timed out keeps what it measured and
