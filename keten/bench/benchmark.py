@@ -750,7 +750,7 @@ def end_to_end(
     """The maximum throughput, and what it cost: CPU of the services and their backends, and
     round trips, per share."""
     meter, trips = platform.cpu_meter(), platform.round_trips()
-    before = trips.counts()  # settled: the idle part before lasted longer than the broker's delay
+    before = trips.settled()
     own_before = platform.own_transactions
     meter.start()
     last_sample = time.monotonic()

@@ -10,7 +10,7 @@ statistics and RabbitMQ's management API (docs/performance.md, "What it measures
   (``pg_stat_database``; a transaction of several statements counts once, so this is a lower
   bound on statements), less the benchmark's own; and messages published and delivered in the
   benchmark's own vhost (``message_stats`` of the management API, which RabbitMQ updates every
-  5 s: ``settle`` waits for that).
+  5 s: ``settled`` waits until they stop changing).
 """
 
 from __future__ import annotations
@@ -173,10 +173,20 @@ class RoundTrips:
             int(stats.get("deliver_get", 0)),
         )
 
-    def settled(self) -> Counts:
-        """The counts once RabbitMQ has reported everything that happened until now."""
-        time.sleep(BROKER_STATS_DELAY)
-        return self.counts()
+    def settled(self, timeout: float = 60.0) -> Counts:
+        """The counts once RabbitMQ has reported everything that happened until now: its
+        message counts unchanged for longer than it takes to report them (on a loaded machine
+        its statistics can lag more than its 5 s)."""
+        last = self.counts()
+        stable_since = time.monotonic()
+        deadline = stable_since + timeout
+        while time.monotonic() - stable_since < BROKER_STATS_DELAY and time.monotonic() < deadline:
+            time.sleep(1.0)
+            now = self.counts()
+            if (now.broker_published, now.broker_delivered) != (last.broker_published, last.broker_delivered):
+                stable_since = time.monotonic()
+            last = now
+        return last
 
 
 def per_share(delta: Counts, own_transactions: int, shares: int) -> dict[str, float]:
