@@ -147,6 +147,7 @@ class DeliveryQueue:
                 " review_on TEXT NOT NULL, ended INTEGER NOT NULL)",
                 f"CREATE INDEX IF NOT EXISTS {self.deferrals_table}_review"
                 f" ON {self.deferrals_table} (ended, review_on)",
+                f"CREATE INDEX IF NOT EXISTS {self.deferrals_table}_case ON {self.deferrals_table} (case_id)",
             ]
         )
 
