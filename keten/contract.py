@@ -31,6 +31,12 @@ from keten.examples import command_examples
 from shared.contracts.catalogue import CatalogueSchema
 from shared.contracts.commands import COMMAND_SCHEMAS, LEDGER_QUERY, GetLedgerSchema, LedgerSchema
 from shared.contracts.commands.base import COMMAND_VERSION, CONSISTENCY_FIELD
+from shared.contracts.commands.consent import (
+    CitizenRequestBodySchema,
+    CitizenRequestListSchema,
+    CitizenRequestsSchema,
+    CitizenRequestStatusSchema,
+)
 from shared.contracts.envelope import ENVELOPE_VERSION, EnvelopeSchema
 from shared.contracts.events import EVENT_SCHEMAS
 from shared.contracts.fields import SealedText, SealedValue
@@ -505,6 +511,33 @@ OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any] | type[Schema
         200,
         {"type": "object"},
     ),
+    "citizen_requests_due": (
+        "the citizens' requests the signing agency must answer (open and overdue), soonest first",
+        "agency",
+        200,
+        CitizenRequestListSchema,
+    ),
+    "citizen_requests": (
+        "the logged-in citizen's requests with their deadlines and history",
+        "citizen",
+        200,
+        CitizenRequestsSchema,
+    ),
+    "submit_citizen_request": (
+        "the logged-in citizen's request about one of their cases: {request_id (yours; the same id "
+        "again is the same request), case_id, kind, agency (default: the record holder), text}; "
+        "objection and consent_withdrawal take effect at once, erasure is decided at once as "
+        "/api/citizen/erasure; the others are answered by the agency within the deadline",
+        "citizen",
+        201,
+        CitizenRequestStatusSchema,
+    ),
+    "withdraw_citizen_request": (
+        "the logged-in citizen takes back a request that was not answered yet",
+        "citizen",
+        200,
+        CitizenRequestStatusSchema,
+    ),
     "overview": (
         "the logged-in citizen's overview; ?lang=en for English labels",
         "citizen",
@@ -610,6 +643,11 @@ def openapi_document() -> dict[str, Any]:
                 operation["security"] = [AGENCY_SIGNATURE]
             elif security == "citizen":
                 operation["security"] = [{"citizenSession": []}]
+            if name == "submit_citizen_request":
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": _add(spec, CitizenRequestBodySchema)}},
+                }
             if name == "log_in":
                 operation["requestBody"] = {
                     "required": True,

@@ -99,7 +99,7 @@ class Client:
         **kwargs: Any,
     ) -> Any:
         agency_request = (
-            self.credentials is not None and path.startswith("/api/") and not path.startswith("/api/citizen")
+            self.credentials is not None and path.startswith("/api/") and not path.startswith("/api/citizen/")
         )
         if agency_request and isinstance(json, dict) and self.consistency_token:
             json = {"consistency_token": self.consistency_token, **json}

@@ -20,6 +20,7 @@ OBJECTION = "5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e"
 OVERRIDE = "7c8d9e0f-1a2b-4c3d-9e4f-5a6b7c8d9e0f"
 HOLD = "9d0e1f2a-3b4c-4d5e-8f6a-7b8c9d0e1f2a"
 CORRECTION = "2e3f4a5b-6c7d-4e8f-9a0b-1c2d3e4f5a6b"
+CITIZEN_REQUEST = "4c5d6e7f-8a9b-4c0d-9e1f-2a3b4c5d6e7f"
 #: What the answer to your previous command carried (shortened here); optional in every command.
 TOKEN = "v1.eyJ0IjoxNzk2NjQ0MDAwLCJ3IjpbWyJjb25zZW50IiwiQ29uc2VudEdpdmVuIiw0Ml1dfQ.3q2-7w1a9hO1Zp0pX3n0yQ"  # noqa: S105 - an example, not a secret
 
@@ -92,6 +93,25 @@ def command_examples() -> dict[str, dict[str, Any]]:
             "agency": "veilig-thuis-utrecht",
             "override_id": OVERRIDE,
             "reason_code": "risk_resolved",
+        },
+        "list_citizen_requests": dict(base),
+        "answer_citizen_request": {
+            **base,
+            "request_id": CITIZEN_REQUEST,
+            "outcome": "partly_granted",
+            "reason": {
+                "nl": "Wij hebben uw adres verbeterd. Uw inkomen klopte al; dat blijft staan.",
+                "en": "We corrected your address. Your income was already right; it stays as it is.",
+            },
+        },
+        "extend_citizen_request": {
+            **base,
+            "request_id": CITIZEN_REQUEST,
+            "until": "2027-03-01",
+            "reason": {
+                "nl": "Wij moeten uw vraag nagaan bij de kredietbank. Dat kost meer tijd.",
+                "en": "We must check your question with the credit bank. That takes more time.",
+            },
         },
         "end_deferral": {"schema_version": 1, "agency": "veilig-thuis-utrecht", "override_id": OVERRIDE},
         "extend_deferral": {

@@ -56,6 +56,8 @@ class CommandFailed(Exception):
 
 #: Inbox messages whose ``sealed_content`` is sealed to your encryption key.
 SEALED_CONTENT_MESSAGES = ("ShareReceived", "ShareCorrected")
+#: Messages with a citizen's words sealed to you (``sealed_text``: ``{text, subject: {role}}``).
+SEALED_TEXT_MESSAGES = ("CitizenRequestReceived",)
 
 
 @dataclass
@@ -65,7 +67,7 @@ class InboxMessage:
     correlation_id: str | None
     data: dict[str, Any]
     #: For ``ShareReceived`` and ``ShareCorrected``: the (corrected) content, opened with your
-    #: encryption key.
+    #: encryption key; for ``CitizenRequestReceived``: the citizen's words and role.
     content: Any = None
     envelope: dict[str, Any] = field(default_factory=dict)
 
@@ -241,6 +243,8 @@ class AgencyClient:
         content = None
         if envelope.get("message") in SEALED_CONTENT_MESSAGES and data.get("sealed_content"):
             content = open_sealed(unb64(self.credentials.encryption_private_key), data["sealed_content"])
+        elif envelope.get("message") in SEALED_TEXT_MESSAGES and data.get("sealed_text"):
+            content = open_sealed(unb64(self.credentials.encryption_private_key), data["sealed_text"])
         return InboxMessage(
             name=envelope.get("message", ""),
             message_id=envelope.get("message_id", ""),

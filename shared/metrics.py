@@ -115,6 +115,11 @@ deferrals_due = Gauge(
     "Deferred notifications (per safety override) whose review date has come and that no "
     "professional has ended or extended yet, as of the notification service's last delivery run.",
 )
+citizen_requests_overdue = Gauge(
+    "keten_citizen_requests_overdue",
+    "Citizens' requests past their statutory deadline (AVG art. 12(3)) without an answer, counted "
+    "in consent's store when scraped (escalated by `keten requests escalate`).",
+)
 consistency_waits = Counter(
     "keten_consistency_waits_total",
     "Commands that sent a consistency token, by outcome: ready (the service had processed it), "

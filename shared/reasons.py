@@ -55,3 +55,19 @@ class _Blank(dict[str, str]):
 
     def __missing__(self, key: str) -> str:
         return ""
+
+
+@dataclass(frozen=True)
+class AnswerText:
+    """A text the platform answers a citizen's request with, in Dutch (B1) and English."""
+
+    nl: str
+    en: str
+
+
+@lru_cache(maxsize=1)
+def request_answers() -> dict[str, AnswerText]:
+    """The platform's own answers to citizens' requests, by code (``request_answers``)."""
+    with open(PATH, encoding="utf-8") as f:
+        raw: dict[str, Any] = yaml.safe_load(f)["request_answers"]
+    return {code: AnswerText(str(entry["nl"]), str(entry["en"])) for code, entry in raw.items()}

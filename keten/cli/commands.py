@@ -25,6 +25,7 @@ from keten.cli import agency, ldv, ledger  # noqa: E402
 from keten.cli.errors import CommandFailed, check_broker, check_database, explain  # noqa: E402
 from keten.platform import SERVICES, build_runner, service_class  # noqa: E402
 from keten.purge import run_purge  # noqa: E402
+from keten.requests import run_agency_action, run_escalation  # noqa: E402
 from shared import logs  # noqa: E402
 from shared.catalogue import load_catalogue  # noqa: E402
 from shared.config import ConfigurationError, Settings, log_settings  # noqa: E402
@@ -88,6 +89,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     letters.add_argument("action", choices=("render",))
 
+    requests = commands.add_parser("requests", help="citizens' requests on the law's clock")
+    requests.add_argument(
+        "action",
+        choices=("escalate", "list", "answer", "extend"),
+        help="escalate: remind agencies, mark late requests overdue; list, answer, extend: as an "
+        "agency (--as) over the gateway, signed with its keys from var/agencies/",
+    )
+    requests.add_argument("request_id", nargs="?", help="answer, extend: the request's id")
+    requests.add_argument(
+        "--as-of",
+        type=_moment,
+        metavar="DATE",
+        help="escalate as at DATE (ISO-8601) instead of now; a later date makes requests overdue "
+        "before their deadline: for demonstrations and tests only",
+    )
+    requests.add_argument("--as", dest="agency", default="gemeente-utrecht", help="the agency acting")
+    requests.add_argument("--url", default="http://127.0.0.1:8000", help="the gateway")
+    requests.add_argument("--outcome", choices=("granted", "partly_granted", "refused"))
+    requests.add_argument("--reason-nl", help="the reason for the citizen, in plain Dutch")
+    requests.add_argument("--reason-en", help="the reason for the citizen, in English")
+    requests.add_argument("--until", help="extend: the new last day to answer (YYYY-MM-DD)")
+
     bench = commands.add_parser(
         "bench", help="the benchmark against the raw limit of RabbitMQ and PostgreSQL (docs/performance.md)"
     )
@@ -135,6 +158,19 @@ def main(argv: list[str] | None = None) -> int:
             return run_bench(quick=args.quick)
         if args.command == "letters":
             return render_letters(Settings.from_env())
+        if args.command == "requests" and args.action != "escalate":
+            if args.action != "list" and not args.request_id:
+                parser.error(f"requests {args.action} needs the request's id")
+            return run_agency_action(
+                args.action,
+                args.agency,
+                args.url,
+                args.request_id,
+                args.outcome,
+                args.reason_nl,
+                args.reason_en,
+                args.until,
+            )
         if args.command == "ledger":  # the agency's tool: over the bus, no platform store
             return ledger.run(args)
         # The rest work on the platform's stores: they check the database before anything else.
@@ -154,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             return rebuild_overview(progress=not args.no_progress, settings=settings)
         if args.command == "purge":
             return run_purge(args.dry_run, args.as_of, progress=not args.no_progress, settings=settings)
+        if args.command == "requests":
+            return run_escalation(args.as_of, settings=settings)
     except ConfigurationError as error:
         print(f"keten {args.command}: configuration error: {error}", file=sys.stderr)
         return 2

@@ -11,38 +11,54 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
+from services.consent import request_index
 from services.consent.domain import (
+    IMMEDIATE_KINDS,
+    CitizenRequest,
     ConsentRecord,
     NoticeDeferral,
     OverrideScope,
     Professional,
     SafetyOverride,
+    citizen_request_id,
     consent_record_id,
+    local_date,
 )
+from services.consent.inbox import SealedText, request_due, request_received
+from shared import metrics
+from shared.agencies import AgencyRegistry
 from shared.application import KetenApplication
 from shared.casefacts import CaseEvent, CaseFacts
 from shared.caseview import CaseView
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
 from shared.contracts.commands import (
+    AnswerCitizenRequest,
     EndSafetyOverride,
+    ExtendCitizenRequest,
     GiveConsent,
+    ListCitizenRequests,
     LodgeObjection,
     RecordSafetyOverride,
+    SubmitCitizenRequest,
     WithdrawConsent,
     WithdrawObjection,
 )
-from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
 from shared.contracts.events.retention import RecordsPurged
+from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
 from shared.ldv import Processing
-from shared.sealed import KeyScope
+from shared.reasons import request_answers
+from shared.sealed import PURGED, KeyScope
+from shared.wire import seal_for
 
 
 @dataclass(frozen=True)
@@ -84,7 +100,420 @@ class SafetyOverrideStatus:
         return cls(override.id, "ended" if override.ended else "in_force")
 
 
-class ConsentUseCases(KetenApplication):
+# -- the citizen's requests ---------------------------------------------------------------------
+#: Who records what a citizen does on their own page (an objection, a consent withdrawn).
+CITIZEN = "citizen"
+
+
+@dataclass(frozen=True)
+class CitizenRequestStatus:
+    """A request as it stands (``CitizenRequestStatusSchema``): no personal data."""
+
+    request_id: UUID
+    case_id: UUID
+    kind: str
+    agency: str
+    status: str
+    received_at: datetime
+    due_on: date
+    extended: bool
+
+    @classmethod
+    def of(cls, request: CitizenRequest) -> CitizenRequestStatus:
+        return cls(
+            request.id,
+            request.case_id,
+            request.kind,
+            request.agency,
+            request.status,
+            request.received_at,
+            request.due_on,
+            request.extended,
+        )
+
+
+@dataclass(frozen=True)
+class CitizenRequestForAgency(CitizenRequestStatus):
+    """A request as the agency that must answer it reads it (``CitizenRequestForAgencySchema``)."""
+
+    key_id: str | None
+    sealed_text: str | None
+    text_withheld: str | None
+
+
+@dataclass(frozen=True)
+class CitizenRequestList:
+    requests: tuple[CitizenRequestForAgency, ...]
+
+
+@dataclass(frozen=True)
+class RequestStep:
+    """One step of a request's history (``CitizenRequestStepSchema``)."""
+
+    step: str
+    at: datetime
+    due_on: date | None = None
+    outcome: str | None = None
+    reason: dict[str, str] | None = None
+    late: bool | None = None
+
+
+@dataclass(frozen=True)
+class CitizenRequestView(CitizenRequestStatus):
+    """A request as its citizen reads it (``CitizenRequestViewSchema``)."""
+
+    text: str | None
+    purged: bool
+    steps: tuple[RequestStep, ...]
+
+
+@dataclass(frozen=True)
+class CitizenRequests:
+    requests: tuple[CitizenRequestView, ...]
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """What ``escalate_requests`` did: agencies reminded, requests become overdue, and how many
+    are overdue now."""
+
+    reminded: int
+    became_overdue: int
+    overdue: int
+
+
+_STEPS = {
+    "CitizenRequestReceived": "received",
+    "CitizenRequestExtended": "extended",
+    "CitizenRequestAnswered": "answered",
+    "CitizenRequestOverdue": "overdue",
+    "CitizenRequestWithdrawn": "withdrawn",
+}
+
+
+class CitizenRequestUseCases(KetenApplication):
+    """The citizen's requests: the use cases of ``ConsentUseCases`` that concern them (one
+    store, and one transaction with the consent record an objection or a withdrawal changes)."""
+
+    catalogue: Catalogue
+    cases: CaseFacts
+    agencies: AgencyRegistry
+    read_model_tables = [request_index.CREATE]
+
+    def _consent_record(self, case: CaseView, subject: str) -> ConsentRecord:
+        raise NotImplementedError
+
+    # -- what the citizen asks ----------------------------------------------------------------
+    def submit_citizen_request(self, command: SubmitCitizenRequest) -> CitizenRequestStatus:
+        """Records the citizen's request with its deadline; an objection or a consent withdrawal
+        takes effect at once. Repeat-safe by the client's request id."""
+        request_id = citizen_request_id(command.subject, command.client_request_id)
+        existing = self._find_request(request_id)
+        if existing is not None:
+            if existing.case_id != command.case_id or existing.kind != command.kind:
+                raise Conflict(
+                    "request_exists", "a request with this id exists for another case or kind", "request_id"
+                )
+            return CitizenRequestStatus.of(existing)
+        case = self._citizens_case(command.case_id, command.subject)
+        agency = command.agency or case.record_holder
+        if not case.takes_part(agency):
+            raise InvalidRequest("not_a_participant", "this agency does not take part in the case", "agency")
+        if command.kind in ("question", "correction") and command.text is None:
+            raise InvalidRequest("text_required", "say in your own words what you ask", "text")
+        scope = KeyScope(case.case_id, command.subject)
+        with domain_refusals():
+            request = CitizenRequest.receive(
+                case_id=case.case_id,
+                subject=command.subject,
+                kind=command.kind,
+                agency=agency,
+                text=self.seal(scope, command.text),
+                received_at=datetime.now(UTC),
+                client_request_id=command.client_request_id,
+            )
+        immediate_objection = command.kind == "objection" and command.agency is None
+        if immediate_objection and not case.is_open:
+            raise Conflict("case_not_open", f"the case is {case.status}", "case_id")
+        changed: list[Aggregate] = [request]
+        if immediate_objection:
+            changed.append(self._object_at_once(case, request))
+        elif command.kind == "consent_withdrawal":
+            changed.append(self._withdraw_consent_at_once(case, request))
+        self._save_requests(*changed)
+        return CitizenRequestStatus.of(request)
+
+    def record_erasure_decision(
+        self, request_id: UUID, subject: str, decision: str, reason_code: str | None
+    ) -> CitizenRequestStatus:
+        """Answers a citizen's erasure request with what retention decided (it decides erasure:
+        ``granted``, ``erased_already`` or ``refused`` for one of the catalogue's reasons)."""
+        request = self._citizens_request(request_id, subject)
+        if not request.is_open:
+            return CitizenRequestStatus.of(request)  # a repeated decision changes nothing
+        if decision == "refused" and reason_code in self.catalogue.erasure_refusals:
+            label = self.catalogue.erasure_refusals[reason_code].label
+            reason, outcome = {"nl": label("nl"), "en": label("en")}, "refused"
+        else:
+            text = request_answers()["erased_already" if decision == "erased_already" else "erasure_granted"]
+            reason, outcome = {"nl": text.nl, "en": text.en}, "granted"
+        self._answer(request, request.agency, outcome, reason)
+        return CitizenRequestStatus.of(request)
+
+    def withdraw_citizen_request(self, request_id: UUID, subject: str) -> CitizenRequestStatus:
+        """The citizen takes back a request that was not answered yet; repeat-safe."""
+        request = self._citizens_request(request_id, subject)
+        if request.status != "withdrawn":
+            with domain_refusals():
+                request.withdraw()
+            self._save_requests(request)
+        return CitizenRequestStatus.of(request)
+
+    def citizen_requests(self, subject: str) -> CitizenRequests:
+        """The citizen's requests with their words and history, newest first."""
+        views = []
+        for request_id in request_index.of_subject(self.sql, subject):
+            request = self._find_request(request_id)
+            if request is not None:
+                views.append(self._view(request))
+        return CitizenRequests(tuple(views))
+
+    # -- what the agency that must answer does ------------------------------------------------
+    def answer_citizen_request(self, command: AnswerCitizenRequest) -> CitizenRequestStatus:
+        request = self._agencys_request(command.request_id, command.agency)
+        self._answer(
+            request, command.agency, command.outcome, {"nl": command.reason.nl, "en": command.reason.en}
+        )
+        return CitizenRequestStatus.of(request)
+
+    def extend_citizen_request(self, command: ExtendCitizenRequest) -> CitizenRequestStatus:
+        request = self._agencys_request(command.request_id, command.agency)
+        reason = command.reason
+        with domain_refusals():
+            request.extend(
+                agency=command.agency,
+                until=command.until,
+                reason=None
+                if reason is None
+                else self.seal(
+                    KeyScope(request.case_id, request.subject), {"nl": reason.nl, "en": reason.en}
+                ),
+                today=local_date(datetime.now(UTC)),
+            )
+        self._save_requests(request)
+        return CitizenRequestStatus.of(request)
+
+    def list_citizen_requests(self, command: ListCitizenRequests) -> CitizenRequestList:
+        """What the agency must still answer, soonest deadline first, the words sealed to it."""
+        entries = []
+        for request_id in request_index.open_for(self.sql, command.agency):
+            request = self._find_request(request_id)
+            if request is not None:
+                sealed = self._text_for(request, command.agency)
+                entries.append(
+                    CitizenRequestForAgency(
+                        **vars(CitizenRequestStatus.of(request)),
+                        key_id=sealed.key_id,
+                        sealed_text=sealed.sealed_text,
+                        text_withheld=sealed.text_withheld,
+                    )
+                )
+        return CitizenRequestList(tuple(entries))
+
+    # -- the law's clock ------------------------------------------------------------------------
+    def escalate_requests(self, as_of: datetime) -> Escalation:
+        """Reminds agencies of requests due within ``REMINDER_DAYS`` and marks those past their
+        deadline overdue (the citizen is told, with the complaint route). Repeat-safe."""
+        today = local_date(as_of)
+        reminded = became_overdue = 0
+        for request_id in request_index.still_open(self.sql):
+            request = self._find_request(request_id)
+            if request is None:
+                continue
+            if request.escalate(today):
+                became_overdue += 1
+            elif request.remind(today):
+                reminded += 1
+            else:
+                continue
+            self._save_requests(request)
+        return Escalation(reminded, became_overdue, request_index.count_overdue(self.sql))
+
+    def overdue_requests(self) -> int:
+        return int(request_index.count_overdue(self.sql))
+
+    def _overdue_for_metrics(self) -> float:
+        """The gauge's value when Prometheus scrapes: a store that cannot answer now is no
+        number (NaN), not a failed scrape of every other metric."""
+        try:
+            return float(self.overdue_requests())
+        except Exception:
+            return float("nan")
+
+    # -- what the relay tells agencies --------------------------------------------------------
+    def inbox_messages(self, domain_event: object) -> list[OutgoingMessage]:
+        """A request to the agency that must answer it (to every agency at the table for an
+        objection or withdrawal, which took effect at once); reminders and overdue notices."""
+        if isinstance(domain_event, CitizenRequest.CitizenRequestReceived):  # type: ignore[attr-defined]
+            case = self.cases.get(domain_event.case_id)
+            addressees = {domain_event.agency}
+            if domain_event.kind in IMMEDIATE_KINDS and case is not None:
+                addressees |= set(case.participants)
+            request = self._find_request(domain_event.originator_id)
+            return [
+                request_received(domain_event, agency, self._text_for(request, agency))
+                for agency in sorted(addressees)
+            ]
+        if isinstance(domain_event, CitizenRequest.CitizenRequestReminded):  # type: ignore[attr-defined]
+            return [request_due(domain_event, "reminder")]
+        if isinstance(domain_event, CitizenRequest.CitizenRequestOverdue):  # type: ignore[attr-defined]
+            return [request_due(domain_event, "overdue")]
+        return []
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _object_at_once(self, case: CaseView, request: CitizenRequest) -> ConsentRecord:
+        """ "Stop discussing my case": the objection is lodged through the consent path."""
+        record: ConsentRecord = self._consent_record(case, request.subject)
+        if record.objection_id is None:
+            record.lodge_objection(request.id, None, CITIZEN)
+            code = "objection_in_force"
+        else:
+            code = "objection_exists"
+        self._answer(request, request.agency, "granted", self._platform_answer(code), save=False)
+        return record
+
+    def _withdraw_consent_at_once(self, case: CaseView, request: CitizenRequest) -> ConsentRecord:
+        record: ConsentRecord = self._consent_record(case, request.subject)
+        if record.consents:
+            record.withdraw_consent(recorded_by=CITIZEN)
+            outcome, code = "granted", "consent_withdrawn"
+        else:
+            outcome, code = "refused", "no_consent"
+        self._answer(request, request.agency, outcome, self._platform_answer(code), save=False)
+        return record
+
+    @staticmethod
+    def _platform_answer(code: str) -> dict[str, str]:
+        text = request_answers()[code]
+        return {"nl": text.nl, "en": text.en}
+
+    def _answer(
+        self: Any,
+        request: CitizenRequest,
+        agency: str,
+        outcome: str,
+        reason: dict[str, str],
+        save: bool = True,
+    ) -> None:
+        with domain_refusals():
+            request.answer(
+                agency=agency,
+                outcome=outcome,
+                reason=self.seal(KeyScope(request.case_id, request.subject), reason),
+                answered_at=datetime.now(UTC),
+            )
+        if save:
+            self._save_requests(request)
+
+    def _save_requests(self, *aggregates: Aggregate) -> None:
+        """The aggregates' events and the requests' rows in the index, in one transaction."""
+        requests = [a for a in aggregates if isinstance(a, CitizenRequest)]
+
+        def write(cur: Cursor) -> None:
+            for request in requests:
+                request_index.write_row(
+                    cur,
+                    request_id=request.id,
+                    case_id=request.case_id,
+                    subject=request.subject,
+                    agency=request.agency,
+                    status=request.status,
+                    due_on=request.due_on.isoformat(),
+                    received_at=request.received_at.isoformat(),
+                )
+
+        self.save_tracked(None, *aggregates, write=write)
+
+    def _find_request(self, request_id: UUID) -> CitizenRequest | None:
+        try:
+            request: CitizenRequest = self.repository.get(request_id)
+        except AggregateNotFoundError:
+            return None
+        return request if isinstance(request, CitizenRequest) else None
+
+    def _citizens_case(self, case_id: UUID, subject: str) -> CaseView:
+        """The case if the citizen is one of its subjects; the same 404 whether or not it exists."""
+        case: CaseView | None = self.cases.get(case_id)
+        if case is None or subject not in case.subjects:
+            raise NotFound("unknown_case", "you are not a data subject of a case with this id", "case_id")
+        return case
+
+    def _citizens_request(self, request_id: UUID, subject: str) -> CitizenRequest:
+        request = self._find_request(request_id)
+        if request is None or request.subject != subject:
+            raise NotFound("unknown_request", "you have no request with this id", "request_id")
+        return request
+
+    def _agencys_request(self, request_id: UUID, agency: str) -> CitizenRequest:
+        """A request this agency must answer; the same 404 for one of another agency's."""
+        request = self._find_request(request_id)
+        if request is None or request.agency != agency:
+            raise NotFound(
+                "unknown_request", "your agency has no citizen's request with this id", "request_id"
+            )
+        return request
+
+    def _text_for(self, request: CitizenRequest | None, agency: str) -> SealedText:
+        """The citizen's words (and their role in the case) sealed to ``agency``'s key."""
+        if request is None:
+            return SealedText(key_id=None, sealed_text=None)
+        received: Any = next(iter(self.repository.event_store.get(request.id, lte=1)))
+        opened = self.vault.open(received.text)
+        if opened is None:
+            return SealedText(key_id=None, sealed_text=None)
+        if opened is PURGED:
+            return SealedText(key_id=None, sealed_text=None, text_withheld="purged")
+        key = self.agencies.current_key(agency)
+        if key is None:
+            return SealedText(key_id=None, sealed_text=None, text_withheld="no_key")
+        case = self.cases.get(request.case_id)
+        facts = case.subjects.get(request.subject) if case else None
+        plaintext = {"text": opened, "subject": {"role": facts.role if facts else None}}
+        return SealedText(key_id=key.key_id, sealed_text=seal_for(key.encryption_public_key, plaintext))
+
+    def _view(self, request: CitizenRequest) -> CitizenRequestView:
+        steps: list[RequestStep] = []
+        text: Any = None
+        purged = False
+        stored: Any = self.repository.event_store.get(request.id)
+        for domain_event in stored:
+            name = type(domain_event).__name__
+            if name not in _STEPS:
+                continue
+            values = vars(domain_event)
+            reason = self.vault.open(values.get("reason"))
+            if reason is PURGED:
+                purged, reason = True, None
+            if name == "CitizenRequestReceived":
+                text = self.vault.open(values.get("text"))
+                if text is PURGED:
+                    purged, text = True, None
+            steps.append(
+                RequestStep(
+                    step=_STEPS[name],
+                    at=domain_event.timestamp,
+                    due_on=values.get("due_on"),
+                    outcome=values.get("outcome"),
+                    reason=reason,
+                    late=values.get("late"),
+                )
+            )
+        return CitizenRequestView(
+            **vars(CitizenRequestStatus.of(request)), text=text, purged=purged, steps=tuple(steps)
+        )
+
+
+class ConsentUseCases(CitizenRequestUseCases):
     """The use cases over consent's event store, which holds a ``ConsentRecord`` per subject and
     case and the ``SafetyOverride`` aggregates, with the facts about cases learnt from
     case_registration's events (``CaseFacts``) as a read model."""
@@ -109,6 +538,8 @@ class ConsentUseCases(KetenApplication):
         self.catalogue = catalogue or load_catalogue()
         super().__init__(settings)
         self.cases = CaseFacts(self)
+        self.agencies = AgencyRegistry.for_settings(settings)
+        metrics.citizen_requests_overdue.set_function(self._overdue_for_metrics)
 
     # -- what agencies ask ------------------------------------------------------------------
     def give_consent(self, command: GiveConsent) -> ConsentRecorded:

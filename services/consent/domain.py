@@ -9,10 +9,12 @@ covers one by one.
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
+from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
 
@@ -309,3 +311,242 @@ class SafetyOverride(Aggregate):
     @event("SafetyOverrideEnded")
     def _ended(self, case_id: UUID, reason_code: str, ended_by: str) -> None:
         self.ended = True
+
+
+# -- the citizen's requests ---------------------------------------------------------------------
+#: What a citizen can ask: object (to the case, or to one agency's part), withdraw a consent, and
+#: the rights of the AVG: correction (art. 16), erasure (art. 17), restriction (art. 18), access
+#: (art. 15); or a question in their own words.
+REQUEST_KINDS = (
+    "objection",
+    "consent_withdrawal",
+    "correction",
+    "erasure",
+    "restriction",
+    "access",
+    "question",
+)
+#: How an agency answers a request.
+REQUEST_OUTCOMES = ("granted", "partly_granted", "refused")
+#: Requests that take effect at once through the consent paths; the others wait for an answer.
+IMMEDIATE_KINDS = ("objection", "consent_withdrawal")
+#: The law's clock (AVG art. 12(3)): one month from receipt, extended once by at most two.
+ANSWER_MONTHS = 1
+MAX_EXTENSION_MONTHS = 2
+#: The responsible agency is reminded this many days before the deadline.
+REMINDER_DAYS = 7
+#: The deadline is counted in calendar months where the citizen and the agencies live.
+LOCAL_TIME = ZoneInfo("Europe/Amsterdam")
+REQUEST_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/citizen-requests")
+
+
+class RequestError(DomainError):
+    """A rule of a citizen's request was broken."""
+
+    code = "request_rule"
+
+
+class InvalidRequestKindError(RequestError):
+    code = "invalid_request_kind"
+
+
+class ExtensionWithoutReasonError(RequestError):
+    code = "extension_reason_required"
+
+
+class InvalidExtensionError(RequestError):
+    code = "invalid_extension"
+
+
+class ExtendedAlreadyError(RequestError):
+    code = "extended_already"
+    refusal = Refusal.CONFLICT
+
+
+class ExtensionTooLateError(RequestError):
+    code = "extension_too_late"
+    refusal = Refusal.CONFLICT
+
+
+class RequestClosedError(RequestError):
+    code = "request_closed"
+    refusal = Refusal.CONFLICT
+
+
+class InvalidAnswerError(RequestError):
+    code = "invalid_answer"
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` plus calendar months; the last day of a shorter month where ``day`` has none
+    (31 January plus one month is 28 or 29 February)."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def local_date(moment: datetime) -> date:
+    """The calendar day in the Netherlands at ``moment`` (an aware time)."""
+    return moment.astimezone(LOCAL_TIME).date()
+
+
+def answer_deadline(received_at: datetime) -> date:
+    """The last day to answer a request received at ``received_at``: one calendar month later,
+    counted from the day of receipt in Europe/Amsterdam (AVG art. 12(3))."""
+    return add_months(local_date(received_at), ANSWER_MONTHS)
+
+
+def citizen_request_id(subject: str, client_request_id: UUID) -> UUID:
+    """One request per citizen and client request id: a repeated submission is the same one."""
+    return uuid5(REQUEST_NAMESPACE, f"{subject}/{client_request_id}")
+
+
+class CitizenRequest(Aggregate):
+    """A citizen's request about one case, to the agency that must answer it, on the law's
+    clock: received (deadline set), extended once with a reason, answered, overdue, withdrawn.
+
+    The citizen's own words and the agency's reasons are ``Sealed`` under the subject's key:
+    purged with the subject's records, while the request's dates and outcome stay."""
+
+    @event("CitizenRequestReceived")
+    def __init__(
+        self,
+        case_id: UUID,
+        subject: str,
+        kind: str,
+        agency: str,
+        text: Sealed | None,
+        received_at: datetime,
+        due_on: date,
+        client_request_id: UUID,
+    ):
+        self.case_id = case_id
+        self.subject = subject
+        self.kind = kind
+        self.agency = agency
+        self.received_at = received_at
+        self.due_on = due_on
+        self.first_due_on = due_on
+        self.status = "open"
+        self.extended = False
+        self.reminded_for: date | None = None
+
+    @classmethod
+    def receive(
+        cls,
+        *,
+        case_id: UUID,
+        subject: str,
+        kind: str,
+        agency: str,
+        text: Sealed | None,
+        received_at: datetime,
+        client_request_id: UUID,
+    ) -> CitizenRequest:
+        if kind not in REQUEST_KINDS:
+            raise InvalidRequestKindError(f"kind is one of {', '.join(REQUEST_KINDS)}", "kind")
+        return cls._create(
+            cls.CitizenRequestReceived,  # type: ignore[attr-defined]
+            id=citizen_request_id(subject, client_request_id),
+            case_id=case_id,
+            subject=subject,
+            kind=kind,
+            agency=agency,
+            text=text,
+            received_at=received_at,
+            due_on=answer_deadline(received_at),
+            client_request_id=client_request_id,
+        )
+
+    @property
+    def is_open(self) -> bool:
+        """Still waiting for the agency's answer (overdue ones too)."""
+        return self.status in ("open", "overdue")
+
+    def extend(self, *, agency: str, until: date, reason: Sealed | None, today: date) -> None:
+        """The agency needs more time: once, by at most two months after the first deadline,
+        with a reason the citizen is told, and only within the first month."""
+        if reason is None:
+            raise ExtensionWithoutReasonError("an extension states its reason for the citizen", "reason")
+        self._check_open()
+        if self.extended:
+            raise ExtendedAlreadyError("a request is extended once only", "until")
+        if today > self.first_due_on:
+            raise ExtensionTooLateError("an extension is told to the citizen within the first month", "until")
+        if not self.due_on < until <= add_months(self.first_due_on, MAX_EXTENSION_MONTHS):
+            raise InvalidExtensionError(
+                f"an extension ends after the deadline and within {MAX_EXTENSION_MONTHS} months of it",
+                "until",
+            )
+        self._extended(case_id=self.case_id, subject=self.subject, agency=agency, due_on=until, reason=reason)
+
+    @event("CitizenRequestExtended")
+    def _extended(
+        self, case_id: UUID, subject: str, agency: str, due_on: date, reason: Sealed | None
+    ) -> None:
+        self.due_on = due_on
+        self.extended = True
+        if self.status == "overdue":
+            self.status = "open"
+
+    def answer(self, *, agency: str, outcome: str, reason: Sealed | None, answered_at: datetime) -> None:
+        """The agency's answer: granted, partly granted or refused, with its reason; an overdue
+        request can still be answered (late)."""
+        if outcome not in REQUEST_OUTCOMES:
+            raise InvalidAnswerError(f"outcome is one of {', '.join(REQUEST_OUTCOMES)}", "outcome")
+        if reason is None:
+            raise InvalidAnswerError("an answer states its reason for the citizen", "reason")
+        self._check_open()
+        self._answered(
+            case_id=self.case_id,
+            subject=self.subject,
+            agency=agency,
+            outcome=outcome,
+            reason=reason,
+            late=local_date(answered_at) > self.due_on,
+        )
+
+    @event("CitizenRequestAnswered")
+    def _answered(
+        self, case_id: UUID, subject: str, agency: str, outcome: str, reason: Sealed | None, late: bool
+    ) -> None:
+        self.status = "answered"
+
+    def withdraw(self) -> None:
+        """The citizen takes the request back."""
+        self._check_open()
+        self._withdrawn(case_id=self.case_id, subject=self.subject)
+
+    @event("CitizenRequestWithdrawn")
+    def _withdrawn(self, case_id: UUID, subject: str) -> None:
+        self.status = "withdrawn"
+
+    def remind(self, today: date) -> bool:
+        """Reminds the agency once per deadline, from ``REMINDER_DAYS`` before it; True if now."""
+        if self.status != "open" or self.reminded_for == self.due_on:
+            return False
+        if today < self.due_on - timedelta(days=REMINDER_DAYS) or today > self.due_on:
+            return False
+        self._reminded(case_id=self.case_id, agency=self.agency, kind=self.kind, due_on=self.due_on)
+        return True
+
+    @event("CitizenRequestReminded")
+    def _reminded(self, case_id: UUID, agency: str, kind: str, due_on: date) -> None:
+        self.reminded_for = due_on
+
+    def escalate(self, today: date) -> bool:
+        """Past its deadline without an answer: the request is overdue; True if it became so now."""
+        if self.status != "open" or today <= self.due_on:
+            return False
+        self._overdue(
+            case_id=self.case_id, subject=self.subject, agency=self.agency, kind=self.kind, due_on=self.due_on
+        )
+        return True
+
+    @event("CitizenRequestOverdue")
+    def _overdue(self, case_id: UUID, subject: str, agency: str, kind: str, due_on: date) -> None:
+        self.status = "overdue"
+
+    def _check_open(self) -> None:
+        if not self.is_open:
+            raise RequestClosedError(f"the request is {self.status}", "request_id")

@@ -3,7 +3,8 @@ overrides professionals record when the safety of others is at stake."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from nameko.rpc import rpc
 
@@ -12,8 +13,12 @@ from shared.catchup import published_events_page
 from shared.commands import AgencyCommands
 from shared.consumer import consumes
 from shared.contracts.commands import (
+    AnswerCitizenRequestSchema,
+    CitizenRequestInputSchema,
     EndSafetyOverrideSchema,
+    ExtendCitizenRequestSchema,
     GiveConsentSchema,
+    ListCitizenRequestsSchema,
     LodgeObjectionSchema,
     RecordSafetyOverrideSchema,
     WithdrawConsentSchema,
@@ -21,6 +26,7 @@ from shared.contracts.commands import (
     dump_reply,
     load_command,
 )
+from shared.contracts.commands.consent import CitizenRequestsSchema, CitizenRequestStatusSchema
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.case_registration import (
     CaseActivated,
@@ -32,8 +38,10 @@ from shared.contracts.events.case_registration import (
     ParticipantRemoved,
 )
 from shared.contracts.events.retention import RecordsPurged
+from shared.contracts.fields import Pseudonym
+from shared.contracts.registry import schema_instance
 from shared.dependencies import ApplicationProvider, Pseudonyms, ServiceHealth
-from shared.errors import KetenError
+from shared.errors import InvalidRequest, KetenError
 
 
 class ConsentService:
@@ -82,6 +90,58 @@ class ConsentService:
         """Ends a safety override before its end date (``EndSafetyOverrideSchema``)."""
         loaded = load_command(EndSafetyOverrideSchema, command)
         return dump_reply(EndSafetyOverrideSchema, self.consents.end_safety_override(loaded))
+
+    # -- the citizen's requests (from the gateway, with the citizen's pseudonym) ---------------
+    @rpc(expected_exceptions=KetenError)
+    def submit_citizen_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A logged-in citizen's request (``CitizenRequestInputSchema``), with its deadline."""
+        loaded = load_command(CitizenRequestInputSchema, request)
+        return _status(self.consents.submit_citizen_request(loaded))
+
+    @rpc(expected_exceptions=KetenError)
+    def record_erasure_decision(
+        self, subject: str, request_id: str, decision: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Answers the citizen's erasure request with retention's decision (``ErasureDecisionSchema``)."""
+        return _status(
+            self.consents.record_erasure_decision(
+                _uuid(request_id, "request_id"),
+                _pseudonym(subject),
+                str(decision.get("decision")),
+                decision.get("reason_code"),
+            )
+        )
+
+    @rpc(expected_exceptions=KetenError)
+    def withdraw_citizen_request(self, subject: str, request_id: str) -> dict[str, Any]:
+        """The citizen takes back a request not yet answered."""
+        return _status(
+            self.consents.withdraw_citizen_request(_uuid(request_id, "request_id"), _pseudonym(subject))
+        )
+
+    @rpc(expected_exceptions=KetenError)
+    def citizen_requests(self, subject: str) -> dict[str, Any]:
+        """The citizen's requests with their words and history (``CitizenRequestsSchema``)."""
+        found = self.consents.citizen_requests(_pseudonym(subject))
+        return cast(dict[str, Any], schema_instance(CitizenRequestsSchema).dump(found))
+
+    @rpc(expected_exceptions=KetenError)
+    def answer_citizen_request(self, command: dict[str, Any]) -> dict[str, Any]:
+        """The agency's answer to a citizen's request (``AnswerCitizenRequestSchema``)."""
+        loaded = load_command(AnswerCitizenRequestSchema, command)
+        return dump_reply(AnswerCitizenRequestSchema, self.consents.answer_citizen_request(loaded))
+
+    @rpc(expected_exceptions=KetenError)
+    def extend_citizen_request(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Extends a request's deadline once, with a reason (``ExtendCitizenRequestSchema``)."""
+        loaded = load_command(ExtendCitizenRequestSchema, command)
+        return dump_reply(ExtendCitizenRequestSchema, self.consents.extend_citizen_request(loaded))
+
+    @rpc(expected_exceptions=KetenError)
+    def list_citizen_requests(self, command: dict[str, Any]) -> dict[str, Any]:
+        """What the agency must still answer (``ListCitizenRequestsSchema``)."""
+        loaded = load_command(ListCitizenRequestsSchema, command)
+        return dump_reply(ListCitizenRequestsSchema, self.consents.list_citizen_requests(loaded))
 
     @consumes("case_registration", "CaseRegistered")
     def handle_case_registered(self, event: ReceivedEvent[CaseRegistered]) -> None:
@@ -132,3 +192,21 @@ class ConsentService:
         """This service's published events after a position, as a signed page: what a consumer
         that found a gap in the stream catches up from (``shared.catchup``)."""
         return published_events_page(self.consents, request)
+
+
+def _status(status: object) -> dict[str, Any]:
+    return cast(dict[str, Any], schema_instance(CitizenRequestStatusSchema).dump(status))
+
+
+def _uuid(value: str, field: str) -> UUID:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise InvalidRequest("invalid_field", "not a valid UUID", field) from None
+
+
+def _pseudonym(value: str) -> str:
+    try:
+        return str(Pseudonym().deserialize(value))
+    except Exception:
+        raise InvalidRequest("invalid_field", "not a valid pseudonym", "subject") from None

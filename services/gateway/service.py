@@ -20,7 +20,7 @@ from shared.agencies import AgencyRegistry
 from shared.catalogue import load_catalogue
 from shared.contracts.commands import LEDGER_QUERY
 from shared.dependencies import ServiceHealth, ServiceRpc, settings_from
-from shared.errors import InvalidRequest, KetenError, NotAuthorised, NotFound
+from shared.errors import Conflict, InvalidRequest, KetenError, NotAuthorised, NotFound, ServiceUnavailable
 from shared.http_signatures import HttpSignatureError, verify_request
 from shared.ldv_register import ActivityRegister
 from shared.seen import SeenIds
@@ -345,6 +345,22 @@ class GatewayService:
         """Keeps the notifications held until a new review date, with the reason why."""
         return self.notification.extend_deferral(self.signatures.command(request, override_id=override_id))
 
+    @json_http("GET", "/api/citizen-requests")
+    def citizen_requests_due(self, request: Request) -> dict[str, Any]:
+        """The citizens' requests the signing agency must answer, soonest deadline first."""
+        agency = self.signatures.agency(request)
+        return self.consent.list_citizen_requests({"schema_version": 1, "agency": agency})
+
+    @json_http("POST", "/api/citizen-requests/<string:request_id>/answer")
+    def answer_citizen_request(self, request: Request, request_id: str) -> dict[str, Any]:
+        """Answers a citizen's request: granted, partly granted or refused, with the reason."""
+        return self.consent.answer_citizen_request(self.signatures.command(request, request_id=request_id))
+
+    @json_http("POST", "/api/citizen-requests/<string:request_id>/extend")
+    def extend_citizen_request(self, request: Request, request_id: str) -> dict[str, Any]:
+        """Extends a citizen's request's deadline once, with the reason the citizen is told."""
+        return self.consent.extend_citizen_request(self.signatures.command(request, request_id=request_id))
+
     # -- citizens -----------------------------------------------------------------------------
     @json_http("POST", "/api/citizen/session")
     def log_in(self, request: Request) -> tuple[int, dict[str, Any]]:
@@ -380,6 +396,58 @@ class GatewayService:
             }
         )
 
+    @json_http("GET", "/api/citizen/requests")
+    def citizen_requests(self, request: Request) -> dict[str, Any]:
+        """The logged-in citizen's requests, with their deadlines and history."""
+        return self.consent.citizen_requests(self._citizen(request))
+
+    @json_http("POST", "/api/citizen/requests")
+    def submit_citizen_request(self, request: Request) -> tuple[int, dict[str, Any]]:
+        """The logged-in citizen asks something about one of their cases (see the OpenAPI body)."""
+        body = _object(read_json(request))
+        return 201, self._submit(self._citizen(request), body, _language(request))
+
+    @json_http("POST", "/api/citizen/requests/<string:request_id>/withdraw")
+    def withdraw_citizen_request(self, request: Request, request_id: str) -> dict[str, Any]:
+        """The logged-in citizen takes back a request that was not answered yet."""
+        return self.consent.withdraw_citizen_request(self._citizen(request), request_id)
+
+    def _submit(self, subject: str, body: dict[str, Any], language: str) -> dict[str, Any]:
+        """Records the request in consent; an erasure request is then decided where erasure is
+        decided (retention, as ``/api/citizen/erasure``) and answered with that decision."""
+        fields = ("request_id", "case_id", "kind", "agency", "text")
+        try:
+            status = self.consent.submit_citizen_request(
+                {"subject": subject, "language": language, **{k: body[k] for k in fields if k in body}}
+            )
+        except NotFound:
+            self._refuse_if_purged(subject, body.get("case_id"), language)
+            raise
+        if status["kind"] == "erasure" and status["status"] == "open":
+            decision = self.retention.request_erasure(
+                {"subject": subject, "case_id": status["case_id"], "language": language}
+            )
+            status = self.consent.record_erasure_decision(subject, status["request_id"], decision)
+        return status
+
+    def _refuse_if_purged(self, subject: str, case_id: Any, language: str) -> None:
+        """A case of the citizen's whose records were purged is answered by what remains: its
+        outcome, and when it was purged (``case_purged``, 409); any other case stays a 404."""
+        overview = self.notification.get_overview(subject, language)
+        case = next((c for c in overview.get("cases", []) if str(c.get("case_id")) == str(case_id)), None)
+        marks = (case or {}).get("purged") or []
+        if not marks:
+            return
+        purged_on = max(str(mark.get("purged_at", ""))[:10] for mark in marks)
+        outcome = case.get("outcome") if case else None
+        raise Conflict(
+            "case_purged",
+            f"the records of this case were purged on {purged_on}; what remains is its outcome"
+            + (f" ({outcome})" if outcome else "")
+            + ", without personal data: there is nothing left to act on",
+            "case_id",
+        )
+
     # -- the citizen's page (HTML) and their copy -------------------------------------------
     @json_http("GET", "/inzage")
     def page(self, request: Request) -> Response:
@@ -390,8 +458,69 @@ class GatewayService:
         except NotAuthorised:
             message = pages.labels(language)["session_ended"] if request.cookies.get(SESSION_COOKIE) else None
             return _html(pages.login_page(language, message))
+        return self._overview_page(session, language)
+
+    def _overview_page(
+        self, session: Session, language: str, message: str | None = None, status: int = 200
+    ) -> Response:
         overview = self.notification.get_overview(session.subject, language)
-        return _html(pages.overview_page(overview, language, self.sessions.csrf_token(session)))
+        requests = self._requests_of(session.subject)
+        page = pages.overview_page(overview, language, self.sessions.csrf_token(session), requests, message)
+        return _html(page, status)
+
+    def _requests_of(self, subject: str) -> list[dict[str, Any]] | None:
+        """The citizen's requests; None when consent cannot answer now (the overview still
+        shows, and says the requests cannot be shown)."""
+        try:
+            found: list[dict[str, Any]] = self.consent.citizen_requests(subject).get("requests", [])
+        except ServiceUnavailable:
+            return None
+        return found
+
+    @json_http("POST", "/inzage/requests")
+    def page_submit_request(self, request: Request) -> Response:
+        """The "what can I do" form: a request about one of the citizen's cases. Only from the
+        page itself (its ``Origin`` and the session's CSRF token); back to the page after it."""
+        language = _language(request)
+        session = self._page_form_session(request, language)
+        if isinstance(session, Response):
+            return session
+        form = {
+            k: v for k, v in request.form.items() if k in ("request_id", "case_id", "kind", "agency", "text")
+        }
+        form = {k: v for k, v in form.items() if v.strip() or (k == "text" and v)}
+        try:
+            self._submit(session.subject, form, language)
+        except KetenError as error:
+            failed = f"{pages.labels(language)['request_failed']}: {error.message}"
+            return self._overview_page(session, language, failed, error.status)
+        return Response(status=303, headers={"Location": f"/inzage?lang={language}"})
+
+    @json_http("POST", "/inzage/requests/<string:request_id>/withdraw")
+    def page_withdraw_request(self, request: Request, request_id: str) -> Response:
+        """Takes a request back from the page (``Origin`` and CSRF token as above)."""
+        language = _language(request)
+        session = self._page_form_session(request, language)
+        if isinstance(session, Response):
+            return session
+        try:
+            self.consent.withdraw_citizen_request(session.subject, request_id)
+        except KetenError as error:
+            failed = f"{pages.labels(language)['request_failed']}: {error.message}"
+            return self._overview_page(session, language, failed, error.status)
+        return Response(status=303, headers={"Location": f"/inzage?lang={language}"})
+
+    def _page_form_session(self, request: Request, language: str) -> Session | Response:
+        """The session of a form posted from the citizen's own page, or the answer refusing it."""
+        if not is_same_origin(request, self.sessions.settings.portal_url):
+            return _refused_form(language)
+        try:
+            session = self.sessions.session(request.cookies.get(SESSION_COOKIE))
+        except NotAuthorised:
+            return _html(pages.login_page(language, pages.labels(language)["session_ended"]), 403)
+        if not self.sessions.csrf_matches(session, request.form.get("csrf_token")):
+            return _refused_form(language)
+        return session
 
     @json_http("POST", "/inzage/login")
     def page_log_in(self, request: Request) -> Response:
@@ -441,12 +570,18 @@ class GatewayService:
     def copy(self, request: Request) -> Response:
         """The citizen's own copy of their overview: ``?format=pdf`` (default) or ``json``."""
         language = _language(request)
-        overview = self.notification.get_overview(self._citizen(request), language)
+        subject = self._citizen(request)
+        overview = self.notification.get_overview(subject, language)
+        requests = self._requests_of(subject)
         if request.args.get("format") == "json":
-            body, mimetype, name = pages.overview_json(overview), "application/json", "keten-overzicht.json"
+            body, mimetype, name = (
+                pages.overview_json(overview, requests),
+                "application/json",
+                "keten-overzicht.json",
+            )
         else:
             body, mimetype, name = (
-                pages.overview_pdf(overview, language),
+                pages.overview_pdf(overview, language, requests),
                 "application/pdf",
                 "keten-overzicht.pdf",
             )

@@ -31,12 +31,14 @@ from services.notification.delivery import (
 from services.notification.domain import (
     Deferral,
     Notification,
+    RequestStep,
     addressee_for,
     bundle_of,
     deferral_id,
+    request_notice_id,
 )
 from services.notification.overview import CitizenOverview
-from services.notification.view import Overview, Wording, notice_words, present
+from services.notification.view import Overview, Wording, notice_words, present, request_notice_words
 from shared import metrics
 from shared.application import KetenApplication, Tracking
 from shared.casefacts import CaseFacts
@@ -45,7 +47,12 @@ from shared.config import Settings
 from shared.contracts.commands import EndDeferral, ExtendDeferral
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.case_registration import CaseClosed, CaseRegistered
-from shared.contracts.events.consent import SafetyOverrideRecorded
+from shared.contracts.events.consent import (
+    CitizenRequestAnswered,
+    CitizenRequestExtended,
+    CitizenRequestOverdue,
+    SafetyOverrideRecorded,
+)
 from shared.contracts.events.data_sharing import DataShared
 from shared.contracts.events.retention import RecordsPurged
 from shared.db import Cursor
@@ -83,6 +90,13 @@ class ExtendedDeferral:
     status: str = "deferred"
 
 
+#: The steps of a citizen's request they are told of, by the consent event that records each.
+RequestEvent = CitizenRequestExtended | CitizenRequestAnswered | CitizenRequestOverdue
+REQUEST_STEPS: dict[type, str] = {
+    CitizenRequestExtended: "extended",
+    CitizenRequestAnswered: "answered",
+    CitizenRequestOverdue: "overdue",
+}
 #: A citizen reading their overview (or their copy of it).
 OVERVIEW_READ = Processing("overview read by the subject", "citizen-overview")
 
@@ -92,6 +106,7 @@ class NotificationUseCases(KetenApplication):
     ``Deferral`` aggregates, the delivery queue, the case facts and the citizens' overview."""
 
     name = "notification"
+    value_types = (RequestStep,)
     processings = {
         "NotificationSent": Processing("subject notified", "notify-subject"),
         "NotificationDeferred": Processing("notice deferred", "defer-notification"),
@@ -205,6 +220,40 @@ class NotificationUseCases(KetenApplication):
                 return deferral
         return None
 
+    def notify_request(self, event: ReceivedEvent[RequestEvent]) -> Notified:
+        """Tells the citizen (or a minor's representative) on their channel that a request of
+        theirs was extended, answered or is overdue, with the complaint route; once per step."""
+        data = event.data
+        step = REQUEST_STEPS[type(data)]
+        case = self.cases.get(data.case_id)
+        facts = case.subjects.get(data.subject) if case else None
+        addressee = addressee_for(data.subject, facts.minor, facts.represented_by) if facts else data.subject
+        contact = self._contact(data.case_id, data.subject, addressee)
+        notice_id = request_notice_id(data.request_id, step)
+        notification = Notification(
+            share_id=notice_id,
+            case_id=data.case_id,
+            subject=data.subject,
+            addressee=addressee,
+            channel=choose_channel(contact, self.email.available),
+            bundle=str(notice_id),  # one message per step, never bundled with shares
+            correlation_id=event.correlation_id,
+            request=RequestStep(
+                request_id=data.request_id,
+                kind=getattr(data, "kind", "") or "",
+                step=step,
+                agency=data.agency,
+                due_on=getattr(data, "due_on", None),
+                outcome=getattr(data, "outcome", None),
+                reason=getattr(data, "reason", None),
+                late=bool(getattr(data, "late", False)),
+            ),
+        )
+        if notification.channel == "portal":
+            notification.mark_sent()  # the page shows the request's history
+        self._save(event.tracking, notification)
+        return Notified(notification.id, notification.channel, notification.status)
+
     # -- a professional decides a deferral --------------------------------------------------
     def end_deferral(self, command: EndDeferral) -> EndedDeferral:
         """Ends a deferral: every notification held under the override goes out, explained.
@@ -309,7 +358,22 @@ class NotificationUseCases(KetenApplication):
         return self._contact(notification.case_id, notification.subject, notification.addressee)
 
     def _notice(self, notifications: Sequence[Notification], contact: Contact, message_id: str) -> Notice:
-        """The notice of a bundle in the addressee's language, worded from the overview."""
+        """The notice of a bundle in the addressee's language, worded from the overview (or, for
+        a request's step, from the step itself)."""
+        first = notifications[0]
+        if first.request is not None:
+            case = self.overview.records(first.subject)
+            request_words = request_notice_words(
+                first,
+                first.request,
+                case,
+                contact.name,
+                Wording(self.catalogue, contact.language),
+                self.vault.open,
+                self.settings.portal,
+                reference=message_id,
+            )
+            return self.templates.render_request(message_id, contact.language, request_words)
         words = notice_words(
             notifications,
             self.overview.records(notifications[0].subject),
@@ -318,6 +382,7 @@ class NotificationUseCases(KetenApplication):
             self.vault.open,
             lambda override_id: self._find_deferral(override_id) is not None,
             self.settings.portal,
+            reference=message_id,
         )
         return self.templates.render(message_id, contact.language, words)
 

@@ -16,11 +16,12 @@ import tempfile
 import time
 from dataclasses import dataclass, fields
 from email.message import EmailMessage
+from email.utils import formatdate
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from services.notification.view import NoticeWords
+from services.notification.view import NoticeWords, RequestNoticeWords
 from shared.config import Settings
 from shared.documents import text_pdf
 
@@ -66,6 +67,14 @@ class NoticeTemplates:
         body = self.env.get_template(f"notice.{language}.txt.j2").render(**context)
         return Notice(message_id=message_id, language=language, subject=subject, body=body)
 
+    def render_request(self, message_id: str, language: str, words: RequestNoticeWords) -> Notice:
+        """A notice about a step of the citizen's request (``request.<lang>.txt.j2``)."""
+        language = "en" if language == "en" else "nl"
+        context = {spec.name: getattr(words, spec.name) for spec in fields(words)}
+        subject = self.env.get_template(f"request_subject.{language}.txt.j2").render(**context).strip()
+        body = self.env.get_template(f"request.{language}.txt.j2").render(**context)
+        return Notice(message_id=message_id, language=language, subject=subject, body=body)
+
 
 class EmailChannel:
     """Sends a notice over SMTP (``KETEN_SMTP_*``). The Message-ID derives from the shares and
@@ -85,6 +94,7 @@ class EmailChannel:
         message["From"] = settings.smtp_from
         message["To"] = to
         message["Message-ID"] = f"<{notice.message_id}@keten.invalid>"
+        message["Date"] = formatdate(localtime=False)
         message["Content-Language"] = notice.language
         message.set_content(notice.body)
         try:

@@ -14,6 +14,7 @@ Nothing is ever dropped: the portal (the citizen's overview) always works.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -68,8 +69,29 @@ def retry_delay(attempts: int, base_seconds: float) -> timedelta:
     return timedelta(seconds=min(base_seconds * 2 ** max(attempts - 1, 0), 3600.0))
 
 
+@dataclass(frozen=True)
+class RequestStep:
+    """What happened to a citizen's request that they are told of: the agency extended its
+    deadline (``extended``), answered it (``answered``), or let it pass (``overdue``)."""
+
+    request_id: UUID
+    kind: str
+    step: str
+    agency: str
+    due_on: date | None
+    outcome: str | None
+    reason: Sealed | None
+    late: bool
+
+
+def request_notice_id(request_id: UUID, step: str) -> UUID:
+    """What a notification about a request's step stands on instead of a share."""
+    return uuid5(NOTIFICATION_NAMESPACE, f"request/{request_id}/{step}")
+
+
 class Notification(Aggregate):
-    """The notice to one subject (or their representative) of one share."""
+    """The notice to one subject (or their representative) of one share, or of one step of a
+    request of theirs (``request``; ``share_id`` is then ``request_notice_id``)."""
 
     @event("NotificationScheduled")
     def __init__(
@@ -82,8 +104,10 @@ class Notification(Aggregate):
         bundle: str,
         correlation_id: str | None,
         override_id: UUID | None = None,
+        request: RequestStep | None = None,
         traceparent: str | None = None,
     ):
+        self.request = request
         self.share_id = share_id
         self.case_id = case_id
         self.subject = subject

@@ -142,7 +142,12 @@ class CitizenOverview:
             self.change_case(cur, data.case_id, None, {"status": "active"})
         elif isinstance(data, CaseStopped | CaseResumed):
             status = "stopped" if isinstance(data, CaseStopped) else "active"
-            self.change_case(cur, data.case_id, data.subject, {"status": status})
+            changes: dict[str, Any] = {"status": status}
+            if isinstance(data, CaseResumed) or data.status == "stopped":
+                # Stopped for every subject: the case has ended and its records' time counts
+                # from now (as retention's schedule counts it); resumed: it runs again.
+                changes["ended_at"] = event.occurred_at.isoformat() if isinstance(data, CaseStopped) else None
+            self.change_case(cur, data.case_id, data.subject, changes)
         elif isinstance(data, CaseClosed):
             self.end_case(cur, data.case_id, "closed", event.occurred_at, data.outcome)
         elif isinstance(data, ParticipantAdded):

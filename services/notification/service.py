@@ -6,7 +6,7 @@ from typing import Any
 
 from nameko.rpc import rpc
 
-from services.notification.application import NotificationUseCases
+from services.notification.application import NotificationUseCases, RequestEvent
 from shared.catchup import published_events_page
 from shared.commands import AgencyCommands
 from shared.consumer import consumes
@@ -53,6 +53,13 @@ class NotificationService:
     def handle_event(self, event: ReceivedEvent[Any]) -> None:
         """Records what the event changes in the case facts and the citizen's overview."""
         self.notifications.learn(event)
+
+    @consumes("consent", "CitizenRequestExtended")
+    @consumes("consent", "CitizenRequestAnswered")
+    @consumes("consent", "CitizenRequestOverdue")
+    def handle_citizen_request(self, event: ReceivedEvent[RequestEvent]) -> None:
+        """A request of the citizen's was extended, answered or is overdue: they are told."""
+        self.notifications.notify_request(event)
 
     @consumes("data_sharing", "DataShared")
     def handle_data_shared(self, event: ReceivedEvent[DataShared]) -> None:

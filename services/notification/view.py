@@ -20,8 +20,9 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
-from services.notification.domain import Notification
+from services.notification.domain import Notification, RequestStep
 from services.notification.overview import (
     ONLY_WHEN_SET,
     CaseRow,
@@ -39,9 +40,12 @@ from services.notification.overview import (
     ShareRow,
     SubjectRecords,
 )
-from shared.catalogue import Catalogue
+from shared.catalogue import Catalogue, ComplaintBody
 from shared.reasons import refusal_text, share_refusals
 from shared.sealed import PURGED, Sealed
+
+#: Times in notices are the citizen's: Dutch time, not UTC.
+LOCAL_TIME = ZoneInfo("Europe/Amsterdam")
 
 #: Opens a sealed value: its plaintext, ``PURGED`` once its key is shredded, None for None.
 Opener = Callable[[Sealed | None], object]
@@ -506,11 +510,32 @@ class NoticeOverride:
 
 @dataclass(frozen=True)
 class NoticeContact:
-    """Whom the citizen can ask."""
+    """Whom the citizen can ask, and how to reach them (the catalogue's contact details)."""
 
     agency: str
     function: str
     agency_name: str
+    phone: str = ""
+    email: str = ""
+    postal_address: str = ""
+    opening_hours: str = ""
+
+
+@dataclass(frozen=True)
+class NoticeComplaintBody:
+    name: str
+    phone: str
+    website: str
+
+
+@dataclass(frozen=True)
+class NoticeComplaints:
+    """Where the citizen complains: the contact point's agency first, then the bodies after it;
+    about privacy, the supervisory authority."""
+
+    procedure: str
+    then: tuple[NoticeComplaintBody, ...]
+    privacy: NoticeComplaintBody
 
 
 @dataclass(frozen=True)
@@ -525,6 +550,10 @@ class NoticeWords:
     override: NoticeOverride | None
     contact: NoticeContact
     portal_url: str
+    #: The day the notice is written and its reference (the notice's message id), to quote.
+    date: str = ""
+    reference: str = ""
+    complaints: NoticeComplaints | None = None
 
 
 def notice_words(
@@ -535,6 +564,8 @@ def notice_words(
     opener: Opener,
     was_deferred: Callable[[UUID], bool],
     portal_url: str,
+    reference: str = "",
+    today: date | None = None,
 ) -> NoticeWords:
     """The words of one notice for a bundle of notifications to one addressee, from the
     overview's records of the subject they are about."""
@@ -568,7 +599,7 @@ def notice_words(
         for_minor=first.addressee != first.subject,
         shares=tuple(
             NoticeShare(
-                when=f"{share.occurred_at:%Y-%m-%d %H:%M} UTC",
+                when=f"{share.occurred_at.astimezone(LOCAL_TIME):%Y-%m-%d %H:%M}",
                 from_name=wording.agency(share.from_agency),
                 to_name=wording.agency(share.to_agency),
                 category_labels=wording.categories(share.categories),
@@ -588,10 +619,105 @@ def notice_words(
             for share in told
         ),
         override=override,
-        contact=NoticeContact(
-            agency=contact.contact_point.agency,
-            function=contact.function or "",
-            agency_name=contact.agency_name,
-        ),
+        contact=_notice_contact(contact, wording),
         portal_url=portal_url,
+        date=(today or datetime.now(LOCAL_TIME).date()).isoformat(),
+        reference=reference,
+        complaints=_notice_complaints(contact.contact_point.agency, wording),
+    )
+
+
+def _notice_contact(shown: ContactPointShown, wording: Wording) -> NoticeContact:
+    """The contact point as the notice names it, with the catalogue's contact details."""
+    agency = wording.catalogue.agencies.get(shown.contact_point.agency)
+    details = agency.contact if agency else None
+    hours = details.opening_hours if details else None
+    return NoticeContact(
+        agency=shown.contact_point.agency,
+        function=shown.function or "",
+        agency_name=shown.agency_name,
+        phone=details.phone if details else "",
+        email=details.email if details else "",
+        postal_address=details.postal_address.replace("\n", ", ") if details else "",
+        opening_hours=hours(wording.language) if hours else "",
+    )
+
+
+def _notice_complaints(agency_id: str, wording: Wording) -> NoticeComplaints | None:
+    agency = wording.catalogue.agencies.get(agency_id)
+    if agency is None:
+        return None
+    route = agency.complaints
+
+    def body(found: ComplaintBody) -> NoticeComplaintBody:
+        contact = found.contact
+        return NoticeComplaintBody(
+            found.name, contact.phone if contact else "", contact.website if contact else ""
+        )
+
+    return NoticeComplaints(
+        procedure=route.procedure(wording.language),
+        then=tuple(body(b) for b in route.escalation),
+        privacy=body(route.privacy),
+    )
+
+
+@dataclass(frozen=True)
+class RequestNoticeWords:
+    """What a notice about a step of a citizen's request says (``templates/request.<lang>.txt.j2``):
+    which request, what happened, the reason in the citizen's language, the deadline, whom to ask
+    and where to complain."""
+
+    name: str | None
+    for_minor: bool
+    request_id: UUID
+    kind: str
+    step: str
+    agency_name: str
+    due_on: str
+    outcome: str | None
+    reason: str | None
+    late: bool
+    contact: NoticeContact
+    complaints: NoticeComplaints | None
+    portal_url: str
+    date: str
+    reference: str
+
+
+def request_notice_words(
+    notification: Notification,
+    step: RequestStep,
+    records: SubjectRecords,
+    addressee_name: str | None,
+    wording: Wording,
+    opener: Opener,
+    portal_url: str,
+    reference: str = "",
+    today: date | None = None,
+) -> RequestNoticeWords:
+    """The words of one notice about a request's step: the complaint route is the answering
+    agency's own; the contact point is the case's."""
+    case = next((c for c in records.cases if c.case_id == notification.case_id), None)
+    contact = ContactPointShown.of(
+        case.contact_point if case else ContactPointRow(agency=step.agency, function=None), wording, opener
+    )
+    reason = opener(step.reason)
+    text = reason.get(wording.language) if isinstance(reason, dict) else None
+    return RequestNoticeWords(
+        name=addressee_name,
+        for_minor=notification.addressee != notification.subject,
+        request_id=step.request_id,
+        kind=step.kind,
+        step=step.step,
+        agency_name=wording.agency(step.agency),
+        due_on=step.due_on.isoformat() if step.due_on else "",
+        outcome=step.outcome,
+        reason=None if text is None else str(text),
+        late=step.late,
+        contact=_notice_contact(contact, wording),
+        complaints=_notice_complaints(step.agency, wording),
+        portal_url=portal_url,
+        date=(today or datetime.now(LOCAL_TIME).date()).isoformat(),
+        reference=reference,
     )

@@ -190,6 +190,45 @@ class ShareErasureRequiredSchema(InboxSchema):
     purged_at = fields.AwareDateTime(required=True)
 
 
+class CitizenRequestReceivedSchema(InboxSchema):
+    """A citizen asked something about a case this agency takes part in. With ``answer_required``
+    this agency must answer by ``due_on`` (``answer_citizen_request``, or extend it once with a
+    reason, ``extend_citizen_request``); without, the request took effect at once (an objection
+    stops the case for the citizen, a consent withdrawal ends their consents) and this is notice."""
+
+    message_name = "CitizenRequestReceived"
+
+    request_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    kind = Code(required=True, metadata={"example": "question"})
+    agency = AgencyId(required=True, metadata={"description": "the agency that must answer"})
+    answer_required = fields.Boolean(required=True, metadata={"description": "true: you must answer"})
+    received_at = fields.AwareDateTime(required=True)
+    due_on = fields.Date(required=True, metadata={"description": "the last day to answer (Europe/Amsterdam)"})
+    key_id = fields.String(
+        allow_none=True, required=True, metadata={"description": "the key it is sealed to"}
+    )
+    sealed_text = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "base64 HPKE ciphertext of {text, subject: {role}}; null without text"},
+    )
+    text_withheld = fields.String(allow_none=True, load_default=None, metadata={"example": "no_key"})
+
+
+class CitizenRequestDueSchema(InboxSchema):
+    """A citizen's request this agency must answer is due soon (``reminder``) or past its
+    deadline (``overdue``: the citizen was told, with the complaint route). Carries no personal data."""
+
+    message_name = "CitizenRequestDue"
+
+    request_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    kind = Code(required=True)
+    due_on = fields.Date(required=True)
+    stage = fields.String(required=True, validate=validate.OneOf(["reminder", "overdue"]))
+
+
 def inbox_message(
     agency: str,
     name: str,

@@ -87,7 +87,7 @@ def test_every_deployment_has_probes_on_the_ops_port_and_resource_limits(overlay
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_pod_runs_as_a_non_root_user_on_a_read_only_filesystem_without_privileges(overlay):
     specs = pod_specs(overlay)
-    assert {"keten-migrate", "keten-purge"} <= set(specs)
+    assert {"keten-migrate", "keten-purge", "keten-requests-escalate"} <= set(specs)
     for name, spec in specs.items():
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["runAsUser"] != 0, name
@@ -190,14 +190,16 @@ def test_prometheus_finds_every_service_by_annotation_and_by_service_monitor():
     assert len([s for s in services if selected <= s["metadata"]["labels"].items()]) == len(SERVICES)
 
 
-def test_the_migration_job_and_the_purge_cronjob_run_commands_the_cli_knows():
+def test_the_migration_job_and_the_cronjobs_run_commands_the_cli_knows():
     [job] = of_kind("production", "Job")
-    [cron] = of_kind("production", "CronJob")
+    crons = {cron["metadata"]["name"]: cron for cron in of_kind("production", "CronJob")}
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
-    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
-    purge = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert purge == ["purge"]
-    assert {"migrate", "purge"} <= cli_commands()
+    args = {}
+    for name, cron in crons.items():
+        assert cron["spec"]["concurrencyPolicy"] == "Forbid", name
+        args[name] = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == {"keten-purge": ["purge"], "keten-requests-escalate": ["requests", "escalate"]}
+    assert {"migrate", "purge", "requests"} <= cli_commands()
 
 
 def cli_commands() -> set[str]:

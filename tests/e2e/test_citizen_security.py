@@ -24,7 +24,9 @@ SHIPPED_LIMITS = {"KETEN_LOGIN_LIMIT_PER_ADDRESS": "5", "KETEN_LOGIN_LIMIT_PER_C
 
 @pytest.fixture
 def platform(embedded_env):
-    with running_platform({**embedded_env, **SHIPPED_LIMITS}, ["notification", "gateway"]) as running:
+    with running_platform(
+        {**embedded_env, **SHIPPED_LIMITS}, ["consent", "notification", "gateway"]
+    ) as running:
         yield running
 
 

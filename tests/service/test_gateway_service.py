@@ -507,14 +507,15 @@ def test_logging_out_on_the_page_without_a_session_clears_the_cookie_left(gatewa
     assert response.headers["Set-Cookie"].startswith(f"{SESSION_COOKIE}=;")
 
 
-def test_the_copy_as_json_is_the_overview_without_the_pseudonym(gateway, services):
+def test_the_copy_as_json_is_the_overview_without_the_pseudonym_with_the_requests(gateway, services):
     services["notification"].answer["get_overview"] = {"subject": pseudonym(), "cases": []}
+    services["consent"].answer["citizen_requests"] = {"requests": []}
     response = gateway.copy(
         request("GET", "/inzage/copy", query_string={"format": "json"}, headers=bearer(), signed_by=None)
     )
     assert (response.status_code, response.mimetype) == (200, "application/json")
     assert response.headers["Content-Disposition"] == 'attachment; filename="keten-overzicht.json"'
-    assert json.loads(response.get_data()) == {"cases": []}
+    assert json.loads(response.get_data()) == {"cases": [], "requests": []}
 
 
 def test_the_copy_is_a_pdf_by_default(gateway, services):

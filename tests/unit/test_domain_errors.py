@@ -23,6 +23,13 @@ REFUSALS = [
     (consent.NoSuchObjectionError, "no_such_objection", 404),
     (consent.ObjectionExistsError, "objection_exists", 409),
     (consent.OverrideEndedError, "override_ended", 409),
+    (consent.InvalidRequestKindError, "invalid_request_kind", 400),
+    (consent.ExtensionWithoutReasonError, "extension_reason_required", 400),
+    (consent.InvalidExtensionError, "invalid_extension", 400),
+    (consent.InvalidAnswerError, "invalid_answer", 400),
+    (consent.ExtendedAlreadyError, "extended_already", 409),
+    (consent.ExtensionTooLateError, "extension_too_late", 409),
+    (consent.RequestClosedError, "request_closed", 409),
     (data_sharing.NotSenderOrRecordHolderError, "not_sender_or_record_holder", 403),
     (notification.NotYourDeferralError, "not_your_deferral", 403),
     (notification.NotDueError, "not_due", 409),
@@ -56,6 +63,7 @@ def test_every_domain_error_is_listed_here():
     bases = {
         case_registration.CaseError,
         consent.ConsentError,
+        consent.RequestError,
         notification.NotificationError,
         retention.RetentionError,
     }

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from shared.contracts.commands.base import Command, CommandSchema
-from shared.contracts.fields import AgencyId, Bsn, Code, Identifier
+from shared.contracts.fields import AgencyId, Bsn, Code, Identifier, Pseudonym
 from shared.contracts.typed import TypedSchema
 
 
@@ -207,3 +207,219 @@ class EndSafetyOverrideSchema(CommandSchema[EndSafetyOverride]):
 
     override_id = fields.UUID(required=True)
     reason_code = Code(required=True, metadata={"description": "one of safety_override_end_reasons"})
+
+
+# -- the citizen's requests ---------------------------------------------------------------------
+#: What a citizen can ask (``services.consent.domain.REQUEST_KINDS``).
+REQUEST_KINDS = (
+    "objection",
+    "consent_withdrawal",
+    "correction",
+    "erasure",
+    "restriction",
+    "access",
+    "question",
+)
+#: How an agency answers a request.
+REQUEST_OUTCOMES = ("granted", "partly_granted", "refused")
+#: The longest text a citizen may write into a request, in characters.
+REQUEST_TEXT_MAX = 4000
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be empty")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubmitCitizenRequest:
+    """Not an agency's command: the logged-in citizen's own request, with their pseudonym."""
+
+    client_request_id: UUID
+    case_id: UUID
+    kind: str
+    agency: str | None
+    text: str | None
+    subject: str
+    language: str
+
+
+class CitizenRequestBodySchema(Schema):
+    """What a logged-in citizen sends to ``/api/citizen/requests``. Repeat-safe by ``request_id``."""
+
+    class Meta:
+        unknown = RAISE
+
+    client_request_id = fields.UUID(
+        required=True,
+        data_key="request_id",
+        metadata={"description": "client-chosen id; the same id again is the same request"},
+    )
+    case_id = fields.UUID(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(REQUEST_KINDS))
+    agency = AgencyId(
+        load_default=None,
+        metadata={"description": "the agency the request is for; default: the case's record holder"},
+    )
+    text = fields.String(
+        load_default=None,
+        validate=[validate.Length(min=1, max=REQUEST_TEXT_MAX), _not_blank],
+        metadata={"description": "the citizen's own words; needed for a question and a correction"},
+    )
+
+
+class CitizenRequestInputSchema(CitizenRequestBodySchema, TypedSchema[SubmitCitizenRequest]):
+    """A logged-in citizen's request about one of their cases, as the gateway passes it on: with
+    the pseudonym from the session (a citizen never names another person) and their language."""
+
+    subject = Pseudonym(required=True)
+    language = fields.String(load_default="nl", validate=validate.OneOf(["nl", "en"]))
+
+
+class CitizenRequestStatusSchema(Schema):
+    """A citizen's request as it stands: who must answer it, by when, and what happened. Names no
+    person and holds none of the citizen's words."""
+
+    request_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(REQUEST_KINDS))
+    agency = AgencyId(required=True, metadata={"description": "the agency that must answer"})
+    status = fields.String(
+        required=True, validate=validate.OneOf(["open", "overdue", "answered", "withdrawn"])
+    )
+    received_at = fields.AwareDateTime(required=True)
+    due_on = fields.Date(required=True, metadata={"description": "the last day to answer (Europe/Amsterdam)"})
+    extended = fields.Boolean(required=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReasonText:
+    """A reason for the citizen, in plain Dutch (B1) and in English."""
+
+    nl: str
+    en: str
+
+
+class ReasonTextSchema(TypedSchema[ReasonText]):
+    class Meta:
+        unknown = RAISE
+
+    nl = fields.String(required=True, validate=[validate.Length(min=1, max=REQUEST_TEXT_MAX), _not_blank])
+    en = fields.String(required=True, validate=[validate.Length(min=1, max=REQUEST_TEXT_MAX), _not_blank])
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnswerCitizenRequest(Command):
+    request_id: UUID
+    outcome: str
+    reason: ReasonText
+
+
+class AnswerCitizenRequestSchema(CommandSchema[AnswerCitizenRequest]):
+    """The agency's answer to a citizen's request it must answer: granted, partly granted or
+    refused, with the reason in Dutch (B1) and English. The citizen sees it on their page."""
+
+    command_name = "answer_citizen_request"
+    service = "consent"
+    reply_schema = CitizenRequestStatusSchema
+
+    request_id = fields.UUID(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(REQUEST_OUTCOMES))
+    reason = fields.Nested(ReasonTextSchema, required=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtendCitizenRequest(Command):
+    request_id: UUID
+    until: date
+    reason: ReasonText | None
+
+
+class ExtendCitizenRequestSchema(CommandSchema[ExtendCitizenRequest]):
+    """Extends the deadline of a citizen's request once, by at most two months, within the first
+    month, and only with a reason the citizen is told (AVG art. 12(3))."""
+
+    command_name = "extend_citizen_request"
+    service = "consent"
+    reply_schema = CitizenRequestStatusSchema
+
+    request_id = fields.UUID(required=True)
+    until = fields.Date(required=True, metadata={"description": "the new last day to answer"})
+    reason = fields.Nested(
+        ReasonTextSchema,
+        load_default=None,
+        metadata={"description": "why more time is needed; an extension without one is refused"},
+    )
+
+
+class CitizenRequestForAgencySchema(CitizenRequestStatusSchema):
+    """A request as the agency that must answer it reads it: the citizen's words sealed to the
+    agency's own key, as shared content is (``keten_client``, ``open_sealed``)."""
+
+    key_id = fields.String(
+        allow_none=True, required=True, metadata={"description": "the key it is sealed to"}
+    )
+    sealed_text = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "base64 HPKE ciphertext of {text, subject: {role}}; null when the agency has "
+            "no key or the citizen's records were purged (text_withheld says which)"
+        },
+    )
+    text_withheld = fields.String(allow_none=True, load_default=None, metadata={"example": "no_key"})
+
+
+class CitizenRequestListSchema(Schema):
+    """The open requests an agency must answer, soonest deadline first."""
+
+    requests = fields.List(fields.Nested(CitizenRequestForAgencySchema), required=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListCitizenRequests(Command):
+    pass
+
+
+class ListCitizenRequestsSchema(CommandSchema[ListCitizenRequests]):
+    """The citizens' requests the agency must still answer (open and overdue), with their
+    deadlines and the citizens' words sealed to the agency's key."""
+
+    command_name = "list_citizen_requests"
+    service = "consent"
+    reply_schema = CitizenRequestListSchema
+
+
+class CitizenRequestStepSchema(Schema):
+    """One step in a request's history, as the citizen reads it."""
+
+    step = fields.String(
+        required=True, validate=validate.OneOf(["received", "extended", "answered", "overdue", "withdrawn"])
+    )
+    at = fields.AwareDateTime(required=True)
+    due_on = fields.Date(
+        allow_none=True, load_default=None, metadata={"description": "received, extended, overdue"}
+    )
+    outcome = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(REQUEST_OUTCOMES))
+    reason = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "{nl, en}; absent once the citizen's records were purged"},
+    )
+    late = fields.Boolean(allow_none=True, load_default=None)
+
+
+class CitizenRequestViewSchema(CitizenRequestStatusSchema):
+    """A request as its citizen reads it: their own words (null once purged) and its history."""
+
+    text = fields.String(allow_none=True, required=True)
+    purged = fields.Boolean(required=True, metadata={"description": "the citizen's records were purged"})
+    steps = fields.List(fields.Nested(CitizenRequestStepSchema), required=True)
+
+
+class CitizenRequestsSchema(Schema):
+    """The logged-in citizen's requests, newest first."""
+
+    requests = fields.List(fields.Nested(CitizenRequestViewSchema), required=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from uuid import UUID
 
 from marshmallow import EXCLUDE, fields
@@ -199,3 +199,121 @@ class SafetyOverrideEndedSchema(EventSchema[SafetyOverrideEnded]):
     case_id = fields.UUID(required=True)
     reason_code = Code(required=True, metadata={"description": "one of safety_override_end_reasons"})
     ended_by = AgencyId(required=True)
+
+
+# -- the citizen's requests ---------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class CitizenRequestReceived:
+    request_id: UUID
+    case_id: UUID
+    subject: str
+    kind: str
+    agency: str
+    text: Sealed | None = None
+    received_at: datetime
+    due_on: date
+
+
+class CitizenRequestReceivedSchema(EventSchema[CitizenRequestReceived]):
+    """A citizen asked something about their case (object, withdraw a consent, correction,
+    erasure, restriction, access, a question) of ``agency``, which must answer by ``due_on``
+    (one calendar month in Europe/Amsterdam, AVG art. 12(3))."""
+
+    event_name, source, aggregate_id_field = "CitizenRequestReceived", "consent", "request_id"
+
+    request_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    subject = Pseudonym(required=True)
+    kind = Code(required=True)
+    agency = AgencyId(required=True, metadata={"description": "the agency that must answer"})
+    text = SealedValue(metadata={"description": "the citizen's own words (subject key)"})
+    received_at = fields.AwareDateTime(required=True)
+    due_on = fields.Date(required=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CitizenRequestExtended:
+    request_id: UUID
+    case_id: UUID
+    subject: str
+    agency: str
+    due_on: date
+    reason: Sealed | None = None
+
+
+class CitizenRequestExtendedSchema(EventSchema[CitizenRequestExtended]):
+    """The agency extended the deadline once, with its reason for the citizen (subject key)."""
+
+    event_name, source, aggregate_id_field = "CitizenRequestExtended", "consent", "request_id"
+
+    request_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    subject = Pseudonym(required=True)
+    agency = AgencyId(required=True)
+    due_on = fields.Date(required=True, metadata={"description": "the new last day to answer"})
+    reason = SealedValue(metadata={"description": "{nl, en}: why more time is needed"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class CitizenRequestAnswered:
+    request_id: UUID
+    case_id: UUID
+    subject: str
+    agency: str
+    outcome: str
+    reason: Sealed | None = None
+    late: bool
+
+
+class CitizenRequestAnsweredSchema(EventSchema[CitizenRequestAnswered]):
+    """The agency answered: granted, partly granted or refused, with its reason (subject key)."""
+
+    event_name, source, aggregate_id_field = "CitizenRequestAnswered", "consent", "request_id"
+
+    request_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    subject = Pseudonym(required=True)
+    agency = AgencyId(required=True)
+    outcome = Code(required=True)
+    reason = SealedValue(metadata={"description": "{nl, en}: the reason for the citizen"})
+    late = fields.Boolean(required=True, metadata={"description": "answered after the deadline"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class CitizenRequestOverdue:
+    request_id: UUID
+    case_id: UUID
+    subject: str
+    agency: str
+    kind: str
+    due_on: date
+
+
+class CitizenRequestOverdueSchema(EventSchema[CitizenRequestOverdue]):
+    """The deadline passed without an answer: the citizen is told, with the complaint route."""
+
+    event_name, source, aggregate_id_field = "CitizenRequestOverdue", "consent", "request_id"
+
+    request_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    subject = Pseudonym(required=True)
+    agency = AgencyId(required=True)
+    kind = Code(required=True)
+    due_on = fields.Date(required=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CitizenRequestWithdrawn:
+    request_id: UUID
+    case_id: UUID
+    subject: str
+
+
+class CitizenRequestWithdrawnSchema(EventSchema[CitizenRequestWithdrawn]):
+    """The citizen took their request back."""
+
+    event_name, source, aggregate_id_field = "CitizenRequestWithdrawn", "consent", "request_id"
+
+    request_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    subject = Pseudonym(required=True)
