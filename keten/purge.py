@@ -22,7 +22,7 @@ def run_purge(
     """
     from tqdm import tqdm
 
-    from services.retention.application import RetentionUseCases
+    from services.retention.application import PURGE_BATCH, RetentionUseCases
     from services.retention.purge_plan import PurgeReport
 
     settings = settings or Settings.from_env()
@@ -49,10 +49,13 @@ def run_purge(
                 " dry run: nothing was purged."
             )
             return 0
-        report = PurgeReport.of(
-            retention.purge(planned.unit)
-            for planned in tqdm(plan, desc="purging", unit="scope", disable=not progress or not plan)
-        )
+        results = []
+        with tqdm(total=len(plan), desc="purging", unit="scope", disable=not progress or not plan) as bar:
+            for start in range(0, len(plan), PURGE_BATCH):
+                batch = [planned.unit for planned in plan[start : start + PURGE_BATCH]]
+                results.extend(retention.purge_many(batch))
+                bar.update(len(batch))
+        report = PurgeReport.of(results)
         kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(report.by_kind.items()))
         print(
             f"Purged {report.purged} scope(s)"

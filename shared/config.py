@@ -37,7 +37,7 @@ class Settings:
     pseudonym_secret: bytes = field(default=b"", repr=False)
     rpc_timeout: float = 5.0
     gateway_address: str = "127.0.0.1:8000"
-    relay_interval: float = 0.05
+    relay_interval: float = 5.0  # a fallback: the relay wakes on every commit
     relay_batch_size: int = 500
     #: Seconds between signed heads of a verifiable log (while it grows), and between its self-checks.
     log_head_interval: float = 10.0
@@ -78,6 +78,9 @@ class Settings:
     portal_url: str | None = None
     # Seconds between the notification service's delivery runs; 0 leaves its timer off.
     notify_interval: float = 1.0
+    # Seconds between runs that lay out pending letters as PDFs (services.notification.channels);
+    # 0 leaves the timer off, for letters rendered when collected (``keten letters render``).
+    letter_render_interval: float = 5.0
     # Seconds a new notification waits for the other shares of its consultation (bundling).
     notify_bundle_seconds: float = 2.0
     # First retry after a failed delivery, in seconds; doubled per attempt, at most an hour.
@@ -147,7 +150,7 @@ class Settings:
                 pseudonym_secret=secrets_["KETEN_PSEUDONYM_SECRET"],
                 rpc_timeout=float(get("KETEN_RPC_TIMEOUT", "5") or 5),
                 gateway_address=get("GATEWAY_ADDRESS", "127.0.0.1:8000") or "",
-                relay_interval=float(get("KETEN_RELAY_INTERVAL", "0.05") or 0.05),
+                relay_interval=float(get("KETEN_RELAY_INTERVAL", "5") or 5),
                 relay_batch_size=int(get("KETEN_RELAY_BATCH_SIZE", "500") or 500),
                 log_head_interval=float(get("KETEN_LOG_HEAD_INTERVAL", "10") or 10),
                 log_verify_interval=float(get("KETEN_LOG_VERIFY_INTERVAL", "900") or 900),
@@ -169,6 +172,7 @@ class Settings:
                 letter_dir=Path(letters) if (letters := get("KETEN_LETTER_DIR")) else None,
                 portal_url=get("KETEN_PORTAL_URL"),
                 notify_interval=float(get("KETEN_NOTIFY_INTERVAL", "1") or 0),
+                letter_render_interval=float(get("KETEN_LETTER_RENDER_INTERVAL", "5") or 0),
                 notify_bundle_seconds=float(get("KETEN_NOTIFY_BUNDLE_SECONDS", "2") or 0),
                 notify_retry_seconds=float(get("KETEN_NOTIFY_RETRY_SECONDS", "30") or 30),
                 max_request_bytes=int(get("KETEN_MAX_REQUEST_BYTES", "1048576") or 1048576),

@@ -13,6 +13,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -24,6 +25,8 @@ from shared.db import SqlStore
 from shared.sealed import PURGED, KeyScope, Purged, Sealed
 
 NONCE_BYTES = 12
+#: Keys destroyed per statement in a batch purge (SQLite allows 999 parameters in one).
+SHRED_CHUNK = 500
 
 
 class ScopeShreddedError(Exception):
@@ -112,6 +115,31 @@ class KeyStore:
             shredded = cur.rowcount
             # A tombstone for the case scope even if nothing was ever sealed under it.
             self._tombstone(cur, KeyScope(case_id))
+        return shredded
+
+    def shred_many(self, scopes: Sequence[KeyScope], cases: Sequence[UUID] = ()) -> int:
+        """Deletes the keys of many ``scopes`` and every key of ``cases`` at once (a batch
+        purge), with their tombstones, in one transaction; returns how many were live."""
+        now = _now()
+        shredded = 0
+        with self.store.transaction() as cur:
+            by_column = (("key_id", [s.key_id for s in scopes]), ("case_id", [str(c) for c in cases]))
+            for column, values in by_column:
+                for start in range(0, len(values), SHRED_CHUNK):
+                    chunk = values[start : start + SHRED_CHUNK]
+                    cur.execute(
+                        "UPDATE keten_keys SET wrapped_key = NULL, shredded_at = ?"
+                        f" WHERE {column} IN ({', '.join('?' * len(chunk))}) AND wrapped_key IS NOT NULL",
+                        (now, *chunk),
+                    )
+                    shredded += cur.rowcount
+            tombstones = [*scopes, *(KeyScope(case_id) for case_id in cases)]
+            if tombstones:
+                cur.executemany(
+                    "INSERT INTO keten_keys (key_id, case_id, wrapped_key, created_at, shredded_at)"
+                    " VALUES (?, ?, NULL, ?, ?) ON CONFLICT (key_id) DO NOTHING",
+                    [(scope.key_id, str(scope.case_id), now, now) for scope in tombstones],
+                )
         return shredded
 
     def shred_scope(self, scope: KeyScope) -> int:
@@ -240,6 +268,14 @@ class Vault:
     def shred_scope(self, scope: KeyScope) -> int:
         count = self.keys.shred_scope(scope)
         self.forget(scope.case_id, scope.subject)
+        return count
+
+    def shred_many(self, scopes: Sequence[KeyScope], cases: Sequence[UUID] = ()) -> int:
+        count = self.keys.shred_many(scopes, cases)
+        for scope in scopes:
+            self.forget(scope.case_id, scope.subject)
+        for case_id in cases:
+            self.forget(case_id)
         return count
 
     def forget(self, case_id: UUID, subject: str | None = None) -> None:

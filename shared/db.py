@@ -90,7 +90,7 @@ class PgDatastore:
                 conn = self._idle.get_nowait()
             except queue.Empty:
                 return None
-            if not conn.closed and not _has_pending_input(conn):
+            if not conn.closed and not has_pending_input(conn):
                 return conn
             conn.close()
 
@@ -149,7 +149,7 @@ class PgDatastore:
 CONNECT_RETRY_PAUSES = (0.1, 0.3, 0.6)
 
 
-def _has_pending_input(conn: Any) -> bool:
+def has_pending_input(conn: Any) -> bool:
     """Whether an idle connection's socket has something to read: nothing is expected there
     between transactions, so it is the server's termination notice or the connection's end."""
     try:

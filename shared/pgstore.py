@@ -5,7 +5,10 @@ by the library's own recorder test cases (tests/integration/test_pgstore.py):
 
 - ``<app>_events``: one row per event, ``notification_id`` from a sequence. Writers take
   ``LOCK TABLE ... IN EXCLUSIVE MODE`` so that notification ids become visible in commit order
-  and a reader of the notification log (the relay) never skips an id that commits later.
+  and a reader of the notification log (the relay) never skips an id that commits later. The
+  same statement sends ``NOTIFY`` on the table's ``wake_channel``, delivered when the
+  transaction commits: the relay listens there, so events saved by another process (a replica,
+  ``keten purge``) are published without polling (``shared.relay``).
 - ``<app>_tracking``: one row per upstream, the position processed up to. Recording a position
   that is not higher than the recorded one raises ``IntegrityError``: a redelivered message is
   rejected in the same transaction as its effects, so it changes nothing.
@@ -14,6 +17,7 @@ by the library's own recorder test cases (tests/integration/test_pgstore.py):
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -56,10 +60,20 @@ class PgRecorder:
         return []
 
 
+def wake_channel(schema: str, events_table: str) -> str:
+    return f"keten_saved_{zlib.crc32(f'{schema}.{events_table}'.encode()):08x}"
+
+
 class PgAggregateRecorder(PgRecorder, AggregateRecorder):
     @property
     def events_table(self) -> str:
         return f"{self.prefix}_events"
+
+    @property
+    def wake_channel(self) -> str:
+        """The LISTEN/NOTIFY channel told of every commit of new events (schemas share one
+        database, so the channel names the schema too; a short digest keeps it an identifier)."""
+        return wake_channel(self.datastore.schema, self.events_table)
 
     def create_table_statements(self) -> list[str]:
         return [
@@ -83,7 +97,8 @@ class PgAggregateRecorder(PgRecorder, AggregateRecorder):
     def _insert_events(self, cur: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> list[int]:
         if not stored_events:
             return []
-        cur.execute(f"LOCK TABLE {self.events_table} IN EXCLUSIVE MODE")
+        # One round trip: the lock, and the wake-up the relay gets at commit.
+        cur.execute(f"LOCK TABLE {self.events_table} IN EXCLUSIVE MODE; NOTIFY {self.wake_channel}")
         rows = [(str(e.originator_id), e.originator_version, e.topic, bytes(e.state)) for e in stored_events]
         # One statement for the whole batch; RETURNING keeps the order of the VALUES list.
         placeholders = ",".join(["(%s,%s,%s,%s)"] * len(rows))

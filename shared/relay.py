@@ -15,7 +15,12 @@ continues the same chain. ``published_events_page`` serves the same events again
 that found a gap (the catch-up RPC every publishing service offers).
 
 Only one relay per application publishes at a time: on PostgreSQL it holds an advisory lock
-(other replicas stand by), on SQLite the store belongs to one process anyway. With the embedded
+(other replicas stand by), on SQLite the store belongs to one process anyway.
+
+Nothing is done while nothing happens: the relay wakes when events are committed (a save in
+its own process; on PostgreSQL also a ``NOTIFY`` from any process, see ``shared.pgstore``) and
+otherwise looks only every ``relay_interval`` seconds (a fallback); it checks its lease every
+``PgLease.CHECK_EVERY`` seconds, and its lag is computed when the metrics are scraped. With the embedded
 in-process broker, whose queues vanish with the process, the relay starts from the beginning of
 the log at every start, and consumers' tracking drops what they already had.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import select
 import threading
 import time
 import zlib
@@ -36,7 +42,7 @@ from shared import logs, metrics
 from shared.application import KetenApplication
 from shared.config import Settings
 from shared.contracts.envelope import OutgoingMessage, correlation_of, encode_event, published_name
-from shared.db import Cursor, PgDatastore
+from shared.db import Cursor, PgDatastore, has_pending_input
 from shared.logs import log_context
 from shared.provenance import EventKeys
 from shared.publishing import ConfirmingPublisher
@@ -174,26 +180,35 @@ class EventRelay:
 class PgLease:
     """Leadership by a session advisory lock on a dedicated connection."""
 
+    #: Seconds between round trips that check a held lease's connection still answers (in
+    #: between, only its socket is looked at, which costs no round trip).
+    CHECK_EVERY = 5.0
+
     def __init__(self, datastore: PgDatastore, name: str):
         self.datastore = datastore
         self.key = zlib.crc32(f"{datastore.schema}:{name}".encode())
         self._conn: Any = None
         self._held = False
+        self._checked = 0.0
 
     def acquire(self) -> bool:
-        """True while this process holds the lease (checked on every call: a dropped
-        connection loses the lock, and another replica may take over)."""
+        """True while this process holds the lease: a dropped connection loses the lock, and
+        another replica may take over. A connection the server ended shows at once (its
+        socket has the goodbye to read); one that silently died, at the next check."""
         try:
-            if self._conn is None or self._conn.closed:
+            if self._conn is None or self._conn.closed or has_pending_input(self._conn):
+                self.release()
                 self._conn = self.datastore._connect()
                 self._conn.autocommit = True
-                self._held = False
             with self._conn.cursor() as cur:
                 if self._held:
-                    cur.execute("SELECT 1")
+                    if time.monotonic() - self._checked >= self.CHECK_EVERY:
+                        cur.execute("SELECT 1")
+                        self._checked = time.monotonic()
                     return True
                 cur.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
                 self._held = bool(cur.fetchone()[0])
+                self._checked = time.monotonic()
                 return self._held
         except Exception:
             self.release()
@@ -205,6 +220,48 @@ class PgLease:
                 self._conn.close()
         self._conn = None
         self._held = False
+
+
+class PgWakeup:
+    """Calls ``wake`` whenever any process commits new events to the application's store:
+    ``LISTEN`` on the events table's channel (``shared.pgstore``), on a connection of its own."""
+
+    #: Seconds between looks at whether the relay is stopping, while nothing is committed.
+    STOP_CHECK = 2.0
+
+    def __init__(self, datastore: PgDatastore, channel: str, wake: Any):
+        self.datastore = datastore
+        self.channel = channel
+        self.wake = wake
+        self.stopping = False
+
+    def run(self) -> None:
+        backoff = 1.0
+        while not self.stopping:
+            conn = None
+            try:
+                conn = self.datastore._connect()
+                conn.autocommit = True
+                with conn.cursor() as cur:
+                    cur.execute(f"LISTEN {self.channel}")
+                self.wake()  # what was committed while nobody listened
+                backoff = 1.0
+                while not self.stopping:
+                    readable, _, _ = select.select([conn], [], [], self.STOP_CHECK)
+                    if readable:
+                        conn.poll()
+                        if conn.notifies:
+                            conn.notifies.clear()
+                            self.wake()
+            except Exception as exc:
+                # The relay still publishes on its fallback interval meanwhile.
+                log.warning("relay wake-up: %s; listening again in %.0fs", type(exc).__name__, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
 
 
 class AlwaysLeader:
@@ -219,10 +276,14 @@ class RelayLoop:
     """Keeps one application's outbox published while its service runs.
 
     Publishes only while it holds the lease (one publisher per application: a PostgreSQL
-    advisory lock; other replicas stand by), wakes on every save or after the relay interval,
-    and backs off while the broker or the store is down. The service's ApplicationProvider
-    runs it in a managed thread and stops it with the container.
+    advisory lock; other replicas stand by), wakes on every commit of events (a save in this
+    process, or a ``NOTIFY`` on PostgreSQL) or after the relay interval, and backs off while the
+    broker or the store is down. The service's ApplicationProvider runs it in a managed thread
+    and stops it with the container.
     """
+
+    #: Seconds a standby waits between tries to take the lease.
+    STANDBY_RETRY = 5.0
 
     #: A relay with events waiting that has not published for this long is reported stuck.
     STUCK_AFTER = 60.0
@@ -237,11 +298,28 @@ class RelayLoop:
         #: When the verifiable log's head is next signed, and the log next checked (monotonic).
         self._next_head = 0.0
         self._next_check = 0.0
+        self._wakeup: PgWakeup | None = None
         app.on_save(self._wake.set)
 
     def stop(self) -> None:
         self._stopping = True
+        if self._wakeup is not None:
+            self._wakeup.stopping = True
         self._wake.set()
+
+    def _woken_by_commit(self) -> None:
+        if self.relay is not None:  # a standby does not publish: nothing to wake for
+            self._wake.set()
+
+    def current_lag(self) -> float:
+        """The lag, computed when the metrics are scraped (not on every turn of the loop)."""
+        relay = self.relay
+        if relay is None:
+            return 0.0
+        try:
+            return float(relay.lag())
+        except Exception:
+            return float("nan")  # the store does not answer: unknown, not zero
 
     def stuck(self) -> bool:
         relay = self.relay
@@ -260,6 +338,11 @@ class RelayLoop:
             if isinstance(datastore, PgDatastore)
             else AlwaysLeader()
         )
+        if isinstance(datastore, PgDatastore):
+            channel = getattr(self.app.recorder, "wake_channel", None)
+            if channel is not None:
+                self._wakeup = PgWakeup(datastore, channel, self._woken_by_commit)
+                threading.Thread(target=self._wakeup.run, name=f"{source}.relay-wakeup", daemon=True).start()
         backoff = 0.5
         while not self._stopping:
             leading = lease.acquire()
@@ -268,7 +351,7 @@ class RelayLoop:
                 self.relay = None  # another replica relays; stand by
                 with contextlib.suppress(KeyError):  # the leader's lag is the one that counts
                     metrics.relay_lag.remove(source)
-                self._sleep(2.0)
+                self._sleep(self.STANDBY_RETRY)
                 continue
             try:
                 if self.relay is None:
@@ -279,10 +362,10 @@ class RelayLoop:
                         batch_size=settings.relay_batch_size,
                         durable_position=not settings.embedded_broker,
                     )
+                    metrics.relay_lag.labels(source).set_function(self.current_lag)
                 published = self.relay.publish_pending()
                 if published:
                     metrics.events_published.labels(source).inc(published)
-                metrics.relay_lag.labels(source).set(self.relay.lag())
                 if self.relay.log is not None:
                     self.keep_log(self.relay.log, publisher)
                 backoff = 0.5
@@ -291,11 +374,10 @@ class RelayLoop:
             except Exception as exc:
                 log.warning("%s relay: %s; retrying in %.1fs", source, type(exc).__name__, backoff)
                 publisher.close()
-                with contextlib.suppress(Exception):  # the store may be what is down
-                    if self.relay is not None:
-                        metrics.relay_lag.labels(source).set(self.relay.lag())
                 self._wake.wait(timeout=backoff)
                 backoff = min(backoff * 2, 10.0)
+        if self._wakeup is not None:
+            self._wakeup.stopping = True
         publisher.close()
         lease.release()
         metrics.relay_leader.labels(source).set(0)

@@ -230,5 +230,6 @@ def notifying_env(env: dict[str, str], mailbox: Mailbox, letters: Any) -> dict[s
         "KETEN_SMTP_PORT": str(mailbox.port),
         "KETEN_NOTIFY_INTERVAL": "0.2",
         "KETEN_NOTIFY_BUNDLE_SECONDS": "0.2",
+        "KETEN_LETTER_RENDER_INTERVAL": "0.5",
         "KETEN_LETTER_DIR": str(letters),
     }

@@ -1,6 +1,6 @@
 """``keten bench``: Keten held against the raw limit of its broker and store (docs/performance.md).
 
-In one run, on this machine's RabbitMQ and PostgreSQL, each in a vhost and schema of its own
+In one run, on this machine's RabbitMQ and PostgreSQL, in a vhost and a database of its own
 (created here, dropped afterwards):
 
 1. raw limit: messages published with confirms to a durable queue, consumed with manual acks,
@@ -12,8 +12,10 @@ In one run, on this machine's RabbitMQ and PostgreSQL, each in a vhost and schem
 4. purging due cases with their keys and read-model rows;
 5. the end-to-end throughput on the embedded default (SQLite, in-process broker).
 
-Each service runs in a process of its own, as in production. Prints one table and writes
-``bench/results.json``.
+Each service runs in a process of its own, as in production. Beside speed, the end-to-end
+part measures cost (``keten.bench.cost``): CPU milliseconds and round trips per share, and what
+the services do while idle. Prints one table and writes ``bench/results.json``, also when a
+part timed out (what it measured until then, with the part named in ``timed_out``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import eventlet
 import psycopg2
@@ -44,6 +46,7 @@ from eventsourcing.utils import get_topic
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from keten.bench import loader
+from keten.bench.cost import CpuMeter, RoundTrips, per_share
 from keten.bench.loader import citizen_bsn
 from keten.demo import close_case_command, register_case_command, share_request_command
 from keten_client import AgencyClient
@@ -63,6 +66,8 @@ RESULT_KEYS = (
     "raw_per_s",
     "e2e_shares_per_s",
     "ratio_e2e_to_raw",
+    "cpu_ms_per_share",
+    "round_trips_per_share",
     "latency_ms",
     "overview_p50_ms",
     "overview_p99_ms",
@@ -90,6 +95,7 @@ class Sizes:
     overview_events: int
     overview_queries: int
     embedded_shares: int
+    idle_seconds: float = 6.0  # how long the idle services' CPU and transactions are measured
 
 
 #: The issue asks for 10,000 shares and purges and 1,000,000 overview events; on this machine
@@ -103,6 +109,7 @@ FULL = Sizes(
     overview_events=50_000,
     overview_queries=1_000,
     embedded_shares=500,
+    idle_seconds=30.0,
 )
 QUICK = Sizes(
     shares=200,
@@ -143,6 +150,8 @@ class Servers:
     database_url: str
     schema: str
     management_api: str
+    admin_dsn: str  # the server's own database, outside what is measured
+    database: str  # the database of the benchmark's own
 
     def settings(self, **extra: str) -> Settings:
         return Settings.from_env(self.env(**extra))
@@ -165,24 +174,33 @@ class Servers:
 
 @contextmanager
 def isolated_servers(amqp_base: str, database_url: str) -> Iterator[Servers]:
-    """A RabbitMQ vhost and a PostgreSQL schema of the benchmark's own, dropped afterwards."""
+    """A RabbitMQ vhost and a PostgreSQL database of the benchmark's own (so that their
+    statistics count only what the benchmark does), dropped afterwards."""
     parts = urlsplit(amqp_base)
     user, password = parts.username or "guest", parts.password or "guest"
     name = f"keten_bench_{uuid.uuid4().hex[:10]}"
     amqp_uri = f"amqp://{user}:{password}@{parts.hostname}:{parts.port or 5672}/{name}"
     broker = BrokerAdmin.from_amqp_uri(amqp_uri, os.environ.get("RABBITMQ_MANAGEMENT_URL"))
     broker.create_vhost()
+    _admin_sql(database_url, f'CREATE DATABASE "{name}"')
+    own_database = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
     try:
-        yield Servers(amqp_uri, database_url, name, broker.api)
+        yield Servers(amqp_uri, own_database, name, broker.api, database_url, name)
     finally:
         from shared.db import close_postgres_datastores
 
         close_postgres_datastores(name)
         broker.delete_vhost()
-        conn = psycopg2.connect(database_url)
-        conn.autocommit = True
+        _admin_sql(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin_sql(dsn: str, statement: str) -> None:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True  # CREATE and DROP DATABASE run outside a transaction
+    try:
         with conn.cursor() as cur:
-            cur.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+            cur.execute(statement)
+    finally:
         conn.close()
 
 
@@ -256,6 +274,8 @@ class Platform:
     settings: Settings
     amqp_url: str
     _apps: dict[str, Any]
+    #: Transactions the benchmark itself ran in the store (to leave out of the services' cost).
+    own_transactions: int = 0
 
     def app(self, name: str) -> Any:
         return self._apps[name]
@@ -265,7 +285,10 @@ class Platform:
         for follower, keys in SUBSCRIPTIONS.items():
             for upstream in UPSTREAMS:
                 wanted = {key.split(".", 1)[1] for key in keys if key.startswith(f"{upstream}.")}
-                if wanted and self._unprocessed(upstream, self.app(follower).position(upstream), wanted):
+                if not wanted:
+                    continue
+                self.own_transactions += 2  # the position, then the log after it
+                if self._unprocessed(upstream, self.app(follower).position(upstream), wanted):
                     return False
         return True
 
@@ -287,6 +310,24 @@ class ServerPlatform(Platform):
         self.amqp_url = servers.amqp_uri
         self.processes: list[subprocess.Popen[bytes]] = []
         self._apps = {}
+
+    def cpu_meter(self) -> CpuMeter:
+        return CpuMeter(
+            [p.pid for p in self.processes],
+            self.servers.admin_dsn,
+            urlsplit(self.servers.database_url).port or 5432,
+        )
+
+    def round_trips(self) -> RoundTrips:
+        broker = BrokerAdmin.from_amqp_uri(self.servers.amqp_uri, self.servers.management_api)
+        return RoundTrips(
+            self.servers.admin_dsn,
+            self.servers.database,
+            broker.api,
+            broker.vhost,
+            broker.user,
+            broker.password,
+        )
 
     def start(self) -> None:
         env = {**os.environ, **self.servers.env()}
@@ -372,9 +413,14 @@ class EmbeddedPlatform(Platform):
 # -- 2. end to end ---------------------------------------------------------------------------------
 class NotificationWatch:
     """Notices each share's notification as it is recorded, by reading the notification
-    service's log after where it last looked (every few milliseconds)."""
+    service's log after where it last looked (every 50 ms, so that looking costs the machine
+    little). ``recorded`` holds when each was stored: the event's own timestamp, so the time
+    between looks adds nothing to a latency."""
+
+    POLL = 0.05
 
     def __init__(self, platform: Platform):
+        self.platform = platform
         self.app = platform.app("notification")
         self.position = self.app.recorder.max_notification_id() or 0
         self.recorded: dict[uuid.UUID, float] = {}
@@ -386,11 +432,12 @@ class NotificationWatch:
             found = self.app.recorder.select_notifications(
                 start=self.position, limit=1000, topics=[NOTIFICATION_TOPIC], inclusive_of_start=False
             )
-            now = time.monotonic()
+            self.platform.own_transactions += 1
             for notification in found:
-                self.recorded[notification.originator_id] = now
+                event = self.app.mapper.to_domain_event(notification)
+                self.recorded[notification.originator_id] = event.timestamp.timestamp()
                 self.position = notification.id
-            eventlet.sleep(0.005 if not found else 0)
+            eventlet.sleep(self.POLL if len(found) < 1000 else 0)
 
     def stop(self) -> None:
         self._stop = True
@@ -400,7 +447,7 @@ class NotificationWatch:
 @dataclass
 class Sent:
     notification: uuid.UUID
-    at: float
+    at: float  # wall clock (seconds since the epoch), as the notification's timestamp
 
 
 class Agency:
@@ -418,7 +465,7 @@ class Agency:
 
     def share(self, case: CaseCommands) -> Sent:
         command = case.share()
-        at = time.monotonic()
+        at = time.time()
         self.send(command)
         body = command[2]
         shared = share_id(uuid.UUID(body["request_id"]), RECIPIENT)
@@ -434,40 +481,66 @@ def register_cases(platform: Platform, agency: Agency, count: int) -> list[CaseC
         for command in case.setup():
             agency.send(command)
     sharing = platform.app("data_sharing")
+    active = 0
 
     def registered() -> bool:
+        nonlocal active
         with sharing.sql.transaction(commit=False) as cur:
             active = cur.execute(
                 f"SELECT count(*) FROM {sharing.cases.table} WHERE status = 'active'"
             ).fetchone()[0]
         return bool(active >= count and platform.caught_up())
 
-    wait_until(f"{count} cases are active to every service", registered, timeout=60 + count / 20)
+    wait_until(f"{count} cases are active to every service", registered, STALL, progress=lambda: active)
     return cases
 
 
-def max_throughput(platform: Platform, agency: Agency, cases: list[CaseCommands], shares: int) -> float:
+@dataclass
+class Throughput:
+    shares_per_s: float
+    notified: int  # of the shares sent
+    timed_out: str | None = None  # what it waited for when it gave up, else None
+
+
+def max_throughput(
+    platform: Platform,
+    agency: Agency,
+    cases: list[CaseCommands],
+    shares: int,
+    tick: Callable[[], None] | None = None,
+) -> Throughput:
     """Shares per second: all requests sent at once, timed until the last one's notification and
-    retention schedule are recorded (everything downstream caught up)."""
+    retention schedule are recorded (everything downstream caught up). Gives up when nothing
+    moves for ``STALL`` seconds, with the rate of what got through until then."""
     watch = NotificationWatch(platform)
     started = time.monotonic()
     sent = [agency.share(cases[number % len(cases)]) for number in range(shares)]
+    timed_out = None
     try:
-        wait_until("every share is notified", lambda: len(watch.recorded) >= shares, 60 + shares / 10)
-        wait_until("retention and the overview caught up", platform.caught_up, 60)
+        wait_until(
+            "every share is notified",
+            lambda: len(watch.recorded) >= shares,
+            STALL,
+            progress=lambda: len(watch.recorded),
+            tick=tick,
+        )
+        wait_until("retention and the overview caught up", platform.caught_up, STALL, tick=tick)
+    except BenchError as exc:
+        timed_out = str(exc)
     finally:
         watch.stop()
-    missing = [s for s in sent if s.notification not in watch.recorded]
-    if missing:
-        raise BenchError(f"{len(missing)} shares were not notified")
-    return shares / (time.monotonic() - started)
+    notified = sum(1 for s in sent if s.notification in watch.recorded)
+    if notified < shares and timed_out is None:
+        raise BenchError(f"{shares - notified} shares were not notified")
+    return Throughput(notified / (time.monotonic() - started), notified, timed_out)
 
 
 def latencies_at(
     platform: Platform, agency: Agency, cases: list[CaseCommands], rate: float, seconds: float
-) -> list[float]:
+) -> tuple[list[float], str | None]:
     """Milliseconds from each request to its notification recorded, at a fixed offered load
-    (requests are sent on schedule whatever the answers: an open loop)."""
+    (requests are sent on schedule whatever the answers: an open loop); and what it waited for
+    when it gave up (those not notified by then are left out), else ``None``."""
     watch = NotificationWatch(platform)
     sent: list[Sent] = []
     started = time.monotonic()
@@ -475,14 +548,21 @@ def latencies_at(
     for number in range(total):
         eventlet.sleep(max(0.0, started + number / rate - time.monotonic()))
         sent.append(agency.share(random.choice(cases)))  # noqa: S311 (not a secret)
+    timed_out = None
     try:
         wait_until(
-            "every share is notified", lambda: all(s.notification in watch.recorded for s in sent), 120
+            "every share is notified",
+            lambda: all(s.notification in watch.recorded for s in sent),
+            STALL,
+            progress=lambda: len(watch.recorded),
         )
-        wait_until("retention and the overview caught up", platform.caught_up, 60)
+        wait_until("retention and the overview caught up", platform.caught_up, STALL)
+    except BenchError as exc:
+        timed_out = str(exc)
     finally:
         watch.stop()
-    return [(watch.recorded[s.notification] - s.at) * 1000 for s in sent]
+    notified = [s for s in sent if s.notification in watch.recorded]
+    return [(watch.recorded[s.notification] - s.at) * 1000 for s in notified], timed_out
 
 
 def purge_all(platform: Platform, agency: Agency, cases: list[CaseCommands]) -> float:
@@ -493,8 +573,10 @@ def purge_all(platform: Platform, agency: Agency, cases: list[CaseCommands]) -> 
     for case in cases:
         agency.send(case.close())
     retention = platform.app("retention")
+    open_cases = len(cases)
 
     def closed() -> bool:
+        nonlocal open_cases
         with retention.sql.transaction(commit=False) as cur:
             open_cases = cur.execute(
                 f"SELECT count(*) FROM {retention.schedule.table}"
@@ -502,26 +584,56 @@ def purge_all(platform: Platform, agency: Agency, cases: list[CaseCommands]) -> 
             ).fetchone()[0]
         return bool(open_cases == 0 and platform.caught_up())
 
-    wait_until("every case is closed everywhere", closed, timeout=60 + len(cases) / 20)
+    wait_until("every case is closed everywhere", closed, STALL, progress=lambda: open_cases)
     started = time.monotonic()
     with open(os.devnull, "w") as quiet, redirect_stdout(quiet), redirect_stderr(quiet):
         run_purge(
             False, datetime.now(UTC) + timedelta(days=365 * 20), progress=False, settings=platform.settings
         )
     sharing = platform.app("data_sharing")
+    left = len(cases)
 
     def forgotten() -> bool:
+        nonlocal left
         with sharing.sql.transaction(commit=False) as cur:
             left = cur.execute(f"SELECT count(*) FROM {sharing.cases.table}").fetchone()[0]
         return bool(left == 0 and platform.caught_up())
 
-    wait_until("every service forgot the purged rows", forgotten, timeout=120 + len(cases) / 10)
+    wait_until("every service forgot the purged rows", forgotten, STALL, progress=lambda: left)
     return time.monotonic() - started
+
+
+def idle_cost(platform: ServerPlatform, seconds: float) -> dict[str, float]:
+    """What the services do with nothing to do: CPU (percent of one core, their PostgreSQL
+    backends included) and store transactions per second, over ``seconds``."""
+    meter, trips = platform.cpu_meter(), platform.round_trips()
+    eventlet.sleep(1.5)  # statistics of the work just done reach pg_stat_database (within 1 s)
+    meter.start()
+    before = trips.counts()
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        eventlet.sleep(1.0)
+        meter.sample()
+    cpu = meter.stop()
+    elapsed = time.monotonic() - started
+    transactions = trips.counts().db_transactions - before.db_transactions
+    return {
+        "seconds": elapsed,
+        "cpu_percent_of_a_core": cpu["total_ms"] / elapsed / 10,
+        "keten_cpu_percent": cpu["keten_ms"] / elapsed / 10,
+        "postgres_cpu_percent": cpu["postgres_ms"] / elapsed / 10,
+        "db_transactions_per_s": transactions / elapsed,
+    }
 
 
 # -- the run ---------------------------------------------------------------------------------------
 class BenchError(RuntimeError):
     pass
+
+
+#: A wait gives up when what it waits for has not moved for this long (so the time a part may
+#: take grows with how slow the machine is that day, not with a guess made beforehand).
+STALL = 60.0
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -536,11 +648,39 @@ def run(
     amqp: str | None = None,
     dsn: str | None = None,
 ) -> dict[str, Any]:
-    """Runs every part at ``sizes`` in a vhost and schema of its own on the servers ``amqp`` and
-    ``dsn`` (default: this machine's, or ``BENCH_AMQP_URI`` and ``BENCH_DATABASE_URL``)."""
+    """Runs every part at ``sizes`` in a vhost and database of its own on the servers ``amqp`` and
+    ``dsn`` (default: this machine's, or ``BENCH_AMQP_URI`` and ``BENCH_DATABASE_URL``).
+
+    Writes ``results_path`` however it ends: a part that timed out keeps what it measured and
+    is named in ``timed_out``; the parts that need it are left out."""
     amqp = amqp or os.environ.get("BENCH_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
     dsn = dsn or os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    results: dict[str, Any] = {"sizes": asdict(sizes), "machine": machine()}
+    results: dict[str, Any] = {"sizes": asdict(sizes), "machine": machine(), "timed_out": {}}
+    try:
+        _run_parts(sizes, out, results, amqp, dsn)
+    finally:
+        results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        for line in table(results):
+            out(line)
+    return results
+
+
+@contextmanager
+def part(name: str, results: dict[str, Any], out: Callable[[str], None]) -> Iterator[None]:
+    """A part of the run: when it times out, the run goes on with the next part."""
+    try:
+        yield
+    except BenchError as exc:
+        results["timed_out"][name] = str(exc)
+        out(f"{name}: {exc}")
+
+
+def _run_parts(
+    sizes: Sizes, out: Callable[[str], None], results: dict[str, Any], amqp: str, dsn: str
+) -> None:
+    timed_out = results["timed_out"]
     with isolated_servers(amqp, dsn) as servers:
         out(f"raw limit: {sizes.shares} messages through RabbitMQ into PostgreSQL ...")
         results["raw_per_s"] = raw_limit(servers, sizes.shares)
@@ -551,27 +691,37 @@ def run(
         try:
             server_platform.start()  # inside: processes that started are stopped if one is not ready
             agency = Agency(server_platform)
-            cases = register_cases(server_platform, agency, sizes.cases)
-            results["e2e_shares_per_s"] = max_throughput(server_platform, agency, cases, sizes.shares)
+            with part("register", results, out):
+                cases = register_cases(server_platform, agency, sizes.cases)
+            if "register" in timed_out:
+                return
+            out(f"idle: {sizes.idle_seconds:.0f} s with nothing to do ...")
+            results["idle"] = idle_cost(server_platform, sizes.idle_seconds)
+            end_to_end(server_platform, agency, cases, sizes, results)
+            if "end_to_end" in timed_out:
+                return
             rate = results["e2e_shares_per_s"] / 2
             out(f"latency at half the maximum ({rate:.0f} shares/s for {sizes.latency_seconds:.0f} s) ...")
-            latencies = latencies_at(server_platform, agency, cases, rate, sizes.latency_seconds)
+            latencies, late = latencies_at(server_platform, agency, cases, rate, sizes.latency_seconds)
+            if late:
+                timed_out["latency"] = late
             results["latency_offered_per_s"] = rate
-            results["latency_ms"] = {
-                "p50": percentile(latencies, 0.50),
-                "p95": percentile(latencies, 0.95),
-                "p99": percentile(latencies, 0.99),
-                "samples": len(latencies),
-            }
+            if latencies:
+                results["latency_ms"] = {
+                    "p50": percentile(latencies, 0.50),
+                    "p95": percentile(latencies, 0.95),
+                    "p99": percentile(latencies, 0.99),
+                    "samples": len(latencies),
+                }
             out(f"purge: {len(cases)} due cases ...")
-            # The time for purge_cases cases: 10,000 in the full run.
-            results["purge_cases"] = len(cases)
-            results["purge_10k_s"] = purge_all(server_platform, agency, cases)
+            with part("purge", results, out):
+                # The time for purge_cases cases: 10,000 in the full run.
+                results["purge_cases"] = len(cases)
+                results["purge_10k_s"] = purge_all(server_platform, agency, cases)
         finally:
             if agency is not None:
                 agency.close()
             server_platform.stop()
-        results["ratio_e2e_to_raw"] = results["e2e_shares_per_s"] / results["raw_per_s"]
 
     with isolated_servers(amqp, dsn) as servers:
         out(
@@ -586,13 +736,51 @@ def run(
         results["overview_p99_ms"] = percentile(timings, 0.99)
 
     out(f"embedded: {sizes.embedded_shares} share requests ...")
-    results["embedded_shares_per_s"] = embedded_throughput(sizes)
-    results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    results_path.write_text(json.dumps(results, indent=2) + "\n")
-    for line in table(results):
-        out(line)
-    return results
+    with part("embedded", results, out):
+        results["embedded_shares_per_s"] = embedded_throughput(sizes)
+
+
+def end_to_end(
+    platform: ServerPlatform,
+    agency: Agency,
+    cases: list[CaseCommands],
+    sizes: Sizes,
+    results: dict[str, Any],
+) -> None:
+    """The maximum throughput, and what it cost: CPU of the services and their backends, and
+    round trips, per share."""
+    meter, trips = platform.cpu_meter(), platform.round_trips()
+    before = trips.settled()
+    own_before = platform.own_transactions
+    meter.start()
+    last_sample = time.monotonic()
+
+    def sample_now_and_then() -> None:
+        nonlocal last_sample
+        if time.monotonic() - last_sample >= 1.0:
+            meter.sample()
+            last_sample = time.monotonic()
+
+    measured = max_throughput(platform, agency, cases, sizes.shares, tick=sample_now_and_then)
+    cpu = meter.stop()
+    if measured.timed_out:
+        results["timed_out"]["end_to_end"] = measured.timed_out
+    results["e2e_shares_per_s"] = measured.shares_per_s
+    results["e2e_notified"] = measured.notified
+    results["ratio_e2e_to_raw"] = measured.shares_per_s / results["raw_per_s"]
+    if not measured.notified:
+        return
+    own = platform.own_transactions - own_before
+    trips_per_share = per_share(trips.settled() - before, own, measured.notified)
+    results["cpu_ms_per_share"] = cpu["total_ms"] / measured.notified
+    results["round_trips_per_share"] = trips_per_share["total"]
+    results["cost"] = {
+        "cpu_ms": cpu,
+        "keten_cpu_ms_per_share": cpu["keten_ms"] / measured.notified,
+        "postgres_cpu_ms_per_share": cpu["postgres_ms"] / measured.notified,
+        "round_trips_per_share": trips_per_share,
+        "benchmark_own_transactions": own,
+    }
 
 
 def embedded_throughput(sizes: Sizes) -> float:
@@ -602,42 +790,67 @@ def embedded_throughput(sizes: Sizes) -> float:
         agency = Agency(embedded)
         try:
             cases = register_cases(embedded, agency, max(1, sizes.embedded_shares // 5))
-            return max_throughput(embedded, agency, cases, sizes.embedded_shares)
+            measured = max_throughput(embedded, agency, cases, sizes.embedded_shares)
+            if measured.timed_out:
+                raise BenchError(measured.timed_out)
+            return measured.shares_per_s
         finally:
             agency.close()
             embedded.stop()
 
 
 def table(results: dict[str, Any]) -> list[str]:
-    latency = results["latency_ms"]
+    """The printed summary; a part without a result shows "-" (it timed out, or what it needs did)."""
     sizes = results["sizes"]
+
+    def value(key: str, form: str) -> str:
+        return form.format(results[key]) if key in results else "-"
+
+    latency = results.get("latency_ms")
+    idle = results.get("idle")
     rows = [
-        ("raw limit (RabbitMQ -> PostgreSQL)", f"{results['raw_per_s']:.0f} msg/s", ""),
+        ("raw limit (RabbitMQ -> PostgreSQL)", value("raw_per_s", "{:.0f} msg/s"), ""),
         (
             "Keten end to end",
-            f"{results['e2e_shares_per_s']:.0f} shares/s",
-            f"ratio {results['ratio_e2e_to_raw']:.2f} (target >= 0.5)",
+            value("e2e_shares_per_s", "{:.0f} shares/s"),
+            value("ratio_e2e_to_raw", "ratio {:.2f} (target >= 0.25)"),
+        ),
+        ("CPU per share (services + backends)", value("cpu_ms_per_share", "{:.1f} ms"), "target <= 10 ms"),
+        ("round trips per share (SQL tx + messages)", value("round_trips_per_share", "{:.1f}"), ""),
+        (
+            "idle services (CPU, store transactions)",
+            f"{idle['cpu_percent_of_a_core']:.1f}% of a core, {idle['db_transactions_per_s']:.0f} tx/s"
+            if idle
+            else "-",
+            "",
         ),
         (
-            f"latency at {results['latency_offered_per_s']:.0f} shares/s",
-            f"p50 {latency['p50']:.0f} / p95 {latency['p95']:.0f} / p99 {latency['p99']:.0f} ms",
+            f"latency at {results.get('latency_offered_per_s', 0):.0f} shares/s",
+            f"p50 {latency['p50']:.0f} / p95 {latency['p95']:.0f} / p99 {latency['p99']:.0f} ms"
+            if latency
+            else "-",
             "p99 target < 250 ms",
         ),
         (
             f"overview ({sizes['overview_events']} events)",
-            f"p50 {results['overview_p50_ms']:.1f} / p99 {results['overview_p99_ms']:.1f} ms",
+            f"p50 {results['overview_p50_ms']:.1f} / p99 {results['overview_p99_ms']:.1f} ms"
+            if "overview_p99_ms" in results
+            else "-",
             "p99 target < 10 ms",
         ),
         (
-            f"purge {results['purge_cases']} cases",
-            f"{results['purge_10k_s']:.1f} s",
+            f"purge {results.get('purge_cases', 0)} cases",
+            value("purge_10k_s", "{:.1f} s"),
             "target < 30 s for 10,000",
         ),
-        ("embedded end to end", f"{results['embedded_shares_per_s']:.0f} shares/s", ""),
+        ("embedded end to end", value("embedded_shares_per_s", "{:.0f} shares/s"), ""),
     ]
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
-    return [f"{name:<{width}}  {value:<{value_width}}  {note}".rstrip() for name, value, note in rows]
+    lines = [f"{name:<{width}}  {shown:<{value_width}}  {note}".rstrip() for name, shown, note in rows]
+    for name, reason in results.get("timed_out", {}).items():
+        lines.append(f"timed out: {name}: {reason}")
+    return lines
 
 
 def machine() -> dict[str, Any]:
@@ -650,12 +863,26 @@ def machine() -> dict[str, Any]:
 
 
 # -- small helpers ----------------------------------------------------------------------------------
-def wait_until(what: str, condition: Callable[[], bool], timeout: float) -> None:
+def wait_until(
+    what: str,
+    condition: Callable[[], bool],
+    timeout: float,
+    progress: Callable[[], object] | None = None,
+    tick: Callable[[], None] | None = None,
+) -> None:
+    """Looks every 100 ms until ``condition``; gives up after ``timeout`` seconds without a
+    change in ``progress`` (when given), or in all."""
     deadline = time.monotonic() + timeout
+    seen = progress() if progress else None
     while not condition():
+        if progress is not None and (now := progress()) != seen:
+            seen, deadline = now, time.monotonic() + timeout
         if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:.0f}s waiting until {what}")
-        eventlet.sleep(0.01)
+            stalled = " with no progress" if progress else ""
+            raise BenchError(f"timed out after {timeout:.0f}s{stalled} waiting until {what}")
+        if tick is not None:
+            tick()
+        eventlet.sleep(0.1)
 
 
 def free_port() -> int:

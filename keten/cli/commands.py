@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     purge.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    letters = commands.add_parser(
+        "letters",
+        help="lay out the letters handed over (KETEN_LETTER_DIR/pending) as PDFs for the printing "
+        "service: what it runs when it collects, if KETEN_LETTER_RENDER_INTERVAL is 0",
+    )
+    letters.add_argument("action", choices=("render",))
+
     requests = commands.add_parser("requests", help="citizens' requests on the law's clock")
     requests.add_argument(
         "action",
@@ -158,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             return probe.main([args.probe])
         if args.command == "bench":
             return run_bench(quick=args.quick)
+        if args.command == "letters":
+            return render_letters(Settings.from_env())
         if args.command == "requests" and args.action != "escalate":
             if args.action != "list" and not args.request_id:
                 parser.error(f"requests {args.action} needs the request's id")
@@ -478,3 +487,11 @@ def _free_port() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def render_letters(settings: Settings) -> int:
+    from services.notification.channels import LetterChannel
+
+    handed = LetterChannel(settings).render_pending()
+    print(f"{handed} letter(s) ready for the printing service in {settings.letters}")
+    return 0

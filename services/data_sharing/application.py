@@ -222,6 +222,7 @@ class DataSharingUseCases(KetenApplication):
                 " PRIMARY KEY (case_id, subject))",
                 f"CREATE TABLE IF NOT EXISTS {self.override_table} ("
                 " override_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, override TEXT NOT NULL)",
+                f"CREATE INDEX IF NOT EXISTS {self.override_table}_case ON {self.override_table} (case_id)",
             ]
         )
 

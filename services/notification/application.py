@@ -328,6 +328,21 @@ class NotificationUseCases(KetenApplication):
         metrics.deferrals_due.set(self.deliveries.count_deferrals_due(now.date()))
         return sent
 
+    def dispatch_when_due(self) -> int:
+        """The delivery timer's run: ``dispatch_due`` now, but only when something may be due
+        (``DeliveryQueue.nothing_due``), so that an idle service does not query its store."""
+        now = datetime.now(UTC)
+        if not self.dispatcher.records_pending and self.deliveries.nothing_due(now):
+            return 0
+        changes = self.deliveries.changes
+        sent = self.dispatch_due(now)
+        self.deliveries.plan_next_look(now, changes)
+        return sent
+
+    def render_letters(self) -> int:
+        """The pending letters as PDFs, handed to the printing service (``LetterChannel``)."""
+        return self.letters.render_pending()
+
     def _notifications(self, ids: Iterable[UUID]) -> list[Notification]:
         found: list[Notification] = [self.repository.get(notification_id) for notification_id in ids]
         return found

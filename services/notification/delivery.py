@@ -47,6 +47,9 @@ STALE_ATTEMPT = timedelta(minutes=5)
 RECORD_RETRY_DELAYS = (0.2, 0.8)
 RECORD_RETRY_CAP = timedelta(minutes=1)
 
+#: The places in the queue from which a notification goes out when its time is due (SQL).
+DUE_STATUSES = "('scheduled', 'retrying', 'attempted')"
+
 #: A notification's place in the delivery queue after each of its events.
 DELIVERY_STATUS: Mapping[str, str] = MappingProxyType(
     {
@@ -112,21 +115,39 @@ class DeferralDue:
 
 class DeliveryQueue:
     """The delivery queue and the deferrals to review, projected from the service's own events
-    in the same transaction as they are saved."""
+    in the same transaction as they are saved.
+
+    The delivery timer looks at the queue only when something may be due (``nothing_due``):
+    after a look it knows the next due time, and every save of the service's own events in
+    this process makes it look again. What another process (a replica) changed is seen within
+    ``LOOK_AT_LEAST_EVERY``; that process's own timer sends it at once anyway."""
+
+    LOOK_AT_LEAST_EVERY = timedelta(seconds=30)
 
     def __init__(self, app: KetenApplication, bundle_seconds: float) -> None:
         self.app = app
         self.bundle_seconds = bundle_seconds
         self.deliveries_table = f"{app.name}_deliveries"
         self.deferrals_table = f"{app.name}_deferrals"
+        #: Saves of the service's own events in this process so far (after their commit).
+        self.changes = 0
+        self._next_look: datetime | None = None  # None: look at the next run
+        app.on_save(self._changed)
         app.sql.execute_script(
             [
                 f"CREATE TABLE IF NOT EXISTS {self.deliveries_table} ("
                 " notification_id TEXT PRIMARY KEY, bundle TEXT NOT NULL, override_id TEXT,"
                 " status TEXT NOT NULL, due_at TEXT NOT NULL)",
+                f"CREATE INDEX IF NOT EXISTS {self.deliveries_table}_due"
+                f" ON {self.deliveries_table} (status, due_at)",
+                f"CREATE INDEX IF NOT EXISTS {self.deliveries_table}_override"
+                f" ON {self.deliveries_table} (override_id)",
                 f"CREATE TABLE IF NOT EXISTS {self.deferrals_table} ("
                 " override_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, recorded_by TEXT NOT NULL,"
                 " review_on TEXT NOT NULL, ended INTEGER NOT NULL)",
+                f"CREATE INDEX IF NOT EXISTS {self.deferrals_table}_review"
+                f" ON {self.deferrals_table} (ended, review_on)",
+                f"CREATE INDEX IF NOT EXISTS {self.deferrals_table}_case ON {self.deferrals_table} (case_id)",
             ]
         )
 
@@ -183,12 +204,35 @@ class DeliveryQueue:
                 (str(domain_event.override_id),),
             )
 
+    def _changed(self) -> None:
+        self.changes += 1
+        self._next_look = None
+
+    def nothing_due(self, now: datetime) -> bool:
+        """Whether a delivery run at ``now`` can skip the store: nothing was saved here since
+        the last look, and the next due time found then has not come."""
+        return self._next_look is not None and now < self._next_look
+
+    def plan_next_look(self, now: datetime, changes_before: int) -> None:
+        """After a run that began when ``changes`` was ``changes_before``: when to look next.
+        A save during the run (its rows may be missing from what the run read) means at once."""
+        with self.app.sql.transaction(commit=False) as cur:
+            row = cur.execute(
+                f"SELECT MIN(due_at) FROM {self.deliveries_table}"
+                f" WHERE status IN {DUE_STATUSES} AND due_at > ?",
+                (now.isoformat(),),
+            ).fetchone()
+        latest = now + self.LOOK_AT_LEAST_EVERY
+        next_due = datetime.fromisoformat(row[0]) if row and row[0] else latest
+        if self.changes == changes_before:
+            self._next_look = min(next_due, latest)
+
     def due_bundles(self, now: datetime) -> list[tuple[UUID, ...]]:
         """The notifications due at ``now``, bundled (one bundle: one message), oldest first."""
         with self.app.sql.transaction(commit=False) as cur:
             rows = cur.execute(
                 f"SELECT notification_id, bundle FROM {self.deliveries_table}"
-                " WHERE status IN ('scheduled', 'retrying', 'attempted') AND due_at <= ?"
+                f" WHERE status IN {DUE_STATUSES} AND due_at <= ?"
                 " ORDER BY due_at, notification_id",
                 (now.isoformat(),),
             ).fetchall()
@@ -292,6 +336,11 @@ class Dispatcher:
         self.retry_base_seconds = retry_base_seconds
         #: Bundles that went out and whose "sent" is not on record yet, by Message-ID.
         self._unrecorded: dict[str, _Unrecorded] = {}
+
+    @property
+    def records_pending(self) -> bool:
+        """Whether a bundle that went out still waits for its "sent" to be on record."""
+        return bool(self._unrecorded)
 
     def dispatch_due(self, now: datetime) -> int:
         """Sends every bundle that is due at ``now``; returns how many notifications went out.

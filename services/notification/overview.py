@@ -96,6 +96,7 @@ class CitizenOverview:
                 f"CREATE TABLE IF NOT EXISTS {self.cases_table} ("
                 " subject TEXT NOT NULL, case_id TEXT NOT NULL, document TEXT NOT NULL,"
                 " PRIMARY KEY (subject, case_id))",
+                f"CREATE INDEX IF NOT EXISTS {self.cases_table}_case ON {self.cases_table} (case_id)",
                 f"CREATE TABLE IF NOT EXISTS {self.entries_table} ("
                 " subject TEXT NOT NULL, entry_id TEXT NOT NULL, case_id TEXT NOT NULL,"
                 " kind TEXT NOT NULL, occurred_at TEXT NOT NULL, document TEXT NOT NULL,"

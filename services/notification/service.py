@@ -69,8 +69,15 @@ class NotificationService:
 
     @settings_timer("notify_interval")
     def send_due(self) -> None:
-        """Sends the notifications that are due, retries failed ones (with backoff)."""
-        self.notifications.dispatch_due()
+        """Sends the notifications that are due, retries failed ones (with backoff); looks at
+        the store only when something may be due."""
+        self.notifications.dispatch_when_due()
+
+    @settings_timer("letter_render_interval")
+    def render_letters(self) -> None:
+        """Lays out the letters handed over since the last run as PDFs for the printing
+        service, apart from the delivery run and the event consumer."""
+        self.notifications.render_letters()
 
     # -- a professional decides a deferral (RPC, HTTP and keten.commands) ----------------------
     @rpc(expected_exceptions=KetenError)

@@ -14,7 +14,7 @@ purge on record is not recorded twice. So a run interrupted anywhere is finished
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
@@ -47,6 +47,9 @@ from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, dom
 from shared.ldv import Processing
 
 log = logging.getLogger(__name__)
+
+#: Purge units taken together by ``purge_many`` (two transactions and one key statement each).
+PURGE_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,59 @@ class RetentionUseCases(KetenApplication):
     def purge_due(self, as_of: datetime | None = None) -> PurgeReport:
         """Purges everything due at ``as_of`` (now by default); what the timer runs."""
         plan = self.plan_purge(as_of or datetime.now(UTC))
-        return PurgeReport.of(self.purge(planned.unit) for planned in plan)
+        return PurgeReport.of(self.purge_many([planned.unit for planned in plan]))
+
+    def purge_many(self, units: Sequence[PurgeUnit], batch: int | None = None) -> list[PurgeResult]:
+        """Purges many units, ``batch`` at a time: the start of each on record in one
+        transaction, their keys destroyed in one statement, what was purged on record in one
+        transaction. A unit the batch cannot take as a whole (its case is on hold, or was purged
+        or changed meanwhile) goes through ``purge`` on its own, with the same outcome."""
+        results: list[PurgeResult] = []
+        batch = batch or PURGE_BATCH
+        for start in range(0, len(units), batch):
+            results.extend(self._purge_batch(units[start : start + batch]))
+        return results
+
+    def _purge_batch(self, units: Sequence[PurgeUnit]) -> list[PurgeResult]:
+        by_case: dict[UUID, list[PurgeUnit]] = {}
+        for unit in units:
+            by_case.setdefault(unit.case_id, []).append(unit)
+        retentions, taken, alone = [], [], []
+        for case_id, case_units in by_case.items():
+            retention = self._retention(case_id)
+            if retention.on_hold or any(retention.is_purged(u) for u in case_units):
+                alone.extend(case_units)
+                continue
+            all_units = self.schedule.units(case_id)
+            done = set(retention.purged)
+            for unit in case_units:
+                retention.start_purge(unit)
+                done.add(unit.key)
+                complete = all(u.key in done for u in all_units)
+                taken.append((retention, unit, complete))
+            retentions.append(retention)
+        try:
+            if retentions:
+                self._save(*retentions)  # on record first: no legal hold slips in meanwhile
+                self.vault.shred_many(
+                    [unit.scope for _, unit, _ in taken],
+                    [unit.case_id for _, unit, complete in taken if complete],
+                )
+                for retention, unit, complete in taken:
+                    retention.record_purge(
+                        unit, reason="retention", catalogue_version=self.catalogue.version, complete=complete
+                    )
+                self._save(*retentions)
+        except IntegrityError:
+            # A legal hold or another purger changed a case meanwhile: each unit on its own
+            # (started purges are finished, purged ones reported as such).
+            return [self.purge(unit) for unit in units]
+        results = []
+        for _, unit, _ in taken:
+            metrics.purges.labels(unit.record_kind).inc()
+            results.append(PurgeResult(unit.case_id, unit.record_kind, PurgeOutcome.PURGED))
+        log.info("purged %d unit(s) in one batch", len(taken))
+        return results + [self.purge(unit) for unit in alone]
 
     def purge(self, unit: PurgeUnit, reason: str = "retention") -> PurgeResult:
         """Purges one unit: destroys its key, then records ``RecordsPurged``. Its outcome is
@@ -283,12 +338,12 @@ class RetentionUseCases(KetenApplication):
         except AggregateNotFoundError:
             return CaseRetention(case_id=case_id)
 
-    def _save(self, retention: CaseRetention) -> None:
-        """Saves the aggregate's new events and their effect on the schedule, together."""
-        purges = _purges_on_record(retention.pending_events)
+    def _save(self, *retentions: CaseRetention) -> None:
+        """Saves the aggregates' new events and their effect on the schedule, together."""
+        purges = [p for retention in retentions for p in _purges_on_record(retention.pending_events)]
 
         def write(cur: Cursor) -> None:
             for purge in purges:
                 self.schedule.record_purge(cur, purge)
 
-        self.save_tracked(None, retention, write=write)
+        self.save_tracked(None, *retentions, write=write)

@@ -47,3 +47,15 @@ def test_the_benchmark_runs_every_part_on_the_real_services_and_writes_every_res
     assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
     assert 0 < results["overview_p50_ms"] <= results["overview_p99_ms"]
     assert any(line.startswith("Keten end to end") and "ratio" in line for line in printed), "the table"
+    assert results["timed_out"] == {}
+    # What a share cost: the services' CPU and their backends', and round trips (SQL transactions
+    # and messages: at least the command, the event and its delivery to two consumers).
+    cost = results["cost"]
+    assert results["cpu_ms_per_share"] == pytest.approx(
+        cost["keten_cpu_ms_per_share"] + cost["postgres_cpu_ms_per_share"]
+    )
+    assert cost["keten_cpu_ms_per_share"] > 0 and cost["postgres_cpu_ms_per_share"] > 0
+    trips = cost["round_trips_per_share"]
+    assert trips["broker_published"] >= 2 and trips["broker_delivered"] >= 2 and trips["db_transactions"] >= 2
+    assert results["round_trips_per_share"] == pytest.approx(trips["total"])
+    assert results["idle"]["seconds"] > 0

@@ -46,8 +46,8 @@ class RecordingUseCases:
     def notify_share(self, event: ReceivedEvent[DataShared]) -> None:
         self._called("notify_share", event)
 
-    def dispatch_due(self) -> int:
-        self._called("dispatch_due", None)
+    def dispatch_when_due(self) -> int:
+        self._called("dispatch_when_due", None)
         return 0
 
     def end_deferral(self, command: EndDeferral) -> EndedDeferral:
@@ -232,7 +232,7 @@ def test_get_overview_for_something_that_is_no_pseudonym_is_refused(service, use
 
 def test_the_timer_sends_what_is_due(service, use_cases):
     service.send_due()
-    assert use_cases.calls == [("dispatch_due", None)]
+    assert use_cases.calls == [("dispatch_when_due", None)]
 
 
 def test_health_answers_the_services_health_check(service):

@@ -162,6 +162,7 @@ def test_a_mailbox_refused_for_good_gets_a_letter_instead_never_nothing(platform
     [share] = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
     assert (share["notification"]["channel"], share["notification"]["status"]) == ("letter", "scheduled")
     assert platform.notification.dispatch_due(later()) == 1
+    assert platform.notification.render_letters() == 1
     assert mailbox.messages == [] and len(list(platform.settings.letters.glob("*.pdf"))) == 1
 
 
@@ -186,6 +187,7 @@ def test_a_citizen_who_prefers_letters_gets_a_pdf_letter(platform, mailbox):
     case_id = platform.register(subjects=[{**_subject(), "preferred_channel": "letter"}])
     platform.share(case_id)
     platform.notification.dispatch_due(later())
+    platform.notification.render_letters()
     [letter] = list(platform.settings.letters.glob("*.pdf"))
     assert letter.read_bytes().startswith(b"%PDF")
     assert mailbox.messages == []
@@ -198,6 +200,7 @@ def test_without_a_mail_server_an_email_citizen_gets_a_letter_instead(memory_set
     case_id = platform.register()
     platform.share(case_id)
     platform.notification.dispatch_due(later())
+    platform.notification.render_letters()
     assert len(list(tmp_path.glob("*.pdf"))) == 1
 
 
@@ -374,6 +377,52 @@ def share_under_override(
     platform.notification.notify_share(under_override)
     platform.sync()
     return under_override
+
+
+def test_the_delivery_timer_rests_while_nothing_is_due_and_sends_a_share_as_soon_as_it_comes(
+    platform, mailbox
+):
+    case_id = platform.register()
+    assert platform.notification.dispatch_when_due() == 0
+    assert platform.notification.deliveries.nothing_due(later()), "the timer's next runs skip the store"
+
+    platform.share(case_id)
+
+    assert platform.notification.dispatch_when_due() == 1
+    assert len(mailbox.messages) == 1
+    assert platform.notification.dispatch_when_due() == 0
+    assert len(mailbox.messages) == 1
+
+
+def test_a_letter_is_laid_out_apart_from_delivery_and_handed_to_the_printer_exactly_once(platform, mailbox):
+    letters = platform.settings.letters
+    first = platform.register(subjects=[{**_subject(), "preferred_channel": "letter"}])
+    platform.share(first)
+    assert platform.notification.dispatch_due(later()) == 1
+    assert list(letters.glob("*.pdf")) == [], "the delivery run only hands the letter over"
+    [share] = platform.notification.overview_for(platform.subject).to_json()["cases"][0]["shares"]
+    assert share["notification"]["status"] == "sent"
+
+    # A renderer that stopped after laying the letter out, before moving it: the next run moves
+    # that PDF and lays out nothing again.
+    [pending] = list((letters / "pending").glob("*.letter"))
+    channel = platform.notification.letters
+    order = pending.read_bytes()
+    assert b"%PDF" not in order
+    assert channel.render_pending() == 1
+    [letter] = list(letters.glob("*.pdf"))
+    pdf = letter.read_bytes()
+    pending.write_bytes(pdf)
+    letter.unlink()
+    assert channel.render_pending() == 1
+    assert [p.read_bytes() for p in letters.glob("*.pdf")] == [pdf]
+
+    # Collected by the printing service: no run makes it again.
+    letter.unlink()
+    assert channel.render_pending() == 0
+    assert platform.notification.dispatch_due(later(600)) == 0
+    assert channel.render_pending() == 0
+    assert list(letters.glob("*.pdf")) == [] and list((letters / "pending").iterdir()) == []
 
 
 # -- a deferral holds every share in its scope, objection or not -------------------------------

@@ -275,11 +275,18 @@ class FailingVault:
             raise OperationalError("connection lost")
         return self.vault.shred_scope(scope)
 
+    def shred_many(self, scopes, cases=()):
+        self.calls += len(scopes)
+        if self.calls >= self.fail_from:
+            raise OperationalError("connection lost")
+        return self.vault.shred_many(scopes, cases)
+
     def __getattr__(self, name):
         return getattr(self.vault, name)
 
 
-def test_a_purge_interrupted_halfway_finishes_on_the_next_run_without_harm(platform):
+def test_a_purge_interrupted_halfway_finishes_on_the_next_run_without_harm(platform, monkeypatch):
+    monkeypatch.setattr("services.retention.application.PURGE_BATCH", 2)  # a batch per case
     cases = []
     for _ in range(2):
         case_id = platform.register()
@@ -493,3 +500,24 @@ def test_a_dry_run_plan_lists_ids_rules_and_dates_and_nothing_personal(platform,
     for personal in (platform.subject, CITIZEN["name"], CITIZEN["bsn"], CITIZEN["email"]):
         assert personal not in str([*listed, *(p.due_on for p in plan)])
     assert platform.published("RecordsPurged") == []
+
+
+def test_a_run_purges_many_cases_in_batches_each_unit_once_and_every_key_destroyed(platform, monkeypatch):
+    monkeypatch.setattr("services.retention.application.PURGE_BATCH", 3)  # batches that split a case
+    cases = []
+    for _ in range(4):
+        case_id = platform.register()
+        platform.share(case_id)
+        platform.close(case_id)
+        cases.append(case_id)
+
+    platform.purge(YEARS_3)
+    platform.purge(YEARS_3)  # nothing left to do
+
+    purged = platform.published("RecordsPurged")
+    assert sorted((e.data.case_id, e.data.record_kind) for e in purged) == sorted(
+        (case_id, kind) for case_id in cases for kind in ("case_records", "share_records")
+    )
+    assert sorted(e.data.case_id for e in purged if e.data.complete) == sorted(cases), "one complete each"
+    assert all(platform.vault.keys.live_keys(case_id) == [] for case_id in cases)
+    assert all(platform.vault.keys.is_case_shredded(case_id) for case_id in cases)

@@ -1,0 +1,201 @@
+"""What a phase of the benchmark cost: CPU and round trips, read from /proc, PostgreSQL's
+statistics and RabbitMQ's management API (docs/performance.md, "What it measures").
+
+- **CPU**: user + system time of the Keten processes (``/proc/<pid>/stat``) and of the
+  PostgreSQL backends serving them. A backend is one of theirs when its client port
+  (``pg_stat_activity.client_port``) is the local port of a TCP socket one of those processes
+  holds (``/proc/<pid>/fd`` -> ``/proc/net/tcp``). Backends are looked up at every ``sample``, so
+  one that opened or closed during the phase is counted for the time it was seen.
+- **Round trips**: transactions committed or rolled back in the benchmark's own database
+  (``pg_stat_database``; a transaction of several statements counts once, so this is a lower
+  bound on statements), less the benchmark's own; and messages published and delivered in the
+  benchmark's own vhost (``message_stats`` of the management API, which RabbitMQ updates every
+  5 s: ``settled`` waits until they stop changing).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import psycopg2
+import requests
+
+TICKS = os.sysconf("SC_CLK_TCK")
+#: RabbitMQ's default ``collect_statistics_interval`` (5 s), and a margin for the stats database.
+BROKER_STATS_DELAY = 5.5
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far, ``None`` once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15)
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        pass  # the process ended, or a descriptor closed while we looked
+    return inodes
+
+
+def _local_ports(inodes: set[str], remote_port: int) -> set[int]:
+    """Local ports of the TCP sockets ``inodes`` connected to ``remote_port``."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                next(rows)
+                for row in rows:
+                    columns = row.split()
+                    if columns[9] in inodes and int(columns[2].rsplit(":", 1)[1], 16) == remote_port:
+                        ports.add(int(columns[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            continue
+    return ports
+
+
+@dataclass
+class CpuMeter:
+    """CPU of ``pids`` and of their PostgreSQL backends between ``start`` and ``stop``."""
+
+    pids: list[int]
+    admin_dsn: str  # a connection outside the measured database, so looking costs it nothing
+    db_port: int = 5432
+    _first: dict[int, float] = field(default_factory=dict)
+    _last: dict[int, float] = field(default_factory=dict)
+    _backends: set[int] = field(default_factory=set)
+
+    def backends(self) -> set[int]:
+        inodes: set[str] = set()
+        for pid in self.pids:
+            inodes |= _socket_inodes(pid)
+        ports = _local_ports(inodes, self.db_port)
+        if not ports:
+            return set()
+        conn = psycopg2.connect(self.admin_dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s)", (list(ports),))
+                return {row[0] for row in cur.fetchall()}
+        finally:
+            conn.close()
+
+    def start(self) -> None:
+        self._first.clear()
+        self._last.clear()
+        self._backends.clear()
+        self.sample(first=True)
+
+    def sample(self, first: bool = False) -> None:
+        """Reads every process's CPU now (call about once a second during a phase)."""
+        backends = self.backends()
+        self._backends |= backends
+        for pid in (*self.pids, *backends):
+            seconds = cpu_seconds(pid)
+            if seconds is None:
+                continue
+            # A backend first seen after the start opened during the phase: all its CPU counts.
+            self._first.setdefault(pid, seconds if first else 0.0)
+            self._last[pid] = seconds
+
+    def stop(self) -> dict[str, float]:
+        """CPU milliseconds since ``start``: the processes', their backends' and the sum."""
+        self.sample()
+        keten = sum(self._last[p] - self._first[p] for p in self.pids if p in self._last)
+        backends = sum(self._last[p] - self._first[p] for p in self._backends if p in self._last)
+        return {
+            "keten_ms": keten * 1000,
+            "postgres_ms": backends * 1000,
+            "total_ms": (keten + backends) * 1000,
+        }
+
+
+@dataclass(frozen=True)
+class Counts:
+    db_transactions: int
+    broker_published: int
+    broker_delivered: int
+
+    def __sub__(self, other: Counts) -> Counts:
+        return Counts(
+            self.db_transactions - other.db_transactions,
+            self.broker_published - other.broker_published,
+            self.broker_delivered - other.broker_delivered,
+        )
+
+
+@dataclass(frozen=True)
+class RoundTrips:
+    """Transactions in ``database`` and messages through ``vhost`` so far."""
+
+    admin_dsn: str
+    database: str
+    management_api: str
+    vhost: str
+    user: str
+    password: str
+
+    def counts(self) -> Counts:
+        conn = psycopg2.connect(self.admin_dsn)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
+                    (self.database,),
+                )
+                transactions = int(cur.fetchone()[0])
+        finally:
+            conn.close()
+        response = requests.get(
+            f"{self.management_api}/vhosts/{quote(self.vhost, safe='')}",
+            auth=(self.user, self.password),
+            timeout=10,
+        )
+        response.raise_for_status()
+        stats: dict[str, Any] = response.json().get("message_stats", {})
+        return Counts(
+            transactions,
+            int(stats.get("publish", 0)),
+            int(stats.get("deliver_get", 0)),
+        )
+
+    def settled(self, timeout: float = 60.0) -> Counts:
+        """The counts once RabbitMQ has reported everything that happened until now: its
+        message counts unchanged for longer than it takes to report them (on a loaded machine
+        its statistics can lag more than its 5 s)."""
+        last = self.counts()
+        stable_since = time.monotonic()
+        deadline = stable_since + timeout
+        while time.monotonic() - stable_since < BROKER_STATS_DELAY and time.monotonic() < deadline:
+            time.sleep(1.0)
+            now = self.counts()
+            if (now.broker_published, now.broker_delivered) != (last.broker_published, last.broker_delivered):
+                stable_since = time.monotonic()
+            last = now
+        return last
+
+
+def per_share(delta: Counts, own_transactions: int, shares: int) -> dict[str, float]:
+    """Round trips per share: database transactions (less the benchmark's own) plus messages
+    published (each confirmed) and delivered."""
+    transactions = max(0, delta.db_transactions - own_transactions)
+    return {
+        "db_transactions": transactions / shares,
+        "broker_published": delta.broker_published / shares,
+        "broker_delivered": delta.broker_delivered / shares,
+        "total": (transactions + delta.broker_published + delta.broker_delivered) / shares,
+    }
