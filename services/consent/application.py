@@ -198,7 +198,7 @@ class CitizenRequestUseCases(KetenApplication):
     catalogue: Catalogue
     cases: CaseFacts
     agencies: AgencyRegistry
-    read_model_tables = [request_index.CREATE]
+    read_model_tables = [request_index.CREATE, *request_index.INDEXES]
 
     def _consent_record(self, case: CaseView, subject: str) -> ConsentRecord:
         raise NotImplementedError

@@ -17,6 +17,12 @@ CREATE = (
     " request_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, subject TEXT NOT NULL,"
     " agency TEXT NOT NULL, status TEXT NOT NULL, due_on TEXT NOT NULL, received_at TEXT NOT NULL)"
 )
+#: The read paths: a subject's requests, what an agency must answer, what is still open.
+INDEXES = (
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_subject ON {TABLE} (subject, received_at)",
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_agency ON {TABLE} (agency, status, due_on)",
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_status ON {TABLE} (status, due_on)",
+)
 
 
 def write_row(

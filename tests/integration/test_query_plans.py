@@ -15,6 +15,8 @@ from typing import Any
 import psycopg2
 import pytest
 
+from services.consent import request_index
+from services.data_sharing.ledger import LedgerQuery
 from shared.config import Settings
 from shared.db import Cursor
 from tests.conftest import secrets_env
@@ -65,6 +67,12 @@ def a_day_of_a_case(platform: Platform) -> None:
     platform.notification.overview_for(platform.subject)
     platform.notification.deferrals_due("gemeente-utrecht")
     platform.retention.schedule_for(case_id)
+    # The citizens' requests and the agencies' ledger, read as their listings read them.
+    request_index.of_subject(platform.consent.sql, platform.subject)
+    request_index.open_for(platform.consent.sql, "gemeente-utrecht")
+    request_index.still_open(platform.consent.sql)
+    request_index.count_overdue(platform.consent.sql)
+    platform.sharing.ledger.entries(LedgerQuery(agency="gemeente-utrecht", case_id=case_id))
     other = platform.register()
     platform.share(other)
     platform.erase(other)
