@@ -335,11 +335,16 @@ def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = 
         due = f"purged on {record['due_at'][:10]}" if record["due_at"] else "kept, without personal data"
         out(f"   {record['record_kind']}: {due} ({record['rule']})")
     ledger = client.call("GET", "/api/agencies/gemeente-utrecht/ledger?case_id=" + case_id)
-    out("7. Gemeente Utrecht's ledger of the case (what its FG and a supervisor read):")
+    out("8. Gemeente Utrecht's ledger of the case (what its FG and a supervisor read):")
     for entry in ledger["entries"]:
+        # A refusal records no form and no ground of its own: its reason stands in their place.
+        decided = (
+            f"{entry['form']}, shared; ground {entry['sender_ground']}"
+            if entry["outcome"] == "shared"
+            else f"refused ({entry['reason_code']})"
+        )
         out(
-            f"   {entry['side']} to {entry['to_agency']}: {', '.join(entry['categories'])},"
-            f" {entry['form']}, {entry['outcome']}; ground {entry['sender_ground']}"
+            f"   {entry['side']} to {entry['to_agency']}: {', '.join(entry['categories'])}, {decided}"
             f" ({entry['sender_provision']}); catalogue {entry['catalogue_version']}"
         )
     return DemoResult(

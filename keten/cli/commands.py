@@ -394,13 +394,14 @@ def run_demo(url: str | None, throwaway_key: bool = False, tamper: bool = False)
                 print("Started an embedded platform for the demo (its data is thrown away afterwards).")
                 url = f"http://{settings.gateway_address}"
                 result = demo.run_demo(url, credentials=demo.load_credentials(var_dir))
-                print("8. `keten log verify` on the platform's stores: every leaf against its event.")
+                print("9. `keten log verify` on the platform's stores: every leaf against its event.")
                 settings = settings_from(nameko_config(settings))  # as its services read them
                 if log_command.verify_stores(list(log_command.LOGGED_SERVICES), settings):
                     raise CommandFailed("the verifiable logs do not verify (above)")
                 if tamper:
                     print(
-                        "9. A database administrator changes the share's stored event (debts becomes housing)"
+                        "10. A database administrator changes the share's stored event"
+                        " (debts becomes housing)"
                     )
                     print("   and `keten log verify` runs again:")
                     log_command.change_share_event(settings, result.share_id)

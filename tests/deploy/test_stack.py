@@ -262,7 +262,8 @@ def test_the_image_holds_neither_installers_nor_the_build_hosts_extra_ca_certifi
 
 def test_the_demo_runs_through_the_gateway(stack: Stack, demo: str):
     assert "Platform healthy" in demo
-    assert "3. Gemeente Utrecht shared debts and income with Kredietbank Utrecht: shared." in demo
+    assert "3. Gemeente Utrecht asked to share debts, income and allowances with Kredietbank Utrecht:" in demo
+    assert "   Shared: debts, income." in demo
     assert "Gedeeld:" in demo  # the citizen reads what was shared
     assert "share_records: purged on" in demo
 
