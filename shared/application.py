@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from datetime import date
 from typing import Any, ClassVar
 
+import greenlet
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
@@ -38,7 +40,7 @@ from shared.config import Settings
 from shared.contracts.envelope import ReceivedEvent, ReceivedTracking
 from shared.contracts.events.retention import RecordsPurged
 from shared.crypto import KeyStore, Vault
-from shared.db import Cursor, SqlStore, open_store, sqlite_path
+from shared.db import Cursor, PgDatastore, SqlStore, open_store, sqlite_path
 from shared.sealed import KeyScope, Sealed
 
 
@@ -117,6 +119,28 @@ def vault_for(settings: Settings) -> Vault:
         return _vaults[key]
 
 
+class Batch:
+    """A consumer's open batch: its transaction's cursor, the position taken per stream (the
+    tracking records to write at the end), and whether the events table is locked."""
+
+    def __init__(self, cursor: Any, datastore: PgDatastore):
+        self.cursor = cursor
+        self.datastore = datastore
+        self.positions: dict[str, int] = {}
+        self.locked = False
+        self.stored = False
+        self.joined: set[Any] = set()
+
+    def join(self, thread: Any) -> None:
+        """Lets another green thread (a worker running a handler) work inside the batch."""
+        self.joined.add(thread)
+        self.datastore.join(thread, self.cursor)
+
+    def leave(self, thread: Any) -> None:
+        self.joined.discard(thread)
+        self.datastore.leave(thread)
+
+
 class KetenApplication(Application):
     """An eventsourcing Application in the platform's store, with the platform's vault."""
 
@@ -131,6 +155,8 @@ class KetenApplication(Application):
         self._save_listeners: list[Callable[[], None]] = []
         #: The stream and position of the last event from another service this process took.
         self.last_taken: tuple[str, int] | None = None
+        #: The consumer's open batch, while one is open (``batch``).
+        self.open_batch: Batch | None = None
         # Snapshots would hold aggregate state, personal data included, in plaintext: never on,
         # whatever the environment says.
         super().__init__(
@@ -245,8 +271,41 @@ class KetenApplication(Application):
         return self.recorder
 
     def position(self, upstream: str) -> int:
-        """How far this application has processed ``upstream``'s notification log."""
+        """How far this application has processed ``upstream``'s notification log (in the
+        open batch, if one is open)."""
+        if self.open_batch is not None and upstream in self.open_batch.positions:
+            return self.open_batch.positions[upstream]
         return self.process_recorder.max_tracking_id(upstream) or 0
+
+    @property
+    def batches(self) -> bool:
+        """Whether this store takes batches (PostgreSQL; SQLite takes one event at a time)."""
+        return isinstance(getattr(self.recorder, "datastore", None), PgDatastore)
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """One transaction for what a consumer takes from several messages: every
+        ``save_tracked`` of this green thread and those that ``join`` it goes into it, the
+        events table is locked once, and each stream's tracking record is written once, at the
+        end, with the last position taken. It commits as a whole or not at all; on leaving
+        with an error, nothing of it stays."""
+        datastore: PgDatastore = self.recorder.datastore  # type: ignore[attr-defined]
+        assert self.open_batch is None, "one batch at a time"
+        recorder: Any = self.recorder
+        with datastore.transaction(commit=True, joins_batch=False) as raw:
+            batch = Batch(raw, datastore)
+            self.open_batch = batch
+            datastore.join(greenlet.getcurrent(), raw)
+            try:
+                yield batch
+                for stream, position in sorted(batch.positions.items()):
+                    recorder._insert_tracking(raw, Tracking(stream, position))
+            finally:
+                self.open_batch = None
+                for thread in (greenlet.getcurrent(), *batch.joined):
+                    datastore.leave(thread)
+        if batch.stored:
+            self._notify([])
 
     def save_tracked(
         self,
@@ -266,6 +325,14 @@ class KetenApplication(Application):
         processing.collect_events(*aggregates)
         stored = [self.mapper.to_stored_event(e) for e in processing.events]
         recorder: Any = self.recorder
+        batch = self.open_batch
+        if batch is not None and isinstance(tracking, ReceivedTracking):
+            # Taking the event in the consumer's batch: its tracking record is written once for
+            # the batch, the events table locked once.
+            batch.positions[tracking.application_name] = tracking.notification_id
+            tracking_now: Tracking | None = None
+        else:
+            tracking_now = tracking
         with self.sql.transaction() as cur:
             if write is not None:
                 write(cur)
@@ -283,11 +350,16 @@ class KetenApplication(Application):
                         tracking.outcome,
                     ),
                 )
-            # The recorder's own insert, inside our transaction: events, then tracking.
-            recorder._insert_events(cur.raw, stored, tracking=tracking)
+            # The recorder's own insert, inside our transaction: tracking, then events.
+            if batch is None:
+                recorder._insert_events(cur.raw, stored, tracking=tracking_now)
+            else:
+                recorder._insert_events(cur.raw, stored, tracking=tracking_now, locked=batch.locked)
+                batch.locked = batch.locked or bool(stored)
+                batch.stored = batch.stored or bool(stored)
         if isinstance(tracking, ReceivedTracking):
             self.last_taken = (tracking.application_name, tracking.notification_id)
-        if stored:
+        if stored and batch is None:
             self._notify([])
 
     def write_tracked(self, tracking: Tracking, write: Callable[[Cursor], None]) -> None:

@@ -71,6 +71,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ServiceUnavailable,
 )
 BUG_RETRIES = 3
+#: Seconds to wait for one more message already on its way when collecting a batch.
+BATCH_WAIT = 0.001
 #: "Up to the upstream's newest event", for a look at its log that no event started.
 NEWEST = 2**62
 
@@ -102,6 +104,8 @@ class QueueConsumer(ConsumerMixin):
         self.connected = False
         self._live_connection: Any = None
         self.should_stop = False
+        #: Messages delivered by the current turn of the consume loop, not yet handled.
+        self._delivered: list[Any] = []
 
     def _setup_consumer(self, container: Any) -> None:
         self.settings = settings_from(container.config)
@@ -113,6 +117,55 @@ class QueueConsumer(ConsumerMixin):
 
     def on_message(self, message: Any) -> None:
         raise NotImplementedError
+
+    def on_batch(self, messages: list[Any]) -> None:
+        """Handles the messages delivered at once (up to the prefetch), in order; by default
+        one at a time. A message left unsettled (the service stopping) goes back to the queue
+        with the connection."""
+        for message in messages:
+            if self.should_stop:
+                return
+            self.on_message(message)
+
+    def ack_all(self, messages: list[Any]) -> None:
+        """Acknowledges ``messages`` (delivered in this order on one channel): on AMQP with one
+        ``ack(multiple=True)`` of the last, elsewhere (the in-process broker) one by one."""
+        if not messages:
+            return
+        if self.connection.transport.driver_type == "amqp":
+            messages[-1].ack(multiple=True)
+        else:
+            for message in messages:
+                message.ack()
+
+    def _deliver(self, message: Any) -> None:
+        self._delivered.append(message)
+
+    def consume(self, limit: Any = None, timeout: Any = None, safety_interval: float = 1, **kw: Any) -> Any:
+        """kombu's consume loop, but the messages already delivered (up to the prefetch) are
+        handed over together (``on_batch``): one transaction, one acknowledgement for them."""
+        with self.consumer_context(**kw) as (conn, _channel, _consumers):
+            while not self.should_stop:
+                self.on_iteration()
+                try:
+                    conn.drain_events(timeout=safety_interval)
+                except TimeoutError:
+                    conn.heartbeat_check()
+                    continue
+                except OSError:
+                    if not self.should_stop:
+                        raise
+                    break
+                # What else is already here, without waiting for more.
+                while len(self._delivered) < self.settings.consumer_prefetch:
+                    try:
+                        conn.drain_events(timeout=BATCH_WAIT)
+                    except TimeoutError:
+                        break
+                batch, self._delivered = self._delivered, []
+                if batch:
+                    self.on_batch(batch)
+                yield
 
     def start_consuming(self, container: Any) -> None:
         if self._gt is None:
@@ -164,7 +217,7 @@ class QueueConsumer(ConsumerMixin):
     def get_consumers(self, consumer_cls: Callable[..., Any], channel: Any) -> list[Any]:
         # on_message: kombu hands over the raw message; decoding is ours, so that a body that
         # is not JSON is dead-lettered with a reason instead of failing inside kombu.
-        consumer = consumer_cls(queues=[self.queue()], on_message=self.on_message, no_ack=False)
+        consumer = consumer_cls(queues=[self.queue()], on_message=self._deliver, no_ack=False)
         consumer.qos(prefetch_count=self.settings.consumer_prefetch)
         return [consumer]
 
@@ -197,6 +250,8 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         self._rpc_proxy: Any = None
         self._rpc: Any = None
         self._next_sweep: float | None = None
+        #: Whether a batch is open: a handler's failure then abandons the batch (see ``on_batch``).
+        self._batching = False
 
     # -- nameko lifecycle ---------------------------------------------------------------
     def setup(self) -> None:
@@ -249,6 +304,69 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         return report, status == "ok"
 
     # -- processing ---------------------------------------------------------------------
+    def on_batch(self, messages: list[Any]) -> None:
+        """Takes the delivered messages in one transaction of the store (one tracking record
+        per stream, the events table locked once) and acknowledges them with one ack.
+
+        Whatever a batch cannot settle on its own (a handler that rejects or fails, a gap the
+        upstream must fill, a conflict, an outage, the service stopping) abandons it: the
+        transaction is rolled back, nothing of it is acknowledged, and its messages are taken
+        again one at a time, each with its own dead letter, holds and retries. So a poison
+        message costs its batch a second pass, never its neighbours' effects. Batches need a
+        store that takes them (PostgreSQL); elsewhere, one message at a time."""
+        app = self.application()
+        if len(messages) == 1 or not app.batches or self.held is not None or not self.healthy:
+            super().on_batch(messages)
+            return
+        started = time.perf_counter()
+        rejected: list[tuple[Any, KetenError]] = []
+        taken: list[tuple[ReceivedEvent, str]] = []
+        try:
+            self._batching = True
+            with app.batch():
+                for message in messages:
+                    try:
+                        event = self.verified(message)
+                    except KetenError as error:
+                        rejected.append((message, error))
+                        continue
+                    handler = self.handlers.get(event.routing_key)
+                    if handler is None:
+                        raise ContainerBeingKilled()  # stopping, or nothing handles it now: singly
+                    kinds = self.kinds_of(event.source)
+                    with logs.log_context(self.service, event.correlation_id):
+                        taken.append((event, self.take(handler, event, message, kinds)))
+        except Exception as exc:
+            log.info(
+                "%s: a batch of %d message(s) taken one at a time (%s)",
+                self.service,
+                len(messages),
+                type(exc).__name__,
+            )
+            super().on_batch(messages)
+            return
+        finally:
+            self._batching = False
+        for message, refusal in rejected:
+            with logs.log_context(self.service):
+                self.dead_letter(message, refusal.code, str(refusal), event_name=None)
+        self.ack_all(messages)
+        seconds = (time.perf_counter() - started) / len(messages)
+        for event, outcome in taken:
+            metrics.messages_handled.labels(self.service, event.name, outcome).inc()
+            metrics.handling_seconds.labels(self.service, event.name).observe(seconds)
+        log.info(
+            "%s: took a batch of %d message(s) in %.1f ms",
+            self.service,
+            len(messages),
+            seconds * len(messages) * 1000,
+            extra={"batch": len(messages), "duration_ms": round(seconds * len(messages) * 1000, 1)},
+        )
+
+    def kinds_of(self, source: str) -> tuple[str, ...]:
+        """The kinds of event of ``source`` this service takes."""
+        return tuple(sorted(h.event_name for h in self.handlers.values() if h.source == source))
+
     def on_message(self, message: Any) -> None:
         started = time.perf_counter()
         try:
@@ -269,7 +387,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
             # Bound by an older version of this service; nothing handles it now.
             message.ack()
             return
-        kinds = tuple(sorted(h.event_name for h in handlers.values() if h.source == event.source))
+        kinds = self.kinds_of(event.source)
         with logs.log_context(self.service, event.correlation_id):
             outcome = self.process(handler, event, message, kinds)
             if outcome != "requeued" and not self.healthy:
@@ -518,30 +636,34 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
                 handler.run(event)
             except (*TRANSIENT_ERRORS, IntegrityError, ContainerBeingKilled):
                 raise
-            except KetenError as error:
+            except Exception as exc:
+                if self._batching:
+                    raise  # the batch is abandoned and this message taken again on its own
+                error = exc
+            else:
+                if app.last_taken != (event.log, event.position):
+                    self.record(app, event, "processed")  # the handler had nothing to save
+                return "processed"
+            if isinstance(error, KetenError):
                 self.dead_letter(message, error.code, str(error), event_name=event.name)
                 self.record(app, event, f"rejected:{error.code}")
                 return "rejected"
-            except Exception as exc:
-                if attempts < BUG_RETRIES:
-                    self._pause(0.2 * attempts)
-                    continue
-                log.error(
-                    "%s: %s failed on %s at %s/%s (%s); dead-lettered",
-                    self.service,
-                    handler.method_name,
-                    event.name,
-                    event.source,
-                    event.position,
-                    type(exc).__name__,
-                )
-                failure = f"handler raised {type(exc).__name__}"
-                self.dead_letter(message, "handler_failed", failure, event.name)
-                self.record(app, event, "failed")
-                return "failed"
-            if app.last_taken != (event.log, event.position):
-                self.record(app, event, "processed")  # the handler had nothing to save
-            return "processed"
+            if attempts < BUG_RETRIES:
+                self._pause(0.2 * attempts)
+                continue
+            log.error(
+                "%s: %s failed on %s at %s/%s (%s); dead-lettered",
+                self.service,
+                handler.method_name,
+                event.name,
+                event.source,
+                event.position,
+                type(error).__name__,
+            )
+            failure = f"handler raised {type(error).__name__}"
+            self.dead_letter(message, "handler_failed", failure, event.name)
+            self.record(app, event, "failed")
+            return "failed"
 
     @staticmethod
     def record(app: Any, event: ReceivedEvent, outcome: str) -> None:
@@ -632,6 +754,8 @@ class CaughtUpMessage:
 
 class EventHandlerEntrypoint(Entrypoint):
     consumer = EventConsumer()
+    #: Its workers save inside the consumer's open batch (``ApplicationProvider.worker_setup``).
+    joins_batch = True
 
     def __init__(self, source: str, event_name: str, **kwargs: Any):
         self.source = source

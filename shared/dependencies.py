@@ -11,6 +11,7 @@ import uuid
 from typing import Any, Protocol, runtime_checkable
 
 import eventlet
+import greenlet
 from kombu import Connection
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc, RpcProxy
@@ -75,6 +76,17 @@ class ApplicationProvider(DependencyProvider):
             self.relay_loop.stop()
         if self._gt is not None:
             self._gt.kill()
+
+    def worker_setup(self, worker_ctx: Any) -> None:
+        # A handler the event consumer runs while its batch is open works inside the batch.
+        batch = self.app.open_batch
+        if batch is not None and getattr(worker_ctx.entrypoint, "joins_batch", False):
+            batch.join(greenlet.getcurrent())
+
+    def worker_teardown(self, worker_ctx: Any) -> None:
+        batch = self.app.open_batch
+        if batch is not None:
+            batch.leave(greenlet.getcurrent())
 
     def get_dependency(self, worker_ctx: Any) -> Any:
         return self.app
