@@ -130,6 +130,7 @@ class Batch:
         self.locked = False
         self.stored = False
         self.joined: set[Any] = set()
+        self.owner = greenlet.getcurrent()
 
     def join(self, thread: Any) -> None:
         """Lets another green thread (a worker running a handler) work inside the batch."""
@@ -139,6 +140,9 @@ class Batch:
     def leave(self, thread: Any) -> None:
         self.joined.discard(thread)
         self.datastore.leave(thread)
+
+    def includes(self, thread: Any) -> bool:
+        return thread is self.owner or thread in self.joined
 
 
 class KetenApplication(Application):
@@ -273,8 +277,9 @@ class KetenApplication(Application):
     def position(self, upstream: str) -> int:
         """How far this application has processed ``upstream``'s notification log (in the
         open batch, if one is open)."""
-        if self.open_batch is not None and upstream in self.open_batch.positions:
-            return self.open_batch.positions[upstream]
+        batch = self.open_batch
+        if batch is not None and upstream in batch.positions and batch.includes(greenlet.getcurrent()):
+            return batch.positions[upstream]
         return self.process_recorder.max_tracking_id(upstream) or 0
 
     @property
@@ -326,6 +331,8 @@ class KetenApplication(Application):
         stored = [self.mapper.to_stored_event(e) for e in processing.events]
         recorder: Any = self.recorder
         batch = self.open_batch
+        if batch is not None and not batch.includes(greenlet.getcurrent()):
+            batch = None  # another green thread (a use case, the relay): a transaction of its own
         if batch is not None and isinstance(tracking, ReceivedTracking):
             # Taking the event in the consumer's batch: its tracking record is written once for
             # the batch, the events table locked once.

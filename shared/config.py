@@ -40,6 +40,9 @@ class Settings:
     relay_interval: float = 0.05
     relay_batch_size: int = 500
     consumer_prefetch: int = 100
+    # At most how many delivered messages a consumer takes in one transaction and one ack (no
+    # more than the prefetch); 1 takes them one at a time.
+    consumer_batch: int = 100
     # Seconds a signed agency command on the bus counts after its `keten-created` time (it may
     # wait in its queue through an outage); its message id is remembered that long, so a copy
     # sent again is refused (shared.commands, shared.seen).
@@ -139,6 +142,7 @@ class Settings:
                 relay_interval=float(get("KETEN_RELAY_INTERVAL", "0.05") or 0.05),
                 relay_batch_size=int(get("KETEN_RELAY_BATCH_SIZE", "500") or 500),
                 consumer_prefetch=int(get("KETEN_CONSUMER_PREFETCH", "100") or 100),
+                consumer_batch=int(get("KETEN_CONSUMER_BATCH", "100") or 1),
                 command_window=float(get("KETEN_COMMAND_WINDOW", "300") or 300),
                 catch_up_interval=float(get("KETEN_CATCH_UP_INTERVAL", "300") or 0),
                 ops_port=int(get("OPS_PORT", "0") or 0),

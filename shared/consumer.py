@@ -138,6 +138,10 @@ class QueueConsumer(ConsumerMixin):
             for message in messages:
                 message.ack()
 
+    @property
+    def batch_size(self) -> int:
+        return max(1, min(self.settings.consumer_batch, self.settings.consumer_prefetch))
+
     def _deliver(self, message: Any) -> None:
         self._delivered.append(message)
 
@@ -157,7 +161,7 @@ class QueueConsumer(ConsumerMixin):
                         raise
                     break
                 # What else is already here, without waiting for more.
-                while len(self._delivered) < self.settings.consumer_prefetch:
+                while len(self._delivered) < self.batch_size:
                     try:
                         conn.drain_events(timeout=BATCH_WAIT)
                     except TimeoutError:
