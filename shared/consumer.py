@@ -56,9 +56,16 @@ from shared.contracts.envelope import OutgoingMessage, ReceivedEvent, decode_eve
 from shared.contracts.events import EVENT_SCHEMAS
 from shared.dependencies import ApplicationProvider, settings_from
 from shared.errors import KetenError, NotAuthorised, ServiceUnavailable
+from shared.partitions import preferred, stream_name
 from shared.provenance import KEY_ID_HEADER, SIGNATURE_HEADER, EventKeys
 from shared.publishing import ConfirmingPublisher
-from shared.topology import DEAD_LETTER_EXCHANGE, dead_letter_exchange, routing_key, service_event_queue
+from shared.topology import (
+    DEAD_LETTER_EXCHANGE,
+    dead_letter_exchange,
+    routing_key,
+    service_event_queue,
+    service_event_queues,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +113,9 @@ class QueueConsumer(ConsumerMixin):
         self.should_stop = False
         #: Messages delivered by the current turn of the consume loop, not yet handled.
         self._delivered: list[Any] = []
+        #: The consumer of the queues this replica stands by for, until it subscribes.
+        self._standby: Any = None
+        self._standby_at = 0.0
 
     def _setup_consumer(self, container: Any) -> None:
         self.settings = settings_from(container.config)
@@ -174,7 +184,9 @@ class QueueConsumer(ConsumerMixin):
     def start_consuming(self, container: Any) -> None:
         if self._gt is None:
             self.should_stop = False
-            self.publisher = ConfirmingPublisher(self.settings.amqp_uri)
+            self.publisher = ConfirmingPublisher(
+                self.settings.amqp_uri, partitions=self.settings.event_partitions
+            )
             self._gt = container.spawn_managed_thread(self.run, identifier=f"{self.service}.{self.consumes}")
         try:
             self.wait_until_consuming(timeout=15)
@@ -218,12 +230,34 @@ class QueueConsumer(ConsumerMixin):
         self.publisher.close()
         self.publisher.connect()
 
+    def queues(self) -> list[Queue]:
+        """The queues consumed at once; ``standby_queues`` follow after the standby delay."""
+        return [self.queue()]
+
+    def standby_queues(self) -> list[Queue]:
+        return []
+
     def get_consumers(self, consumer_cls: Callable[..., Any], channel: Any) -> list[Any]:
         # on_message: kombu hands over the raw message; decoding is ours, so that a body that
         # is not JSON is dead-lettered with a reason instead of failing inside kombu.
-        consumer = consumer_cls(queues=[self.queue()], on_message=self._deliver, no_ack=False)
+        consumer = consumer_cls(queues=self.queues(), on_message=self._deliver, no_ack=False)
         consumer.qos(prefetch_count=self.settings.consumer_prefetch)
+        standby = self.standby_queues()
+        self._standby = None
+        if standby:
+            # Subscribed later (``start_standby``): the broker makes a queue's first subscriber
+            # its single active consumer, so each replica is first on the partitions it prefers.
+            self._standby = consumer_cls(
+                queues=standby, on_message=self._deliver, no_ack=False, auto_declare=True
+            )
+            self._standby_at = time.monotonic() + self.settings.standby_delay
         return [consumer]
+
+    def start_standby(self) -> None:
+        """Stands by for the other replicas' partitions, once the standby delay is over."""
+        if self._standby is not None and time.monotonic() >= self._standby_at:
+            standby, self._standby = self._standby, None
+            standby.consume()
 
     def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
         self._live_connection = connection
@@ -291,6 +325,20 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         # The bindings come from the platform's topology (SUBSCRIPTIONS), which publishers
         # declare too; a test checks that they match the handlers.
         return service_event_queue(self.service)
+
+    def queues(self) -> list[Queue]:
+        """The service's queue, or the queues of the partitions this replica prefers."""
+        partitions = self.settings.event_partitions
+        queues = service_event_queues(self.service, partitions)
+        if partitions <= 1:
+            return queues
+        return [queues[n] for n in preferred(partitions, self.settings.replica, self.settings.replicas)]
+
+    def standby_queues(self) -> list[Queue]:
+        """The other replicas' partitions: taken only while their replica is gone."""
+        partitions = self.settings.event_partitions
+        mine = {queue.name for queue in self.queues()}
+        return [queue for queue in service_event_queues(self.service, partitions) if queue.name not in mine]
 
     def status(self) -> str:
         """ "ok" while consuming (or standing by for the queue's single active consumer)."""
@@ -364,7 +412,11 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
             self.service,
             len(messages),
             seconds * len(messages) * 1000,
-            extra={"batch": len(messages), "duration_ms": round(seconds * len(messages) * 1000, 1)},
+            extra={
+                "batch": len(messages),
+                "streams": sorted({event.log for event, _ in taken}),
+                "duration_ms": round(seconds * len(messages) * 1000, 1),
+            },
         )
 
     def kinds_of(self, source: str) -> tuple[str, ...]:
@@ -409,6 +461,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
                 extra={
                     "event": event.name,
                     "source": event.source,
+                    "stream": event.log,
                     "position": event.position,
                     "outcome": outcome,
                     "duration_ms": round(seconds * 1000, 1),
@@ -584,6 +637,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         """Between messages (kombu calls this on every turn of the consume loop): now and then,
         ask each upstream for events this service has not taken. A gap is otherwise found only
         when the next event arrives; this finds the missing tail of a quiet stream too."""
+        self.start_standby()
         interval = self.settings.catch_up_interval
         if interval <= 0:
             return
@@ -593,18 +647,32 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         if now < self._next_sweep or self.should_stop:
             return
         self._next_sweep = now + interval
-        handlers = self.handlers
-        for source in sorted({handler.source for handler in handlers.values()}):
-            kinds = tuple(sorted(h.event_name for h in handlers.values() if h.source == source))
-            try:
-                caught = self.fetch_and_apply(source, source, kinds, self.application().position(source))
-            except (*TRANSIENT_ERRORS, EventConflict, IntegrityError, ContainerBeingKilled) as exc:
-                log.info("%s: no look at %s's log now (%s)", self.service, source, type(exc).__name__)
-                continue
-            if caught:
-                log.warning(
-                    "%s: caught up %d event(s) of %s that no message announced", self.service, caught, source
-                )
+        for source in sorted({handler.source for handler in self.handlers.values()}):
+            for stream in self.swept_streams(source):
+                try:
+                    position = self.application().position(stream)
+                    caught = self.fetch_and_apply(source, stream, self.kinds_of(source), position)
+                except (*TRANSIENT_ERRORS, EventConflict, IntegrityError, ContainerBeingKilled) as exc:
+                    log.info("%s: no look at %s's log now (%s)", self.service, stream, type(exc).__name__)
+                    continue
+                if caught:
+                    log.warning(
+                        "%s: caught up %d event(s) of %s that no message announced",
+                        self.service,
+                        caught,
+                        stream,
+                    )
+
+    def swept_streams(self, source: str) -> list[str]:
+        """The streams of ``source`` the periodic look covers: its whole log, or the partitions
+        this replica prefers and has taken from before (a partition never taken from may be
+        new since the partitions changed: its events were taken under the former streams)."""
+        partitions = self.settings.event_partitions
+        if partitions <= 1:
+            return [source]
+        mine = preferred(partitions, self.settings.replica, self.settings.replicas)
+        streams = [stream_name(source, n, partitions) for n in mine]
+        return [stream for stream in streams if self.application().position(stream) > 0]
 
     def ask_upstream(self, source: str, asked: PageRequest) -> Any:
         from nameko.standalone.rpc import ClusterRpcProxy

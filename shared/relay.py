@@ -38,6 +38,7 @@ from shared.config import Settings
 from shared.contracts.envelope import OutgoingMessage, correlation_of, encode_event, published_name
 from shared.db import PgDatastore
 from shared.logs import log_context
+from shared.partitions import PARTITION_HEADER, case_key, partition_of, source_streams, stream_name
 from shared.provenance import EventKeys
 from shared.publishing import ConfirmingPublisher
 
@@ -62,13 +63,23 @@ class EventRelay:
         self.durable_position = durable_position
         self._position = app.position(POSITION) if durable_position else 0
         self.keys = EventKeys.for_settings(app.settings)
-        #: Per kind of event, the position of the latest one published (the chain's head).
-        self.chain = self._stored_chain() if durable_position else {}
+        self.partitions = app.settings.event_partitions
+        #: Per stream (one, or one per partition) and kind of event, the position of the latest
+        #: one published (the chain's head).
+        self.chains = {
+            stream: self._stored_chain(stream) if durable_position else {}
+            for stream in source_streams(source, self.partitions)
+        }
         self.last_progress = time.monotonic()
 
-    def _stored_chain(self) -> dict[str, int]:
-        chain = self.app.relay_chain(self.source)
-        if chain or not self._position:
+    @property
+    def chain(self) -> dict[str, int]:
+        """The chain of the whole log (unpartitioned)."""
+        return self.chains[self.source]
+
+    def _stored_chain(self, stream: str) -> dict[str, int]:
+        chain = self.app.relay_chain(stream)
+        if chain or not self._position or stream != self.source:
             return chain
         # Published before the chain was kept: rebuilt once from the log, up to the position.
         log.info("%s relay: rebuilding the chain of positions up to %s", self.source, self._position)
@@ -104,11 +115,18 @@ class EventRelay:
             return 0
         messages = []
         published: list[tuple[str, int, str]] = []
-        chain = dict(self.chain)
+        chains = {stream: dict(chain) for stream, chain in self.chains.items()}
         for notification in notifications:
             domain_event = self.app.mapper.to_domain_event(notification)
-            message = encode_event(domain_event, self.source, notification.id, previous=chain)
+            partition = partition_of(case_key(domain_event), self.partitions)
+            stream = stream_name(self.source, partition, self.partitions)
+            chain = chains[stream]
+            message = encode_event(domain_event, self.source, notification.id, previous=chain, stream=stream)
             if message is not None:
+                if self.partitions > 1:
+                    message = dataclasses.replace(
+                        message, headers={**message.headers, PARTITION_HEADER: str(partition)}
+                    )
                 messages.append(self.signed(message))
                 published.append((message.routing_key, notification.id, correlation_of(domain_event)))
                 chain[type(domain_event).__name__] = notification.id
@@ -119,12 +137,17 @@ class EventRelay:
                 log.info("published %s at %s", key, position, extra={"position": position})
         last = notifications[-1].id
         if self.durable_position:
-            moved = {kind: position for kind, position in chain.items() if self.chain.get(kind) != position}
-            self.app.save_tracked(
-                Tracking(POSITION, last),
-                write=lambda cur: self.app.write_relay_chain(cur, self.source, moved),
-            )
-        self.chain = chain
+            moved = {
+                stream: {kind: at for kind, at in chain.items() if self.chains[stream].get(kind) != at}
+                for stream, chain in chains.items()
+            }
+
+            def write_chains(cur: Any) -> None:
+                for stream, kinds in moved.items():
+                    self.app.write_relay_chain(cur, stream, kinds)
+
+            self.app.save_tracked(Tracking(POSITION, last), write=write_chains)
+        self.chains = chains
         self._position = last
         self.last_progress = time.monotonic()
         return len(notifications)
@@ -213,7 +236,7 @@ class RelayLoop:
         settings = self.settings
         source = self.source
         logs.bind(source)
-        publisher = ConfirmingPublisher(settings.amqp_uri)
+        publisher = ConfirmingPublisher(settings.amqp_uri, partitions=settings.event_partitions)
         datastore = getattr(self.app.recorder, "datastore", None)  # a lease on PostgreSQL only
         lease: PgLease | AlwaysLeader = (
             PgLease(datastore, f"relay:{self.app.name}")
