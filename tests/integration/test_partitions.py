@@ -18,10 +18,11 @@ from keten.demo import Client, register_case_command, share_request_command
 from shared.config import Settings
 from shared.partitions import partition_of
 from shared.topology import DEAD_LETTER_QUEUE
+from tests.integration.test_batches import steadily
 from tests.integration.test_faults import ServiceProcess, _books
 from tests.support import agency_credentials, eventually, keten, notifying_env
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 PARTITIONS = 4
 REPLICAS = 2
@@ -112,9 +113,7 @@ def test_two_replicas_take_disjoint_partitions_and_one_takes_over_when_the_other
         for _ in range(rounds):
             for case_id in case_ids:
                 command = share_request_command(case_id)
-                answer = client.retry_until(
-                    "the share is decided", lambda c=command: client.call("POST", "/api/shares", json=c)
-                )
+                answer = steadily(client, command)
                 ids.extend(d["share_id"] for d in answer["decisions"])
         return ids
 
