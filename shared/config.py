@@ -45,8 +45,9 @@ class Settings:
     consumer_batch: int = 100
     # Partitions of every service's event stream by case (shared.partitions); 1: one stream.
     event_partitions: int = 1
-    # This replica's index among a consumer's replicas: which partitions it takes first.
-    replica: int = 0
+    # This replica's index among a consumer's replicas (which partitions it takes first); -1:
+    # none (a fair share of the partitions no replica takes yet); and how many replicas there are.
+    replica: int = -1
     replicas: int = 1
     # Seconds before a replica also stands by for the other replicas' partitions.
     standby_delay: float = 5.0
@@ -151,7 +152,7 @@ class Settings:
                 consumer_prefetch=int(get("KETEN_CONSUMER_PREFETCH", "100") or 100),
                 consumer_batch=int(get("KETEN_CONSUMER_BATCH", "100") or 1),
                 event_partitions=int(get("KETEN_EVENT_PARTITIONS", "1") or 1),
-                replica=int(get("KETEN_REPLICA", "0") or 0),
+                replica=int(get("KETEN_REPLICA", "-1") or -1),
                 replicas=int(get("KETEN_REPLICAS", "1") or 1),
                 standby_delay=float(get("KETEN_STANDBY_DELAY", "5") or 0),
                 command_window=float(get("KETEN_COMMAND_WINDOW", "300") or 300),

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -230,19 +231,20 @@ class QueueConsumer(ConsumerMixin):
         self.publisher.close()
         self.publisher.connect()
 
-    def queues(self) -> list[Queue]:
+    def queues(self, channel: Any) -> list[Queue]:
         """The queues consumed at once; ``standby_queues`` follow after the standby delay."""
         return [self.queue()]
 
-    def standby_queues(self) -> list[Queue]:
+    def standby_queues(self, taken: list[Queue]) -> list[Queue]:
         return []
 
     def get_consumers(self, consumer_cls: Callable[..., Any], channel: Any) -> list[Any]:
         # on_message: kombu hands over the raw message; decoding is ours, so that a body that
         # is not JSON is dead-lettered with a reason instead of failing inside kombu.
-        consumer = consumer_cls(queues=self.queues(), on_message=self._deliver, no_ack=False)
+        first = self.queues(channel)
+        consumer = consumer_cls(queues=first, on_message=self._deliver, no_ack=False)
         consumer.qos(prefetch_count=self.settings.consumer_prefetch)
-        standby = self.standby_queues()
+        standby = self.standby_queues(first)
         self._standby = None
         if standby:
             # Subscribed later (``start_standby``): the broker makes a queue's first subscriber
@@ -326,19 +328,26 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         # declare too; a test checks that they match the handlers.
         return service_event_queue(self.service)
 
-    def queues(self) -> list[Queue]:
-        """The service's queue, or the queues of the partitions this replica prefers."""
+    def queues(self, channel: Any) -> list[Queue]:
+        """The service's queue, or the queues of the partitions this replica prefers: by its
+        index (``KETEN_REPLICA``), or, without one (a Deployment's pods), a fair share
+        (partitions / ``KETEN_REPLICAS``) of those no replica consumes yet, picked at random
+        so that replicas starting together seldom pick the same."""
         partitions = self.settings.event_partitions
         queues = service_event_queues(self.service, partitions)
         if partitions <= 1:
             return queues
-        return [queues[n] for n in preferred(partitions, self.settings.replica, self.settings.replicas)]
+        if self.settings.replica >= 0:
+            return [queues[n] for n in preferred(partitions, self.settings.replica, self.settings.replicas)]
+        share = -(-partitions // max(1, self.settings.replicas))
+        free = [queue for queue in queues if queue(channel).queue_declare().consumer_count == 0]
+        return sorted(random.sample(free, min(share, len(free))), key=queues.index)
 
-    def standby_queues(self) -> list[Queue]:
+    def standby_queues(self, taken: list[Queue]) -> list[Queue]:
         """The other replicas' partitions: taken only while their replica is gone."""
-        partitions = self.settings.event_partitions
-        mine = {queue.name for queue in self.queues()}
-        return [queue for queue in service_event_queues(self.service, partitions) if queue.name not in mine]
+        mine = {queue.name for queue in taken}
+        queues = service_event_queues(self.service, self.settings.event_partitions)
+        return [queue for queue in queues if queue.name not in mine]
 
     def status(self) -> str:
         """ "ok" while consuming (or standing by for the queue's single active consumer)."""
@@ -670,8 +679,9 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         partitions = self.settings.event_partitions
         if partitions <= 1:
             return [source]
-        mine = preferred(partitions, self.settings.replica, self.settings.replicas)
-        streams = [stream_name(source, n, partitions) for n in mine]
+        streams = [stream_name(source, n, partitions) for n in range(partitions)]
+        # Each replica looks at every partition it has taken from: a look at one another
+        # replica is taking collides harmlessly (the tracking record refuses the second).
         return [stream for stream in streams if self.application().position(stream) > 0]
 
     def ask_upstream(self, source: str, asked: PageRequest) -> Any:
