@@ -25,16 +25,18 @@ import yaml
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from kombu import Queue
-from marshmallow import Schema
+from marshmallow import Schema, fields, validate
 
+from keten.examples import command_examples
 from shared.contracts.catalogue import CatalogueSchema
-from shared.contracts.commands import COMMAND_SCHEMAS
-from shared.contracts.commands.base import COMMAND_VERSION
+from shared.contracts.commands import COMMAND_SCHEMAS, LEDGER_QUERY, GetLedgerSchema, LedgerSchema
+from shared.contracts.commands.base import COMMAND_VERSION, CONSISTENCY_FIELD
 from shared.contracts.envelope import ENVELOPE_VERSION, EnvelopeSchema
 from shared.contracts.events import EVENT_SCHEMAS
-from shared.contracts.fields import SealedValue
+from shared.contracts.fields import SealedText, SealedValue
 from shared.contracts.inbox import INBOX_SCHEMAS, INBOX_VERSION, ErrorSchema, InboxEnvelopeSchema
 from shared.http_signatures import COVERED_COMPONENTS
+from shared.reasons import share_refusals
 from shared.topology import (
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
@@ -44,7 +46,7 @@ from shared.topology import (
     platform_queues,
     queue_bindings,
 )
-from shared.wire import CREATED_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER
+from shared.wire import CONTENT_INFO, CREATED_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = {
@@ -66,6 +68,7 @@ def _spec(openapi_version: str = "3.1.0") -> tuple[APISpec, MarshmallowPlugin]:
     plugin = MarshmallowPlugin(schema_name_resolver=_schema_name)
     spec = APISpec("Keten", CONTRACT_VERSION, openapi_version, plugins=[plugin])
     plugin.converter.map_to_openapi_type(SealedValue, "object", None)  # type: ignore[union-attr]
+    plugin.converter.map_to_openapi_type(SealedText, "object", None)  # type: ignore[union-attr]
     return spec, plugin
 
 
@@ -125,16 +128,23 @@ def asyncapi_document() -> dict[str, Any]:
             "title": name,
             "summary": _doc(inbox_schema),
             "contentType": "application/json",
+            "headers": INBOX_HEADERS,
             "payload": _envelope(spec, InboxEnvelopeSchema, name, _add(spec, inbox_schema)),
             "correlationId": {"location": "$message.payload#/correlation_id"},
+            "bindings": {
+                "amqp": {"contentEncoding": "utf-8", "messageType": name, "bindingVersion": "0.3.0"}
+            },
+            "x-amqp-properties": INBOX_PROPERTIES,
+            "x-keten-routing-key": f"{{agency}}.{name}",
         }
         if name.startswith("Command"):
             reply_messages.append({"$ref": f"#/channels/directReplyTo/messages/{name}"})
     _add(spec, ErrorSchema)
 
+    examples = command_examples()
     for command, schema in sorted(COMMAND_SCHEMAS.items(), key=lambda item: (item[1].service, item[0])):
         key = f"command.{schema.service}.{command}"
-        message = {
+        message: dict[str, Any] = {
             "name": command,
             "title": command,
             "summary": _doc(schema),
@@ -143,7 +153,17 @@ def asyncapi_document() -> dict[str, Any]:
             "payload": _add(spec, schema),
         }
         if schema.reply_schema is not None:
-            message["x-keten-reply-result"] = _add(spec, schema.reply_schema)
+            message["x-keten-reply-result"] = {
+                "allOf": [
+                    _add(spec, schema.reply_schema),
+                    {"$ref": "#/components/schemas/ConsistencyTokenAnswer"},
+                ]
+            }
+        message["bindings"] = {"amqp": {"contentEncoding": "utf-8", "bindingVersion": "0.3.0"}}
+        message["x-amqp-properties"] = COMMAND_PROPERTIES
+        message["examples"] = [
+            {"name": command, "summary": f"a complete {command}", "payload": examples[command]}
+        ]
         messages[key] = message
         channels[key] = {
             "address": f"{{agency}}.{schema.service}.{command}",
@@ -222,6 +242,26 @@ def asyncapi_document() -> dict[str, Any]:
             "tags": [{"name": "internal"}],
         }
 
+    schemas = spec.to_dict()["components"]["schemas"]
+    schemas["ConsistencyTokenAnswer"] = {
+        "type": "object",
+        "properties": {
+            CONSISTENCY_FIELD: {
+                "type": "string",
+                "description": "present when the command recorded something (or was sent a token): "
+                "send it as consistency_token with your next command (docs/agencies.md)",
+            }
+        },
+    }
+    decision_codes = ["allowed", *sorted(share_refusals())]
+    for component in ("ShareDecision", "LedgerEntry"):
+        reason_code = schemas[component]["properties"]["reason_code"]
+        reason_code["enum"] = decision_codes
+        reason_code["description"] = (
+            "allowed when the data were shared; otherwise why not (share_refusals in the catalogue)"
+        )
+    for component in ("ShareReceived", "ShareCorrectedMessage"):
+        schemas[component]["properties"]["sealed_content"]["description"] = SEALED_CONTENT
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -254,7 +294,7 @@ def asyncapi_document() -> dict[str, Any]:
         "channels": channels,
         "operations": operations,
         "components": {
-            "schemas": spec.to_dict()["components"]["schemas"],
+            "schemas": schemas,
             "messages": messages,
             "securitySchemes": {
                 "agencyUser": {
@@ -351,6 +391,73 @@ def rabbitmq_definitions() -> dict[str, Any]:
     }
 
 
+#: The AMQP properties of a command (not headers: the properties of basic.publish).
+COMMAND_PROPERTIES: dict[str, Any] = {
+    "type": "object",
+    "required": ["message_id", "content_type"],
+    "properties": {
+        "message_id": {
+            "type": "string",
+            "format": "uuid",
+            "description": "required: a fresh UUID per message. A command without one is refused "
+            "(message_id_missing) and not carried out: its answer could not be matched to it",
+        },
+        "content_type": {"const": "application/json"},
+        "content_encoding": {"const": "utf-8"},
+        "delivery_mode": {"const": 2, "description": "persistent"},
+        "reply_to": {
+            "const": "amq.rabbitmq.reply-to",
+            "description": "optional: the answer also comes straight back on this channel; any "
+            "other value is ignored (the answer always goes to your inbox)",
+        },
+        "correlation_id": {
+            "type": "string",
+            "description": "optional: your own; the answer carries it (else your message_id)",
+        },
+    },
+}
+
+#: The AMQP properties of what the platform puts in your inbox.
+INBOX_PROPERTIES: dict[str, Any] = {
+    "type": "object",
+    "required": ["message_id", "content_type", "delivery_mode"],
+    "properties": {
+        "message_id": {
+            "type": "string",
+            "format": "uuid",
+            "description": "stable: the same message delivered again has the same id; drop one you "
+            "already handled (the envelope's message_id is the same)",
+        },
+        "correlation_id": {
+            "type": "string",
+            "description": "an answer: the correlation_id of your command (else its message_id); a "
+            "share: the correlation of the request that made it",
+        },
+        "content_type": {"const": "application/json"},
+        "content_encoding": {"const": "utf-8"},
+        "delivery_mode": {"const": 2, "description": "persistent"},
+    },
+}
+
+#: The headers of what the platform puts in your inbox (the routing key is {agency}.{message}).
+INBOX_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "required": ["keten-message", "keten-agency"],
+    "properties": {
+        "keten-message": {"type": "string", "description": "the message's name, as the envelope's message"},
+        "keten-agency": {"type": "string", "description": "your agency id"},
+    },
+}
+
+SEALED_CONTENT = (
+    "base64 of an HPKE ciphertext (RFC 9180, base mode, single shot) sealed to your X25519 "
+    "encryption key: KEM DHKEM(X25519, HKDF-SHA256) 0x0020, KDF HKDF-SHA256 0x0001, AEAD "
+    f"AES-256-GCM 0x0002; the first 32 bytes are enc, the rest the ciphertext; info = the ASCII "
+    f"bytes '{CONTENT_INFO.decode()}', aad empty. The plaintext is JSON: content, reference and "
+    "subject.role. Null when withheld (content_withheld says why)"
+)
+
+
 # -- OpenAPI ------------------------------------------------------------------------------------
 #: Routes of the gateway that are not a command: (summary, security, success status, response).
 OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any] | type[Schema]]] = {
@@ -362,6 +469,13 @@ OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any] | type[Schema
         "agency",
         200,
         CatalogueSchema,
+    ),
+    "ledger": (
+        "the signing agency's accountability ledger (as the get_ledger command answers it); "
+        "another agency's is 403",
+        "agency",
+        200,
+        LedgerSchema,
     ),
     "log_in": (
         "DigiD stand-in, NOT real authentication: {bsn} gives a 15-minute session token",
@@ -394,6 +508,19 @@ OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any] | type[Schema
     "overview": (
         "the logged-in citizen's overview; ?lang=en for English labels",
         "citizen",
+        200,
+        {"type": "object"},
+    ),
+    "processing_activities": (
+        "the register of processing activities the Logboek Dataverwerkingen records point at "
+        "(dpl.core.processing_activity_id), current and earlier versions; public",
+        None,
+        200,
+        {"type": "object"},
+    ),
+    "processing_activity": (
+        "one version of a processing activity, as a record's dpl.core.processing_activity_id names it",
+        None,
         200,
         {"type": "object"},
     ),
@@ -461,6 +588,7 @@ def openapi_document() -> dict[str, Any]:
             }
             for p in _path_parameters(path)
         ]
+        parameters += _query_parameters(name)
         if parameters:
             operation["parameters"] = parameters
         command = COMMAND_SCHEMAS.get(name)
@@ -532,6 +660,40 @@ def openapi_document() -> dict[str, Any]:
 
 def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+#: Routes that take a query string: the command schema whose fields it holds.
+QUERY_COMMANDS = {"ledger": (GetLedgerSchema, LEDGER_QUERY)}
+
+
+def _query_parameters(name: str) -> list[dict[str, Any]]:
+    """The query parameters of a GET route, described from its command's schema fields."""
+    if name not in QUERY_COMMANDS:
+        return []
+    schema_cls, names = QUERY_COMMANDS[name]
+    declared = schema_cls._declared_fields
+    parameters = []
+    for field_name in names:
+        field = declared[field_name]
+        schema: dict[str, Any] = {"type": "string"}
+        if isinstance(field, fields.Date):
+            schema["format"] = "date"
+        elif isinstance(field, fields.UUID):
+            schema["format"] = "uuid"
+        if field.validate:
+            for validator in field.validators:
+                if isinstance(validator, validate.OneOf):
+                    schema["enum"] = list(validator.choices)
+        parameters.append(
+            {
+                "name": field_name,
+                "in": "query",
+                "required": False,
+                "description": field.metadata.get("description", ""),
+                "schema": schema,
+            }
+        )
+    return parameters
 
 
 def _path_parameters(path: str) -> list[str]:

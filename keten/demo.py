@@ -41,7 +41,7 @@ class DemoError(RuntimeError):
 
 
 #: Answers that mean "the platform has not caught up with your last step yet": retry shortly.
-CATCHING_UP = {(404, "unknown_case"), (409, "case_not_active")}
+CATCHING_UP = {(404, "unknown_case"), (409, "case_not_active"), (409, "not_caught_up")}
 
 
 @dataclass
@@ -87,6 +87,8 @@ class Client:
         self.http = requests.Session()
         self.timeout = timeout
         self.credentials = credentials
+        #: The latest answer's consistency token, sent with every later command.
+        self.consistency_token: str | None = None
 
     def call(
         self,
@@ -96,8 +98,13 @@ class Client:
         json: Any = None,
         **kwargs: Any,
     ) -> Any:
+        agency_request = (
+            self.credentials is not None and path.startswith("/api/") and not path.startswith("/api/citizen")
+        )
+        if agency_request and isinstance(json, dict) and self.consistency_token:
+            json = {"consistency_token": self.consistency_token, **json}
         body = b"" if json is None else dumps(json).encode()
-        if self.credentials is not None and path.startswith("/api/") and not path.startswith("/api/citizen"):
+        if agency_request and self.credentials is not None:
             kwargs["headers"] = {
                 **kwargs.get("headers", {}),
                 **signed_http_headers(self.credentials, method, path, body),
@@ -114,7 +121,10 @@ class Client:
                 response.status_code,
                 _error_code(response),
             )
-        return response.json() if response.content else None
+        answer = response.json() if response.content else None
+        if agency_request and isinstance(answer, dict) and answer.get("consistency_token"):
+            self.consistency_token = answer["consistency_token"]
+        return answer
 
     def wait_healthy(self, timeout: float = 30.0, unreachable_after: float = 10.0) -> dict[str, Any]:
         """The platform's /health once every service is healthy. Nothing listening for
@@ -260,14 +270,22 @@ def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = 
     )
     out("2. The citizen's consent was recorded (housing and debts, for Mitros, 180 days).")
 
-    share = share_request_command(case_id)
+    # The municipality also asks to pass on the allowances it knows of, which the table's data
+    # agreement does not let it bring: decided per category, that part alone is refused.
+    share = {**share_request_command(case_id), "categories": ["debts", "income", "allowances"]}
     decision = client.retry_until(
         "data_sharing knows the case", lambda: client.call("POST", "/api/shares", json=share)
     )
     first = decision["decisions"][0]
-    if first["outcome"] != "shared":
-        raise DemoError(f"the share was refused: {first['reason_code']}")
-    out(f"3. Gemeente Utrecht shared debts and income with Kredietbank Utrecht: {first['outcome']}.")
+    went = [c["category"] for c in first["categories"] if c["outcome"] == "shared"]
+    held = [c for c in first["categories"] if c["outcome"] == "refused"]
+    if first["outcome"] != "partial" or went != ["debts", "income"]:
+        raise DemoError(f"the share was not partly allowed: {first['outcome']}, {first['reason_code']}")
+    out("3. Gemeente Utrecht asked to share debts, income and allowances with Kredietbank Utrecht:")
+    out(f"   {first['outcome']}, decided per category.")
+    out(f"   Shared: {', '.join(went)}.")
+    for part in held:
+        out(f"   Not shared: {part['category']} ({part['reason_code']}): {part['reason']}")
 
     session = client.call("POST", "/api/citizen/session", json={"bsn": CITIZEN["bsn"]})
     headers = {"Authorization": f"Bearer {session['token']}"}
@@ -275,7 +293,8 @@ def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = 
     def overview_with_share() -> dict[str, Any] | None:
         overview = client.call("GET", "/api/citizen/overview", headers=headers)
         for case in overview["cases"]:
-            if any(s["share_id"] == first["share_id"] for s in case["shares"]):
+            # the refusal beside the share is shown too; it follows the share on the stream
+            if any(s["share_id"] == first["share_id"] for s in case["shares"]) and case["refusals"]:
                 return overview
         return None
 
@@ -297,6 +316,14 @@ def run_demo(base_url: str, out: Any = print, credentials: Credentials | None = 
     for record in schedule:
         due = f"purged on {record['due_at'][:10]}" if record["due_at"] else "kept, without personal data"
         out(f"   {record['record_kind']}: {due} ({record['rule']})")
+    ledger = client.call("GET", "/api/agencies/gemeente-utrecht/ledger?case_id=" + case_id)
+    out("7. Gemeente Utrecht's ledger of the case (what its FG and a supervisor read):")
+    for entry in ledger["entries"]:
+        out(
+            f"   {entry['side']} to {entry['to_agency']}: {', '.join(entry['categories'])},"
+            f" {entry['form']}, {entry['outcome']}; ground {entry['sender_ground']}"
+            f" ({entry['sender_provision']}); catalogue {entry['catalogue_version']}"
+        )
     return DemoResult(case_id=case_id, share_id=first["share_id"], overview=overview, schedule=schedule)
 
 
@@ -312,13 +339,19 @@ def describe_overview(overview: dict[str, Any]) -> list[str]:
             lines.append(
                 f"  {share['occurred_at'][:16].replace('T', ' ')}: {share['from_name']} deelde "
                 f"{', '.join(share['category_labels'])} met {share['to_name']} "
-                f"(grondslag: {share.get('ground_label', share['sender_ground'])});"
+                f"(grondslag: {share.get('ground_label', share['sender_ground'])}"
+                f"{', ' + share['provision_citation'] if share.get('provision_citation') else ''});"
                 f" u kreeg bericht via {notified.get('channel', '?')}."
             )
             if isinstance(content, dict) and content.get("content"):
                 lines.append(f'    Gedeeld: "{content["content"]}"')
             if share.get("purged_at"):
                 lines.append(f"    De inhoud is gewist op {share['purged_at'][:10]}.")
+        for refusal in case.get("refusals", []):
+            lines.append(
+                f"  Niet gedeeld: {', '.join(refusal['category_labels'])} van {refusal['from_name']} "
+                f"met {refusal['to_name']}: {refusal['reason']}"
+            )
         for purged in case.get("purged", []):
             lines.append(f"  Gewist op {purged['purged_at'][:10]}: {purged['label']}.")
     return lines

@@ -70,6 +70,13 @@ class InboxMessage:
     envelope: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def traceparent(self) -> str | None:
+        """The W3C trace context of the processing the message comes from: its trace id is the
+        one your request sent in its ``traceparent``, if it sent one."""
+        value = self.envelope.get("traceparent")
+        return value if isinstance(value, str) else None
+
+    @property
     def requires_erasure(self) -> bool:
         """``ShareErasureRequired``: erase your copy of share ``data["share_id"]`` and of its
         corrections (see docs/agencies.md)."""
@@ -86,6 +93,9 @@ class AgencyClient:
         )
         self._replies: dict[str, dict[str, Any]] = {}
         self._reply_consumer: Consumer | None = None
+        #: The consistency token of the latest answer: sent with every later command, so the
+        #: platform decides each one knowing everything this client wrote before (None: none yet).
+        self.consistency_token: str | None = None
 
     def __enter__(self) -> AgencyClient:
         self.connect()
@@ -104,13 +114,22 @@ class AgencyClient:
         self.connection.release()
 
     # -- commands ---------------------------------------------------------------------------------
-    def send(self, service: str, command: str, body: dict[str, Any], reply: bool = False) -> str:
+    def send(
+        self,
+        service: str,
+        command: str,
+        body: dict[str, Any],
+        reply: bool = False,
+        traceparent: str | None = None,
+    ) -> str:
         """Signs and publishes a command; returns its message_id (the reply's correlation_id).
 
         ``body`` is the command by its schema; ``agency`` and ``schema_version`` are filled in
-        when absent.
+        when absent. ``traceparent`` (W3C Trace Context) puts what the command causes in your
+        trace: the platform's processing log records and the inbox messages carry its trace id.
         """
-        body = {"schema_version": 1, "agency": self.credentials.agency, **body}
+        token = {"consistency_token": self.consistency_token} if self.consistency_token else {}
+        body = {"schema_version": 1, "agency": self.credentials.agency, **token, **body}
         payload = json.dumps(body, separators=(",", ":")).encode()
         routing_key = f"{self.credentials.agency}.{service}.{command}"
         message_id = str(uuid.uuid4())
@@ -121,6 +140,8 @@ class AgencyClient:
             message_id,
             payload,
         )
+        if traceparent:
+            headers = {**headers, "traceparent": traceparent}  # not signed: only for the logs
         properties: dict[str, Any] = {}
         if reply:
             self._listen_for_replies()
@@ -141,13 +162,24 @@ class AgencyClient:
         )
         return message_id
 
-    def request(self, service: str, command: str, body: dict[str, Any], timeout: float = 15.0) -> Any:
-        """Sends a command and waits for its answer: the result, or ``CommandFailed``."""
-        message_id = self.send(service, command, body, reply=True)
+    def request(
+        self,
+        service: str,
+        command: str,
+        body: dict[str, Any],
+        timeout: float = 15.0,
+        traceparent: str | None = None,
+    ) -> Any:
+        """Sends a command and waits for its answer: the result, or ``CommandFailed``. The
+        answer's consistency token goes with the next command (``consistency_token``)."""
+        message_id = self.send(service, command, body, reply=True, traceparent=traceparent)
         reply = self.await_reply(message_id, timeout)
         if reply["message"] == "CommandRejected":
             raise CommandFailed(reply["data"]["error"])
-        return reply["data"]["result"]
+        result = reply["data"]["result"]
+        if isinstance(result, dict) and result.get("consistency_token"):
+            self.consistency_token = result["consistency_token"]
+        return result
 
     def await_reply(self, message_id: str, timeout: float = 15.0) -> dict[str, Any]:
         """The answer to the command ``message_id`` (sent with ``reply=True``)."""

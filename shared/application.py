@@ -10,7 +10,9 @@ What it adds to the library's ``Application``:
 - the relay's chain of positions (``<app>_relay_chain``): per stream and kind of event, the
   position of the latest one published, stored with the relay's position;
 - transcodings for ``Sealed`` personal values and dates;
-- a hook the relay listens on, so a save is published without waiting for the next poll.
+- a hook the relay listens on, so a save is published without waiting for the next poll;
+- a Logboek Dataverwerkingen record of each processing its events record (``processings``,
+  ``shared.ldv``), and the trace context each event was made in, stored with the event.
 
 Snapshots are not used: they would hold aggregate state, personal data included, in plaintext.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import date
@@ -30,18 +32,22 @@ from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    Mapper,
     ProcessRecorder,
     Recording,
     Tracking,
     Transcoding,
 )
 
+from shared import consistency
 from shared.config import Settings
-from shared.contracts.envelope import ReceivedEvent, ReceivedTracking
+from shared.contracts.envelope import ReceivedEvent, ReceivedTracking, published_name
 from shared.contracts.events.retention import RecordsPurged
-from shared.crypto import KeyStore, Vault
+from shared.crypto import KeyStore, ScopeShreddedError, Vault
 from shared.db import Cursor, PgDatastore, SqlStore, open_store, sqlite_path
-from shared.sealed import KeyScope, Sealed
+from shared.ldv import Processing, ProcessingLog, processing_log
+from shared.partitions import case_key, partition_of, stream_name
+from shared.sealed import PURGED, KeyScope, Sealed
 
 
 class SealedAsDict(Transcoding):
@@ -119,6 +125,19 @@ def vault_for(settings: Settings) -> Vault:
         return _vaults[key]
 
 
+class StampingMapper(Mapper):
+    """The library's mapper, but each event is first stamped by ``stamp`` (with the trace
+    context it was made in, ``shared.ldv``): kept in its stored state, beside its fields."""
+
+    def __init__(self, mapper: Mapper, stamp: Callable[[Any], None]):
+        super().__init__(mapper.transcoder, mapper.compressor, mapper.cipher)
+        self.stamp = stamp
+
+    def to_stored_event(self, domain_event: Any) -> Any:
+        self.stamp(domain_event)
+        return super().to_stored_event(domain_event)
+
+
 class Batch:
     """A consumer's open batch: its transaction's cursor, the position taken per stream (the
     tracking records to write at the end), and whether the events table is locked."""
@@ -152,10 +171,14 @@ class KetenApplication(Application):
     value_types: ClassVar[tuple[type, ...]] = ()
     #: CREATE TABLE statements of the application's read models (``?``-style portable SQL).
     read_model_tables: ClassVar[list[str]] = []
+    #: The domain events (by class name) that record a processing of personal data, each
+    #: logged as a Logboek Dataverwerkingen record when it is saved (``shared.ldv``).
+    processings: ClassVar[Mapping[str, Processing]] = {}
 
     def __init__(self, settings: Settings, env: dict[str, str] | None = None):
         self.settings = settings
         self.vault = vault_for(settings)
+        self.ldv: ProcessingLog = processing_log(settings, getattr(self, "catalogue", None))
         self._save_listeners: list[Callable[[], None]] = []
         #: The stream and position of the last event from another service this process took.
         self.last_taken: tuple[str, int] | None = None
@@ -238,6 +261,21 @@ class KetenApplication(Application):
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
 
+    def construct_mapper(self) -> Mapper:
+        return StampingMapper(super().construct_mapper(), self._stamp)
+
+    def record_processing(self, processing: Processing, *subjects: str) -> None:
+        """Logs a processing that records no event (a citizen reading their overview)."""
+        self.ldv.record(self.name, processing, subjects)
+
+    def _stamp(self, domain_event: Any) -> None:
+        self.ldv.stamp(self.name, self.processings, domain_event)
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """The library's save; the processings its events record are logged once it committed."""
+        with self.ldv.records():
+            return super().save(*objs, **kwargs)
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(SealedAsDict())
@@ -251,16 +289,61 @@ class KetenApplication(Application):
         guarantee: at least once, in log order."""
         return []
 
+    def inbox_receipts(self, delivered: list[Any]) -> list[Any]:
+        """Aggregates that record that the broker confirmed the inbox messages of
+        ``delivered`` (stored events) into their agencies' inbox queues; the relay saves them
+        with its position. None by default."""
+        return []
+
     def on_save(self, listener: Callable[[], None]) -> None:
         self._save_listeners.append(listener)
 
     def _notify(self, recordings: list[Recording]) -> None:
+        self._note_written((r.domain_event, r.notification.id) for r in recordings)
         for listener in self._save_listeners:
             listener()
+
+    def _note_written(self, stored: Any) -> None:
+        """The positions of published events just written, for the answer's consistency token
+        (``shared.consistency``; nothing happens outside a worker that records)."""
+        if consistency.current() is None:
+            return
+        consistency.note(
+            consistency.Written(self.name, name, position, self.stream_of(domain_event))
+            for domain_event, position in stored
+            if position is not None and (name := published_name(domain_event, self.name)) is not None
+        )
+
+    def stream_of(self, domain_event: Any) -> str:
+        """The stream an event's position counts in, as its consumers track it: the
+        application's whole log, or its partition (``shared.partitions``)."""
+        partitions = self.settings.event_partitions
+        return stream_name(self.name, partition_of(case_key(domain_event), partitions), partitions)
 
     # -- personal data --------------------------------------------------------------------
     def seal(self, scope: KeyScope, value: Any) -> Sealed | None:
         return None if value is None else self.vault.seal(scope, value)
+
+    def reseal(self, scope: KeyScope, value: Sealed | str | None) -> Sealed | None:
+        """``value`` sealed under ``scope``: a plain text (a field of an event stored before it
+        was sealed) sealed at once, a value sealed under another scope opened and sealed again.
+        None when nothing is left to seal: none given, purged, or ``scope`` itself shredded."""
+        if isinstance(value, Sealed):
+            if value.key_id == scope.key_id:
+                return value
+            value = self.vault.open(value)
+        if value is None or value is PURGED:
+            return None
+        try:
+            return self.vault.seal(scope, value)
+        except ScopeShreddedError:
+            return None
+
+    def open_text(self, value: Sealed | str | None) -> str | None:
+        """A sealed text's plaintext (a plain one, from an event stored before it was sealed,
+        as it is); None when there is none or it was purged."""
+        opened = self.vault.open(value) if isinstance(value, Sealed) else value
+        return None if opened is None or opened is PURGED else str(opened)
 
     def forget_keys(self, purge: ReceivedEvent[RecordsPurged]) -> None:
         """Drops the keys a ``RecordsPurged`` event names from this process's key cache, so that
@@ -326,6 +409,15 @@ class KetenApplication(Application):
         service's own), the events and the read-model writes still commit together; a
         concurrent change of the same aggregate fails as a whole with ``IntegrityError``.
         """
+        with self.ldv.records():
+            self._save_tracked(tracking, *aggregates, write=write)
+
+    def _save_tracked(
+        self,
+        tracking: Tracking | None,
+        *aggregates: Any,
+        write: Callable[[Cursor], None] | None = None,
+    ) -> None:
         processing: ProcessingEvent[Any] = ProcessingEvent(tracking)
         processing.collect_events(*aggregates)
         stored = [self.mapper.to_stored_event(e) for e in processing.events]
@@ -359,13 +451,16 @@ class KetenApplication(Application):
                 )
             # The recorder's own insert, inside our transaction: tracking, then events.
             if batch is None:
-                recorder._insert_events(cur.raw, stored, tracking=tracking_now)
+                positions = recorder._insert_events(cur.raw, stored, tracking=tracking_now)
             else:
-                recorder._insert_events(cur.raw, stored, tracking=tracking_now, locked=batch.locked)
+                locked = batch.locked
+                positions = recorder._insert_events(cur.raw, stored, tracking=tracking_now, locked=locked)
                 batch.locked = batch.locked or bool(stored)
                 batch.stored = batch.stored or bool(stored)
         if isinstance(tracking, ReceivedTracking):
             self.last_taken = (tracking.application_name, tracking.notification_id)
+        if stored:
+            self._note_written(zip(processing.events, positions or (), strict=False))
         if stored and batch is None:
             self._notify([])
 

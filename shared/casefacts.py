@@ -26,9 +26,8 @@ from shared.contracts.events.case_registration import (
     ParticipantRemoved,
 )
 from shared.contracts.events.retention import RecordsPurged
-from shared.contracts.typed import plain
 from shared.db import Cursor
-from shared.sealed import Sealed
+from shared.sealed import KeyScope, Sealed, sealed_text
 
 #: case_registration's events, which this read model follows.
 CaseEvent = (
@@ -111,7 +110,13 @@ class CaseFacts:
             },
             "record_holder": data.record_holder,
             "retention_class": data.retention_class,
-            "contact_point": plain(data.contact_point),
+            "contact_point": {
+                "agency": data.contact_point.agency,
+                # Sealed under the case's key; plain text from an event stored before is sealed now.
+                "function": _json_or_none(
+                    self.app.reseal(KeyScope(data.case_id), data.contact_point.function)
+                ),
+            },
         }
         cur.execute(
             f"INSERT INTO {self.table} (case_id, status, facts, registered_at) VALUES (?, ?, ?, ?)"
@@ -202,6 +207,10 @@ class CaseFacts:
         return None if row is None else case_view(row)
 
 
+def _json_or_none(sealed: Sealed | None) -> dict[str, str] | None:
+    return None if sealed is None else sealed.to_json()
+
+
 def case_view(row: Any) -> CaseView:
     """A case as a row of the table reads (case_id, status, facts, registered_at, ended_at, outcome)."""
     facts = json.loads(row[2])
@@ -231,7 +240,7 @@ def case_view(row: Any) -> CaseView:
         },
         record_holder=facts["record_holder"],
         retention_class=facts["retention_class"],
-        contact_point=ContactPointFacts(contact["agency"], contact["function"]),
+        contact_point=ContactPointFacts(contact["agency"], sealed_text(contact.get("function"))),
         registered_at=datetime.fromisoformat(row[3]),
         ended_at=datetime.fromisoformat(row[4]) if row[4] else None,
         outcome=row[5],

@@ -36,10 +36,12 @@ class AgreementFacts:
 
 @dataclass(frozen=True)
 class ContactPointFacts:
-    """Whom the citizen asks about the case: an agency and a function there."""
+    """Whom the citizen asks about the case: an agency and a function there. The function is
+    sealed (None once purged before it was kept); plain text only where it was kept before it
+    was sealed."""
 
     agency: str
-    function: str
+    function: Sealed | str | None
 
 
 @dataclass(frozen=True)

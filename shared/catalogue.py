@@ -289,6 +289,11 @@ class Catalogue:
     def category(self, code: str) -> Category:
         return self.categories[code]
 
+    @property
+    def participant_roles(self) -> frozenset[str]:
+        """The roles an agency can have at a table: those the tables name for their participants."""
+        return frozenset(p.role for table in self.tables.values() for p in table.participants.values())
+
     def agency_name(self, agency_id: str) -> str:
         agency = self.agencies.get(agency_id)
         return agency.name if agency else agency_id

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
@@ -24,6 +24,7 @@ from shared.contracts.events import EVENT_SCHEMAS
 from shared.errors import InvalidRequest, KetenError, NotAuthorised, ServiceUnavailable
 from shared.partitions import case_key, partition_of, source_streams
 from shared.provenance import PAGE_CONTEXT, EventKeys
+from shared.tracing import valid_traceparent
 
 #: Most events one page carries.
 PAGE_LIMIT = 200
@@ -99,6 +100,7 @@ def published_events_page(app: Any, request: dict[str, Any]) -> dict[str, Any]:
     stop = min(wanted.before - 1, newest)
     covered = wanted.after
     events: list[str] = []
+    traces: list[str | None] = []  # each event's traceparent header (shared.tracing)
     while covered < stop and len(events) < wanted.limit:
         batch = app.recorder.select_notifications(
             start=covered, limit=500, stop=stop, inclusive_of_start=False
@@ -116,6 +118,7 @@ def published_events_page(app: Any, request: dict[str, Any]) -> dict[str, Any]:
             message = encode_event(domain_event, source, notification.id, stream=wanted.stream)
             if message is not None:
                 events.append(message.body.decode())
+                traces.append(message.headers.get("traceparent"))
                 if len(events) >= wanted.limit:
                     break
     page = {
@@ -125,6 +128,8 @@ def published_events_page(app: Any, request: dict[str, Any]) -> dict[str, Any]:
         "until": max(covered, wanted.after),
         "events": events,
     }
+    if any(traces):
+        page["traceparents"] = traces
     body = json.dumps(page, separators=(",", ":")).encode()
     signature = EventKeys.for_settings(app.settings).sign(source, body, PAGE_CONTEXT)
     return {"page": body.decode(), "key_id": signature.key_id, "signature": signature.signature}
@@ -155,7 +160,11 @@ def read_page(keys: EventKeys, source: str, asked: PageRequest, answer: Any) -> 
         raise CatchUpUnavailable("catch_up_unverified", f"{source}'s page does not answer the request")
     events = []
     last = asked.after
-    for text in page.get("events") or []:
+    texts = page.get("events") or []
+    traces = page.get("traceparents")
+    if not isinstance(traces, list) or len(traces) != len(texts):
+        traces = [None] * len(texts)  # a page without them (an older upstream)
+    for text, traceparent in zip(texts, traces, strict=True):
         body = str(text).encode()
         try:
             event = decode_event(body)
@@ -173,5 +182,7 @@ def read_page(keys: EventKeys, source: str, asked: PageRequest, answer: Any) -> 
                 "catch_up_unverified", f"{source}'s page holds an event out of its range"
             )
         last = event.position
+        if valid_traceparent(traceparent):
+            event = replace(event, traceparent=traceparent)
         events.append((event, body))
     return Page(until=page["until"], events=events)

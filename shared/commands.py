@@ -45,7 +45,7 @@ from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
 
-from shared import metrics
+from shared import metrics, tracing
 from shared.agencies import AgencyRegistry
 from shared.application import vault_for
 from shared.consumer import BUG_RETRIES, TRANSIENT_ERRORS, QueueConsumer, dead_letter_message, run_in_worker
@@ -81,6 +81,9 @@ class Received:
     message_id: str | None
     correlation_id: str | None
     reply_to: str | None
+    #: The agency's W3C trace context (AMQP headers ``traceparent``, ``tracestate``), marked as
+    #: the caller's, for the worker (``shared.tracing``); {} without a valid one.
+    trace: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class AgencyCommands(DependencyProvider, QueueConsumer):
@@ -217,7 +220,7 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
         while not self.should_stop:
             attempts += 1
             try:
-                return run_in_worker(entrypoint, command, received.correlation_id)
+                return run_in_worker(entrypoint, command, received.correlation_id, received.trace)
             except ContainerBeingKilled:
                 raise _Requeue() from None
             except KetenError as error:
@@ -263,6 +266,7 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
             {"in_reply_to": received.message_id or "", "command": received.command, "result": result},
             message_id=_reply_id(received),
             correlation_id=received.correlation_id,
+            traceparent=received.trace.get(tracing.TRACEPARENT),
         )
         return _with_direct_reply(reply, received.reply_to)
 
@@ -271,20 +275,25 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
         self.publisher.publish(messages)
 
     def reject(self, message: Any, received: Received, error: KetenError) -> list[OutgoingMessage]:
-        metrics.dead_letters.labels(self.service, error.code).inc()
-        log.warning("%s: rejected a command on %s: %s", self.service, received.routing_key, error.code)
-        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
-        sealed = self.vault.seal(dead_letter_scope(), {"body": base64.b64encode(body).decode()})
-        dead = dead_letter_message(
-            message,
-            self.service,
-            error.code,
-            error.message,
-            name=received.command,
-            body=json.dumps(sealed.to_json()).encode(),
-            content_type="application/vnd.keten.sealed+json",
-        )
-        messages = [dataclasses.replace(dead, exchange=dead_letter_exchange.name)]
+        messages: list[OutgoingMessage] = []
+        if error.retryable:
+            # An answer that asks for a retry (the platform was catching up), not a dead letter.
+            log.info("%s: asked to retry a command on %s: %s", self.service, received.routing_key, error.code)
+        else:
+            metrics.dead_letters.labels(self.service, error.code).inc()
+            log.warning("%s: rejected a command on %s: %s", self.service, received.routing_key, error.code)
+            body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+            sealed = self.vault.seal(dead_letter_scope(), {"body": base64.b64encode(body).decode()})
+            dead = dead_letter_message(
+                message,
+                self.service,
+                error.code,
+                error.message,
+                name=received.command,
+                body=json.dumps(sealed.to_json()).encode(),
+                content_type="application/vnd.keten.sealed+json",
+            )
+            messages.append(dataclasses.replace(dead, exchange=dead_letter_exchange.name))
         if received.agency is not None:
             reply = inbox_message(
                 received.agency,
@@ -297,6 +306,7 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
                 # A replay must not pass for the answer to the command it copies.
                 message_id=str(uuid4()) if error.code == "command_replayed" else _reply_id(received),
                 correlation_id=received.correlation_id,
+                traceparent=received.trace.get(tracing.TRACEPARENT),
             )
             messages.extend(_with_direct_reply(reply, received.reply_to))
         return messages
@@ -318,6 +328,7 @@ def _received(message: Any) -> Received:
         message_id=message_id,
         correlation_id=_text(properties.get("correlation_id")) or message_id,
         reply_to=_text(properties.get("reply_to")),
+        trace=tracing.from_caller(message.headers or {}),
     )
 
 

@@ -105,6 +105,14 @@ class Settings:
     # How many reverse proxies stand in front of the gateway whose X-Forwarded-For and
     # X-Forwarded-Proto are believed (0: none; the headers are ignored).
     trusted_proxies: int = 0
+    # Logboek Dataverwerkingen (shared.ldv): a JSON-lines file of records (the embedded default
+    # is <var_dir>/ldv.jsonl; "off" writes none), an OTLP/HTTP endpoint of an LDV collector
+    # (e.g. http://collector:4318/v1/traces), the address records name the register of
+    # processing activities by, and the file `keten ldv register --write` keeps it in.
+    ldv_file: Path | None = None
+    ldv_otlp_endpoint: str | None = None
+    ldv_register_url: str = "http://127.0.0.1:8000/api/ldv/processing-activities"
+    ldv_register_file: Path | None = None
 
     @property
     def letters(self) -> Path:
@@ -181,9 +189,30 @@ class Settings:
                 login_limit_per_citizen=int(get("KETEN_LOGIN_LIMIT_PER_CITIZEN", "5") or 5),
                 login_window=float(get("KETEN_LOGIN_WINDOW", "60") or 60),
                 trusted_proxies=int(get("KETEN_TRUSTED_PROXIES", "0") or 0),
+                ldv_file=_ldv_file(get("KETEN_LDV_FILE"), database_url, var_dir),
+                ldv_otlp_endpoint=get("KETEN_LDV_OTLP_ENDPOINT") or get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+                ldv_register_url=get("KETEN_LDV_REGISTER_URL")
+                or f"http://{get('GATEWAY_ADDRESS', '127.0.0.1:8000')}/api/ldv/processing-activities",
+                ldv_register_file=_ldv_register_file(get("KETEN_LDV_REGISTER_FILE"), database_url, var_dir),
             )
         except ValueError as exc:
             raise ConfigurationError(f"a numeric KETEN_* setting is malformed: {exc}") from None
+
+
+def _ldv_file(given: str | None, database_url: str | None, var_dir: Path) -> Path | None:
+    """``KETEN_LDV_FILE``; unset: ``<var_dir>/ldv.jsonl`` for the embedded platform (no
+    database server), none otherwise (an operator points the platform at a collector)."""
+    if given:
+        return None if given.lower() == "off" else Path(given)
+    return var_dir / "ldv.jsonl" if database_url is None else None
+
+
+def _ldv_register_file(given: str | None, database_url: str | None, var_dir: Path) -> Path | None:
+    """``KETEN_LDV_REGISTER_FILE``; unset: ``<var_dir>/ldv-register.json`` (none for the unit
+    tests' in-memory stores, which must not read a developer's ``var/``)."""
+    if given:
+        return Path(given)
+    return None if database_url == MEMORY_DATABASE_URL else var_dir / "ldv-register.json"
 
 
 def log_settings(env: Mapping[str, object] | None = None) -> tuple[str, str]:

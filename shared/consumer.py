@@ -51,7 +51,7 @@ from kombu.mixins import ConsumerMixin
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
 
-from shared import logs, metrics
+from shared import logs, metrics, tracing
 from shared.catchup import CatchUpConflict, CatchUpUnavailable, PageRequest, read_page
 from shared.contracts.envelope import OutgoingMessage, ReceivedEvent, decode_event
 from shared.contracts.events import EVENT_SCHEMAS
@@ -488,7 +488,8 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         event = decode_event(body)
         if event.source != signer:
             raise NotAuthorised("bad_signature", "the event is signed by another service than its source")
-        return event
+        traceparent = tracing.valid_traceparent(headers.get(tracing.TRACEPARENT))
+        return dataclasses.replace(event, traceparent=traceparent) if traceparent else event
 
     def process(
         self, handler: EventHandlerEntrypoint, event: ReceivedEvent, message: Any, kinds: tuple[str, ...]
@@ -856,19 +857,22 @@ class EventHandlerEntrypoint(Entrypoint):
 
     def run(self, event: ReceivedEvent) -> Any:
         """Runs the handler in a worker and waits for it; re-raises what it raised."""
-        return run_in_worker(self, event, event.correlation_id)
+        return run_in_worker(self, event, event.correlation_id, tracing.from_platform(event.traceparent))
 
 
-def run_in_worker(entrypoint: Entrypoint, argument: Any, correlation_id: str | None) -> Any:
+def run_in_worker(
+    entrypoint: Entrypoint, argument: Any, correlation_id: str | None, trace: dict[str, str] | None = None
+) -> Any:
     """Runs ``entrypoint``'s method with ``argument`` in a worker of its container (its
-    dependencies injected, as for any call) and waits for it; re-raises what it raised."""
+    dependencies injected, as for any call) and waits for it; re-raises what it raised.
+    ``trace`` is the trace context the work continues (``shared.tracing``)."""
     done = Event()
 
     def handle_result(worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
         done.send((result, exc_info))
         return result, exc_info
 
-    context = {"correlation_id": correlation_id} if correlation_id else {}
+    context = {**(trace or {}), **({"correlation_id": correlation_id} if correlation_id else {})}
     entrypoint.container.spawn_worker(
         entrypoint, (argument,), {}, context_data=context, handle_result=handle_result
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 import uuid
 from typing import Any, Protocol, runtime_checkable
@@ -17,11 +18,12 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc, RpcProxy
 from nameko.timer import Timer
 
-from shared import logs, metrics, ops
+from shared import consistency, logs, metrics, ops, tracing
 from shared.config import Settings
 from shared.errors import KetenError, ServiceUnavailable
 from shared.pseudonym import Pseudonymiser
 from shared.relay import RelayLoop
+from shared.topology import SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,10 @@ class ApplicationProvider(DependencyProvider):
         self.settings = settings_from(self.container.config)
         self.app = self.app_cls(self.settings)
         self._gt: Any = None
+        self._token_keys = consistency.TokenKeys(self.settings.master_key, self.settings.previous_master_key)
+        self._consumes = frozenset(SUBSCRIPTIONS.get(self.container.service_name, ()))
+        # At most half the workers wait for a consistency token: the rest take the events.
+        self._waiting = threading.BoundedSemaphore(max(1, self.container.max_workers // 2))
         if self.relay_enabled:
             self.relay_loop = RelayLoop(self.app, self.container.service_name, self.settings)
 
@@ -77,19 +83,30 @@ class ApplicationProvider(DependencyProvider):
         if self._gt is not None:
             self._gt.kill()
 
+    def get_dependency(self, worker_ctx: Any) -> Any:
+        return self.app
+
     def worker_setup(self, worker_ctx: Any) -> None:
         # A handler the event consumer runs while its batch is open works inside the batch.
         batch = self.app.open_batch
         if batch is not None and getattr(worker_ctx.entrypoint, "joins_batch", False):
             batch.join(greenlet.getcurrent())
+        # Each worker records what it writes, for its answer's consistency token.
+        consistency.start(
+            consistency.Recording(
+                keys=self._token_keys,
+                position=self.app.position,
+                consumes=self._consumes,
+                waiting=self._waiting,
+                service=self.container.service_name,
+            )
+        )
 
     def worker_teardown(self, worker_ctx: Any) -> None:
         batch = self.app.open_batch
         if batch is not None:
             batch.leave(greenlet.getcurrent())
-
-    def get_dependency(self, worker_ctx: Any) -> Any:
-        return self.app
+        consistency.stop()
 
     def health_report(self) -> tuple[dict[str, Any], bool]:
         """The store answers, and the relay (if it leads) is not stuck."""
@@ -149,13 +166,15 @@ class ServiceHealth(DependencyProvider):
     over RPC and, with ``OPS_PORT`` set, the process's /readyz (``shared.ops``) directly.
 
     Around every entrypoint it also binds the worker's log context (service and correlation
-    id, which nameko carries to every RPC the worker makes) and counts RPC requests by method,
-    outcome and latency.
+    id, which nameko carries to every RPC the worker makes), makes the trace context the work
+    continues current (``shared.tracing``) and counts RPC requests by method, outcome and
+    latency.
     """
 
     def setup(self) -> None:
         self.settings = settings_from(self.container.config)
         self._started: dict[Any, float] = {}
+        self._traces: dict[Any, object] = {}
 
     def start(self) -> None:
         if self.settings.ops_port:
@@ -173,7 +192,13 @@ class ServiceHealth(DependencyProvider):
         correlation_id = worker_ctx.data.get("correlation_id") or uuid.uuid4().hex
         worker_ctx.data["correlation_id"] = correlation_id
         logs.bind(self.container.service_name, correlation_id)
+        self._traces[worker_ctx] = tracing.enter_worker(worker_ctx.data)
         self._started[worker_ctx] = time.perf_counter()
+
+    def worker_teardown(self, worker_ctx: Any) -> None:
+        token = self._traces.pop(worker_ctx, None)
+        if token is not None:
+            tracing.leave_worker(token)
 
     def worker_result(self, worker_ctx: Any, result: Any = None, exc_info: Any = None) -> None:
         started = self._started.pop(worker_ctx, None)

@@ -19,6 +19,10 @@ from typing import Any, ClassVar
 from marshmallow import ValidationError
 from nameko.exceptions import deserialize_to_instance
 
+#: Codes that ask the caller to send the same command again shortly: the platform was still
+#: catching up (events in flight). Answered with ``retryable: true``, never dead-lettered.
+RETRYABLE = frozenset({"unknown_case", "case_not_active", "not_caught_up"})
+
 
 @deserialize_to_instance
 class KetenError(Exception):
@@ -43,7 +47,14 @@ class KetenError(Exception):
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.field:
             error["field"] = self.field
+        if self.retryable:
+            error["retryable"] = True
         return error
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same command, sent again a moment later, may well be carried out."""
+        return self.code in RETRYABLE
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}" + (f" (field {self.field})" if self.field else "")

@@ -115,3 +115,9 @@ deferrals_due = Gauge(
     "Deferred notifications (per safety override) whose review date has come and that no "
     "professional has ended or extended yet, as of the notification service's last delivery run.",
 )
+consistency_waits = Counter(
+    "keten_consistency_waits_total",
+    "Commands that sent a consistency token, by outcome: ready (the service had processed it), "
+    "waited (it caught up in time) or not_caught_up (answered 409).",
+    ["service", "outcome"],
+)

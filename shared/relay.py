@@ -115,6 +115,7 @@ class EventRelay:
             return 0
         messages = []
         published: list[tuple[str, int, str]] = []
+        delivered = []  # stored events with messages for an inbox
         chains = {stream: dict(chain) for stream, chain in self.chains.items()}
         for notification in notifications:
             domain_event = self.app.mapper.to_domain_event(notification)
@@ -130,8 +131,13 @@ class EventRelay:
                 messages.append(self.signed(message))
                 published.append((message.routing_key, notification.id, correlation_of(domain_event)))
                 chain[type(domain_event).__name__] = notification.id
-            messages.extend(self.app.inbox_messages(domain_event))
+            inbox = self.app.inbox_messages(domain_event)
+            if inbox:
+                messages.extend(inbox)
+                delivered.append(domain_event)
         self.publisher.publish(messages)
+        # Confirmed: the inboxes took them. Receipts are saved with the position, once.
+        receipts = self.app.inbox_receipts(delivered) if delivered else []
         for key, position, correlation_id in published:
             with log_context(correlation_id=correlation_id):
                 log.info("published %s at %s", key, position, extra={"position": position})
@@ -146,7 +152,9 @@ class EventRelay:
                 for stream, kinds in moved.items():
                     self.app.write_relay_chain(cur, stream, kinds)
 
-            self.app.save_tracked(Tracking(POSITION, last), write=write_chains)
+            self.app.save_tracked(Tracking(POSITION, last), *receipts, write=write_chains)
+        elif receipts:
+            self.app.save_tracked(None, *receipts)
         self.chains = chains
         self._position = last
         self.last_progress = time.monotonic()

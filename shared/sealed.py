@@ -60,6 +60,14 @@ class Sealed:
         return f"Sealed(key_id={self.key_id!r})"
 
 
+def sealed_text(stored: object) -> Sealed | str | None:
+    """A sealed text as a read model's JSON keeps it (``Sealed.to_json``); a plain text, in a row
+    kept before the field was sealed, stays as it is."""
+    if isinstance(stored, dict):
+        return Sealed.from_json(stored)
+    return None if stored is None else str(stored)
+
+
 class Purged:
     """What a sealed value reads as after its key was shredded."""
 

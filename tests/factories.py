@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -71,7 +72,9 @@ def received(app: Any, position: int | None = None) -> list[ReceivedEvent]:
             app.mapper.to_domain_event(notification), app.name, position or notification.id
         )
         if message is not None:
-            events.append(decode_event(message.body))
+            # With the trace context its message carries in a header, as a consumer takes it.
+            traceparent = message.headers.get("traceparent")
+            events.append(dataclasses.replace(decode_event(message.body), traceparent=traceparent))
     return events
 
 

@@ -15,8 +15,11 @@ keten purge [--dry-run]   crypto-shreds the records whose retention period is ov
 keten bench [--quick]     the benchmark against the raw limit of RabbitMQ and PostgreSQL
                           (docs/performance.md); writes bench/results.json; from a checkout only
 keten rebuild overview    rebuilds the citizens' overview from the events alone (with progress)
+keten rebuild ledger      rebuilds the agencies' accountability ledger from data_sharing's events
 
 keten agency add|rotate|remove|list AGENCY    agencies' bus credentials (docs/agencies.md)
+keten ledger --credentials FILE [--since/--until DATE] [--format table|csv|json]
+                          an agency's accountability ledger, for its FG and the supervisor
 keten contract asyncapi|openapi|rabbitmq [--check|--write]    the published contract, from the code
 
 A command that cannot do its work says so in one line on stderr, with what to do; logs go to

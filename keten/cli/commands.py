@@ -21,7 +21,7 @@ from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
 from keten import contract  # noqa: E402
-from keten.cli import agency  # noqa: E402
+from keten.cli import agency, ldv, ledger  # noqa: E402
 from keten.cli.errors import CommandFailed, check_broker, check_database, explain  # noqa: E402
 from keten.platform import SERVICES, build_runner, service_class  # noqa: E402
 from keten.purge import run_purge  # noqa: E402
@@ -86,11 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--quick", action="store_true", help="smaller sizes: under a minute, the same keys")
     rebuild = commands.add_parser("rebuild", help="rebuild a projection from the events alone")
-    rebuild.add_argument("projection", choices=("overview",), help="the citizens' overview (inzage)")
+    rebuild.add_argument(
+        "projection",
+        choices=("overview", "ledger"),
+        help="overview: the citizens' overview (inzage); ledger: the agencies' accountability ledger",
+    )
     rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     agency.add_parser(commands)
+    ledger.add_parser(commands)
     contract.add_parser(commands)
+    ldv.add_parser(commands)
     return parser
 
 
@@ -120,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
             return probe.main([args.probe])
         if args.command == "bench":
             return run_bench(quick=args.quick)
+        if args.command == "ledger":  # the agency's tool: over the bus, no platform store
+            return ledger.run(args)
         # The rest work on the platform's stores: they check the database before anything else.
         settings = Settings.from_env()
+        if args.command == "ldv":
+            return ldv.run(args, settings)
         if args.command == "migrate":
             return migrate(settings)
         check_database(settings)
@@ -129,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             return agency.run(args, settings)
         if args.command == "rewrap-keys":
             return rewrap_keys(settings, check_only=args.check)
+        if args.command == "rebuild" and args.projection == "ledger":
+            return rebuild_ledger(settings)
         if args.command == "rebuild":
             return rebuild_overview(progress=not args.no_progress, settings=settings)
         if args.command == "purge":
@@ -391,6 +403,20 @@ def rebuild_overview(progress: bool = True, settings: Settings | None = None) ->
     finally:
         notifications.close()
     print(f"Rebuilt the citizens' overview from {applied} event(s).")
+    return 0
+
+
+def rebuild_ledger(settings: Settings) -> int:
+    """Rebuilds the agencies' accountability ledger from data_sharing's events alone (its
+    decisions and the inbox receipts), in one transaction."""
+    from services.data_sharing.application import DataSharingUseCases
+
+    sharing = DataSharingUseCases(settings)
+    try:
+        read = sharing.rebuild_ledger()
+    finally:
+        sharing.close()
+    print(f"Rebuilt the ledger from {read} event(s).")
     return 0
 
 

@@ -93,7 +93,10 @@ class CaseRegistrationUseCases(KetenApplication):
             agreement=_agreement(command.agreement, table.participants, participants),
             record_holder=command.record_holder,
             retention_class=command.retention_class or table.retention_class,
-            contact_point=ContactPoint(command.contact_point.agency, command.contact_point.function),
+            contact_point=ContactPoint(
+                command.contact_point.agency,
+                self.vault.seal(KeyScope(case_id), command.contact_point.function),
+            ),
             participation=command.participation,
             informed_beforehand=command.informed_beforehand,
             registered_by=command.agency,

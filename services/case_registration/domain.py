@@ -84,10 +84,12 @@ class AgreementLine:
 
 @dataclass(frozen=True)
 class ContactPoint:
-    """Whom the citizen can ask: an agency and a function, never a person's own number."""
+    """Whom the citizen can ask: an agency and a function there, never a person's own number.
+    The function is free text a professional types (a name may end up in it), so it is sealed
+    under the case's key; a case registered before it was sealed holds it as plain text."""
 
     agency: str
-    function: str
+    function: Sealed | str
 
 
 VALUE_TYPES = (DataSubject, Participant, AgreementLine, ContactPoint)
@@ -298,6 +300,9 @@ def check_participant_ground(
     agency = catalogue.agencies.get(participant.agency)
     if agency is None:
         raise InvalidCaseError(f"unknown agency {participant.agency}", field)
+    if participant.role not in catalogue.participant_roles:
+        # Kept in the open with the case: a role the tables name, never words typed in.
+        raise InvalidCaseError("unknown role: the catalogue's tables name the roles", field)
     allowed = agency.purposes.get(purpose, ())
     if participant.legal_ground not in allowed:
         raise InvalidCaseError(

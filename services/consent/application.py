@@ -41,6 +41,7 @@ from shared.contracts.commands import (
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.retention import RecordsPurged
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
+from shared.ldv import Processing
 from shared.sealed import KeyScope
 
 
@@ -89,6 +90,20 @@ class ConsentUseCases(KetenApplication):
     case_registration's events (``CaseFacts``) as a read model."""
 
     name = "consent"
+    processings = {
+        "ConsentGiven": Processing("consent recorded", "record-consent", actor="recorded_by"),
+        "ConsentWithdrawn": Processing("consent withdrawal recorded", "record-consent", actor="recorded_by"),
+        "ObjectionLodged": Processing("objection recorded", "record-objection", actor="recorded_by"),
+        "ObjectionWithdrawn": Processing(
+            "objection withdrawal recorded", "record-objection", actor="recorded_by"
+        ),
+        "SafetyOverrideRecorded": Processing(
+            "safety override recorded", "record-safety-override", actor="recorded_by"
+        ),
+        "SafetyOverrideEnded": Processing(
+            "safety override ended", "record-safety-override", actor="ended_by"
+        ),
+    }
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
         self.catalogue = catalogue or load_catalogue()
@@ -169,7 +184,7 @@ class ConsentUseCases(KetenApplication):
                 ground=command.ground,
                 grounds=self.catalogue.safety_override_grounds,
                 reasons=self.seal(scope, command.reasons),
-                recorded_by=Professional(command.agency, command.function),
+                recorded_by=Professional(command.agency, self.vault.seal(scope, command.function)),
                 ends_on=command.ends_on,
                 explanation=self.seal(scope, command.explanation),
                 deferral=None

@@ -198,10 +198,12 @@ class OverrideScope:
 
 @dataclass(frozen=True)
 class Professional:
-    """Who took a decision: an agency and the professional's function there, never their name."""
+    """Who took a decision: an agency and the professional's function there, never their name.
+    The function is free text, so it is sealed under the case's key (plain text in an override
+    stored before it was sealed)."""
 
     agency: str
-    function: str
+    function: Sealed | str
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,7 @@ class SafetyOverride(Aggregate):
         recipients: tuple[str, ...],
         ground: str,
         reasons: Sealed | None,
-        recorded_by: dict[str, str],
+        recorded_by: dict[str, Sealed | str],
         ends_on: date,
         explanation: Sealed | None,
         deferral: dict[str, object] | None,
@@ -239,7 +241,7 @@ class SafetyOverride(Aggregate):
     ):
         self.case_id = case_id
         self.scope = OverrideScope(tuple(subjects), tuple(categories), tuple(recipients))
-        self.recorded_by = Professional(recorded_by["agency"], recorded_by["function"])
+        self.recorded_by = Professional(str(recorded_by["agency"]), recorded_by["function"])
         self.ends_on = ends_on
         self.ended = False
 

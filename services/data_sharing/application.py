@@ -12,7 +12,7 @@ application and read back as the domain's ``GivenConsent`` and ``SafetyOverride`
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -23,23 +23,28 @@ from eventsourcing.application import AggregateNotFoundError
 
 from services.data_sharing.domain import (
     GivenConsent,
+    InboxReceipt,
     RefusedShare,
     SafetyOverride,
     Share,
     ShareRequest,
     SubjectSay,
     check_may_correct,
-    decide,
+    cite_provisions,
+    decide_per_category,
+    receipt_id,
     share_id,
 )
 from services.data_sharing.inbox import SealedToRecipient, erasures_required, share_corrected, share_received
+from services.data_sharing.ledger import SIDES, Ledger, LedgerEntry, LedgerQuery
 from shared import metrics
 from shared.agencies import AgencyRegistry
-from shared.application import KetenApplication
+from shared.application import KetenApplication, Tracking
 from shared.casefacts import CaseEvent, CaseFacts
+from shared.caseview import CaseView, ContactPointFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
-from shared.contracts.commands import CorrectShare, RequestShare
+from shared.contracts.commands import CorrectShare, GetLedger, RequestShare
 from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
 from shared.contracts.events.consent import (
     ConsentGiven,
@@ -50,17 +55,33 @@ from shared.contracts.events.consent import (
     SafetyOverrideRecorded,
 )
 from shared.contracts.events.retention import RecordsPurged
+from shared.contracts.inbox import inbox_message_id
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
+from shared.ldv import SHARE, Processing
 from shared.reasons import refusal_text, share_refusals
 from shared.sealed import PURGED, KeyScope, Sealed
 from shared.wire import seal_for
 
 
 @dataclass(frozen=True)
+class CategoryDecision:
+    """What became of one category of a request for one recipient (``CategoryDecisionSchema``):
+    shared, or refused and why; ``share_id`` is the decision on record that says so."""
+
+    category: str
+    outcome: str
+    reason_code: str
+    reason: str | None
+    share_id: UUID
+
+
+@dataclass(frozen=True)
 class ShareDecision:
-    """The decision for one recipient (``ShareDecisionSchema``): shared, or refused and why."""
+    """The decision for one recipient (``ShareDecisionSchema``): shared, refused, or ``partial``
+    (some categories shared, others refused); a partial decision names its first refusal in
+    ``reason_code`` and ``reason`` and every category's fate in ``categories``."""
 
     share_id: UUID
     to_agency: str
@@ -69,12 +90,44 @@ class ShareDecision:
     reason: str | None
     #: The safety override a share proceeds under despite the subject's objection.
     override_id: UUID | None
+    categories: tuple[CategoryDecision, ...] = ()
 
     @classmethod
-    def of(cls, decision: Share | RefusedShare) -> ShareDecision:
-        if isinstance(decision, Share):
-            return cls(decision.id, decision.to_agency, "shared", "allowed", None, decision.override_id)
-        return cls(decision.id, decision.to_agency, "refused", decision.reason_code, decision.reason, None)
+    def of(cls, decisions: Sequence[Share | RefusedShare], requested: Sequence[str] = ()) -> ShareDecision:
+        """The recipient's decisions on one request, its first decision first (the share of the
+        allowed categories, or the first refusal); each category in the order ``requested``."""
+        first = decisions[0]
+        refusals = [d for d in decisions if isinstance(d, RefusedShare)]
+        order = {code: index for index, code in enumerate(requested)}
+        per_category = tuple(
+            sorted(
+                (
+                    CategoryDecision(code, "shared", "allowed", None, d.id)
+                    if isinstance(d, Share)
+                    else CategoryDecision(code, "refused", d.reason_code, d.reason, d.id)
+                    for d in decisions
+                    for code in d.categories
+                ),
+                key=lambda decided: order.get(decided.category, len(order)),
+            )
+        )
+        if isinstance(first, Share):
+            if not refusals:
+                return cls(
+                    first.id, first.to_agency, "shared", "allowed", None, first.override_id, per_category
+                )
+            # A partial answer leads with a refusal, so that nobody reads it as allowed.
+            refusal = refusals[0]
+            return cls(
+                first.id,
+                first.to_agency,
+                "partial",
+                refusal.reason_code,
+                refusal.reason,
+                first.override_id,
+                per_category,
+            )
+        return cls(first.id, first.to_agency, "refused", first.reason_code, first.reason, None, per_category)
 
 
 @dataclass(frozen=True)
@@ -83,6 +136,13 @@ class ShareDecisions:
 
     request_id: UUID
     decisions: tuple[ShareDecision, ...]
+
+    @property
+    def outcome(self) -> str:
+        """``shared`` when every recipient got every category, ``refused`` when none got any,
+        else ``partial``."""
+        outcomes = {decision.outcome for decision in self.decisions}
+        return outcomes.pop() if len(outcomes) == 1 else "partial"
 
 
 @dataclass(frozen=True)
@@ -102,17 +162,41 @@ class CorrectionRecorded:
     passed_on_to: tuple[CorrectionPassedOn, ...]
 
 
+@dataclass(frozen=True, kw_only=True)
+class LedgerLine(LedgerEntry):
+    """A ledger row as one agency reads it: which side of the share it was on."""
+
+    side: str
+
+
+@dataclass(frozen=True)
+class AgencyLedger:
+    """What ``get_ledger`` answers (``LedgerSchema``)."""
+
+    agency: str
+    since: date | None
+    until: date | None
+    entries: tuple[LedgerLine, ...]
+
+
 class DataSharingUseCases(KetenApplication):
     """The use cases over data_sharing's event store, which holds the ``Share`` and
     ``RefusedShare`` aggregates, and over its read models: the case facts and what the
     subjects said (consents, objections, safety overrides)."""
 
     name = "data_sharing"
+    processings = {
+        "DataShared": Processing("share allowed", SHARE, actor="from_agency"),
+        "ShareRefused": Processing("share refused", SHARE, actor="from_agency", ok=False),
+        "ShareCorrected": Processing("correction passed on", "pass-on-correction", actor="corrected_by"),
+        "ErasurePassedOn": Processing("erasure passed on", "pass-on-erasure"),
+    }
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
         self.catalogue = catalogue or load_catalogue()
         super().__init__(settings)
         self.cases = CaseFacts(self)
+        self.ledger = Ledger(self, self.catalogue)
         self.consent_table = f"{self.name}_consents"
         self.objection_table = f"{self.name}_objections"
         self.override_table = f"{self.name}_safety_overrides"
@@ -159,60 +243,43 @@ class DataSharingUseCases(KetenApplication):
             raise InvalidRequest(
                 "not_a_subject", "this person is not a data subject of the case", "subject_bsn"
             )
+        also_about = tuple(dict.fromkeys(other for other in command.also_about if other != subject))
+        if any(other not in case.subjects for other in also_about):
+            raise InvalidRequest(
+                "not_a_subject",
+                "a person the content is also about is not a data subject of the case",
+                "also_about",
+            )
         if command.direction == "pull":
             senders, recipients = [command.from_agency or ""], [agency]
         else:
             senders, recipients = [agency], list(command.to_agencies)
         say = self._subject_say(case.case_id, subject)
+        others = {other: self._subject_say(case.case_id, other) for other in also_about}
         today = datetime.now(UTC).date()
-        decisions: list[Share | RefusedShare] = []
+        answers: list[ShareDecision] = []
         new: list[Share | RefusedShare] = []
         for sender in senders:
             for recipient in recipients:
-                existing = self._find_decision(command.request_id, recipient)
-                if existing is not None:
-                    decisions.append(existing)
-                    continue
-                request = ShareRequest(
-                    request_id=command.request_id,
-                    case_id=case.case_id,
-                    subject=subject,
-                    from_agency=sender,
-                    to_agency=recipient,
-                    categories=command.categories,
-                    purpose=command.purpose,
-                    form=command.form,
-                    meeting_id=command.meeting_id,
-                    direction=command.direction,
-                    special_grounds=command.special_grounds,
-                )
-                decision = decide(request, case, say, self.catalogue, today)
-                outcome: Share | RefusedShare
-                if decision.allowed:
-                    outcome = Share.record(
-                        request,
-                        decision,
-                        content=self.seal(
-                            KeyScope(case.case_id, subject),
-                            {"content": command.content, "reference": command.content_reference},
-                        ),
-                        contact_point=case.contact_point,
-                        catalogue_version=self.catalogue.version,
-                        correlation_id=correlation_id or str(request.request_id),
+                on_record = self._decisions_on_record(command.request_id, recipient, command.categories)
+                if not on_record:
+                    request = ShareRequest(
+                        request_id=command.request_id,
+                        case_id=case.case_id,
+                        subject=subject,
+                        from_agency=sender,
+                        to_agency=recipient,
+                        categories=command.categories,
+                        purpose=command.purpose,
+                        form=command.form,
+                        meeting_id=command.meeting_id,
+                        direction=command.direction,
+                        special_grounds=command.special_grounds,
+                        also_about=also_about,
                     )
-                else:
-                    outcome = RefusedShare.record(
-                        request,
-                        decision,
-                        reason=refusal_text(
-                            decision.reason_code, dict(decision.reason_details), self.catalogue
-                        ),
-                        visible_to_subject=share_refusals()[decision.reason_code].visible_to_subject,
-                        catalogue_version=self.catalogue.version,
-                        correlation_id=correlation_id or str(request.request_id),
-                    )
-                decisions.append(outcome)
-                new.append(outcome)
+                    on_record = self._decide(request, case, say, others, today, command, correlation_id)
+                    new.extend(on_record)
+                answers.append(ShareDecision.of(on_record, command.categories))
         if new:
             self.save(*new)
             for outcome in new:
@@ -220,7 +287,76 @@ class DataSharingUseCases(KetenApplication):
                     metrics.share_decisions.labels("shared", "allowed").inc()
                 else:
                     metrics.share_decisions.labels("refused", outcome.reason_code).inc()
-        return ShareDecisions(command.request_id, tuple(ShareDecision.of(d) for d in decisions))
+        return ShareDecisions(command.request_id, tuple(answers))
+
+    def _decide(
+        self,
+        request: ShareRequest,
+        case: CaseView,
+        say: SubjectSay,
+        others: Mapping[str, SubjectSay],
+        today: date,
+        command: RequestShare,
+        correlation_id: str | None,
+    ) -> list[Share | RefusedShare]:
+        """Decides each category of one recipient's request and puts each decision on record:
+        the allowed categories as one share, each refusal with its own reason. A refusal beside
+        a share is shown to the subject, whom the share is told anyway: a partial share never
+        hides what was held back."""
+        correlation = correlation_id or str(request.request_id)
+        provisions = cite_provisions(request, case, self.catalogue)
+        decided: list[Share | RefusedShare] = []
+        for decision in decide_per_category(request, case, say, self.catalogue, today, also_about=others):
+            if decision.allowed:
+                scope = KeyScope(case.case_id, request.subject)
+                decided.append(
+                    Share.record(
+                        request,
+                        decision,
+                        content=self.seal(
+                            scope, {"content": command.content, "reference": command.content_reference}
+                        ),
+                        # Under the subject's key, like the content: it goes with the share's records.
+                        contact_point=ContactPointFacts(
+                            case.contact_point.agency, self.reseal(scope, case.contact_point.function)
+                        ),
+                        catalogue_version=self.catalogue.version,
+                        correlation_id=correlation,
+                        provisions=provisions,
+                    )
+                )
+                continue
+            partial = bool(decided) and isinstance(decided[0], Share)
+            decided.append(
+                RefusedShare.record(
+                    request,
+                    decision,
+                    reason=refusal_text(decision.reason_code, dict(decision.reason_details), self.catalogue),
+                    visible_to_subject=partial or share_refusals()[decision.reason_code].visible_to_subject,
+                    catalogue_version=self.catalogue.version,
+                    correlation_id=correlation,
+                    part_of=decided[0].id if decided else None,
+                    provisions=provisions,
+                )
+            )
+        return decided
+
+    def _decisions_on_record(
+        self, request_id: UUID, to_agency: str, categories: Sequence[str]
+    ) -> list[Share | RefusedShare]:
+        """The recipient's decisions on a request already decided: its first decision, then the
+        refusals that are part of it (named by their first category)."""
+        first = self._find_decision(request_id, to_agency)
+        if first is None:
+            return []
+        parts: list[Share | RefusedShare] = []
+        for code in categories:
+            try:
+                part: RefusedShare = self.repository.get(share_id(request_id, to_agency, code))
+            except AggregateNotFoundError:
+                continue
+            parts.append(part)
+        return [first, *parts]
 
     def _find_decision(self, request_id: UUID, to_agency: str) -> Share | RefusedShare | None:
         try:
@@ -303,7 +439,82 @@ class DataSharingUseCases(KetenApplication):
         """Asks the key store itself: a cached key may outlive a purge until it is reported."""
         return content is not None and not isinstance(self.vault.keys.load(content.key_id), bytes)
 
+    # -- accountability: the ledger ------------------------------------------------------------
+    def get_ledger(self, command: GetLedger) -> AgencyLedger:
+        """The sending agency's ledger: what it provided and received, refused included. Only
+        its own (another agency's: 403); each row names no more than the agency was told."""
+        agency = command.agency
+        if command.of_agency not in (None, agency):
+            raise NotAuthorised("not_your_ledger", "an agency reads its own ledger only", "of_agency")
+        if command.since and command.until and command.since > command.until:
+            raise InvalidRequest("invalid_period", "since is after until", "since")
+        sides = SIDES if command.side == "both" else (command.side,)
+        rows = self.ledger.entries(
+            LedgerQuery(
+                agency=agency,
+                sides=sides,
+                since=command.since,
+                until=command.until,
+                case_id=command.case_id,
+                subject=command.subject,
+            )
+        )
+        return AgencyLedger(
+            agency,
+            command.since,
+            command.until,
+            tuple(LedgerLine(side=row.side_of(agency), **vars(row)) for row in rows),
+        )
+
+    def rebuild_ledger(self) -> int:
+        """Rebuilds the ledger from data_sharing's events alone; returns how many were read."""
+        notifications = self.recorder.select_notifications(start=1, limit=10**9)
+        return self.ledger.rebuild(self.mapper.to_domain_event(n) for n in notifications)
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Any]:
+        """Every save of this application goes through ``save_tracked``, so the ledger is
+        written with the events it comes from."""
+        self.save_tracked(None, *objs)
+        return []
+
+    def save_tracked(
+        self,
+        tracking: Tracking | None,
+        *aggregates: Any,
+        write: Callable[[Cursor], None] | None = None,
+    ) -> None:
+        new_events = [e for aggregate in aggregates for e in aggregate.pending_events]
+
+        def write_all(cur: Cursor) -> None:
+            if write is not None:
+                write(cur)
+            for domain_event in new_events:
+                self.ledger.project(cur, domain_event)
+
+        super().save_tracked(tracking, *aggregates, write=write_all)
+
     # -- telling the recipients ---------------------------------------------------------------
+    def inbox_receipts(self, delivered: list[Any]) -> list[InboxReceipt]:
+        """The receipts of shares whose ``ShareReceived`` the broker just confirmed into the
+        recipient's inbox (the relay saves them with its position); none for a share whose
+        receipt is on record already (the relay publishes again after a restart)."""
+        receipts = []
+        for domain_event in delivered:
+            if not isinstance(domain_event, Share.DataShared):
+                continue
+            try:
+                self.repository.get(receipt_id(domain_event.originator_id))
+            except AggregateNotFoundError:
+                receipts.append(
+                    InboxReceipt(
+                        share_id=domain_event.originator_id,
+                        case_id=domain_event.case_id,
+                        to_agency=domain_event.to_agency,
+                        message_id=inbox_message_id("share", domain_event.originator_id),
+                    )
+                )
+        return receipts
+
     def inbox_messages(self, domain_event: object) -> list[OutgoingMessage]:
         """What a share's events tell its recipient: the share and each correction, with the
         content sealed to the recipient's own key (readable by nobody on the way: broker, dead
@@ -326,8 +537,11 @@ class DataSharingUseCases(KetenApplication):
             return SealedToRecipient(key_id=key.key_id, sealed_content=None, content_withheld="purged")
         case = self.cases.get(shared.case_id)
         subject = case.subjects.get(shared.subject) if case else None
-        # The sealed plaintext: content and reference as sealed here, and the subject's role.
+        # The sealed plaintext: content and reference as sealed here, the subject's role, and
+        # with a share the function of the case's contact point (free text, so never in the open).
         plaintext = {**(opened or {}), "subject": {"role": subject.role if subject else None}}
+        if isinstance(shared, Share.DataShared):
+            plaintext["contact_point"] = {"function": self.open_text(shared.contact.function)}
         sealed = seal_for(key.encryption_public_key, plaintext)
         return SealedToRecipient(key_id=key.key_id, sealed_content=sealed)
 

@@ -2,8 +2,10 @@
 
 Pure domain. ``decide`` weighs one request for one recipient against what is known of the case
 (``CaseView``) and what the subject said (``SubjectSay``: consents, objection, safety overrides),
-and returns a ``Decision`` with a reason code; the application records it as ``Share``
-(``DataShared``) or ``RefusedShare`` (``ShareRefused``).
+and returns a ``Decision`` with a reason code; ``decide_per_category`` weighs each category of the
+request on its own, so that one category the rules refuse does not stop the others. The
+application records the allowed categories as one ``Share`` (``DataShared``) and each refusal as
+a ``RefusedShare`` (``ShareRefused``) with its own reason.
 Every decision is an event, allowed or refused. A share's content can later be corrected
 (``ShareCorrected``) and its erasure passed on to its recipient (``ErasurePassedOn``): rule 6
 of docs/architecture.md.
@@ -12,23 +14,26 @@ of docs/architecture.md.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
 from shared.caseview import AgreementFacts, CaseView, ContactPointFacts
-from shared.catalogue import Catalogue
+from shared.catalogue import Catalogue, Provision
 from shared.errors import DomainError, Refusal
 from shared.sealed import Sealed
 
 SHARE_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/shares")
 
 
-def share_id(request_id: UUID, to_agency: str) -> UUID:
-    """One decision per request and recipient; a repeated request finds its decision again."""
-    return uuid5(SHARE_NAMESPACE, f"{request_id}/{to_agency}")
+def share_id(request_id: UUID, to_agency: str, refused_category: str | None = None) -> UUID:
+    """One decision per request and recipient; a repeated request finds its decision again.
+    Where part of a request is refused beside the recipient's decision (its share, or its first
+    refusal), that part's refusal is named by its first category."""
+    part = f"/{refused_category}" if refused_category is not None else ""
+    return uuid5(SHARE_NAMESPACE, f"{request_id}/{to_agency}{part}")
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class ShareRequest:
     direction: str = "push"
     #: Per special or criminal category, the ground the sender relies on.
     special_grounds: Mapping[str, str] = field(default_factory=dict)
+    #: The other subjects of the case the content is also about.
+    also_about: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,10 +131,71 @@ class Decision:
     recipient_ground: str | None = None
     #: The safety override the share proceeds under despite the subject's objection.
     override_id: UUID | None = None
+    #: The categories the decision is about (``decide_per_category``): those shared, or those
+    #: refused for this reason; empty from ``decide``, which is about the whole request.
+    categories: tuple[str, ...] = ()
+    #: Whose say refused it, when the content is also about others than the request's subject.
+    subject: str | None = None
 
 
 def refused(code: str, **details: str) -> Decision:
     return Decision(False, code, details)
+
+
+def decide_per_category(
+    request: ShareRequest,
+    case: CaseView,
+    say: SubjectSay,
+    catalogue: Catalogue,
+    today: date,
+    also_about: Mapping[str, SubjectSay] | None = None,
+) -> tuple[Decision, ...]:
+    """Each category of the request weighed on its own by ``decide``, for the subject and for
+    every other subject the content is ``also_about`` (their say: objection, consent): a
+    category goes only when it may go for each of them. The allowed categories come together in
+    one allowed decision (first), then one refusal per subject and reason, naming its
+    categories. A rule about the whole request (an inactive case, another purpose, an objection
+    with no override) refuses every category alike, and so gives one refusal for all of them."""
+    says = {request.subject: say, **(also_about or {})}
+    alone: list[tuple[str, Decision]] = []
+    for code in request.categories:
+        per_subject = [
+            replace(
+                decide(
+                    replace(request, subject=subject, categories=(code,)), case, their_say, catalogue, today
+                ),
+                subject=subject,
+            )
+            for subject, their_say in says.items()
+        ]
+        refusal = next((d for d in per_subject if not d.allowed), None)
+        if refusal is not None:
+            alone.append((code, refusal))
+        else:
+            override_id = next((d.override_id for d in per_subject if d.override_id is not None), None)
+            alone.append((code, replace(per_subject[0], override_id=override_id, subject=None)))
+    allowed = [(code, decision) for code, decision in alone if decision.allowed]
+    decisions: list[Decision] = []
+    if allowed:
+        first = allowed[0][1]
+        override_id = next((d.override_id for _, d in allowed if d.override_id is not None), None)
+        decisions.append(
+            replace(first, override_id=override_id, categories=tuple(code for code, _ in allowed))
+        )
+    # Refusals about the same subject, for the same reason naming the same agencies and
+    # category, are one decision.
+    RefusalKey = tuple[str | None, str, tuple[tuple[str, str], ...]]
+    grouped: dict[RefusalKey, list[str]] = {}
+    by_key: dict[RefusalKey, Decision] = {}
+    for code, decision in alone:
+        if decision.allowed:
+            continue
+        subject = None if decision.subject == request.subject else decision.subject
+        key = (subject, decision.reason_code, tuple(sorted(decision.reason_details.items())))
+        grouped.setdefault(key, []).append(code)
+        by_key.setdefault(key, replace(decision, subject=subject))
+    decisions.extend(replace(by_key[key], categories=tuple(codes)) for key, codes in grouped.items())
+    return tuple(decisions)
 
 
 def decide(
@@ -192,6 +260,44 @@ def decide(
     )
 
 
+@dataclass(frozen=True)
+class CitedProvisions:
+    """The provisions of law a decision rests on, as the catalogue names them when it is made:
+    the sender's ground for the purpose, and for each special category the special ground the
+    sender relied on. Stored in the decision, so a later catalogue changes no past decision."""
+
+    sender: Provision | None = None
+    special: Mapping[str, Provision] = field(default_factory=dict)
+
+    def stored(self) -> tuple[dict[str, str] | None, dict[str, dict[str, str]]]:
+        """As the decision events store them: plain mappings of law and article."""
+        return (
+            _provision_row(self.sender) if self.sender else None,
+            {code: _provision_row(provision) for code, provision in self.special.items()},
+        )
+
+
+def _provision_row(provision: Provision) -> dict[str, str]:
+    return {"law": provision.law, "article": provision.article}
+
+
+def cite_provisions(request: ShareRequest, case: CaseView, catalogue: Catalogue) -> CitedProvisions:
+    """What the sender's grounds rest on (nothing for a sender not at the table): the Ombudsman
+    found agencies that could not say on which provision they had shared."""
+    sender = case.participants.get(request.from_agency)
+    if sender is None:
+        return CitedProvisions()
+    special: dict[str, Provision] = {}
+    for code in request.categories:
+        ground = request.special_grounds.get(code)
+        provision = catalogue.provision(request.from_agency, request.purpose, ground) if ground else None
+        if provision is not None:
+            special[code] = provision
+    return CitedProvisions(
+        catalogue.provision(request.from_agency, request.purpose, sender.legal_ground), special
+    )
+
+
 class NotSenderOrRecordHolderError(DomainError):
     """Only the agency that made a share, or the case's record holder, corrects its content."""
 
@@ -223,16 +329,23 @@ class Share(Aggregate):
         meeting_id: str | None
         content: Sealed | None
         direction: str
-        #: Stored as the plain mapping it has always been stored as; read it as ``contact``.
-        contact_point: dict[str, str]
+        #: Stored as the mapping it has always been stored as, its function sealed under the
+        #: subject's key (plain text in a share stored before it was sealed); read it as ``contact``.
+        contact_point: dict[str, Sealed | str | None]
         catalogue_version: str
         correlation_id: str | None
         override_id: UUID | None = None
+        #: The provision the sender's ground rests on, and per special category the special
+        #: ground's (``CitedProvisions``), stored as plain mappings; absent before they were.
+        provision: dict[str, str] | None = None
+        special_provisions: dict[str, dict[str, str]] | None = None
+        #: The other subjects the content is also about: each is told.
+        also_about: tuple[str, ...] = ()
 
         @property
         def contact(self) -> ContactPointFacts:
             """The case's contact point when the share was made: whom the citizen asks."""
-            return ContactPointFacts(self.contact_point["agency"], self.contact_point["function"])
+            return ContactPointFacts(str(self.contact_point["agency"]), self.contact_point.get("function"))
 
     @event(DataShared)
     def __init__(
@@ -251,10 +364,13 @@ class Share(Aggregate):
         meeting_id: str | None,
         content: Sealed | None,
         direction: str,
-        contact_point: dict[str, str],
+        contact_point: dict[str, Sealed | str | None],
         catalogue_version: str,
         correlation_id: str | None,
         override_id: UUID | None = None,
+        provision: dict[str, str] | None = None,
+        special_provisions: dict[str, dict[str, str]] | None = None,
+        also_about: tuple[str, ...] = (),
     ):
         self.request_id = request_id
         self.case_id = case_id
@@ -277,18 +393,21 @@ class Share(Aggregate):
         contact_point: ContactPointFacts,
         catalogue_version: str,
         correlation_id: str,
+        provisions: CitedProvisions | None = None,
     ) -> Share:
-        """Puts an allowed decision on record, with its content sealed under the subject's key
-        and the case's contact point."""
+        """Puts an allowed decision on record, with its content sealed under the subject's key,
+        the case's contact point (its function sealed under the same key) and the provisions of
+        law it rests on."""
         if not decision.allowed:
             raise ValueError("a refused decision is recorded as a RefusedShare")
+        provision, special_provisions = (provisions or CitedProvisions()).stored()
         return cls(
             request_id=request.request_id,
             case_id=request.case_id,
             subject=request.subject,
             from_agency=request.from_agency,
             to_agency=request.to_agency,
-            categories=request.categories,
+            categories=decision.categories or request.categories,
             purpose=request.purpose,
             sender_ground=decision.sender_ground or "",
             recipient_ground=decision.recipient_ground or "",
@@ -301,6 +420,11 @@ class Share(Aggregate):
             catalogue_version=catalogue_version,
             correlation_id=correlation_id,
             override_id=decision.override_id,
+            provision=provision,
+            special_provisions={c: p for c, p in special_provisions.items() if c in decision.categories}
+            if decision.categories
+            else special_provisions,
+            also_about=request.also_about,
         )
 
     @staticmethod
@@ -369,21 +493,32 @@ class Share(Aggregate):
         if self.erasure_passed_on:
             return False
         self._record_erasure_passed_on(
-            case_id=self.case_id, recipients=(self.to_agency,), reason=reason, purged_at=purged_at
+            case_id=self.case_id,
+            recipients=(self.to_agency,),
+            reason=reason,
+            purged_at=purged_at,
+            subject=self.subject,
         )
         return True
 
     class ErasurePassedOn(Aggregate.Event):
-        """The share's records were purged: its recipients erase their copies."""
+        """The share's records were purged: its recipients erase their copies. ``subject``
+        (the pseudonym) names whose records, for the processing log; not published."""
 
         case_id: UUID
         recipients: tuple[str, ...]
         reason: str
         purged_at: datetime
+        subject: str | None = None  # None: stored before it was kept
 
     @event(ErasurePassedOn)
     def _record_erasure_passed_on(
-        self, case_id: UUID, recipients: tuple[str, ...], reason: str, purged_at: datetime
+        self,
+        case_id: UUID,
+        recipients: tuple[str, ...],
+        reason: str,
+        purged_at: datetime,
+        subject: str | None = None,
     ) -> None:
         self.erasure_passed_on = True
 
@@ -395,6 +530,37 @@ def check_may_correct(from_agency: str, agency: str, record_holder: str | None) 
         raise NotSenderOrRecordHolderError(
             "only the agency that shared it or the case's record holder may correct a share", "agency"
         )
+
+
+RECEIPT_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/inbox-receipts")
+
+
+class InboxReceipt(Aggregate):
+    """The recipient's inbox took a share: the broker confirmed the ``ShareReceived`` message
+    into the agency's durable inbox queue. One per share; the accountability ledger's receipt
+    time. (Not that the agency read it: what it does with its inbox is its own record.)"""
+
+    class ShareTakenByInbox(Aggregate.Created):
+        share_id: UUID
+        case_id: UUID
+        to_agency: str
+        message_id: str
+
+    @event(ShareTakenByInbox)
+    def __init__(self, share_id: UUID, case_id: UUID, to_agency: str, message_id: str):
+        self.share_id = share_id
+        self.case_id = case_id
+        self.to_agency = to_agency
+        self.message_id = message_id
+
+    @staticmethod
+    def create_id(share_id: UUID, case_id: UUID, to_agency: str, message_id: str) -> UUID:
+        return receipt_id(share_id)
+
+
+def receipt_id(share_id: UUID) -> UUID:
+    """One receipt per share: a message published again (a relay restart) finds it on record."""
+    return uuid5(RECEIPT_NAMESPACE, str(share_id))
 
 
 class RefusedShare(Aggregate):
@@ -417,6 +583,8 @@ class RefusedShare(Aggregate):
         correlation_id: str | None,
         reason_details: dict[str, str] | None = None,
         direction: str = "push",
+        part_of: UUID | None = None,
+        provision: dict[str, str] | None = None,
     ):
         self.request_id = request_id
         self.case_id = case_id
@@ -427,10 +595,13 @@ class RefusedShare(Aggregate):
         self.reason_code = reason_code
         self.reason = reason
         self.visible_to_subject = visible_to_subject
+        self.part_of = part_of
 
     @staticmethod
-    def create_id(request_id: UUID, to_agency: str) -> UUID:
-        return share_id(request_id, to_agency)
+    def create_id(
+        request_id: UUID, to_agency: str, categories: tuple[str, ...] = (), part_of: UUID | None = None
+    ) -> UUID:
+        return share_id(request_id, to_agency, categories[0] if part_of is not None else None)
 
     @classmethod
     def record(
@@ -441,18 +612,23 @@ class RefusedShare(Aggregate):
         visible_to_subject: bool,
         catalogue_version: str,
         correlation_id: str,
+        part_of: UUID | None = None,
+        provisions: CitedProvisions | None = None,
     ) -> RefusedShare:
         """Puts a refusal on record with its reason in plain language, and whether the subject
-        is to see it (an agency's own slip is not theirs to read)."""
+        is to see it (an agency's own slip is not theirs to read). A request decided per
+        category gives the recipient one first decision (the share of the allowed categories,
+        or the first refusal); each further refusal is ``part_of`` it, named by its first
+        category."""
         if decision.allowed:
             raise ValueError("an allowed decision is recorded as a Share")
         return cls(
             request_id=request.request_id,
             case_id=request.case_id,
-            subject=request.subject,
+            subject=decision.subject or request.subject,
             from_agency=request.from_agency,
             to_agency=request.to_agency,
-            categories=request.categories,
+            categories=decision.categories or request.categories,
             purpose=request.purpose,
             reason_code=decision.reason_code,
             reason=reason,
@@ -461,4 +637,6 @@ class RefusedShare(Aggregate):
             correlation_id=correlation_id,
             reason_details=dict(decision.reason_details),
             direction=request.direction,
+            part_of=part_of,
+            provision=(provisions or CitedProvisions()).stored()[0],
         )

@@ -14,9 +14,9 @@ from datetime import datetime
 from uuid import UUID
 
 from services.data_sharing.domain import Share
-from shared.caseview import ContactPointFacts
 from shared.contracts.envelope import OutgoingMessage
 from shared.contracts.inbox import inbox_message, inbox_message_id
+from shared.ldv import traceparent_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +27,14 @@ class SealedToRecipient:
     key_id: str | None
     sealed_content: str | None
     content_withheld: str | None = None
+
+
+@dataclass(frozen=True)
+class ContactPointAgency:
+    """The case's contact point as the inbox names it in the open: its agency (the function,
+    free text, travels sealed to the recipient)."""
+
+    agency: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +52,7 @@ class ShareReceived(SealedToRecipient):
     special_grounds: Mapping[str, str]
     form: str
     direction: str
-    contact_point: ContactPointFacts
+    contact_point: ContactPointAgency
     shared_at: datetime
 
 
@@ -88,7 +96,7 @@ def share_received(shared: Share.DataShared, content: SealedToRecipient) -> Outg
         special_grounds=shared.special_grounds,
         form=shared.form,
         direction=shared.direction,
-        contact_point=shared.contact,
+        contact_point=ContactPointAgency(shared.contact.agency),
         shared_at=shared.timestamp,
     )
     return _addressed(
@@ -98,6 +106,7 @@ def share_received(shared: Share.DataShared, content: SealedToRecipient) -> Outg
         message_id=inbox_message_id("share", shared.originator_id),
         correlation_id=shared.correlation_id,
         occurred_at=shared.timestamp,
+        traceparent=traceparent_of(shared),
     )
 
 
@@ -122,6 +131,7 @@ def share_corrected(corrected: Share.ShareCorrected, content: SealedToRecipient)
         message_id=inbox_message_id("correction", corrected.originator_id, corrected.correction_id),
         correlation_id=corrected.correlation_id,
         occurred_at=corrected.timestamp,
+        traceparent=traceparent_of(corrected),
     )
 
 
@@ -141,6 +151,7 @@ def erasures_required(passed_on: Share.ErasurePassedOn) -> list[OutgoingMessage]
             message_id=inbox_message_id("erasure", passed_on.originator_id, recipient),
             correlation_id=None,
             occurred_at=passed_on.timestamp,
+            traceparent=traceparent_of(passed_on),
         )
         for recipient in passed_on.recipients
     ]
@@ -154,6 +165,7 @@ def _addressed(
     message_id: str,
     correlation_id: str | None,
     occurred_at: datetime,
+    traceparent: str | None,
 ) -> OutgoingMessage:
     # The payload becomes plain data here, at the wire: the message's schema dumps it.
     return inbox_message(
@@ -163,4 +175,5 @@ def _addressed(
         message_id=message_id,
         correlation_id=correlation_id,
         occurred_at=occurred_at,
+        traceparent=traceparent,
     )

@@ -11,7 +11,13 @@ from services.data_sharing.application import DataSharingUseCases
 from shared.catchup import published_events_page
 from shared.commands import AgencyCommands
 from shared.consumer import consumes
-from shared.contracts.commands import CorrectShareSchema, RequestShareSchema, dump_reply, load_command
+from shared.contracts.commands import (
+    CorrectShareSchema,
+    GetLedgerSchema,
+    RequestShareSchema,
+    dump_reply,
+    load_command,
+)
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.case_registration import (
     CaseActivated,
@@ -57,6 +63,12 @@ class DataSharingService:
         """Corrects a share's content (``CorrectShareSchema``); every recipient is told."""
         loaded = load_command(CorrectShareSchema, command)
         return dump_reply(CorrectShareSchema, self.sharing.correct_share(loaded))
+
+    @rpc(expected_exceptions=KetenError)
+    def get_ledger(self, command: dict[str, Any]) -> dict[str, Any]:
+        """The agency's own accountability ledger (``GetLedgerSchema``); changes nothing."""
+        loaded = load_command(GetLedgerSchema, command)
+        return dump_reply(GetLedgerSchema, self.sharing.get_ledger(loaded))
 
     @consumes("case_registration", "CaseRegistered")
     def handle_case_registered(self, event: ReceivedEvent[CaseRegistered]) -> None:

@@ -6,9 +6,10 @@ gateway's own or that of a service it calls, is a 503 with ``Retry-After`` (the 
 pool has already retried for about a second), never a 500.
 
 Each request gets a correlation id (see ``shared.logs``), passed to every RPC the request makes
-and returned in the ``X-Correlation-ID`` response header; each is logged once and counted in
-``keten_requests_total`` by its route, never by its path or query (which could hold anything a
-caller typed).
+and returned in the ``X-Correlation-ID`` response header; a caller's W3C ``traceparent`` goes
+with it, so what the request causes is logged in the caller's trace (``shared.ldv``). Each is
+logged once and counted in ``keten_requests_total`` by its route, never by its path or query
+(which could hold anything a caller typed).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from services.gateway.server import KetenWebServer
-from shared import metrics
+from shared import metrics, tracing
 from shared.errors import InvalidRequest, KetenError, ServiceUnavailable
 from shared.logs import log_context
 
@@ -98,7 +99,8 @@ class JsonHttpHandler(HttpRequestHandler):  # type: ignore[misc]  # nameko has n
                     self,
                     args,
                     kwargs,
-                    context_data={"correlation_id": correlation_id},
+                    # The caller's W3C trace context goes with every RPC (shared.tracing).
+                    context_data={"correlation_id": correlation_id, **tracing.from_caller(request.headers)},
                     handle_result=partial(self.handle_result, done),
                 )
                 response = self.response_from_result(done.wait())

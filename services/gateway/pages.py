@@ -54,10 +54,14 @@ def overview_page(overview: dict[str, Any], language: str, csrf_token: str) -> s
     return _page("overview.html.j2", language, overview=overview, csrf_token=csrf_token)
 
 
+def overview_text(overview: dict[str, Any], language: str) -> str:
+    """The words of the citizen's copy of their overview."""
+    return _environment().get_template("overview.txt.j2").render(t=labels(language), overview=overview)
+
+
 def overview_pdf(overview: dict[str, Any], language: str) -> bytes:
     """The citizen's copy of their overview, as a printable PDF."""
-    text = _environment().get_template("overview.txt.j2").render(t=labels(language), overview=overview)
-    return text_pdf(labels(language)["title"], text)
+    return text_pdf(labels(language)["title"], overview_text(overview, language))
 
 
 def overview_json(overview: dict[str, Any]) -> bytes:

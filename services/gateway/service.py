@@ -17,9 +17,12 @@ from services.gateway.identity import CitizenIdentity, StandInIdentity
 from services.gateway.limits import LoginLimiter, LoginLimits, TooManyLogins
 from services.gateway.sessions import Session, SessionSigner
 from shared.agencies import AgencyRegistry
+from shared.catalogue import load_catalogue
+from shared.contracts.commands import LEDGER_QUERY
 from shared.dependencies import ServiceHealth, ServiceRpc, settings_from
-from shared.errors import InvalidRequest, KetenError, NotAuthorised
+from shared.errors import InvalidRequest, KetenError, NotAuthorised, NotFound
 from shared.http_signatures import HttpSignatureError, verify_request
+from shared.ldv_register import ActivityRegister
 from shared.seen import SeenIds
 from shared.wire import HTTP_SIGNATURE_HEADER
 
@@ -166,6 +169,21 @@ class AgencySignatures(DependencyProvider):
         return body
 
 
+class ProcessingRegister(DependencyProvider):
+    """The register of processing activities the platform's Logboek Dataverwerkingen records
+    point at (``shared.ldv_register``): generated from the catalogue, with the earlier
+    versions ``keten ldv register --write`` kept."""
+
+    def setup(self) -> None:
+        settings = settings_from(self.container.config)
+        self.register = ActivityRegister.load(
+            settings.ldv_register_url, load_catalogue(), settings.ldv_register_file
+        )
+
+    def get_dependency(self, worker_ctx: Any) -> Any:
+        return self.register
+
+
 class GatewayService:
     """Translates HTTP to RPC calls on the services; one call per request."""
 
@@ -178,6 +196,7 @@ class GatewayService:
     retention = ServiceRpc("retention")
     sessions = CitizenSessions()
     signatures = AgencySignatures()
+    processing_register = ProcessingRegister()
     health_check = ServiceHealth()  # readiness (broker reachable) and probes on OPS_PORT
 
     # -- operations ---------------------------------------------------------------------------
@@ -202,6 +221,23 @@ class GatewayService:
     def metrics(self, request: Request) -> Response:
         return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
+    # -- the register of processing activities (Logboek Dataverwerkingen) --------------------
+    # Public: it says which processing activities exist, on what ground; nothing personal.
+    @json_http("GET", "/api/ldv/processing-activities")
+    def processing_activities(self, request: Request) -> dict[str, Any]:
+        """Every processing activity an LDV record may point at, current and earlier versions."""
+        return self.processing_register.document()
+
+    @json_http("GET", "/api/ldv/processing-activities/<string:key>/<string:version>")
+    def processing_activity(self, request: Request, key: str, version: str) -> dict[str, Any]:
+        """One version of a processing activity: what ``dpl.core.processing_activity_id`` names."""
+        found = self.processing_register.find(key, version)
+        if found is None:
+            raise NotFound(
+                "unknown_processing_activity", "no such processing activity (or version) on record"
+            )
+        return found
+
     # -- agencies -----------------------------------------------------------------------------
     # Every agency request is signed; the command is the signing agency's (see AgencySignatures).
     @json_http("GET", "/api/catalogue")
@@ -209,6 +245,16 @@ class GatewayService:
         """The catalogue the platform decides by, for the signing agency (``get_catalogue``)."""
         agency = self.signatures.agency(request)
         return self.case_registration.get_catalogue({"schema_version": 1, "agency": agency})
+
+    @json_http("GET", "/api/agencies/<string:agency>/ledger")
+    def ledger(self, request: Request, agency: str) -> dict[str, Any]:
+        """The signing agency's accountability ledger (``get_ledger``); another agency's is
+        403. Query: ``side``, ``since``, ``until``, ``case_id``, ``subject`` (a pseudonym)."""
+        signer = self.signatures.agency(request)
+        query = {name: request.args[name] for name in LEDGER_QUERY if name in request.args}
+        return self.data_sharing.get_ledger(
+            {"schema_version": 1, "agency": signer, "of_agency": agency, **query}
+        )
 
     @json_http("POST", "/api/cases")
     def register_case(self, request: Request) -> tuple[int, dict[str, Any]]:

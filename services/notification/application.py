@@ -18,6 +18,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError
 
 from services.notification.channels import EmailChannel, LetterChannel, Notice, NoticeTemplates
 from services.notification.delivery import (
@@ -49,6 +50,7 @@ from shared.contracts.events.data_sharing import DataShared
 from shared.contracts.events.retention import RecordsPurged
 from shared.db import Cursor
 from shared.errors import NotFound, domain_refusals
+from shared.ldv import Processing
 from shared.sealed import KeyScope, Sealed
 
 
@@ -81,11 +83,19 @@ class ExtendedDeferral:
     status: str = "deferred"
 
 
+#: A citizen reading their overview (or their copy of it).
+OVERVIEW_READ = Processing("overview read by the subject", "citizen-overview")
+
+
 class NotificationUseCases(KetenApplication):
     """The use cases over the notification service's store: it holds the ``Notification`` and
     ``Deferral`` aggregates, the delivery queue, the case facts and the citizens' overview."""
 
     name = "notification"
+    processings = {
+        "NotificationSent": Processing("subject notified", "notify-subject"),
+        "NotificationDeferred": Processing("notice deferred", "defer-notification"),
+    }
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None) -> None:
         self.catalogue = catalogue or load_catalogue()
@@ -139,13 +149,28 @@ class NotificationUseCases(KetenApplication):
             recorded_by=data.recorded_by.agency,
             review_on=data.deferral.review_on,
             reason=reason if isinstance(reason, Sealed) else None,
+            categories=tuple(data.categories),
+            recipients=tuple(data.recipients),
         )
 
     def notify_share(self, event: ReceivedEvent[DataShared]) -> Notified:
-        """One notification per share and subject, on the subject's channel, recorded with the
-        overview entry; held when the share was made under an override whose notice is deferred."""
+        """One notification per share and subject (the subject and everyone the content is also
+        about), each on their own channel, recorded with the overview entries; held when the
+        share was made under an override whose notice is deferred. Answers the subject's."""
         data = event.data
-        subject = data.subject
+        deferral = self._holding_deferral(data)
+        notifications = [self._notification(event, subject, deferral) for subject in data.subjects]
+        self._save(event.tracking, *notifications, write=lambda cur: self.overview.apply(cur, event))
+        for notification in notifications:
+            if notification.status == "delivered":
+                metrics.notifications.labels("portal", "sent").inc()
+        first = notifications[0]
+        return Notified(first.id, first.channel, first.status)
+
+    def _notification(
+        self, event: ReceivedEvent[DataShared], subject: str, deferral: Deferral | None
+    ) -> Notification:
+        data = event.data
         case = self.cases.get(data.case_id)
         facts = case.subjects.get(subject) if case else None
         addressee = addressee_for(subject, facts.minor, facts.represented_by) if facts else subject
@@ -159,16 +184,26 @@ class NotificationUseCases(KetenApplication):
             bundle=bundle_of(data.case_id, addressee, data.meeting_id, data.request_id),
             correlation_id=event.correlation_id,
             override_id=data.override_id,
+            traceparent=event.traceparent,
         )
-        deferral = self._find_deferral(data.override_id)
-        if deferral is not None and not deferral.ended:
+        if deferral is not None:
             notification.defer(override_id=deferral.override_id, review_on=deferral.review_on)
         elif notification.channel == "portal":
             notification.mark_sent()  # delivered by the overview entry, in the same transaction
-        self._save(event.tracking, notification, write=lambda cur: self.overview.apply(cur, event))
-        if notification.status == "delivered":
-            metrics.notifications.labels("portal", "sent").inc()
-        return Notified(notification.id, notification.channel, notification.status)
+        return notification
+
+    def _holding_deferral(self, data: DataShared) -> Deferral | None:
+        """The deferral that holds the share's notices, if one does: its own override's, or any
+        in force whose scope holds it, whether or not the subject objected."""
+        today = _today()
+        own = self._find_deferral(data.override_id)
+        if own is not None and own.in_force(today):
+            return own
+        for override_id in self.deliveries.deferrals_in_force(data.case_id, today):
+            deferral = self._find_deferral(override_id)
+            if deferral is not None and deferral.holds(data.subjects, data.categories, data.to_agency, today):
+                return deferral
+        return None
 
     # -- a professional decides a deferral --------------------------------------------------
     def end_deferral(self, command: EndDeferral) -> EndedDeferral:
@@ -177,11 +212,31 @@ class NotificationUseCases(KetenApplication):
         deferral = self._deferral(command.override_id)
         with domain_refusals():
             deferral.end(command.agency)
-        held = self._notifications(self.deliveries.held_under(command.override_id))
+        return EndedDeferral(command.override_id, released=self._release(deferral))
+
+    def _release(self, deferral: Deferral) -> int:
+        """Saves the deferral's end with every notification it held, released: each goes out
+        with the override explained. Answers how many."""
+        held = self._notifications(self.deliveries.held_under(deferral.override_id))
         for notification in held:
             notification.release()
         self._save(None, deferral, *held)
-        return EndedDeferral(command.override_id, released=len(held))
+        return len(held)
+
+    def lapse_deferrals(self, today: date | None = None) -> int:
+        """Ends each deferral whose review date passed with nobody ending or extending it, and
+        releases what it held: a notice waits no longer than the record says. Answers how many
+        notifications were released."""
+        today = today or _today()
+        released = 0
+        for override_id in self.deliveries.deferrals_lapsed(today):
+            deferral = self._find_deferral(override_id)
+            if deferral is not None and deferral.lapse(today):
+                try:
+                    released += self._release(deferral)
+                except IntegrityError:
+                    continue  # another replica's dispatcher recorded it first
+        return released
 
     def extend_deferral(self, command: ExtendDeferral) -> ExtendedDeferral:
         """Keeps the notifications held until a later review date, with the reason (sealed)."""
@@ -217,6 +272,7 @@ class NotificationUseCases(KetenApplication):
         """Sends every notification that is due, bundled per consultation and addressee;
         returns how many went out (``delivery.Dispatcher``)."""
         now = now or datetime.now(UTC)
+        self.lapse_deferrals(now.date())
         sent = self.dispatcher.dispatch_due(now)
         metrics.deferrals_due.set(self.deliveries.count_deferrals_due(now.date()))
         return sent
@@ -253,10 +309,13 @@ class NotificationUseCases(KetenApplication):
     # -- the citizen's overview ---------------------------------------------------------------
     def overview_for(self, subject: str, language: str = "nl") -> Overview:
         """Everything on record about the subject, in their language, personal values opened
-        (or marked purged); what may not be told yet left out (``view.present``)."""
-        return present(
+        (or marked purged); what may not be told yet left out (``view.present``). The reading
+        is a processing of its own, logged (``shared.ldv``)."""
+        overview = present(
             self.overview.records(subject), subject, Wording(self.catalogue, language), self.vault.open
         )
+        self.record_processing(OVERVIEW_READ, subject)
+        return overview
 
     # -- saving: events, their projections and the tracking record together -----------------
     def _save(

@@ -155,6 +155,12 @@ class DeliveryQueue:
                 f"UPDATE {self.deliveries_table} SET status = ?, due_at = ? WHERE notification_id = ?",
                 (status, due.isoformat(), notification_id),
             )
+            if name == "NotificationDeferred":
+                # held under this deferral, also when its share was made under no override
+                cur.execute(
+                    f"UPDATE {self.deliveries_table} SET override_id = ? WHERE notification_id = ?",
+                    (str(domain_event.override_id), notification_id),
+                )
         elif name == "DeferralStarted":
             cur.execute(
                 f"INSERT INTO {self.deferrals_table} (override_id, case_id, recorded_by, review_on, ended)"
@@ -171,7 +177,7 @@ class DeliveryQueue:
                 f"UPDATE {self.deferrals_table} SET review_on = ? WHERE override_id = ?",
                 (domain_event.review_on.isoformat(), str(domain_event.override_id)),
             )
-        elif name == "DeferralEnded":
+        elif name in ("DeferralEnded", "DeferralLapsed"):
             cur.execute(
                 f"UPDATE {self.deferrals_table} SET ended = 1 WHERE override_id = ?",
                 (str(domain_event.override_id),),
@@ -220,6 +226,26 @@ class DeliveryQueue:
                     DeferralDue(UUID(override_id), UUID(case_id), date.fromisoformat(review_on), int(held))
                 )
         return due
+
+    def deferrals_in_force(self, case_id: UUID, today: date) -> list[UUID]:
+        """The deferrals of a case that hold notices today (not ended, review date not passed)."""
+        with self.app.sql.transaction(commit=False) as cur:
+            rows = cur.execute(
+                f"SELECT override_id FROM {self.deferrals_table}"
+                " WHERE case_id = ? AND ended = 0 AND review_on >= ? ORDER BY override_id",
+                (str(case_id), today.isoformat()),
+            ).fetchall()
+        return [UUID(row[0]) for row in rows]
+
+    def deferrals_lapsed(self, today: date) -> list[UUID]:
+        """The deferrals whose review date passed with nobody ending or extending them."""
+        with self.app.sql.transaction(commit=False) as cur:
+            rows = cur.execute(
+                f"SELECT override_id FROM {self.deferrals_table}"
+                " WHERE ended = 0 AND review_on < ? ORDER BY override_id",
+                (today.isoformat(),),
+            ).fetchall()
+        return [UUID(row[0]) for row in rows]
 
     def count_deferrals_due(self, today: date) -> int:
         with self.app.sql.transaction(commit=False) as cur:

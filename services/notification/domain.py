@@ -82,6 +82,7 @@ class Notification(Aggregate):
         bundle: str,
         correlation_id: str | None,
         override_id: UUID | None = None,
+        traceparent: str | None = None,
     ):
         self.share_id = share_id
         self.case_id = case_id
@@ -91,10 +92,15 @@ class Notification(Aggregate):
         self.bundle = bundle
         self.correlation_id = correlation_id
         self.override_id = override_id
+        #: The trace of the share it tells of (W3C Trace Context): the notice, sent later, is
+        #: logged in it (``shared.ldv``).
+        self.traceparent = traceparent
         self.status = "scheduled"
         self.attempts = 0
         self.retry_at: datetime | None = None
         self.explain_override = override_id is not None
+        #: The override whose deferral held it, whether or not the share was made under it.
+        self.deferred_under: UUID | None = None
 
     @staticmethod
     def create_id(share_id: UUID, subject: str, **_: object) -> UUID:
@@ -108,11 +114,18 @@ class Notification(Aggregate):
     @event("NotificationDeferred")
     def defer(self, override_id: UUID, review_on: date) -> None:
         self.status = "deferred"
+        self.deferred_under = override_id
+
+    @property
+    def explained_override(self) -> UUID | None:
+        """The override the notice explains: the one the share was made under despite an
+        objection, else the one whose deferral held the notice."""
+        return self.override_id or self.deferred_under
 
     def release(self) -> None:
         """The deferral ended: the notification goes out, the override explained."""
         if self.status == "deferred":
-            self._released(override_id=self.override_id)
+            self._released(override_id=self.explained_override)
 
     @event("NotificationReleased")
     def _released(self, override_id: UUID | None) -> None:
@@ -141,6 +154,7 @@ class Notification(Aggregate):
             channel=self.channel,
             message_id=message_id,
             correlation_id=self.correlation_id,
+            traceparent=self.traceparent,
         )
 
     @event("NotificationSent")
@@ -152,6 +166,7 @@ class Notification(Aggregate):
         channel: str,
         message_id: str | None,
         correlation_id: str | None,
+        traceparent: str | None = None,
     ) -> None:
         # The portal is delivered when it is on the citizen's page; a mail or letter is sent
         # when the mail server accepted it or the letter was handed to the printing service.
@@ -201,14 +216,37 @@ class Deferral(Aggregate):
         recorded_by: str,
         review_on: date,
         reason: Sealed | None,
+        categories: tuple[str, ...] = (),
+        recipients: tuple[str, ...] = (),
     ):
         self.override_id = override_id
         self.case_id = case_id
-        self.subjects = subjects
+        self.subjects = tuple(subjects)
         self.recorded_by = recorded_by
         self.review_on = review_on
         self.reason = reason
+        self.categories = tuple(categories)
+        self.recipients = tuple(recipients)
         self.ended = False
+
+    def in_force(self, today: date) -> bool:
+        """Holding notices: not ended, and its review date not passed."""
+        return not self.ended and self.review_on >= today
+
+    def holds(
+        self, subjects: tuple[str, ...], categories: tuple[str, ...], recipient: str, today: date
+    ) -> bool:
+        """Whether a share falls in the override's scope, so that its notices wait, whether or
+        not its subject objected: it is about someone in scope (telling any of them could
+        endanger another), to a recipient in scope, and names a category in scope (the notice
+        would tell it). A deferral recorded before its scope was kept holds only the shares made
+        under its override."""
+        return (
+            self.in_force(today)
+            and any(subject in self.subjects for subject in subjects)
+            and recipient in self.recipients
+            and any(code in self.categories for code in categories)
+        )
 
     @staticmethod
     def create_id(override_id: UUID, **_: object) -> UUID:
@@ -243,6 +281,18 @@ class Deferral(Aggregate):
 
     def due_for_review(self, today: date) -> bool:
         return not self.ended and self.review_on <= today
+
+    def lapse(self, today: date) -> bool:
+        """Its review date passed with nobody ending or extending it: it ends by itself, so a
+        deferral never holds a notice longer than on record. False when it is not due to."""
+        if self.ended or self.review_on >= today:
+            return False
+        self._lapsed(override_id=self.override_id, case_id=self.case_id, review_on=self.review_on)
+        return True
+
+    @event("DeferralLapsed")
+    def _lapsed(self, override_id: UUID, case_id: UUID, review_on: date) -> None:
+        self.ended = True
 
 
 def addressee_for(subject: str, minor: bool, represented_by: str | None) -> str:

@@ -30,6 +30,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from shared.application import KetenApplication
 from shared.contracts.envelope import ReceivedEvent
+from shared.contracts.events.base import ContactPointRef
 from shared.contracts.events.case_registration import (
     CaseActivated,
     CaseClosed,
@@ -52,7 +53,7 @@ from shared.contracts.events.retention import ErasureGranted, ErasureRefused, Re
 from shared.contracts.typed import plain
 from shared.crypto import ScopeShreddedError
 from shared.db import Cursor
-from shared.sealed import PURGED, KeyScope, Sealed
+from shared.sealed import PURGED, KeyScope, Sealed, sealed_text
 
 #: Fields of an entry that hold personal values (sealed); they go when the entry's scope is purged.
 SEALED_FIELDS = ("content", "notice", "details", "description", "reason", "explanation")
@@ -173,7 +174,13 @@ class CitizenOverview:
             shown = {k: v for k, v in plain(data).items() if k not in ("deferral", "reasons", "subjects")}
             override = {"status": "active", "deferred": data.deferral is not None}
             for subject in data.subjects:
-                explained = {**shown, "explanation": self._for_subject(data, subject)}
+                # Sealed again under the subject's key, as the explanation (see ``_for_subject``).
+                function = self.app.reseal(KeyScope(data.case_id, subject), data.recorded_by.function)
+                explained = {
+                    **shown,
+                    "explanation": self._for_subject(data, subject),
+                    "recorded_by": {"agency": data.recorded_by.agency, "function": function},
+                }
                 self.add_entry(cur, subject, data.override_id, "override", event, override, data=explained)
         elif isinstance(data, SafetyOverrideEnded):
             self.change_entries(
@@ -182,7 +189,15 @@ class CitizenOverview:
                 entry_id=data.override_id,
             )
         elif isinstance(data, DataShared):
-            self.add_entry(cur, data.subject, data.share_id, "share", event)
+            # Everyone the content is about has it on their overview, each as their own entry
+            # (their own pseudonym, none of the others').
+            scope = KeyScope(data.case_id, data.subject)
+            shown = {k: v for k, v in plain(data).items() if k != "also_about"}
+            shown["contact_point"] = self._contact_point(data.contact_point, scope)
+            for subject in data.subjects:
+                self.add_entry(
+                    cur, subject, data.share_id, "share", event, data={**shown, "subject": subject}
+                )
         elif isinstance(data, ShareRefused):
             if data.visible_to_subject:
                 self.add_entry(cur, data.subject, data.share_id, "refusal", event)
@@ -197,6 +212,11 @@ class CitizenOverview:
         elif isinstance(data, ErasureGranted | ErasureRefused):
             decision = {"decision": "granted" if isinstance(data, ErasureGranted) else "refused"}
             self.add_entry(cur, data.subject, event.message_id, "erasure", event, decision)
+
+    def _contact_point(self, contact_point: ContactPointRef, scope: KeyScope) -> dict[str, Any]:
+        """A contact point as the overview keeps it: the function sealed under ``scope`` (as the
+        event carries it; one stored before it was sealed is sealed now)."""
+        return {"agency": contact_point.agency, "function": self.app.reseal(scope, contact_point.function)}
 
     def _for_subject(self, data: SafetyOverrideRecorded, subject: str) -> Any:
         """The override's explanation sealed again under the subject's own key: consent seals it
@@ -218,7 +238,7 @@ class CitizenOverview:
         # (services/notification/domain.py): read by name, attributes as the methods name them.
         domain_event: Any = own_event
         at = domain_event.timestamp
-        if name == "DeferralEnded":
+        if name in ("DeferralEnded", "DeferralLapsed"):
             self.change_entries(
                 cur, {"deferred": False, "deferral_ended_at": at}, entry_id=domain_event.override_id
             )
@@ -268,7 +288,7 @@ class CitizenOverview:
                 "participants": plain(data.participants),
                 "record_holder": data.record_holder,
                 "retention_class": data.retention_class,
-                "contact_point": plain(data.contact_point),
+                "contact_point": self._contact_point(data.contact_point, KeyScope(data.case_id)),
                 "participation": data.participation,
                 "informed_beforehand": data.informed_beforehand,
                 "status": "registered",
@@ -433,6 +453,9 @@ class CitizenOverview:
             ).fetchall()
         for subject, raw in rows:
             document = json.loads(raw)
+            if data.subject is None:
+                # The case's key is gone; a function kept in plain text before it was sealed goes too.
+                document["contact_point"]["function"] = None
             document["purged"] = [
                 *(p for p in document.get("purged", []) if p["record_kind"] != data.record_kind),
                 mark,
@@ -449,6 +472,9 @@ class CitizenOverview:
         ).fetchall()
         for entry_id, raw in entries:
             document = {k: v for k, v in json.loads(raw).items() if k not in SEALED_FIELDS}
+            for who in ("contact_point", "recorded_by"):
+                if isinstance(document.get(who), dict):  # a function kept in plain text before it was sealed
+                    document[who]["function"] = None
             document.update(purged_at=purge.occurred_at, purge_reason=data.reason)
             cur.execute(
                 f"UPDATE {self.entries_table} SET document = ? WHERE subject = ? AND entry_id = ?",
@@ -516,10 +542,12 @@ class ParticipantRow:
 
 @dataclass(frozen=True, kw_only=True)
 class ContactPointRow:
-    """Whom the citizen can ask: an agency and a function (never a person's name)."""
+    """Whom the citizen can ask: an agency and a function (never a person's name). The function
+    is sealed (the case's key for the case, the subject's for a share), None once purged; plain
+    text only in a row kept before it was sealed."""
 
     agency: str
-    function: str
+    function: Sealed | str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -594,6 +622,18 @@ class ErasurePassedOnRow:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ProvisionRow:
+    """A provision of law: the national law and its article."""
+
+    law: str
+    article: str
+
+    @property
+    def citation(self) -> str:
+        return f"{self.law}, {self.article}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class ShareRow(EntryRow):
     subject: str
     share_id: UUID
@@ -614,6 +654,10 @@ class ShareRow(EntryRow):
     contact_point: ContactPointRow
     catalogue_version: str
     correlation_id: str | None
+    #: The law and article the sender's ground rests on, as recorded in the decision (absent
+    #: from shares decided before decisions named it).
+    provision: ProvisionRow | None = field(default=None, metadata=ONLY_WHEN_SET)
+    special_provisions: Mapping[str, ProvisionRow] = field(default_factory=dict, metadata=ONLY_WHEN_SET)
     notification: Told | None = field(default=None, metadata=ONLY_WHEN_SET)
     corrections: tuple[CorrectionRow, ...] = field(default=(), metadata=ONLY_WHEN_SET)
     erasure_passed_on: ErasurePassedOnRow | None = field(default=None, metadata=ONLY_WHEN_SET)
@@ -638,6 +682,9 @@ class RefusalRow(EntryRow):
     reason_details: Mapping[str, str]
     catalogue_version: str
     correlation_id: str | None
+    #: The recipient's first decision on the request (the share of the categories that went
+    #: through, or the first refusal) when the request was decided per category.
+    part_of: UUID | None = field(default=None, metadata=ONLY_WHEN_SET)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -671,8 +718,11 @@ class ObjectionRow(EntryRow):
 
 @dataclass(frozen=True, kw_only=True)
 class RecordedByRow:
+    """The agency and the function of the professional who recorded an override; the function
+    sealed like the explanation (plain text only in a row kept before it was sealed)."""
+
     agency: str
-    function: str
+    function: Sealed | str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -755,7 +805,7 @@ def _participant(doc: Mapping[str, Any]) -> ParticipantRow:
 
 
 def _contact_point(doc: Mapping[str, Any]) -> ContactPointRow:
-    return ContactPointRow(agency=doc["agency"], function=doc["function"])
+    return ContactPointRow(agency=doc["agency"], function=sealed_text(doc.get("function")))
 
 
 def case_row(doc: Mapping[str, Any]) -> CaseRow:
@@ -828,6 +878,11 @@ def _share(doc: Mapping[str, Any]) -> ShareRow:
         contact_point=_contact_point(doc["contact_point"]),
         catalogue_version=doc["catalogue_version"],
         correlation_id=doc.get("correlation_id"),
+        provision=_provision(doc.get("provision")),
+        special_provisions={
+            code: ProvisionRow(law=p["law"], article=p["article"])
+            for code, p in (doc.get("special_provisions") or {}).items()
+        },
         notification=_told(doc.get("notification")),
         corrections=tuple(
             CorrectionRow(
@@ -848,6 +903,10 @@ def _share(doc: Mapping[str, Any]) -> ShareRow:
     )
 
 
+def _provision(doc: Mapping[str, Any] | None) -> ProvisionRow | None:
+    return ProvisionRow(law=doc["law"], article=doc["article"]) if doc else None
+
+
 def _refusal(doc: Mapping[str, Any]) -> RefusalRow:
     return RefusalRow(
         **_entry(doc),
@@ -865,6 +924,7 @@ def _refusal(doc: Mapping[str, Any]) -> RefusalRow:
         reason_details=dict(doc.get("reason_details") or {}),
         catalogue_version=doc["catalogue_version"],
         correlation_id=doc.get("correlation_id"),
+        part_of=_maybe_uuid(doc.get("part_of")),
     )
 
 
@@ -906,7 +966,7 @@ def _override(doc: Mapping[str, Any]) -> OverrideRow:
         recipients=_strings(doc["recipients"]),
         ground=doc["ground"],
         recorded_by=RecordedByRow(
-            agency=doc["recorded_by"]["agency"], function=doc["recorded_by"]["function"]
+            agency=doc["recorded_by"]["agency"], function=sealed_text(doc["recorded_by"].get("function"))
         ),
         ends_on=date.fromisoformat(doc["ends_on"]),
         explanation=_sealed(doc.get("explanation")),

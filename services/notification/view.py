@@ -34,6 +34,7 @@ from services.notification.overview import (
     OverrideRow,
     ParticipantRow,
     PurgeMark,
+    RecordedByRow,
     RefusalRow,
     ShareRow,
     SubjectRecords,
@@ -77,6 +78,14 @@ class Wording:
     def ground(self, code: str) -> str:
         return self.catalogue.ground_label(code, self.language)
 
+    def provision(self, share: ShareRow) -> str | None:
+        """The law and article the share's ground rests on, as its decision recorded them; for
+        a share decided before decisions named them, as the catalogue names them now."""
+        if share.provision is not None:
+            return share.provision.citation
+        found = self.catalogue.provision(share.from_agency, share.purpose, share.sender_ground)
+        return found.citation if found else None
+
     def table(self, code: str) -> str:
         table = self.catalogue.tables.get(code)
         return table.name if table else code
@@ -111,6 +120,12 @@ def opened_text(opener: Opener, sealed: Sealed | None) -> str | None:
     return None if value is None else str(value)
 
 
+def opened_function(opener: Opener, function: Sealed | str | None) -> str | None:
+    """A professional's function as the citizen reads it: as ``opened_text``, or the plain text
+    of a row kept before the function was sealed."""
+    return function if isinstance(function, str) else opened_text(opener, function)
+
+
 def opened_value(opener: Opener, sealed: Sealed | None) -> object:
     """A sealed value as the citizen reads it: its plaintext, ``"purged"``, or None."""
     value = opener(sealed)
@@ -129,6 +144,23 @@ class ParticipantShown:
 class ContactPointShown:
     contact_point: ContactPointRow = field(metadata=ROW)
     agency_name: str
+    #: The function, opened: its text, ``"purged"``, or None.
+    function: str | None
+
+    @classmethod
+    def of(cls, contact_point: ContactPointRow, wording: Wording, opener: Opener) -> ContactPointShown:
+        return cls(
+            contact_point,
+            agency_name=wording.agency(contact_point.agency),
+            function=opened_function(opener, contact_point.function),
+        )
+
+
+@dataclass(frozen=True)
+class RecordedByShown:
+    recorded_by: RecordedByRow = field(metadata=ROW)
+    #: The function, opened: its text, ``"purged"``, or None.
+    function: str | None
 
 
 @dataclass(frozen=True)
@@ -167,10 +199,15 @@ class ShareShown:
     share: ShareRow = field(metadata=ROW)
     #: The shared content, opened: what it said, ``"purged"``, or None.
     content: object
+    #: The case's contact point when it was shared, its function opened.
+    contact_point: ContactPointShown
     category_labels: tuple[str, ...]
     from_name: str
     to_name: str
     ground_label: str
+    #: The law and article the ground rests on, and those of each special category's ground.
+    provision_citation: str | None
+    special_citations: tuple[str, ...]
     purpose_label: str
     corrections: tuple[CorrectionShown, ...] = field(default=(), metadata=ONLY_WHEN_SET)
     erasure_passed_on: ErasurePassedOnShown | None = field(default=None, metadata=ONLY_WHEN_SET)
@@ -183,6 +220,9 @@ class RefusalShown:
     refusal: RefusalRow = field(metadata=ROW)
     from_name: str
     to_name: str
+    category_labels: tuple[str, ...]
+    #: Held back from a request whose other categories were shared (a partial share).
+    beside_share: bool
     reason: str | None = field(default=None, metadata=ONLY_WHEN_SET)
 
 
@@ -205,6 +245,7 @@ class OverrideShown:
 
     override: OverrideRow = field(metadata=ROW)
     explanation: str | None
+    recorded_by: RecordedByShown
     ground_label: str
     category_labels: tuple[str, ...]
     recipient_names: tuple[str, ...]
@@ -265,7 +306,7 @@ def as_json(value: object) -> Any:
             item = getattr(value, spec.name)
             if spec.metadata.get("row"):
                 document.update(as_json(item))
-            elif spec.metadata.get("only_when_set") and (item is None or item == ()):
+            elif spec.metadata.get("only_when_set") and (item is None or item == () or item == {}):
                 document.pop(spec.name, None)
             else:
                 document[spec.name] = as_json(item)
@@ -302,6 +343,7 @@ def _case(case: CaseRow, entries: Sequence[object], wording: Wording, opener: Op
         for e in entries
         if isinstance(e, ShareRow) and not (e.notification and e.notification.status == "deferred")
     )
+    share_ids = {e.share_id for e in entries if isinstance(e, ShareRow)}
     return CaseShown(
         case=case,
         table_name=wording.table(case.table),
@@ -313,11 +355,13 @@ def _case(case: CaseRow, entries: Sequence[object], wording: Wording, opener: Op
             for p in case.participants
         ),
         record_holder_name=wording.agency(case.record_holder),
-        contact_point=ContactPointShown(
-            case.contact_point, agency_name=wording.agency(case.contact_point.agency)
-        ),
+        contact_point=ContactPointShown.of(case.contact_point, wording, opener),
         shares=shares,
-        refusals=tuple(_refusal(e, wording) for e in entries if isinstance(e, RefusalRow)),
+        refusals=tuple(
+            _refusal(e, wording, beside_share=e.part_of in share_ids)
+            for e in entries
+            if isinstance(e, RefusalRow)
+        ),
         consents=tuple(
             ConsentShown(e, category_labels=wording.categories(e.categories))
             for e in entries
@@ -346,10 +390,16 @@ def _share(share: ShareRow, wording: Wording, opener: Opener) -> ShareShown:
     return ShareShown(
         share=share,
         content=opened_value(opener, share.content),
+        contact_point=ContactPointShown.of(share.contact_point, wording, opener),
         category_labels=wording.categories(share.categories),
         from_name=wording.agency(share.from_agency),
         to_name=wording.agency(share.to_agency),
         ground_label=wording.ground(share.sender_ground),
+        provision_citation=wording.provision(share),
+        special_citations=tuple(
+            f"{wording.category(code)}: {provision.citation}"
+            for code, provision in share.special_provisions.items()
+        ),
         purpose_label=wording.purpose(share.purpose),
         corrections=tuple(
             CorrectionShown(c, by_name=wording.agency(c.by), reason=wording.correction_reason(c.reason_code))
@@ -361,15 +411,18 @@ def _share(share: ShareRow, wording: Wording, opener: Opener) -> ShareShown:
     )
 
 
-def _refusal(refusal: RefusalRow, wording: Wording) -> RefusalShown:
+def _refusal(refusal: RefusalRow, wording: Wording, beside_share: bool) -> RefusalShown:
     """A refused share as its subject reads it: the reason in their language, from the same
-    text the professional was answered with, agencies by name. Only refusals
-    ``visible_to_subject`` reach the overview at all."""
+    text the professional was answered with, agencies and categories by name, and whether it was
+    held back from a share that went through. Only refusals ``visible_to_subject`` reach the
+    overview at all."""
     text = wording.refusal(refusal.reason_code, refusal.reason_details)
     return RefusalShown(
         refusal=refusal,
         from_name=wording.agency(refusal.from_agency),
         to_name=wording.agency(refusal.to_agency),
+        category_labels=wording.categories(refusal.categories),
+        beside_share=beside_share,
         reason=refusal.reason if text is None else text,
     )
 
@@ -378,6 +431,9 @@ def _override(override: OverrideRow, wording: Wording, opener: Opener) -> Overri
     return OverrideShown(
         override=override,
         explanation=opened_text(opener, override.explanation),
+        recorded_by=RecordedByShown(
+            override.recorded_by, function=opened_function(opener, override.recorded_by.function)
+        ),
         ground_label=wording.ground(override.ground),
         category_labels=wording.categories(override.categories),
         recipient_names=wording.agencies(override.recipients),
@@ -421,7 +477,18 @@ class NoticeShare:
     category_labels: tuple[str, ...]
     purpose_label: str
     ground_label: str
+    provision_citation: str | None
     form: str
+    #: What was asked beside it and not shared (a partial share), each with why.
+    held_back: tuple[NoticeHeldBack, ...] = ()
+
+
+@dataclass(frozen=True)
+class NoticeHeldBack:
+    """Categories refused beside a share, and the reason, in the citizen's language."""
+
+    category_labels: tuple[str, ...]
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -432,6 +499,9 @@ class NoticeOverride:
     recorded_by_name: str
     function: str
     was_deferred: bool
+    #: The share was made under the override despite an objection (else only its notice was
+    #: held under the override's deferral).
+    despite_objection: bool = True
 
 
 @dataclass(frozen=True)
@@ -473,17 +543,26 @@ def notice_words(
     shares = {e.share_id: e for e in records.entries if isinstance(e, ShareRow)}
     overrides = {e.override_id: e for e in records.entries if isinstance(e, OverrideRow)}
     told = [shares[n.share_id] for n in notifications if n.share_id in shares]
-    explained = next((n.override_id for n in notifications if n.explain_override and n.override_id), None)
+    explained = next(
+        (n.explained_override for n in notifications if n.explain_override and n.explained_override), None
+    )
+    # "although you had objected" only to someone who did: a share about two people may go
+    # ahead under an override for the other one's objection, or its notice only be held.
+    objected = any(isinstance(e, ObjectionRow) and e.case_id == first.case_id for e in records.entries)
+    despite_objection = objected and any(n.override_id == explained for n in notifications)
     override = None
     if explained is not None:
         entry = overrides.get(explained)
         override = NoticeOverride(
             explanation=opened_text(opener, entry.explanation) if entry else None,
             recorded_by_name=wording.agency(entry.recorded_by.agency if entry else ""),
-            function=entry.recorded_by.function if entry else "",
+            function=(opened_function(opener, entry.recorded_by.function) if entry else None) or "",
             was_deferred=was_deferred(explained),
+            despite_objection=despite_objection,
         )
-    contact_point = case.contact_point if case else ContactPointRow(agency="", function="")
+    contact = ContactPointShown.of(
+        case.contact_point if case else ContactPointRow(agency="", function=None), wording, opener
+    )
     return NoticeWords(
         name=addressee_name,
         for_minor=first.addressee != first.subject,
@@ -495,15 +574,24 @@ def notice_words(
                 category_labels=wording.categories(share.categories),
                 purpose_label=wording.purpose(share.purpose),
                 ground_label=wording.ground(share.sender_ground),
+                provision_citation=wording.provision(share),
                 form=share.form,
+                held_back=tuple(
+                    NoticeHeldBack(
+                        category_labels=wording.categories(refusal.categories),
+                        reason=wording.refusal(refusal.reason_code, refusal.reason_details) or refusal.reason,
+                    )
+                    for refusal in records.entries
+                    if isinstance(refusal, RefusalRow) and refusal.part_of == share.share_id
+                ),
             )
             for share in told
         ),
         override=override,
         contact=NoticeContact(
-            agency=contact_point.agency,
-            function=contact_point.function,
-            agency_name=wording.agency(contact_point.agency),
+            agency=contact.contact_point.agency,
+            function=contact.function or "",
+            agency_name=contact.agency_name,
         ),
         portal_url=portal_url,
     )

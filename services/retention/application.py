@@ -44,6 +44,7 @@ from shared.contracts.events.case_registration import CaseClosed, CaseRegistered
 from shared.contracts.events.data_sharing import DataShared
 from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
+from shared.ldv import Processing
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class RetentionUseCases(KetenApplication):
     and its read models: the schedule and the case facts it needs."""
 
     name = "retention"
+    processings = {"RecordsPurged": Processing("records purged", "purge-records")}
 
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
         self.catalogue = catalogue or load_catalogue()

@@ -96,6 +96,9 @@ class ReceivedEvent(Generic[EventData]):
     #: SHA-256 of what the event says (its envelope without ``previous``): two messages with the
     #: same stream and position are the same event only if their digests agree.
     digest: str = ""
+    #: The W3C trace context the event was made in (its message's ``traceparent`` header, or
+    #: its entry in a catch-up page; not part of the signed event); None when it carried none.
+    traceparent: str | None = None
 
     @property
     def log(self) -> str:
@@ -198,6 +201,9 @@ def encode_event(
     if previous is not None:
         envelope["previous"] = dict(sorted(previous.items()))
     headers = {"keten-source": source, "keten-position": position, "keten-event": name}
+    traceparent = getattr(domain_event, "traceparent", None)
+    if isinstance(traceparent, str):
+        headers["traceparent"] = traceparent  # outside the signed body (shared.tracing)
     return OutgoingMessage(
         routing_key=routing_key(source, name),
         body=json.dumps(envelope, separators=(",", ":")).encode(),

@@ -14,6 +14,9 @@ from shared.sealed import Sealed
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 CODE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+#: An identifier a professional types (a file number, a meeting's id, a notice's version):
+#: letters, digits and . / - _ only, at least one digit, at most 64; no space, so no full name.
+IDENTIFIER = re.compile(r"^(?=[^0-9]*[0-9])[A-Za-z0-9][A-Za-z0-9./_-]{0,63}$")
 
 
 class Slug(fields.String):
@@ -37,6 +40,20 @@ class Code(fields.String):
 
     def __init__(self, **kwargs: Any):
         kwargs.setdefault("validate", validate.Regexp(CODE, error="not a valid code"))
+        super().__init__(**kwargs)
+
+
+class Identifier(fields.String):
+    """An identifier typed by a professional that must stay readable (``IDENTIFIER``): it is
+    kept in plain text, so it is held to a pattern no name fits in."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault(
+            "validate",
+            validate.Regexp(
+                IDENTIFIER, error="an identifier: letters, digits and . / - _ only, with a digit"
+            ),
+        )
         super().__init__(**kwargs)
 
 
@@ -95,6 +112,31 @@ class SealedValue(fields.Field):
         return value.to_json()
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Sealed:
+        try:
+            return Sealed.from_json(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class SealedText(fields.Field):
+    """A short free text (a function, ...) sealed like ``SealedValue``. Events stored before it
+    was sealed carry it as plain text: that loads and dumps as the text it is, so old events
+    still replay and catch up; whoever keeps it seals it at once (``KetenApplication.reseal``)."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("allow_none", True)
+        super().__init__(**kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        if not isinstance(value, Sealed):
+            raise ValueError("personal data must be sealed before it is published")
+        return value.to_json()
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Sealed | str:
+        if isinstance(value, str):
+            return value
         try:
             return Sealed.from_json(value)
         except ValueError as exc:

@@ -16,7 +16,6 @@ from uuid import NAMESPACE_URL, uuid5
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from shared.contracts.envelope import OutgoingMessage
-from shared.contracts.events.base import ContactPointRefSchema
 from shared.contracts.fields import AgencyId, Code
 from shared.contracts.registry import register, schema_instance
 from shared.topology import INBOX_EXCHANGE, inbox_routing_key
@@ -50,6 +49,16 @@ class InboxEnvelopeSchema(Schema):
     agency = AgencyId(required=True, metadata={"description": "the addressee"})
     occurred_at = fields.AwareDateTime(required=True, default_timezone=UTC)
     correlation_id = fields.String(allow_none=True, load_default=None)
+    traceparent = fields.String(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "W3C Trace Context of the processing the message comes from (also the "
+            "AMQP header traceparent): its trace id is the one the agency's request sent, if it "
+            "sent one",
+            "example": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        },
+    )
     data = fields.Dict(required=True, metadata={"description": "the message, by its schema"})
 
 
@@ -59,6 +68,14 @@ class ErrorSchema(Schema):
     code = fields.String(required=True, metadata={"example": "bad_signature"})
     message = fields.String(required=True)
     field = fields.String(allow_none=True, load_default=None, metadata={"example": "case_id"})
+    retryable = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "true (unknown_case, case_not_active, not_caught_up): the platform was "
+            "still catching up; send the same command again a moment later (a new message_id). "
+            "Such an answer is not dead-lettered"
+        },
+    )
 
 
 class CommandAcceptedSchema(InboxSchema):
@@ -94,11 +111,27 @@ class SealedToYou(Schema):
         allow_none=True,
         required=True,
         metadata={
-            "description": "base64 HPKE ciphertext of {content, reference, subject: {role}}; null "
-            "when withheld, e.g. the agency had no key when it was sealed (content_withheld says why)"
+            "description": "base64 HPKE ciphertext of {content, reference, subject: {role}} (and in"
+            " ShareReceived contact_point: {function}); null when withheld, e.g. the agency had no"
+            " key when it was sealed (content_withheld says why)"
         },
     )
     content_withheld = fields.String(allow_none=True, load_default=None, metadata={"example": "no_key"})
+
+
+class InboxContactPointSchema(Schema):
+    """The case's contact point for the citizen. Its function is free text a professional
+    typed, so it travels in ``sealed_content`` (``contact_point.function``); ``function`` here
+    stays for readers of the earlier version and is always null."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    agency = AgencyId(required=True)
+    function = fields.Constant(
+        None,
+        metadata={"description": "always null: the function is in sealed_content"},
+    )
 
 
 class ShareReceivedSchema(SealedToYou, InboxSchema):
@@ -118,7 +151,7 @@ class ShareReceivedSchema(SealedToYou, InboxSchema):
     special_grounds = fields.Dict(keys=Code(), values=Code(), required=True)
     form = fields.String(required=True, metadata={"description": "written or oral"})
     direction = fields.String(required=True, metadata={"description": "push or pull"})
-    contact_point = fields.Nested(ContactPointRefSchema, required=True)
+    contact_point = fields.Nested(InboxContactPointSchema, required=True)
     shared_at = fields.AwareDateTime(required=True)
 
 
@@ -164,6 +197,7 @@ def inbox_message(
     message_id: str,
     correlation_id: str | None = None,
     occurred_at: datetime | None = None,
+    traceparent: str | None = None,
 ) -> OutgoingMessage:
     """The message ``name`` for ``agency``'s inbox; ``message_id`` is stable across redelivery."""
     schema = INBOX_SCHEMAS[name]
@@ -176,10 +210,14 @@ def inbox_message(
         "correlation_id": correlation_id,
         "data": schema_instance(schema).dump(data),
     }
+    headers = {"keten-message": name, "keten-agency": agency}
+    if traceparent:  # absent without one: a message of an event stored before reads as it did
+        envelope = {**envelope, "traceparent": traceparent}
+        headers["traceparent"] = traceparent
     return OutgoingMessage(
         routing_key=inbox_routing_key(agency, name),
         body=json.dumps(envelope, separators=(",", ":"), default=str).encode(),
-        headers={"keten-message": name, "keten-agency": agency},
+        headers=headers,
         message_id=message_id,
         exchange=INBOX_EXCHANGE,
         correlation_id=correlation_id,

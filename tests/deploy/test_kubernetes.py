@@ -149,7 +149,7 @@ def test_every_service_may_lose_one_pod_to_a_drain_and_scales_out_only_where_tha
     assert of_kind("dev", "HorizontalPodAutoscaler") == []
 
 
-def test_network_policies_allow_only_the_broker_the_database_dns_the_mail_relay_and_the_gateways_http():
+def test_network_policies_allow_only_the_broker_the_database_dns_the_mail_relay_the_ldv_collector_and_http():
     policies = {p["metadata"]["name"]: p["spec"] for p in of_kind("production", "NetworkPolicy")}
     deny = policies["keten-default-deny"]
     assert deny["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in deny and "egress" not in deny
@@ -163,6 +163,9 @@ def test_network_policies_allow_only_the_broker_the_database_dns_the_mail_relay_
     smtp = policies.pop("keten-egress-notification-smtp")
     assert smtp["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "keten-notification"
     assert egress_ports(smtp) == {("TCP", 587), ("TCP", 465)}
+    ldv = policies.pop("keten-egress-ldv-collector")
+    assert ldv["podSelector"] == {}  # the services and the purge CronJob record processings
+    assert egress_ports(ldv) == {("TCP", 4318)}  # OTLP/HTTP to the LDV collector
     assert not any(spec.get("egress") for spec in policies.values()), "no other pod reaches out"
     ingress = {
         name: {port["port"] for rule in spec.get("ingress", []) for port in rule["ports"]}
@@ -200,3 +203,16 @@ def test_the_migration_job_and_the_purge_cronjob_run_commands_the_cli_knows():
 def cli_commands() -> set[str]:
     [subparsers] = [a for a in build_parser()._actions if a.dest == "command"]
     return set(subparsers.choices)  # type: ignore[arg-type]
+
+
+def _gateway_env(overlay: str) -> dict[str, str]:
+    (gateway,) = [d for d in of_kind(overlay, "Deployment") if d["metadata"]["name"].endswith("gateway")]
+    container = gateway["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
+def test_production_gateway_believes_its_one_ingress_proxy_and_dev_believes_none():
+    # Behind an ingress every citizen would otherwise share the proxy's address (one login limit
+    # for all) and TLS would go unseen (no HSTS); without a proxy, believing one lets clients lie.
+    assert _gateway_env("production").get("KETEN_TRUSTED_PROXIES") == "1"
+    assert _gateway_env("dev").get("KETEN_TRUSTED_PROXIES", "0") == "0"

@@ -42,6 +42,16 @@ def test_a_share_reaches_the_citizens_overview_on_the_embedded_platform(embedded
     assert share["content"]["content"] == SHARED_SENTENCE
     assert share["notification"]["channel"] == "letter" and told["channel"] == "letter"
     assert any("Kredietbank Utrecht" in line for line in printed)
+    # the demo's request is partly shared: the allowances the agreement holds back, shown beside
+    [refusal] = case["refusals"]
+    assert (refusal["categories"], refusal["reason_code"], refusal["beside_share"]) == (
+        ["allowances"],
+        "category_not_brought",
+        True,
+    )
+    assert any(line.strip() == "partial, decided per category." for line in printed)
+    assert any(line.strip().startswith("Not shared: allowances") for line in printed)
+    assert any("Niet gedeeld: " in line for line in printed), printed
 
     stored = sqlite_dump(embedded_env["KETEN_VAR_DIR"])
     for value in (CITIZEN["bsn"], CITIZEN["name"], CITIZEN["email"], SHARED_SENTENCE):

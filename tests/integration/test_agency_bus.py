@@ -86,10 +86,12 @@ def test_an_agency_added_with_keten_agency_add_shares_and_hears_the_decision_and
         with AgencyClient(utrecht) as client:
             case = register_case_command(str(uuid.uuid4()))
             registered = client.request("case_registration", "register_case", case)
+            assert registered.pop("consistency_token").startswith("v1.")
             assert registered == {"case_id": case["case_id"], "status": "registered"}
             activated = client.request(
                 "case_registration", "activate_case", activate_command(case["case_id"])
             )
+            assert activated.pop("consistency_token").startswith("v1.")
             assert activated == {"case_id": case["case_id"], "status": "active"}
 
             share = share_command(case["case_id"], content=SHARED, categories=["debts", "income"])
@@ -113,10 +115,15 @@ def test_an_agency_added_with_keten_agency_add_shares_and_hears_the_decision_and
         assert received.name == "ShareReceived"
         assert received.data["share_id"] == decided["share_id"]
         assert (received.data["from_agency"], received.data["categories"]) == (UTRECHT, ["debts", "income"])
-        assert received.content == {"content": SHARED, "reference": None, "subject": {"role": "citizen"}}
+        assert received.content == {
+            "content": SHARED,
+            "reference": None,
+            "subject": {"role": "citizen"},
+            "contact_point": {"function": "casusregisseur schulden"},
+        }
         body = json.dumps(received.envelope)
-        assert SHARED not in body and CITIZEN["bsn"] not in body, (
-            "the content travels sealed to the recipient"
+        assert SHARED not in body and CITIZEN["bsn"] not in body and "casusregisseur" not in body, (
+            "the content and the contact point's function travel sealed to the recipient"
         )
         assert platform.app("data_sharing").position("case_registration") >= 1
 
@@ -158,12 +165,13 @@ def test_a_malformed_command_comes_back_as_a_clear_error_and_lands_in_the_dead_l
             }
             with pytest.raises(CommandFailed) as unknown:
                 client.request("data_sharing", "request_share", share_command(str(uuid.uuid4())))
-            assert unknown.value.error["code"] == "unknown_case"
+            assert (unknown.value.error["code"], unknown.value.error["retryable"]) == ("unknown_case", True)
             rejected = [m for m in client.inbox(timeout=2) if m.name == "CommandRejected"]
             assert [m.data["error"]["code"] for m in rejected] == ["invalid_field", "unknown_case"]
 
+        # A command to retry (the case may be on its way) is answered, not dead-lettered.
         dead = eventually(lambda: dead_letters(production_env["AMQP_URI"]))
-        assert sorted(m.headers["x-keten-reason-code"] for m in dead) == ["invalid_field", "unknown_case"]
+        assert sorted(m.headers["x-keten-reason-code"] for m in dead) == ["invalid_field"]
         for message in dead:
             assert message.headers["x-keten-service"] == "data_sharing"
             assert (

@@ -13,13 +13,15 @@ from nameko.testing.services import worker_factory
 
 from keten.demo import CITIZEN
 from services.data_sharing.application import (
+    AgencyLedger,
+    CategoryDecision,
     CorrectionPassedOn,
     CorrectionRecorded,
     ShareDecision,
     ShareDecisions,
 )
 from services.data_sharing.service import DataSharingService
-from shared.contracts.commands import CorrectShare, RequestShare
+from shared.contracts.commands import CorrectShare, GetLedger, RequestShare
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.base import AgreementRef, ContactPointRef, ParticipantRef
 from shared.contracts.events.case_registration import (
@@ -74,6 +76,10 @@ class RecordingUseCases:
     def correct_share(self, command: CorrectShare) -> CorrectionRecorded:
         self._record("correct_share", command)
         return CorrectionRecorded(command.correction_id, command.share_id, self.passed_on_to)
+
+    def get_ledger(self, command: GetLedger) -> AgencyLedger:
+        self._record("get_ledger", command)
+        return AgencyLedger(command.agency, command.since, command.until, ())
 
     def record_case_event(self, event: ReceivedEvent[Any]) -> None:
         self._record("record_case_event", event)
@@ -154,6 +160,7 @@ def test_request_share_answers_one_decision_per_recipient_as_the_reply_schema_sa
     command = share_command(str(uuid.uuid4()), to_agencies=[KREDIETBANK, MITROS])
     assert service.request_share(command) == {
         "request_id": command["request_id"],
+        "outcome": "partial",
         "decisions": [
             {
                 "share_id": str(shared),
@@ -162,6 +169,7 @@ def test_request_share_answers_one_decision_per_recipient_as_the_reply_schema_sa
                 "reason_code": "allowed",
                 "reason": None,
                 "override_id": str(override),
+                "categories": [],
             },
             {
                 "share_id": str(refused),
@@ -170,9 +178,38 @@ def test_request_share_answers_one_decision_per_recipient_as_the_reply_schema_sa
                 "reason_code": "category_not_agreed",
                 "reason": "Not in the agreement.",
                 "override_id": None,
+                "categories": [],
             },
         ],
     }
+
+
+def test_a_partial_decision_names_every_category_and_leads_with_its_refusal(service, use_cases):
+    shared, refused = uuid.uuid4(), uuid.uuid4()
+    use_cases.decisions = (
+        ShareDecision(
+            shared,
+            KREDIETBANK,
+            "partial",
+            "category_not_agreed",
+            "Not in the agreement.",
+            None,
+            (
+                CategoryDecision("debts", "shared", "allowed", None, shared),
+                CategoryDecision(
+                    "health", "refused", "category_not_agreed", "Not in the agreement.", refused
+                ),
+            ),
+        ),
+    )
+    answer = service.request_share(share_command(str(uuid.uuid4()), categories=["debts", "health"]))
+    assert answer["outcome"] == "partial"
+    [decision] = answer["decisions"]
+    assert (decision["outcome"], decision["reason_code"]) == ("partial", "category_not_agreed")
+    assert [(c["category"], c["outcome"], c["share_id"]) for c in decision["categories"]] == [
+        ("debts", "shared", str(shared)),
+        ("health", "refused", str(refused)),
+    ]
 
 
 def test_a_pull_request_names_the_agency_that_holds_the_data(service, use_cases):
@@ -403,3 +440,33 @@ def test_each_event_of_consent_and_retention_goes_to_its_use_case_as_it_was_rece
 
 def test_health_answers_the_services_health_check(service):
     assert service.health() == {"service": "data_sharing", "ok": True}
+
+
+def test_get_ledger_hands_the_use_case_the_query_and_answers_the_ledger(service, use_cases):
+    case_id = str(uuid.uuid4())
+    answer = service.get_ledger(
+        {
+            "schema_version": 1,
+            "agency": KREDIETBANK,
+            "side": "received",
+            "since": "2026-01-01",
+            "until": "2026-12-31",
+            "case_id": case_id,
+        }
+    )
+    [(use_case, given)] = use_cases.calls
+    assert use_case == "get_ledger" and isinstance(given, GetLedger)
+    assert (given.agency, given.of_agency, given.side, given.case_id) == (
+        KREDIETBANK,
+        None,
+        "received",
+        uuid.UUID(case_id),
+    )
+    assert answer == {"agency": KREDIETBANK, "since": "2026-01-01", "until": "2026-12-31", "entries": []}
+
+
+def test_a_ledger_query_that_fails_its_schema_is_refused_before_any_use_case_runs(service, use_cases):
+    with pytest.raises(InvalidRequest) as refused:
+        service.get_ledger({"schema_version": 1, "agency": KREDIETBANK, "side": "everything"})
+    assert refused.value.field == "side"
+    assert use_cases.calls == []

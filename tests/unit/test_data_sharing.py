@@ -9,7 +9,17 @@ from services.consent.application import ConsentUseCases
 from services.data_sharing.application import DataSharingUseCases
 from shared.contracts.commands import ActivateCase, GiveConsentSchema, RegisterCaseSchema, RequestShareSchema
 from shared.errors import InvalidRequest, NotAuthorised, NotFound
-from tests.factories import case_command, consent_command, loaded, received, share_command
+from tests.factories import (
+    DAUGHTER,
+    activate_command,
+    case_command,
+    consent_command,
+    family_case_command,
+    loaded,
+    received,
+    share_command,
+)
+from tests.wired import WiredPlatform
 
 
 @pytest.fixture
@@ -145,11 +155,15 @@ def test_a_share_is_told_to_its_recipient_with_the_content_sealed_to_the_recipie
     assert envelope["agency"] == "kredietbank-utrecht"
     assert envelope["data"]["share_id"] == str(decision.share_id)
     assert "huurachterstand" not in message.body.decode()
+    # The contact point's function is free text: it travels sealed too, not in the open.
+    assert envelope["data"]["contact_point"] == {"agency": "gemeente-utrecht", "function": None}
+    assert "casusregisseur" not in message.body.decode()
     opened = open_sealed(kredietbank.encryption_private_key, envelope["data"]["sealed_content"])
     assert opened == {
         "content": "Drie maanden huurachterstand.",
         "reference": None,
         "subject": {"role": "citizen"},
+        "contact_point": {"function": "casusregisseur schulden"},
     }
 
 
@@ -169,3 +183,108 @@ def test_a_refusal_is_told_to_nobody_but_the_sender_in_its_answer(platform):
 
 def stored_events(app):
     return [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(start=1, limit=100)]
+
+
+MIXED = {
+    "agency": "kredietbank-utrecht",
+    "to_agencies": ["woningcorporatie-mitros"],
+    "categories": ["professional_conclusion", "debts"],
+}
+
+
+def test_a_mixed_request_shares_the_allowed_category_and_records_the_refused_one_beside_it(platform):
+    _, _, sharing, case_id = platform
+    answer = sharing.request_share(
+        loaded(RequestShareSchema, share_command(case_id, **MIXED), sharing.settings)
+    )
+    assert answer.outcome == "partial"
+    [decision] = answer.decisions
+    # a partial answer leads with its refusal: nobody reads it as allowed
+    assert (decision.outcome, decision.reason_code) == ("partial", "category_not_agreed")
+    assert decision.reason and "debts and payment arrears" in decision.reason
+    assert [(c.category, c.outcome, c.reason_code) for c in decision.categories] == [
+        ("professional_conclusion", "shared", "allowed"),
+        ("debts", "refused", "category_not_agreed"),
+    ]
+    shared, refused = received(sharing)
+    assert (shared.name, shared.data.categories, shared.data.share_id) == (
+        "DataShared",
+        ("professional_conclusion",),
+        decision.share_id,
+    )
+    assert (refused.name, refused.data.categories, refused.data.part_of) == (
+        "ShareRefused",
+        ("debts",),
+        decision.share_id,
+    )
+    # the citizen is told of the share, so they see what was held back too
+    assert refused.data.visible_to_subject
+    assert decision.categories[1].share_id == refused.data.share_id
+
+
+def test_a_mixed_request_repeated_answers_the_same_and_records_nothing_new(platform):
+    _, _, sharing, case_id = platform
+    command = share_command(case_id, **MIXED)
+    first = sharing.request_share(loaded(RequestShareSchema, command, sharing.settings))
+    again = sharing.request_share(loaded(RequestShareSchema, command, sharing.settings))
+    assert again == first
+    assert sharing.recorder.max_notification_id() == 2
+
+
+def test_a_request_refused_for_every_category_on_different_grounds_records_each_reason(platform):
+    _, _, sharing, case_id = platform
+    command = share_command(case_id, **{**MIXED, "categories": ["debts", "housing"]})
+    answer = sharing.request_share(loaded(RequestShareSchema, command, sharing.settings))
+    assert answer.outcome == "refused"
+    [decision] = answer.decisions
+    assert [(c.category, c.reason_code) for c in decision.categories] == [
+        ("debts", "category_not_agreed"),
+        ("housing", "category_not_brought"),
+    ]
+    first, second = received(sharing)
+    assert (first.data.share_id, first.data.part_of) == (decision.share_id, None)
+    assert second.data.part_of == decision.share_id
+    # an agency's own slip, with nothing shared beside it, need not alarm the citizen
+    assert not first.data.visible_to_subject and not second.data.visible_to_subject
+
+
+def test_every_decision_names_the_provision_of_law_the_senders_ground_rests_on(platform):
+    _, _, sharing, case_id = platform
+    share(sharing, case_id)
+    share(sharing, case_id, to_agencies=["woningcorporatie-mitros"], categories=["income"])
+    shared, refused = received(sharing)
+    assert shared.data.provision.citation == "Wet gemeentelijke schuldhulpverlening, art. 2 en 3"
+    assert refused.data.provision == shared.data.provision  # a refusal names it too
+    assert shared.data.special_provisions == {}
+
+
+def test_a_special_category_names_the_provision_of_its_own_ground(memory_settings):
+    platform = WiredPlatform(memory_settings)
+    command = family_case_command()
+    platform.command("case_registration", "register_case", command)
+    platform.command("case_registration", "activate_case", activate_command(command["case_id"]))
+    ggd = {
+        "agency": "ggd-regio-utrecht",
+        "subject_bsn": DAUGHTER["bsn"],
+        "to_agencies": ["raad-kinderbescherming"],
+        "categories": ["health", "professional_conclusion"],
+        "purpose": "youth_protection",
+        "special_grounds": {"health": "child_protection"},
+    }
+    answer = platform.command("data_sharing", "request_share", share_command(command["case_id"], **ggd))
+    assert answer["outcome"] == "shared", answer
+    [shared] = [e for e in received(platform.apps["data_sharing"]) if e.name == "DataShared"]
+    assert shared.data.special_provisions["health"].law == "Wet maatschappelijke ondersteuning 2015"
+    assert shared.data.provision is not None
+
+
+def test_the_answer_lists_the_categories_in_the_order_they_were_asked_for(platform):
+    _, _, sharing, case_id = platform
+    asked = {**MIXED, "categories": ["debts", "professional_conclusion"]}
+    [decision] = sharing.request_share(
+        loaded(RequestShareSchema, share_command(case_id, **asked), sharing.settings)
+    ).decisions
+    assert [(c.category, c.outcome) for c in decision.categories] == [
+        ("debts", "refused"),
+        ("professional_conclusion", "shared"),
+    ]

@@ -61,9 +61,13 @@ def test_a_share_reaches_the_citizen_by_email_in_plain_dutch_with_whom_to_ask(pl
     assert "casusregisseur schulden" in body  # the contact point
     assert "bezwaar" in body and "verbeteren" in body  # how to object or ask for correction
     assert "/inzage" in body
+    # the ground names the law and article it rests on, as the decision recorded them
+    assert "(Wet gemeentelijke schuldhulpverlening, art. 2 en 3)" in body
     overview = platform.notification.overview_for(platform.subject).to_json()
     [share] = overview["cases"][0]["shares"]
     assert share["share_id"] == str(share_id)
+    assert share["provision"] == {"law": "Wet gemeentelijke schuldhulpverlening", "article": "art. 2 en 3"}
+    assert share["provision_citation"] == "Wet gemeentelijke schuldhulpverlening, art. 2 en 3"
     assert share["notification"]["channel"] == "email" and share["notification"]["status"] == "sent"
 
 
@@ -370,3 +374,58 @@ def share_under_override(
     platform.notification.notify_share(under_override)
     platform.sync()
     return under_override
+
+
+# -- a deferral holds every share in its scope, objection or not -------------------------------
+def test_a_deferral_holds_the_notice_of_a_share_in_its_scope_without_any_objection(platform, mailbox):
+    case_id = platform.register()
+    override_id = uuid.uuid4()
+    explanation = "Wij moesten eerst de veiligheid van uw huisgenoot regelen."
+    # the override's scope: this subject, debts, to the credit bank; the subject never objected
+    platform.notification.learn(override_event(platform, case_id, override_id, explanation, defer=True))
+    held = platform.share(case_id)  # debts to the credit bank: in scope
+    told_now = platform.share(case_id, categories=["income"])  # not in scope
+
+    assert platform.notification.dispatch_due(later(3600)) == 1
+    [first] = mailbox.messages
+    assert "inkomen en uitkering" in first.get_content()
+    assert "schulden en betalingsachterstanden" not in first.get_content()
+    case = platform.notification.overview_for(platform.subject).to_json()["cases"][0]
+    assert [s["share_id"] for s in case["shares"]] == [str(told_now)], "the held share is not shown yet"
+    review = date.today() + timedelta(days=7)
+    assert platform.notification.deferrals_due("gemeente-utrecht", review) == [
+        DeferralDue(override_id=override_id, case_id=case_id, review_on=review, held=1)
+    ]
+
+    ended = platform.notification.end_deferral(
+        EndDeferral(agency="gemeente-utrecht", override_id=override_id)
+    )
+    assert ended == EndedDeferral(override_id, released=1)
+    assert platform.notification.dispatch_due(later(3600)) == 1
+    second = mailbox.messages[1].get_content()
+    # told now, with the explanation, and not as if they had objected
+    assert (
+        "schulden en betalingsachterstanden" in second
+        and explanation in second
+        and "later gestuurd" in second
+    )
+    assert "bezwaar had gemaakt" not in second and "nu pas" in second
+    case = platform.notification.overview_for(platform.subject).to_json()["cases"][0]
+    shown = {s["share_id"]: s for s in case["shares"]}
+    assert shown[str(held)]["notification"]["was_deferred"] is True
+
+
+def test_a_deferral_nobody_reviews_ends_when_its_review_date_has_passed(platform, mailbox):
+    case_id = platform.register()
+    override_id = uuid.uuid4()
+    platform.notification.learn(override_event(platform, case_id, override_id, "Uitleg.", defer=True))
+    platform.share(case_id)
+    review = date.today() + timedelta(days=7)
+    on_review_day = datetime.combine(review, datetime.min.time(), UTC) + timedelta(hours=12)
+    assert platform.notification.dispatch_due(on_review_day) == 0, "still held on its review date"
+    assert platform.notification.dispatch_due(on_review_day + timedelta(days=1)) == 1
+    assert "Uitleg." in mailbox.messages[0].get_content()
+    assert platform.notification.deferrals_due("gemeente-utrecht", review + timedelta(days=1)) == []
+    # a share made after it lapsed is told at once
+    platform.share(case_id)
+    assert platform.notification.dispatch_due(on_review_day + timedelta(days=2)) == 1

@@ -121,6 +121,8 @@ def test_the_citizens_copy_keeps_its_shape_after_a_correction_and_an_erasure(pla
         *("correlation_id", "kind", "occurred_at", "notification", "corrections", "erasure_passed_on"),
         *("purged_at", "purge_reason", "category_labels", "from_name", "to_name", "ground_label"),
         "purpose_label",
+        # since decisions name their law (issue 14): added, nothing taken away
+        *("provision", "provision_citation", "special_citations"),
     }
     assert set(share["notification"]) == {"id", "channel", "status", "at"}
     [correction] = share["corrections"]

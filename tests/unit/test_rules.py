@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import pytest
 
-from services.data_sharing.domain import SafetyOverride, ShareRequest, SubjectSay, decide
+from services.data_sharing.domain import SafetyOverride, ShareRequest, SubjectSay, decide, decide_per_category
 from shared.caseview import CaseView, ParticipantFacts
 from shared.catalogue import load_catalogue
 from shared.pseudonym import pseudonymise
@@ -216,3 +216,80 @@ def test_a_refusal_the_citizen_should_know_of_is_visible_and_an_agencys_slip_is_
     assert reasons["no_valid_consent"].visible_to_subject
     assert not reasons["category_not_agreed"].visible_to_subject
     assert not reasons["case_not_active"].visible_to_subject
+
+
+# -- decisions per category ---------------------------------------------------------------------
+def decided(decisions):
+    return [(d.allowed, d.reason_code, d.categories) for d in decisions]
+
+
+def test_the_allowed_categories_are_shared_and_a_refused_one_is_refused_with_its_reason(family):
+    case, people = family
+    to_school = request(
+        case,
+        people["daughter"],
+        to_agency="school-het-baken",
+        categories=("professional_conclusion", "safety_concerns"),
+    )
+    decisions = decide_per_category(to_school, case, SubjectSay(), CATALOGUE, TODAY)
+    assert decided(decisions) == [
+        (True, "allowed", ("professional_conclusion",)),
+        (False, "category_not_agreed", ("safety_concerns",)),
+    ]
+    assert decisions[1].reason_details == {"agency": "school-het-baken", "category": "safety_concerns"}
+
+
+def test_each_refused_category_keeps_its_own_reason(family):
+    case, people = family
+    from_ggd = request(
+        case,
+        people["daughter"],
+        from_agency="ggd-regio-utrecht",
+        categories=("health", "safety_concerns", "religion"),
+        special_grounds={"religion": "child_protection"},
+    )
+    decisions = decide_per_category(from_ggd, case, SubjectSay(), CATALOGUE, TODAY)
+    assert [(d.categories, d.reason_code, d.reason_details.get("category")) for d in decisions] == [
+        (("health",), "special_category_without_ground", "health"),
+        (("safety_concerns",), "category_not_brought", "safety_concerns"),
+        (("religion",), "category_not_brought", "religion"),
+    ]
+
+
+def test_a_rule_about_the_whole_request_refuses_every_category_in_one_decision(family):
+    case, people = family
+    for changes, say, code in (
+        ({"purpose": "debt_assistance"}, SubjectSay(), "purpose_mismatch"),
+        ({}, SubjectSay(objection_id="o-1"), "objection_lodged"),
+    ):
+        both = request(case, people["daughter"], categories=("safety_concerns", "identity"), **changes)
+        assert decided(decide_per_category(both, case, say, CATALOGUE, TODAY)) == [
+            (False, code, ("safety_concerns", "identity"))
+        ]
+
+
+def test_an_override_lets_through_only_the_categories_in_its_scope(family):
+    case, people = family
+    in_force = override([people["daughter"]], categories=("safety_concerns",))
+    say = SubjectSay(objection_id="o-1", overrides=(in_force,))
+    both = request(case, people["daughter"], categories=("safety_concerns", "identity"))
+    decisions = decide_per_category(both, case, say, CATALOGUE, TODAY)
+    assert decided(decisions) == [
+        (True, "allowed", ("safety_concerns",)),
+        (False, "objection_lodged", ("identity",)),
+    ]
+    assert decisions[0].override_id == in_force.override_id
+
+
+def test_content_about_two_people_goes_only_where_it_may_go_for_each_of_them(family):
+    case, people = family
+    mother, daughter = people["mother"], people["daughter"]
+    # the mother objected; an override covers her for safety concerns, not for identity
+    her_say = SubjectSay(objection_id="o-1", overrides=(override([mother]),))
+    both = request(case, daughter, categories=("safety_concerns", "identity"), also_about=(mother,))
+    decisions = decide_per_category(both, case, SubjectSay(), CATALOGUE, TODAY, also_about={mother: her_say})
+    assert [(d.allowed, d.reason_code, d.categories, d.subject) for d in decisions] == [
+        (True, "allowed", ("safety_concerns",), None),
+        (False, "objection_lodged", ("identity",), mother),
+    ]
+    assert decisions[0].override_id is not None

@@ -38,8 +38,13 @@ from shared.contracts.commands.consent import (
     WithdrawObjectionSchema,
 )
 from shared.contracts.commands.data_sharing import (
+    LEDGER_QUERY,
     CorrectShare,
     CorrectShareSchema,
+    GetLedger,
+    GetLedgerSchema,
+    LedgerEntrySchema,
+    LedgerSchema,
     RequestShare,
     RequestShareSchema,
 )
@@ -60,6 +65,7 @@ from shared.contracts.commands.retention import (
 
 __all__ = [
     "COMMAND_SCHEMAS",
+    "LEDGER_QUERY",
     "ActivateCase",
     "ActivateCaseSchema",
     "AddParticipant",
@@ -79,8 +85,12 @@ __all__ = [
     "ExtendDeferralSchema",
     "GetCatalogue",
     "GetCatalogueSchema",
+    "GetLedger",
+    "GetLedgerSchema",
     "GiveConsent",
     "GiveConsentSchema",
+    "LedgerEntrySchema",
+    "LedgerSchema",
     "LiftLegalHold",
     "LiftLegalHoldSchema",
     "LodgeObjection",

@@ -9,12 +9,15 @@ from typing import Any, TypeVar, cast
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from shared import consistency
 from shared.contracts.fields import AgencyId, CommandLoad
 from shared.contracts.registry import register, schema_instance
 from shared.contracts.typed import TypedSchema
 from shared.errors import InvalidRequest
 
 COMMAND_VERSION = 1
+#: Where every answer carries its consistency token, and every command may send one back.
+CONSISTENCY_FIELD = "consistency_token"
 
 C = TypeVar("C")
 L = TypeVar("L")
@@ -41,7 +44,7 @@ class CommandSchema(TypedSchema[C]):
     service = ""
     #: What the platform answers when it carried the command out (``result`` of the reply).
     reply_schema: type[Schema] | None = None
-    checked_only = frozenset({"schema_version"})
+    checked_only = frozenset({"schema_version", "consistency_token"})
 
     schema_version = fields.Integer(
         required=True,
@@ -49,6 +52,14 @@ class CommandSchema(TypedSchema[C]):
         metadata={"description": "version of the message schema"},
     )
     agency = AgencyId(required=True, metadata={"description": "the sending agency"})
+    consistency_token = fields.String(
+        load_default=None,
+        validate=validate.Length(max=8192),
+        metadata={
+            "description": "the consistency_token of your latest answer: the service waits until "
+            "it has processed what you wrote before (409 not_caught_up if it cannot in time)"
+        },
+    )
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -72,9 +83,14 @@ def load_command(
         )
     try:
         with CommandLoad({"pseudonymise": pseudonymise}) if pseudonymise else nullcontext():
-            return cast(L, schema_instance(schema_cls).load(payload))
+            command = cast(L, schema_instance(schema_cls).load(payload))
     except ValidationError as exc:
         raise InvalidRequest.from_validation_error(exc) from None
+    token = payload.get("consistency_token")
+    recording = consistency.current()
+    if token and recording is not None:
+        recording.accept(token)  # 400 if forged or stale; waits, or 409 not_caught_up
+    return command
 
 
 def dump_reply(schema_cls: type[CommandSchema[Any]], result: object) -> dict[str, Any]:
@@ -82,4 +98,8 @@ def dump_reply(schema_cls: type[CommandSchema[Any]], result: object) -> dict[str
     service answers with."""
     if schema_cls.reply_schema is None:
         raise TypeError(f"{schema_cls.command_name} has no reply schema")
-    return cast(dict[str, Any], schema_instance(schema_cls.reply_schema).dump(result))
+    reply = cast(dict[str, Any], schema_instance(schema_cls.reply_schema).dump(result))
+    recording = consistency.current()
+    if recording is not None and recording.written:  # a query that was sent none has none
+        reply[CONSISTENCY_FIELD] = recording.token()
+    return reply

@@ -97,7 +97,10 @@ class ContactPointInputSchema(TypedSchema[ContactPointInput]):
     function = fields.String(
         required=True,
         validate=validate.Length(min=2, max=100),
-        metadata={"description": "a function (e.g. 'casusregisseur'), never a person's own number"},
+        metadata={
+            "description": "a function (e.g. 'casusregisseur'), never a person's name or own number;"
+            " sealed at once under the case's key"
+        },
     )
 
 
@@ -153,6 +156,11 @@ class RegisterCaseSchema(CommandSchema[RegisterCase]):
     informed_beforehand = fields.Boolean(required=True)
 
 
+#: How a case can end. The outcome is kept forever (the catalogue's ``outcome`` record kind), in
+#: plain text, so it is one of these codes and nothing a professional types.
+CASE_OUTCOMES = ("help_arranged", "referred", "no_help_needed", "help_declined", "transferred", "other")
+
+
 @dataclass(frozen=True, kw_only=True)
 class CloseCase(Command):
     case_id: UUID
@@ -167,7 +175,11 @@ class CloseCaseSchema(CommandSchema[CloseCase]):
     reply_schema = CaseStatusSchema
 
     case_id = fields.UUID(required=True)
-    outcome = Code(required=True, metadata={"example": "help_arranged"})
+    outcome = fields.String(
+        required=True,
+        validate=validate.OneOf(CASE_OUTCOMES),
+        metadata={"description": "kept forever, so one of these codes", "example": "help_arranged"},
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

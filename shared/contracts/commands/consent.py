@@ -9,7 +9,7 @@ from uuid import UUID
 from marshmallow import RAISE, Schema, fields, validate
 
 from shared.contracts.commands.base import Command, CommandSchema
-from shared.contracts.fields import AgencyId, Bsn, Code
+from shared.contracts.fields import AgencyId, Bsn, Code, Identifier
 from shared.contracts.typed import TypedSchema
 
 
@@ -46,7 +46,13 @@ class GiveConsentSchema(CommandSchema[GiveConsent]):
     categories = fields.List(Code(), required=True, validate=validate.Length(min=1))
     recipients = fields.List(AgencyId(), required=True, validate=validate.Length(min=1))
     valid_until = fields.Date(required=True)
-    notice_version = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    notice_version = Identifier(
+        required=True,
+        metadata={
+            "description": "the version of the notice shown, kept readable: letters, digits"
+            " and . / - _ with at least one digit (the text itself goes in notice_text, sealed)"
+        },
+    )
     notice_text = fields.String(required=True, validate=validate.Length(min=1, max=8000))
     given_how = fields.String(required=True, validate=validate.OneOf(["in_person", "written", "digital"]))
 
@@ -170,7 +176,10 @@ class RecordSafetyOverrideSchema(CommandSchema[RecordSafetyOverride]):
     function = fields.String(
         required=True,
         validate=validate.Length(min=2, max=100),
-        metadata={"description": "the recording professional's function, never their name"},
+        metadata={
+            "description": "the recording professional's function, never their name; sealed at once"
+            " under the case's key"
+        },
     )
     ends_on = fields.Date(required=True)
     explanation = fields.String(

@@ -4,18 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from uuid import UUID
 
 from marshmallow import Schema, fields, validate
 
 from shared.contracts.commands.base import Command, CommandSchema
-from shared.contracts.fields import AgencyId, Bsn, Code
+from shared.contracts.fields import AgencyId, Bsn, Code, Identifier
+
+OUTCOMES = ["shared", "partial", "refused"]
+
+
+class CategoryDecisionSchema(Schema):
+    """What became of one category of the request for one recipient."""
+
+    category = Code(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(["shared", "refused"]))
+    reason_code = Code(required=True, metadata={"example": "category_not_agreed"})
+    reason = fields.String(allow_none=True, required=True, metadata={"description": "when refused"})
+    share_id = fields.UUID(required=True, metadata={"description": "the decision on record that says so"})
 
 
 class ShareDecisionSchema(Schema):
-    share_id = fields.UUID(required=True)
+    """One recipient's decision. Each category is decided on its own: ``partial`` when some were
+    shared and others refused; then ``reason_code`` and ``reason`` are the first refusal's,
+    never ``allowed``, and ``categories`` says which went through and which did not."""
+
+    share_id = fields.UUID(required=True, metadata={"description": "the share, or the first refusal"})
     to_agency = AgencyId(required=True)
-    outcome = fields.String(required=True, validate=validate.OneOf(["shared", "refused"]))
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
     reason_code = Code(required=True, metadata={"example": "no_valid_consent"})
     reason = fields.String(allow_none=True, required=True, metadata={"description": "when refused"})
     override_id = fields.UUID(
@@ -23,12 +40,19 @@ class ShareDecisionSchema(Schema):
         load_default=None,
         metadata={"description": "when shared under a safety override despite an objection"},
     )
+    categories = fields.List(
+        fields.Nested(CategoryDecisionSchema),
+        load_default=list,
+        metadata={"description": "every category of the request: shared, or refused and why"},
+    )
 
 
 class ShareDecisionsSchema(Schema):
-    """The decision on a share request, one per recipient, each on record."""
+    """The decision on a share request, one per recipient, each on record; ``outcome`` is
+    ``partial`` when anything was refused beside what was shared."""
 
     request_id = fields.UUID(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
     decisions = fields.List(fields.Nested(ShareDecisionSchema), required=True)
 
 
@@ -47,6 +71,7 @@ class RequestShare(Command):
     meeting_id: str | None
     special_grounds: Mapping[str, str]
     direction: str
+    also_about: tuple[str, ...] = ()
 
 
 class RequestShareSchema(CommandSchema[RequestShare]):
@@ -67,7 +92,13 @@ class RequestShareSchema(CommandSchema[RequestShare]):
     content = fields.String(load_default=None, validate=validate.Length(max=20000))
     content_reference = fields.String(load_default=None, validate=validate.Length(max=500))
     form = fields.String(load_default="written", validate=validate.OneOf(["written", "oral"]))
-    meeting_id = fields.String(load_default=None, validate=validate.Length(max=100))
+    meeting_id = Identifier(
+        load_default=None,
+        metadata={
+            "description": "the consultation meeting's id in your own records, kept readable:"
+            " letters, digits and . / - _ with at least one digit, never a name"
+        },
+    )
     special_grounds = fields.Dict(
         keys=Code(),
         values=Code(),
@@ -75,6 +106,15 @@ class RequestShareSchema(CommandSchema[RequestShare]):
         metadata={"description": "per special or criminal category, the ground relied on"},
     )
     direction = fields.String(load_default="push", validate=validate.OneOf(["push", "pull"]))
+    also_about = fields.List(
+        Bsn(),
+        load_default=list,
+        validate=validate.Length(max=20),
+        metadata={
+            "description": "every other subject of the case the content is also about (a report about both "
+            "parents): each is decided (objection, consent) and each is told"
+        },
+    )
 
 
 class CorrectionPassedOnSchema(Schema):
@@ -112,3 +152,123 @@ class CorrectShareSchema(CommandSchema[CorrectShare]):
     content = fields.String(required=True, validate=validate.Length(min=1, max=20000))
     content_reference = fields.String(load_default=None, validate=validate.Length(max=500))
     reason_code = Code(required=True, metadata={"description": "one of correction_reasons in the catalogue"})
+
+
+class LedgerCorrectionSchema(Schema):
+    correction_id = fields.UUID(required=True)
+    corrected_by = AgencyId(required=True)
+    reason_code = Code(required=True, metadata={"description": "one of correction_reasons"})
+    corrected_at = fields.AwareDateTime(required=True)
+
+
+class LedgerEntrySchema(Schema):
+    """One decision on one share, as its sender and its recipient both read it (``side``
+    aside): the same row for both, field for field."""
+
+    side = fields.String(
+        required=True,
+        validate=validate.OneOf(["provided", "received"]),
+        metadata={"description": "provided: your agency sent it; received: it was for your agency"},
+    )
+    share_id = fields.UUID(required=True)
+    request_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    subject = fields.String(
+        required=True, metadata={"description": "the subject's keyed pseudonym (never the BSN)"}
+    )
+    from_agency = AgencyId(required=True)
+    to_agency = AgencyId(required=True)
+    direction = fields.String(required=True, validate=validate.OneOf(["push", "pull"]))
+    form = fields.String(
+        required=True,
+        allow_none=True,
+        validate=validate.OneOf(["written", "oral"]),
+        metadata={"description": "written or oral; null where the decision did not record it"},
+    )
+    meeting_id = fields.String(required=True, allow_none=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(["shared", "refused"]))
+    reason_code = Code(required=True, metadata={"description": "allowed, or why it was refused"})
+    purpose = Code(required=True)
+    categories = fields.List(Code(), required=True)
+    sender_ground = Code(required=True, allow_none=True)
+    sender_provision = fields.String(
+        required=True, allow_none=True, metadata={"description": "the law and article the ground rests on"}
+    )
+    recipient_ground = Code(required=True, allow_none=True)
+    recipient_provision = fields.String(required=True, allow_none=True)
+    special_grounds = fields.Dict(keys=Code(), values=Code(), required=True)
+    catalogue_version = fields.String(required=True)
+    override_id = fields.UUID(required=True, allow_none=True)
+    decided_at = fields.AwareDateTime(required=True)
+    received_at = fields.AwareDateTime(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "when the broker confirmed the ShareReceived message into the "
+            "recipient's inbox queue; null for a refusal or while it is on its way"
+        },
+    )
+    corrections = fields.List(
+        fields.Nested(LedgerCorrectionSchema),
+        required=True,
+        metadata={"description": "corrections of the content, each passed on to the recipient"},
+    )
+    erasure_passed_on_at = fields.AwareDateTime(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "when the platform purged the share and told the recipient to erase its copy"
+        },
+    )
+
+
+class LedgerSchema(Schema):
+    """The agency's accountability ledger for a period: every share it provided and received,
+    refused ones included, oldest first."""
+
+    agency = AgencyId(required=True)
+    since = fields.Date(required=True, allow_none=True)
+    until = fields.Date(required=True, allow_none=True)
+    entries = fields.List(fields.Nested(LedgerEntrySchema), required=True)
+
+
+#: The fields of ``get_ledger`` that ``GET /api/agencies/{agency}/ledger`` takes as its query.
+LEDGER_QUERY = ("side", "since", "until", "case_id", "subject")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GetLedger(Command):
+    of_agency: str | None
+    side: str
+    since: date | None
+    until: date | None
+    case_id: UUID | None
+    subject: str | None
+
+
+class GetLedgerSchema(CommandSchema[GetLedger]):
+    """Asks for the agency's accountability ledger (also ``GET /api/agencies/{agency}/ledger``):
+    per case, subject and period, every share it provided and received, refused ones included.
+    Only the sending agency's own ledger: naming another agency is refused (403). Changes
+    nothing."""
+
+    command_name = "get_ledger"
+    service = "data_sharing"
+    reply_schema = LedgerSchema
+
+    of_agency = AgencyId(
+        load_default=None, metadata={"description": "whose ledger: your own agency (the default)"}
+    )
+    side = fields.String(
+        load_default="both",
+        validate=validate.OneOf(["provided", "received", "both"]),
+        metadata={"description": "what your agency provided, received, or both"},
+    )
+    since = fields.Date(load_default=None, metadata={"description": "decided on or after this date"})
+    until = fields.Date(load_default=None, metadata={"description": "decided on or before this date"})
+    case_id = fields.UUID(load_default=None, metadata={"description": "one case only"})
+    subject = fields.String(
+        load_default=None,
+        validate=validate.Regexp(r"^[0-9a-f]{32}$", error="a subject's pseudonym, as the ledger names it"),
+        metadata={"description": "one subject only: the pseudonym as the ledger's rows name it"},
+    )

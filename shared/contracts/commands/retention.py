@@ -10,12 +10,8 @@ from uuid import UUID
 from marshmallow import RAISE, Schema, fields, post_dump, validate
 
 from shared.contracts.commands.base import Command, CommandSchema
-from shared.contracts.fields import AgencyId, Code, Pseudonym
+from shared.contracts.fields import AgencyId, Code, Identifier, Pseudonym
 from shared.contracts.typed import TypedSchema
-
-#: A file number at a complaints desk, court or regulator: letters, digits and . / - _ only, so
-#: that no name or other personal detail can be typed into it.
-REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9./_-]{0,63}$"
 
 
 class LegalHoldStatusSchema(Schema):
@@ -44,10 +40,12 @@ class PlaceLegalHoldSchema(CommandSchema[PlaceLegalHold]):
     case_id = fields.UUID(required=True)
     hold_id = fields.UUID(load_default=None, metadata={"description": "client-chosen id; repeat-safe"})
     reason_code = Code(required=True, metadata={"description": "one of legal_hold_reasons in the catalogue"})
-    reference = fields.String(
+    reference = Identifier(
         load_default=None,
-        validate=validate.Regexp(REFERENCE, error="a file number: letters, digits and . / - _ only"),
-        metadata={"description": "the procedure's file number, never a name"},
+        metadata={
+            "description": "the procedure's file number at the complaints desk, court or regulator,"
+            " kept readable: letters, digits and . / - _ with at least one digit, never a name"
+        },
     )
 
 

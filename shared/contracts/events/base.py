@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from marshmallow import EXCLUDE, fields
 
-from shared.contracts.fields import AgencyId, Code, Pseudonym, SealedValue
+from shared.contracts.fields import AgencyId, Code, Pseudonym, SealedText, SealedValue
 from shared.contracts.registry import register
 from shared.contracts.typed import TypedSchema
 from shared.sealed import Sealed
@@ -97,7 +97,8 @@ class AgreementRefSchema(TypedSchema[AgreementRef]):
 @dataclass(frozen=True, kw_only=True)
 class ContactPointRef:
     agency: str
-    function: str
+    #: Plain text only in events stored before the function was sealed.
+    function: Sealed | str | None
 
 
 class ContactPointRefSchema(TypedSchema[ContactPointRef]):
@@ -105,4 +106,10 @@ class ContactPointRefSchema(TypedSchema[ContactPointRef]):
         unknown = EXCLUDE
 
     agency = AgencyId(required=True)
-    function = fields.String(required=True)
+    function = SealedText(
+        required=True,
+        metadata={
+            "description": "the function at the agency whom the citizen asks, sealed (case key in"
+            " CaseRegistered, subject key in DataShared); plain text in events stored before it was"
+        },
+    )

@@ -9,7 +9,7 @@ from uuid import UUID
 from marshmallow import EXCLUDE, fields
 
 from shared.contracts.events.base import EventSchema
-from shared.contracts.fields import AgencyId, Code, Pseudonym, SealedValue
+from shared.contracts.fields import AgencyId, Code, Pseudonym, SealedText, SealedValue
 from shared.contracts.typed import TypedSchema
 from shared.sealed import Sealed
 
@@ -110,7 +110,8 @@ class ObjectionWithdrawnSchema(EventSchema[ObjectionWithdrawn]):
 @dataclass(frozen=True, kw_only=True)
 class RecordedBy:
     agency: str
-    function: str
+    #: Plain text only in events stored before the function was sealed.
+    function: Sealed | str | None
 
 
 class RecordedBySchema(TypedSchema[RecordedBy]):
@@ -120,7 +121,13 @@ class RecordedBySchema(TypedSchema[RecordedBy]):
         unknown = EXCLUDE
 
     agency = AgencyId(required=True)
-    function = fields.String(required=True)
+    function = SealedText(
+        required=True,
+        metadata={
+            "description": "the professional's function, sealed (case key); plain text in events"
+            " stored before it was"
+        },
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

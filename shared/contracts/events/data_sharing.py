@@ -11,7 +11,25 @@ from marshmallow import fields, validate
 
 from shared.contracts.events.base import ContactPointRef, ContactPointRefSchema, EventSchema
 from shared.contracts.fields import AgencyId, Code, Pseudonym, SealedValue
+from shared.contracts.typed import TypedSchema
 from shared.sealed import Sealed
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProvisionRef:
+    """The provision of law a ground rests on: the national law and its article."""
+
+    law: str
+    article: str
+
+    @property
+    def citation(self) -> str:
+        return f"{self.law}, {self.article}"
+
+
+class ProvisionRefSchema(TypedSchema[ProvisionRef]):
+    law = fields.String(required=True, metadata={"example": "Wet gemeentelijke schuldhulpverlening"})
+    article = fields.String(required=True, metadata={"example": "art. 2 en 3"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +53,14 @@ class DataShared:
     contact_point: ContactPointRef
     catalogue_version: str
     correlation_id: str | None
+    provision: ProvisionRef | None = None
+    special_provisions: Mapping[str, ProvisionRef] = field(default_factory=dict)
+    also_about: tuple[str, ...] = ()
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        """Everyone the shared content is about: the subject, then those it is also about."""
+        return (self.subject, *self.also_about)
 
 
 class DataSharedSchema(EventSchema[DataShared]):
@@ -63,6 +89,23 @@ class DataSharedSchema(EventSchema[DataShared]):
     contact_point = fields.Nested(ContactPointRefSchema, required=True)
     catalogue_version = fields.String(required=True)
     correlation_id = fields.String(allow_none=True, load_default=None)
+    provision = fields.Nested(
+        ProvisionRefSchema,
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "the law and article the sender's ground for the purpose rests on"},
+    )
+    special_provisions = fields.Dict(
+        keys=Code(),
+        values=fields.Nested(ProvisionRefSchema),
+        load_default=dict,
+        metadata={"description": "per special category, the law and article of the special ground relied on"},
+    )
+    also_about = fields.List(
+        Pseudonym(),
+        load_default=list,
+        metadata={"description": "the other subjects of the case the content is also about; each is told"},
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +125,8 @@ class ShareRefused:
     reason_details: Mapping[str, str] = field(default_factory=dict)
     catalogue_version: str
     correlation_id: str | None
+    part_of: UUID | None = None
+    provision: ProvisionRef | None = None
 
 
 class ShareRefusedSchema(EventSchema[ShareRefused]):
@@ -110,6 +155,22 @@ class ShareRefusedSchema(EventSchema[ShareRefused]):
     )
     catalogue_version = fields.String(required=True)
     correlation_id = fields.String(allow_none=True, load_default=None)
+    part_of = fields.UUID(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "when the request was decided per category: the recipient's first decision on "
+            "it (the share of the allowed categories, or the first refusal) this refusal is part of"
+        },
+    )
+    provision = fields.Nested(
+        ProvisionRefSchema,
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "the law and article the sender's ground rests on (none: sender not at the table)"
+        },
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
