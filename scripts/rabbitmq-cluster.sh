@@ -72,10 +72,10 @@ up)
         ctl "$n" start_app >/dev/null
     done
     ctl 1 "await_online_nodes 3 --timeout 120" >/dev/null 2>&1 || ctl 1 cluster_status
-    # Keten's own queues are quorum queues; nameko's RPC request queues (rpc-<service>) are
-    # classic ones, which live on one node: mirror them, or a stopped node takes a service's
-    # RPC away until it is back.
-    ctl 1 "set_policy --apply-to queues keten-rpc-mirrored '^rpc-' '{\"ha-mode\":\"all\",\"ha-sync-mode\":\"automatic\"}'" >/dev/null
+    # Keten's own queues are quorum queues; nameko's RPC queues (requests rpc-<service>, replies
+    # rpc.reply-<service>-<id>) are classic ones, which live on one node: mirror them, or a
+    # stopped node takes RPC away (docs/operations.md, "A 3-node RabbitMQ cluster").
+    ctl 1 "set_policy --apply-to queues keten-rpc-mirrored '^rpc' '{\"ha-mode\":\"all\",\"ha-sync-mode\":\"automatic\"}'" >/dev/null
     echo "cluster up: $(node 1) $(node 2) $(node 3)"
     ;;
 stop)

@@ -230,6 +230,8 @@ class QueueConsumer(ConsumerMixin):
         assert self.publisher is not None
         self.publisher.close()
         self.publisher.connect()
+        # Messages delivered on the lost channel come again: none of them may be acked on this one.
+        self._delivered = []
 
     def queues(self, channel: Any) -> list[Queue]:
         """The queues consumed at once; ``standby_queues`` follow after the standby delay."""
