@@ -120,7 +120,17 @@ def test_two_replicas_take_disjoint_partitions_and_one_takes_over_when_the_other
     def notified_once(ids: list[str]) -> bool:
         books = _books(db, ids)
         expected = Counter(dict.fromkeys(ids, 1))
-        return all(books[key] == expected for key in ("overview", "notifications", "retention"))
+        wrong = {
+            key: {
+                "missing": sum(1 for i in ids if books[key][i] == 0),
+                "doubled": sum(1 for n in books[key].values() if n > 1),
+            }
+            for key in ("overview", "notifications", "retention")
+            if books[key] != expected
+        }
+        if wrong:
+            print(f"not yet: {wrong}", flush=True)  # what a timeout below leaves, for the log
+        return not wrong
 
     before = share(3)
     eventually(lambda: notified_once(before), timeout=120, interval=1)
