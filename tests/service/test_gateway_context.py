@@ -1,8 +1,11 @@
-"""The gateway passes an agency's W3C trace context into the services it calls (nameko context
-data, marked as the caller's) and serves the register of processing activities the
-Logboek Dataverwerkingen records point at."""
+"""What the gateway passes on to the services it calls: every request's correlation id (so an
+operator can follow it through every log, and back to the caller) and an agency's W3C trace
+context (marked as the caller's); and the register of processing activities the Logboek
+Dataverwerkingen records point at."""
 
 from __future__ import annotations
+
+import uuid
 
 import pytest
 import requests
@@ -15,24 +18,35 @@ from shared.config import Settings
 from tests.support import agency_credentials, signed_request
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+TRACE_KEYS = ("traceparent", "tracestate", "trace_foreign")
 
 
-class TraceSeen(DependencyProvider):
-    """Gives the worker the trace context nameko passed it as context data."""
+class ContextSeen(DependencyProvider):
+    """Gives the worker the context data nameko passed it."""
 
     def get_dependency(self, worker_ctx):
-        return {key: worker_ctx.data.get(key) for key in ("traceparent", "tracestate", "trace_foreign")}
+        return dict(worker_ctx.data)
 
 
 class DataSharingStandIn:
+    """Records the context data each share request arrived with."""
+
     name = "data_sharing"
-    trace = TraceSeen()
+    context = ContextSeen()
     seen: list = []
 
     @rpc
     def request_share(self, command):
-        self.seen.append(self.trace)
+        self.seen.append(self.context)
         return {"request_id": command.get("request_id"), "decisions": []}
+
+
+def correlation_ids():
+    return [data.get("correlation_id") for data in DataSharingStandIn.seen]
+
+
+def trace_contexts():
+    return [{key: data.get(key) for key in TRACE_KEYS} for data in DataSharingStandIn.seen]
 
 
 @pytest.fixture
@@ -49,12 +63,41 @@ def utrecht(embedded_env):
     return agency_credentials(Settings.from_env(embedded_env), "gemeente-utrecht")
 
 
+def test_a_share_request_is_followed_by_its_own_request_id(gateway, utrecht):
+    request_id = str(uuid.uuid4())
+    response = signed_request("POST", gateway, "/api/shares", {"request_id": request_id}, utrecht)
+    assert response.status_code == 200
+    assert response.headers["X-Correlation-ID"] == request_id
+    assert correlation_ids() == [request_id]
+
+
+def test_a_callers_correlation_id_is_kept_and_a_missing_one_is_made(gateway, utrecht):
+    given = signed_request(
+        "POST",
+        gateway,
+        "/api/shares",
+        {"no": "request id"},
+        utrecht,
+        headers={"X-Correlation-ID": "agency-trace-42"},
+    )
+    made = signed_request(
+        "POST", gateway, "/api/shares", {}, utrecht, headers={"X-Correlation-ID": "bad id; drop"}
+    )
+    assert given.headers["X-Correlation-ID"] == "agency-trace-42"
+    assert made.headers["X-Correlation-ID"] not in ("", "bad id; drop")
+    assert correlation_ids() == ["agency-trace-42", made.headers["X-Correlation-ID"]]
+
+
+def test_errors_carry_the_correlation_id_too(gateway, utrecht):
+    response = signed_request("POST", gateway, "/api/shares", b"{not json", utrecht)
+    assert response.status_code == 400
+    assert len(response.headers["X-Correlation-ID"]) >= 8
+
+
 def test_an_agencys_traceparent_reaches_the_service_it_calls_marked_as_the_callers(gateway, utrecht):
     headers = {"traceparent": TRACEPARENT, "tracestate": "agency=1"}
     assert signed_request("POST", gateway, "/api/shares", {}, utrecht, headers=headers).status_code == 200
-    assert DataSharingStandIn.seen == [
-        {"traceparent": TRACEPARENT, "tracestate": "agency=1", "trace_foreign": "1"}
-    ]
+    assert trace_contexts() == [{"traceparent": TRACEPARENT, "tracestate": "agency=1", "trace_foreign": "1"}]
 
 
 def test_a_malformed_traceparent_is_not_passed_on_and_the_request_is_served(gateway, utrecht):
@@ -62,7 +105,7 @@ def test_a_malformed_traceparent_is_not_passed_on_and_the_request_is_served(gate
     assert signed_request("POST", gateway, "/api/shares", {}, utrecht, headers=headers).status_code == 200
     assert signed_request("POST", gateway, "/api/shares", {}, utrecht).status_code == 200
     nothing = {"traceparent": None, "tracestate": None, "trace_foreign": None}
-    assert DataSharingStandIn.seen == [nothing, nothing]
+    assert trace_contexts() == [nothing, nothing]
 
 
 def test_the_register_of_processing_activities_is_public_and_each_version_resolves(gateway):
