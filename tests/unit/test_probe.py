@@ -3,11 +3,11 @@ fast, because it loads nothing of the platform (13-16 s under load when it impor
 
 from __future__ import annotations
 
+import resource
 import statistics
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -89,10 +89,13 @@ def test_the_probe_loads_nothing_of_the_platform(ops_port: int):
     assert not loaded & PLATFORM
 
 
-def test_the_probe_answers_well_under_a_second(ops_port: int):
-    durations = []
+def test_the_probe_costs_a_fraction_of_a_cpu_second(ops_port: int):
+    """Counted in CPU seconds of the probe's process, which do not grow with the machine's load as
+    wall time does (a healthcheck's timeout is the wall-time bound; tests/deploy/test_stack.py)."""
+    spent = []
     for _ in range(5):
-        started = time.monotonic()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         assert probe("live", ops_port).returncode == 0
-        durations.append(time.monotonic() - started)
-    assert statistics.median(durations) < 1.0, durations
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        spent.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+    assert statistics.median(spent) < 0.5, spent
