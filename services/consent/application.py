@@ -17,8 +17,9 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Tracking
 
-from services.consent import request_index
+from services.consent import corrections, request_index
 from services.consent.domain import (
     IMMEDIATE_KINDS,
     CitizenRequest,
@@ -52,6 +53,7 @@ from shared.contracts.commands import (
     WithdrawObjection,
 )
 from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
+from shared.contracts.events.data_sharing import ShareCorrected
 from shared.contracts.events.retention import RecordsPurged
 from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
@@ -188,6 +190,7 @@ _STEPS = {
     "CitizenRequestAnswered": "answered",
     "CitizenRequestOverdue": "overdue",
     "CitizenRequestWithdrawn": "withdrawn",
+    "CitizenRequestCorrectionRecorded": "corrected",
 }
 
 
@@ -282,9 +285,39 @@ class CitizenRequestUseCases(KetenApplication):
     def answer_citizen_request(self, command: AnswerCitizenRequest) -> CitizenRequestStatus:
         request = self._agencys_request(command.request_id, command.agency)
         self._answer(
-            request, command.agency, command.outcome, {"nl": command.reason.nl, "en": command.reason.en}
+            request,
+            command.agency,
+            command.outcome,
+            {"nl": command.reason.nl, "en": command.reason.en},
+            nothing_shared=command.nothing_shared,
         )
         return CitizenRequestStatus.of(request)
+
+    def record_share_corrected(self, event: ReceivedEvent[ShareCorrected]) -> None:
+        """A correction run for a citizen's correction request (rule 6, ``in_answer_to``): it is
+        recorded on the request once, and answers it unless the agency said ``pending``. A
+        correction for no request, or for one that is not the correcting agency's correction
+        request about this subject and case, or one answered already, changes no request."""
+        corrected = event.data
+        request = None if corrected.in_answer_to is None else self._find_request(corrected.in_answer_to)
+        if request is None or not corrections.answers_request(corrected, request) or not request.is_open:
+            self.write_tracked(event.tracking, lambda cur: None)
+            return
+        with domain_refusals():
+            request.record_correction(
+                correction_id=corrected.correction_id,
+                agency=corrected.corrected_by,
+                share_id=corrected.share_id,
+                reason_code=corrected.reason_code,
+                categories=tuple(corrected.categories),
+            )
+        if corrected.answer in ("granted", "partly_granted"):
+            rest = self.vault.open(corrected.answer_reason)
+            answer = corrections.answer_text(
+                self.catalogue, corrected, rest if isinstance(rest, dict) else None
+            )
+            self._answer(request, corrected.corrected_by, answer.outcome, answer.reason, save=False)
+        self._save_requests(request, tracking=event.tracking)
 
     def extend_citizen_request(self, command: ExtendCitizenRequest) -> CitizenRequestStatus:
         request = self._agencys_request(command.request_id, command.agency)
@@ -404,6 +437,7 @@ class CitizenRequestUseCases(KetenApplication):
         outcome: str,
         reason: dict[str, str],
         save: bool = True,
+        nothing_shared: bool = False,
     ) -> None:
         with domain_refusals():
             request.answer(
@@ -411,12 +445,14 @@ class CitizenRequestUseCases(KetenApplication):
                 outcome=outcome,
                 reason=self.seal(KeyScope(request.case_id, request.subject), reason),
                 answered_at=datetime.now(UTC),
+                nothing_shared=nothing_shared,
             )
         if save:
             self._save_requests(request)
 
-    def _save_requests(self, *aggregates: Aggregate) -> None:
-        """The aggregates' events and the requests' rows in the index, in one transaction."""
+    def _save_requests(self, *aggregates: Aggregate, tracking: Tracking | None = None) -> None:
+        """The aggregates' events and the requests' rows in the index, in one transaction (with
+        the tracking record of the event that made them, if one did)."""
         requests = [a for a in aggregates if isinstance(a, CitizenRequest)]
 
         def write(cur: Cursor) -> None:
@@ -432,7 +468,7 @@ class CitizenRequestUseCases(KetenApplication):
                     received_at=request.received_at.isoformat(),
                 )
 
-        self.save_tracked(None, *aggregates, write=write)
+        self.save_tracked(tracking, *aggregates, write=write)
 
     def _find_request(self, request_id: UUID) -> CitizenRequest | None:
         try:
@@ -494,6 +530,10 @@ class CitizenRequestUseCases(KetenApplication):
             reason = self.vault.open(values.get("reason"))
             if reason is PURGED:
                 purged, reason = True, None
+            if name == "CitizenRequestCorrectionRecorded":
+                reason = corrections.recorded_text(
+                    self.catalogue, values["categories"], values["reason_code"]
+                )
             if name == "CitizenRequestReceived":
                 text = self.vault.open(values.get("text"))
                 if text is PURGED:
