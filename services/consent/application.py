@@ -194,6 +194,21 @@ _STEPS = {
 }
 
 
+#: A citizen's request on the law's clock, step by step, in the processing log (LDV): the
+#: subject, and a representative acting for them, by pseudonym; the agency that must answer.
+REQUEST_PROCESSINGS = {
+    name: Processing(f"citizen's request {step}", "handle-citizen-request", actor=actor, also_subjects=also)
+    for name, step, actor, also in (
+        ("CitizenRequestReceived", "received", "", ("representative",)),
+        ("CitizenRequestExtended", "extended", "agency", ()),
+        ("CitizenRequestCorrectionRecorded", "corrected", "agency", ()),
+        ("CitizenRequestAnswered", "answered", "agency", ()),
+        ("CitizenRequestOverdue", "overdue", "agency", ()),
+        ("CitizenRequestWithdrawn", "withdrawn", "", ("representative",)),
+    )
+}
+
+
 class CitizenRequestUseCases(KetenApplication):
     """The citizen's requests: the use cases of ``ConsentUseCases`` that concern them (one
     store, and one transaction with the consent record an objection or a withdrawal changes)."""
@@ -572,6 +587,7 @@ class ConsentUseCases(CitizenRequestUseCases):
         "SafetyOverrideEnded": Processing(
             "safety override ended", "record-safety-override", actor="ended_by"
         ),
+        **REQUEST_PROCESSINGS,
     }
     #: What its verifiable log holds (``shared.tlog``): the decisions the citizen's overview shows.
     logged_events = frozenset(
