@@ -22,6 +22,7 @@ from eventsourcing.persistence import Tracking
 from services.consent import corrections, request_index
 from services.consent.domain import (
     IMMEDIATE_KINDS,
+    REMINDER_DAYS,
     CitizenRequest,
     ConsentRecord,
     NoticeDeferral,
@@ -121,9 +122,10 @@ class CitizenRequestStatus:
     extended: bool
 
     @classmethod
-    def of(cls, request: CitizenRequest) -> CitizenRequestStatus:
+    def of(cls, request: CitizenRequest | request_index.RequestRow) -> CitizenRequestStatus:
+        """From the aggregate, or from its row in the index (the listings)."""
         return cls(
-            request.id,
+            request.request_id if isinstance(request, request_index.RequestRow) else request.id,
             request.case_id,
             request.kind,
             request.agency,
@@ -218,6 +220,11 @@ class CitizenRequestUseCases(KetenApplication):
     agencies: AgencyRegistry
     read_model_tables = [request_index.CREATE, *request_index.INDEXES]
 
+    def __init__(self, settings: Settings, env: dict[str, str] | None = None):
+        super().__init__(settings, env)
+        if request_index.missing_columns(self.sql):
+            self.rebuild_request_index()  # a store from before the index held these columns
+
     def _consent_record(self, case: CaseView, subject: str) -> ConsentRecord:
         raise NotImplementedError
 
@@ -289,12 +296,7 @@ class CitizenRequestUseCases(KetenApplication):
 
     def citizen_requests(self, subject: str) -> CitizenRequests:
         """The citizen's requests with their words and history, newest first."""
-        views = []
-        for request_id in request_index.of_subject(self.sql, subject):
-            request = self._find_request(request_id)
-            if request is not None:
-                views.append(self._view(request))
-        return CitizenRequests(tuple(views))
+        return CitizenRequests(tuple(self._view(row) for row in request_index.of_subject(self.sql, subject)))
 
     # -- what the agency that must answer does ------------------------------------------------
     def answer_citizen_request(self, command: AnswerCitizenRequest) -> CitizenRequestStatus:
@@ -354,18 +356,21 @@ class CitizenRequestUseCases(KetenApplication):
     def list_citizen_requests(self, command: ListCitizenRequests) -> CitizenRequestList:
         """What the agency must still answer, soonest deadline first, the words sealed to it."""
         entries = []
-        for request_id in request_index.open_for(self.sql, command.agency):
-            request = self._find_request(request_id)
-            if request is not None:
-                sealed = self._text_for(request, command.agency)
-                entries.append(
-                    CitizenRequestForAgency(
-                        **vars(CitizenRequestStatus.of(request)),
-                        key_id=sealed.key_id,
-                        sealed_text=sealed.sealed_text,
-                        text_withheld=sealed.text_withheld,
-                    )
+        sealing = _Sealing(self, command.agency)
+        rows = request_index.open_for(self.sql, command.agency)
+        received = self._received_events([row.request_id for row in rows])
+        for row in rows:
+            sealed = sealing.text(
+                getattr(received.get(row.request_id), "text", None), row.case_id, row.subject
+            )
+            entries.append(
+                CitizenRequestForAgency(
+                    **vars(CitizenRequestStatus.of(row)),
+                    key_id=sealed.key_id,
+                    sealed_text=sealed.sealed_text,
+                    text_withheld=sealed.text_withheld,
                 )
+            )
         return CitizenRequestList(tuple(entries))
 
     # -- the law's clock ------------------------------------------------------------------------
@@ -374,7 +379,7 @@ class CitizenRequestUseCases(KetenApplication):
         deadline overdue (the citizen is told, with the complaint route). Repeat-safe."""
         today = local_date(as_of)
         reminded = became_overdue = 0
-        for request_id in request_index.still_open(self.sql):
+        for request_id in request_index.to_escalate(self.sql, today, REMINDER_DAYS):
             request = self._find_request(request_id)
             if request is None:
                 continue
@@ -407,9 +412,14 @@ class CitizenRequestUseCases(KetenApplication):
             addressees = {domain_event.agency}
             if domain_event.kind in IMMEDIATE_KINDS and case is not None:
                 addressees |= set(case.participants)
-            request = self._find_request(domain_event.originator_id)
             return [
-                request_received(domain_event, agency, self._text_for(request, agency))
+                request_received(
+                    domain_event,
+                    agency,
+                    _Sealing(self, agency).text(
+                        domain_event.text, domain_event.case_id, domain_event.subject
+                    ),
+                )
                 for agency in sorted(addressees)
             ]
         if isinstance(domain_event, CitizenRequest.CitizenRequestReminded):  # type: ignore[attr-defined]
@@ -472,16 +482,7 @@ class CitizenRequestUseCases(KetenApplication):
 
         def write(cur: Cursor) -> None:
             for request in requests:
-                request_index.write_row(
-                    cur,
-                    request_id=request.id,
-                    case_id=request.case_id,
-                    subject=request.subject,
-                    agency=request.agency,
-                    status=request.status,
-                    due_on=request.due_on.isoformat(),
-                    received_at=request.received_at.isoformat(),
-                )
+                request_index.write_row(cur, _row_of(request))
 
         self.save_tracked(tracking, *aggregates, write=write)
 
@@ -514,29 +515,30 @@ class CitizenRequestUseCases(KetenApplication):
             )
         return request
 
-    def _text_for(self, request: CitizenRequest | None, agency: str) -> SealedText:
-        """The citizen's words (and their role in the case) sealed to ``agency``'s key."""
-        if request is None:
-            return SealedText(key_id=None, sealed_text=None)
-        received: Any = next(iter(self.repository.event_store.get(request.id, lte=1)))
-        opened = self.vault.open(received.text)
-        if opened is None:
-            return SealedText(key_id=None, sealed_text=None)
-        if opened is PURGED:
-            return SealedText(key_id=None, sealed_text=None, text_withheld="purged")
-        key = self.agencies.current_key(agency)
-        if key is None:
-            return SealedText(key_id=None, sealed_text=None, text_withheld="no_key")
-        case = self.cases.get(request.case_id)
-        facts = case.subjects.get(request.subject) if case else None
-        plaintext = {"text": opened, "subject": {"role": facts.role if facts else None}}
-        return SealedText(key_id=key.key_id, sealed_text=seal_for(key.encryption_public_key, plaintext))
+    def rebuild_request_index(self) -> int:
+        """Writes the requests' index again from the events alone; returns how many requests."""
+        ids = []
+        for notification in self.recorder.select_notifications(start=1, limit=10**9):
+            if notification.topic.endswith(".CitizenRequestReceived"):
+                ids.append(UUID(str(notification.originator_id)))
+        rows = [_row_of(request) for request in map(self._find_request, ids) if request is not None]
+        return request_index.rebuild(self.sql, rows)
 
-    def _view(self, request: CitizenRequest) -> CitizenRequestView:
+    def _received_events(self, request_ids: list[UUID]) -> dict[UUID, Any]:
+        """Each request's first event (its words, sealed): in one read where the store can."""
+        recorder: Any = self.recorder
+        if hasattr(recorder, "select_first_events"):
+            stored = recorder.select_first_events(request_ids)
+            return {i: self.mapper.to_domain_event(event) for i, event in stored.items()}
+        return {i: next(iter(self.repository.event_store.get(i, lte=1))) for i in request_ids}
+
+    def _view(self, row: request_index.RequestRow) -> CitizenRequestView:
+        """A request as its citizen reads it: its row, and its history from its events (read
+        once, not replayed into an aggregate)."""
         steps: list[RequestStep] = []
         text: Any = None
         purged = False
-        stored: Any = self.repository.event_store.get(request.id)
+        stored: Any = self.repository.event_store.get(row.request_id)
         for domain_event in stored:
             name = type(domain_event).__name__
             if name not in _STEPS:
@@ -564,7 +566,49 @@ class CitizenRequestUseCases(KetenApplication):
                 )
             )
         return CitizenRequestView(
-            **vars(CitizenRequestStatus.of(request)), text=text, purged=purged, steps=tuple(steps)
+            **vars(CitizenRequestStatus.of(row)), text=text, purged=purged, steps=tuple(steps)
+        )
+
+
+def _row_of(request: CitizenRequest) -> request_index.RequestRow:
+    return request_index.RequestRow(
+        request_id=request.id,
+        case_id=request.case_id,
+        subject=request.subject,
+        agency=request.agency,
+        kind=request.kind,
+        status=request.status,
+        due_on=request.due_on,
+        received_at=request.received_at,
+        extended=request.extended,
+        reminded_for=request.reminded_for,
+    )
+
+
+class _Sealing:
+    """The citizen's words (and their role in the case) sealed to one agency's current key, for
+    a listing of many: the agency's key and each case's facts are read once."""
+
+    def __init__(self, app: Any, agency: str):
+        self.app = app
+        self.key = app.agencies.current_key(agency)
+        self.cases: dict[UUID, CaseView | None] = {}
+
+    def text(self, sealed: Any, case_id: UUID, subject: str) -> SealedText:
+        opened = self.app.vault.open(sealed)
+        if opened is None:
+            return SealedText(key_id=None, sealed_text=None)
+        if opened is PURGED:
+            return SealedText(key_id=None, sealed_text=None, text_withheld="purged")
+        if self.key is None:
+            return SealedText(key_id=None, sealed_text=None, text_withheld="no_key")
+        if case_id not in self.cases:
+            self.cases[case_id] = self.app.cases.get(case_id)
+        case = self.cases[case_id]
+        facts = case.subjects.get(subject) if case else None
+        plaintext = {"text": opened, "subject": {"role": facts.role if facts else None}}
+        return SealedText(
+            key_id=self.key.key_id, sealed_text=seal_for(self.key.encryption_public_key, plaintext)
         )
 
 
