@@ -151,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = commands.add_parser("rebuild", help="rebuild a projection from the events alone")
     rebuild.add_argument(
         "projection",
-        choices=("overview", "ledger"),
-        help="overview: the citizens' overview (inzage); ledger: the agencies' accountability ledger",
+        choices=("overview", "ledger", "requests"),
+        help="overview: the citizens' overview (inzage); ledger: the agencies' accountability ledger; "
+        "requests: the index of citizens' requests (the listings and the law's clock read it)",
     )
     rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -233,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             return rewrap_keys(settings, check_only=args.check)
         if args.command == "rebuild" and args.projection == "ledger":
             return rebuild_ledger(settings)
+        if args.command == "rebuild" and args.projection == "requests":
+            return rebuild_requests(settings)
         if args.command == "rebuild":
             return rebuild_overview(progress=not args.no_progress, settings=settings)
         if args.command == "purge":
@@ -501,6 +504,20 @@ def rebuild_ledger(settings: Settings) -> int:
     finally:
         sharing.close()
     print(f"Rebuilt the ledger from {read} event(s).")
+    return 0
+
+
+def rebuild_requests(settings: Settings) -> int:
+    """Writes the index of citizens' requests again from consent's events alone, in one
+    transaction."""
+    from services.consent.application import ConsentUseCases
+
+    consent = ConsentUseCases(settings)
+    try:
+        written = consent.rebuild_request_index()
+    finally:
+        consent.close()
+    print(f"Rebuilt the index of citizens' requests: {written} request(s).")
     return 0
 
 
