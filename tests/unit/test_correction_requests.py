@@ -148,3 +148,27 @@ def test_answer_goes_with_in_answer_to(platform, shared):  # noqa: F811
     with pytest.raises(KetenError) as no_reason:
         correct(platform, shared, in_answer_to=str(uuid.uuid4()), answer="partly_granted")
     assert (no_reason.value.status, no_reason.value.field) == (400, "answer_reason")
+
+
+def test_a_request_answered_before_nothing_shared_existed_still_loads(platform):  # noqa: F811
+    """An answer stored before ``nothing_shared`` (and a request before ``corrections``) replays."""
+    import json as _json
+
+    from eventsourcing.persistence import StoredEvent
+
+    request = ask(platform)
+    agency_command(
+        "answer_citizen_request", platform, request_id=request["request_id"], outcome="refused", reason=REASON
+    )
+    app = platform.apps["consent"]
+    stored = app.recorder.select_events(uuid.UUID(request["request_id"]))
+    answered = stored[-1]
+    state = _json.loads(answered.state)
+    assert state.pop("nothing_shared") is False
+    before = StoredEvent(
+        answered.originator_id, answered.originator_version, answered.topic, _json.dumps(state).encode()
+    )
+    aggregate = None
+    for event in [app.mapper.to_domain_event(e) for e in (*stored[:-1], before)]:
+        aggregate = event.mutate(aggregate)
+    assert aggregate.status == "answered" and aggregate.corrections == ()
