@@ -93,16 +93,26 @@ class Processing:
     activity: str
     actor: str = ""
     ok: bool = True
+    #: Event attributes naming (by pseudonym) other people whose data the processing uses: the
+    #: representative who acts for a minor is a data subject of the record as well.
+    also_subjects: tuple[str, ...] = ()
 
 
-def subjects_of(event: object) -> tuple[str, ...]:
-    """The data subjects (pseudonyms) an event is about: ``subjects`` or ``subject``. Only
-    plain strings count: anything else could be a value holding personal data."""
+def subjects_of(event: object, processing: Processing | None = None) -> tuple[str, ...]:
+    """The data subjects (pseudonyms) an event is about: ``subjects`` or ``subject``, and those
+    the processing's ``also_subjects`` name. Only plain strings count: anything else could be a
+    value holding personal data."""
     many = getattr(event, "subjects", None)
     if many and not isinstance(many, str):
-        return tuple(s for s in many if isinstance(s, str))
-    one = getattr(event, "subject", None)
-    return (one,) if isinstance(one, str) and one else ()
+        found = tuple(s for s in many if isinstance(s, str))
+    else:
+        one = getattr(event, "subject", None)
+        found = (one,) if isinstance(one, str) and one else ()
+    for attribute in processing.also_subjects if processing else ():
+        other = getattr(event, attribute, None)
+        if isinstance(other, str) and other and other not in found:
+            found = (*found, other)
+    return found
 
 
 def actor_of(event: object, attribute: str) -> str | None:
@@ -304,7 +314,12 @@ class ProcessingLog:
             actor = actor_of(event, processing.actor)
             parent = tracing.parent_from({tracing.TRACEPARENT: carried}) if carried else None
             spans = self.start(
-                service, processing, self.activity_uri(processing, event), subjects_of(event), actor, parent
+                service,
+                processing,
+                self.activity_uri(processing, event),
+                subjects_of(event, processing),
+                actor,
+                parent,
             )
             pending.extend((span, processing) for span in spans)
             traceparent = tracing.carrier_of(trace.set_span_in_context(spans[0])).get(tracing.TRACEPARENT)

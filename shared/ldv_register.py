@@ -177,6 +177,15 @@ PLATFORM_ACTIVITIES = (
         "Algemene verordening gegevensbescherming, art. 17 en 19 (kennisgeving aan ontvangers)",
     ),
     _platform(
+        "handle-citizen-request",
+        "Verzoek van de betrokkene behandelen binnen de wettelijke termijn",
+        "Handling a data subject's request within the statutory time limit",
+        "data_subject_rights",
+        "AVG art. 12, derde lid, en art. 15 tot en met 21",
+        "Algemene verordening gegevensbescherming, art. 12, derde lid (termijn), en art. 15 tot en "
+        "met 21 (rechten van de betrokkene)",
+    ),
+    _platform(
         "citizen-overview",
         "Inzage door de betrokkene in het eigen overzicht",
         "The data subject reading their overview",

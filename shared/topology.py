@@ -69,6 +69,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "case_registration.ParticipantAdded",
         "case_registration.ParticipantRemoved",
         "case_registration.CaseClosed",
+        "data_sharing.ShareCorrected",
         "retention.RecordsPurged",
     ),
     "data_sharing": (

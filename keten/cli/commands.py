@@ -26,7 +26,7 @@ from keten.cli import log as log_command  # noqa: E402
 from keten.cli.errors import CommandFailed, check_broker, check_database, explain  # noqa: E402
 from keten.platform import SERVICES, build_runner, nameko_config, service_class  # noqa: E402
 from keten.purge import run_purge  # noqa: E402
-from keten.requests import run_agency_action, run_escalation  # noqa: E402
+from keten.requests import AgencyAction, run_agency_action, run_escalation  # noqa: E402
 from shared import logs  # noqa: E402
 from shared.catalogue import load_catalogue  # noqa: E402
 from shared.config import ConfigurationError, Settings, log_settings  # noqa: E402
@@ -100,11 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     requests = commands.add_parser("requests", help="citizens' requests on the law's clock")
     requests.add_argument(
         "action",
-        choices=("escalate", "list", "answer", "extend"),
-        help="escalate: remind agencies, mark late requests overdue; list, answer, extend: as an "
-        "agency (--as) over the gateway, signed with its keys from var/agencies/",
+        choices=("escalate", "list", "answer", "extend", "correct"),
+        help="escalate: remind agencies, mark late requests overdue; list, answer, extend, correct: "
+        "as an agency (--as) over the gateway, signed with its keys from var/agencies/; correct runs "
+        "the correction a citizen asked for (rule 6) and answers their request with it",
     )
-    requests.add_argument("request_id", nargs="?", help="answer, extend: the request's id")
+    requests.add_argument("request_id", nargs="?", help="answer, extend, correct: the request's id")
     requests.add_argument(
         "--as-of",
         type=_moment,
@@ -118,6 +119,30 @@ def build_parser() -> argparse.ArgumentParser:
     requests.add_argument("--reason-nl", help="the reason for the citizen, in plain Dutch")
     requests.add_argument("--reason-en", help="the reason for the citizen, in English")
     requests.add_argument("--until", help="extend: the new last day to answer (YYYY-MM-DD)")
+    requests.add_argument(
+        "--nothing-shared",
+        action="store_true",
+        help="answer a correction request granted: none of the data was shared through Keten, so "
+        "there is nobody here to pass the correction on to",
+    )
+    requests.add_argument("--share", dest="share_id", help="correct: a share the data went out in")
+    requests.add_argument(
+        "--content-file",
+        metavar="FILE",
+        help="correct: the corrected content, read from FILE ('-': standard input)",
+    )
+    requests.add_argument(
+        "--reason-code",
+        default="citizen_request",
+        help="correct: why (correction_reasons in the catalogue; default citizen_request)",
+    )
+    requests.add_argument(
+        "--answer",
+        choices=("granted", "partly_granted", "pending"),
+        default="granted",
+        help="correct: how the correction answers the request (partly_granted: say what was not "
+        "corrected in --reason-nl/--reason-en; pending: the request stays open)",
+    )
 
     bench = commands.add_parser(
         "bench", help="the benchmark against the raw limit of RabbitMQ and PostgreSQL (docs/performance.md)"
@@ -126,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = commands.add_parser("rebuild", help="rebuild a projection from the events alone")
     rebuild.add_argument(
         "projection",
-        choices=("overview", "ledger"),
-        help="overview: the citizens' overview (inzage); ledger: the agencies' accountability ledger",
+        choices=("overview", "ledger", "requests"),
+        help="overview: the citizens' overview (inzage); ledger: the agencies' accountability ledger; "
+        "requests: the index of citizens' requests (the listings and the law's clock read it)",
     )
     rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -170,15 +196,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "requests" and args.action != "escalate":
             if args.action != "list" and not args.request_id:
                 parser.error(f"requests {args.action} needs the request's id")
+            if args.action == "correct" and not (args.share_id and args.content_file):
+                parser.error("requests correct needs --share and --content-file")
             return run_agency_action(
                 args.action,
                 args.agency,
                 args.url,
                 args.request_id,
-                args.outcome,
-                args.reason_nl,
-                args.reason_en,
-                args.until,
+                AgencyAction(
+                    outcome=args.outcome,
+                    reason_nl=args.reason_nl,
+                    reason_en=args.reason_en,
+                    until=args.until,
+                    nothing_shared=args.nothing_shared,
+                    share_id=args.share_id,
+                    content_file=args.content_file,
+                    reason_code=args.reason_code,
+                    answer=args.answer,
+                ),
             )
         if args.command == "ledger":  # the agency's tool: over the bus, no platform store
             return ledger.run(args)
@@ -199,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             return rewrap_keys(settings, check_only=args.check)
         if args.command == "rebuild" and args.projection == "ledger":
             return rebuild_ledger(settings)
+        if args.command == "rebuild" and args.projection == "requests":
+            return rebuild_requests(settings)
         if args.command == "rebuild":
             return rebuild_overview(progress=not args.no_progress, settings=settings)
         if args.command == "purge":
@@ -467,6 +504,20 @@ def rebuild_ledger(settings: Settings) -> int:
     finally:
         sharing.close()
     print(f"Rebuilt the ledger from {read} event(s).")
+    return 0
+
+
+def rebuild_requests(settings: Settings) -> int:
+    """Writes the index of citizens' requests again from consent's events alone, in one
+    transaction."""
+    from services.consent.application import ConsentUseCases
+
+    consent = ConsentUseCases(settings)
+    try:
+        written = consent.rebuild_request_index()
+    finally:
+        consent.close()
+    print(f"Rebuilt the index of citizens' requests: {written} request(s).")
     return 0
 
 

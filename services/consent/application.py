@@ -17,10 +17,12 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Tracking
 
-from services.consent import request_index
+from services.consent import corrections, request_index
 from services.consent.domain import (
     IMMEDIATE_KINDS,
+    REMINDER_DAYS,
     CitizenRequest,
     ConsentRecord,
     NoticeDeferral,
@@ -52,6 +54,7 @@ from shared.contracts.commands import (
     WithdrawObjection,
 )
 from shared.contracts.envelope import OutgoingMessage, ReceivedEvent
+from shared.contracts.events.data_sharing import ShareCorrected
 from shared.contracts.events.retention import RecordsPurged
 from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
@@ -119,9 +122,10 @@ class CitizenRequestStatus:
     extended: bool
 
     @classmethod
-    def of(cls, request: CitizenRequest) -> CitizenRequestStatus:
+    def of(cls, request: CitizenRequest | request_index.RequestRow) -> CitizenRequestStatus:
+        """From the aggregate, or from its row in the index (the listings)."""
         return cls(
-            request.id,
+            request.request_id if isinstance(request, request_index.RequestRow) else request.id,
             request.case_id,
             request.kind,
             request.agency,
@@ -188,6 +192,22 @@ _STEPS = {
     "CitizenRequestAnswered": "answered",
     "CitizenRequestOverdue": "overdue",
     "CitizenRequestWithdrawn": "withdrawn",
+    "CitizenRequestCorrectionRecorded": "corrected",
+}
+
+
+#: A citizen's request on the law's clock, step by step, in the processing log (LDV): the
+#: subject, and a representative acting for them, by pseudonym; the agency that must answer.
+REQUEST_PROCESSINGS = {
+    name: Processing(f"citizen's request {step}", "handle-citizen-request", actor=actor, also_subjects=also)
+    for name, step, actor, also in (
+        ("CitizenRequestReceived", "received", "", ("representative",)),
+        ("CitizenRequestExtended", "extended", "agency", ()),
+        ("CitizenRequestCorrectionRecorded", "corrected", "agency", ()),
+        ("CitizenRequestAnswered", "answered", "agency", ()),
+        ("CitizenRequestOverdue", "overdue", "agency", ()),
+        ("CitizenRequestWithdrawn", "withdrawn", "", ("representative",)),
+    )
 }
 
 
@@ -199,6 +219,11 @@ class CitizenRequestUseCases(KetenApplication):
     cases: CaseFacts
     agencies: AgencyRegistry
     read_model_tables = [request_index.CREATE, *request_index.INDEXES]
+
+    def __init__(self, settings: Settings, env: dict[str, str] | None = None):
+        super().__init__(settings, env)
+        if request_index.missing_columns(self.sql):
+            self.rebuild_request_index()  # a store from before the index held these columns
 
     def _consent_record(self, case: CaseView, subject: str) -> ConsentRecord:
         raise NotImplementedError
@@ -271,20 +296,45 @@ class CitizenRequestUseCases(KetenApplication):
 
     def citizen_requests(self, subject: str) -> CitizenRequests:
         """The citizen's requests with their words and history, newest first."""
-        views = []
-        for request_id in request_index.of_subject(self.sql, subject):
-            request = self._find_request(request_id)
-            if request is not None:
-                views.append(self._view(request))
-        return CitizenRequests(tuple(views))
+        return CitizenRequests(tuple(self._view(row) for row in request_index.of_subject(self.sql, subject)))
 
     # -- what the agency that must answer does ------------------------------------------------
     def answer_citizen_request(self, command: AnswerCitizenRequest) -> CitizenRequestStatus:
         request = self._agencys_request(command.request_id, command.agency)
         self._answer(
-            request, command.agency, command.outcome, {"nl": command.reason.nl, "en": command.reason.en}
+            request,
+            command.agency,
+            command.outcome,
+            {"nl": command.reason.nl, "en": command.reason.en},
+            nothing_shared=command.nothing_shared,
         )
         return CitizenRequestStatus.of(request)
+
+    def record_share_corrected(self, event: ReceivedEvent[ShareCorrected]) -> None:
+        """A correction run for a citizen's correction request (rule 6, ``in_answer_to``): it is
+        recorded on the request once, and answers it unless the agency said ``pending``. A
+        correction for no request, or for one that is not the correcting agency's correction
+        request about this subject and case, or one answered already, changes no request."""
+        corrected = event.data
+        request = None if corrected.in_answer_to is None else self._find_request(corrected.in_answer_to)
+        if request is None or not corrections.answers_request(corrected, request) or not request.is_open:
+            self.write_tracked(event.tracking, lambda cur: None)
+            return
+        with domain_refusals():
+            request.record_correction(
+                correction_id=corrected.correction_id,
+                agency=corrected.corrected_by,
+                share_id=corrected.share_id,
+                reason_code=corrected.reason_code,
+                categories=tuple(corrected.categories),
+            )
+        if corrected.answer in ("granted", "partly_granted"):
+            rest = self.vault.open(corrected.answer_reason)
+            answer = corrections.answer_text(
+                self.catalogue, corrected, rest if isinstance(rest, dict) else None
+            )
+            self._answer(request, corrected.corrected_by, answer.outcome, answer.reason, save=False)
+        self._save_requests(request, tracking=event.tracking)
 
     def extend_citizen_request(self, command: ExtendCitizenRequest) -> CitizenRequestStatus:
         request = self._agencys_request(command.request_id, command.agency)
@@ -306,18 +356,21 @@ class CitizenRequestUseCases(KetenApplication):
     def list_citizen_requests(self, command: ListCitizenRequests) -> CitizenRequestList:
         """What the agency must still answer, soonest deadline first, the words sealed to it."""
         entries = []
-        for request_id in request_index.open_for(self.sql, command.agency):
-            request = self._find_request(request_id)
-            if request is not None:
-                sealed = self._text_for(request, command.agency)
-                entries.append(
-                    CitizenRequestForAgency(
-                        **vars(CitizenRequestStatus.of(request)),
-                        key_id=sealed.key_id,
-                        sealed_text=sealed.sealed_text,
-                        text_withheld=sealed.text_withheld,
-                    )
+        sealing = _Sealing(self, command.agency)
+        rows = request_index.open_for(self.sql, command.agency)
+        received = self._received_events([row.request_id for row in rows])
+        for row in rows:
+            sealed = sealing.text(
+                getattr(received.get(row.request_id), "text", None), row.case_id, row.subject
+            )
+            entries.append(
+                CitizenRequestForAgency(
+                    **vars(CitizenRequestStatus.of(row)),
+                    key_id=sealed.key_id,
+                    sealed_text=sealed.sealed_text,
+                    text_withheld=sealed.text_withheld,
                 )
+            )
         return CitizenRequestList(tuple(entries))
 
     # -- the law's clock ------------------------------------------------------------------------
@@ -326,7 +379,7 @@ class CitizenRequestUseCases(KetenApplication):
         deadline overdue (the citizen is told, with the complaint route). Repeat-safe."""
         today = local_date(as_of)
         reminded = became_overdue = 0
-        for request_id in request_index.still_open(self.sql):
+        for request_id in request_index.to_escalate(self.sql, today, REMINDER_DAYS):
             request = self._find_request(request_id)
             if request is None:
                 continue
@@ -359,9 +412,14 @@ class CitizenRequestUseCases(KetenApplication):
             addressees = {domain_event.agency}
             if domain_event.kind in IMMEDIATE_KINDS and case is not None:
                 addressees |= set(case.participants)
-            request = self._find_request(domain_event.originator_id)
             return [
-                request_received(domain_event, agency, self._text_for(request, agency))
+                request_received(
+                    domain_event,
+                    agency,
+                    _Sealing(self, agency).text(
+                        domain_event.text, domain_event.case_id, domain_event.subject
+                    ),
+                )
                 for agency in sorted(addressees)
             ]
         if isinstance(domain_event, CitizenRequest.CitizenRequestReminded):  # type: ignore[attr-defined]
@@ -404,6 +462,7 @@ class CitizenRequestUseCases(KetenApplication):
         outcome: str,
         reason: dict[str, str],
         save: bool = True,
+        nothing_shared: bool = False,
     ) -> None:
         with domain_refusals():
             request.answer(
@@ -411,28 +470,21 @@ class CitizenRequestUseCases(KetenApplication):
                 outcome=outcome,
                 reason=self.seal(KeyScope(request.case_id, request.subject), reason),
                 answered_at=datetime.now(UTC),
+                nothing_shared=nothing_shared,
             )
         if save:
             self._save_requests(request)
 
-    def _save_requests(self, *aggregates: Aggregate) -> None:
-        """The aggregates' events and the requests' rows in the index, in one transaction."""
+    def _save_requests(self, *aggregates: Aggregate, tracking: Tracking | None = None) -> None:
+        """The aggregates' events and the requests' rows in the index, in one transaction (with
+        the tracking record of the event that made them, if one did)."""
         requests = [a for a in aggregates if isinstance(a, CitizenRequest)]
 
         def write(cur: Cursor) -> None:
             for request in requests:
-                request_index.write_row(
-                    cur,
-                    request_id=request.id,
-                    case_id=request.case_id,
-                    subject=request.subject,
-                    agency=request.agency,
-                    status=request.status,
-                    due_on=request.due_on.isoformat(),
-                    received_at=request.received_at.isoformat(),
-                )
+                request_index.write_row(cur, _row_of(request))
 
-        self.save_tracked(None, *aggregates, write=write)
+        self.save_tracked(tracking, *aggregates, write=write)
 
     def _find_request(self, request_id: UUID) -> CitizenRequest | None:
         try:
@@ -463,29 +515,30 @@ class CitizenRequestUseCases(KetenApplication):
             )
         return request
 
-    def _text_for(self, request: CitizenRequest | None, agency: str) -> SealedText:
-        """The citizen's words (and their role in the case) sealed to ``agency``'s key."""
-        if request is None:
-            return SealedText(key_id=None, sealed_text=None)
-        received: Any = next(iter(self.repository.event_store.get(request.id, lte=1)))
-        opened = self.vault.open(received.text)
-        if opened is None:
-            return SealedText(key_id=None, sealed_text=None)
-        if opened is PURGED:
-            return SealedText(key_id=None, sealed_text=None, text_withheld="purged")
-        key = self.agencies.current_key(agency)
-        if key is None:
-            return SealedText(key_id=None, sealed_text=None, text_withheld="no_key")
-        case = self.cases.get(request.case_id)
-        facts = case.subjects.get(request.subject) if case else None
-        plaintext = {"text": opened, "subject": {"role": facts.role if facts else None}}
-        return SealedText(key_id=key.key_id, sealed_text=seal_for(key.encryption_public_key, plaintext))
+    def rebuild_request_index(self) -> int:
+        """Writes the requests' index again from the events alone; returns how many requests."""
+        ids = []
+        for notification in self.recorder.select_notifications(start=1, limit=10**9):
+            if notification.topic.endswith(".CitizenRequestReceived"):
+                ids.append(UUID(str(notification.originator_id)))
+        rows = [_row_of(request) for request in map(self._find_request, ids) if request is not None]
+        return request_index.rebuild(self.sql, rows)
 
-    def _view(self, request: CitizenRequest) -> CitizenRequestView:
+    def _received_events(self, request_ids: list[UUID]) -> dict[UUID, Any]:
+        """Each request's first event (its words, sealed): in one read where the store can."""
+        recorder: Any = self.recorder
+        if hasattr(recorder, "select_first_events"):
+            stored = recorder.select_first_events(request_ids)
+            return {i: self.mapper.to_domain_event(event) for i, event in stored.items()}
+        return {i: next(iter(self.repository.event_store.get(i, lte=1))) for i in request_ids}
+
+    def _view(self, row: request_index.RequestRow) -> CitizenRequestView:
+        """A request as its citizen reads it: its row, and its history from its events (read
+        once, not replayed into an aggregate)."""
         steps: list[RequestStep] = []
         text: Any = None
         purged = False
-        stored: Any = self.repository.event_store.get(request.id)
+        stored: Any = self.repository.event_store.get(row.request_id)
         for domain_event in stored:
             name = type(domain_event).__name__
             if name not in _STEPS:
@@ -494,6 +547,10 @@ class CitizenRequestUseCases(KetenApplication):
             reason = self.vault.open(values.get("reason"))
             if reason is PURGED:
                 purged, reason = True, None
+            if name == "CitizenRequestCorrectionRecorded":
+                reason = corrections.recorded_text(
+                    self.catalogue, values["categories"], values["reason_code"]
+                )
             if name == "CitizenRequestReceived":
                 text = self.vault.open(values.get("text"))
                 if text is PURGED:
@@ -509,7 +566,49 @@ class CitizenRequestUseCases(KetenApplication):
                 )
             )
         return CitizenRequestView(
-            **vars(CitizenRequestStatus.of(request)), text=text, purged=purged, steps=tuple(steps)
+            **vars(CitizenRequestStatus.of(row)), text=text, purged=purged, steps=tuple(steps)
+        )
+
+
+def _row_of(request: CitizenRequest) -> request_index.RequestRow:
+    return request_index.RequestRow(
+        request_id=request.id,
+        case_id=request.case_id,
+        subject=request.subject,
+        agency=request.agency,
+        kind=request.kind,
+        status=request.status,
+        due_on=request.due_on,
+        received_at=request.received_at,
+        extended=request.extended,
+        reminded_for=request.reminded_for,
+    )
+
+
+class _Sealing:
+    """The citizen's words (and their role in the case) sealed to one agency's current key, for
+    a listing of many: the agency's key and each case's facts are read once."""
+
+    def __init__(self, app: Any, agency: str):
+        self.app = app
+        self.key = app.agencies.current_key(agency)
+        self.cases: dict[UUID, CaseView | None] = {}
+
+    def text(self, sealed: Any, case_id: UUID, subject: str) -> SealedText:
+        opened = self.app.vault.open(sealed)
+        if opened is None:
+            return SealedText(key_id=None, sealed_text=None)
+        if opened is PURGED:
+            return SealedText(key_id=None, sealed_text=None, text_withheld="purged")
+        if self.key is None:
+            return SealedText(key_id=None, sealed_text=None, text_withheld="no_key")
+        if case_id not in self.cases:
+            self.cases[case_id] = self.app.cases.get(case_id)
+        case = self.cases[case_id]
+        facts = case.subjects.get(subject) if case else None
+        plaintext = {"text": opened, "subject": {"role": facts.role if facts else None}}
+        return SealedText(
+            key_id=self.key.key_id, sealed_text=seal_for(self.key.encryption_public_key, plaintext)
         )
 
 
@@ -532,6 +631,7 @@ class ConsentUseCases(CitizenRequestUseCases):
         "SafetyOverrideEnded": Processing(
             "safety override ended", "record-safety-override", actor="ended_by"
         ),
+        **REQUEST_PROCESSINGS,
     }
     #: What its verifiable log holds (``shared.tlog``): the decisions the citizen's overview shows.
     logged_events = frozenset(

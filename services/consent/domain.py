@@ -377,6 +377,20 @@ class InvalidAnswerError(RequestError):
     code = "invalid_answer"
 
 
+class CorrectionNotRunError(RequestError):
+    """A correction request answered granted (or partly) before any correction was run: rule 6
+    says the correction reaches everyone the data went to, so it is run first (``correct_share``
+    with ``in_answer_to``), or the agency states that nothing of it was shared through Keten."""
+
+    code = "correction_not_run"
+    refusal = Refusal.CONFLICT
+
+
+class NotACorrectionRequestError(RequestError):
+    code = "not_a_correction_request"
+    refusal = Refusal.CONFLICT
+
+
 def add_months(day: date, months: int) -> date:
     """``day`` plus calendar months; the last day of a shorter month where ``day`` has none
     (31 January plus one month is 28 or 29 February)."""
@@ -430,6 +444,7 @@ class CitizenRequest(Aggregate):
         self.status = "open"
         self.extended = False
         self.reminded_for: date | None = None
+        self.corrections: tuple[UUID, ...] = ()
 
     @classmethod
     def receive(
@@ -489,14 +504,35 @@ class CitizenRequest(Aggregate):
         if self.status == "overdue":
             self.status = "open"
 
-    def answer(self, *, agency: str, outcome: str, reason: Sealed | None, answered_at: datetime) -> None:
+    def answer(
+        self,
+        *,
+        agency: str,
+        outcome: str,
+        reason: Sealed | None,
+        answered_at: datetime,
+        nothing_shared: bool = False,
+    ) -> None:
         """The agency's answer: granted, partly granted or refused, with its reason; an overdue
-        request can still be answered (late)."""
+        request can still be answered (late). A correction request is granted (or partly) only
+        after a correction was run for it (rule 6), or with the agency's statement that nothing
+        of it was shared through Keten (``nothing_shared``: there is nobody here to tell)."""
         if outcome not in REQUEST_OUTCOMES:
             raise InvalidAnswerError(f"outcome is one of {', '.join(REQUEST_OUTCOMES)}", "outcome")
         if reason is None:
             raise InvalidAnswerError("an answer states its reason for the citizen", "reason")
         self._check_open()
+        if nothing_shared and (self.kind != "correction" or outcome == "refused" or self.corrections):
+            raise InvalidAnswerError(
+                "nothing_shared goes with a correction request granted without a correction run here",
+                "nothing_shared",
+            )
+        if self.kind == "correction" and outcome != "refused" and not self.corrections and not nothing_shared:
+            raise CorrectionNotRunError(
+                "run the correction first (correct_share with in_answer_to: this request), or say "
+                "nothing_shared when none of the data was shared through Keten",
+                "outcome",
+            )
         self._answered(
             case_id=self.case_id,
             subject=self.subject,
@@ -504,13 +540,62 @@ class CitizenRequest(Aggregate):
             outcome=outcome,
             reason=reason,
             late=local_date(answered_at) > self.due_on,
+            nothing_shared=nothing_shared,
         )
 
     @event("CitizenRequestAnswered")
     def _answered(
-        self, case_id: UUID, subject: str, agency: str, outcome: str, reason: Sealed | None, late: bool
+        self,
+        case_id: UUID,
+        subject: str,
+        agency: str,
+        outcome: str,
+        reason: Sealed | None,
+        late: bool,
+        nothing_shared: bool = False,
     ) -> None:
         self.status = "answered"
+
+    def record_correction(
+        self,
+        *,
+        correction_id: UUID,
+        agency: str,
+        share_id: UUID,
+        reason_code: str,
+        categories: tuple[str, ...],
+    ) -> bool:
+        """A correction run for this correction request (rule 6: data_sharing passed it on to
+        everyone the data went to). Once per correction (it reaches each recipient's share);
+        False when on record already."""
+        if self.kind != "correction":
+            raise NotACorrectionRequestError("the request is not a correction request", "in_answer_to")
+        if correction_id in self.corrections:
+            return False
+        self._check_open()
+        self._correction_recorded(
+            case_id=self.case_id,
+            subject=self.subject,
+            agency=agency,
+            correction_id=correction_id,
+            share_id=share_id,
+            reason_code=reason_code,
+            categories=tuple(categories),
+        )
+        return True
+
+    @event("CitizenRequestCorrectionRecorded")
+    def _correction_recorded(
+        self,
+        case_id: UUID,
+        subject: str,
+        agency: str,
+        correction_id: UUID,
+        share_id: UUID,
+        reason_code: str,
+        categories: tuple[str, ...],
+    ) -> None:
+        self.corrections = (*self.corrections, correction_id)
 
     def withdraw(self) -> None:
         """The citizen takes the request back."""

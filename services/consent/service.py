@@ -37,6 +37,7 @@ from shared.contracts.events.case_registration import (
     ParticipantAdded,
     ParticipantRemoved,
 )
+from shared.contracts.events.data_sharing import ShareCorrected
 from shared.contracts.events.retention import RecordsPurged
 from shared.contracts.fields import Pseudonym
 from shared.contracts.registry import schema_instance
@@ -178,6 +179,12 @@ class ConsentService:
     def handle_case_closed(self, event: ReceivedEvent[CaseClosed]) -> None:
         """The case closed: no new consents or overrides in it."""
         self.consents.record_case_event(event)
+
+    @consumes("data_sharing", "ShareCorrected")
+    def handle_share_corrected(self, event: ReceivedEvent[ShareCorrected]) -> None:
+        """A correction passed on (rule 6): if it was run for a citizen's correction request, it
+        is recorded on the request and answers it."""
+        self.consents.record_share_corrected(event)
 
     @consumes("retention", "RecordsPurged")
     def handle_records_purged(self, event: ReceivedEvent[RecordsPurged]) -> None:

@@ -22,6 +22,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from services.data_sharing.domain import (
+    CorrectionAnswer,
     GivenConsent,
     InboxReceipt,
     RefusedShare,
@@ -433,6 +434,7 @@ class DataSharingUseCases(KetenApplication):
             raise Conflict(
                 "share_purged", "the share's records were purged; nothing is left to correct", "share_id"
             ) from None
+        answering = self._correction_answer(command, KeyScope(share.case_id, share.subject))
         for other in shares:
             other.correct(
                 correction_id,
@@ -440,9 +442,22 @@ class DataSharingUseCases(KetenApplication):
                 reason_code=command.reason_code,
                 content=content,
                 correlation_id=correlation_id or str(correction_id),
+                answering=answering,
             )
         self.save(*shares)
         return _correction_recorded(command, shares)
+
+    def _correction_answer(self, command: CorrectShare, scope: KeyScope) -> CorrectionAnswer | None:
+        """The citizen's correction request the correction answers, if any (consent checks that
+        it is one the agency must answer, about this subject and case, and answers it)."""
+        if command.in_answer_to is None:
+            return None
+        reason = command.answer_reason
+        return CorrectionAnswer(
+            request_id=command.in_answer_to,
+            answer=command.answer or "granted",
+            reason=None if reason is None else self.seal(scope, {"nl": reason.nl, "en": reason.en}),
+        )
 
     def _find_share(self, share_id: UUID) -> Share:
         return self._as_share(self._find_decision_by_id(share_id))

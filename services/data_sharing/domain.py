@@ -444,8 +444,10 @@ class Share(Aggregate):
         reason_code: str,
         content: Sealed | None,
         correlation_id: str | None,
+        answering: CorrectionAnswer | None = None,
     ) -> None:
-        """Records corrected content for the recipient; a correction on record is not repeated."""
+        """Records corrected content for the recipient; a correction on record is not repeated.
+        ``answering``: the citizen's correction request it was run for, and how it answers it."""
         if self.has_correction(correction_id):
             return
         self._record_correction(
@@ -458,10 +460,17 @@ class Share(Aggregate):
             reason_code=reason_code,
             content=content,
             correlation_id=correlation_id,
+            categories=self.categories,
+            in_answer_to=None if answering is None else answering.request_id,
+            answer=None if answering is None else answering.answer,
+            answer_reason=None if answering is None else answering.reason,
         )
 
     class ShareCorrected(Aggregate.Event):
-        """The share's content corrected: its recipient replaces its copy."""
+        """The share's content corrected: its recipient replaces its copy. Since the citizen's
+        requests, it also names the share's ``categories`` and, when it was run for a citizen's
+        correction request, that request (``in_answer_to``) and how it answers it; a correction
+        stored before has none of these."""
 
         correction_id: UUID
         case_id: UUID
@@ -472,6 +481,10 @@ class Share(Aggregate):
         reason_code: str
         content: Sealed | None
         correlation_id: str | None
+        categories: tuple[str, ...] = ()
+        in_answer_to: UUID | None = None
+        answer: str | None = None
+        answer_reason: Sealed | None = None
 
     @event(ShareCorrected)
     def _record_correction(
@@ -485,6 +498,10 @@ class Share(Aggregate):
         reason_code: str,
         content: Sealed | None,
         correlation_id: str | None,
+        categories: tuple[str, ...] = (),
+        in_answer_to: UUID | None = None,
+        answer: str | None = None,
+        answer_reason: Sealed | None = None,
     ) -> None:
         self.correction_ids = (*self.correction_ids, correction_id)
 
@@ -521,6 +538,17 @@ class Share(Aggregate):
         subject: str | None = None,
     ) -> None:
         self.erasure_passed_on = True
+
+
+@dataclass(frozen=True)
+class CorrectionAnswer:
+    """A correction run for a citizen's correction request (AVG art. 16): the request, and how
+    the correction answers it (``granted``, ``partly_granted`` with the ``reason`` for what was
+    not corrected, sealed under the subject's key; ``pending``: the request stays open)."""
+
+    request_id: UUID
+    answer: str
+    reason: Sealed | None = None
 
 
 def check_may_correct(from_agency: str, agency: str, record_holder: str | None) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import uuid
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import psycopg2
@@ -70,7 +71,7 @@ def a_day_of_a_case(platform: Platform) -> None:
     # The citizens' requests and the agencies' ledger, read as their listings read them.
     request_index.of_subject(platform.consent.sql, platform.subject)
     request_index.open_for(platform.consent.sql, "gemeente-utrecht")
-    request_index.still_open(platform.consent.sql)
+    request_index.to_escalate(platform.consent.sql, date.today(), 7)
     request_index.count_overdue(platform.consent.sql)
     platform.sharing.ledger.entries(LedgerQuery(agency="gemeente-utrecht", case_id=case_id))
     other = platform.register()
@@ -142,3 +143,25 @@ def test_every_read_model_query_uses_an_index_on_a_table_of_100000_rows(
                 slow.append(f"{query}\n{plan}")
     conn.close()
     assert not slow, "sequential scans:\n\n" + "\n\n".join(slow)
+
+
+def test_the_agency_listing_reads_each_requests_first_event_by_the_primary_key(
+    platform, postgres_dsn, pg_schema
+):
+    """The agency's listing reads the words of every open request in one query on consent's
+    events (``select_first_events``): by the primary key, not a scan of the store."""
+    recorder = platform.consent.recorder
+    ids = [uuid.uuid4() for _ in range(500)]
+    assert recorder.select_first_events(ids) == {}
+    conn = psycopg2.connect(postgres_dsn, options=f"-c search_path={pg_schema}")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        fill(cur, pg_schema, recorder.events_table)
+        cur.execute(
+            f"EXPLAIN SELECT originator_id, originator_version, topic, state FROM {recorder.events_table}"
+            " WHERE originator_id = ANY(%s::uuid[]) AND originator_version = 1",
+            [[str(i) for i in ids]],
+        )
+        plan = "\n".join(row[0] for row in cur.fetchall())
+    conn.close()
+    assert "Seq Scan" not in plan, plan

@@ -310,3 +310,57 @@ def test_the_citizen_is_told_by_email_of_the_answer_and_of_a_request_left_overdu
     assert left["due_on"] in overdue and "klagen" in overdue
     assert "De Nationale ombudsman" in overdue and "Autoriteit Persoonsgegevens" in overdue
     assert notification.dispatch_due(datetime.now(UTC) + timedelta(seconds=4)) == 0  # once each
+
+
+def test_the_request_index_is_rebuilt_from_the_events_alone(platform):
+    from services.consent import request_index
+
+    consent = platform.apps["consent"]
+    answered, left = ask(platform), ask(platform)
+    agency_command(
+        "answer_citizen_request",
+        platform,
+        request_id=answered["request_id"],
+        outcome="granted",
+        reason=REASON,
+    )
+    consent.escalate_requests(datetime.now(UTC) + timedelta(days=25))  # the other one: reminded
+    before = request_index.of_subject(consent.sql, platform.citizen)
+    with consent.sql.transaction() as cur:
+        cur.execute(f"DELETE FROM {request_index.TABLE}")
+    assert consent.citizen_requests(platform.citizen).requests == ()
+    assert consent.rebuild_request_index() == 2
+    assert request_index.of_subject(consent.sql, platform.citizen) == before
+    assert [r.status for r in before] and {r.request_id for r in before} == {
+        uuid.UUID(answered["request_id"]),
+        uuid.UUID(left["request_id"]),
+    }
+    assert next(r for r in before if str(r.request_id) == left["request_id"]).reminded_for is not None
+
+
+def test_an_index_made_before_its_new_columns_gets_them_and_its_rows_from_the_events(tmp_path):
+    from services.consent import request_index
+    from services.consent.application import ConsentUseCases
+    from shared.config import Settings
+
+    settings = Settings.from_env({"KETEN_VAR_DIR": str(tmp_path)})  # SQLite files: a store that stays
+    wired = WiredPlatform(settings)
+    command = case_command()
+    wired.command("case_registration", "register_case", command)
+    wired.command("case_registration", "activate_case", activate_command(command["case_id"]))
+    wired.sync()
+    wired.case_id, wired.citizen = command["case_id"], pseudonymise(CITIZEN["bsn"], settings.pseudonym_secret)
+    asked = ask(wired)
+    with wired.apps["consent"].sql.transaction() as cur:  # the table as it was made before
+        for column in request_index.ADDED_COLUMNS:
+            cur.execute(f"ALTER TABLE {request_index.TABLE} DROP COLUMN {column}")
+    for app in wired.apps.values():
+        app.close()
+
+    consent = ConsentUseCases(settings)  # what the service does when it starts
+    try:
+        [row] = request_index.open_for(consent.sql, "gemeente-utrecht")
+        assert (str(row.request_id), row.kind, row.extended) == (asked["request_id"], "question", False)
+        assert request_index.missing_columns(consent.sql) == []
+    finally:
+        consent.close()

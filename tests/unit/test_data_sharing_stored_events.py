@@ -124,6 +124,8 @@ def test_a_share_recorded_now_is_stored_in_the_shape_of_one_stored_before(sharin
         "RefusedShare.ShareRefused": ["part_of", "provision"],
         "Share.DataShared": ["provision", "special_provisions", "also_about"],
         passed_on["topic"].rsplit(":", 1)[1]: ["subject"],
+        # a correction names the share's categories and the citizen's request it answers
+        "Share.ShareCorrected": ["categories", "in_answer_to", "answer", "answer_reason"],
     }
     for new, old in zip(now, (shared, corrected, passed_on, refused), strict=True):
         assert new.topic == old["topic"]

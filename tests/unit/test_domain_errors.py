@@ -30,6 +30,8 @@ REFUSALS = [
     (consent.ExtendedAlreadyError, "extended_already", 409),
     (consent.ExtensionTooLateError, "extension_too_late", 409),
     (consent.RequestClosedError, "request_closed", 409),
+    (consent.CorrectionNotRunError, "correction_not_run", 409),
+    (consent.NotACorrectionRequestError, "not_a_correction_request", 409),
     (data_sharing.NotSenderOrRecordHolderError, "not_sender_or_record_holder", 403),
     (notification.NotYourDeferralError, "not_your_deferral", 403),
     (notification.NotDueError, "not_due", 409),

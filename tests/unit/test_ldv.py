@@ -386,3 +386,41 @@ def test_an_event_caught_up_from_the_upstreams_log_keeps_its_trace(platform, age
     [(caught_up, _)] = page.events
     assert caught_up.traceparent == published.traceparent
     assert caught_up.traceparent.split("-")[1] == AGENCY_TRACE
+
+
+def test_each_step_of_a_citizens_request_is_a_record_naming_the_subject(memory_settings, records):
+    from tests.unit.test_citizen_requests import REASON, agency_command, ask
+    from tests.unit.test_citizen_requests import platform as wired_platform
+
+    wired = wired_platform.__wrapped__(memory_settings)
+    answered, withdrawn, left = ask(wired), ask(wired), ask(wired)
+    later = (datetime.fromisoformat(answered["received_at"]) + timedelta(days=40)).date().isoformat()
+    agency_command(
+        "extend_citizen_request", wired, request_id=answered["request_id"], until=later, reason=REASON
+    )
+    agency_command(
+        "answer_citizen_request", wired, request_id=answered["request_id"], outcome="granted", reason=REASON
+    )
+    wired.services["consent"].withdraw_citizen_request(wired.citizen, withdrawn["request_id"])
+    consent = wired.apps["consent"]
+    consent.escalate_requests(datetime.now(UTC) + timedelta(days=70))
+    made = [r for r in records() if r["name"].startswith("citizen's request")]
+    steps = sorted(r["name"].removeprefix("citizen's request ") for r in made)
+    assert steps == ["answered", "extended", "overdue", "received", "received", "received", "withdrawn"]
+    for record in made:
+        check_record(record, consent.ldv.register)
+        assert record["attributes"][DATA_SUBJECT_ID] == wired.citizen
+        assert "/platform.handle-citizen-request/" in record["attributes"][PROCESSING_ACTIVITY_ID]
+    assert left["request_id"] not in json.dumps(made), "the record names the processing, not the request"
+
+
+def test_a_representative_acting_for_the_subject_is_a_data_subject_of_the_record_too():
+    from shared.ldv import Processing, subjects_of
+
+    acting = Processing(
+        "citizen's request received", "handle-citizen-request", also_subjects=("representative",)
+    )
+    event = type("Received", (), {"subject": "a" * 32, "representative": "b" * 32})()
+    assert subjects_of(event, acting) == ("a" * 32, "b" * 32)
+    alone = type("Received", (), {"subject": "a" * 32})()
+    assert subjects_of(alone, acting) == ("a" * 32,)

@@ -313,6 +313,7 @@ class AnswerCitizenRequest(Command):
     request_id: UUID
     outcome: str
     reason: ReasonText
+    nothing_shared: bool = False
 
 
 class AnswerCitizenRequestSchema(CommandSchema[AnswerCitizenRequest]):
@@ -326,6 +327,15 @@ class AnswerCitizenRequestSchema(CommandSchema[AnswerCitizenRequest]):
     request_id = fields.UUID(required=True)
     outcome = fields.String(required=True, validate=validate.OneOf(REQUEST_OUTCOMES))
     reason = fields.Nested(ReasonTextSchema, required=True)
+    nothing_shared = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "a correction request granted (or partly) without a correction run through "
+            "Keten: the agency states that none of the data concerned was shared through Keten, so "
+            "there is nobody here to tell (rule 6). Otherwise such an answer is refused "
+            "(409 correction_not_run): run the correction with correct_share and in_answer_to"
+        },
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -394,7 +404,8 @@ class CitizenRequestStepSchema(Schema):
     """One step in a request's history, as the citizen reads it."""
 
     step = fields.String(
-        required=True, validate=validate.OneOf(["received", "extended", "answered", "overdue", "withdrawn"])
+        required=True,
+        validate=validate.OneOf(["received", "extended", "corrected", "answered", "overdue", "withdrawn"]),
     )
     at = fields.AwareDateTime(required=True)
     due_on = fields.Date(

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
 
-from marshmallow import Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared.contracts.commands.base import Command, CommandSchema
 from shared.contracts.fields import AgencyId, Bsn, Code, Identifier
+from shared.contracts.typed import TypedSchema
 
 OUTCOMES = ["shared", "partial", "refused"]
 
@@ -137,6 +138,34 @@ class CorrectShare(Command):
     content: str
     content_reference: str | None
     reason_code: str
+    in_answer_to: UUID | None = None
+    answer: str | None = None
+    answer_reason: CorrectionAnswerReason | None = None
+
+
+REASON_TEXT_MAX = 4000
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorrectionAnswerReason:
+    """What was not corrected and why, for the citizen, in plain Dutch (B1) and English."""
+
+    nl: str
+    en: str
+
+
+class CorrectionAnswerReasonSchema(TypedSchema[CorrectionAnswerReason]):
+    class Meta:
+        unknown = RAISE
+
+    nl = fields.String(required=True, validate=validate.Length(min=1, max=REASON_TEXT_MAX))
+    en = fields.String(required=True, validate=validate.Length(min=1, max=REASON_TEXT_MAX))
+
+
+#: How a correction answers the citizen's correction request it was run for (``in_answer_to``):
+#: ``granted`` or ``partly_granted`` answers it; ``pending`` records the correction on the request
+#: and leaves it open (more corrections follow, or the agency answers it in its own words).
+CORRECTION_ANSWERS = ["granted", "partly_granted", "pending"]
 
 
 class CorrectShareSchema(CommandSchema[CorrectShare]):
@@ -152,6 +181,41 @@ class CorrectShareSchema(CommandSchema[CorrectShare]):
     content = fields.String(required=True, validate=validate.Length(min=1, max=20000))
     content_reference = fields.String(load_default=None, validate=validate.Length(max=500))
     reason_code = Code(required=True, metadata={"description": "one of correction_reasons in the catalogue"})
+    in_answer_to = fields.UUID(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "the citizen's correction request (AVG art. 16) this correction answers: "
+            "consent records the correction on it and answers it (see answer)"
+        },
+    )
+    answer = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.OneOf(CORRECTION_ANSWERS),
+        metadata={
+            "description": "with in_answer_to (default granted): granted or partly_granted answers "
+            "the request with the platform's standard text naming what was corrected; pending "
+            "records the correction on the request and leaves it open"
+        },
+    )
+    answer_reason = fields.Nested(
+        CorrectionAnswerReasonSchema,
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "partly_granted: what was not corrected and why, {nl, en} (sealed)"},
+    )
+
+    @validates_schema
+    def _answer_goes_with_a_request(self, data: Mapping[str, object], **kwargs: object) -> None:
+        if data.get("in_answer_to") is None:
+            if data.get("answer") is not None or data.get("answer_reason") is not None:
+                raise ValidationError("answer and answer_reason go with in_answer_to", "in_answer_to")
+            return
+        if data.get("answer") == "partly_granted" and data.get("answer_reason") is None:
+            raise ValidationError(
+                "a partly granted answer says what was not corrected and why", "answer_reason"
+            )
 
 
 class LedgerCorrectionSchema(Schema):

@@ -185,6 +185,10 @@ class ShareCorrected:
     reason_code: str
     content: Sealed | None = None
     correlation_id: str | None
+    categories: tuple[str, ...] = ()
+    in_answer_to: UUID | None = None
+    answer: str | None = None
+    answer_reason: Sealed | None = None
 
 
 class ShareCorrectedSchema(EventSchema[ShareCorrected]):
@@ -203,6 +207,28 @@ class ShareCorrectedSchema(EventSchema[ShareCorrected]):
     reason_code = Code(required=True, metadata={"description": "one of correction_reasons in the catalogue"})
     content = SealedValue(metadata={"description": "the corrected content, sealed under the subject's key"})
     correlation_id = fields.String(allow_none=True, load_default=None)
+    categories = fields.List(
+        Code(),
+        load_default=(),
+        metadata={
+            "description": "the share's data categories (empty: a correction stored before they were named)"
+        },
+    )
+    in_answer_to = fields.UUID(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "the citizen's correction request (consent) this correction was run for"},
+    )
+    answer = fields.String(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "with in_answer_to: granted, partly_granted or pending (request stays open)"
+        },
+    )
+    answer_reason = SealedValue(
+        metadata={"description": "partly_granted: {nl, en}, what was not corrected and why (subject key)"}
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
