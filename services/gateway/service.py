@@ -499,7 +499,8 @@ class GatewayService:
         except ServiceUnavailable:
             return None
         found = []
-        for entry in entries:
+        for listed in entries:
+            entry = dict(listed)
             minor = str(entry.pop("subject"))
             overview = self.notification.get_overview(minor, language)
             case = next(
