@@ -60,7 +60,7 @@ from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
 from shared.ldv import Processing
 from shared.reasons import request_answers
-from shared.sealed import PURGED, KeyScope
+from shared.sealed import PURGED, KeyScope, Sealed
 from shared.wire import seal_for
 
 
@@ -198,6 +198,9 @@ class RepresentedSubject:
     subject_ref: UUID
     subject: str
     role: str
+    #: The minor's name as the case registered it (for their representative's page); None once
+    #: their records were purged.
+    name: str | None
     requests: tuple[CitizenRequestView, ...]
 
 
@@ -336,6 +339,7 @@ class CitizenRequestUseCases(KetenApplication):
                     subject_ref=subject_reference(case_id, subject),
                     subject=subject,
                     role=case.subjects[subject].role,
+                    name=self._name_of(case.subjects[subject].details),
                     requests=requests,
                 )
             )
@@ -474,6 +478,11 @@ class CitizenRequestUseCases(KetenApplication):
         else:
             record.object_to_agency(request.id, request.agency, recorded_by)
         return record
+
+    def _name_of(self, details: Sealed | None) -> str | None:
+        opened = self.vault.open(details) if details is not None else None
+        name = opened.get("name") if isinstance(opened, dict) else None
+        return str(name) if name else None
 
     def _agency_objection_of(self, request: CitizenRequest) -> ConsentRecord | None:
         """The consent record holding this request's objection to one agency's part, while that

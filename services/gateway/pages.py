@@ -129,6 +129,7 @@ def overview_page(
             "case": entry["case"],
             "subject_ref": entry["subject_ref"],
             "role": entry["role"],
+            "name": entry.get("name"),
             "act": {
                 "requests": entry.get("requests", []),
                 "contact_details": agency_details(entry["case"]["contact_point"]["agency"], language),

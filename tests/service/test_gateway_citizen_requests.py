@@ -173,7 +173,14 @@ def test_the_page_still_shows_the_overview_when_the_requests_cannot_be_read(gate
 MINOR = pseudonym("111222357")
 REPRESENTED = {
     "represented": [
-        {"case_id": "c-1", "subject_ref": "ref-1", "subject": MINOR, "role": "child", "requests": []}
+        {
+            "case_id": "c-1",
+            "subject_ref": "ref-1",
+            "subject": MINOR,
+            "role": "child",
+            "name": "Noor Bakker",
+            "requests": [],
+        }
     ]
 }
 
@@ -238,6 +245,7 @@ def test_the_represented_minors_show_their_case_and_requests_but_no_pseudonym(ga
                 "case_id": "c-1",
                 "subject_ref": "ref-1",
                 "role": "child",
+                "name": "Noor Bakker",
                 "requests": [],
                 "case": {"case_id": "c-1", "shares": [{"share_id": "s-1"}]},
             }

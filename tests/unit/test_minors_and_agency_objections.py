@@ -76,6 +76,7 @@ def test_the_representative_sees_the_minors_they_represent_per_case_by_reference
         (family.case_id, str(subject_reference(case_id, family.who["daughter"])), "child"),
         (family.case_id, str(subject_reference(case_id, family.who["son"])), "child"),
     }
+    assert {e["name"] for e in found} == {DAUGHTER["name"], SON["name"]}, "the page can tell them apart"
     assert represented(family, "father") == [], "the father is not the representative on record"
     assert represented(family, "daughter") == []
 
@@ -327,6 +328,6 @@ def test_the_page_shows_the_minors_case_with_forms_that_name_them_by_reference(f
     assert words["represented_title"] in page and words["submitted_by_representative"] in page
     for entry in represented:
         assert f'name="for_subject" value="{entry["subject_ref"]}"' in page
-    assert status["request_id"] in page
+    assert status["request_id"] in page and DAUGHTER["name"] in page and SON["name"] in page
     for who in ("daughter", "son"):
         assert family.who[who] not in page

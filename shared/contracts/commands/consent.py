@@ -470,6 +470,11 @@ class RepresentedSubjectSchema(Schema):
         metadata={"description": "names the minor in this case (for_subject); no BSN, no pseudonym"},
     )
     role = Code(required=True, metadata={"example": "child"})
+    name = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "the minor's name as the case registered it; null once purged"},
+    )
     requests = fields.List(fields.Nested(CitizenRequestViewSchema), required=True)
 
 
