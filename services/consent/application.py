@@ -110,6 +110,11 @@ CITIZEN = "citizen"
 REPRESENTATIVE = "legal-representative"
 
 
+def _acting(request: CitizenRequest) -> str:
+    """Who the consent record says acted: the citizen, or a minor's legal representative."""
+    return REPRESENTATIVE if request.representative else CITIZEN
+
+
 def submitted_by(request: CitizenRequest) -> str:
     """``subject``, or ``legal_representative`` when a minor's representative submitted it."""
     return "legal_representative" if request.representative else "subject"
@@ -459,7 +464,7 @@ class CitizenRequestUseCases(KetenApplication):
         """ "Stop discussing my case": the objection is lodged through the consent path."""
         record: ConsentRecord = self._consent_record(case, request.subject)
         if record.objection_id is None:
-            record.lodge_objection(request.id, None, CITIZEN)
+            record.lodge_objection(request.id, None, _acting(request))
             code = "objection_in_force"
         else:
             code = "objection_exists"
@@ -471,12 +476,11 @@ class CitizenRequestUseCases(KetenApplication):
         record; the request stays open for that agency to answer (see ``answer_citizen_request``).
         One already in force for the agency answers this one at once."""
         record: ConsentRecord = self._consent_record(case, request.subject)
-        recorded_by = REPRESENTATIVE if request.representative else CITIZEN
         if request.agency in record.agency_objections:
             code = "objection_to_agency_exists"
             self._answer(request, request.agency, "granted", self._platform_answer(code), save=False)
         else:
-            record.object_to_agency(request.id, request.agency, recorded_by)
+            record.object_to_agency(request.id, request.agency, _acting(request))
         return record
 
     def _name_of(self, details: Sealed | None) -> str | None:
@@ -498,7 +502,7 @@ class CitizenRequestUseCases(KetenApplication):
     def _withdraw_consent_at_once(self, case: CaseView, request: CitizenRequest) -> ConsentRecord:
         record: ConsentRecord = self._consent_record(case, request.subject)
         if record.consents:
-            record.withdraw_consent(recorded_by=CITIZEN)
+            record.withdraw_consent(recorded_by=_acting(request))
             outcome, code = "granted", "consent_withdrawn"
         else:
             outcome, code = "refused", "no_consent"

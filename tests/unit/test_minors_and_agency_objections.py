@@ -97,6 +97,13 @@ def test_the_representative_submits_every_kind_for_the_minor_and_it_says_so(fami
     if kind == "objection":
         case = family.apps["data_sharing"].cases.get(uuid.UUID(family.case_id))
         assert daughter in case.stopped_for and mother not in case.stopped_for
+        record = family.apps["consent"].repository.get(ConsentRecord.create_id(case.case_id, daughter))
+        lodged = [
+            e
+            for e in family.apps["consent"].repository.event_store.get(record.id)
+            if "Objection" in type(e).__name__
+        ]
+        assert lodged[0].recorded_by == "legal-representative", "the record says who acted"
 
 
 def test_the_agency_sees_that_the_legal_representative_submitted_it(family):
