@@ -36,6 +36,7 @@ from shared.contracts.commands.consent import (
     CitizenRequestListSchema,
     CitizenRequestsSchema,
     CitizenRequestStatusSchema,
+    RepresentationsSchema,
 )
 from shared.contracts.envelope import ENVELOPE_VERSION, EnvelopeSchema
 from shared.contracts.events import EVENT_SCHEMAS
@@ -548,10 +549,20 @@ OTHER_ROUTES: dict[str, tuple[str, str | None, int, dict[str, Any] | type[Schema
         200,
         CitizenRequestsSchema,
     ),
+    "represented": (
+        "the minors the logged-in citizen represents as their legal representative, per case "
+        "(while the case says minor): the minor's overview of that case and their requests; the "
+        "minor is named by subject_ref, never by BSN",
+        "citizen",
+        200,
+        RepresentationsSchema,
+    ),
     "submit_citizen_request": (
         "the logged-in citizen's request about one of their cases: {request_id (yours; the same id "
-        "again is the same request), case_id, kind, agency (default: the record holder), text}; "
-        "objection and consent_withdrawal take effect at once, erasure is decided at once as "
+        "again is the same request), case_id, kind, agency (default: the record holder), text, "
+        "for_subject (a minor's subject_ref: their representative acts for them)}; objection "
+        "(without agency: to the whole case; with one: to that agency's part) and "
+        "consent_withdrawal take effect at once, erasure is decided at once as "
         "/api/citizen/erasure; the others are answered by the agency within the deadline",
         "citizen",
         201,

@@ -72,8 +72,13 @@ def run_agency_action(
             found = client.call("GET", "/api/citizen-requests")["requests"]
             for request in found:
                 extended = "  (extended)" if request["extended"] else ""
+                by = (
+                    "  (by the legal representative)"
+                    if request.get("submitted_by") == "legal_representative"
+                    else ""
+                )
                 kind, status = request["kind"], request["status"]
-                print(f"{request['due_on']}  {request['request_id']}  {kind:<18}  {status}{extended}")
+                print(f"{request['due_on']}  {request['request_id']}  {kind:<18}  {status}{extended}{by}")
             print(f"{len(found)} request(s) to answer.")
             return 0
         body: dict[str, object] = {"schema_version": 1}

@@ -84,6 +84,8 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "consent.ConsentWithdrawn",
         "consent.ObjectionLodged",
         "consent.ObjectionWithdrawn",
+        "consent.ObjectionToAgencyLodged",
+        "consent.ObjectionToAgencyEnded",
         "consent.SafetyOverrideRecorded",
         "consent.SafetyOverrideEnded",
         "retention.RecordsPurged",

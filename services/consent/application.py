@@ -29,15 +29,18 @@ from services.consent.domain import (
     OverrideScope,
     Professional,
     SafetyOverride,
+    acts_for,
     citizen_request_id,
     consent_record_id,
     local_date,
+    subject_reference,
 )
 from services.consent.inbox import SealedText, request_due, request_received
+from services.consent.representations import RepresentedCaseFacts
 from shared import metrics
 from shared.agencies import AgencyRegistry
 from shared.application import KetenApplication
-from shared.casefacts import CaseEvent, CaseFacts
+from shared.casefacts import CaseEvent
 from shared.caseview import CaseView
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
@@ -60,7 +63,7 @@ from shared.db import Cursor
 from shared.errors import Conflict, InvalidRequest, NotAuthorised, NotFound, domain_refusals
 from shared.ldv import Processing
 from shared.reasons import request_answers
-from shared.sealed import PURGED, KeyScope
+from shared.sealed import PURGED, KeyScope, Sealed
 from shared.wire import seal_for
 
 
@@ -106,6 +109,20 @@ class SafetyOverrideStatus:
 # -- the citizen's requests ---------------------------------------------------------------------
 #: Who records what a citizen does on their own page (an objection, a consent withdrawn).
 CITIZEN = "citizen"
+#: Who records what a minor's legal representative does for the minor on their page.
+REPRESENTATIVE = "legal-representative"
+
+
+def _acting(request: CitizenRequest) -> str:
+    """Who the consent record says acted: the citizen, or a minor's legal representative."""
+    return REPRESENTATIVE if request.representative else CITIZEN
+
+
+def submitted_by(request: CitizenRequest | request_index.RequestRow) -> str:
+    """``subject``, or ``legal_representative`` when a minor's representative submitted it."""
+    if isinstance(request, request_index.RequestRow):
+        return request.submitted_by
+    return "legal_representative" if request.representative else "subject"
 
 
 @dataclass(frozen=True)
@@ -120,6 +137,7 @@ class CitizenRequestStatus:
     received_at: datetime
     due_on: date
     extended: bool
+    submitted_by: str
 
     @classmethod
     def of(cls, request: CitizenRequest | request_index.RequestRow) -> CitizenRequestStatus:
@@ -133,6 +151,7 @@ class CitizenRequestStatus:
             request.received_at,
             request.due_on,
             request.extended,
+            submitted_by(request),
         )
 
 
@@ -160,6 +179,8 @@ class RequestStep:
     outcome: str | None = None
     reason: dict[str, str] | None = None
     late: bool | None = None
+    #: ``legal_representative`` where a minor's representative took this step for the minor.
+    by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,11 +190,34 @@ class CitizenRequestView(CitizenRequestStatus):
     text: str | None
     purged: bool
     steps: tuple[RequestStep, ...]
+    #: For an objection to one agency's part: whether it is in force now (None for the others).
+    objection_in_force: bool | None = None
 
 
 @dataclass(frozen=True)
 class CitizenRequests:
     requests: tuple[CitizenRequestView, ...]
+
+
+@dataclass(frozen=True)
+class RepresentedSubject:
+    """A minor a representative acts for in one case: the case, the reference the page and the
+    citizen API name the minor by (``subject_reference``), the minor's pseudonym (for the
+    gateway's calls only, never shown), their role, and their requests in that case."""
+
+    case_id: UUID
+    subject_ref: UUID
+    subject: str
+    role: str
+    #: The minor's name as the case registered it (for their representative's page); None once
+    #: their records were purged.
+    name: str | None
+    requests: tuple[CitizenRequestView, ...]
+
+
+@dataclass(frozen=True)
+class Representations:
+    represented: tuple[RepresentedSubject, ...]
 
 
 @dataclass(frozen=True)
@@ -216,7 +260,7 @@ class CitizenRequestUseCases(KetenApplication):
     store, and one transaction with the consent record an objection or a withdrawal changes)."""
 
     catalogue: Catalogue
-    cases: CaseFacts
+    cases: RepresentedCaseFacts
     agencies: AgencyRegistry
     read_model_tables = [request_index.CREATE, *request_index.INDEXES]
 
@@ -240,7 +284,12 @@ class CitizenRequestUseCases(KetenApplication):
                     "request_exists", "a request with this id exists for another case or kind", "request_id"
                 )
             return CitizenRequestStatus.of(existing)
-        case = self._citizens_case(command.case_id, command.subject)
+        case = self._citizens_case(command.case_id, command.subject, command.representative)
+        if command.for_subject is not None and (
+            command.representative is None
+            or command.for_subject != subject_reference(case.case_id, command.subject)
+        ):
+            raise NotFound("unknown_case", "you are not a data subject of a case with this id", "case_id")
         agency = command.agency or case.record_holder
         if not case.takes_part(agency):
             raise InvalidRequest("not_a_participant", "this agency does not take part in the case", "agency")
@@ -256,13 +305,17 @@ class CitizenRequestUseCases(KetenApplication):
                 text=self.seal(scope, command.text),
                 received_at=datetime.now(UTC),
                 client_request_id=command.client_request_id,
+                representative=command.representative,
+                agency_named=command.agency is not None,
             )
         immediate_objection = command.kind == "objection" and command.agency is None
-        if immediate_objection and not case.is_open:
+        if command.kind == "objection" and not case.is_open:
             raise Conflict("case_not_open", f"the case is {case.status}", "case_id")
         changed: list[Aggregate] = [request]
         if immediate_objection:
             changed.append(self._object_at_once(case, request))
+        elif command.kind == "objection":
+            changed.append(self._object_to_agency_at_once(case, request))
         elif command.kind == "consent_withdrawal":
             changed.append(self._withdraw_consent_at_once(case, request))
         self._save_requests(*changed)
@@ -286,13 +339,43 @@ class CitizenRequestUseCases(KetenApplication):
         return CitizenRequestStatus.of(request)
 
     def withdraw_citizen_request(self, request_id: UUID, subject: str) -> CitizenRequestStatus:
-        """The citizen takes back a request that was not answered yet; repeat-safe."""
+        """The citizen (``subject``: who is logged in, the subject or a minor's representative)
+        takes back a request that was not answered yet, or an objection to one agency's part
+        still in force (shares from and to that agency resume); repeat-safe."""
         request = self._citizens_request(request_id, subject)
         if request.status != "withdrawn":
+            representative = subject if subject != request.subject else None
+            record = self._agency_objection_of(request)
             with domain_refusals():
-                request.withdraw()
-            self._save_requests(request)
+                request.withdraw(representative=representative, in_force=record is not None)
+                if record is not None:
+                    record.end_agency_objection(
+                        request.id, REPRESENTATIVE if representative else CITIZEN, "withdrawn"
+                    )
+            self._save_requests(request, *([record] if record is not None else []))
         return CitizenRequestStatus.of(request)
+
+    def represented(self, representative: str) -> Representations:
+        """The minors ``representative`` acts for, per case (while the case's facts say minor
+        and name them), each with the minor's requests in that case."""
+        found = []
+        cases = self.cases
+        for case_id, subject in cases.represented_by(representative):
+            case = cases.get(case_id)
+            if case is None or not acts_for(case, subject, representative):
+                continue
+            requests = tuple(r for r in self.citizen_requests(subject).requests if r.case_id == case_id)
+            found.append(
+                RepresentedSubject(
+                    case_id=case_id,
+                    subject_ref=subject_reference(case_id, subject),
+                    subject=subject,
+                    role=case.subjects[subject].role,
+                    name=self._name_of(case.subjects[subject].details),
+                    requests=requests,
+                )
+            )
+        return Representations(tuple(found))
 
     def citizen_requests(self, subject: str) -> CitizenRequests:
         """The citizen's requests with their words and history, newest first."""
@@ -300,14 +383,20 @@ class CitizenRequestUseCases(KetenApplication):
 
     # -- what the agency that must answer does ------------------------------------------------
     def answer_citizen_request(self, command: AnswerCitizenRequest) -> CitizenRequestStatus:
+        """The agency's answer. To an objection to its own part (in force since it was received):
+        granted or partly granted keeps it in force until the citizen withdraws it; refused, on
+        the ground the reason states, ends it, and shares from and to the agency resume."""
         request = self._agencys_request(command.request_id, command.agency)
-        self._answer(
-            request,
-            command.agency,
-            command.outcome,
-            {"nl": command.reason.nl, "en": command.reason.en},
-            nothing_shared=command.nothing_shared,
-        )
+        reason = {"nl": command.reason.nl, "en": command.reason.en}
+        record = self._agency_objection_of(request)
+        if record is None or command.outcome != "refused":
+            self._answer(
+                request, command.agency, command.outcome, reason, nothing_shared=command.nothing_shared
+            )
+            return CitizenRequestStatus.of(request)
+        self._answer(request, command.agency, command.outcome, reason, save=False)
+        record.end_agency_objection(request.id, command.agency, "refused")
+        self._save_requests(request, record)
         return CitizenRequestStatus.of(request)
 
     def record_share_corrected(self, event: ReceivedEvent[ShareCorrected]) -> None:
@@ -433,17 +522,53 @@ class CitizenRequestUseCases(KetenApplication):
         """ "Stop discussing my case": the objection is lodged through the consent path."""
         record: ConsentRecord = self._consent_record(case, request.subject)
         if record.objection_id is None:
-            record.lodge_objection(request.id, None, CITIZEN)
+            record.lodge_objection(request.id, None, _acting(request))
             code = "objection_in_force"
         else:
             code = "objection_exists"
         self._answer(request, request.agency, "granted", self._platform_answer(code), save=False)
         return record
 
+    def _object_to_agency_at_once(self, case: CaseView, request: CitizenRequest) -> ConsentRecord:
+        """ "Stop sharing about me from or to this agency": in force at once through the consent
+        record; the request stays open for that agency to answer (see ``answer_citizen_request``).
+        One already in force for the agency answers this one at once."""
+        record: ConsentRecord = self._consent_record(case, request.subject)
+        if request.agency in record.agency_objections:
+            code = "objection_to_agency_exists"
+            self._answer(request, request.agency, "granted", self._platform_answer(code), save=False)
+        else:
+            record.object_to_agency(request.id, request.agency, _acting(request))
+        return record
+
+    def _name_of(self, details: Sealed | None) -> str | None:
+        opened = self.vault.open(details) if details is not None else None
+        name = opened.get("name") if isinstance(opened, dict) else None
+        return str(name) if name else None
+
+    def _agency_objection_of(self, request: CitizenRequest) -> ConsentRecord | None:
+        """The consent record holding this request's objection to one agency's part, while that
+        objection is in force; None for every other request."""
+        if request.kind != "objection":
+            return None
+        return self._record_with_agency_objection(request.case_id, request.subject, request.id)
+
+    def _agency_objection_in_force(self, case_id: UUID, subject: str, request_id: UUID) -> bool:
+        return self._record_with_agency_objection(case_id, subject, request_id) is not None
+
+    def _record_with_agency_objection(
+        self, case_id: UUID, subject: str, request_id: UUID
+    ) -> ConsentRecord | None:
+        try:
+            record: ConsentRecord = self.repository.get(consent_record_id(case_id, subject))
+        except AggregateNotFoundError:
+            return None
+        return record if record.agency_objection_in_force(request_id) else None
+
     def _withdraw_consent_at_once(self, case: CaseView, request: CitizenRequest) -> ConsentRecord:
         record: ConsentRecord = self._consent_record(case, request.subject)
         if record.consents:
-            record.withdraw_consent(recorded_by=CITIZEN)
+            record.withdraw_consent(recorded_by=_acting(request))
             outcome, code = "granted", "consent_withdrawn"
         else:
             outcome, code = "refused", "no_consent"
@@ -493,16 +618,25 @@ class CitizenRequestUseCases(KetenApplication):
             return None
         return request if isinstance(request, CitizenRequest) else None
 
-    def _citizens_case(self, case_id: UUID, subject: str) -> CaseView:
-        """The case if the citizen is one of its subjects; the same 404 whether or not it exists."""
+    def _citizens_case(self, case_id: UUID, subject: str, representative: str | None = None) -> CaseView:
+        """The case if the citizen is one of its subjects (and, acting for a minor, is the
+        minor's representative on record in it while the facts say minor); the same 404 whether
+        or not it exists."""
         case: CaseView | None = self.cases.get(case_id)
         if case is None or subject not in case.subjects:
+            raise NotFound("unknown_case", "you are not a data subject of a case with this id", "case_id")
+        if representative is not None and not acts_for(case, subject, representative):
             raise NotFound("unknown_case", "you are not a data subject of a case with this id", "case_id")
         return case
 
     def _citizens_request(self, request_id: UUID, subject: str) -> CitizenRequest:
+        """A request of ``subject``'s own, or of a minor ``subject`` represents in its case."""
         request = self._find_request(request_id)
-        if request is None or request.subject != subject:
+        if request is not None and request.subject != subject:
+            case = self.cases.get(request.case_id)
+            if case is None or not acts_for(case, request.subject, subject):
+                request = None
+        if request is None:
             raise NotFound("unknown_request", "you have no request with this id", "request_id")
         return request
 
@@ -537,7 +671,7 @@ class CitizenRequestUseCases(KetenApplication):
         once, not replayed into an aggregate)."""
         steps: list[RequestStep] = []
         text: Any = None
-        purged = False
+        purged = agency_named = False
         stored: Any = self.repository.event_store.get(row.request_id)
         for domain_event in stored:
             name = type(domain_event).__name__
@@ -552,6 +686,7 @@ class CitizenRequestUseCases(KetenApplication):
                     self.catalogue, values["categories"], values["reason_code"]
                 )
             if name == "CitizenRequestReceived":
+                agency_named = bool(values.get("agency_named"))
                 text = self.vault.open(values.get("text"))
                 if text is PURGED:
                     purged, text = True, None
@@ -563,10 +698,18 @@ class CitizenRequestUseCases(KetenApplication):
                     outcome=values.get("outcome"),
                     reason=reason,
                     late=values.get("late"),
+                    by="legal_representative" if values.get("representative") else None,
                 )
             )
+        in_force = None
+        if row.kind == "objection" and agency_named:
+            in_force = self._agency_objection_in_force(row.case_id, row.subject, row.request_id)
         return CitizenRequestView(
-            **vars(CitizenRequestStatus.of(row)), text=text, purged=purged, steps=tuple(steps)
+            **vars(CitizenRequestStatus.of(row)),
+            text=text,
+            purged=purged,
+            steps=tuple(steps),
+            objection_in_force=in_force,
         )
 
 
@@ -582,6 +725,7 @@ def _row_of(request: CitizenRequest) -> request_index.RequestRow:
         received_at=request.received_at,
         extended=request.extended,
         reminded_for=request.reminded_for,
+        submitted_by=submitted_by(request),
     )
 
 
@@ -625,6 +769,12 @@ class ConsentUseCases(CitizenRequestUseCases):
         "ObjectionWithdrawn": Processing(
             "objection withdrawal recorded", "record-objection", actor="recorded_by"
         ),
+        "ObjectionToAgencyLodged": Processing(
+            "objection to an agency's part recorded", "record-objection", actor="recorded_by"
+        ),
+        "ObjectionToAgencyEnded": Processing(
+            "objection to an agency's part ended", "record-objection", actor="ended_by"
+        ),
         "SafetyOverrideRecorded": Processing(
             "safety override recorded", "record-safety-override", actor="recorded_by"
         ),
@@ -640,6 +790,8 @@ class ConsentUseCases(CitizenRequestUseCases):
             "ConsentWithdrawn",
             "ObjectionLodged",
             "ObjectionWithdrawn",
+            "ObjectionToAgencyLodged",
+            "ObjectionToAgencyEnded",
             "SafetyOverrideRecorded",
             "SafetyOverrideEnded",
         }
@@ -648,7 +800,7 @@ class ConsentUseCases(CitizenRequestUseCases):
     def __init__(self, settings: Settings, catalogue: Catalogue | None = None):
         self.catalogue = catalogue or load_catalogue()
         super().__init__(settings)
-        self.cases = CaseFacts(self)
+        self.cases = RepresentedCaseFacts(self)
         self.agencies = AgencyRegistry.for_settings(settings)
         metrics.citizen_requests_overdue.set_function(self._overdue_for_metrics)
 

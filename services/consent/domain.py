@@ -18,10 +18,12 @@ from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
 
+from shared.caseview import CaseView
 from shared.errors import DomainError, Refusal
 from shared.sealed import Sealed
 
 CONSENT_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/consent-records")
+SUBJECT_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/case-subjects")
 GIVEN_HOW = ("in_person", "written", "digital")
 
 
@@ -84,6 +86,8 @@ class ConsentRecord(Aggregate):
         self.consents: tuple[SpecificConsent, ...] = ()
         self.objection_id: UUID | None = None
         self.withdrawn_objections: tuple[UUID, ...] = ()
+        #: Objections to one agency's part in the case, in force: agency -> objection id.
+        self.agency_objections: dict[str, UUID] = {}
 
     @staticmethod
     def create_id(case_id: UUID, subject: str) -> UUID:
@@ -182,6 +186,82 @@ class ConsentRecord(Aggregate):
     def _objection_withdrawn(self, objection_id: UUID, case_id: UUID, subject: str, recorded_by: str) -> None:
         self.objection_id = None
         self.withdrawn_objections = (*self.withdrawn_objections, objection_id)
+
+    def object_to_agency(self, objection_id: UUID, agency: str, recorded_by: str) -> bool:
+        """ "Stop sharing about me from or to this agency": the other agencies go on. Repeat-safe
+        by ``objection_id``: False when already on record; one such objection per agency."""
+        if self.agency_objections.get(agency) == objection_id:
+            return False
+        if agency in self.agency_objections:
+            raise ObjectionExistsError("the subject's objection to this agency is already on record")
+        self._objection_to_agency_lodged(
+            objection_id=objection_id,
+            case_id=self.case_id,
+            subject=self.subject,
+            agency=agency,
+            recorded_by=recorded_by,
+        )
+        return True
+
+    @event("ObjectionToAgencyLodged")
+    def _objection_to_agency_lodged(
+        self, objection_id: UUID, case_id: UUID, subject: str, agency: str, recorded_by: str
+    ) -> None:
+        self.agency_objections = {**self.agency_objections, agency: objection_id}
+
+    def agency_objection_in_force(self, objection_id: UUID) -> bool:
+        return objection_id in self.agency_objections.values()
+
+    def end_agency_objection(self, objection_id: UUID, ended_by: str, why: str) -> None:
+        """The objection to one agency ends: the subject withdrew it (``withdrawn``) or the
+        agency refused it on a stated ground (``refused``); shares about the subject from and to
+        that agency are weighed again as before."""
+        if why not in AGENCY_OBJECTION_ENDINGS:
+            raise InvalidConsentError(f"why is one of {', '.join(AGENCY_OBJECTION_ENDINGS)}", "why")
+        agency = next((a for a, o in self.agency_objections.items() if o == objection_id), None)
+        if agency is None:
+            raise NoSuchObjectionError(
+                "no objection to an agency with this id is in force for the subject", "objection_id"
+            )
+        self._objection_to_agency_ended(
+            objection_id=objection_id,
+            case_id=self.case_id,
+            subject=self.subject,
+            agency=agency,
+            ended_by=ended_by,
+            why=why,
+        )
+
+    @event("ObjectionToAgencyEnded")
+    def _objection_to_agency_ended(
+        self, objection_id: UUID, case_id: UUID, subject: str, agency: str, ended_by: str, why: str
+    ) -> None:
+        self.agency_objections = {a: o for a, o in self.agency_objections.items() if o != objection_id}
+
+
+#: How an objection to one agency's part ends: withdrawn by the subject (or their
+#: representative), or refused by the agency in its answer, on a stated ground.
+AGENCY_OBJECTION_ENDINGS = ("withdrawn", "refused")
+
+
+def acts_for(case: CaseView, subject: str, representative: str) -> bool:
+    """Whether ``representative`` may act for ``subject`` in ``case``: the case's facts say the
+    subject is a minor and name this person as their legal representative. Checked at every act,
+    so acting stops once the facts no longer say minor (or name someone else)."""
+    facts = case.subjects.get(subject)
+    return (
+        facts is not None
+        and facts.minor
+        and facts.represented_by == representative
+        and subject != representative
+    )
+
+
+def subject_reference(case_id: UUID, subject: str) -> UUID:
+    """How the page and the citizen API name one subject of one case without naming the person:
+    a minor's representative acts for the minor by the case and this reference. Different in
+    every case, and nobody without the subject's pseudonym (a keyed HMAC) can compute it."""
+    return uuid5(SUBJECT_NAMESPACE, f"{case_id}/{subject}")
 
 
 #: A safety override must be reviewed: it runs at most this long.
@@ -433,11 +513,19 @@ class CitizenRequest(Aggregate):
         received_at: datetime,
         due_on: date,
         client_request_id: UUID,
+        representative: str | None = None,
+        agency_named: bool = False,
     ):
         self.case_id = case_id
         self.subject = subject
         self.kind = kind
         self.agency = agency
+        #: The pseudonym of the minor's legal representative who submitted it for the subject;
+        #: None when the subject submitted it (and in every request stored before).
+        self.representative = representative
+        #: The citizen named the agency (False: it is the record holder by default). An objection
+        #: that names one is an objection to that agency's part only.
+        self.agency_named = agency_named
         self.received_at = received_at
         self.due_on = due_on
         self.first_due_on = due_on
@@ -457,7 +545,10 @@ class CitizenRequest(Aggregate):
         text: Sealed | None,
         received_at: datetime,
         client_request_id: UUID,
+        representative: str | None = None,
+        agency_named: bool = False,
     ) -> CitizenRequest:
+        """A request of ``subject``'s, or of their legal ``representative`` for them (a minor)."""
         if kind not in REQUEST_KINDS:
             raise InvalidRequestKindError(f"kind is one of {', '.join(REQUEST_KINDS)}", "kind")
         return cls._create(
@@ -471,6 +562,8 @@ class CitizenRequest(Aggregate):
             received_at=received_at,
             due_on=answer_deadline(received_at),
             client_request_id=client_request_id,
+            representative=representative,
+            agency_named=agency_named,
         )
 
     @property
@@ -597,13 +690,18 @@ class CitizenRequest(Aggregate):
     ) -> None:
         self.corrections = (*self.corrections, correction_id)
 
-    def withdraw(self) -> None:
-        """The citizen takes the request back."""
-        self._check_open()
-        self._withdrawn(case_id=self.case_id, subject=self.subject)
+    def withdraw(self, *, representative: str | None = None, in_force: bool = False) -> None:
+        """The citizen (or the minor's legal ``representative``) takes the request back. An
+        answered request cannot be taken back, except one whose effect is still ``in_force``
+        (an objection to one agency's part, granted: withdrawing it ends the objection)."""
+        if not in_force:
+            self._check_open()
+        elif self.status == "withdrawn":
+            raise RequestClosedError("the request is withdrawn", "request_id")
+        self._withdrawn(case_id=self.case_id, subject=self.subject, representative=representative)
 
     @event("CitizenRequestWithdrawn")
-    def _withdrawn(self, case_id: UUID, subject: str) -> None:
+    def _withdrawn(self, case_id: UUID, subject: str, representative: str | None = None) -> None:
         self.status = "withdrawn"
 
     def remind(self, today: date) -> bool:

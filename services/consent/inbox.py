@@ -38,6 +38,8 @@ class CitizenRequestNotice(SealedText):
     answer_required: bool
     received_at: datetime
     due_on: date
+    submitted_by: str = "subject"
+    objection_to_agency: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +69,8 @@ def request_received(
         answer_required=addressee == received.agency,
         received_at=received.received_at,
         due_on=received.due_on,
+        submitted_by="legal_representative" if getattr(received, "representative", None) else "subject",
+        objection_to_agency=received.kind == "objection" and bool(getattr(received, "agency_named", False)),
     )
     return inbox_message(
         addressee,

@@ -22,7 +22,7 @@ CREATE = (
     f"CREATE TABLE IF NOT EXISTS {TABLE} ("
     " request_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, subject TEXT NOT NULL,"
     " agency TEXT NOT NULL, status TEXT NOT NULL, due_on TEXT NOT NULL, received_at TEXT NOT NULL,"
-    " kind TEXT, extended INTEGER, reminded_for TEXT)"
+    " kind TEXT, extended INTEGER, reminded_for TEXT, submitted_by TEXT)"
 )
 #: The read paths: a subject's requests, what an agency must answer, what is still open.
 INDEXES = (
@@ -32,8 +32,11 @@ INDEXES = (
 )
 #: Columns added since the table was first made (a store made before gets them on start, and
 #: its rows are written again from the events: see ``missing_columns``).
-ADDED_COLUMNS = {"kind": "TEXT", "extended": "INTEGER", "reminded_for": "TEXT"}
-COLUMNS = "request_id, case_id, subject, agency, kind, status, due_on, received_at, extended, reminded_for"
+ADDED_COLUMNS = {"kind": "TEXT", "extended": "INTEGER", "reminded_for": "TEXT", "submitted_by": "TEXT"}
+COLUMNS = (
+    "request_id, case_id, subject, agency, kind, status, due_on, received_at, extended, reminded_for,"
+    " submitted_by"
+)
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,14 @@ class RequestRow:
     received_at: datetime
     extended: bool
     reminded_for: date | None
+    #: ``subject``, or ``legal_representative`` when a minor's representative submitted it.
+    submitted_by: str = "subject"
 
     @classmethod
     def of(cls, row: Iterable[object]) -> RequestRow:
-        request_id, case_id, subject, agency, kind, status, due_on, received_at, extended, reminded = row
+        (request_id, case_id, subject, agency, kind, status, due_on, received_at, extended, reminded, by) = (
+            row
+        )
         return cls(
             request_id=UUID(str(request_id)),
             case_id=UUID(str(case_id)),
@@ -65,14 +72,16 @@ class RequestRow:
             received_at=datetime.fromisoformat(str(received_at)),
             extended=bool(extended),
             reminded_for=None if reminded is None else date.fromisoformat(str(reminded)),
+            submitted_by=str(by or "subject"),
         )
 
 
 def write_row(cur: Cursor, row: RequestRow) -> None:
     cur.execute(
-        f"INSERT INTO {TABLE} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO {TABLE} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (request_id) DO UPDATE SET status = excluded.status, due_on = excluded.due_on,"
-        " kind = excluded.kind, extended = excluded.extended, reminded_for = excluded.reminded_for",
+        " kind = excluded.kind, extended = excluded.extended, reminded_for = excluded.reminded_for,"
+        " submitted_by = excluded.submitted_by",
         (
             str(row.request_id),
             str(row.case_id),
@@ -84,6 +93,7 @@ def write_row(cur: Cursor, row: RequestRow) -> None:
             row.received_at.isoformat(),
             int(row.extended),
             None if row.reminded_for is None else row.reminded_for.isoformat(),
+            row.submitted_by,
         ),
     )
 

@@ -26,7 +26,11 @@ from shared.contracts.commands import (
     dump_reply,
     load_command,
 )
-from shared.contracts.commands.consent import CitizenRequestsSchema, CitizenRequestStatusSchema
+from shared.contracts.commands.consent import (
+    CitizenRequestsSchema,
+    CitizenRequestStatusSchema,
+    RepresentationsRpcSchema,
+)
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.case_registration import (
     CaseActivated,
@@ -126,6 +130,13 @@ class ConsentService:
         """The citizen's requests with their words and history (``CitizenRequestsSchema``)."""
         found = self.consents.citizen_requests(_pseudonym(subject))
         return cast(dict[str, Any], schema_instance(CitizenRequestsSchema).dump(found))
+
+    @rpc(expected_exceptions=KetenError)
+    def represented(self, representative: str) -> dict[str, Any]:
+        """The minors the logged-in citizen represents, per case, with their requests there
+        (``RepresentationsRpcSchema``: with the minors' pseudonyms, for the gateway only)."""
+        found = self.consents.represented(_pseudonym(representative))
+        return cast(dict[str, Any], schema_instance(RepresentationsRpcSchema).dump(found))
 
     @rpc(expected_exceptions=KetenError)
     def answer_citizen_request(self, command: dict[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,8 @@ from shared.contracts.events.consent import (
     ConsentGiven,
     ConsentWithdrawn,
     ObjectionLodged,
+    ObjectionToAgencyEnded,
+    ObjectionToAgencyLodged,
     ObjectionWithdrawn,
     SafetyOverrideEnded,
     SafetyOverrideRecorded,
@@ -212,6 +214,7 @@ class DataSharingUseCases(KetenApplication):
         self.ledger = Ledger(self, self.catalogue)
         self.consent_table = f"{self.name}_consents"
         self.objection_table = f"{self.name}_objections"
+        self.agency_objection_table = f"{self.name}_agency_objections"
         self.override_table = f"{self.name}_safety_overrides"
         self.sql.execute_script(
             [
@@ -221,6 +224,9 @@ class DataSharingUseCases(KetenApplication):
                 f"CREATE TABLE IF NOT EXISTS {self.objection_table} ("
                 " case_id TEXT NOT NULL, subject TEXT NOT NULL, objection_id TEXT NOT NULL,"
                 " PRIMARY KEY (case_id, subject))",
+                f"CREATE TABLE IF NOT EXISTS {self.agency_objection_table} ("
+                " case_id TEXT NOT NULL, subject TEXT NOT NULL, agency TEXT NOT NULL,"
+                " objection_id TEXT NOT NULL, PRIMARY KEY (case_id, subject, agency))",
                 f"CREATE TABLE IF NOT EXISTS {self.override_table} ("
                 " override_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, override TEXT NOT NULL)",
                 f"CREATE INDEX IF NOT EXISTS {self.override_table}_case ON {self.override_table} (case_id)",
@@ -614,6 +620,10 @@ class DataSharingUseCases(KetenApplication):
                 f"SELECT objection_id FROM {self.objection_table} WHERE case_id = ? AND subject = ?",
                 (str(case_id), subject),
             ).fetchone()
+            objected_to = cur.execute(
+                f"SELECT agency FROM {self.agency_objection_table} WHERE case_id = ? AND subject = ?",
+                (str(case_id), subject),
+            ).fetchall()
             overrides = cur.execute(
                 f"SELECT override FROM {self.override_table} WHERE case_id = ? ORDER BY override_id",
                 (str(case_id),),
@@ -621,6 +631,7 @@ class DataSharingUseCases(KetenApplication):
         return SubjectSay(
             consents=tuple(_consent_of(row) for row in json.loads(consents[0])) if consents else (),
             objection_id=objection[0] if objection else None,
+            objected_agencies=frozenset(str(row[0]) for row in objected_to),
             overrides=tuple(_override_of(json.loads(row[0])) for row in overrides),
         )
 
@@ -683,6 +694,31 @@ class DataSharingUseCases(KetenApplication):
 
         self.write_tracked(event.tracking, write)
 
+    def record_agency_objection(
+        self, event: ReceivedEvent[ObjectionToAgencyLodged | ObjectionToAgencyEnded]
+    ) -> None:
+        """An objection to one agency's part is in force until ended (``ObjectionToAgencyEnded``
+        of its id): shares about the subject from and to that agency are refused meanwhile."""
+        data = event.data
+        key = (str(data.case_id), data.subject, data.agency)
+
+        def write(cur: Cursor) -> None:
+            if isinstance(data, ObjectionToAgencyLodged):
+                cur.execute(
+                    f"INSERT INTO {self.agency_objection_table} (case_id, subject, agency, objection_id)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (case_id, subject, agency)"
+                    " DO UPDATE SET objection_id = excluded.objection_id",
+                    (*key, str(data.objection_id)),
+                )
+            else:
+                cur.execute(
+                    f"DELETE FROM {self.agency_objection_table}"
+                    " WHERE case_id = ? AND subject = ? AND agency = ? AND objection_id = ?",
+                    (*key, str(data.objection_id)),
+                )
+
+        self.write_tracked(event.tracking, write)
+
     def record_safety_override(
         self, event: ReceivedEvent[SafetyOverrideRecorded | SafetyOverrideEnded]
     ) -> None:
@@ -736,7 +772,8 @@ class DataSharingUseCases(KetenApplication):
         def write(cur: Cursor) -> None:
             self.cases.forget_purged(cur, event)
             if data.complete:
-                for table in (self.consent_table, self.objection_table, self.override_table):
+                tables = (self.consent_table, self.objection_table, self.agency_objection_table)
+                for table in (*tables, self.override_table):
                     cur.execute(f"DELETE FROM {table} WHERE case_id = ?", (str(data.case_id),))
             elif data.subject:
                 cur.execute(

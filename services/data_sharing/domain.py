@@ -107,6 +107,8 @@ class SubjectSay:
     consents: tuple[GivenConsent, ...] = ()
     objection_id: str | None = None
     overrides: tuple[SafetyOverride, ...] = ()
+    #: The agencies whose part the subject objected to (no shares from or to them).
+    objected_agencies: frozenset[str] = frozenset()
 
     def consent_covers(self, request: ShareRequest, today: date) -> bool:
         return any(consent.covers(request, today) for consent in self.consents)
@@ -226,6 +228,12 @@ def decide(
         override_id = say.override_for(request, today)
         if override_id is None:
             return refused("objection_lodged")
+    # Rule 4 for an objection to one agency's part: no shares from or to that agency.
+    objected = next((a for a in (request.from_agency, request.to_agency) if a in say.objected_agencies), None)
+    if objected is not None and override_id is None:
+        override_id = say.override_for(request, today)
+        if override_id is None:
+            return refused("objection_to_agency", agency=objected)
     # Rule 1: the sender's own ground; consent is none where the citizen depends on the sender.
     sending_agency = catalogue.agencies[request.from_agency]
     if sender.legal_ground == "consent" and sending_agency.citizen_depends_on_it:

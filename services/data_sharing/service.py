@@ -33,6 +33,8 @@ from shared.contracts.events.consent import (
     ConsentGiven,
     ConsentWithdrawn,
     ObjectionLodged,
+    ObjectionToAgencyEnded,
+    ObjectionToAgencyLodged,
     ObjectionWithdrawn,
     SafetyOverrideEnded,
     SafetyOverrideRecorded,
@@ -115,6 +117,16 @@ class DataSharingService:
     @consumes("consent", "ObjectionWithdrawn")
     def handle_objection_withdrawn(self, event: ReceivedEvent[ObjectionWithdrawn]) -> None:
         self.sharing.record_objection(event)
+
+    @consumes("consent", "ObjectionToAgencyLodged")
+    def handle_objection_to_agency_lodged(self, event: ReceivedEvent[ObjectionToAgencyLodged]) -> None:
+        """The subject objected to one agency's part: shares from and to it stop for them."""
+        self.sharing.record_agency_objection(event)
+
+    @consumes("consent", "ObjectionToAgencyEnded")
+    def handle_objection_to_agency_ended(self, event: ReceivedEvent[ObjectionToAgencyEnded]) -> None:
+        """An objection to one agency's part ended (withdrawn, or refused by the agency)."""
+        self.sharing.record_agency_objection(event)
 
     @consumes("consent", "SafetyOverrideRecorded")
     def handle_safety_override_recorded(self, event: ReceivedEvent[SafetyOverrideRecorded]) -> None:

@@ -117,10 +117,28 @@ def overview_page(
     csrf_token: str,
     requests: list[dict[str, Any]] | None = None,
     message: str | None = None,
+    represented: list[dict[str, Any]] | None = None,
 ) -> str:
     """The overview with, per case, its contact point's details, what the citizen can do (the
     forms carry the session's CSRF token and a fresh request id each), their requests with
-    deadlines and history, and the complaint route."""
+    deadlines and history, and the complaint route; then the same for each minor the citizen
+    represents (``represented``: per case, the minor's overview of it and their requests; None
+    when it cannot be read now), whose forms name the minor by ``for_subject``."""
+    minors = [
+        {
+            "case": entry["case"],
+            "subject_ref": entry["subject_ref"],
+            "role": entry["role"],
+            "name": entry.get("name"),
+            "act": {
+                "requests": entry.get("requests", []),
+                "contact_details": agency_details(entry["case"]["contact_point"]["agency"], language),
+                "new_request_id": str(uuid.uuid4()),
+            },
+        }
+        for entry in represented or []
+        if entry.get("case")
+    ]
     by_case: dict[str, list[dict[str, Any]]] = {}
     for request in requests or []:
         by_case.setdefault(str(request["case_id"]), []).append(request)
@@ -138,6 +156,8 @@ def overview_page(
         overview=overview,
         csrf_token=csrf_token,
         acts=cases,
+        minors=minors,
+        represented_unavailable=represented is None,
         message=message,
         requests_unavailable=requests is None,
         today=date.today().isoformat(),

@@ -431,6 +431,17 @@ class GatewayService:
         """The logged-in citizen's requests, with their deadlines and history."""
         return self.consent.citizen_requests(self._citizen(request))
 
+    @json_http("GET", "/api/citizen/represented")
+    def represented(self, request: Request) -> dict[str, Any]:
+        """The minors the logged-in citizen represents as their legal representative, per case:
+        the minor's overview of that case and their requests there. A minor is named by
+        ``subject_ref`` (per case; never a BSN or pseudonym), which ``POST /api/citizen/requests``
+        takes as ``for_subject``."""
+        found = self._represented(self._citizen(request), _language(request))
+        if found is None:
+            raise ServiceUnavailable("consent_unavailable", "the requests cannot be read now; try again")
+        return {"represented": found}
+
     @json_http("POST", "/api/citizen/requests")
     def submit_citizen_request(self, request: Request) -> tuple[int, dict[str, Any]]:
         """The logged-in citizen asks something about one of their cases (see the OpenAPI body)."""
@@ -442,13 +453,24 @@ class GatewayService:
         """The logged-in citizen takes back a request that was not answered yet."""
         return self.consent.withdraw_citizen_request(self._citizen(request), request_id)
 
-    def _submit(self, subject: str, body: dict[str, Any], language: str) -> dict[str, Any]:
+    def _submit(self, citizen: str, body: dict[str, Any], language: str) -> dict[str, Any]:
         """Records the request in consent; an erasure request is then decided where erasure is
-        decided (retention, as ``/api/citizen/erasure``) and answered with that decision."""
-        fields = ("request_id", "case_id", "kind", "agency", "text")
+        decided (retention, as ``/api/citizen/erasure``) and answered with that decision. With
+        ``for_subject`` the logged-in ``citizen`` acts for a minor they represent in the case
+        (consent checks it again); otherwise for themself."""
+        fields = ("request_id", "case_id", "kind", "agency", "text", "for_subject")
+        subject, acting = citizen, {}
+        if body.get("for_subject") is not None:
+            subject = self._minor_of(citizen, body.get("case_id"), body.get("for_subject"))
+            acting = {"representative": citizen}
         try:
             status = self.consent.submit_citizen_request(
-                {"subject": subject, "language": language, **{k: body[k] for k in fields if k in body}}
+                {
+                    "subject": subject,
+                    "language": language,
+                    **acting,
+                    **{k: body[k] for k in fields if k in body},
+                }
             )
         except NotFound:
             self._refuse_if_purged(subject, body.get("case_id"), language)
@@ -459,6 +481,34 @@ class GatewayService:
             )
             status = self.consent.record_erasure_decision(subject, status["request_id"], decision)
         return status
+
+    def _minor_of(self, representative: str, case_id: Any, subject_ref: Any) -> str:
+        """The pseudonym of the minor ``representative`` acts for as ``subject_ref`` in the case;
+        the same 404 as an unknown case for anyone else, or once the case no longer says minor."""
+        for entry in self.consent.represented(representative).get("represented", []):
+            if str(entry["case_id"]) == str(case_id) and str(entry["subject_ref"]) == str(subject_ref):
+                return str(entry["subject"])
+        raise NotFound("unknown_case", "you are not a data subject of a case with this id", "case_id")
+
+    def _represented(self, representative: str, language: str) -> list[dict[str, Any]] | None:
+        """The minors ``representative`` acts for, per case, each with the minor's overview of
+        that case (nothing of their other cases) and their requests; None when consent cannot
+        answer now. The minors' pseudonyms stay here."""
+        try:
+            entries = self.consent.represented(representative).get("represented", [])
+        except ServiceUnavailable:
+            return None
+        found = []
+        for listed in entries:
+            entry = dict(listed)
+            minor = str(entry.pop("subject"))
+            overview = self.notification.get_overview(minor, language)
+            case = next(
+                (c for c in overview.get("cases", []) if str(c.get("case_id")) == str(entry["case_id"])),
+                None,
+            )
+            found.append({**entry, "case": _without(case, minor)})
+        return found
 
     def _refuse_if_purged(self, subject: str, case_id: Any, language: str) -> None:
         """A case of the citizen's whose records were purged is answered by what remains: its
@@ -495,7 +545,10 @@ class GatewayService:
     ) -> Response:
         overview = self.notification.get_overview(session.subject, language)
         requests = self._requests_of(session.subject)
-        page = pages.overview_page(overview, language, self.sessions.csrf_token(session), requests, message)
+        represented = self._represented(session.subject, language)
+        page = pages.overview_page(
+            overview, language, self.sessions.csrf_token(session), requests, message, represented
+        )
         return _html(page, status)
 
     def _requests_of(self, subject: str) -> list[dict[str, Any]] | None:
@@ -515,9 +568,8 @@ class GatewayService:
         session = self._page_form_session(request, language)
         if isinstance(session, Response):
             return session
-        form = {
-            k: v for k, v in request.form.items() if k in ("request_id", "case_id", "kind", "agency", "text")
-        }
+        names = ("request_id", "case_id", "kind", "agency", "text", "for_subject")
+        form = {k: v for k, v in request.form.items() if k in names}
         form = {k: v for k, v in form.items() if v.strip() or (k == "text" and v)}
         try:
             self._submit(session.subject, form, language)
@@ -690,6 +742,16 @@ def _html(page: str, status: int = 200, headers: dict[str, str] | None = None) -
 
 def _language(request: Request) -> str:
     return "en" if request.args.get("lang") == "en" else "nl"
+
+
+def _without(value: Any, pseudonym: str) -> Any:
+    """``value`` (JSON) without any entry that holds ``pseudonym``: a minor's overview as their
+    representative reads it names the minor by nothing but the case and its reference."""
+    if isinstance(value, dict):
+        return {k: _without(v, pseudonym) for k, v in value.items() if v != pseudonym}
+    if isinstance(value, list):
+        return [_without(v, pseudonym) for v in value if v != pseudonym]
+    return value
 
 
 def _object(value: Any) -> dict[str, Any]:

@@ -214,6 +214,20 @@ class CitizenRequestReceivedSchema(InboxSchema):
         metadata={"description": "base64 HPKE ciphertext of {text, subject: {role}}; null without text"},
     )
     text_withheld = fields.String(allow_none=True, load_default=None, metadata={"example": "no_key"})
+    submitted_by = fields.String(
+        load_default="subject",
+        validate=validate.OneOf(["subject", "legal_representative"]),
+        metadata={
+            "description": "legal_representative: a minor's legal representative submitted it for the minor"
+        },
+    )
+    objection_to_agency = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "an objection to this agency's part only: in force at once (no shares about "
+            "the subject from or to it); the agency answers it, and a refusal ends it"
+        },
+    )
 
 
 class CitizenRequestDueSchema(InboxSchema):

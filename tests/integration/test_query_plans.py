@@ -73,6 +73,7 @@ def a_day_of_a_case(platform: Platform) -> None:
     request_index.open_for(platform.consent.sql, "gemeente-utrecht")
     request_index.to_escalate(platform.consent.sql, date.today(), 7)
     request_index.count_overdue(platform.consent.sql)
+    platform.consent.represented(platform.subject)  # the minors a representative acts for
     platform.sharing.ledger.entries(LedgerQuery(agency="gemeente-utrecht", case_id=case_id))
     other = platform.register()
     platform.share(other)

@@ -167,3 +167,89 @@ def test_the_page_still_shows_the_overview_when_the_requests_cannot_be_read(gate
     )
     assert response.status_code == 200
     assert pages.labels("nl")["no_cases"] in response.get_data(as_text=True)
+
+
+# -- a minor's legal representative ---------------------------------------------------------------
+MINOR = pseudonym("111222357")
+REPRESENTED = {
+    "represented": [
+        {
+            "case_id": "c-1",
+            "subject_ref": "ref-1",
+            "subject": MINOR,
+            "role": "child",
+            "name": "Noor Bakker",
+            "requests": [],
+        }
+    ]
+}
+
+
+def test_the_representative_acts_for_the_minor_named_by_reference(gateway, services):
+    services["consent"].answer["represented"] = REPRESENTED
+    services["consent"].answer["submit_citizen_request"] = {**STATUS, "kind": "erasure"}
+    decision = {"case_id": "c-1", "decision": "granted"}
+    services["retention"].answer["request_erasure"] = decision
+    services["consent"].answer["record_erasure_decision"] = {**STATUS, "status": "answered"}
+    sent = {"request_id": "r-1", "case_id": "c-1", "kind": "erasure", "for_subject": "ref-1"}
+    response = answer(
+        lambda: gateway.submit_citizen_request(
+            request("POST", "/api/citizen/requests", sent, headers=bearer(), signed_by=None)
+        )
+    )
+    assert response.status_code == 201
+    submitted = next(args[0] for name, args in services["consent"].calls if name == "submit_citizen_request")
+    assert (submitted["subject"], submitted["representative"], submitted["for_subject"]) == (
+        MINOR,
+        pseudonym(),
+        "ref-1",
+    )
+    # The minor's erasure is decided for the minor, and answered on the minor's request.
+    assert services["retention"].calls == [
+        ("request_erasure", ({"subject": MINOR, "case_id": "c-1", "language": "nl"},))
+    ]
+    assert services["consent"].calls[-1] == ("record_erasure_decision", (MINOR, "r-1", decision))
+
+
+def test_a_reference_the_citizen_does_not_represent_is_the_404_of_an_unknown_case(gateway, services):
+    services["consent"].answer["represented"] = REPRESENTED
+    for case_id, ref in (("c-1", "ref-2"), ("c-2", "ref-1")):
+        sent = {"request_id": "r-1", "case_id": case_id, "kind": "question", "text": "?", "for_subject": ref}
+        response = answer(
+            lambda sent=sent: gateway.submit_citizen_request(
+                request("POST", "/api/citizen/requests", sent, headers=bearer(), signed_by=None)
+            )
+        )
+        assert (response.status_code, body(response)["error"]["code"]) == (404, "unknown_case")
+    assert [name for name, _ in services["consent"].calls] == ["represented", "represented"]
+
+
+def test_the_represented_minors_show_their_case_and_requests_but_no_pseudonym(gateway, services):
+    services["consent"].answer["represented"] = REPRESENTED
+    services["notification"].answer["get_overview"] = {
+        "subject": MINOR,
+        "cases": [
+            {"case_id": "c-1", "shares": [{"subject": MINOR, "share_id": "s-1"}]},
+            {"case_id": "c-9", "shares": []},  # another case of the minor: not this representative's
+        ],
+    }
+    response = answer(
+        lambda: gateway.represented(
+            request("GET", "/api/citizen/represented", headers=bearer(), signed_by=None)
+        )
+    )
+    assert response.status_code == 200
+    assert body(response) == {
+        "represented": [
+            {
+                "case_id": "c-1",
+                "subject_ref": "ref-1",
+                "role": "child",
+                "name": "Noor Bakker",
+                "requests": [],
+                "case": {"case_id": "c-1", "shares": [{"share_id": "s-1"}]},
+            }
+        ]
+    }
+    assert MINOR not in response.get_data(as_text=True)
+    assert services["consent"].calls == [("represented", (pseudonym(),))]

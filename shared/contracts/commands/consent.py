@@ -240,8 +240,10 @@ class SubmitCitizenRequest:
     kind: str
     agency: str | None
     text: str | None
+    for_subject: UUID | None
     subject: str
     language: str
+    representative: str | None
 
 
 class CitizenRequestBodySchema(Schema):
@@ -266,6 +268,14 @@ class CitizenRequestBodySchema(Schema):
         validate=[validate.Length(min=1, max=REQUEST_TEXT_MAX), _not_blank],
         metadata={"description": "the citizen's own words; needed for a question and a correction"},
     )
+    for_subject = fields.UUID(
+        load_default=None,
+        metadata={
+            "description": "a minor's legal representative acting for the minor: the minor's "
+            "subject_ref in this case, from GET /api/citizen/represented (never a BSN); "
+            "absent: the logged-in citizen asks for themself"
+        },
+    )
 
 
 class CitizenRequestInputSchema(CitizenRequestBodySchema, TypedSchema[SubmitCitizenRequest]):
@@ -274,6 +284,11 @@ class CitizenRequestInputSchema(CitizenRequestBodySchema, TypedSchema[SubmitCiti
 
     subject = Pseudonym(required=True)
     language = fields.String(load_default="nl", validate=validate.OneOf(["nl", "en"]))
+    representative = Pseudonym(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "the logged-in representative acting for the minor ``subject``"},
+    )
 
 
 class CitizenRequestStatusSchema(Schema):
@@ -290,6 +305,13 @@ class CitizenRequestStatusSchema(Schema):
     received_at = fields.AwareDateTime(required=True)
     due_on = fields.Date(required=True, metadata={"description": "the last day to answer (Europe/Amsterdam)"})
     extended = fields.Boolean(required=True)
+    submitted_by = fields.String(
+        load_default="subject",
+        validate=validate.OneOf(["subject", "legal_representative"]),
+        metadata={
+            "description": "legal_representative: a minor's legal representative submitted it for the minor"
+        },
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -420,6 +442,12 @@ class CitizenRequestStepSchema(Schema):
         metadata={"description": "{nl, en}; absent once the citizen's records were purged"},
     )
     late = fields.Boolean(allow_none=True, load_default=None)
+    by = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.OneOf(["legal_representative"]),
+        metadata={"description": "legal_representative: the minor's representative took this step"},
+    )
 
 
 class CitizenRequestViewSchema(CitizenRequestStatusSchema):
@@ -428,9 +456,51 @@ class CitizenRequestViewSchema(CitizenRequestStatusSchema):
     text = fields.String(allow_none=True, required=True)
     purged = fields.Boolean(required=True, metadata={"description": "the citizen's records were purged"})
     steps = fields.List(fields.Nested(CitizenRequestStepSchema), required=True)
+    objection_in_force = fields.Boolean(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "an objection to one agency's part: whether it is in force now (no "
+            "shares about the subject from or to that agency); null for other requests"
+        },
+    )
 
 
 class CitizenRequestsSchema(Schema):
     """The logged-in citizen's requests, newest first."""
 
     requests = fields.List(fields.Nested(CitizenRequestViewSchema), required=True)
+
+
+class RepresentedSubjectSchema(Schema):
+    """A minor the logged-in citizen acts for as their legal representative, in one case."""
+
+    case_id = fields.UUID(required=True)
+    subject_ref = fields.UUID(
+        required=True,
+        metadata={"description": "names the minor in this case (for_subject); no BSN, no pseudonym"},
+    )
+    role = Code(required=True, metadata={"example": "child"})
+    name = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "the minor's name as the case registered it; null once purged"},
+    )
+    requests = fields.List(fields.Nested(CitizenRequestViewSchema), required=True)
+
+
+class RepresentationsSchema(Schema):
+    """The minors the logged-in citizen represents, per case, while the case says minor."""
+
+    represented = fields.List(fields.Nested(RepresentedSubjectSchema), required=True)
+
+
+class RepresentedSubjectRpcSchema(RepresentedSubjectSchema):
+    """Consent's answer to the gateway (RPC only): with the minor's pseudonym, which the gateway
+    needs to read the minor's overview and never shows."""
+
+    subject = Pseudonym(required=True)
+
+
+class RepresentationsRpcSchema(Schema):
+    represented = fields.List(fields.Nested(RepresentedSubjectRpcSchema), required=True)

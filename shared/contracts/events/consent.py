@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
 
-from marshmallow import EXCLUDE, fields
+from marshmallow import EXCLUDE, fields, validate
 
 from shared.contracts.events.base import EventSchema
 from shared.contracts.fields import AgencyId, Code, Pseudonym, SealedText, SealedValue
@@ -105,6 +105,59 @@ class ObjectionWithdrawnSchema(EventSchema[ObjectionWithdrawn]):
     case_id = fields.UUID(required=True)
     subject = Pseudonym(required=True)
     recorded_by = AgencyId(required=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectionToAgencyLodged:
+    record_id: UUID
+    objection_id: UUID
+    case_id: UUID
+    subject: str
+    agency: str
+    recorded_by: str
+
+
+class ObjectionToAgencyLodgedSchema(EventSchema[ObjectionToAgencyLodged]):
+    """The subject objected to one agency's part in the case: data_sharing refuses shares about
+    them from and to ``agency`` (``objection_to_agency``) unless a safety override covers them;
+    the other agencies go on. In force until ``ObjectionToAgencyEnded`` of its id."""
+
+    event_name, source, aggregate_id_field = "ObjectionToAgencyLodged", "consent", "record_id"
+
+    record_id = fields.UUID(required=True)
+    objection_id = fields.UUID(required=True, metadata={"description": "the citizen's request id"})
+    case_id = fields.UUID(required=True)
+    subject = Pseudonym(required=True)
+    agency = AgencyId(required=True, metadata={"description": "the agency whose part is objected to"})
+    recorded_by = AgencyId(required=True, metadata={"example": "citizen"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectionToAgencyEnded:
+    record_id: UUID
+    objection_id: UUID
+    case_id: UUID
+    subject: str
+    agency: str
+    ended_by: str
+    why: str
+
+
+class ObjectionToAgencyEndedSchema(EventSchema[ObjectionToAgencyEnded]):
+    """An objection to one agency's part ended: the subject withdrew it (``withdrawn``) or the
+    agency refused it in its answer, on the ground its reason states (``refused``)."""
+
+    event_name, source, aggregate_id_field = "ObjectionToAgencyEnded", "consent", "record_id"
+
+    record_id = fields.UUID(required=True)
+    objection_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    subject = Pseudonym(required=True)
+    agency = AgencyId(required=True)
+    ended_by = AgencyId(
+        required=True, metadata={"description": "citizen, legal-representative or the agency"}
+    )
+    why = fields.String(required=True, validate=validate.OneOf(["withdrawn", "refused"]))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,6 +265,8 @@ class CitizenRequestReceived:
     text: Sealed | None = None
     received_at: datetime
     due_on: date
+    representative: str | None = None
+    agency_named: bool = False
 
 
 class CitizenRequestReceivedSchema(EventSchema[CitizenRequestReceived]):
@@ -229,6 +284,15 @@ class CitizenRequestReceivedSchema(EventSchema[CitizenRequestReceived]):
     text = SealedValue(metadata={"description": "the citizen's own words (subject key)"})
     received_at = fields.AwareDateTime(required=True)
     due_on = fields.Date(required=True)
+    representative = Pseudonym(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "the minor's legal representative who submitted it for the subject"},
+    )
+    agency_named = fields.Boolean(
+        load_default=False,
+        metadata={"description": "the citizen named the agency; an objection that does is to its part only"},
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -307,6 +371,7 @@ class CitizenRequestWithdrawn:
     request_id: UUID
     case_id: UUID
     subject: str
+    representative: str | None = None
 
 
 class CitizenRequestWithdrawnSchema(EventSchema[CitizenRequestWithdrawn]):
@@ -317,3 +382,8 @@ class CitizenRequestWithdrawnSchema(EventSchema[CitizenRequestWithdrawn]):
     request_id = fields.UUID(required=True)
     case_id = fields.UUID(required=True)
     subject = Pseudonym(required=True)
+    representative = Pseudonym(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "the minor's legal representative who withdrew it for the subject"},
+    )
