@@ -119,14 +119,18 @@ class PgDatastore:
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Any]:
+        """A transaction whose statements commit together (``commit=True``), or reads
+        (``commit=False``): those run in autocommit, each statement on its own, so that a read
+        is one round trip instead of three (``BEGIN``, the query, ``ROLLBACK``). Under READ
+        COMMITTED, what each statement sees is the same either way (its own snapshot)."""
         with self.connection() as conn:
+            if not commit:
+                conn.autocommit = True  # client side only: psycopg2 sends nothing for it
             try:
                 with conn.cursor(cursor_factory=psycopg2.extras.DictCursor) as cur:
                     yield cur
                 if commit:
                     conn.commit()
-                else:
-                    conn.rollback()
             except psycopg2.Error as exc:
                 if not conn.closed:
                     conn.rollback()
@@ -135,6 +139,9 @@ class PgDatastore:
                 if not conn.closed:
                     conn.rollback()
                 raise
+            finally:
+                if not commit and not conn.closed:
+                    conn.autocommit = False
 
     def close(self) -> None:
         self._closed = True

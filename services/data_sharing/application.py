@@ -254,7 +254,8 @@ class DataSharingUseCases(KetenApplication):
         sender not at the table) change nothing and raise; everything else is decided and
         recorded, allowed or refused. Repeating a request answers the decisions on record.
         """
-        case = self.cases.get(command.case_id)
+        also_about = tuple(dict.fromkeys(other for other in command.also_about if other != command.subject))
+        case, says = self._case_and_says(command.case_id, (command.subject, *also_about))
         if case is None:
             raise NotFound("unknown_case", "no case with this id (yet)", "case_id")
         agency = command.agency
@@ -276,7 +277,6 @@ class DataSharingUseCases(KetenApplication):
             raise InvalidRequest(
                 "not_a_subject", "this person is not a data subject of the case", "subject_bsn"
             )
-        also_about = tuple(dict.fromkeys(other for other in command.also_about if other != subject))
         if any(other not in case.subjects for other in also_about):
             raise InvalidRequest(
                 "not_a_subject",
@@ -287,8 +287,8 @@ class DataSharingUseCases(KetenApplication):
             senders, recipients = [command.from_agency or ""], [agency]
         else:
             senders, recipients = [agency], list(command.to_agencies)
-        say = self._subject_say(case.case_id, subject)
-        others = {other: self._subject_say(case.case_id, other) for other in also_about}
+        say = says[subject]
+        others = {other: says[other] for other in also_about}
         today = datetime.now(UTC).date()
         answers: list[ShareDecision] = []
         new: list[Share | RefusedShare] = []
@@ -590,24 +590,50 @@ class DataSharingUseCases(KetenApplication):
 
     def _subject_say(self, case_id: UUID, subject: str) -> SubjectSay:
         """What the subject said in the case, as the read models hold it."""
+        return self._case_and_says(case_id, (subject,))[1][subject]
+
+    def _case_and_says(
+        self, case_id: UUID, subjects: Sequence[str]
+    ) -> tuple[CaseView | None, dict[str, SubjectSay]]:
+        """The case facts and what each of ``subjects`` said in the case, in one statement (one
+        round trip): a share is decided on what the read models hold when it is asked, never on
+        a copy kept in this process, so a replica that does not consume the events that change
+        them decides the same (their consumer may run in another replica)."""
+        case, marks = str(case_id), ", ".join("?" for _ in subjects)
         with self.sql.transaction(commit=False) as cur:
-            consents = cur.execute(
-                f"SELECT consents FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
-                (str(case_id), subject),
-            ).fetchone()
-            objection = cur.execute(
-                f"SELECT objection_id FROM {self.objection_table} WHERE case_id = ? AND subject = ?",
-                (str(case_id), subject),
-            ).fetchone()
-            overrides = cur.execute(
-                f"SELECT override FROM {self.override_table} WHERE case_id = ? ORDER BY override_id",
-                (str(case_id),),
+            rows = cur.execute(
+                "SELECT 'case', status, facts, registered_at, ended_at, outcome"
+                f" FROM {self.cases.table} WHERE case_id = ?"
+                " UNION ALL SELECT 'consents', subject, consents, NULL, NULL, NULL"
+                f" FROM {self.consent_table} WHERE case_id = ? AND subject IN ({marks})"
+                " UNION ALL SELECT 'objection', subject, objection_id, NULL, NULL, NULL"
+                f" FROM {self.objection_table} WHERE case_id = ? AND subject IN ({marks})"
+                " UNION ALL SELECT 'override', override_id, override, NULL, NULL, NULL"
+                f" FROM {self.override_table} WHERE case_id = ?",
+                (case, case, *subjects, case, *subjects, case),
             ).fetchall()
-        return SubjectSay(
-            consents=tuple(_consent_of(row) for row in json.loads(consents[0])) if consents else (),
-            objection_id=objection[0] if objection else None,
-            overrides=tuple(_override_of(json.loads(row[0])) for row in overrides),
-        )
+        view = None
+        consents: dict[str, tuple[GivenConsent, ...]] = {}
+        objections: dict[str, str] = {}
+        overrides: list[tuple[str, str]] = []
+        for kind, key, value, *rest in rows:
+            if kind == "case":
+                view = self.cases.view((case, key, value, *rest))
+            elif kind == "consents":
+                consents[key] = tuple(_consent_of(row) for row in json.loads(value))
+            elif kind == "objection":
+                objections[key] = value
+            else:
+                overrides.append((key, value))
+        in_case = tuple(_override_of(json.loads(value)) for _, value in sorted(overrides))
+        return view, {
+            subject: SubjectSay(
+                consents=consents.get(subject, ()),
+                objection_id=objections.get(subject),
+                overrides=in_case,
+            )
+            for subject in subjects
+        }
 
     def record_consent_given(self, event: ReceivedEvent[ConsentGiven]) -> None:
         """A consent given is kept beside the subject's earlier ones, until withdrawn."""
