@@ -531,22 +531,36 @@ class DataSharingUseCases(KetenApplication):
         """The receipts of shares whose ``ShareReceived`` the broker just confirmed into the
         recipient's inbox (the relay saves them with its position); none for a share whose
         receipt is on record already (the relay publishes again after a restart)."""
-        receipts = []
-        for domain_event in delivered:
-            if not isinstance(domain_event, Share.DataShared):
-                continue
-            try:
-                self.repository.get(receipt_id(domain_event.originator_id))
-            except AggregateNotFoundError:
-                receipts.append(
-                    InboxReceipt(
-                        share_id=domain_event.originator_id,
-                        case_id=domain_event.case_id,
-                        to_agency=domain_event.to_agency,
-                        message_id=inbox_message_id("share", domain_event.originator_id),
-                    )
-                )
-        return receipts
+        shared = [e for e in delivered if isinstance(e, Share.DataShared)]
+        on_record = self._stored_aggregates([receipt_id(e.originator_id) for e in shared])
+        return [
+            InboxReceipt(
+                share_id=domain_event.originator_id,
+                case_id=domain_event.case_id,
+                to_agency=domain_event.to_agency,
+                message_id=inbox_message_id("share", domain_event.originator_id),
+            )
+            for domain_event in shared
+            if receipt_id(domain_event.originator_id) not in on_record
+        ]
+
+    def _stored_aggregates(self, ids: Sequence[UUID]) -> set[UUID]:
+        """Which of ``ids`` have events in the store: one statement for all of them, instead
+        of replaying each aggregate to learn that it exists."""
+        if not ids:
+            return set()
+        recorder: Any = self.recorder
+        if self.sql.dialect == "postgresql":
+            table, keys = recorder.events_table, tuple(str(i) for i in ids)
+        else:  # the library's SQLite recorder keeps ids as hex text
+            table, keys = recorder.events_table_name, tuple(i.hex for i in ids)
+        with self.sql.transaction(commit=False) as cur:
+            rows = cur.execute(
+                f"SELECT DISTINCT originator_id FROM {table}"
+                f" WHERE originator_id IN ({', '.join('?' for _ in ids)})",
+                keys,
+            ).fetchall()
+        return {UUID(str(row[0])) for row in rows}
 
     def inbox_messages(self, domain_event: object) -> list[OutgoingMessage]:
         """What a share's events tell its recipient: the share and each correction, with the
