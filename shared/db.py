@@ -168,8 +168,10 @@ class _BeginningCursor(psycopg2.extras.DictCursor):
             self.execute("SELECT 1")
 
     def executemany(self, query: Any, vars_list: Any) -> Any:
-        self._begin()
-        return super().executemany(query, vars_list)
+        rows = list(vars_list)
+        if not self.began and rows:
+            self.execute(query, rows.pop(0))  # the first row carries the BEGIN
+        return super().executemany(query, rows)
 
     def copy_expert(self, *args: Any, **kwargs: Any) -> Any:
         self._begin()
