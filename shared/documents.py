@@ -40,7 +40,9 @@ def _paragraphs(pdf: FPDF, text: str, height: float) -> None:
     where one is full. fpdf2's ``multi_cell`` does the same (justified) but measures each
     character as it goes, which made a letter cost about 15 ms of CPU; here each word is
     measured once, from the core font's width table, and each line is one ``cell``."""
-    for line in _wrapped(text, pdf.current_font.cw, pdf.epw * 1000 / pdf.font_size):
+    font = pdf.current_font
+    assert font is not None, "a font is set before any text"
+    for line in _wrapped(text, font.cw, pdf.epw * 1000 / pdf.font_size):
         pdf.cell(0, height, line, new_x="LMARGIN", new_y="NEXT")
 
 
