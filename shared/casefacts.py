@@ -9,6 +9,8 @@ its own consumer, with tracking in the same transaction: no service queries anot
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -44,9 +46,14 @@ CaseEvent = (
 class CaseFacts:
     """The ``<app>_case_facts`` table: one row per case."""
 
+    #: How many cases' parsed rows ``view`` keeps.
+    VIEWS_KEPT = 2_000
+
     def __init__(self, app: KetenApplication):
         self.app = app
         self.table = f"{app.name}_case_facts"
+        self._views: OrderedDict[str, tuple[tuple[Any, ...], CaseView]] = OrderedDict()
+        self._views_lock = threading.Lock()
         app.sql.execute_script(
             [
                 f"CREATE TABLE IF NOT EXISTS {self.table} ("
@@ -204,7 +211,24 @@ class CaseFacts:
             f" FROM {self.table} WHERE case_id = ?",
             (str(case_id),),
         ).fetchone()
-        return None if row is None else case_view(row)
+        return None if row is None else self.view(row)
+
+    def view(self, row: Any) -> CaseView:
+        """``case_view`` of a row just read, parsed once while the row stays the same: the row
+        read is the authority (every read still goes to the store), only the parsing of an
+        unchanged row is saved. A row that changed in any column is parsed again."""
+        key = tuple(row)
+        with self._views_lock:
+            kept = self._views.get(key[0])
+            if kept is not None and kept[0] == key:
+                self._views.move_to_end(key[0])
+                return kept[1]
+        view = case_view(key)
+        with self._views_lock:
+            self._views[key[0]] = (key, view)
+            while len(self._views) > self.VIEWS_KEPT:
+                self._views.popitem(last=False)
+        return view
 
 
 def _json_or_none(sealed: Sealed | None) -> dict[str, str] | None:

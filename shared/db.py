@@ -119,21 +119,27 @@ class PgDatastore:
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Any]:
+        """A transaction whose statements commit together (``commit=True``), or reads
+        (``commit=False``), which run each statement on its own, so that a read is one round
+        trip instead of three (``BEGIN``, the query, ``ROLLBACK``); under READ COMMITTED what
+        each statement sees is the same either way (its own snapshot).
+
+        The connection is in autocommit and a transaction that commits sends its ``BEGIN`` in
+        the same round trip as its first statement (``_BeginningCursor``), then ``COMMIT``:
+        psycopg2 on its own sends ``BEGIN`` as a round trip of its own."""
         with self.connection() as conn:
+            conn.autocommit = True  # client side only: psycopg2 sends nothing for it
+            cur = conn.cursor(cursor_factory=_BeginningCursor if commit else psycopg2.extras.DictCursor)
             try:
-                with conn.cursor(cursor_factory=psycopg2.extras.DictCursor) as cur:
+                with cur:
                     yield cur
-                if commit:
-                    conn.commit()
-                else:
-                    conn.rollback()
+                    if commit and cur.began:
+                        cur.execute("COMMIT")
             except psycopg2.Error as exc:
-                if not conn.closed:
-                    conn.rollback()
+                _abandon(conn, cur)
                 raise _translate(exc) from None
             except BaseException:
-                if not conn.closed:
-                    conn.rollback()
+                _abandon(conn, cur)
                 raise
 
     def close(self) -> None:
@@ -143,6 +149,48 @@ class PgDatastore:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 break
+
+
+class _BeginningCursor(psycopg2.extras.DictCursor):
+    """A cursor on a connection in autocommit that opens its transaction with its first
+    statement, in the same round trip (``BEGIN; <statement>``)."""
+
+    began = False
+
+    def execute(self, query: Any, vars: Any = None) -> Any:
+        if not self.began:
+            self.began = True
+            query = b"BEGIN; " + query if isinstance(query, bytes) else "BEGIN; " + str(query)
+        return super().execute(query, vars)
+
+    def _begin(self) -> None:
+        if not self.began:
+            self.execute("SELECT 1")
+
+    def executemany(self, query: Any, vars_list: Any) -> Any:
+        rows = list(vars_list)
+        if not self.began and rows:
+            self.execute(query, rows.pop(0))  # the first row carries the BEGIN
+        return super().executemany(query, rows)
+
+    def copy_expert(self, *args: Any, **kwargs: Any) -> Any:
+        self._begin()
+        return super().copy_expert(*args, **kwargs)
+
+    def copy_from(self, *args: Any, **kwargs: Any) -> Any:
+        self._begin()
+        return super().copy_from(*args, **kwargs)
+
+
+def _abandon(conn: Any, cur: Any) -> None:
+    """Ends a transaction that failed: rolled back, or the connection closed (and not reused)."""
+    if conn.closed or not getattr(cur, "began", False):
+        return
+    try:
+        with conn.cursor() as rollback:
+            rollback.execute("ROLLBACK")
+    except psycopg2.Error:
+        conn.close()
 
 
 #: Pauses (seconds) between attempts to open a connection: about one second in all.

@@ -145,8 +145,9 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
     tracking: dict[tuple[str, str], int] = {}
     # What request_share reads besides the case: no consent is needed for this share (the
     # recipient's ground is its statutory task) and each request is new.
-    sharing._subject_say = lambda case_id, subject: SubjectSay(  # type: ignore[method-assign]
-        consents=(), objection_id=None, overrides=()
+    sharing._case_and_says = lambda case_id, subjects: (  # type: ignore[method-assign]
+        sharing.cases.get(case_id),
+        {subject: SubjectSay(consents=(), objection_id=None, overrides=()) for subject in subjects},
     )
     sharing._find_decision = lambda request_id, to_agency: None  # type: ignore[method-assign]
     try:

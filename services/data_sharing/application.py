@@ -261,7 +261,8 @@ class DataSharingUseCases(KetenApplication):
         sender not at the table) change nothing and raise; everything else is decided and
         recorded, allowed or refused. Repeating a request answers the decisions on record.
         """
-        case = self.cases.get(command.case_id)
+        also_about = tuple(dict.fromkeys(other for other in command.also_about if other != command.subject))
+        case, says = self._case_and_says(command.case_id, (command.subject, *also_about))
         if case is None:
             raise NotFound("unknown_case", "no case with this id (yet)", "case_id")
         agency = command.agency
@@ -283,7 +284,6 @@ class DataSharingUseCases(KetenApplication):
             raise InvalidRequest(
                 "not_a_subject", "this person is not a data subject of the case", "subject_bsn"
             )
-        also_about = tuple(dict.fromkeys(other for other in command.also_about if other != subject))
         if any(other not in case.subjects for other in also_about):
             raise InvalidRequest(
                 "not_a_subject",
@@ -294,8 +294,8 @@ class DataSharingUseCases(KetenApplication):
             senders, recipients = [command.from_agency or ""], [agency]
         else:
             senders, recipients = [agency], list(command.to_agencies)
-        say = self._subject_say(case.case_id, subject)
-        others = {other: self._subject_say(case.case_id, other) for other in also_about}
+        say = says[subject]
+        others = {other: says[other] for other in also_about}
         today = datetime.now(UTC).date()
         answers: list[ShareDecision] = []
         new: list[Share | RefusedShare] = []
@@ -552,22 +552,36 @@ class DataSharingUseCases(KetenApplication):
         """The receipts of shares whose ``ShareReceived`` the broker just confirmed into the
         recipient's inbox (the relay saves them with its position); none for a share whose
         receipt is on record already (the relay publishes again after a restart)."""
-        receipts = []
-        for domain_event in delivered:
-            if not isinstance(domain_event, Share.DataShared):
-                continue
-            try:
-                self.repository.get(receipt_id(domain_event.originator_id))
-            except AggregateNotFoundError:
-                receipts.append(
-                    InboxReceipt(
-                        share_id=domain_event.originator_id,
-                        case_id=domain_event.case_id,
-                        to_agency=domain_event.to_agency,
-                        message_id=inbox_message_id("share", domain_event.originator_id),
-                    )
-                )
-        return receipts
+        shared = [e for e in delivered if isinstance(e, Share.DataShared)]
+        on_record = self._stored_aggregates([receipt_id(e.originator_id) for e in shared])
+        return [
+            InboxReceipt(
+                share_id=domain_event.originator_id,
+                case_id=domain_event.case_id,
+                to_agency=domain_event.to_agency,
+                message_id=inbox_message_id("share", domain_event.originator_id),
+            )
+            for domain_event in shared
+            if receipt_id(domain_event.originator_id) not in on_record
+        ]
+
+    def _stored_aggregates(self, ids: Sequence[UUID]) -> set[UUID]:
+        """Which of ``ids`` have events in the store: one statement for all of them, instead
+        of replaying each aggregate to learn that it exists."""
+        if not ids:
+            return set()
+        recorder: Any = self.recorder
+        if self.sql.dialect == "postgresql":
+            table, keys = recorder.events_table, tuple(str(i) for i in ids)
+        else:  # the library's SQLite recorder keeps ids as hex text
+            table, keys = recorder.events_table_name, tuple(i.hex for i in ids)
+        with self.sql.transaction(commit=False) as cur:
+            rows = cur.execute(
+                f"SELECT DISTINCT originator_id FROM {table}"
+                f" WHERE originator_id IN ({', '.join('?' for _ in ids)})",
+                keys,
+            ).fetchall()
+        return {UUID(str(row[0])) for row in rows}
 
     def inbox_messages(self, domain_event: object) -> list[OutgoingMessage]:
         """What a share's events tell its recipient: the share and each correction, with the
@@ -611,29 +625,56 @@ class DataSharingUseCases(KetenApplication):
 
     def _subject_say(self, case_id: UUID, subject: str) -> SubjectSay:
         """What the subject said in the case, as the read models hold it."""
+        return self._case_and_says(case_id, (subject,))[1][subject]
+
+    def _case_and_says(
+        self, case_id: UUID, subjects: Sequence[str]
+    ) -> tuple[CaseView | None, dict[str, SubjectSay]]:
+        """The case facts and what each of ``subjects`` said in the case, in one statement (one
+        round trip): a share is decided on what the read models hold when it is asked, never on
+        a copy kept in this process, so a replica that does not consume the events that change
+        them decides the same (their consumer may run in another replica)."""
+        case, marks = str(case_id), ", ".join("?" for _ in subjects)
         with self.sql.transaction(commit=False) as cur:
-            consents = cur.execute(
-                f"SELECT consents FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
-                (str(case_id), subject),
-            ).fetchone()
-            objection = cur.execute(
-                f"SELECT objection_id FROM {self.objection_table} WHERE case_id = ? AND subject = ?",
-                (str(case_id), subject),
-            ).fetchone()
-            objected_to = cur.execute(
-                f"SELECT agency FROM {self.agency_objection_table} WHERE case_id = ? AND subject = ?",
-                (str(case_id), subject),
+            rows = cur.execute(
+                "SELECT 'case', status, facts, registered_at, ended_at, outcome"
+                f" FROM {self.cases.table} WHERE case_id = ?"
+                " UNION ALL SELECT 'consents', subject, consents, NULL, NULL, NULL"
+                f" FROM {self.consent_table} WHERE case_id = ? AND subject IN ({marks})"
+                " UNION ALL SELECT 'objection', subject, objection_id, NULL, NULL, NULL"
+                f" FROM {self.objection_table} WHERE case_id = ? AND subject IN ({marks})"
+                " UNION ALL SELECT 'agency_objection', subject, agency, NULL, NULL, NULL"
+                f" FROM {self.agency_objection_table} WHERE case_id = ? AND subject IN ({marks})"
+                " UNION ALL SELECT 'override', override_id, override, NULL, NULL, NULL"
+                f" FROM {self.override_table} WHERE case_id = ?",
+                (case, case, *subjects, case, *subjects, case, *subjects, case),
             ).fetchall()
-            overrides = cur.execute(
-                f"SELECT override FROM {self.override_table} WHERE case_id = ? ORDER BY override_id",
-                (str(case_id),),
-            ).fetchall()
-        return SubjectSay(
-            consents=tuple(_consent_of(row) for row in json.loads(consents[0])) if consents else (),
-            objection_id=objection[0] if objection else None,
-            objected_agencies=frozenset(str(row[0]) for row in objected_to),
-            overrides=tuple(_override_of(json.loads(row[0])) for row in overrides),
-        )
+        view = None
+        consents: dict[str, tuple[GivenConsent, ...]] = {}
+        objections: dict[str, str] = {}
+        objected_agencies: dict[str, set[str]] = {}
+        overrides: list[tuple[str, str]] = []
+        for kind, key, value, *rest in rows:
+            if kind == "case":
+                view = self.cases.view((case, key, value, *rest))
+            elif kind == "consents":
+                consents[key] = tuple(_consent_of(row) for row in json.loads(value))
+            elif kind == "objection":
+                objections[key] = value
+            elif kind == "agency_objection":
+                objected_agencies.setdefault(key, set()).add(str(value))
+            else:
+                overrides.append((key, value))
+        in_case = tuple(_override_of(json.loads(value)) for _, value in sorted(overrides))
+        return view, {
+            subject: SubjectSay(
+                consents=consents.get(subject, ()),
+                objection_id=objections.get(subject),
+                objected_agencies=frozenset(objected_agencies.get(subject, ())),
+                overrides=in_case,
+            )
+            for subject in subjects
+        }
 
     def record_consent_given(self, event: ReceivedEvent[ConsentGiven]) -> None:
         """A consent given is kept beside the subject's earlier ones, until withdrawn."""

@@ -42,6 +42,7 @@ from services.notification.view import Overview, Wording, notice_words, present,
 from shared import metrics
 from shared.application import KetenApplication, Tracking
 from shared.casefacts import CaseFacts
+from shared.caseview import CaseView
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
 from shared.contracts.commands import EndDeferral, ExtendDeferral
@@ -176,7 +177,8 @@ class NotificationUseCases(KetenApplication):
         share was made under an override whose notice is deferred. Answers the subject's."""
         data = event.data
         deferral = self._holding_deferral(data)
-        notifications = [self._notification(event, subject, deferral) for subject in data.subjects]
+        case = self.cases.get(data.case_id)  # read once for every subject of the share
+        notifications = [self._notification(event, subject, deferral, case) for subject in data.subjects]
         self._save(event.tracking, *notifications, write=lambda cur: self.overview.apply(cur, event))
         for notification in notifications:
             if notification.status == "delivered":
@@ -185,13 +187,16 @@ class NotificationUseCases(KetenApplication):
         return Notified(first.id, first.channel, first.status)
 
     def _notification(
-        self, event: ReceivedEvent[DataShared], subject: str, deferral: Deferral | None
+        self,
+        event: ReceivedEvent[DataShared],
+        subject: str,
+        deferral: Deferral | None,
+        case: CaseView | None,
     ) -> Notification:
         data = event.data
-        case = self.cases.get(data.case_id)
         facts = case.subjects.get(subject) if case else None
         addressee = addressee_for(subject, facts.minor, facts.represented_by) if facts else subject
-        contact = self._contact(data.case_id, subject, addressee)
+        contact = self._contact_in(case, subject, addressee)
         notification = Notification(
             share_id=data.share_id,
             case_id=data.case_id,
@@ -350,7 +355,10 @@ class NotificationUseCases(KetenApplication):
     def _contact(self, case_id: UUID, subject: str, addressee: str) -> Contact:
         """The addressee's contact details as registered (the representative's own if they are
         a subject of the case, else those given with the subject); none once purged."""
-        case = self.cases.get(case_id)
+        return self._contact_in(self.cases.get(case_id), subject, addressee)
+
+    def _contact_in(self, case: CaseView | None, subject: str, addressee: str) -> Contact:
+        """``_contact`` from case facts already read."""
         if case is None:
             return Contact()
         facts = case.subjects.get(addressee) or case.subjects.get(subject)

@@ -269,17 +269,19 @@ class CitizenOverview:
             self._change_notification(cur, domain_event.originator_id, changes)
 
     def _change_notification(self, cur: Cursor, notification_id: UUID, changes: dict[str, Any]) -> None:
+        """The notification's status on its entry: the entry found and read in one statement,
+        written in one more."""
         row = cur.execute(
-            f"SELECT subject, entry_id FROM {self.notifications_table} WHERE notification_id = ?",
+            f"SELECT n.subject, n.entry_id, e.document FROM {self.notifications_table} n"
+            f" JOIN {self.entries_table} e ON e.subject = n.subject AND e.entry_id = n.entry_id"
+            " WHERE n.notification_id = ?",
             (str(notification_id),),
         ).fetchone()
         if row is None:
             return
-        subject, entry_id = row
-        document = self._entry(cur, subject, entry_id)
-        if document is not None:
-            told = json.loads(_json({**document.get("notification", {}), **changes}))
-            self.update_entry(cur, subject, entry_id, {"notification": told})
+        subject, entry_id, document = row[0], row[1], dict(json.loads(row[2]))
+        told = json.loads(_json({**document.get("notification", {}), **changes}))
+        self._write_entry(cur, subject, entry_id, {**document, "notification": told})
 
     # -- writing ---------------------------------------------------------------------------
     def add_case(self, cur: Cursor, event: ReceivedEvent[CaseRegistered]) -> None:
@@ -380,9 +382,12 @@ class CitizenOverview:
         document = self._entry(cur, subject, entry_id)
         if document is None:
             return
+        self._write_entry(cur, subject, entry_id, {**document, **changes})
+
+    def _write_entry(self, cur: Cursor, subject: str, entry_id: str | UUID, document: dict[str, Any]) -> None:
         cur.execute(
             f"UPDATE {self.entries_table} SET document = ? WHERE subject = ? AND entry_id = ?",
-            (_json({**document, **changes}), subject, str(entry_id)),
+            (_json(document), subject, str(entry_id)),
         )
 
     def change_entries(
