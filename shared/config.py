@@ -43,6 +43,17 @@ class Settings:
     log_head_interval: float = 10.0
     log_verify_interval: float = 900.0
     consumer_prefetch: int = 100
+    # At most how many delivered messages a consumer takes in one transaction and one ack (no
+    # more than the prefetch); 1 takes them one at a time.
+    consumer_batch: int = 100
+    # Partitions of every service's event stream by case (shared.partitions); 1: one stream.
+    event_partitions: int = 1
+    # This replica's index among a consumer's replicas (which partitions it takes first); -1:
+    # none (a fair share of the partitions no replica takes yet); and how many replicas there are.
+    replica: int = -1
+    replicas: int = 1
+    # Seconds before a replica also stands by for the other replicas' partitions.
+    standby_delay: float = 5.0
     # Seconds a signed agency command on the bus counts after its `keten-created` time (it may
     # wait in its queue through an outage); its message id is remembered that long, so a copy
     # sent again is refused (shared.commands, shared.seen).
@@ -155,6 +166,11 @@ class Settings:
                 log_head_interval=float(get("KETEN_LOG_HEAD_INTERVAL", "10") or 10),
                 log_verify_interval=float(get("KETEN_LOG_VERIFY_INTERVAL", "900") or 900),
                 consumer_prefetch=int(get("KETEN_CONSUMER_PREFETCH", "100") or 100),
+                consumer_batch=int(get("KETEN_CONSUMER_BATCH", "100") or 1),
+                event_partitions=int(get("KETEN_EVENT_PARTITIONS", "1") or 1),
+                replica=int(get("KETEN_REPLICA", "-1") or -1),
+                replicas=int(get("KETEN_REPLICAS", "1") or 1),
+                standby_delay=float(get("KETEN_STANDBY_DELAY", "5") or 0),
                 command_window=float(get("KETEN_COMMAND_WINDOW", "300") or 300),
                 catch_up_interval=float(get("KETEN_CATCH_UP_INTERVAL", "300") or 0),
                 ops_port=int(get("OPS_PORT", "0") or 0),
