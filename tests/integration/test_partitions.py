@@ -19,7 +19,7 @@ from shared.config import Settings
 from shared.partitions import partition_of
 from shared.topology import DEAD_LETTER_QUEUE
 from tests.integration.test_batches import steadily
-from tests.integration.test_faults import ServiceProcess, _books
+from tests.integration.test_faults import ServiceProcess, _books, _pending_deliveries
 from tests.support import agency_credentials, eventually, keten, notifying_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -82,7 +82,7 @@ def _dead_letters(amqp_uri: str) -> int:
 
 
 def test_two_replicas_take_disjoint_partitions_and_one_takes_over_when_the_other_dies(
-    partitioned, postgres_dsn
+    partitioned, postgres_dsn, mailbox
 ):
     env, processes = partitioned
     eventually(lambda: all(p.ready() for p in processes.values()), timeout=120, interval=0.5)
@@ -147,3 +147,7 @@ def test_two_replicas_take_disjoint_partitions_and_one_takes_over_when_the_other
     assert set(taken_over) == {0, 1, 2, 3}
     # Nothing out of order or conflicting: no event was dead-lettered.
     assert _dead_letters(env["AMQP_URI"]) == 0
+    # Both replicas' dispatchers look at the one delivery queue: each notice went out once.
+    eventually(lambda: not _pending_deliveries(db), timeout=60, interval=0.5)
+    sent = Counter(mail["Message-ID"] for mail in mailbox.messages)
+    assert sent and all(n == 1 for n in sent.values()), f"e-mails sent twice: {sent.most_common(3)}"
