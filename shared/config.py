@@ -96,6 +96,9 @@ class Settings:
     notify_bundle_seconds: float = 2.0
     # First retry after a failed delivery, in seconds; doubled per attempt, at most an hour.
     notify_retry_seconds: float = 30.0
+    # Seconds after which a delivery attempt claimed and never finished (its process died in
+    # between) is taken as interrupted and sent again, with the same Message-ID.
+    notify_stale_seconds: float = 300.0
     # The gateway's limits. A request body above max_request_bytes is refused (413) before it
     # is read; 1 MiB is several times the largest valid command (a share's content is at most
     # 20,000 characters).
@@ -191,6 +194,7 @@ class Settings:
                 letter_render_interval=float(get("KETEN_LETTER_RENDER_INTERVAL", "5") or 0),
                 notify_bundle_seconds=float(get("KETEN_NOTIFY_BUNDLE_SECONDS", "2") or 0),
                 notify_retry_seconds=float(get("KETEN_NOTIFY_RETRY_SECONDS", "30") or 30),
+                notify_stale_seconds=float(get("KETEN_NOTIFY_STALE_SECONDS", "300") or 300),
                 max_request_bytes=int(get("KETEN_MAX_REQUEST_BYTES", "1048576") or 1048576),
                 signature_window=float(get("KETEN_SIGNATURE_WINDOW", "60") or 60),
                 signature_clock_skew=float(get("KETEN_SIGNATURE_CLOCK_SKEW", "10") or 10),

@@ -40,6 +40,9 @@ def partitioned(
         "KETEN_RPC_TIMEOUT": "5",
         "KETEN_EVENT_PARTITIONS": str(PARTITIONS),
         "KETEN_STANDBY_DELAY": str(STANDBY_DELAY),
+        # A replica killed between a notice's claim and its record holds it this long; longer
+        # than any send takes, so that the other replica never takes a live claim for stale.
+        "KETEN_NOTIFY_STALE_SECONDS": "20",
     }
     migrated = keten("migrate", env=env)
     assert migrated.returncode == 0, migrated.stderr[-2000:]

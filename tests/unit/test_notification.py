@@ -159,6 +159,7 @@ class _ReadEarlier:
     def __init__(self, queue: Any, bundles: list[Any]):
         self.queue = queue
         self.bundles = bundles
+        self.stale_after = queue.stale_after
 
     def due_bundles(self, now: datetime) -> list[Any]:
         bundles, self.bundles = self.bundles, []
