@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import fcntl
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -473,6 +474,23 @@ def test_a_letter_is_laid_out_apart_from_delivery_and_handed_to_the_printer_exac
     assert platform.notification.dispatch_due(later(600)) == 0
     assert channel.render_pending() == 0
     assert list(letters.glob("*.pdf")) == [] and list((letters / "pending").iterdir()) == []
+
+
+def test_a_letter_another_replica_is_laying_out_is_left_to_it(platform, mailbox):
+    """Replicas of notification sharing the letters folder: the one that holds a pending letter
+    (its lock) lays it out and hands it over; the other leaves it, then finds nothing to do."""
+    letters = platform.settings.letters
+    platform.share(platform.register(subjects=[{**_subject(), "preferred_channel": "letter"}]))
+    assert platform.notification.dispatch_due(later()) == 1
+    [pending] = list((letters / "pending").glob("*.letter"))
+    channel = platform.notification.letters
+    with pending.open("rb") as other_replica:
+        fcntl.flock(other_replica, fcntl.LOCK_EX)
+        assert channel.render_pending() == 0, "held by the other replica"
+        assert pending.exists() and list(letters.glob("*.pdf")) == []
+    assert channel.render_pending() == 1, "released (the other replica died): laid out here"
+    assert len(list(letters.glob("*.pdf"))) == 1
+    assert channel.render_pending() == 0
 
 
 # -- a deferral holds every share in its scope, objection or not -------------------------------
