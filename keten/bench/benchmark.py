@@ -397,7 +397,14 @@ class ServerPlatform(Platform):
                 p for p in vars(service_class(name)).values() if isinstance(p, ApplicationProvider)
             )
             self._apps[name] = provider.app_cls(self.settings)
-        wait_until("every service is ready", lambda: all(_ready(port) for port in ports.values()), 60)
+        # Processes start slowly on a loaded machine: waits while more of them get ready.
+        ready = [False]
+
+        def all_ready() -> bool:
+            ready[:] = [_ready(port) for port in ports.values()]
+            return all(ready)
+
+        wait_until("every service is ready", all_ready, STALL, progress=lambda: sum(ready))
 
     def stop(self) -> None:
         for process in self.processes:
