@@ -404,7 +404,7 @@ class ServerPlatform(Platform):
             ready[:] = [_ready(port) for port in ports.values()]
             return all(ready)
 
-        wait_until("every service is ready", all_ready, STALL, progress=lambda: sum(ready))
+        wait_until("every service is ready", all_ready, 3 * STALL, progress=lambda: sum(ready))
 
     def stop(self) -> None:
         for process in self.processes:
