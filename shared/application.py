@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import fields
 from datetime import date
 from typing import Any, ClassVar
 
+import greenlet
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
@@ -42,8 +44,9 @@ from shared.config import Settings
 from shared.contracts.envelope import ReceivedEvent, ReceivedTracking, published_name
 from shared.contracts.events.retention import RecordsPurged
 from shared.crypto import KeyStore, ScopeShreddedError, Vault
-from shared.db import Cursor, SqlStore, open_store, sqlite_path
+from shared.db import Cursor, PgDatastore, SqlStore, open_store, sqlite_path
 from shared.ldv import Processing, ProcessingLog, processing_log
+from shared.partitions import case_key, partition_of, stream_name
 from shared.sealed import PURGED, KeyScope, Sealed
 from shared.tlog import log_tables
 
@@ -136,6 +139,32 @@ class StampingMapper(Mapper):
         return super().to_stored_event(domain_event)
 
 
+class Batch:
+    """A consumer's open batch: its transaction's cursor, the position taken per stream (the
+    tracking records to write at the end), and whether the events table is locked."""
+
+    def __init__(self, cursor: Any, datastore: PgDatastore):
+        self.cursor = cursor
+        self.datastore = datastore
+        self.positions: dict[str, int] = {}
+        self.locked = False
+        self.stored = False
+        self.joined: set[Any] = set()
+        self.owner = greenlet.getcurrent()
+
+    def join(self, thread: Any) -> None:
+        """Lets another green thread (a worker running a handler) work inside the batch."""
+        self.joined.add(thread)
+        self.datastore.join(thread, self.cursor)
+
+    def leave(self, thread: Any) -> None:
+        self.joined.discard(thread)
+        self.datastore.leave(thread)
+
+    def includes(self, thread: Any) -> bool:
+        return thread is self.owner or thread in self.joined
+
+
 class KetenApplication(Application):
     """An eventsourcing Application in the platform's store, with the platform's vault."""
 
@@ -156,6 +185,8 @@ class KetenApplication(Application):
         self._save_listeners: list[Callable[[], None]] = []
         #: The stream and position of the last event from another service this process took.
         self.last_taken: tuple[str, int] | None = None
+        #: The consumer's open batch, while one is open (``batch``).
+        self.open_batch: Batch | None = None
         # Snapshots would hold aggregate state, personal data included, in plaintext: never on,
         # whatever the environment says.
         super().__init__(
@@ -293,9 +324,10 @@ class KetenApplication(Application):
         )
 
     def stream_of(self, domain_event: Any) -> str:
-        """The stream an event's position counts in, as its consumers track it: today the
-        application's whole log (a partitioned log names the partition here)."""
-        return self.name
+        """The stream an event's position counts in, as its consumers track it: the
+        application's whole log, or its partition (``shared.partitions``)."""
+        partitions = self.settings.event_partitions
+        return stream_name(self.name, partition_of(case_key(domain_event), partitions), partitions)
 
     # -- personal data --------------------------------------------------------------------
     def seal(self, scope: KeyScope, value: Any) -> Sealed | None:
@@ -335,8 +367,42 @@ class KetenApplication(Application):
         return self.recorder
 
     def position(self, upstream: str) -> int:
-        """How far this application has processed ``upstream``'s notification log."""
+        """How far this application has processed ``upstream``'s notification log (in the
+        open batch, if one is open)."""
+        batch = self.open_batch
+        if batch is not None and upstream in batch.positions and batch.includes(greenlet.getcurrent()):
+            return batch.positions[upstream]
         return self.process_recorder.max_tracking_id(upstream) or 0
+
+    @property
+    def batches(self) -> bool:
+        """Whether this store takes batches (PostgreSQL; SQLite takes one event at a time)."""
+        return isinstance(getattr(self.recorder, "datastore", None), PgDatastore)
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """One transaction for what a consumer takes from several messages: every
+        ``save_tracked`` of this green thread and those that ``join`` it goes into it, the
+        events table is locked once, and each stream's tracking record is written once, at the
+        end, with the last position taken. It commits as a whole or not at all; on leaving
+        with an error, nothing of it stays."""
+        datastore: PgDatastore = self.recorder.datastore  # type: ignore[attr-defined]
+        assert self.open_batch is None, "one batch at a time"
+        recorder: Any = self.recorder
+        with datastore.transaction(commit=True, joins_batch=False) as raw:
+            batch = Batch(raw, datastore)
+            self.open_batch = batch
+            datastore.join(greenlet.getcurrent(), raw)
+            try:
+                yield batch
+                for stream, position in sorted(batch.positions.items()):
+                    recorder._insert_tracking(raw, Tracking(stream, position))
+            finally:
+                self.open_batch = None
+                for thread in (greenlet.getcurrent(), *batch.joined):
+                    datastore.leave(thread)
+        if batch.stored:
+            self._notify([])
 
     def save_tracked(
         self,
@@ -365,6 +431,16 @@ class KetenApplication(Application):
         processing.collect_events(*aggregates)
         stored = [self.mapper.to_stored_event(e) for e in processing.events]
         recorder: Any = self.recorder
+        batch = self.open_batch
+        if batch is not None and not batch.includes(greenlet.getcurrent()):
+            batch = None  # another green thread (a use case, the relay): a transaction of its own
+        if batch is not None and isinstance(tracking, ReceivedTracking):
+            # Taking the event in the consumer's batch: its tracking record is written once for
+            # the batch, the events table locked once.
+            batch.positions[tracking.application_name] = tracking.notification_id
+            tracking_now: Tracking | None = None
+        else:
+            tracking_now = tracking
         with self.sql.transaction() as cur:
             if write is not None:
                 write(cur)
@@ -382,12 +458,19 @@ class KetenApplication(Application):
                         tracking.outcome,
                     ),
                 )
-            # The recorder's own insert, inside our transaction: events, then tracking.
-            positions = recorder._insert_events(cur.raw, stored, tracking=tracking)
+            # The recorder's own insert, inside our transaction: tracking, then events.
+            if batch is None:
+                positions = recorder._insert_events(cur.raw, stored, tracking=tracking_now)
+            else:
+                locked = batch.locked
+                positions = recorder._insert_events(cur.raw, stored, tracking=tracking_now, locked=locked)
+                batch.locked = batch.locked or bool(stored)
+                batch.stored = batch.stored or bool(stored)
         if isinstance(tracking, ReceivedTracking):
             self.last_taken = (tracking.application_name, tracking.notification_id)
         if stored:
             self._note_written(zip(processing.events, positions or (), strict=False))
+        if stored and batch is None:
             self._notify([])
 
     def write_tracked(self, tracking: Tracking, write: Callable[[Cursor], None]) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
 from shared.contracts.events import EVENT_SCHEMAS
 from shared.errors import InvalidRequest, KetenError, NotAuthorised, ServiceUnavailable
+from shared.partitions import case_key, partition_of, source_streams
 from shared.provenance import PAGE_CONTEXT, EventKeys
 from shared.tracing import valid_traceparent
 
@@ -85,11 +86,15 @@ def kind_of_topic(topic: str) -> str:
 def published_events_page(app: Any, request: dict[str, Any]) -> dict[str, Any]:
     """The upstream's side: the events of the requested kinds in ``(after, before)``, at most
     ``limit`` of them, as a page signed by the service's key. ``app`` is the service's
-    ``KetenApplication``; its name is the source and (unpartitioned) the stream."""
+    ``KetenApplication``; its name is the source and (unpartitioned) the stream, or one of its
+    partitions' streams (``shared.partitions``)."""
     wanted = PageRequest.from_dict(request)
     source = app.name
-    if wanted.stream != source:
+    partitions = app.settings.event_partitions
+    streams = source_streams(source, partitions)
+    if wanted.stream not in streams:
         raise InvalidRequest("unknown_stream", f"{source} publishes no such stream", "stream")
+    partition = streams.index(wanted.stream)
     kinds = {kind for kind in wanted.kinds if getattr(EVENT_SCHEMAS.get(kind), "source", None) == source}
     newest = app.recorder.max_notification_id() or 0
     stop = min(wanted.before - 1, newest)
@@ -107,7 +112,10 @@ def published_events_page(app: Any, request: dict[str, Any]) -> dict[str, Any]:
             covered = notification.id
             if kind_of_topic(notification.topic) not in kinds:
                 continue
-            message = encode_event(app.mapper.to_domain_event(notification), source, notification.id)
+            domain_event = app.mapper.to_domain_event(notification)
+            if partition_of(case_key(domain_event), partitions) != partition:
+                continue
+            message = encode_event(domain_event, source, notification.id, stream=wanted.stream)
             if message is not None:
                 events.append(message.body.decode())
                 traces.append(message.headers.get("traceparent"))

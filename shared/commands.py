@@ -118,25 +118,50 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
         return {"commands": "ok" if self.consuming else "waiting"}, self.consuming
 
     # -- processing -----------------------------------------------------------------------------
+    def on_batch(self, messages: list[Any]) -> None:
+        """Carries out the delivered commands in order, then publishes all their answers and
+        dead letters at once (one wait for the broker's confirms) and acknowledges them with one
+        ack. A crash before the ack takes them again: repeat-safe, answered with the same ids."""
+        outgoing: list[OutgoingMessage] = []
+        settled: list[Any] = []
+        counted: list[tuple[str, str, float]] = []
+        for index, message in enumerate(messages):
+            if self.should_stop:
+                break
+            started = time.perf_counter()
+            received = _received(message)
+            name = received.command if received.command in COMMAND_SCHEMAS else "unknown"
+            try:
+                replies, outcome = self.handle(message, received)
+            except _Requeue:
+                for unsettled in messages[index:]:
+                    unsettled.requeue()
+                break
+            outgoing.extend(replies)
+            settled.append(message)
+            counted.append((name, outcome, time.perf_counter() - started))
+        self._publish(outgoing)
+        if len(settled) == len(messages):
+            self.ack_all(settled)
+        else:
+            for message in settled:
+                message.ack()
+        for name, outcome, seconds in counted:
+            metrics.messages_handled.labels(self.service, name, outcome).inc()
+            metrics.handling_seconds.labels(self.service, name).observe(seconds)
+
     def on_message(self, message: Any) -> None:
-        started = time.perf_counter()
-        received = _received(message)
-        name = received.command if received.command in COMMAND_SCHEMAS else "unknown"
+        self.on_batch([message])
+
+    def handle(self, message: Any, received: Received) -> tuple[list[OutgoingMessage], str]:
+        """Carries out one command; what to publish for it (answer, dead letter) and its outcome.
+        Raises ``_Requeue`` when the service is stopping."""
         try:
             command = self.authenticate(message, received)
             result = self.execute(received, command)
-        except _Requeue:
-            message.requeue()
-            return
         except KetenError as error:
-            self.reject(message, received, error)
-            outcome = "rejected"
-        else:
-            self.answer(received, result)
-            outcome = "processed"
-        message.ack()
-        metrics.messages_handled.labels(self.service, name, outcome).inc()
-        metrics.handling_seconds.labels(self.service, name).observe(time.perf_counter() - started)
+            return self.reject(message, received, error), "rejected"
+        return self.answer(received, result), "processed"
 
     def authenticate(self, message: Any, received: Received) -> dict[str, Any]:
         """The command's body, once it is known to come from the agency it names."""
@@ -233,7 +258,7 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
         )
 
     # -- answering --------------------------------------------------------------------------------
-    def answer(self, received: Received, result: Any) -> None:
+    def answer(self, received: Received, result: Any) -> list[OutgoingMessage]:
         assert received.agency is not None
         reply = inbox_message(
             received.agency,
@@ -243,13 +268,13 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
             correlation_id=received.correlation_id,
             traceparent=received.trace.get(tracing.TRACEPARENT),
         )
-        self._publish(_with_direct_reply(reply, received.reply_to))
+        return _with_direct_reply(reply, received.reply_to)
 
     def _publish(self, messages: list[OutgoingMessage]) -> None:
         assert self.publisher is not None
         self.publisher.publish(messages)
 
-    def reject(self, message: Any, received: Received, error: KetenError) -> None:
+    def reject(self, message: Any, received: Received, error: KetenError) -> list[OutgoingMessage]:
         messages: list[OutgoingMessage] = []
         if error.retryable:
             # An answer that asks for a retry (the platform was catching up), not a dead letter.
@@ -284,7 +309,7 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
                 traceparent=received.trace.get(tracing.TRACEPARENT),
             )
             messages.extend(_with_direct_reply(reply, received.reply_to))
-        self._publish(messages)
+        return messages
 
 
 class _Requeue(Exception):

@@ -43,6 +43,17 @@ class Settings:
     log_head_interval: float = 10.0
     log_verify_interval: float = 900.0
     consumer_prefetch: int = 100
+    # At most how many delivered messages a consumer takes in one transaction and one ack (no
+    # more than the prefetch); 1 takes them one at a time.
+    consumer_batch: int = 100
+    # Partitions of every service's event stream by case (shared.partitions); 1: one stream.
+    event_partitions: int = 1
+    # This replica's index among a consumer's replicas (which partitions it takes first); -1:
+    # none (a fair share of the partitions no replica takes yet); and how many replicas there are.
+    replica: int = -1
+    replicas: int = 1
+    # Seconds before a replica also stands by for the other replicas' partitions.
+    standby_delay: float = 5.0
     # Seconds a signed agency command on the bus counts after its `keten-created` time (it may
     # wait in its queue through an outage); its message id is remembered that long, so a copy
     # sent again is refused (shared.commands, shared.seen).
@@ -85,6 +96,9 @@ class Settings:
     notify_bundle_seconds: float = 2.0
     # First retry after a failed delivery, in seconds; doubled per attempt, at most an hour.
     notify_retry_seconds: float = 30.0
+    # Seconds after which a delivery attempt claimed and never finished (its process died in
+    # between) is taken as interrupted and sent again, with the same Message-ID.
+    notify_stale_seconds: float = 300.0
     # The gateway's limits. A request body above max_request_bytes is refused (413) before it
     # is read; 1 MiB is several times the largest valid command (a share's content is at most
     # 20,000 characters).
@@ -155,6 +169,11 @@ class Settings:
                 log_head_interval=float(get("KETEN_LOG_HEAD_INTERVAL", "10") or 10),
                 log_verify_interval=float(get("KETEN_LOG_VERIFY_INTERVAL", "900") or 900),
                 consumer_prefetch=int(get("KETEN_CONSUMER_PREFETCH", "100") or 100),
+                consumer_batch=int(get("KETEN_CONSUMER_BATCH", "100") or 1),
+                event_partitions=int(get("KETEN_EVENT_PARTITIONS", "1") or 1),
+                replica=int(get("KETEN_REPLICA", "-1") or -1),
+                replicas=int(get("KETEN_REPLICAS", "1") or 1),
+                standby_delay=float(get("KETEN_STANDBY_DELAY", "5") or 0),
                 command_window=float(get("KETEN_COMMAND_WINDOW", "300") or 300),
                 catch_up_interval=float(get("KETEN_CATCH_UP_INTERVAL", "300") or 0),
                 ops_port=int(get("OPS_PORT", "0") or 0),
@@ -175,6 +194,7 @@ class Settings:
                 letter_render_interval=float(get("KETEN_LETTER_RENDER_INTERVAL", "5") or 0),
                 notify_bundle_seconds=float(get("KETEN_NOTIFY_BUNDLE_SECONDS", "2") or 0),
                 notify_retry_seconds=float(get("KETEN_NOTIFY_RETRY_SECONDS", "30") or 30),
+                notify_stale_seconds=float(get("KETEN_NOTIFY_STALE_SECONDS", "300") or 300),
                 max_request_bytes=int(get("KETEN_MAX_REQUEST_BYTES", "1048576") or 1048576),
                 signature_window=float(get("KETEN_SIGNATURE_WINDOW", "60") or 60),
                 signature_clock_skew=float(get("KETEN_SIGNATURE_CLOCK_SKEW", "10") or 10),

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -56,9 +57,16 @@ from shared.contracts.envelope import OutgoingMessage, ReceivedEvent, decode_eve
 from shared.contracts.events import EVENT_SCHEMAS
 from shared.dependencies import ApplicationProvider, settings_from
 from shared.errors import KetenError, NotAuthorised, ServiceUnavailable
+from shared.partitions import preferred, stream_name
 from shared.provenance import KEY_ID_HEADER, SIGNATURE_HEADER, EventKeys
 from shared.publishing import ConfirmingPublisher
-from shared.topology import DEAD_LETTER_EXCHANGE, dead_letter_exchange, routing_key, service_event_queue
+from shared.topology import (
+    DEAD_LETTER_EXCHANGE,
+    dead_letter_exchange,
+    routing_key,
+    service_event_queue,
+    service_event_queues,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ServiceUnavailable,
 )
 BUG_RETRIES = 3
+#: Seconds to wait for one more message already on its way when collecting a batch.
+BATCH_WAIT = 0.001
 #: "Up to the upstream's newest event", for a look at its log that no event started.
 NEWEST = 2**62
 
@@ -102,6 +112,11 @@ class QueueConsumer(ConsumerMixin):
         self.connected = False
         self._live_connection: Any = None
         self.should_stop = False
+        #: Messages delivered by the current turn of the consume loop, not yet handled.
+        self._delivered: list[Any] = []
+        #: The consumer of the queues this replica stands by for, until it subscribes.
+        self._standby: Any = None
+        self._standby_at = 0.0
 
     def _setup_consumer(self, container: Any) -> None:
         self.settings = settings_from(container.config)
@@ -114,10 +129,65 @@ class QueueConsumer(ConsumerMixin):
     def on_message(self, message: Any) -> None:
         raise NotImplementedError
 
+    def on_batch(self, messages: list[Any]) -> None:
+        """Handles the messages delivered at once (up to the prefetch), in order; by default
+        one at a time. A message left unsettled (the service stopping) goes back to the queue
+        with the connection."""
+        for message in messages:
+            if self.should_stop:
+                return
+            self.on_message(message)
+
+    def ack_all(self, messages: list[Any]) -> None:
+        """Acknowledges ``messages`` (delivered in this order on one channel): on AMQP with one
+        ``ack(multiple=True)`` of the last, elsewhere (the in-process broker) one by one."""
+        if not messages:
+            return
+        if self.connection.transport.driver_type == "amqp":
+            messages[-1].ack(multiple=True)
+        else:
+            for message in messages:
+                message.ack()
+
+    @property
+    def batch_size(self) -> int:
+        return max(1, min(self.settings.consumer_batch, self.settings.consumer_prefetch))
+
+    def _deliver(self, message: Any) -> None:
+        self._delivered.append(message)
+
+    def consume(self, limit: Any = None, timeout: Any = None, safety_interval: float = 1, **kw: Any) -> Any:
+        """kombu's consume loop, but the messages already delivered (up to the prefetch) are
+        handed over together (``on_batch``): one transaction, one acknowledgement for them."""
+        with self.consumer_context(**kw) as (conn, _channel, _consumers):
+            while not self.should_stop:
+                self.on_iteration()
+                try:
+                    conn.drain_events(timeout=safety_interval)
+                except TimeoutError:
+                    conn.heartbeat_check()
+                    continue
+                except OSError:
+                    if not self.should_stop:
+                        raise
+                    break
+                # What else is already here, without waiting for more.
+                while len(self._delivered) < self.batch_size:
+                    try:
+                        conn.drain_events(timeout=BATCH_WAIT)
+                    except TimeoutError:
+                        break
+                batch, self._delivered = self._delivered, []
+                if batch:
+                    self.on_batch(batch)
+                yield
+
     def start_consuming(self, container: Any) -> None:
         if self._gt is None:
             self.should_stop = False
-            self.publisher = ConfirmingPublisher(self.settings.amqp_uri)
+            self.publisher = ConfirmingPublisher(
+                self.settings.amqp_uri, partitions=self.settings.event_partitions
+            )
             self._gt = container.spawn_managed_thread(self.run, identifier=f"{self.service}.{self.consumes}")
         try:
             self.wait_until_consuming(timeout=15)
@@ -160,13 +230,38 @@ class QueueConsumer(ConsumerMixin):
         assert self.publisher is not None
         self.publisher.close()
         self.publisher.connect()
+        # Messages delivered on the lost channel come again: none of them may be acked on this one.
+        self._delivered = []
+
+    def queues(self, channel: Any) -> list[Queue]:
+        """The queues consumed at once; ``standby_queues`` follow after the standby delay."""
+        return [self.queue()]
+
+    def standby_queues(self, taken: list[Queue]) -> list[Queue]:
+        return []
 
     def get_consumers(self, consumer_cls: Callable[..., Any], channel: Any) -> list[Any]:
         # on_message: kombu hands over the raw message; decoding is ours, so that a body that
         # is not JSON is dead-lettered with a reason instead of failing inside kombu.
-        consumer = consumer_cls(queues=[self.queue()], on_message=self.on_message, no_ack=False)
+        first = self.queues(channel)
+        consumer = consumer_cls(queues=first, on_message=self._deliver, no_ack=False)
         consumer.qos(prefetch_count=self.settings.consumer_prefetch)
+        standby = self.standby_queues(first)
+        self._standby = None
+        if standby:
+            # Subscribed later (``start_standby``): the broker makes a queue's first subscriber
+            # its single active consumer, so each replica is first on the partitions it prefers.
+            self._standby = consumer_cls(
+                queues=standby, on_message=self._deliver, no_ack=False, auto_declare=True
+            )
+            self._standby_at = time.monotonic() + self.settings.standby_delay
         return [consumer]
+
+    def start_standby(self) -> None:
+        """Stands by for the other replicas' partitions, once the standby delay is over."""
+        if self._standby is not None and time.monotonic() >= self._standby_at:
+            standby, self._standby = self._standby, None
+            standby.consume()
 
     def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
         self._live_connection = connection
@@ -197,6 +292,8 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         self._rpc_proxy: Any = None
         self._rpc: Any = None
         self._next_sweep: float | None = None
+        #: Whether a batch is open: a handler's failure then abandons the batch (see ``on_batch``).
+        self._batching = False
 
     # -- nameko lifecycle ---------------------------------------------------------------
     def setup(self) -> None:
@@ -233,6 +330,27 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         # declare too; a test checks that they match the handlers.
         return service_event_queue(self.service)
 
+    def queues(self, channel: Any) -> list[Queue]:
+        """The service's queue, or the queues of the partitions this replica prefers: by its
+        index (``KETEN_REPLICA``), or, without one (a Deployment's pods), a fair share
+        (partitions / ``KETEN_REPLICAS``) of those no replica consumes yet, picked at random
+        so that replicas starting together seldom pick the same."""
+        partitions = self.settings.event_partitions
+        queues = service_event_queues(self.service, partitions)
+        if partitions <= 1:
+            return queues
+        if self.settings.replica >= 0:
+            return [queues[n] for n in preferred(partitions, self.settings.replica, self.settings.replicas)]
+        share = -(-partitions // max(1, self.settings.replicas))
+        free = [queue for queue in queues if queue(channel).queue_declare().consumer_count == 0]
+        return sorted(random.sample(free, min(share, len(free))), key=queues.index)
+
+    def standby_queues(self, taken: list[Queue]) -> list[Queue]:
+        """The other replicas' partitions: taken only while their replica is gone."""
+        mine = {queue.name for queue in taken}
+        queues = service_event_queues(self.service, self.settings.event_partitions)
+        return [queue for queue in queues if queue.name not in mine]
+
     def status(self) -> str:
         """ "ok" while consuming (or standing by for the queue's single active consumer)."""
         if not self.consuming:
@@ -249,6 +367,73 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         return report, status == "ok"
 
     # -- processing ---------------------------------------------------------------------
+    def on_batch(self, messages: list[Any]) -> None:
+        """Takes the delivered messages in one transaction of the store (one tracking record
+        per stream, the events table locked once) and acknowledges them with one ack.
+
+        Whatever a batch cannot settle on its own (a handler that rejects or fails, a gap the
+        upstream must fill, a conflict, an outage, the service stopping) abandons it: the
+        transaction is rolled back, nothing of it is acknowledged, and its messages are taken
+        again one at a time, each with its own dead letter, holds and retries. So a poison
+        message costs its batch a second pass, never its neighbours' effects. Batches need a
+        store that takes them (PostgreSQL); elsewhere, one message at a time."""
+        app = self.application()
+        if len(messages) == 1 or not app.batches or self.held is not None or not self.healthy:
+            super().on_batch(messages)
+            return
+        started = time.perf_counter()
+        rejected: list[tuple[Any, KetenError]] = []
+        taken: list[tuple[ReceivedEvent, str]] = []
+        try:
+            self._batching = True
+            with app.batch():
+                for message in messages:
+                    try:
+                        event = self.verified(message)
+                    except KetenError as error:
+                        rejected.append((message, error))
+                        continue
+                    handler = self.handlers.get(event.routing_key)
+                    if handler is None:
+                        raise ContainerBeingKilled()  # stopping, or nothing handles it now: singly
+                    kinds = self.kinds_of(event.source)
+                    with logs.log_context(self.service, event.correlation_id):
+                        taken.append((event, self.take(handler, event, message, kinds)))
+        except Exception as exc:
+            log.info(
+                "%s: a batch of %d message(s) taken one at a time (%s)",
+                self.service,
+                len(messages),
+                type(exc).__name__,
+            )
+            super().on_batch(messages)
+            return
+        finally:
+            self._batching = False
+        for message, refusal in rejected:
+            with logs.log_context(self.service):
+                self.dead_letter(message, refusal.code, str(refusal), event_name=None)
+        self.ack_all(messages)
+        seconds = (time.perf_counter() - started) / len(messages)
+        for event, outcome in taken:
+            metrics.messages_handled.labels(self.service, event.name, outcome).inc()
+            metrics.handling_seconds.labels(self.service, event.name).observe(seconds)
+        log.info(
+            "%s: took a batch of %d message(s) in %.1f ms",
+            self.service,
+            len(messages),
+            seconds * len(messages) * 1000,
+            extra={
+                "batch": len(messages),
+                "streams": sorted({event.log for event, _ in taken}),
+                "duration_ms": round(seconds * len(messages) * 1000, 1),
+            },
+        )
+
+    def kinds_of(self, source: str) -> tuple[str, ...]:
+        """The kinds of event of ``source`` this service takes."""
+        return tuple(sorted(h.event_name for h in self.handlers.values() if h.source == source))
+
     def on_message(self, message: Any) -> None:
         started = time.perf_counter()
         try:
@@ -269,7 +454,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
             # Bound by an older version of this service; nothing handles it now.
             message.ack()
             return
-        kinds = tuple(sorted(h.event_name for h in handlers.values() if h.source == event.source))
+        kinds = self.kinds_of(event.source)
         with logs.log_context(self.service, event.correlation_id):
             outcome = self.process(handler, event, message, kinds)
             if outcome != "requeued" and not self.healthy:
@@ -287,6 +472,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
                 extra={
                     "event": event.name,
                     "source": event.source,
+                    "stream": event.log,
                     "position": event.position,
                     "outcome": outcome,
                     "duration_ms": round(seconds * 1000, 1),
@@ -463,6 +649,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         """Between messages (kombu calls this on every turn of the consume loop): now and then,
         ask each upstream for events this service has not taken. A gap is otherwise found only
         when the next event arrives; this finds the missing tail of a quiet stream too."""
+        self.start_standby()
         interval = self.settings.catch_up_interval
         if interval <= 0:
             return
@@ -472,18 +659,33 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         if now < self._next_sweep or self.should_stop:
             return
         self._next_sweep = now + interval
-        handlers = self.handlers
-        for source in sorted({handler.source for handler in handlers.values()}):
-            kinds = tuple(sorted(h.event_name for h in handlers.values() if h.source == source))
-            try:
-                caught = self.fetch_and_apply(source, source, kinds, self.application().position(source))
-            except (*TRANSIENT_ERRORS, EventConflict, IntegrityError, ContainerBeingKilled) as exc:
-                log.info("%s: no look at %s's log now (%s)", self.service, source, type(exc).__name__)
-                continue
-            if caught:
-                log.warning(
-                    "%s: caught up %d event(s) of %s that no message announced", self.service, caught, source
-                )
+        for source in sorted({handler.source for handler in self.handlers.values()}):
+            for stream in self.swept_streams(source):
+                try:
+                    position = self.application().position(stream)
+                    caught = self.fetch_and_apply(source, stream, self.kinds_of(source), position)
+                except (*TRANSIENT_ERRORS, EventConflict, IntegrityError, ContainerBeingKilled) as exc:
+                    log.info("%s: no look at %s's log now (%s)", self.service, stream, type(exc).__name__)
+                    continue
+                if caught:
+                    log.warning(
+                        "%s: caught up %d event(s) of %s that no message announced",
+                        self.service,
+                        caught,
+                        stream,
+                    )
+
+    def swept_streams(self, source: str) -> list[str]:
+        """The streams of ``source`` the periodic look covers: its whole log, or the partitions
+        this replica prefers and has taken from before (a partition never taken from may be
+        new since the partitions changed: its events were taken under the former streams)."""
+        partitions = self.settings.event_partitions
+        if partitions <= 1:
+            return [source]
+        streams = [stream_name(source, n, partitions) for n in range(partitions)]
+        # Each replica looks at every partition it has taken from: a look at one another
+        # replica is taking collides harmlessly (the tracking record refuses the second).
+        return [stream for stream in streams if self.application().position(stream) > 0]
 
     def ask_upstream(self, source: str, asked: PageRequest) -> Any:
         from nameko.standalone.rpc import ClusterRpcProxy
@@ -519,30 +721,34 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
                 handler.run(event)
             except (*TRANSIENT_ERRORS, IntegrityError, ContainerBeingKilled):
                 raise
-            except KetenError as error:
+            except Exception as exc:
+                if self._batching:
+                    raise  # the batch is abandoned and this message taken again on its own
+                error = exc
+            else:
+                if app.last_taken != (event.log, event.position):
+                    self.record(app, event, "processed")  # the handler had nothing to save
+                return "processed"
+            if isinstance(error, KetenError):
                 self.dead_letter(message, error.code, str(error), event_name=event.name)
                 self.record(app, event, f"rejected:{error.code}")
                 return "rejected"
-            except Exception as exc:
-                if attempts < BUG_RETRIES:
-                    self._pause(0.2 * attempts)
-                    continue
-                log.error(
-                    "%s: %s failed on %s at %s/%s (%s); dead-lettered",
-                    self.service,
-                    handler.method_name,
-                    event.name,
-                    event.source,
-                    event.position,
-                    type(exc).__name__,
-                )
-                failure = f"handler raised {type(exc).__name__}"
-                self.dead_letter(message, "handler_failed", failure, event.name)
-                self.record(app, event, "failed")
-                return "failed"
-            if app.last_taken != (event.log, event.position):
-                self.record(app, event, "processed")  # the handler had nothing to save
-            return "processed"
+            if attempts < BUG_RETRIES:
+                self._pause(0.2 * attempts)
+                continue
+            log.error(
+                "%s: %s failed on %s at %s/%s (%s); dead-lettered",
+                self.service,
+                handler.method_name,
+                event.name,
+                event.source,
+                event.position,
+                type(error).__name__,
+            )
+            failure = f"handler raised {type(error).__name__}"
+            self.dead_letter(message, "handler_failed", failure, event.name)
+            self.record(app, event, "failed")
+            return "failed"
 
     @staticmethod
     def record(app: Any, event: ReceivedEvent, outcome: str) -> None:
@@ -633,6 +839,8 @@ class CaughtUpMessage:
 
 class EventHandlerEntrypoint(Entrypoint):
     consumer = EventConsumer()
+    #: Its workers save inside the consumer's open batch (``ApplicationProvider.worker_setup``).
+    joins_batch = True
 
     def __init__(self, source: str, event_name: str, **kwargs: Any):
         self.source = source

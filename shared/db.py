@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import greenlet
 import psycopg2
 import psycopg2.errors
 import psycopg2.extras
@@ -50,6 +51,8 @@ class PgDatastore:
         self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(pool_size)
         self._closed = False
+        #: Green threads working inside an open batch transaction (``join``), and its cursor.
+        self._bound: dict[Any, Any] = {}
         self._ensure_schema()
 
     def _ensure_schema(self) -> None:
@@ -117,8 +120,17 @@ class PgDatastore:
                     self._idle.put(conn)
             self._slots.release()
 
+    def join(self, thread: Any, cursor: Any) -> None:
+        """Every transaction of green thread ``thread`` that joins batches runs inside
+        ``cursor``'s transaction (a consumer's batch, ``KetenApplication.batch``) until it
+        ``leave``s."""
+        self._bound[thread] = cursor
+
+    def leave(self, thread: Any) -> None:
+        self._bound.pop(thread, None)
+
     @contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[Any]:
+    def transaction(self, *, commit: bool, joins_batch: bool = True) -> Iterator[Any]:
         """A transaction whose statements commit together (``commit=True``), or reads
         (``commit=False``), which run each statement on its own, so that a read is one round
         trip instead of three (``BEGIN``, the query, ``ROLLBACK``); under READ COMMITTED what
@@ -126,7 +138,18 @@ class PgDatastore:
 
         The connection is in autocommit and a transaction that commits sends its ``BEGIN`` in
         the same round trip as its first statement (``_BeginningCursor``), then ``COMMIT``:
-        psycopg2 on its own sends ``BEGIN`` as a round trip of its own."""
+        psycopg2 on its own sends ``BEGIN`` as a round trip of its own.
+
+        Inside a consumer's batch (``join``) every transaction of its green thread runs in the
+        batch's transaction instead, unless ``joins_batch`` is False."""
+        batch = self._bound.get(greenlet.getcurrent()) if joins_batch and self._bound else None
+        if batch is not None:
+            # Inside a batch: its transaction commits (or rolls back) as a whole, later.
+            try:
+                yield batch
+            except psycopg2.Error as exc:
+                raise _translate(exc) from None
+            return
         with self.connection() as conn:
             conn.autocommit = True  # client side only: psycopg2 sends nothing for it
             cur = conn.cursor(cursor_factory=_BeginningCursor if commit else psycopg2.extras.DictCursor)
@@ -236,8 +259,11 @@ class SqlStore:
     of the service's event store where it is given one.
     """
 
-    def __init__(self, datastore: PgDatastore | SQLiteDatastore):
+    def __init__(self, datastore: PgDatastore | SQLiteDatastore, joins_batch: bool = True):
         self.datastore = datastore
+        #: Whether its transactions join a consumer's open batch (``PgDatastore.bound``); the
+        #: key store's never do: a key must be stored before anything is sealed with it.
+        self.joins_batch = joins_batch
         self.dialect = "postgresql" if isinstance(datastore, PgDatastore) else "sqlite"
         self.binary_type = "BYTEA" if self.dialect == "postgresql" else "BLOB"
 
@@ -246,8 +272,12 @@ class SqlStore:
 
     @contextmanager
     def transaction(self, *, commit: bool = True) -> Iterator[Cursor]:
-        with self.datastore.transaction(commit=commit) as cur:
-            yield Cursor(self, cur)
+        if isinstance(self.datastore, PgDatastore):
+            with self.datastore.transaction(commit=commit, joins_batch=self.joins_batch) as cur:
+                yield Cursor(self, cur)
+        else:
+            with self.datastore.transaction(commit=commit) as cur:
+                yield Cursor(self, cur)
 
     def execute_script(self, statements: Sequence[str]) -> None:
         with self.transaction() as cur:
@@ -323,5 +353,5 @@ def sqlite_path(settings: Settings, name: str) -> str:
 def open_store(settings: Settings, name: str) -> SqlStore:
     """A store that is not an event store (the key store): PostgreSQL or its own SQLite file."""
     if settings.uses_postgres:
-        return SqlStore(postgres_datastore(settings))
+        return SqlStore(postgres_datastore(settings), joins_batch=False)
     return SqlStore(SQLiteDatastore(sqlite_path(settings, name), lock_timeout=10))

@@ -12,6 +12,7 @@ import uuid
 from typing import Any, Protocol, runtime_checkable
 
 import eventlet
+import greenlet
 from kombu import Connection
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc, RpcProxy
@@ -86,6 +87,10 @@ class ApplicationProvider(DependencyProvider):
         return self.app
 
     def worker_setup(self, worker_ctx: Any) -> None:
+        # A handler the event consumer runs while its batch is open works inside the batch.
+        batch = self.app.open_batch
+        if batch is not None and getattr(worker_ctx.entrypoint, "joins_batch", False):
+            batch.join(greenlet.getcurrent())
         # Each worker records what it writes, for its answer's consistency token.
         consistency.start(
             consistency.Recording(
@@ -98,6 +103,9 @@ class ApplicationProvider(DependencyProvider):
         )
 
     def worker_teardown(self, worker_ctx: Any) -> None:
+        batch = self.app.open_batch
+        if batch is not None:
+            batch.leave(greenlet.getcurrent())
         consistency.stop()
 
     def health_report(self) -> tuple[dict[str, Any], bool]:

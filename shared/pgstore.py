@@ -97,8 +97,9 @@ class PgAggregateRecorder(PgRecorder, AggregateRecorder):
     def _insert_events(self, cur: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> list[int]:
         if not stored_events:
             return []
-        # One round trip: the lock, and the wake-up the relay gets at commit.
-        cur.execute(f"LOCK TABLE {self.events_table} IN EXCLUSIVE MODE; NOTIFY {self.wake_channel}")
+        if not kwargs.get("locked"):  # a batch's transaction locks (and wakes the relay) once
+            # One round trip: the lock, and the wake-up the relay gets at commit.
+            cur.execute(f"LOCK TABLE {self.events_table} IN EXCLUSIVE MODE; NOTIFY {self.wake_channel}")
         rows = [(str(e.originator_id), e.originator_version, e.topic, bytes(e.state)) for e in stored_events]
         # One statement for the whole batch; RETURNING keeps the order of the VALUES list.
         placeholders = ",".join(["(%s,%s,%s,%s)"] * len(rows))

@@ -35,8 +35,10 @@ class ConfirmingPublisher:
     # No heartbeats: nothing calls heartbeat_check between publishes, so the broker would close
     # an idle publisher's connection after two missed beats. A dead connection shows itself on
     # the next publish (a socket error, or no confirm within the timeout) and is reopened.
-    def __init__(self, amqp_uri: str, confirm_timeout: float = 15.0, heartbeat: int = 0):
+    def __init__(self, amqp_uri: str, confirm_timeout: float = 15.0, heartbeat: int = 0, partitions: int = 1):
         self.amqp_uri = amqp_uri
+        #: The event partitions of the topology it declares (``shared.partitions``).
+        self.partitions = partitions
         self.confirm_timeout = confirm_timeout
         self.heartbeat = heartbeat
         self.connection: Connection | None = None
@@ -63,7 +65,9 @@ class ConfirmingPublisher:
         self._unconfirmed = set()
         self.producer = Producer(self.channel)
         # The in-process broker has no agencies connected: no inboxes to fill in memory.
-        declare_topology(self.channel, inboxes=not self.amqp_uri.startswith("keten-memory"))
+        declare_topology(
+            self.channel, inboxes=not self.amqp_uri.startswith("keten-memory"), partitions=self.partitions
+        )
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         if multiple:

@@ -44,6 +44,7 @@ from shared.config import Settings
 from shared.contracts.envelope import OutgoingMessage, correlation_of, encode_event, published_name
 from shared.db import Cursor, PgDatastore, has_pending_input
 from shared.logs import log_context
+from shared.partitions import PARTITION_HEADER, case_key, partition_of, source_streams, stream_name
 from shared.provenance import EventKeys
 from shared.publishing import ConfirmingPublisher
 from shared.tlog import TransparencyLog, head_message, verify_log
@@ -69,8 +70,13 @@ class EventRelay:
         self.durable_position = durable_position
         self._position = app.position(POSITION) if durable_position else 0
         self.keys = EventKeys.for_settings(app.settings)
-        #: Per kind of event, the position of the latest one published (the chain's head).
-        self.chain = self._stored_chain() if durable_position else {}
+        self.partitions = app.settings.event_partitions
+        #: Per stream (one, or one per partition) and kind of event, the position of the latest
+        #: one published (the chain's head).
+        self.chains = {
+            stream: self._stored_chain(stream) if durable_position else {}
+            for stream in source_streams(source, self.partitions)
+        }
         self.last_progress = time.monotonic()
         #: The service's verifiable log, appended with each round (``shared.tlog``).
         self.log = TransparencyLog.of(app) if app.logged_events else None
@@ -79,9 +85,14 @@ class EventRelay:
         if self.log is not None and durable_position:
             self.log.catch_up(self._position)  # events relayed before the log was kept
 
-    def _stored_chain(self) -> dict[str, int]:
-        chain = self.app.relay_chain(self.source)
-        if chain or not self._position:
+    @property
+    def chain(self) -> dict[str, int]:
+        """The chain of the whole log (unpartitioned)."""
+        return self.chains[self.source]
+
+    def _stored_chain(self, stream: str) -> dict[str, int]:
+        chain = self.app.relay_chain(stream)
+        if chain or not self._position or stream != self.source:
             return chain
         # Published before the chain was kept: rebuilt once from the log, up to the position.
         log.info("%s relay: rebuilding the chain of positions up to %s", self.source, self._position)
@@ -120,12 +131,19 @@ class EventRelay:
         published: list[tuple[str, int, str]] = []
         delivered = []  # stored events with messages for an inbox
         decoded = []
-        chain = dict(self.chain)
+        chains = {stream: dict(chain) for stream, chain in self.chains.items()}
         for notification in notifications:
             domain_event = self.app.mapper.to_domain_event(notification)
             decoded.append((notification, domain_event))
-            message = encode_event(domain_event, self.source, notification.id, previous=chain)
+            partition = partition_of(case_key(domain_event), self.partitions)
+            stream = stream_name(self.source, partition, self.partitions)
+            chain = chains[stream]
+            message = encode_event(domain_event, self.source, notification.id, previous=chain, stream=stream)
             if message is not None:
+                if self.partitions > 1:
+                    message = dataclasses.replace(
+                        message, headers={**message.headers, PARTITION_HEADER: str(partition)}
+                    )
                 messages.append(self.signed(message))
                 published.append((message.routing_key, notification.id, correlation_of(domain_event)))
                 chain[type(domain_event).__name__] = notification.id
@@ -142,19 +160,23 @@ class EventRelay:
         last = notifications[-1].id
         self._log_without_position(decoded)
         if self.durable_position:
-            moved = {kind: position for kind, position in chain.items() if self.chain.get(kind) != position}
+            moved = {
+                stream: {kind: at for kind, at in chain.items() if self.chains[stream].get(kind) != at}
+                for stream, chain in chains.items()
+            }
             log_round = self.log.round(decoded) if self.log is not None else contextlib.nullcontext(None)
             with log_round as leaves:
 
                 def write(cur: Cursor) -> None:
-                    self.app.write_relay_chain(cur, self.source, moved)
+                    for stream, kinds in moved.items():
+                        self.app.write_relay_chain(cur, stream, kinds)
                     if leaves is not None:
                         leaves.write(cur)  # the leaves, in the transaction of the position
 
                 self.app.save_tracked(Tracking(POSITION, last), *receipts, write=write)
         elif receipts:
             self.app.save_tracked(None, *receipts)
-        self.chain = chain
+        self.chains = chains
         self._position = last
         self.last_progress = time.monotonic()
         return len(notifications)
@@ -331,7 +353,7 @@ class RelayLoop:
         settings = self.settings
         source = self.source
         logs.bind(source)
-        publisher = ConfirmingPublisher(settings.amqp_uri)
+        publisher = ConfirmingPublisher(settings.amqp_uri, partitions=settings.event_partitions)
         datastore = getattr(self.app.recorder, "datastore", None)  # a lease on PostgreSQL only
         lease: PgLease | AlwaysLeader = (
             PgLease(datastore, f"relay:{self.app.name}")

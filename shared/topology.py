@@ -19,6 +19,11 @@
 
 Service queues are quorum queues (replicated, durable) with single active consumer: several
 replicas of a service may listen, one consumes at a time, so the order per upstream holds.
+
+With the event streams partitioned by case (``KETEN_EVENT_PARTITIONS`` > 1, ``shared.partitions``)
+a consuming service has one such queue per partition, ``keten.<service>.events.<n>``, fed from
+``keten.events`` through its headers exchange ``keten.<service>.partitions`` (bound to the
+events it handles) on the event's ``keten-partition`` header.
 """
 
 from __future__ import annotations
@@ -145,8 +150,36 @@ def quorum_arguments(single_active_consumer: bool = True) -> dict[str, object]:
     }
 
 
-def all_event_queues() -> list[Queue]:
-    return [service_event_queue(service) for service in SUBSCRIPTIONS]
+def all_event_queues(partitions: int = 1) -> list[Queue]:
+    return [queue for service in SUBSCRIPTIONS for queue in service_event_queues(service, partitions)]
+
+
+def partition_exchange(service: str) -> Exchange:
+    """Where a service's share of ``keten.events`` is split over its partition queues."""
+    return Exchange(f"keten.{service}.partitions", type="headers", durable=True)
+
+
+def service_event_queues(service: str, partitions: int = 1) -> list[Queue]:
+    """The queues a service consumes events from: one, or one per partition."""
+    if partitions <= 1:
+        return [service_event_queue(service)]
+    from shared.partitions import PARTITION_HEADER
+
+    return [
+        Queue(
+            f"keten.{service}.events.{n}",
+            bindings=[
+                binding(
+                    partition_exchange(service),
+                    routing_key="",
+                    arguments={"x-match": "all", PARTITION_HEADER: str(n)},
+                )
+            ],
+            durable=True,
+            queue_arguments=quorum_arguments(),
+        )
+        for n in range(partitions)
+    ]
 
 
 def unroutable_queue() -> Queue:
@@ -253,12 +286,12 @@ def platform_exchanges() -> list[Exchange]:
     ]
 
 
-def platform_queues(inboxes: bool = True) -> list[Queue]:
+def platform_queues(inboxes: bool = True, partitions: int = 1) -> list[Queue]:
     """Every queue of the platform, in the order they are declared and exported."""
     return [
         dead_letter_queue(),
         unroutable_queue(),
-        *all_event_queues(),
+        *all_event_queues(partitions),
         *(command_queue(service) for service in command_services()),
         *(inbox_queue(agency) for agency in (inbox_agencies() if inboxes else ())),
     ]
@@ -272,9 +305,15 @@ def queue_bindings(queue: Queue) -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
-def declare_topology(channel: Any, inboxes: bool = True) -> None:
+def declare_topology(channel: Any, inboxes: bool = True, partitions: int = 1) -> None:
     """Declares every exchange, queue and binding of the platform (idempotent)."""
     for exchange in platform_exchanges():
         exchange(channel).declare()
-    for queue in platform_queues(inboxes):
+    if partitions > 1:
+        for service, keys in SUBSCRIPTIONS.items():
+            splitter = partition_exchange(service)(channel)
+            splitter.declare()
+            for key in sorted(set(keys)):
+                splitter.bind_to(events_exchange, routing_key=key)
+    for queue in platform_queues(inboxes, partitions):
         queue(channel).declare()

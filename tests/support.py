@@ -118,6 +118,32 @@ def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: float 
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+def while_progressing(
+    check: Callable[[], Any],
+    progress: Callable[[], Any],
+    stall: float = 120.0,
+    interval: float = 0.5,
+    describe: Callable[[], str] | None = None,
+) -> Any:
+    """Waits until ``check`` returns something truthy for as long as ``progress()`` keeps
+    changing: gives up only after ``stall`` seconds without a change, so that a slow (loaded)
+    machine gets the time it needs while a process that stopped working is still caught. On
+    giving up, the assertion says what ``describe()`` found."""
+    seen = progress()
+    deadline = time.monotonic() + stall
+    while True:
+        result = check()
+        if result:
+            return result
+        now = progress()
+        if now != seen:
+            seen, deadline = now, time.monotonic() + stall
+        elif time.monotonic() > deadline:
+            found = describe() if describe is not None else ""
+            raise AssertionError(f"no progress for {stall:.0f}s (stuck at {seen!r}){found}")
+        time.sleep(interval)
+
+
 def pg_dump(dsn: str, schema: str) -> str:
     """Everything PostgreSQL holds in ``schema`` (tables and rows), as pg_dump prints it."""
     import subprocess

@@ -55,6 +55,7 @@ from services.notification.domain import Notification, notification_id
 from shared.agencies import register_new_credentials
 from shared.broker_admin import BrokerAdmin
 from shared.config import Settings, generate_secret
+from shared.partitions import case_key, partition_of, stream_name
 from shared.pseudonym import pseudonymise
 from shared.topology import SUBSCRIPTIONS
 
@@ -281,33 +282,56 @@ class Platform:
         return self._apps[name]
 
     def caught_up(self) -> bool:
-        """True when every follower has processed everything its upstreams stored."""
+        """True when every follower has processed everything its upstreams stored (in each
+        partition, when the streams are partitioned)."""
+        partitions = self.settings.event_partitions
         for follower, keys in SUBSCRIPTIONS.items():
             for upstream in UPSTREAMS:
                 wanted = {key.split(".", 1)[1] for key in keys if key.startswith(f"{upstream}.")}
                 if not wanted:
                     continue
-                self.own_transactions += 2  # the position, then the log after it
-                if self._unprocessed(upstream, self.app(follower).position(upstream), wanted):
-                    return False
+                for number in range(partitions):
+                    stream = stream_name(upstream, number, partitions)
+                    self.own_transactions += 2  # the position, then the log after it
+                    if self._unprocessed(upstream, self.app(follower).position(stream), wanted, number):
+                        return False
         return True
 
-    def _unprocessed(self, upstream: str, position: int, wanted: set[str]) -> bool:
+    def _unprocessed(self, upstream: str, position: int, wanted: set[str], partition: int = 0) -> bool:
         """Whether the upstream stored an event the follower subscribes to after ``position``
-        (a follower's position stops at the last event it subscribes to)."""
-        later = self.app(upstream).recorder.select_notifications(
-            start=position, limit=10_000, inclusive_of_start=False
+        in ``partition`` (a follower's position stops at the last event it subscribes to)."""
+        app = self.app(upstream)
+        later = app.recorder.select_notifications(start=position, limit=10_000, inclusive_of_start=False)
+        partitions = self.settings.event_partitions
+        return any(
+            n.topic.rsplit(".", 1)[-1] in wanted
+            and (
+                partitions <= 1
+                or partition_of(case_key(app.mapper.to_domain_event(n)), partitions) == partition
+            )
+            for n in later
         )
-        return any(n.topic.rsplit(".", 1)[-1] in wanted for n in later)
 
 
 class ServerPlatform(Platform):
     """One process per service (``keten run <service>``) on RabbitMQ and PostgreSQL."""
 
-    def __init__(self, servers: Servers):
+    def __init__(
+        self,
+        servers: Servers,
+        extra_env: dict[str, str] | None = None,
+        notification_replicas: int = 1,
+        log_dir: Path | None = None,
+    ):
         self.servers = servers
-        self.settings = servers.settings()
+        #: Settings every service process gets beside the servers' (``KETEN_CONSUMER_BATCH``, ...).
+        self.extra_env = dict(extra_env or {})
+        self.settings = servers.settings(**self.extra_env)
         self.amqp_url = servers.amqp_uri
+        #: Replicas of notification (each its own process, ``KETEN_REPLICA``), and where each
+        #: writes its log (JSON, INFO: the streams it took), when given.
+        self.notification_replicas = notification_replicas
+        self.log_dir = log_dir
         self.processes: list[subprocess.Popen[bytes]] = []
         self._apps = {}
 
@@ -329,22 +353,42 @@ class ServerPlatform(Platform):
             broker.password,
         )
 
+    def replica_log(self, replica: int) -> Path:
+        assert self.log_dir is not None
+        return self.log_dir / f"notification-{replica}.log"
+
     def start(self) -> None:
-        env = {**os.environ, **self.servers.env()}
+        env = {**os.environ, **self.servers.env(**self.extra_env)}
         subprocess.run(
             [sys.executable, "-m", "keten.cli", "migrate"], env=env, check=True, capture_output=True
         )
         ports = {}
         for name in SERVICES:
-            ports[name] = free_port()
-            self.processes.append(
-                subprocess.Popen(  # noqa: S603 (our own command line)
-                    [sys.executable, "-m", "keten.cli", "run", name],
-                    env={**env, "OPS_PORT": str(ports[name])},
-                    stdout=subprocess.DEVNULL,
-                    preexec_fn=_stop_with_parent,
+            replicas = self.notification_replicas if name == "notification" else 1
+            for replica in range(replicas):
+                process_env = {**env, "OPS_PORT": str(port := free_port())}
+                ports[f"{name}-{replica}"] = port
+                stderr: Any = None
+                if replicas > 1:
+                    process_env.update(
+                        KETEN_REPLICA=str(replica),
+                        KETEN_REPLICAS=str(replicas),
+                        KETEN_LOG_LEVEL="INFO",
+                        KETEN_LOG_FORMAT="json",
+                    )
+                    if self.log_dir is not None:
+                        stderr = self.replica_log(replica).open("ab")
+                self.processes.append(
+                    subprocess.Popen(  # noqa: S603 (our own command line)
+                        [sys.executable, "-m", "keten.cli", "run", name],
+                        env=process_env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=stderr,
+                        preexec_fn=_stop_with_parent,
+                    )
                 )
-            )
+                if stderr is not None:
+                    stderr.close()  # the process has its own copy
         from keten.platform import service_class
         from shared.dependencies import ApplicationProvider
 
@@ -353,7 +397,14 @@ class ServerPlatform(Platform):
                 p for p in vars(service_class(name)).values() if isinstance(p, ApplicationProvider)
             )
             self._apps[name] = provider.app_cls(self.settings)
-        wait_until("every service is ready", lambda: all(_ready(port) for port in ports.values()), 60)
+        # Processes start slowly on a loaded machine: waits while more of them get ready.
+        ready = [False]
+
+        def all_ready() -> bool:
+            ready[:] = [_ready(port) for port in ports.values()]
+            return all(ready)
+
+        wait_until("every service is ready", all_ready, 3 * STALL, progress=lambda: sum(ready))
 
     def stop(self) -> None:
         for process in self.processes:
@@ -475,8 +526,10 @@ class Agency:
         self.client.close()
 
 
-def register_cases(platform: Platform, agency: Agency, count: int) -> list[CaseCommands]:
-    cases = [CaseCommands(str(uuid.uuid4()), citizen_bsn(number)) for number in range(count)]
+def register_cases(platform: Platform, agency: Agency, count: int, spread: int = 1) -> list[CaseCommands]:
+    """``count`` cases registered and active everywhere; with ``spread`` partitions, case
+    ``n`` is in partition ``n % spread`` (every partition gets its share)."""
+    cases = [CaseCommands(_case_in(number % spread, spread), citizen_bsn(number)) for number in range(count)]
     for case in cases:
         for command in case.setup():
             agency.send(command)
@@ -493,6 +546,12 @@ def register_cases(platform: Platform, agency: Agency, count: int) -> list[CaseC
 
     wait_until(f"{count} cases are active to every service", registered, STALL, progress=lambda: active)
     return cases
+
+
+def _case_in(partition: int, partitions: int) -> str:
+    while partition_of(case_id := str(uuid.uuid4()), partitions) != partition:
+        pass
+    return case_id
 
 
 @dataclass
@@ -735,9 +794,131 @@ def _run_parts(
         results["overview_p50_ms"] = percentile(timings, 0.50)
         results["overview_p99_ms"] = percentile(timings, 0.99)
 
+    out(f"end to end one message at a time (KETEN_CONSUMER_BATCH=1): {sizes.shares} share requests ...")
+    with part("unbatched", results, out), isolated_servers(amqp, dsn) as servers:
+        results["unbatched"] = unbatched(servers, sizes, results["raw_per_s"])
+
+    out(f"partitions: 2 notification replicas over {PARTITIONS} partitions ...")
+    with part("partitions", results, out), isolated_servers(amqp, dsn) as servers:
+        results["partitions"] = partitioned_replicas(servers, sizes)
+
     out(f"embedded: {sizes.embedded_shares} share requests ...")
     with part("embedded", results, out):
         results["embedded_shares_per_s"] = embedded_throughput(sizes)
+
+
+def unbatched(servers: Servers, sizes: Sizes, raw_per_s: float) -> dict[str, Any]:
+    """The end-to-end part again with every consumer taking one message per transaction and
+    ack (``KETEN_CONSUMER_BATCH=1``): what batching saves, measured in the same run."""
+    platform = ServerPlatform(servers, {"KETEN_CONSUMER_BATCH": "1"})
+    agency = None
+    measured: dict[str, Any] = {"raw_per_s": raw_per_s, "timed_out": {}}
+    try:
+        platform.start()
+        agency = Agency(platform)
+        cases = register_cases(platform, agency, sizes.cases)
+        end_to_end(platform, agency, cases, sizes, measured)
+    finally:
+        if agency is not None:
+            agency.close()
+        platform.stop()
+    if measured["timed_out"]:
+        raise BenchError(next(iter(measured["timed_out"].values())))
+    keys = ("e2e_shares_per_s", "ratio_e2e_to_raw", "cpu_ms_per_share", "round_trips_per_share", "cost")
+    return {key: measured[key] for key in keys if key in measured}
+
+
+#: The partitions of the event streams in the replicas part (two per replica).
+PARTITIONS = 4
+
+
+def partitioned_replicas(servers: Servers, sizes: Sizes) -> dict[str, Any]:
+    """Two replicas of notification (``KETEN_REPLICA`` 0 and 1) over ``PARTITIONS`` partitions
+    of the event streams: which partitions each took (from its log), and whether any share was
+    lost, doubled or reordered within its case (the order of the notifications in the
+    notification log against the order of the shares in data_sharing's log)."""
+    with tempfile.TemporaryDirectory(prefix="keten-bench-replicas-") as logs:
+        platform = ServerPlatform(
+            servers,
+            # Standby for the other's partitions only after the part: each keeps its own.
+            {"KETEN_EVENT_PARTITIONS": str(PARTITIONS), "KETEN_STANDBY_DELAY": "3600"},
+            notification_replicas=2,
+            log_dir=Path(logs),
+        )
+        agency = None
+        try:
+            platform.start()
+            agency = Agency(platform)
+            cases = register_cases(platform, agency, max(PARTITIONS * 2, sizes.cases // 4), spread=PARTITIONS)
+            measured = max_throughput(platform, agency, cases, sizes.shares // 2)
+            if measured.timed_out:
+                raise BenchError(measured.timed_out)
+            taken = [sorted(_partitions_taken(platform.replica_log(n))) for n in range(2)]
+            order = _order_per_case(platform)
+        finally:
+            if agency is not None:
+                agency.close()
+            platform.stop()
+    return {
+        "partitions": PARTITIONS,
+        "shares": sizes.shares // 2,
+        "shares_per_s": measured.shares_per_s,
+        "replica_partitions": taken,
+        "disjoint": not set(taken[0]) & set(taken[1]),
+        "all_taken": set(taken[0]) | set(taken[1]) == set(range(PARTITIONS)),
+        **order,
+    }
+
+
+def _partitions_taken(log_path: Path) -> set[int]:
+    """The partitions a replica took events of, from its JSON log (``stream``, ``streams``)."""
+    taken: set[int] = set()
+    for line in log_path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        for stream in [record.get("stream"), *(record.get("streams") or ())]:
+            if isinstance(stream, str) and ".p" in stream:
+                taken.add(int(stream.rpartition(".p")[2]))
+    return taken
+
+
+def _order_per_case(platform: Platform) -> dict[str, int]:
+    """Shares lost, doubled and cases reordered: per case, the shares in data_sharing's log
+    order against the notifications in the notification log's order."""
+    shared: dict[str, list[str]] = {}
+    for event in _events(platform.app("data_sharing"), "DataShared"):
+        shared.setdefault(str(event.case_id), []).append(str(event.originator_id))
+    notified: dict[str, list[str]] = {}
+    for event in _events(platform.app("notification"), "NotificationScheduled"):
+        notified.setdefault(str(event.case_id), []).append(str(event.share_id))
+    notification = platform.app("notification")
+    with notification.sql.transaction(commit=False) as cur:
+        # Twice in the citizen's overview: what a double would look like to them.
+        doubled = cur.execute(
+            "SELECT count(*) FROM (SELECT entry_id FROM notification_overview_entries"
+            " WHERE kind = 'share' GROUP BY entry_id HAVING count(*) > 1) AS twice"
+        ).fetchone()[0]
+    lost = reordered = 0
+    for case_id, shares in shared.items():
+        told = notified.get(case_id, [])
+        lost += len(set(shares) - set(told))
+        reordered += [s for s in told if s in set(shares)] != [s for s in shares if s in set(told)]
+    return {"lost": lost, "doubled": int(doubled), "cases": len(shared), "cases_reordered": reordered}
+
+
+def _events(app: Any, name: str) -> Iterator[Any]:
+    """The events of kind ``name`` in ``app``'s notification log, in its order."""
+    position = 0
+    while True:
+        page = app.recorder.select_notifications(start=position, limit=1000, inclusive_of_start=False)
+        if not page:
+            return
+        for notification in page:
+            if notification.topic.rsplit(".", 1)[-1] == name:
+                yield app.mapper.to_domain_event(notification)
+        position = page[-1].id
 
 
 def end_to_end(
@@ -845,6 +1026,28 @@ def table(results: dict[str, Any]) -> list[str]:
         ),
         ("embedded end to end", value("embedded_shares_per_s", "{:.0f} shares/s"), ""),
     ]
+    unbatched = results.get("unbatched")
+    if unbatched:
+        rows.append(
+            (
+                "one message per transaction (BATCH=1)",
+                f"{unbatched.get('e2e_shares_per_s', 0):.0f} shares/s,"
+                f" {unbatched.get('cpu_ms_per_share', 0):.1f} ms CPU,"
+                f" {unbatched.get('round_trips_per_share', 0):.1f} round trips per share",
+                "against the batched rows above",
+            )
+        )
+    replicas = results.get("partitions")
+    if replicas:
+        rows.append(
+            (
+                f"2 notification replicas, {replicas['partitions']} partitions",
+                f"{replicas['replica_partitions'][0]} / {replicas['replica_partitions'][1]},"
+                f" lost {replicas['lost']}, doubled {replicas['doubled']},"
+                f" reordered {replicas['cases_reordered']} of {replicas['cases']} cases",
+                "disjoint" if replicas["disjoint"] and replicas["all_taken"] else "NOT disjoint",
+            )
+        )
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     lines = [f"{name:<{width}}  {shown:<{value_width}}  {note}".rstrip() for name, shown, note in rows]

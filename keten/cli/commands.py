@@ -332,12 +332,38 @@ def migrate(settings: Settings) -> int:
         replaced = replace_changed_exchanges(settings)
         if replaced:
             log.warning("exchanges declared with other arguments replaced: %s", ", ".join(replaced))
-        publisher = ConfirmingPublisher(settings.amqp_uri)
+        publisher = ConfirmingPublisher(settings.amqp_uri, partitions=settings.event_partitions)
         publisher.connect()
         publisher.close()
+        retire_other_partitioning(settings)
         log.info("exchanges and queues declared")
     print("migrated: tables created, topology declared")
     return 0
+
+
+def retire_other_partitioning(settings: Settings) -> None:
+    """Unbinds the event queues of the other layout (one queue per consumer, or one per
+    partition; ``shared.partitions``) from ``keten.events``, so that after a change of
+    ``KETEN_EVENT_PARTITIONS`` no event goes into queues nobody consumes. What they still hold
+    is the operator's to drain first (docs/operations.md)."""
+    from kombu import Connection
+
+    from shared.topology import EVENTS_EXCHANGE, SUBSCRIPTIONS, partition_exchange
+
+    with Connection(settings.amqp_uri, connect_timeout=10) as connection:
+        for service, keys in SUBSCRIPTIONS.items():
+            for key in sorted(set(keys)):
+                channel = connection.channel()
+                try:
+                    if settings.event_partitions > 1:
+                        channel.queue_unbind(f"keten.{service}.events", EVENTS_EXCHANGE, key)
+                    else:
+                        channel.exchange_unbind(partition_exchange(service).name, EVENTS_EXCHANGE, key)
+                except Exception:  # noqa: S110 - the other layout was never declared here
+                    pass
+                finally:
+                    with contextlib.suppress(Exception):  # already closed by the broker
+                        channel.close()
 
 
 def replace_changed_exchanges(settings: Settings) -> list[str]:

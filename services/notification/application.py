@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -120,7 +120,9 @@ class NotificationUseCases(KetenApplication):
         super().__init__(settings)
         self.cases = CaseFacts(self)
         self.overview = CitizenOverview(self)
-        self.deliveries = DeliveryQueue(self, settings.notify_bundle_seconds)
+        self.deliveries = DeliveryQueue(
+            self, settings.notify_bundle_seconds, timedelta(seconds=settings.notify_stale_seconds)
+        )
         self.templates = NoticeTemplates()
         self.email = EmailChannel(settings)
         self.letters = LetterChannel(settings)

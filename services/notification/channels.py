@@ -8,16 +8,19 @@ carry a code and whether retrying can help, never an address or a name.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import smtplib
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
+from typing import BinaryIO
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -139,7 +142,9 @@ class LetterChannel:
 
     Exactly once: a file in ``pending/`` is either a letter's order or its PDF, and every step
     is one atomic rename (the order replaced by its PDF under the same name, then the PDF moved
-    out), so a run that stops anywhere is finished by the next without a second letter.
+    out), so a run that stops anywhere is finished by the next without a second letter. Replicas
+    sharing the folder each take a pending file only under an exclusive lock of it (``flock``,
+    released when its process dies), and only while it is still the one pending under its name.
     """
 
     def __init__(self, settings: Settings):
@@ -166,12 +171,15 @@ class LetterChannel:
         handed = 0
         for path in sorted(self.pending.glob("*.letter")):
             try:
-                content = path.read_bytes()
-                if not content.startswith(b"%PDF"):
-                    order = json.loads(content)
-                    pdf = text_pdf(order["subject"], order["body"], address_block=order["address"])
-                    _write_whole(path, pdf)  # the order becomes its PDF, under the same name
-                os.replace(path, self.path_for(path.stem))
+                with _taken(path) as pending:
+                    if pending is None:
+                        continue  # another replica is at it, or finished it meanwhile
+                    content = pending.read()
+                    if not content.startswith(b"%PDF"):
+                        order = json.loads(content)
+                        pdf = text_pdf(order["subject"], order["body"], address_block=order["address"])
+                        _write_whole(path, pdf)  # the order becomes its PDF, under the same name
+                    os.replace(path, self.path_for(path.stem))
                 handed += 1
             except (OSError, ValueError, KeyError) as exc:
                 # Left in place: the next run tries again (the name says nothing personal).
@@ -180,6 +188,28 @@ class LetterChannel:
             # green threads (its event consumer) get their turn.
             time.sleep(0)
         return handed
+
+
+@contextlib.contextmanager
+def _taken(path: Path) -> Iterator[BinaryIO | None]:
+    """The pending file at ``path``, opened under an exclusive lock while the block runs; ``None``
+    when another process holds it, or it is no longer the file pending at ``path``."""
+    try:
+        pending = path.open("rb")
+    except FileNotFoundError:
+        yield None
+        return
+    with pending:
+        try:
+            fcntl.flock(pending, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        try:
+            current = path.stat().st_ino
+        except FileNotFoundError:
+            current = None
+        yield pending if current == os.fstat(pending.fileno()).st_ino else None
 
 
 def _write_whole(path: Path, content: bytes) -> None:

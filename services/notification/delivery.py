@@ -32,15 +32,13 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from services.notification.channels import DeliveryFailed, EmailChannel, LetterChannel, Notice
-from services.notification.domain import NOTIFICATION_NAMESPACE, Notification
+from services.notification.domain import NOTIFICATION_NAMESPACE, STALE_ATTEMPT, Notification
 from shared import metrics
 from shared.application import KetenApplication
 from shared.db import Cursor
 
 log = logging.getLogger(__name__)
 
-#: A delivery attempt claimed this long ago and never finished was interrupted (a crash): retry.
-STALE_ATTEMPT = timedelta(minutes=5)
 
 #: Seconds to wait before each further try to record a bundle that went out, within the run
 #: that sent it; after these, the next runs try again, waiting longer each time (up to a minute).
@@ -124,9 +122,13 @@ class DeliveryQueue:
 
     LOOK_AT_LEAST_EVERY = timedelta(seconds=30)
 
-    def __init__(self, app: KetenApplication, bundle_seconds: float) -> None:
+    def __init__(
+        self, app: KetenApplication, bundle_seconds: float, stale_after: timedelta = STALE_ATTEMPT
+    ) -> None:
         self.app = app
         self.bundle_seconds = bundle_seconds
+        #: When a claimed attempt that never finished is due again (``KETEN_NOTIFY_STALE_SECONDS``).
+        self.stale_after = stale_after
         self.deliveries_table = f"{app.name}_deliveries"
         self.deferrals_table = f"{app.name}_deferrals"
         #: Saves of the service's own events in this process so far (after their commit).
@@ -171,7 +173,7 @@ class DeliveryQueue:
             if name == "NotificationFailed":
                 due = domain_event.retry_at
             elif name == "DeliveryAttempted":
-                due = at + STALE_ATTEMPT
+                due = at + self.stale_after
             cur.execute(
                 f"UPDATE {self.deliveries_table} SET status = ?, due_at = ? WHERE notification_id = ?",
                 (status, due.isoformat(), notification_id),
@@ -351,7 +353,12 @@ class Dispatcher:
         held = {i for unrecorded in self._unrecorded.values() for i in unrecorded.notification_ids}
         sent = 0
         for ids in self.queue.due_bundles(now):
-            notifications = [n for n in self.load(i for i in ids if i not in held) if n.due]
+            # Due as they are on record now, not as the queue read a moment ago: another
+            # dispatcher (a replica) may have claimed them since (``Notification.due_at``).
+            stale_after = self.queue.stale_after
+            notifications = [
+                n for n in self.load(i for i in ids if i not in held) if n.due_at(now, stale_after)
+            ]
             if notifications:
                 sent += self._send(notifications, now)
         return sent
@@ -359,11 +366,11 @@ class Dispatcher:
     def _send(self, notifications: list[Notification], now: datetime) -> int:
         message_id = message_id_for(notifications)
         for notification in notifications:
-            notification.attempt(message_id)
+            notification.attempt(message_id, now, self.queue.stale_after)
         try:
             self.save(*notifications)
         except IntegrityError:
-            return 0  # another dispatcher claimed it first
+            return 0  # another dispatcher claimed one of them first (the same version): its to send
         channel = notifications[0].channel
         try:
             self._deliver(notifications, message_id)

@@ -30,6 +30,10 @@ CHANNELS = ("portal", "email", "letter")
 FALLBACK = {"email": "letter", "letter": "portal"}
 #: Attempts on one channel before it is given up for the fallback.
 MAX_ATTEMPTS = 6
+#: A delivery attempt claimed this long ago and never finished was interrupted (a crash): it may
+#: be claimed again. Until then the claim is its dispatcher's alone. (The default of
+#: ``KETEN_NOTIFY_STALE_SECONDS``.)
+STALE_ATTEMPT = timedelta(minutes=5)
 
 
 class NotificationError(DomainError):
@@ -132,7 +136,20 @@ class Notification(Aggregate):
 
     @property
     def due(self) -> bool:
+        """Waiting to be sent (scheduled, retrying, or claimed by an attempt), at some time."""
         return self.status in ("scheduled", "retrying", "attempted")
+
+    def due_at(self, now: datetime, stale_after: timedelta = STALE_ATTEMPT) -> bool:
+        """Whether a dispatcher may claim it at ``now``: scheduled, or retrying and its retry
+        time come, or claimed by an attempt that went stale (``stale_after``). A claim another
+        dispatcher (a replica) just made is not due, however it was found: only the claim's
+        dispatcher sends it."""
+        if self.status == "attempted":
+            # The claim is the latest event: the aggregate was last modified by it.
+            return now >= self.modified_on + stale_after
+        if self.status == "retrying":
+            return self.retry_at is None or now >= self.retry_at
+        return self.status == "scheduled"
 
     # -- deferral under a safety override ---------------------------------------------------
     @event("NotificationDeferred")
@@ -157,9 +174,12 @@ class Notification(Aggregate):
         self.explain_override = True
 
     # -- delivery --------------------------------------------------------------------------
-    def attempt(self, message_id: str) -> None:
-        """Claims the notification for one delivery attempt, before anything is sent."""
-        if not self.due:
+    def attempt(
+        self, message_id: str, now: datetime | None = None, stale_after: timedelta = STALE_ATTEMPT
+    ) -> None:
+        """Claims the notification for one delivery attempt, before anything is sent; at
+        ``now`` it must be due then (``due_at``)."""
+        if not (self.due if now is None else self.due_at(now, stale_after)):
             raise NotDueError("this notification is not waiting to be sent")
         self._attempted(channel=self.channel, attempt=self.attempts + 1, message_id=message_id)
 

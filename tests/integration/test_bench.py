@@ -59,3 +59,10 @@ def test_the_benchmark_runs_every_part_on_the_real_services_and_writes_every_res
     assert trips["broker_published"] >= 2 and trips["broker_delivered"] >= 2 and trips["db_transactions"] >= 2
     assert results["round_trips_per_share"] == pytest.approx(trips["total"])
     assert results["idle"]["seconds"] > 0
+    # The same end to end one message per transaction, for what batching saves.
+    assert results["unbatched"]["cpu_ms_per_share"] > 0 and results["unbatched"]["round_trips_per_share"] > 0
+    # Two replicas of notification over the partitions: each its own, nothing lost, doubled or
+    # out of order within a case.
+    replicas = results["partitions"]
+    assert replicas["disjoint"] and replicas["all_taken"], replicas["replica_partitions"]
+    assert (replicas["lost"], replicas["doubled"], replicas["cases_reordered"]) == (0, 0, 0)

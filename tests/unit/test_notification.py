@@ -4,7 +4,9 @@ under a safety override until a professional ends the deferral, never sent twice
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import fcntl
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,6 +116,55 @@ def test_a_notice_the_store_would_not_record_as_sent_goes_out_once_and_is_record
     assert platform.notification.dispatch_due(later(3600)) == 0
     [mail] = mailbox.messages
     assert mail["Message-ID"] == f"<{delivered_message_id(platform)}@keten.invalid>"
+
+
+def test_two_dispatchers_of_one_store_send_a_notice_once_whoever_claims_it(platform, mailbox):
+    """Two replicas of notification each run a dispatcher over the same delivery queue. The
+    second reads the notice as due, and loads it while the first, having claimed it, is
+    handing it to the mail server: the claim is the first's alone, one e-mail."""
+    case_id = platform.register()
+    platform.share(case_id)
+    app = platform.notification
+    first = app.dispatcher
+    second = copy.copy(first)
+    second._unrecorded = {}
+    now = later()
+    due = app.deliveries.due_bundles(now)  # the second's look at the queue, before any claim
+    second.queue = _ReadEarlier(app.deliveries, due)
+    taken: list[int] = []
+
+    class SecondRunsMeanwhile:
+        """The first's mail channel: the second's run happens while the first is sending."""
+
+        available = True
+
+        def send(self, notice: Any, to: str) -> None:
+            taken.append(second.dispatch_due(now))
+            first_email.send(notice, to)
+
+    first_email = first.email
+    first.email = SecondRunsMeanwhile()
+    try:
+        assert first.dispatch_due(now) == 1
+    finally:
+        first.email = first_email
+    assert taken == [0], "the second sent nothing: the notice was claimed"
+    assert len(mailbox.messages) == 1
+    assert second.dispatch_due(later(600)) == 0, "sent and on record: not even a stale claim"
+    assert len(mailbox.messages) == 1
+
+
+class _ReadEarlier:
+    """A delivery queue as a dispatcher read it before another claimed what it held."""
+
+    def __init__(self, queue: Any, bundles: list[Any]):
+        self.queue = queue
+        self.bundles = bundles
+        self.stale_after = queue.stale_after
+
+    def due_bundles(self, now: datetime) -> list[Any]:
+        bundles, self.bundles = self.bundles, []
+        return bundles or self.queue.due_bundles(now)
 
 
 def test_a_mail_server_that_stumbles_over_goodbye_after_accepting_gets_the_notice_once(platform, mailbox):
@@ -423,6 +474,23 @@ def test_a_letter_is_laid_out_apart_from_delivery_and_handed_to_the_printer_exac
     assert platform.notification.dispatch_due(later(600)) == 0
     assert channel.render_pending() == 0
     assert list(letters.glob("*.pdf")) == [] and list((letters / "pending").iterdir()) == []
+
+
+def test_a_letter_another_replica_is_laying_out_is_left_to_it(platform, mailbox):
+    """Replicas of notification sharing the letters folder: the one that holds a pending letter
+    (its lock) lays it out and hands it over; the other leaves it, then finds nothing to do."""
+    letters = platform.settings.letters
+    platform.share(platform.register(subjects=[{**_subject(), "preferred_channel": "letter"}]))
+    assert platform.notification.dispatch_due(later()) == 1
+    [pending] = list((letters / "pending").glob("*.letter"))
+    channel = platform.notification.letters
+    with pending.open("rb") as other_replica:
+        fcntl.flock(other_replica, fcntl.LOCK_EX)
+        assert channel.render_pending() == 0, "held by the other replica"
+        assert pending.exists() and list(letters.glob("*.pdf")) == []
+    assert channel.render_pending() == 1, "released (the other replica died): laid out here"
+    assert len(list(letters.glob("*.pdf"))) == 1
+    assert channel.render_pending() == 0
 
 
 # -- a deferral holds every share in its scope, objection or not -------------------------------
