@@ -144,6 +144,22 @@ def while_progressing(
         time.sleep(interval)
 
 
+def register_active_cases(client: Any, case_ids: list[str]) -> list[str]:
+    """Registers each case through the gateway (``keten.demo.Client``) and activates it, retrying
+    while case_registration has not stored the registration yet; returns ``case_ids``."""
+    from keten.demo import register_case_command
+
+    for case_id in case_ids:
+        client.call("POST", "/api/cases", json=register_case_command(case_id))
+        client.retry_until(
+            "the case is active",
+            lambda case_id=case_id: client.call(
+                "POST", f"/api/cases/{case_id}/activate", json={"schema_version": 1}
+            ),
+        )
+    return case_ids
+
+
 def pg_dump(dsn: str, schema: str) -> str:
     """Everything PostgreSQL holds in ``schema`` (tables and rows), as pg_dump prints it."""
     import subprocess

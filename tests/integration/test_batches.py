@@ -17,7 +17,7 @@ import psycopg2
 import pytest
 import requests
 
-from keten.demo import Client, register_case_command, share_request_command
+from keten.demo import Client, share_request_command
 from shared.config import Settings
 from shared.contracts.envelope import encode_event
 from shared.provenance import EventKeys
@@ -25,7 +25,14 @@ from shared.relay import POSITION
 from tests.conftest import RABBIT_API, RABBIT_AUTH
 from tests.integration.test_event_integrity import dead_letters, publish
 from tests.integration.test_faults import ServiceProcess, _books
-from tests.support import agency_credentials, eventually, keten, notifying_env, while_progressing
+from tests.support import (
+    agency_credentials,
+    eventually,
+    keten,
+    notifying_env,
+    register_active_cases,
+    while_progressing,
+)
 
 #: Processes start slowly on a loaded machine: more than the default 300 s per test.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -74,14 +81,7 @@ def _shares_decided_while_consumers_are_down(
         f"http://{env['GATEWAY_ADDRESS']}", agency_credentials(Settings.from_env(env), "gemeente-utrecht")
     )
     case_ids = [str(uuid.uuid4()) for _ in range(CASES)]
-    for case_id in case_ids:
-        client.call("POST", "/api/cases", json=register_case_command(case_id))
-        client.retry_until(
-            "the case is active",
-            lambda case_id=case_id: client.call(
-                "POST", f"/api/cases/{case_id}/activate", json={"schema_version": 1}
-            ),
-        )
+    register_active_cases(client, case_ids)
     share_ids: list[str] = []
     lock = threading.Lock()
 

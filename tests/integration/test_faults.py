@@ -27,12 +27,12 @@ import psycopg2
 import pytest
 import requests
 
-from keten.demo import Client, register_case_command, share_request_command
+from keten.demo import Client, share_request_command
 from keten.platform import SERVICES
 from shared.config import Settings
 from shared.contracts.envelope import decode_event, encode_event
 from tests.conftest import RABBIT_AUTH, free_port
-from tests.support import agency_credentials, eventually, keten, notifying_env
+from tests.support import agency_credentials, eventually, keten, notifying_env, register_active_cases
 
 pytestmark = pytest.mark.integration
 
@@ -188,17 +188,7 @@ def test_every_accepted_share_survives_kills_dropped_connections_and_killed_sess
     eventually(lambda: all(p.ready() for p in processes.values()), timeout=120, interval=0.5)
     utrecht = agency_credentials(Settings.from_env(env), "gemeente-utrecht")
     client = Client(f"http://{env['GATEWAY_ADDRESS']}", utrecht, timeout=10)
-    case_ids = []
-    for _ in range(CASES):
-        case_id = str(uuid.uuid4())
-        client.call("POST", "/api/cases", json=register_case_command(case_id))
-        client.retry_until(
-            "the case is active",
-            lambda case_id=case_id: client.call(
-                "POST", f"/api/cases/{case_id}/activate", json={"schema_version": 1}
-            ),
-        )
-        case_ids.append(case_id)
+    case_ids = register_active_cases(client, [str(uuid.uuid4()) for _ in range(CASES)])
     # Shares are only decided once data_sharing knows the activation.
     client.retry_until(
         "data_sharing knows the cases",

@@ -14,13 +14,20 @@ import psycopg2
 import pytest
 from kombu import Connection
 
-from keten.demo import Client, register_case_command, share_request_command
+from keten.demo import Client, share_request_command
 from shared.config import Settings
 from shared.partitions import partition_of
 from shared.topology import DEAD_LETTER_QUEUE
 from tests.integration.test_batches import steadily
 from tests.integration.test_faults import ServiceProcess, _books, _pending_deliveries
-from tests.support import agency_credentials, eventually, keten, notifying_env, while_progressing
+from tests.support import (
+    agency_credentials,
+    eventually,
+    keten,
+    notifying_env,
+    register_active_cases,
+    while_progressing,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -100,14 +107,7 @@ def test_two_replicas_take_disjoint_partitions_and_one_takes_over_when_the_other
         if len(cases) < CASES_PER_PARTITION:
             cases.append(case_id)
     case_ids = [case_id for cases in per_partition.values() for case_id in cases]
-    for case_id in case_ids:
-        client.call("POST", "/api/cases", json=register_case_command(case_id))
-        client.retry_until(
-            "the case is active",
-            lambda case_id=case_id: client.call(
-                "POST", f"/api/cases/{case_id}/activate", json={"schema_version": 1}
-            ),
-        )
+    register_active_cases(client, case_ids)
     db = psycopg2.connect(postgres_dsn, options=f"-c search_path={env['DATABASE_SCHEMA']}")
     db.autocommit = True
 

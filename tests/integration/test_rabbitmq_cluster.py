@@ -19,12 +19,12 @@ import psycopg2
 import pytest
 import requests
 
-from keten.demo import Client, register_case_command, share_request_command
+from keten.demo import Client, share_request_command
 from keten.platform import SERVICES
 from shared.config import Settings
 from tests.conftest import GENEROUS_LOGIN_LIMITS, free_port, secrets_env
 from tests.integration.test_faults import ServiceProcess, ShareLoad, _books, _decisions
-from tests.support import agency_credentials, eventually, keten, notifying_env
+from tests.support import agency_credentials, eventually, keten, notifying_env, register_active_cases
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.timeout(1500)]
 
@@ -102,17 +102,7 @@ def test_the_platform_on_three_nodes_loses_and_doubles_nothing_when_a_node_stops
         client = Client(
             f"http://{env['GATEWAY_ADDRESS']}", agency_credentials(Settings.from_env(env), "gemeente-utrecht")
         )
-        case_ids = []
-        for _ in range(CASES):
-            case_id = str(uuid.uuid4())
-            client.call("POST", "/api/cases", json=register_case_command(case_id))
-            client.retry_until(
-                "the case is active",
-                lambda case_id=case_id: client.call(
-                    "POST", f"/api/cases/{case_id}/activate", json={"schema_version": 1}
-                ),
-            )
-            case_ids.append(case_id)
+        case_ids = register_active_cases(client, [str(uuid.uuid4()) for _ in range(CASES)])
         client.retry_until(
             "data_sharing knows the cases",
             lambda: all(
