@@ -12,7 +12,7 @@ help:
 	@echo "make demo         one share end to end, printed as the citizen sees it"
 	@echo "make lint         ruff and mypy"
 	@echo "make bench        the benchmark on this machine's RabbitMQ and PostgreSQL (docs/performance.md)"
-	@echo "make bench-quick  the same in under a minute, smaller sizes"
+	@echo "make bench-quick  the same at smaller sizes"
 	@echo "make lock         re-pin requirements*.lock from requirements*.in"
 	@echo "make image        the container image (keten:dev), on a Python base made from Debian's packages"
 	@echo "make base-images  only those base images (deploy/images/build-base.sh)"

@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench", help="the benchmark against the raw limit of RabbitMQ and PostgreSQL (docs/performance.md)"
     )
-    bench.add_argument("--quick", action="store_true", help="smaller sizes: under a minute, the same keys")
+    bench.add_argument("--quick", action="store_true", help="smaller sizes, the same keys")
     rebuild = commands.add_parser("rebuild", help="rebuild a projection from the events alone")
     rebuild.add_argument(
         "projection",
