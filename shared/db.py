@@ -31,9 +31,18 @@ import psycopg2.extras
 from eventsourcing import persistence as es
 from eventsourcing.sqlite import SQLiteDatastore
 
+from shared import logs
 from shared.config import MEMORY_DATABASE_URL, Settings
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _session_name() -> str:
+    """What PostgreSQL shows as the session's ``application_name``: ``keten-<service>`` in a
+    process that runs one service, so an operator's ``pg_stat_activity`` (and a statement log
+    with ``%a``) says which service a session belongs to."""
+    service = logs.process_service()
+    return f"keten-{service}" if service else "keten"
 
 
 class PgDatastore:
@@ -73,7 +82,7 @@ class PgDatastore:
         for pause in (*CONNECT_RETRY_PAUSES, None):
             try:
                 return psycopg2.connect(
-                    self.dsn, options=options, connect_timeout=int(self.timeout), application_name="keten"
+                    self.dsn, options=options, connect_timeout=int(self.timeout), application_name=_session_name()
                 )
             except psycopg2.OperationalError as exc:
                 if pause is None:

@@ -57,6 +57,11 @@ def set_process_service(service: str | None) -> None:
     _process_service = service
 
 
+def process_service() -> str | None:
+    """The one service this process runs, if it runs just one."""
+    return _process_service
+
+
 class ContextFilter(logging.Filter):
     """Adds ``service`` and ``correlation_id`` from the context to every record."""
 
