@@ -383,7 +383,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
             return
         started = time.perf_counter()
         rejected: list[tuple[Any, KetenError]] = []
-        taken: list[tuple[ReceivedEvent, str]] = []
+        taken: list[tuple[ReceivedEvent, str, str]] = []
         try:
             self._batching = True
             with app.batch():
@@ -398,7 +398,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
                         raise ContainerBeingKilled()  # stopping, or nothing handles it now: singly
                     kinds = self.kinds_of(event.source)
                     with logs.log_context(self.service, event.correlation_id):
-                        taken.append((event, self.take(handler, event, message, kinds)))
+                        taken.append((event, self.take(handler, event, message, kinds), handler.method_name))
         except Exception as exc:
             log.info(
                 "%s: a batch of %d message(s) taken one at a time (%s)",
@@ -415,9 +415,29 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
                 self.dead_letter(message, refusal.code, str(refusal), event_name=None)
         self.ack_all(messages)
         seconds = (time.perf_counter() - started) / len(messages)
-        for event, outcome in taken:
+        for event, outcome, method_name in taken:
             metrics.messages_handled.labels(self.service, event.name, outcome).inc()
             metrics.handling_seconds.labels(self.service, event.name).observe(seconds)
+            # A line per message, under its correlation id, as when taken singly: an operator
+            # follows one share through every service's log whatever batch it came in.
+            with logs.log_context(self.service, event.correlation_id):
+                log.info(
+                    "%s %s from %s at %s: %s in a batch of %d",
+                    method_name,
+                    event.name,
+                    event.source,
+                    event.position,
+                    outcome,
+                    len(messages),
+                    extra={
+                        "event": event.name,
+                        "source": event.source,
+                        "stream": event.log,
+                        "position": event.position,
+                        "outcome": outcome,
+                        "batch": len(messages),
+                    },
+                )
         log.info(
             "%s: took a batch of %d message(s) in %.1f ms",
             self.service,
@@ -425,7 +445,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
             seconds * len(messages) * 1000,
             extra={
                 "batch": len(messages),
-                "streams": sorted({event.log for event, _ in taken}),
+                "streams": sorted({event.log for event, _, _ in taken}),
                 "duration_ms": round(seconds * len(messages) * 1000, 1),
             },
         )

@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import psycopg2
@@ -24,13 +24,14 @@ from shared.provenance import EventKeys
 from shared.relay import POSITION
 from tests.conftest import RABBIT_API, RABBIT_AUTH
 from tests.integration.test_event_integrity import dead_letters, publish
-from tests.integration.test_faults import ServiceProcess, _books
+from tests.integration.test_faults import _books
 from tests.support import (
+    ServiceProcess,
     agency_credentials,
     eventually,
-    keten,
     notifying_env,
     register_active_cases,
+    running_services,
     while_progressing,
 )
 
@@ -56,18 +57,10 @@ def platform(production_env, mailbox, tmp_path) -> Iterator[tuple[dict[str, str]
         # A kill between a notice's claim and its record holds it this long, not 5 minutes.
         "KETEN_NOTIFY_STALE_SECONDS": "3",
     }
-    migrated = keten("migrate", env=env)
-    assert migrated.returncode == 0, migrated.stderr[-2000:]
     names = ("case_registration", "consent", "data_sharing", "gateway", *CONSUMERS)
     processes = {name: ServiceProcess(name, env, tmp_path) for name in names}
-    for name, process in processes.items():
-        if name not in CONSUMERS:
-            process.start()
-    try:
+    with running_services(env, processes, start=[n for n in names if n not in CONSUMERS]):
         yield env, processes
-    finally:
-        for process in processes.values():
-            process.stop()
 
 
 def _shares_decided_while_consumers_are_down(
@@ -191,6 +184,11 @@ def test_a_consumer_killed_in_the_middle_of_a_batch_loses_and_doubles_nothing(pl
     for key in ("overview", "retention", "notifications"):
         assert books[key] == expected, f"every share exactly once in {key}"
     assert max(batches) > 1, "the backlog was taken in batches"
+    in_batches = [
+        r for name in CONSUMERS for r in processes[name].log_records() if "event" in r and "batch" in r
+    ]
+    assert in_batches, "a message taken in a batch has a log line of its own"
+    assert all(r["correlation_id"] for r in in_batches), "under its correlation id, to follow a share by"
 
 
 def describe(env: dict[str, str], processes: dict[str, ServiceProcess], db: Any) -> str:
@@ -234,17 +232,20 @@ def _relayed(db: Any) -> int:
     return row[0] if row else 0
 
 
-def _batch_sizes(processes: dict[str, ServiceProcess]) -> list[int]:
-    sizes = []
-    for name in processes:
+def _records(processes: dict[str, ServiceProcess], names: Iterable[str]) -> list[dict[str, Any]]:
+    """The JSON log records of ``names`` (a line cut short by a kill -9 is left out)."""
+    records = []
+    for name in names:
         for line in processes[name].log_path.read_text(errors="replace").splitlines():
             try:
-                record = json.loads(line)
+                records.append(json.loads(line))
             except ValueError:
                 continue
-            if "batch" in record:
-                sizes.append(int(record["batch"]))
-    return sizes or [1]
+    return records
+
+
+def _batch_sizes(processes: dict[str, ServiceProcess]) -> list[int]:
+    return [int(r["batch"]) for r in _records(processes, processes) if "batch" in r] or [1]
 
 
 def test_a_message_that_cannot_apply_is_dead_lettered_alone_and_its_batch_is_taken(platform, postgres_dsn):
