@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email import message_from_bytes, policy
+from pathlib import Path
 from typing import Any
 
+import requests
 from nameko.runners import ServiceRunner
 
 from keten.platform import SERVICES, build_runner
@@ -275,3 +282,75 @@ def notifying_env(env: dict[str, str], mailbox: Mailbox, letters: Any) -> dict[s
         "KETEN_LETTER_RENDER_INTERVAL": "0.5",
         "KETEN_LETTER_DIR": str(letters),
     }
+
+
+class ServiceProcess:
+    """``keten run SERVICE`` in a process of its own, as a pod runs it (and restarts it)."""
+
+    def __init__(self, service: str, env: dict[str, str], log_dir: Path, log_name: str | None = None):
+        self.service = service
+        self.ops_port = free_port()
+        self.log_path = log_dir / f"{log_name or service}.log"
+        self.env = {**os.environ, **env, "OPS_PORT": str(self.ops_port), "KETEN_LOG_FORMAT": "json"}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:  # a restart appends to the same log
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "keten.cli", "run", self.service],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get(f"http://127.0.0.1:{self.ops_port}{path}", timeout=10)
+
+    def ready(self) -> bool:
+        try:
+            return self.get("/readyz").status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> int | None:
+        """Stops it as Kubernetes does (SIGTERM, then SIGKILL after 30 s); its exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is not None:
+            return self.process.returncode
+        self.process.terminate()
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def log_tail(self, lines: int = 15) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def log_records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+
+
+@contextmanager
+def running_services(
+    env: dict[str, str], processes: dict[str, ServiceProcess], start: Iterable[str] | None = None
+) -> Iterator[dict[str, int | None]]:
+    """``keten migrate`` with ``env``, then ``processes`` started (only those named in
+    ``start``, when given: a test starts the others itself), stopped however the test ends.
+    Yields a dict that holds each process's exit code once they are stopped."""
+    migrated = keten("migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    for name in processes if start is None else start:
+        processes[name].start()
+    exit_codes: dict[str, int | None] = {}
+    try:
+        yield exit_codes
+    finally:
+        for name, process in processes.items():
+            exit_codes[name] = process.stop()

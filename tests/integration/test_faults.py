@@ -10,9 +10,6 @@ recovery time of each fault is printed, as docs/operations.md publishes it."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -31,8 +28,15 @@ from keten.demo import Client, share_request_command
 from keten.platform import SERVICES
 from shared.config import Settings
 from shared.contracts.envelope import decode_event, encode_event
-from tests.conftest import RABBIT_AUTH, free_port
-from tests.support import agency_credentials, eventually, keten, notifying_env, register_active_cases
+from tests.conftest import RABBIT_AUTH
+from tests.support import (
+    ServiceProcess,
+    agency_credentials,
+    eventually,
+    notifying_env,
+    register_active_cases,
+    running_services,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -42,47 +46,6 @@ CASES = 3
 #: How long each fault may take to recover before the test fails.
 RECOVERY_LIMIT = 90.0
 POSTGRES_PORT = 5432
-
-
-class ServiceProcess:
-    """``keten run SERVICE`` in a process of its own, restarted as a pod would be."""
-
-    def __init__(self, service: str, env: dict[str, str], log_dir: Path):
-        self.service = service
-        self.ops_port = free_port()
-        self.log_path = log_dir / f"{service}.log"
-        self.env = {**os.environ, **env, "OPS_PORT": str(self.ops_port), "KETEN_LOG_FORMAT": "json"}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "keten.cli", "run", self.service],
-                env=self.env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def ready(self) -> bool:
-        try:
-            return requests.get(f"http://127.0.0.1:{self.ops_port}/readyz", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @dataclass
@@ -168,16 +131,9 @@ def platform_processes(
         **notifying_env(production_env, mailbox, tmp_path / "letters"),
         "KETEN_RPC_TIMEOUT": "5",
     }
-    migrated = keten("migrate", env=env)
-    assert migrated.returncode == 0, migrated.stderr[-2000:]
     processes = {name: ServiceProcess(name, env, tmp_path) for name in SERVICES}
-    for process in processes.values():
-        process.start()
-    try:
+    with running_services(env, processes):
         yield env, processes
-    finally:
-        for process in processes.values():
-            process.stop()
 
 
 def test_every_accepted_share_survives_kills_dropped_connections_and_killed_sessions_under_load(

@@ -4,12 +4,8 @@ RabbitMQ and PostgreSQL, each with its operations endpoints, metrics and JSON lo
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -22,7 +18,7 @@ from keten.platform import SERVICES, build_runner
 from shared import metrics
 from shared.config import Settings
 from tests.conftest import free_port
-from tests.support import agency_credentials, eventually, keten
+from tests.support import ServiceProcess, agency_credentials, eventually, keten, running_services
 
 pytestmark = pytest.mark.integration
 
@@ -38,58 +34,13 @@ CITIZEN_VALUES = (
 SAFE_LABEL_VALUE = re.compile(r"^[A-Za-z0-9_.:+-]*$")
 
 
-class ServiceProcess:
-    """``keten run SERVICE`` as its own process, as a pod would run it."""
-
-    def __init__(self, service: str, env: dict[str, str], log_dir: Path):
-        self.service = service
-        self.ops_port = free_port()
-        self.log_path = log_dir / f"{service}.log"
-        self.env = {**os.environ, **env, "OPS_PORT": str(self.ops_port), "KETEN_LOG_FORMAT": "json"}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "keten.cli", "run", self.service],
-                env=self.env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-
-    def get(self, path: str) -> requests.Response:
-        return requests.get(f"http://127.0.0.1:{self.ops_port}{path}", timeout=10)
-
-    def stop(self) -> int | None:
-        if self.process is None:
-            return None
-        self.process.terminate()
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
-
-    def log_tail(self, lines: int = 15) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def log_records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
-
-
 @pytest.fixture
 def service_processes(production_env, tmp_path) -> Iterator[dict[str, ServiceProcess]]:
-    migrate = keten("migrate", env=production_env)
-    assert migrate.returncode == 0, migrate.stderr[-2000:]
     processes = {name: ServiceProcess(name, production_env, tmp_path) for name in SERVICES}
-    for process in processes.values():
-        process.start()
-    try:
+    with running_services(production_env, processes) as exit_codes:
         yield processes
-    finally:
-        codes = {name: process.stop() for name, process in processes.items()}
-        failed = {name: processes[name].log_tail() for name, code in codes.items() if code != 0}
-        assert not failed, f"every service stops cleanly on SIGTERM; these did not: {failed}"
+    failed = {name: processes[name].log_tail() for name, code in exit_codes.items() if code != 0}
+    assert not failed, f"every service stops cleanly on SIGTERM; these did not: {failed}"
 
 
 def test_every_service_process_is_ready_and_shows_its_metrics_after_the_demo(

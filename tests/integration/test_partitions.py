@@ -19,13 +19,14 @@ from shared.config import Settings
 from shared.partitions import partition_of
 from shared.topology import DEAD_LETTER_QUEUE
 from tests.integration.test_batches import steadily
-from tests.integration.test_faults import ServiceProcess, _books, _pending_deliveries
+from tests.integration.test_faults import _books, _pending_deliveries
 from tests.support import (
+    ServiceProcess,
     agency_credentials,
     eventually,
-    keten,
     notifying_env,
     register_active_cases,
+    running_services,
     while_progressing,
 )
 
@@ -51,24 +52,16 @@ def partitioned(
         # than any send takes, so that the other replica never takes a live claim for stale.
         "KETEN_NOTIFY_STALE_SECONDS": "20",
     }
-    migrated = keten("migrate", env=env)
-    assert migrated.returncode == 0, migrated.stderr[-2000:]
     processes = {
         name: ServiceProcess(name, env, tmp_path)
         for name in ("case_registration", "consent", "data_sharing", "retention", "gateway")
     }
     for replica in range(REPLICAS):
         replica_env = {**env, "KETEN_REPLICA": str(replica), "KETEN_REPLICAS": str(REPLICAS)}
-        process = ServiceProcess("notification", replica_env, tmp_path)
-        process.log_path = tmp_path / f"notification-{replica}.log"
-        processes[f"notification-{replica}"] = process
-    for process in processes.values():
-        process.start()
-    try:
+        name = f"notification-{replica}"
+        processes[name] = ServiceProcess("notification", replica_env, tmp_path, log_name=name)
+    with running_services(env, processes):
         yield env, processes
-    finally:
-        for process in processes.values():
-            process.stop()
 
 
 def _partitions_taken(process: ServiceProcess) -> Counter[int]:

@@ -23,8 +23,15 @@ from keten.demo import Client, share_request_command
 from keten.platform import SERVICES
 from shared.config import Settings
 from tests.conftest import GENEROUS_LOGIN_LIMITS, free_port, secrets_env
-from tests.integration.test_faults import ServiceProcess, ShareLoad, _books, _decisions
-from tests.support import agency_credentials, eventually, keten, notifying_env, register_active_cases
+from tests.integration.test_faults import ShareLoad, _books, _decisions
+from tests.support import (
+    ServiceProcess,
+    agency_credentials,
+    eventually,
+    notifying_env,
+    register_active_cases,
+    running_services,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.timeout(1500)]
 
@@ -88,16 +95,12 @@ def test_the_platform_on_three_nodes_loses_and_doubles_nothing_when_a_node_stops
         mailbox,
         tmp_path / "letters",
     )
-    migrated = keten("migrate", env=env)
-    assert migrated.returncode == 0, migrated.stderr[-2000:]
-    members = _queue_nodes(rabbitmq_cluster)
-    assert members and all(len(nodes) == 3 for nodes in members.values()), (
-        f"quorum queues on 3 nodes: {members}"
-    )
     processes = {name: ServiceProcess(name, env, tmp_path) for name in SERVICES}
-    for process in processes.values():
-        process.start()
-    try:
+    with running_services(env, processes):
+        members = _queue_nodes(rabbitmq_cluster)
+        assert members and all(len(nodes) == 3 for nodes in members.values()), (
+            f"quorum queues on 3 nodes: {members}"
+        )
         eventually(lambda: all(p.ready() for p in processes.values()), timeout=180, interval=0.5)
         client = Client(
             f"http://{env['GATEWAY_ADDRESS']}", agency_credentials(Settings.from_env(env), "gemeente-utrecht")
@@ -143,6 +146,3 @@ def test_the_platform_on_three_nodes_loses_and_doubles_nothing_when_a_node_stops
         assert all(decisions[r.request_id] == 1 for r in accepted), "every accepted request decided once"
         for key in ("overview", "retention", "notifications"):
             assert books[key] == expected, f"every share exactly once in {key}"
-    finally:
-        for process in processes.values():
-            process.stop()
