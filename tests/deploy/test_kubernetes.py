@@ -105,12 +105,18 @@ def test_secrets_are_referenced_never_committed(overlay):
     assert of_kind(overlay, "Secret") == []
     for name, spec in pod_specs(overlay).items():
         for container in spec["containers"]:
+            if name in WITHOUT_SECRETS:
+                assert "envFrom" not in container, f"{name} needs no secret and no database: gets none"
+                continue
             refs = [source.get("secretRef", {}).get("name") for source in container["envFrom"]]
             assert "keten-secrets" in refs, name
             config = [source for source in container["envFrom"] if "configMapRef" in source]
             assert config and config[0]["configMapRef"]["name"].startswith("keten-config"), name
             assert not any(env.get("name") in SECRET_SETTINGS for env in container.get("env", []))
 
+
+#: Pods that reach neither the database nor the broker: the letters' layout reads and writes files.
+WITHOUT_SECRETS = {"keten-letters"}
 
 SECRET_SETTINGS = {
     "KETEN_MASTER_KEY",
@@ -198,8 +204,40 @@ def test_the_migration_job_and_the_cronjobs_run_commands_the_cli_knows():
     for name, cron in crons.items():
         assert cron["spec"]["concurrencyPolicy"] == "Forbid", name
         args[name] = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args == {"keten-purge": ["purge"], "keten-requests-escalate": ["requests", "escalate"]}
-    assert {"migrate", "purge", "requests"} <= cli_commands()
+    assert args == {
+        "keten-purge": ["purge"],
+        "keten-requests-escalate": ["requests", "escalate"],
+        "keten-letters": ["letters", "render"],
+    }
+    assert {"migrate", "purge", "requests", "letters"} <= cli_commands()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_letters_are_handed_over_on_a_shared_volume_and_laid_out_by_the_cronjob(overlay):
+    """Letters outlive a pod (not in its emptyDir), every notification replica and the layout
+    job see the same folder, and the layout does not run beside the ordered event consumer."""
+    [claim] = [
+        c for c in of_kind(overlay, "PersistentVolumeClaim") if c["metadata"]["name"] == "keten-letters"
+    ]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    specs = pod_specs(overlay)
+    for name in ("keten-notification", "keten-letters"):
+        spec = specs[name]
+        [container] = spec["containers"]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        [volume] = [v for v in spec["volumes"] if v.get("persistentVolumeClaim")]
+        assert volume["persistentVolumeClaim"]["claimName"] == "keten-letters", name
+        [mount] = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+        assert env["KETEN_LETTER_DIR"] == mount["mountPath"], name
+        assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsGroup"], name
+    notification_env = {
+        e["name"]: e.get("value") for e in specs["keten-notification"]["containers"][0]["env"]
+    }
+    assert notification_env["KETEN_LETTER_RENDER_INTERVAL"] == "0"
+    others = [n for n, spec in specs.items() if n not in ("keten-notification", "keten-letters")]
+    for name in others:
+        claims = [v for v in specs[name].get("volumes", []) if v.get("persistentVolumeClaim")]
+        assert not claims, f"{name} has no business with the letters"
 
 
 def cli_commands() -> set[str]:
