@@ -82,7 +82,10 @@ class PgDatastore:
         for pause in (*CONNECT_RETRY_PAUSES, None):
             try:
                 return psycopg2.connect(
-                    self.dsn, options=options, connect_timeout=int(self.timeout), application_name=_session_name()
+                    self.dsn,
+                    options=options,
+                    connect_timeout=int(self.timeout),
+                    application_name=_session_name(),
                 )
             except psycopg2.OperationalError as exc:
                 if pause is None:
@@ -188,11 +191,15 @@ class _BeginningCursor(psycopg2.extras.DictCursor):
     statement, in the same round trip (``BEGIN; <statement>``)."""
 
     began = False
+    #: Statements sent ahead of the next one, in its round trip (a batch of commands opens
+    #: each command's savepoint so: ``shared.commands``).
+    prefix = ""
 
     def execute(self, query: Any, vars: Any = None) -> Any:
-        if not self.began:
-            self.began = True
-            query = b"BEGIN; " + query if isinstance(query, bytes) else "BEGIN; " + str(query)
+        lead = ("" if self.began else "BEGIN; ") + self.prefix
+        if lead:
+            self.began, self.prefix = True, ""
+            query = lead.encode() + query if isinstance(query, bytes) else lead + str(query)
         return super().execute(query, vars)
 
     def _begin(self) -> None:
@@ -201,8 +208,8 @@ class _BeginningCursor(psycopg2.extras.DictCursor):
 
     def executemany(self, query: Any, vars_list: Any) -> Any:
         rows = list(vars_list)
-        if not self.began and rows:
-            self.execute(query, rows.pop(0))  # the first row carries the BEGIN
+        if (not self.began or self.prefix) and rows:
+            self.execute(query, rows.pop(0))  # the first row carries the BEGIN (and prefix)
         return super().executemany(query, rows)
 
     def copy_expert(self, *args: Any, **kwargs: Any) -> Any:
