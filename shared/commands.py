@@ -175,7 +175,7 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
         outgoing: list[OutgoingMessage] = []
         counted: list[tuple[str, str, float]] = []
         try:
-            with app.batch(open_to_handlers=False) as batch:
+            with app.batch(commands=True) as batch:
                 savepoints = _Savepoints(batch)
                 taken = self._authenticated_in(batch, messages)
                 for message, (received, authentic) in zip(messages, taken, strict=True):
@@ -274,7 +274,7 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
             raise _Requeue() from None
         # The worker's green thread has not run yet: it starts inside the batch's transaction.
         # (nameko keeps no public way from a worker's context to its thread.)
-        batch.admit(self.container._worker_threads[worker_ctx])
+        batch.join(self.container._worker_threads[worker_ctx])
         result, exc_info = done.wait()
         if exc_info is not None:
             if isinstance(exc_info[1], ContainerBeingKilled):
