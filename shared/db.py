@@ -170,6 +170,10 @@ class PgDatastore:
                     yield cur
                     if commit and cur.began:
                         cur.execute("COMMIT")
+                        if cur.statusmessage != "COMMIT":
+                            # A transaction in which a statement failed (and someone swallowed
+                            # the error) ends in ROLLBACK, even when told to COMMIT, without error.
+                            raise es.OperationalError("the transaction was rolled back, not committed")
             except psycopg2.Error as exc:
                 _abandon(conn, cur)
                 raise _translate(exc) from None

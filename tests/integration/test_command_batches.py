@@ -146,7 +146,20 @@ def test_a_data_sharing_killed_in_the_middle_of_a_batch_of_commands_loses_and_do
 
     with AgencyClient(credentials) as client:
         answers = _answers(client, set(sent))
-    assert _decisions(db, requests) == expected, "every share decided exactly once"
+    decided = _decisions(db, requests)
+    missing = {
+        index: [(a.name, (a.data.get("error") or {}).get("code")) for a in answers[message_id]]
+        for index, (message_id, command) in enumerate(zip(sent, requests, strict=True))
+        if decided[str(share_id(uuid.UUID(command["request_id"]), RECIPIENT))] != 2
+        and index not in refused_at
+    }
+    log = processes["data_sharing"].log_path.read_text(errors="replace").splitlines()
+    noted = [
+        line[:300] for line in log if any(w in line for w in ("reject", "one at a time", "fail", "held"))
+    ]
+    assert decided == expected, (
+        f"every share decided exactly once; not decided: {missing}; log: {noted[-20:]}"
+    )
     for index, message_id in enumerate(sent):
         kinds = {answer.name for answer in answers[message_id]}
         assert kinds == ({"CommandRejected"} if index in refused_at else {"CommandAccepted"}), index
