@@ -61,7 +61,8 @@ def _active_cases_and_data_sharing_down(
 ) -> tuple[Any, list[str]]:
     """Cases active in data_sharing's case facts; then data_sharing stopped, so that the
     commands sent next wait in its queue and are delivered in batches."""
-    eventually(lambda: all(process.ready() for process in processes.values()), timeout=120, interval=0.5)
+    # A process starts slowly on a loaded machine: what fails the test is one that never does.
+    eventually(lambda: all(process.ready() for process in processes.values()), timeout=300, interval=0.5)
     settings = Settings.from_env(env)
     credentials = agency_credentials(settings, "gemeente-utrecht")
     client = Client(f"http://{env['GATEWAY_ADDRESS']}", credentials)
@@ -75,7 +76,7 @@ def _active_cases_and_data_sharing_down(
             )
             return bool(cur.fetchone()[0] == CASES)
 
-    eventually(active_in_data_sharing, timeout=120, interval=0.5)
+    eventually(active_in_data_sharing, timeout=300, interval=0.5)
     processes["data_sharing"].stop()
     return dataclasses.replace(credentials, amqp_url=env["AMQP_URI"]), case_ids
 
