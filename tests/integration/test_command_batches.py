@@ -65,7 +65,8 @@ def _active_cases_and_data_sharing_down(
     eventually(lambda: all(process.ready() for process in processes.values()), timeout=300, interval=0.5)
     settings = Settings.from_env(env)
     credentials = agency_credentials(settings, "gemeente-utrecht")
-    client = Client(f"http://{env['GATEWAY_ADDRESS']}", credentials)
+    # The gateway answers slowly on a loaded machine: more than the default 10 s per call.
+    client = Client(f"http://{env['GATEWAY_ADDRESS']}", credentials, timeout=120)
     case_ids = register_active_cases(client, [str(uuid.uuid4()) for _ in range(CASES)])
 
     def active_in_data_sharing() -> bool:
