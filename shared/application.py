@@ -187,6 +187,8 @@ class KetenApplication(Application):
         self.last_taken: tuple[str, int] | None = None
         #: The consumer's open batch, while one is open (``batch``).
         self.open_batch: Batch | None = None
+        #: The open batch of agencies' commands (``batch(commands=True)``, ``shared.commands``).
+        self.open_command_batch: Batch | None = None
         # Snapshots would hold aggregate state, personal data included, in plaintext: never on,
         # whatever the environment says.
         super().__init__(
@@ -380,25 +382,30 @@ class KetenApplication(Application):
         return isinstance(getattr(self.recorder, "datastore", None), PgDatastore)
 
     @contextmanager
-    def batch(self) -> Iterator[Batch]:
+    def batch(self, commands: bool = False) -> Iterator[Batch]:
         """One transaction for what a consumer takes from several messages: every
         ``save_tracked`` of this green thread and those that ``join`` it goes into it, the
         events table is locked once, and each stream's tracking record is written once, at the
         end, with the last position taken. It commits as a whole or not at all; on leaving
-        with an error, nothing of it stays."""
+        with an error, nothing of it stays.
+
+        ``commands``: a batch of agencies' commands (``shared.commands``), open beside the
+        events consumer's (a command may wait for that consumer to catch up: its consistency
+        token), joined only by the workers its consumer admits (``Batch.join``)."""
         datastore: PgDatastore = self.recorder.datastore  # type: ignore[attr-defined]
-        assert self.open_batch is None, "one batch at a time"
+        slot = "open_command_batch" if commands else "open_batch"
+        assert getattr(self, slot) is None, "one batch at a time"
         recorder: Any = self.recorder
         with datastore.transaction(commit=True, joins_batch=False) as raw:
             batch = Batch(raw, datastore)
-            self.open_batch = batch
+            setattr(self, slot, batch)
             datastore.join(greenlet.getcurrent(), raw)
             try:
                 yield batch
                 for stream, position in sorted(batch.positions.items()):
                     recorder._insert_tracking(raw, Tracking(stream, position))
             finally:
-                self.open_batch = None
+                setattr(self, slot, None)
                 for thread in (greenlet.getcurrent(), *batch.joined):
                     datastore.leave(thread)
         if batch.stored:
@@ -431,9 +438,11 @@ class KetenApplication(Application):
         processing.collect_events(*aggregates)
         stored = [self.mapper.to_stored_event(e) for e in processing.events]
         recorder: Any = self.recorder
-        batch = self.open_batch
-        if batch is not None and not batch.includes(greenlet.getcurrent()):
-            batch = None  # another green thread (a use case, the relay): a transaction of its own
+        thread = greenlet.getcurrent()
+        batch = next(
+            (b for b in (self.open_batch, self.open_command_batch) if b and b.includes(thread)), None
+        )
+        # (None: another green thread, a use case, the relay: a transaction of its own)
         if batch is not None and isinstance(tracking, ReceivedTracking):
             # Taking the event in the consumer's batch: its tracking record is written once for
             # the batch, the events table locked once.

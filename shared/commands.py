@@ -25,6 +25,17 @@ message:
 
 A command added to the contract (``COMMAND_SCHEMAS``) with an ``@rpc`` method of the same name on
 its service is taken from the bus with no change here.
+
+A service that declares ``AgencyCommands(in_batches=True)`` (data_sharing) takes the commands
+delivered at once in one transaction of its store (``KetenApplication.batch``), up to
+``COMMANDS_PER_TRANSACTION``: the agencies' keys are read in one statement at the batch's start,
+the message ids are remembered in one statement inside the transaction (so a command is seen if
+and only if what it did commits), the events table is locked once, and one ``COMMIT`` ends it.
+Each command runs in a savepoint of its own, opened in the round trip of its first statement:
+a command refused by the rules is rolled back to it alone, the others' effects stay. Anything
+else (an outage, a conflict with another replica, a bug, a failed commit) abandons the whole
+transaction and its commands are taken again one at a time, as above, each with its own retries,
+holds and dead letter: nothing was answered or acknowledged yet, and every command is repeat-safe.
 """
 
 from __future__ import annotations
@@ -35,32 +46,40 @@ import json
 import logging
 import re
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, uuid4, uuid5
 
 import eventlet
+from eventlet.event import Event
 from kombu import Queue
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
 
 from shared import metrics, tracing
-from shared.agencies import AgencyRegistry
-from shared.application import vault_for
+from shared.agencies import AgencyKey, AgencyRegistry
+from shared.application import Batch, KetenApplication, vault_for
 from shared.consumer import BUG_RETRIES, TRANSIENT_ERRORS, QueueConsumer, dead_letter_message, run_in_worker
 from shared.contracts.commands import COMMAND_SCHEMAS
 from shared.contracts.envelope import OutgoingMessage
 from shared.contracts.inbox import inbox_message, inbox_message_id
+from shared.db import Cursor
 from shared.errors import InvalidRequest, KetenError, NotAuthorised
 from shared.sealed import KeyScope
-from shared.seen import SeenIds
+from shared.seen import SeenIds, Sighting
 from shared.topology import command_queue, dead_letter_exchange, parse_command_routing_key
 from shared.wire import CREATED_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER, command_target
 
 log = logging.getLogger(__name__)
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+#: At most how many commands one transaction carries out: each that writes takes a subtransaction
+#: id, and past 64 of them PostgreSQL's snapshots of every session get slower (subxid overflow).
+COMMANDS_PER_TRANSACTION = 50
+#: The savepoint each command of a batch runs in.
+SAVEPOINT = "keten_command"
 DEAD_LETTER_NAMESPACE = uuid5(NAMESPACE_URL, "https://keten.example/dead-letters")
 
 
@@ -91,9 +110,12 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
 
     consumes = "commands"
 
-    def __init__(self) -> None:
+    def __init__(self, in_batches: bool = False) -> None:
         super().__init__()
         self._init_consumer()
+        #: Whether the commands delivered at once are carried out in one transaction (see the
+        #: module doc); only for a service whose use cases all save through its application.
+        self.in_batches = in_batches
 
     # -- nameko lifecycle ---------------------------------------------------------------------
     def setup(self) -> None:
@@ -122,6 +144,146 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
         """Carries out the delivered commands in order, then publishes all their answers and
         dead letters at once (one wait for the broker's confirms) and acknowledges them with one
         ack. A crash before the ack takes them again: repeat-safe, answered with the same ids."""
+        app = self._batch_application() if len(messages) > 1 else None
+        if app is None:
+            self._one_at_a_time(messages)
+            return
+        for start in range(0, len(messages), COMMANDS_PER_TRANSACTION):
+            if self.should_stop:
+                return  # the rest goes back to the queue with the connection
+            self._in_one_transaction(app, messages[start : start + COMMANDS_PER_TRANSACTION])
+
+    def _batch_application(self) -> KetenApplication | None:
+        """The service's application, if its commands are taken in batches and its store takes
+        them, in the same database pool as the seen ids (they are written in its transaction)."""
+        if not self.in_batches:
+            return None
+        found = [
+            app
+            for dependency in self.container.dependencies
+            if isinstance(app := getattr(dependency, "app", None), KetenApplication)
+        ]
+        if len(found) != 1 or not found[0].batches:
+            return None
+        app = found[0]
+        return app if app.recorder.datastore is self.seen.store.datastore else None  # type: ignore[attr-defined]
+
+    def _in_one_transaction(self, app: KetenApplication, messages: list[Any]) -> None:
+        """Carries out ``messages`` in one transaction of ``app``'s store (see the module doc);
+        answers and acknowledges them once it committed. If it cannot commit as a whole, they
+        are taken again one at a time."""
+        outgoing: list[OutgoingMessage] = []
+        counted: list[tuple[str, str, float]] = []
+        try:
+            with app.batch(commands=True) as batch:
+                savepoints = _Savepoints(batch)
+                taken = self._authenticated_in(batch, messages)
+                for message, (received, authentic) in zip(messages, taken, strict=True):
+                    if self.should_stop:
+                        raise _Requeue()
+                    started = time.perf_counter()
+                    name = received.command if received.command in COMMAND_SCHEMAS else "unknown"
+                    try:
+                        command = self._trusted(message, received, authentic)
+                        savepoints.begin()
+                        result = self._execute_in(batch, received, command)
+                        savepoints.end()
+                    except KetenError as error:
+                        if isinstance(error, TRANSIENT_ERRORS):
+                            raise
+                        savepoints.undo()
+                        outgoing.extend(self.reject(message, received, error))
+                        outcome = "rejected"
+                    else:
+                        outgoing.extend(self.answer(received, result))
+                        outcome = "processed"
+                    counted.append((name, outcome, time.perf_counter() - started))
+        except _Requeue:
+            for message in messages:
+                message.requeue()
+            return
+        except Exception as exc:
+            log.info(
+                "%s: a batch of %d command(s) taken one at a time (%s)",
+                self.service,
+                len(messages),
+                type(exc).__name__,
+            )
+            self._one_at_a_time(messages)
+            return
+        self.seen.purge_now_and_then()
+        self._publish(outgoing)
+        self.ack_all(messages)
+        for name, outcome, seconds in counted:
+            metrics.messages_handled.labels(self.service, name, outcome).inc()
+            metrics.handling_seconds.labels(self.service, name).observe(seconds)
+        milliseconds = round(sum(seconds for _, _, seconds in counted) * 1000, 1)
+        log.info(
+            "%s: carried out %d command(s) in one transaction in %.1f ms",
+            self.service,
+            len(messages),
+            milliseconds,
+            extra={"batch": len(messages), "commands": True, "duration_ms": milliseconds},
+        )
+
+    def _authenticated_in(
+        self, batch: Batch, messages: list[Any]
+    ) -> list[tuple[Received, _Authentic | KetenError]]:
+        """Each message's signature checked with the keys read for the batch (one statement)
+        and, for the authentic ones, whether their id is seen for the first time: remembered in
+        one statement, in the batch's transaction."""
+        received = [_received(message) for message in messages]
+        keys = self.registry.keys((message.headers or {}).get(KEY_ID_HEADER) for message in messages)
+        signed: list[_Signed | KetenError] = []
+        for message, one in zip(messages, received, strict=True):
+            try:
+                signed.append(self._signed(message, one, keys))
+            except KetenError as error:
+                signed.append(error)
+        sightings = [s.sighting for s in signed if isinstance(s, _Signed)]
+        firsts = self.seen.first_sightings(Cursor(self.seen.store, batch.cursor), sightings)
+        taken: list[tuple[Received, _Authentic | KetenError]] = []
+        for one, outcome in zip(received, signed, strict=True):
+            if isinstance(outcome, _Signed):
+                key = (outcome.sighting.scope, outcome.sighting.id)
+                first = key in firsts
+                firsts.discard(key)  # the same id again in this batch is a repeat
+                taken.append((one, _Authentic(outcome.signer, first)))
+            else:
+                taken.append((one, outcome))
+        return taken
+
+    def _execute_in(self, batch: Batch, received: Received, command: dict[str, Any]) -> Any:
+        """Runs the service's method for the command in a worker admitted to ``batch``; what
+        it raised is raised here (``KetenError`` for a refusal; anything else abandons the
+        batch)."""
+        entrypoint = self._entrypoint(received.command or "")
+        done: Event = Event()
+
+        def handle_result(worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+            done.send((result, exc_info))
+            return result, exc_info
+
+        trace, correlation_id = received.trace, received.correlation_id
+        context = {**trace, **({"correlation_id": correlation_id} if correlation_id else {})}
+        try:
+            worker_ctx = self.container.spawn_worker(
+                entrypoint, (command,), {}, context_data=context, handle_result=handle_result
+            )
+        except ContainerBeingKilled:
+            raise _Requeue() from None
+        # The worker's green thread has not run yet: it starts inside the batch's transaction.
+        # (nameko keeps no public way from a worker's context to its thread.)
+        batch.join(self.container._worker_threads[worker_ctx])
+        result, exc_info = done.wait()
+        if exc_info is not None:
+            if isinstance(exc_info[1], ContainerBeingKilled):
+                raise _Requeue()
+            raise exc_info[1]
+        return result
+
+    def _one_at_a_time(self, messages: list[Any]) -> None:
+        """Carries out each command in transactions of its own (``handle``)."""
         outgoing: list[OutgoingMessage] = []
         settled: list[Any] = []
         counted: list[tuple[str, str, float]] = []
@@ -165,6 +327,16 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
 
     def authenticate(self, message: Any, received: Received) -> dict[str, Any]:
         """The command's body, once it is known to come from the agency it names."""
+        signed = self._signed(message, received)
+        sighting = signed.sighting
+        first = self.seen.first_sighting(sighting.scope, sighting.id, sighting.until)
+        return self._trusted(message, received, _Authentic(signed.signer, first))
+
+    def _signed(
+        self, message: Any, received: Received, keys: Mapping[str, AgencyKey] | None = None
+    ) -> _Signed:
+        """Who signed the command, checked against its keys (``keys``: those read for a batch),
+        and what to remember of it; ``NotAuthorised`` if no agency did, or too long ago."""
         schema = COMMAND_SCHEMAS.get(received.command or "")
         if received.agency is None or schema is None or schema.service != self.service:
             raise InvalidRequest(
@@ -182,7 +354,9 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
                 f"a command must carry {CREATED_HEADER}: when it was made, ISO-8601 with offset",
             )
         target = command_target(received.routing_key, received.message_id, str(created_text))
-        signer = self.registry.verify(headers.get(KEY_ID_HEADER), headers.get(SIGNATURE_HEADER), target, body)
+        signer = self.registry.verify(
+            headers.get(KEY_ID_HEADER), headers.get(SIGNATURE_HEADER), target, body, known=keys
+        )
         if signer != received.agency:
             raise NotAuthorised("bad_signature", "the signature does not verify with a valid key")
         now = datetime.now(UTC)
@@ -195,12 +369,22 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
         # Remembered until it would be refused as expired anyway. A redelivery by the broker (a
         # consumer stopped before its ack) is not a copy: only the broker sets that flag.
         remember_until = max(created, now) + window + skew
+        return _Signed(signer, Sighting(f"amqp-command:{signer}", received.message_id, remember_until))
+
+    def _trusted(
+        self, message: Any, received: Received, authentic: _Authentic | KetenError
+    ) -> dict[str, Any]:
+        """The command's body, once it is known to come from the agency it names and not to
+        be a copy of one taken before."""
+        if isinstance(authentic, KetenError):
+            raise authentic
+        signer = authentic.signer
         redelivered = bool(message.delivery_info.get("redelivered"))
-        first = self.seen.first_sighting(f"amqp-command:{signer}", received.message_id, remember_until)
-        if not first and not redelivered:
+        if not authentic.first and not redelivered:
             raise NotAuthorised(
                 "command_replayed", "a command with this message_id was already taken; send a new one"
             )
+        body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         try:
             command = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -314,6 +498,64 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
 
 class _Requeue(Exception):
     """The service is stopping: the command goes back to the queue, unanswered."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Signed:
+    """A command whose signature verified: its signer, and its id to remember."""
+
+    signer: str
+    sighting: Sighting
+
+
+@dataclasses.dataclass(frozen=True)
+class _Authentic:
+    """A signed command, and whether its id was seen for the first time."""
+
+    signer: str
+    first: bool
+
+
+class _Savepoints:
+    """Each command of a batch in a savepoint of its own, so that a refusal rolls back only
+    that command's statements (a use case may have written, or failed a statement, before it
+    refused). The savepoint is sent ahead of the command's first statement, in its round trip,
+    and released by the next one's: no round trip of its own; a command that sends no
+    statement opens none. Rolling back to it also releases the events table's lock if the
+    command took it: the batch then takes it again with its next save."""
+
+    def __init__(self, batch: Batch):
+        self.batch = batch
+        self.cursor = batch.cursor
+        #: Whether the savepoint exists in the transaction (the next one releases it).
+        self.open = False
+        #: Whether a command runs (between ``begin`` and ``end``/``undo``).
+        self.running = False
+        self.locked = batch.locked
+
+    def begin(self) -> None:
+        self.running, self.locked = True, self.batch.locked
+        release = f"RELEASE SAVEPOINT {SAVEPOINT}; " if self.open else ""
+        self.cursor.prefix = f"{release}SAVEPOINT {SAVEPOINT}; "
+
+    def end(self) -> None:
+        self.running = False
+        if self.cursor.prefix:
+            self.cursor.prefix = ""  # the command sent nothing
+        else:
+            self.open = True
+
+    def undo(self) -> None:
+        """Rolls back what the running command did (nothing if it was refused before it ran)."""
+        if not self.running:
+            return
+        self.running = False
+        if self.cursor.prefix:
+            self.cursor.prefix = ""  # nothing sent, nothing to undo
+            return
+        self.cursor.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+        self.open = True
+        self.batch.locked = self.locked
 
 
 def _received(message: Any) -> Received:

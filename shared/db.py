@@ -170,6 +170,10 @@ class PgDatastore:
                     yield cur
                     if commit and cur.began:
                         cur.execute("COMMIT")
+                        if cur.statusmessage != "COMMIT":
+                            # A transaction in which a statement failed (and someone swallowed
+                            # the error) ends in ROLLBACK, even when told to COMMIT, without error.
+                            raise es.OperationalError("the transaction was rolled back, not committed")
             except psycopg2.Error as exc:
                 _abandon(conn, cur)
                 raise _translate(exc) from None
@@ -191,11 +195,15 @@ class _BeginningCursor(psycopg2.extras.DictCursor):
     statement, in the same round trip (``BEGIN; <statement>``)."""
 
     began = False
+    #: Statements sent ahead of the next one, in its round trip (a batch of commands opens
+    #: each command's savepoint so: ``shared.commands``).
+    prefix = ""
 
     def execute(self, query: Any, vars: Any = None) -> Any:
-        if not self.began:
-            self.began = True
-            query = b"BEGIN; " + query if isinstance(query, bytes) else "BEGIN; " + str(query)
+        lead = ("" if self.began else "BEGIN; ") + self.prefix
+        if lead:
+            self.began, self.prefix = True, ""
+            query = lead.encode() + query if isinstance(query, bytes) else lead + str(query)
         return super().execute(query, vars)
 
     def _begin(self) -> None:
@@ -204,8 +212,8 @@ class _BeginningCursor(psycopg2.extras.DictCursor):
 
     def executemany(self, query: Any, vars_list: Any) -> Any:
         rows = list(vars_list)
-        if not self.began and rows:
-            self.execute(query, rows.pop(0))  # the first row carries the BEGIN
+        if (not self.began or self.prefix) and rows:
+            self.execute(query, rows.pop(0))  # the first row carries the BEGIN (and prefix)
         return super().executemany(query, rows)
 
     def copy_expert(self, *args: Any, **kwargs: Any) -> Any:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from shared.config import MEMORY_DATABASE_URL, Settings
-from shared.db import SqlStore, open_store
+from shared.db import Cursor, SqlStore, open_store
 
 #: Seconds between two deletions of expired rows by one process.
 PURGE_EVERY = 60.0
@@ -62,7 +64,7 @@ class SeenIds:
         One statement, so two replicas seeing the same id at once cannot both call it new.
         """
         now = time.time()
-        expires = until.timestamp() if isinstance(until, datetime) else float(until)
+        expires = _timestamp(until)
         with self.store.transaction() as cur:
             cur.execute(
                 "INSERT INTO keten_seen_ids (scope, id, expires_at) VALUES (?, ?, ?)"
@@ -73,6 +75,35 @@ class SeenIds:
             new = cur.rowcount == 1
         self._purge_now_and_then(now)
         return new
+
+    def first_sightings(self, cur: Cursor, sightings: Sequence[Sighting]) -> set[tuple[str, str]]:
+        """Remembers every ``(scope, id)`` of ``sightings`` in one statement, inside the caller's
+        transaction ``cur`` (a batch of commands: its ids are remembered if and only if what
+        it did commits); the ones not remembered yet (or only expired), each once.
+
+        An id twice in ``sightings`` is first seen once (its first occurrence is the caller's to
+        pick); rows go in a fixed order, so two batches that share ids wait, not deadlock.
+        """
+        now = time.time()
+        latest: dict[tuple[str, str], float] = {}
+        for sighting in sightings:
+            key = (sighting.scope, sighting.id)
+            latest[key] = max(latest.get(key, 0.0), _timestamp(sighting.until))
+        if not latest:
+            return set()
+        rows = sorted(latest.items())
+        new = cur.execute(
+            "INSERT INTO keten_seen_ids (scope, id, expires_at) VALUES "
+            + ", ".join("(?, ?, ?)" for _ in rows)
+            + " ON CONFLICT (scope, id) DO UPDATE SET expires_at = excluded.expires_at"
+            " WHERE keten_seen_ids.expires_at < ? RETURNING scope, id",
+            [*(value for (scope, id_), until in rows for value in (scope, id_, until)), now],
+        ).fetchall()
+        return {(row[0], row[1]) for row in new}
+
+    def purge_now_and_then(self) -> None:
+        """Deletes expired rows if it is time (outside any batch: it waits for their locks)."""
+        self._purge_now_and_then(time.time())
 
     def remember(self, scope: str, id_: str, until: datetime | float) -> None:
         self.first_sighting(scope, id_, until)
@@ -96,6 +127,19 @@ class SeenIds:
         if now - self._last_purge >= PURGE_EVERY:
             self._last_purge = now
             self.forget_expired(now)
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """An id seen in a scope, to be remembered until ``until``."""
+
+    scope: str
+    id: str
+    until: datetime | float
+
+
+def _timestamp(until: datetime | float) -> float:
+    return until.timestamp() if isinstance(until, datetime) else float(until)
 
 
 _stores: dict[tuple[Any, ...], SeenIds] = {}

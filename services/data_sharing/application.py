@@ -262,7 +262,17 @@ class DataSharingUseCases(KetenApplication):
         recorded, allowed or refused. Repeating a request answers the decisions on record.
         """
         also_about = tuple(dict.fromkeys(other for other in command.also_about if other != command.subject))
-        case, says = self._case_and_says(command.case_id, (command.subject, *also_about))
+        if command.direction == "pull":
+            senders, recipients = [command.from_agency or ""], [command.agency]
+        else:
+            senders, recipients = [command.agency], list(command.to_agencies)
+        # Which recipients' decisions are on record is read with the case facts (one round
+        # trip): only a repeated request then replays its decisions.
+        case, says, decided = self._facts_for_request(
+            command.case_id,
+            (command.subject, *also_about),
+            [share_id(command.request_id, recipient) for recipient in recipients],
+        )
         if case is None:
             raise NotFound("unknown_case", "no case with this id (yet)", "case_id")
         agency = command.agency
@@ -290,10 +300,6 @@ class DataSharingUseCases(KetenApplication):
                 "a person the content is also about is not a data subject of the case",
                 "also_about",
             )
-        if command.direction == "pull":
-            senders, recipients = [command.from_agency or ""], [agency]
-        else:
-            senders, recipients = [agency], list(command.to_agencies)
         say = says[subject]
         others = {other: says[other] for other in also_about}
         today = datetime.now(UTC).date()
@@ -301,7 +307,11 @@ class DataSharingUseCases(KetenApplication):
         new: list[Share | RefusedShare] = []
         for sender in senders:
             for recipient in recipients:
-                on_record = self._decisions_on_record(command.request_id, recipient, command.categories)
+                on_record = (
+                    self._decisions_on_record(command.request_id, recipient, command.categories)
+                    if share_id(command.request_id, recipient) in decided
+                    else []
+                )
                 if not on_record:
                     request = ShareRequest(
                         request_id=command.request_id,
@@ -634,7 +644,27 @@ class DataSharingUseCases(KetenApplication):
         round trip): a share is decided on what the read models hold when it is asked, never on
         a copy kept in this process, so a replica that does not consume the events that change
         them decides the same (their consumer may run in another replica)."""
+        case, says, _ = self._facts_for_request(case_id, subjects, ())
+        return case, says
+
+    def _facts_for_request(
+        self, case_id: UUID, subjects: Sequence[str], decisions: Sequence[UUID]
+    ) -> tuple[CaseView | None, dict[str, SubjectSay], set[UUID]]:
+        """``_case_and_says``, and which of ``decisions`` (share ids) are on record, in the
+        same statement."""
         case, marks = str(case_id), ", ".join("?" for _ in subjects)
+        recorder: Any = self.recorder
+        if self.sql.dialect == "postgresql":
+            events, decision_keys = recorder.events_table, [str(i) for i in decisions]
+        else:  # the library's SQLite recorder keeps ids as hex text
+            events, decision_keys = recorder.events_table_name, [i.hex for i in decisions]
+        decided_rows = (
+            " UNION ALL SELECT 'decided', CAST(originator_id AS TEXT), NULL, NULL, NULL, NULL"
+            f" FROM {events} WHERE originator_id IN ({', '.join('?' for _ in decisions)})"
+            " AND originator_version = 1"
+            if decisions
+            else ""
+        )
         with self.sql.transaction(commit=False) as cur:
             rows = cur.execute(
                 "SELECT 'case', status, facts, registered_at, ended_at, outcome"
@@ -646,10 +676,11 @@ class DataSharingUseCases(KetenApplication):
                 " UNION ALL SELECT 'agency_objection', subject, agency, NULL, NULL, NULL"
                 f" FROM {self.agency_objection_table} WHERE case_id = ? AND subject IN ({marks})"
                 " UNION ALL SELECT 'override', override_id, override, NULL, NULL, NULL"
-                f" FROM {self.override_table} WHERE case_id = ?",
-                (case, case, *subjects, case, *subjects, case, *subjects, case),
+                f" FROM {self.override_table} WHERE case_id = ?" + decided_rows,
+                (case, case, *subjects, case, *subjects, case, *subjects, case, *decision_keys),
             ).fetchall()
         view = None
+        decided: set[UUID] = set()
         consents: dict[str, tuple[GivenConsent, ...]] = {}
         objections: dict[str, str] = {}
         objected_agencies: dict[str, set[str]] = {}
@@ -663,10 +694,22 @@ class DataSharingUseCases(KetenApplication):
                 objections[key] = value
             elif kind == "agency_objection":
                 objected_agencies.setdefault(key, set()).add(str(value))
+            elif kind == "decided":
+                decided.add(UUID(str(key)))
             else:
                 overrides.append((key, value))
         in_case = tuple(_override_of(json.loads(value)) for _, value in sorted(overrides))
-        return view, {
+        return view, self._says(subjects, consents, objections, objected_agencies, in_case), decided
+
+    @staticmethod
+    def _says(
+        subjects: Sequence[str],
+        consents: Mapping[str, tuple[GivenConsent, ...]],
+        objections: Mapping[str, str],
+        objected_agencies: Mapping[str, set[str]],
+        in_case: tuple[SafetyOverride, ...],
+    ) -> dict[str, SubjectSay]:
+        return {
             subject: SubjectSay(
                 consents=consents.get(subject, ()),
                 objection_id=objections.get(subject),

@@ -53,7 +53,8 @@ class DataSharingService:
 
     sharing = ApplicationProvider(DataSharingUseCases)
     pseudonyms = Pseudonyms()
-    agency_commands = AgencyCommands()
+    #: Share requests delivered at once are decided in one transaction (``shared.commands``).
+    agency_commands = AgencyCommands(in_batches=True)
     health_check = ServiceHealth()
 
     @rpc(expected_exceptions=KetenError)
