@@ -82,7 +82,10 @@ class PgDatastore:
         for pause in (*CONNECT_RETRY_PAUSES, None):
             try:
                 return psycopg2.connect(
-                    self.dsn, options=options, connect_timeout=int(self.timeout), application_name=_session_name()
+                    self.dsn,
+                    options=options,
+                    connect_timeout=int(self.timeout),
+                    application_name=_session_name(),
                 )
             except psycopg2.OperationalError as exc:
                 if pause is None:
