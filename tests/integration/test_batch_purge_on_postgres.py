@@ -18,6 +18,7 @@ from services.retention.purge_plan import PurgeOutcome, PurgeReport
 from shared.config import Settings
 from shared.pgstore import PgAggregateRecorder
 from tests.conftest import secrets_env
+from tests.factories import received
 from tests.unit.test_retention import YEARS_3, FailingVault, Platform
 
 pytestmark = pytest.mark.integration
@@ -131,3 +132,46 @@ def test_a_batch_purge_interrupted_halfway_is_finished_by_the_next_run(platform,
     )
     assert all(real.keys.live_keys(case_id) == [] for case_id in cases)
     assert all(forgotten_everywhere(platform, case_id) for case_id in cases)
+
+
+def test_a_consumer_batch_of_purges_forgets_its_cases_together_at_its_end(platform):
+    cases = closed_cases(platform, 3)
+    platform.retention.purge_due(datetime.now(UTC) + YEARS_3)
+    purges = [e for e in received(platform.retention) if e.name == "RecordsPurged"]
+    sharing = platform.sharing
+    tables = [sharing.cases.table, sharing.consent_table]
+
+    def rows() -> int:
+        with sharing.sql.transaction(commit=False) as cur:
+            return sum(
+                cur.execute(
+                    f"SELECT count(*) FROM {table} WHERE case_id = ANY(?)", ([str(c) for c in cases],)
+                ).fetchone()[0]
+                for table in tables
+            )
+
+    before = rows()
+    with sharing.batch() as batch:
+        for purge in purges:
+            sharing.record_records_purged(purge)
+        # Collected, not yet deleted: one multi-row delete per table at the batch's end.
+        assert sorted(batch.deferred["forget purged cases"][1]) == sorted(cases)
+        with sharing.sql.transaction(commit=False) as cur:
+            assert cur.execute(f"SELECT count(*) FROM {sharing.cases.table}").fetchone()[0] >= len(cases)
+    assert before > 0
+    assert rows() == 0
+    assert sharing.position("retention") == max(p.position for p in purges)
+    assert all(sharing.cases.get(case_id) is None for case_id in cases)
+
+
+def test_a_consumer_batch_that_fails_forgets_nothing(platform):
+    [case_id] = closed_cases(platform, 1)
+    platform.retention.purge_due(datetime.now(UTC) + YEARS_3)
+    purges = [e for e in received(platform.retention) if e.name == "RecordsPurged"]
+    sharing = platform.sharing
+    with pytest.raises(RuntimeError), sharing.batch():
+        for purge in purges:
+            sharing.record_records_purged(purge)
+        raise RuntimeError("the consumer died before the batch's end")
+    assert sharing.cases.get(case_id) is not None
+    assert sharing.position("retention") == 0
