@@ -73,7 +73,7 @@ def platform(production_env, mailbox, tmp_path) -> Iterator[tuple[dict[str, str]
 
 def closed_cases(env: dict[str, str], processes: dict[str, ServiceProcess]) -> list[str]:
     """``CASES`` cases, each with a share, closed and known closed to retention."""
-    eventually(lambda: all(p.ready() for p in processes.values()), timeout=180, interval=0.5)
+    eventually(lambda: all(p.ready() for p in processes.values()), timeout=300, interval=0.5)
     client = Client(
         f"http://{env['GATEWAY_ADDRESS']}", agency_credentials(Settings.from_env(env), "gemeente-utrecht")
     )
