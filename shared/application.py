@@ -151,6 +151,8 @@ class Batch:
         self.stored = False
         self.joined: set[Any] = set()
         self.owner = greenlet.getcurrent()
+        #: Writes collected from the batch's handlers, done once at its end (``at_batch_end``).
+        self.deferred: dict[str, tuple[Callable[[Cursor, list[Any]], None], list[Any]]] = {}
 
     def join(self, thread: Any) -> None:
         """Lets another green thread (a worker running a handler) work inside the batch."""
@@ -402,6 +404,10 @@ class KetenApplication(Application):
             datastore.join(greenlet.getcurrent(), raw)
             try:
                 yield batch
+                if batch.deferred:
+                    with self.sql.transaction() as cur:  # joins the batch's transaction
+                        for write, items in batch.deferred.values():
+                            write(cur, items)
                 for stream, position in sorted(batch.positions.items()):
                     recorder._insert_tracking(raw, Tracking(stream, position))
             finally:
@@ -481,6 +487,20 @@ class KetenApplication(Application):
             self._note_written(zip(processing.events, positions or (), strict=False))
         if stored and batch is None:
             self._notify([])
+
+    def at_batch_end(
+        self, cur: Cursor, name: str, write: Callable[[Cursor, list[Any]], None], item: Any
+    ) -> None:
+        """Has ``write`` done for ``item`` with one statement for the whole consumer batch: in a
+        batch, ``write`` gets every item collected under ``name`` at the batch's end, in its
+        transaction (so with its tracking records, or not at all); outside one, at once. For
+        writes whose order within the batch does not matter, such as the multi-row delete of
+        the rows of the cases a batch of purges forgets."""
+        batch = self.open_batch
+        if batch is None or not batch.includes(greenlet.getcurrent()):
+            write(cur, [item])
+            return
+        batch.deferred.setdefault(name, (write, []))[1].append(item)
 
     def write_tracked(self, tracking: Tracking, write: Callable[[Cursor], None]) -> None:
         """Read-model writes and the tracking record, in one transaction."""

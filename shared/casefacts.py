@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -30,6 +31,9 @@ from shared.contracts.events.case_registration import (
 from shared.contracts.events.retention import RecordsPurged
 from shared.db import Cursor
 from shared.sealed import KeyScope, Sealed, sealed_text
+
+#: Cases read or deleted by one statement of a batch (``get_many``, ``forget_many``).
+CHUNK = 500
 
 #: case_registration's events, which this read model follows.
 CaseEvent = (
@@ -178,6 +182,13 @@ class CaseFacts:
         """Deletes the case's row (its subjects' sealed details with it) after a purge."""
         cur.execute(f"DELETE FROM {self.table} WHERE case_id = ?", (str(case_id),))
 
+    def forget_many(self, cur: Cursor, case_ids: Sequence[UUID]) -> None:
+        """``forget`` of many cases, a statement per ``CHUNK`` of them (a batch purge)."""
+        keys = [str(case_id) for case_id in case_ids]
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            cur.execute(f"DELETE FROM {self.table} WHERE case_id IN ({', '.join('?' * len(chunk))})", chunk)
+
     def forget_subject(self, cur: Cursor, case_id: UUID, subject: str) -> None:
         """Drops one subject's sealed details after their records were purged."""
         row = cur.execute(f"SELECT facts FROM {self.table} WHERE case_id = ?", (str(case_id),)).fetchone()
@@ -203,6 +214,24 @@ class CaseFacts:
     def get(self, case_id: UUID) -> CaseView | None:
         with self.app.sql.transaction(commit=False) as cur:
             return self.get_in(cur, case_id)
+
+    def get_many(self, case_ids: Sequence[UUID]) -> dict[UUID, CaseView]:
+        """The cases of ``case_ids`` there are, a statement per ``CHUNK`` of them (not parsed
+        through the ``view`` cache: a batch reads each once)."""
+        found: dict[UUID, CaseView] = {}
+        keys = [str(case_id) for case_id in case_ids]
+        with self.app.sql.transaction(commit=False) as cur:
+            for start in range(0, len(keys), CHUNK):
+                chunk = keys[start : start + CHUNK]
+                rows = cur.execute(
+                    "SELECT case_id, status, facts, registered_at, ended_at, outcome"
+                    f" FROM {self.table} WHERE case_id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                for row in rows:
+                    view = case_view(tuple(row))
+                    found[view.case_id] = view
+        return found
 
     def get_in(self, cur: Cursor, case_id: UUID) -> CaseView | None:
         """The case as the open transaction ``cur`` sees it."""

@@ -134,11 +134,13 @@ class KeyStore:
                     )
                     shredded += cur.rowcount
             tombstones = [*scopes, *(KeyScope(case_id) for case_id in cases)]
-            if tombstones:
-                cur.executemany(
+            for start in range(0, len(tombstones), SHRED_CHUNK):
+                buried = tombstones[start : start + SHRED_CHUNK]
+                cur.execute(
                     "INSERT INTO keten_keys (key_id, case_id, wrapped_key, created_at, shredded_at)"
-                    " VALUES (?, ?, NULL, ?, ?) ON CONFLICT (key_id) DO NOTHING",
-                    [(scope.key_id, str(scope.case_id), now, now) for scope in tombstones],
+                    f" VALUES {', '.join(['(?, ?, NULL, ?, ?)'] * len(buried))}"
+                    " ON CONFLICT (key_id) DO NOTHING",
+                    [value for scope in buried for value in (scope.key_id, str(scope.case_id), now, now)],
                 )
         return shredded
 
@@ -237,6 +239,8 @@ class Vault:
         self.keys = keys
         self.cache_size = cache_size
         self._cache: OrderedDict[str, AESGCM] = OrderedDict()
+        #: The cached key ids of each case: ``forget`` of a purge finds them without a scan.
+        self._cached_of_case: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
     def seal(self, scope: KeyScope, value: Any) -> Sealed:
@@ -280,11 +284,12 @@ class Vault:
 
     def forget(self, case_id: UUID, subject: str | None = None) -> None:
         """Drops cached keys (also called when another process reports a purge)."""
-        prefix = str(case_id)
         with self._lock:
-            for key_id in [k for k in self._cache if k.split("/")[0] == prefix]:
-                if subject is None or key_id == KeyScope(case_id, subject).key_id:
-                    del self._cache[key_id]
+            cached = self._cached_of_case.get(str(case_id), set())
+            gone = list(cached) if subject is None else [KeyScope(case_id, subject).key_id]
+            for key_id in gone:
+                if self._cache.pop(key_id, None) is not None:
+                    self._uncache(key_id)
 
     def _cipher(self, key_id: str, create: KeyScope | None) -> AESGCM | None:
         with self._lock:
@@ -302,9 +307,19 @@ class Vault:
         aead = AESGCM(key)
         with self._lock:
             self._cache[key_id] = aead
+            self._cached_of_case.setdefault(key_id.partition("/")[0], set()).add(key_id)
             while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+                self._uncache(self._cache.popitem(last=False)[0])
         return aead
+
+    def _uncache(self, key_id: str) -> None:
+        """Drops a key id that left the cache from its case's set (under ``_lock``)."""
+        case = key_id.partition("/")[0]
+        cached = self._cached_of_case.get(case)
+        if cached is not None:
+            cached.discard(key_id)
+            if not cached:
+                del self._cached_of_case[case]
 
 
 def _now() -> str:

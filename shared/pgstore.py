@@ -147,6 +147,31 @@ class PgAggregateRecorder(PgRecorder, AggregateRecorder):
                 for row in cur.fetchall()
             ]
 
+    def select_events_of(self, originator_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """Every event of each of many aggregates, in version order, in one round trip (by the
+        primary key): what a batch that replays many aggregates reads, instead of one
+        ``select_events`` each. An aggregate without events is left out."""
+        found: dict[UUID, list[StoredEvent]] = {}
+        if not originator_ids:
+            return found
+        with self.datastore.transaction(commit=False) as cur:
+            cur.execute(
+                f"SELECT originator_id, originator_version, topic, state FROM {self.events_table}"
+                " WHERE originator_id = ANY(%s::uuid[]) ORDER BY originator_id, originator_version",
+                [[str(i) for i in originator_ids]],
+            )
+            for row in cur.fetchall():
+                originator_id = UUID(str(row[0]))
+                found.setdefault(originator_id, []).append(
+                    StoredEvent(
+                        originator_id=originator_id,
+                        originator_version=row[1],
+                        topic=row[2],
+                        state=bytes(row[3]),
+                    )
+                )
+        return found
+
     def select_first_events(self, originator_ids: Sequence[UUID]) -> dict[UUID, StoredEvent]:
         """The first event of each of many aggregates, in one round trip (by the primary key):
         what a listing needs of each (a request's words), without replaying any."""

@@ -910,8 +910,18 @@ class ConsentUseCases(CitizenRequestUseCases):
 
     def record_records_purged(self, event: ReceivedEvent[RecordsPurged]) -> None:
         """A purge: the case's facts (or the subject's sealed details) go, and the purged keys
-        leave this process's cache."""
-        self.cases.apply(event)
+        leave this process's cache. A case left with nothing personal is deleted with the other
+        cases its consumer's batch forgets, in one statement."""
+        data = event.data
+
+        def write(cur: Cursor) -> None:
+            if data.complete:
+                self.at_batch_end(cur, "forget purged cases", self.cases.forget_many, data.case_id)
+            else:
+                self.cases.forget_purged(cur, event)
+
+        self.write_tracked(event.tracking, write)
+        self.forget_keys(event)
 
     # -- the aggregates ---------------------------------------------------------------------
     def _find_override(self, override_id: UUID) -> SafetyOverride | None:

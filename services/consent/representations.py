@@ -11,10 +11,11 @@ every act (``services.consent.domain.acts_for``).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from shared.casefacts import CaseFacts
+from shared.casefacts import CHUNK, CaseFacts
 from shared.contracts.envelope import ReceivedEvent
 from shared.contracts.events.case_registration import CaseRegistered
 from shared.db import Cursor
@@ -71,6 +72,13 @@ class RepresentedCaseFacts(CaseFacts):
     def forget(self, cur: Cursor, case_id: UUID) -> None:
         super().forget(cur, case_id)
         cur.execute(f"DELETE FROM {TABLE} WHERE case_id = ?", (str(case_id),))
+
+    def forget_many(self, cur: Cursor, case_ids: Sequence[UUID]) -> None:
+        super().forget_many(cur, case_ids)
+        keys = [str(case_id) for case_id in case_ids]
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            cur.execute(f"DELETE FROM {TABLE} WHERE case_id IN ({', '.join('?' * len(chunk))})", chunk)
 
     def represented_by(self, representative: str) -> list[tuple[UUID, str]]:
         with self.app.sql.transaction(commit=False) as cur:

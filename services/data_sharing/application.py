@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, project_aggregate
 
 from services.data_sharing.domain import (
     CorrectionAnswer,
@@ -41,7 +41,7 @@ from services.data_sharing.ledger import SIDES, Ledger, LedgerEntry, LedgerQuery
 from shared import metrics
 from shared.agencies import AgencyRegistry
 from shared.application import KetenApplication, Tracking
-from shared.casefacts import CaseEvent, CaseFacts
+from shared.casefacts import CHUNK, CaseEvent, CaseFacts
 from shared.caseview import CaseView, ContactPointFacts
 from shared.catalogue import Catalogue, load_catalogue
 from shared.config import Settings
@@ -485,6 +485,26 @@ class DataSharingUseCases(KetenApplication):
             raise NotFound("unknown_share", "no share with this id", "share_id") from None
         return found
 
+    def _shares_by_id(self, share_ids: list[UUID]) -> list[Share]:
+        """The allowed shares among ``share_ids`` (refused and unknown ones left out), their
+        events read in one statement (PostgreSQL; one share at a time elsewhere)."""
+        select_many = getattr(self.recorder, "select_events_of", None)
+        if select_many is None or len(share_ids) < 2:
+            found: list[Share | RefusedShare] = []
+            for share_id in share_ids:
+                try:
+                    found.append(self._find_decision_by_id(share_id))
+                except NotFound:
+                    continue
+        else:
+            stored = select_many(share_ids)
+            found = [
+                cast(Share | RefusedShare, project_aggregate(None, map(self.mapper.to_domain_event, events)))
+                for share_id in share_ids
+                if (events := stored.get(share_id))
+            ]
+        return [share for share in found if isinstance(share, Share)]
+
     @staticmethod
     def _as_share(found: Share | RefusedShare) -> Share:
         if not isinstance(found, Share):
@@ -845,21 +865,18 @@ class DataSharingUseCases(KetenApplication):
         data = event.data
         passed_on = []
         if data.record_kind == "share_records":
-            for record_id in data.record_ids:
-                try:
-                    share = self._find_share(UUID(record_id))
-                except (NotFound, Conflict):
-                    continue  # not an allowed share: nothing went to anyone
+            # Only allowed shares went to anyone; each is read once, all in one statement.
+            for share in self._shares_by_id([UUID(record_id) for record_id in data.record_ids]):
                 if share.pass_on_erasure(data.reason, event.occurred_at):
                     passed_on.append(share)
 
         def write(cur: Cursor) -> None:
-            self.cases.forget_purged(cur, event)
             if data.complete:
-                tables = (self.consent_table, self.objection_table, self.agency_objection_table)
-                for table in (*tables, self.override_table):
-                    cur.execute(f"DELETE FROM {table} WHERE case_id = ?", (str(data.case_id),))
+                # Nothing personal of the case is left: its rows go, with those of every case
+                # the consumer's batch forgets, in one statement per table.
+                self.at_batch_end(cur, "forget purged cases", self._forget_cases, data.case_id)
             elif data.subject:
+                self.cases.forget_subject(cur, data.case_id, data.subject)
                 cur.execute(
                     f"DELETE FROM {self.consent_table} WHERE case_id = ? AND subject = ?",
                     (str(data.case_id), data.subject),
@@ -867,6 +884,16 @@ class DataSharingUseCases(KetenApplication):
 
         self.save_tracked(event.tracking, *passed_on, write=write)
         self.forget_keys(event)
+
+    def _forget_cases(self, cur: Cursor, case_ids: list[UUID]) -> None:
+        """Deletes the purged cases' facts, consents, objections and safety overrides."""
+        self.cases.forget_many(cur, case_ids)
+        keys = [str(case_id) for case_id in case_ids]
+        tables = (self.consent_table, self.objection_table, self.agency_objection_table, self.override_table)
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            for table in tables:
+                cur.execute(f"DELETE FROM {table} WHERE case_id IN ({', '.join('?' * len(chunk))})", chunk)
 
 
 def _correction_recorded(command: CorrectShare, shares: list[Share]) -> CorrectionRecorded:

@@ -151,7 +151,10 @@ class NotificationUseCases(KetenApplication):
             elif isinstance(data, CaseClosed):
                 self.cases.record_ended(cur, data.case_id, "closed", event.occurred_at, data.outcome)
             elif isinstance(data, RecordsPurged):
-                self.cases.forget_purged(cur, event)
+                if data.complete:  # with every case the consumer's batch forgets, at once
+                    self.at_batch_end(cur, "forget purged cases", self.cases.forget_many, data.case_id)
+                else:
+                    self.cases.forget_purged(cur, event)
             self.overview.apply(cur, event)
 
         self._save(event.tracking, *([deferral] if deferral else []), write=write)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, project_aggregate
 from eventsourcing.persistence import IntegrityError
 
 from services.retention.domain import CaseRetention, PurgeUnit, retention_id, unit_key
@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 #: Purge units taken together by ``purge_many`` (two transactions and one key statement each).
 PURGE_BATCH = 200
+#: Due cases planned together: their aggregates and units read in a few statements.
+PLAN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -159,8 +161,12 @@ class RetentionUseCases(KetenApplication):
     def plan_purge(self, as_of: datetime) -> list[PlannedPurge]:
         """The purge units due at ``as_of`` and not purged yet, case by case, case unit first."""
         plan = []
-        for case_id in self.schedule.cases_due(as_of):
-            plan.extend(due_purges(self._retention(case_id), self.schedule.units(case_id), as_of))
+        due = self.schedule.cases_due(as_of)
+        for start in range(0, len(due), PLAN_CHUNK):
+            cases = due[start : start + PLAN_CHUNK]
+            retentions, units = self._retentions(cases), self.schedule.units_of(cases)
+            for case_id in cases:
+                plan.extend(due_purges(retentions[case_id], units[case_id], as_of))
         metrics.purges_due.set(sum(1 for planned in plan if not planned.on_hold))
         return plan
 
@@ -184,13 +190,16 @@ class RetentionUseCases(KetenApplication):
         by_case: dict[UUID, list[PurgeUnit]] = {}
         for unit in units:
             by_case.setdefault(unit.case_id, []).append(unit)
+        # Every case's aggregate and units read at once; a case changed after this read fails
+        # the save below as a whole (its aggregate's version is taken), and goes on its own.
+        loaded, units_of = self._retentions(list(by_case)), self.schedule.units_of(list(by_case))
         retentions, taken, alone = [], [], []
         for case_id, case_units in by_case.items():
-            retention = self._retention(case_id)
+            retention = loaded[case_id]
             if retention.on_hold or any(retention.is_purged(u) for u in case_units):
                 alone.extend(case_units)
                 continue
-            all_units = self.schedule.units(case_id)
+            all_units = units_of[case_id]
             done = set(retention.purged)
             for unit in case_units:
                 retention.start_purge(unit)
@@ -338,12 +347,28 @@ class RetentionUseCases(KetenApplication):
         except AggregateNotFoundError:
             return CaseRetention(case_id=case_id)
 
+    def _retentions(self, case_ids: Sequence[UUID]) -> dict[UUID, CaseRetention]:
+        """``_retention`` of many cases, their events read in one statement (PostgreSQL; one
+        case at a time elsewhere)."""
+        select_many = getattr(self.recorder, "select_events_of", None)
+        if select_many is None:
+            return {case_id: self._retention(case_id) for case_id in case_ids}
+        stored = select_many([retention_id(case_id) for case_id in case_ids])
+        found = {}
+        for case_id in case_ids:
+            events = stored.get(retention_id(case_id))
+            aggregate = project_aggregate(None, map(self.mapper.to_domain_event, events)) if events else None
+            found[case_id] = (
+                cast(CaseRetention, aggregate) if aggregate is not None else CaseRetention(case_id=case_id)
+            )
+        return found
+
     def _save(self, *retentions: CaseRetention) -> None:
         """Saves the aggregates' new events and their effect on the schedule, together."""
         purges = [p for retention in retentions for p in _purges_on_record(retention.pending_events)]
 
         def write(cur: Cursor) -> None:
-            for purge in purges:
-                self.schedule.record_purge(cur, purge)
+            if purges:
+                self.schedule.record_purges(cur, purges)
 
         self.save_tracked(None, *retentions, write=write)

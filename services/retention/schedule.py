@@ -14,7 +14,7 @@ record of the event it learns from, or the events the use case saved.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,9 @@ from shared.contracts.envelope import ReceivedEvent, carries
 from shared.contracts.events.case_registration import CaseClosed, CaseRegistered, CaseResumed, CaseStopped
 from shared.contracts.events.data_sharing import DataShared
 from shared.db import Cursor, SqlStore
+
+#: Cases (or purges) read or written by one statement of a batch.
+CHUNK = 500
 
 #: The events of other services the schedule learns from.
 UpstreamEvent = CaseRegistered | CaseClosed | CaseStopped | CaseResumed | DataShared
@@ -270,6 +273,36 @@ class RetentionSchedule:
         elif purge.subject is not None:
             self.cases.forget_subject(cur, purge.case_id, purge.subject)
 
+    def record_purges(self, cur: Cursor, purges: Sequence[PurgeOnRecord]) -> None:
+        """``record_purge`` of many purges (a batch purge) in a statement per ``CHUNK`` of them,
+        and the case facts of the cases left with nothing personal deleted at once."""
+        for start in range(0, len(purges), CHUNK):
+            chunk = purges[start : start + CHUNK]
+            # Each row: the case, the kind, the subject (None: the case unit, every subject's
+            # rows of that kind) and when it was purged; as ``record_purge`` marks them.
+            values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+            cur.execute(
+                f"UPDATE {self.table} SET status = 'purged', purged_at = v.column4"
+                f" FROM (VALUES {values}) AS v"
+                f" WHERE {self.table}.case_id = v.column1 AND {self.table}.record_kind = v.column2"
+                f" AND (v.column3 IS NULL OR {self.table}.subject = v.column3)",
+                [
+                    value
+                    for purge in chunk
+                    for value in (
+                        str(purge.case_id),
+                        purge.record_kind,
+                        purge.subject,
+                        _iso(purge.purged_at),
+                    )
+                ],
+            )
+        complete = {purge.case_id for purge in purges if purge.complete}
+        for purge in purges:
+            if not purge.complete and purge.subject is not None and purge.case_id not in complete:
+                self.cases.forget_subject(cur, purge.case_id, purge.subject)
+        self.cases.forget_many(cur, sorted(complete, key=str))
+
     # -- rebuilding -----------------------------------------------------------------------------
     def rebuild(self, upstream: Iterable[ReceivedEvent[Any]], own_purges: Iterable[PurgeOnRecord]) -> None:
         """Forgets everything and learns it again: the other services' events (in each
@@ -323,19 +356,7 @@ class RetentionSchedule:
                 f" due_at, status FROM {self.table} WHERE case_id = ?",
                 (str(case_id),),
             ).fetchall()
-        return [
-            ScheduledRecord(
-                record_id=row[0],
-                record_kind=row[1],
-                subject=row[2],
-                recipient=row[3],
-                retention_class=row[4],
-                rule_version=int(row[5]),
-                due_at=_moment(row[6]),
-                status=row[7],
-            )
-            for row in rows
-        ]
+        return [_scheduled(row) for row in rows]
 
     def units(self, case_id: UUID) -> list[PurgeUnit]:
         """Every purge unit of the case, the case unit first (none for an unknown case)."""
@@ -346,6 +367,31 @@ class RetentionSchedule:
         subjects |= {r.subject for r in records if r.subject}
         return purge_units(case_id, subjects, records)
 
+    def units_of(self, case_ids: Sequence[UUID]) -> dict[UUID, list[PurgeUnit]]:
+        """``units`` of many cases, in a statement or two per ``CHUNK`` of them instead of two
+        per case (a batch purge, a plan)."""
+        facts = self.cases.get_many(case_ids)
+        records: dict[UUID, list[ScheduledRecord]] = {case_id: [] for case_id in case_ids}
+        keys = [str(case_id) for case_id in case_ids]
+        with self.sql.transaction(commit=False) as cur:
+            for start in range(0, len(keys), CHUNK):
+                chunk = keys[start : start + CHUNK]
+                rows = cur.execute(
+                    "SELECT case_id, record_id, record_kind, subject, recipient, retention_class,"
+                    f" rule_version, due_at, status FROM {self.table}"
+                    f" WHERE case_id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                for row in rows:
+                    records[UUID(row[0])].append(_scheduled(row[1:]))
+        units = {}
+        for case_id, case_records in records.items():
+            case = facts.get(case_id)
+            subjects = set(case.subjects) if case else set()
+            subjects |= {r.subject for r in case_records if r.subject}
+            units[case_id] = purge_units(case_id, subjects, case_records)
+        return units
+
     def cases_due(self, as_of: datetime) -> list[UUID]:
         """The cases with a scheduled record due at ``as_of``, by id."""
         with self.sql.transaction(commit=False) as cur:
@@ -355,6 +401,20 @@ class RetentionSchedule:
                 (_iso(as_of),),
             ).fetchall()
         return [UUID(row[0]) for row in rows]
+
+
+def _scheduled(row: Any) -> ScheduledRecord:
+    """A record as the domain reads it, from the columns ``records`` selects."""
+    return ScheduledRecord(
+        record_id=row[0],
+        record_kind=row[1],
+        subject=row[2],
+        recipient=row[3],
+        retention_class=row[4],
+        rule_version=int(row[5]),
+        due_at=_moment(row[6]),
+        status=row[7],
+    )
 
 
 def _iso(moment: datetime | None) -> str | None:
