@@ -111,14 +111,13 @@ FULL = Sizes(
     embedded_shares=500,
     idle_seconds=30.0,
 )
-#: Small enough for a minute on a quiet machine, large enough that each part still measures:
-#: 4 shares per case, an overview store of 10,000 events (seconds with the loader).
+#: Small, but each part still measures something: 4 shares per case, a 3 s idle window.
 QUICK = Sizes(
     shares=200,
     cases=50,
     latency_seconds=3.0,
-    overview_citizens=1_000,
-    overview_events=10_000,
+    overview_citizens=200,
+    overview_events=2_000,
     overview_queries=100,
     embedded_shares=60,
     idle_seconds=3.0,
