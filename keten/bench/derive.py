@@ -155,6 +155,39 @@ class Template:
         self.slot_of = {name: slot for slot, name in enumerate(self.slot_names)}
 
 
+@dataclass(frozen=True)
+class CitizenIds:
+    """The ids a loaded citizen's commands carry: the same for the real path and the derived
+    one, so that a test can hold the two against each other."""
+
+    bsn: str
+    case_id: uuid.UUID
+    request_ids: tuple[uuid.UUID, ...]
+
+
+def citizen_ids(run: str, number: int, shares: int) -> CitizenIds:
+    """Citizen ``number`` of load ``run``: their BSN, case and share requests."""
+    return CitizenIds(
+        citizen_bsn(number),
+        uuid.uuid5(LOADER_NAMESPACE, f"{run}/{number}/case"),
+        tuple(uuid.uuid5(LOADER_NAMESPACE, f"{run}/{number}/request/{n}") for n in range(shares)),
+    )
+
+
+LOADER_NAMESPACE = uuid.UUID("6b1f4a52-93c1-4a8e-9d0e-6c2f8e0b7a11")
+
+
+def citizen_bsn(number: int) -> str:
+    """The ``number``-th made-up BSN that passes the eleven-test (none is a real person's)."""
+    candidate = 100_000_000 + number * 10
+    while True:
+        digits = f"{candidate // 10:08d}"
+        check = sum(int(d) * w for d, w in zip(digits, range(9, 1, -1), strict=True)) % 11
+        if check < 10:
+            return f"{digits}{check}"
+        candidate += 10
+
+
 # -- the template --------------------------------------------------------------------------------
 def read_template(settings: Settings, recorded: Any, ids: Any) -> Template:
     """The store's rows, all of them the first citizen's (``ids``), as a template; ``recorded``
@@ -369,8 +402,6 @@ def citizen_values(
     template: Template, run: str, number: int, keys: MintedKeys
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """The slots' values for citizen ``number`` and their key rows."""
-    from keten.bench.loader import citizen_ids
-
     ids = citizen_ids(run, number, template.shares)
     subject = pseudonymise(ids.bsn, template.pseudonym_secret)
     values = [""] * len(template.slot_names)

@@ -30,6 +30,8 @@ from typing import Any
 from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import StoredEvent, Tracking
 
+from keten.bench import derive
+from keten.bench.derive import citizen_bsn, citizen_ids
 from keten.demo import register_case_command, share_request_command
 from services.case_registration.application import CaseRegistrationUseCases
 from services.case_registration.domain import Case
@@ -134,28 +136,6 @@ def capturing(app: Any, captured: Captured) -> Iterator[None]:
         app.sql = saved_sql
 
 
-@dataclass(frozen=True)
-class CitizenIds:
-    """The ids a loaded citizen's commands carry: the same for the real path and the derived
-    one, so that a test can hold the two against each other."""
-
-    bsn: str
-    case_id: uuid.UUID
-    request_ids: tuple[uuid.UUID, ...]
-
-
-def citizen_ids(run: str, number: int, shares: int) -> CitizenIds:
-    """Citizen ``number`` of load ``run``: their BSN, case and share requests."""
-    return CitizenIds(
-        citizen_bsn(number),
-        uuid.uuid5(LOADER_NAMESPACE, f"{run}/{number}/case"),
-        tuple(uuid.uuid5(LOADER_NAMESPACE, f"{run}/{number}/request/{n}") for n in range(shares)),
-    )
-
-
-LOADER_NAMESPACE = uuid.UUID("6b1f4a52-93c1-4a8e-9d0e-6c2f8e0b7a11")
-
-
 def load(
     settings: Settings,
     citizens: int,
@@ -171,8 +151,6 @@ def load(
     citizen's rows are derived from that citizen's (``keten.bench.derive``): the same rows with
     the citizen's own ids, pseudonym, keys and sealed values, made by ``workers`` processes and
     copied in with ``COPY``."""
-    from keten.bench import derive
-
     started = time.monotonic()
     per_citizen = max(1, share_events // citizens)
     run = run or uuid.uuid4().hex
@@ -343,17 +321,6 @@ def _copy_text(value: Any) -> str:
         return "\\N"
     text = "\\x" + value.hex() if isinstance(value, bytes) else str(value)
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def citizen_bsn(number: int) -> str:
-    """The ``number``-th made-up BSN that passes the eleven-test (none is a real person's)."""
-    candidate = 100_000_000 + number * 10
-    while True:
-        digits = f"{candidate // 10:08d}"
-        check = sum(int(d) * w for d, w in zip(digits, range(9, 1, -1), strict=True)) % 11
-        if check < 10:
-            return f"{digits}{check}"
-        candidate += 10
 
 
 def overview_latencies(settings: Settings, bsns: list[str], queries: int, seed: int = 8) -> list[float]:
