@@ -37,7 +37,8 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -581,8 +582,9 @@ def _derive(arguments: tuple[Any, ...], numbers: range, worker: int, workers: in
     """This process's share of ``numbers``: chunks ``worker``, ``worker + workers``, ..."""
     _start_worker(*arguments)
     try:
-        for at in range(worker * chunk, len(numbers), workers * chunk):
-            _derive_chunk(numbers[at : at + chunk])
+        with blocking_psycopg2():  # one worker: the benchmark's own process, where eventlet waits
+            for at in range(worker * chunk, len(numbers), workers * chunk):
+                _derive_chunk(numbers[at : at + chunk])
     finally:
         _worker.pop("conn").close()
 
@@ -611,6 +613,20 @@ def finish(settings: Settings, template: Template, citizens: int) -> None:
                 cur.execute(f"ANALYZE {table}")
     finally:
         conn.close()
+
+
+@contextmanager
+def blocking_psycopg2() -> Iterator[None]:
+    """psycopg2 cannot COPY while eventlet's wait callback makes it cooperative; the loader runs
+    alone, so blocking the hub for a COPY harms nothing."""
+    import psycopg2.extensions
+
+    callback = psycopg2.extensions.get_wait_callback()
+    psycopg2.extensions.set_wait_callback(None)
+    try:
+        yield
+    finally:
+        psycopg2.extensions.set_wait_callback(callback)
 
 
 def copy_rows(cur: Any, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:

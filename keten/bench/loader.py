@@ -284,26 +284,12 @@ def _copy_in(settings: Settings, captured: Captured) -> None:
     from shared.db import postgres_datastore
 
     datastore = postgres_datastore(settings)
-    with datastore.transaction(commit=True) as cur, _blocking_psycopg2():
+    with datastore.transaction(commit=True) as cur, derive.blocking_psycopg2():
         for app_name, events in captured.events.items():
             stored = [(str(e.originator_id), e.originator_version, e.topic, bytes(e.state)) for e in events]
             _copy(cur, f"{app_name}_events", "originator_id, originator_version, topic, state", stored)
         for (table, columns), rows in captured.rows.items():
             _copy(cur, table, columns, rows)
-
-
-@contextmanager
-def _blocking_psycopg2() -> Iterator[None]:
-    """psycopg2 cannot COPY while eventlet's wait callback makes it cooperative; the loader runs
-    alone, so blocking the hub for a COPY harms nothing."""
-    import psycopg2.extensions
-
-    callback = psycopg2.extensions.get_wait_callback()
-    psycopg2.extensions.set_wait_callback(None)
-    try:
-        yield
-    finally:
-        psycopg2.extensions.set_wait_callback(callback)
 
 
 def _copy(cur: Any, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
