@@ -1,14 +1,18 @@
 """The benchmark's fast loader: many cases and shares straight into the stores, not via the bus.
 
-Every row is made by the services' own code: the case is registered by ``CaseRegistrationUseCases``,
-the share decided and sealed by ``DataSharingUseCases``, the notification and the overview rows
-written by ``NotificationUseCases``, each event encoded by the application's mapper (personal values sealed
-under the case's and the subject's keys in the key store, as in production) and passed between
-services through the bus's own encode and decode. Only the way the rows reach PostgreSQL
-differs: the writes of case_registration and data_sharing are captured and copied in with
-``COPY`` in large batches, and what the real path would read back from its own writes (the case
-facts) is served from the captured rows. The notification service, whose overview reads and
-updates its own rows as it goes, writes to PostgreSQL as it does in production.
+The first citizen is loaded by the services' own code (``load_real``): the case is registered
+by ``CaseRegistrationUseCases``, each share decided and sealed by ``DataSharingUseCases``, the
+notification and the overview rows written by ``NotificationUseCases``, each event encoded by
+the application's mapper (personal values sealed under the case's and the subject's keys in the
+key store, as in production) and passed between services through the bus's own encode and
+decode. case_registration's and data_sharing's writes are captured and copied in with ``COPY``
+(what the real path would read back from its own writes, the case facts, is served from the
+captured rows); the notification service writes as it does in production.
+
+Every other citizen's rows are derived from the first one's (``keten.bench.derive``): the same
+rows with the citizen's own ids, pseudonym, keys and sealed values, made with the services'
+functions, by worker processes that copy them in. ``tests/integration/test_bench_loader.py``
+holds the two paths against each other.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from typing import Any
 from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import StoredEvent, Tracking
 
+from keten.bench import derive
+from keten.bench.derive import citizen_bsn, citizen_ids
 from keten.demo import register_case_command, share_request_command
 from services.case_registration.application import CaseRegistrationUseCases
 from services.case_registration.domain import Case
@@ -39,6 +45,7 @@ from shared.contracts.commands import RegisterCaseSchema, RequestShareSchema, lo
 from shared.contracts.envelope import ReceivedEvent, decode_event, encode_event
 from shared.crypto import Vault
 from shared.pseudonym import Pseudonymiser, pseudonymise
+from shared.sealed import KeyScope, Sealed
 
 #: The agency that registers, activates and shares, as in the demo.
 SENDER = "gemeente-utrecht"
@@ -129,20 +136,64 @@ def capturing(app: Any, captured: Captured) -> Iterator[None]:
         app.sql = saved_sql
 
 
-def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
+def load(
+    settings: Settings,
+    citizens: int,
+    share_events: int,
+    workers: int = 2,
+    run: str | None = None,
+    chunk: int | None = None,
+) -> Loaded:
     """``share_events`` shares (DataShared, notified, in the overview) over ``citizens`` citizens,
-    one case each."""
+    one case each.
+
+    The first citizen goes through the services' own code (``load_real``); every other
+    citizen's rows are derived from that citizen's (``keten.bench.derive``): the same rows with
+    the citizen's own ids, pseudonym, keys and sealed values, made by ``workers`` processes and
+    copied in with ``COPY``."""
     started = time.monotonic()
+    per_citizen = max(1, share_events // citizens)
+    run = run or uuid.uuid4().hex
+    recorded = load_real(settings, [0], per_citizen, run)
+    template = derive.read_template(settings, recorded, citizen_ids(run, 0, per_citizen))
+    derive.derive_citizens(settings, template, run, range(1, citizens), workers, chunk or derive.CHUNK)
+    derive.finish(settings, template, citizens)
+    return Loaded(time.monotonic() - started, [citizen_bsn(n) for n in range(citizens)], per_citizen)
+
+
+@dataclass
+class Recorded:
+    """What the real path did besides its rows: every value it sealed (scope, plaintext, sealed)
+    and the body of every event message it passed on (by stream and position)."""
+
+    sealed: list[tuple[KeyScope, Any, Sealed]] = field(default_factory=list)
+    bodies: dict[tuple[str, int], bytes] = field(default_factory=dict)
+
+
+def load_real(settings: Settings, numbers: Sequence[int], per_citizen: int, run: str) -> Recorded:
+    """Citizens ``numbers`` (the store's first, in order) through the services' own code:
+    ``register_case`` and the activation, ``request_share`` and ``notify_share``, each event
+    encoded and decoded as the bus carries it. Only case_registration's and data_sharing's writes
+    are captured and copied in (COPY); the notification service writes as it does in
+    production."""
     cases_app, sharing, notifications = (
         CaseRegistrationUseCases(settings),
         DataSharingUseCases(settings),
         NotificationUseCases(settings),
     )
-    per_citizen = max(1, share_events // citizens)
     pseudonyms = Pseudonymiser(settings.pseudonym_secret)
     positions: dict[str, int] = defaultdict(int)
-    bsns: list[str] = []
+    recorded = Recorded()
     tracking: dict[tuple[str, str], int] = {}
+    vault = cases_app.vault  # the process's one vault: every application seals with it
+    real_seal = vault.seal
+
+    def seal(scope: KeyScope, value: Any) -> Sealed:
+        sealed = real_seal(scope, value)
+        recorded.sealed.append((scope, value, sealed))
+        return sealed
+
+    vault.seal = seal  # type: ignore[method-assign]
     # What request_share reads besides the case: no consent is needed for this share (the
     # recipient's ground is its statutory task) and each request is new.
     sharing._case_and_says = lambda case_id, subjects: (  # type: ignore[method-assign]
@@ -151,21 +202,20 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
     )
     sharing._find_decision = lambda request_id, to_agency: None  # type: ignore[method-assign]
     try:
-        for first in range(0, citizens, BATCH):
+        for first in range(0, len(numbers), BATCH):
             captured = Captured()
             sharing.cases = _CapturedCases(sharing.cases, captured)  # type: ignore[assignment]
             with (
                 capturing(cases_app, captured),
                 capturing(sharing, captured),
             ):
-                for number in range(first, min(citizens, first + BATCH)):
-                    bsn = citizen_bsn(number)
-                    bsns.append(bsn)
-                    case_id = str(uuid.uuid4())
+                for number in numbers[first : first + BATCH]:
+                    ids = citizen_ids(run, number, per_citizen)
+                    case_id = str(ids.case_id)
                     cases_app.register_case(
                         load_command(
                             RegisterCaseSchema,
-                            register_case_command(case_id, bsn=bsn),
+                            register_case_command(case_id, bsn=ids.bsn),
                             pseudonymise=pseudonyms,
                         )
                     )
@@ -176,21 +226,19 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
                     assert isinstance(case, Case)
                     case.activate(activated_by=SENDER)
                     cases_app.save(case)
-                    for event in _received(cases_app, captured, positions):
+                    for event in _received(cases_app, captured, positions, recorded):
                         notifications.learn(event)
                         if event.name == "CaseActivated":
                             _activate(captured, sharing.cases.facts, case_id)  # type: ignore[attr-defined]
                         else:
                             sharing.cases.facts.apply(event)  # type: ignore[attr-defined]
-                    for _ in range(per_citizen):
+                    for request_id in ids.request_ids:
+                        command = share_request_command(case_id, bsn=ids.bsn)
+                        command["request_id"] = str(request_id)
                         sharing.request_share(
-                            load_command(
-                                RequestShareSchema,
-                                share_request_command(case_id, bsn=bsn),
-                                pseudonymise=pseudonyms,
-                            )
+                            load_command(RequestShareSchema, command, pseudonymise=pseudonyms)
                         )
-                        for shared in _received(sharing, captured, positions):
+                        for shared in _received(sharing, captured, positions, recorded):
                             notifications.notify_share(shared)
             sharing.cases = sharing.cases.facts  # type: ignore[attr-defined]
             _copy_in(settings, captured)
@@ -198,9 +246,10 @@ def load(settings: Settings, citizens: int, share_events: int) -> Loaded:
         for (_, upstream), position in tracking.items():
             sharing.process_recorder.insert_tracking(Tracking(upstream, position))
     finally:
+        vault.seal = real_seal  # type: ignore[method-assign]
         for each in (cases_app, sharing, notifications):
             each.close()
-    return Loaded(time.monotonic() - started, bsns, per_citizen)
+    return recorded
 
 
 def _activate(captured: Captured, facts: CaseFacts, case_id: str) -> None:
@@ -214,7 +263,9 @@ def _activate(captured: Captured, facts: CaseFacts, case_id: str) -> None:
                     break
 
 
-def _received(app: Any, captured: Captured, positions: dict[str, int]) -> list[ReceivedEvent]:
+def _received(
+    app: Any, captured: Captured, positions: dict[str, int], recorded: Recorded
+) -> list[ReceivedEvent]:
     """The app's events captured since last asked, as a consuming service receives them: each
     at the notification id it gets when copied in (the tables start empty)."""
     events = captured.events[app.name]
@@ -224,6 +275,7 @@ def _received(app: Any, captured: Captured, positions: dict[str, int]) -> list[R
         positions[app.name] += 1
         message = encode_event(app.mapper.to_domain_event(stored), app.name, positions[app.name])
         if message is not None:
+            recorded.bodies[(app.name, positions[app.name])] = message.body
             received.append(decode_event(message.body))
     return received
 
@@ -232,26 +284,12 @@ def _copy_in(settings: Settings, captured: Captured) -> None:
     from shared.db import postgres_datastore
 
     datastore = postgres_datastore(settings)
-    with datastore.transaction(commit=True) as cur, _blocking_psycopg2():
+    with datastore.transaction(commit=True) as cur, derive.blocking_psycopg2():
         for app_name, events in captured.events.items():
             stored = [(str(e.originator_id), e.originator_version, e.topic, bytes(e.state)) for e in events]
             _copy(cur, f"{app_name}_events", "originator_id, originator_version, topic, state", stored)
         for (table, columns), rows in captured.rows.items():
             _copy(cur, table, columns, rows)
-
-
-@contextmanager
-def _blocking_psycopg2() -> Iterator[None]:
-    """psycopg2 cannot COPY while eventlet's wait callback makes it cooperative; the loader runs
-    alone, so blocking the hub for a COPY harms nothing."""
-    import psycopg2.extensions
-
-    callback = psycopg2.extensions.get_wait_callback()
-    psycopg2.extensions.set_wait_callback(None)
-    try:
-        yield
-    finally:
-        psycopg2.extensions.set_wait_callback(callback)
 
 
 def _copy(cur: Any, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -269,17 +307,6 @@ def _copy_text(value: Any) -> str:
         return "\\N"
     text = "\\x" + value.hex() if isinstance(value, bytes) else str(value)
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def citizen_bsn(number: int) -> str:
-    """The ``number``-th made-up BSN that passes the eleven-test (none is a real person's)."""
-    candidate = 100_000_000 + number * 10
-    while True:
-        digits = f"{candidate // 10:08d}"
-        check = sum(int(d) * w for d, w in zip(digits, range(9, 1, -1), strict=True)) % 11
-        if check < 10:
-            return f"{digits}{check}"
-        candidate += 10
 
 
 def overview_latencies(settings: Settings, bsns: list[str], queries: int, seed: int = 8) -> list[float]:
