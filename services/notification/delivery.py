@@ -18,6 +18,7 @@ holds the same notifications (docs/operations.md, "A notice sent twice").
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -206,6 +207,37 @@ class DeliveryQueue:
                 (str(domain_event.override_id),),
             )
 
+    def project_new(self, cur: Cursor, new_notifications: Sequence[Sequence[Any]]) -> None:
+        """``project`` of newly scheduled notifications, each given as all its events of the
+        save (``NotificationScheduled`` first): each one's row as its events leave it, all in
+        one statement instead of an insert and an update per further event."""
+        rows = []
+        for own_events in new_notifications:
+            scheduled = own_events[0]
+            override_id = _text(scheduled.override_id)
+            status, due = "scheduled", scheduled.timestamp + timedelta(seconds=self.bundle_seconds)
+            for later in own_events[1:]:
+                name = type(later).__name__
+                if name not in DELIVERY_STATUS:
+                    continue
+                status, due = DELIVERY_STATUS[name], later.timestamp
+                if name == "NotificationFailed":
+                    due = later.retry_at
+                elif name == "DeliveryAttempted":
+                    due = later.timestamp + self.stale_after
+                elif name == "NotificationDeferred":
+                    override_id = str(later.override_id)
+            rows.append(
+                (str(scheduled.originator_id), scheduled.bundle, override_id, status, due.isoformat())
+            )
+        if rows:
+            values = ", ".join(["(?, ?, ?, ?, ?)"] * len(rows))
+            cur.execute(
+                f"INSERT INTO {self.deliveries_table} (notification_id, bundle, override_id, status, due_at)"
+                f" VALUES {values} ON CONFLICT (notification_id) DO NOTHING",
+                [value for row in rows for value in row],
+            )
+
     def _changed(self) -> None:
         self.changes += 1
         self._next_look = None
@@ -314,7 +346,12 @@ class _Unrecorded:
 
 
 class Dispatcher:
-    """Sends what is due and records what happened; see the module's docstring."""
+    """Sends what is due and records what happened; see the module's docstring.
+
+    A run takes the due bundles in groups of up to ``batch``: the group's claims are saved in
+    one transaction, its bundles sent one after another, and what became of them (sent, or
+    failed and to be retried) saved in one more. A group whose claim collides with another
+    dispatcher's is claimed bundle by bundle instead, as with ``batch`` 1."""
 
     def __init__(
         self,
@@ -327,6 +364,9 @@ class Dispatcher:
         email: EmailChannel,
         letters: LetterChannel,
         retry_base_seconds: float,
+        batch: int = 1,
+        prepare: Callable[[Sequence[Sequence[Notification]]], contextlib.AbstractContextManager[Any]]
+        | None = None,
     ) -> None:
         self.queue = queue
         self.load = load
@@ -336,6 +376,10 @@ class Dispatcher:
         self.email = email
         self.letters = letters
         self.retry_base_seconds = retry_base_seconds
+        #: Bundles per claim and per record (``KETEN_NOTIFY_BATCH``).
+        self.batch = max(1, batch)
+        #: Reads once for a group what sending its bundles needs (contacts, overviews).
+        self.prepare = prepare or (lambda bundles: contextlib.nullcontext())
         #: Bundles that went out and whose "sent" is not on record yet, by Message-ID.
         self._unrecorded: dict[str, _Unrecorded] = {}
 
@@ -351,26 +395,71 @@ class Dispatcher:
             if unrecorded.next_try is None or unrecorded.next_try <= now:
                 self._record(unrecorded, now)
         held = {i for unrecorded in self._unrecorded.values() for i in unrecorded.notification_ids}
+        bundles = [
+            kept for ids in self.queue.due_bundles(now) if (kept := tuple(i for i in ids if i not in held))
+        ]
         sent = 0
-        for ids in self.queue.due_bundles(now):
-            # Due as they are on record now, not as the queue read a moment ago: another
-            # dispatcher (a replica) may have claimed them since (``Notification.due_at``).
-            stale_after = self.queue.stale_after
-            notifications = [
-                n for n in self.load(i for i in ids if i not in held) if n.due_at(now, stale_after)
-            ]
-            if notifications:
-                sent += self._send(notifications, now)
+        for start in range(0, len(bundles), self.batch):
+            sent += self._send_group(bundles[start : start + self.batch], now)
         return sent
 
-    def _send(self, notifications: list[Notification], now: datetime) -> int:
-        message_id = message_id_for(notifications)
-        for notification in notifications:
-            notification.attempt(message_id, now, self.queue.stale_after)
+    def _due(self, notifications: Iterable[Notification], now: datetime) -> list[Notification]:
+        # Due as they are on record now, not as the queue read a moment ago: another
+        # dispatcher (a replica) may have claimed them since (``Notification.due_at``).
+        return [n for n in notifications if n.due_at(now, self.queue.stale_after)]
+
+    def _send_group(self, bundles: Sequence[tuple[UUID, ...]], now: datetime) -> int:
+        loaded = {n.id: n for n in self.load(i for ids in bundles for i in ids)}
+        group = [due for ids in bundles if (due := self._due((loaded[i] for i in ids if i in loaded), now))]
+        if not group:
+            return 0
+        claimed = self._claim(group, now)
+        if not claimed:
+            return 0
+        went_out: list[tuple[list[Notification], str]] = []
+        failed: list[Notification] = []
+        with self.prepare(claimed):
+            for notifications in claimed:
+                message_id = message_id_for(notifications)
+                if self._send(notifications, message_id, now):
+                    went_out.append((notifications, message_id))
+                else:
+                    failed.extend(notifications)
+        self._record_sent(went_out, failed, now)
+        return sum(len(notifications) for notifications, _ in went_out)
+
+    def _claim(self, group: list[list[Notification]], now: datetime) -> list[list[Notification]]:
+        """Claims the group's bundles on record (``DeliveryAttempted``) before anything is
+        sent: all in one transaction, or, when another dispatcher claimed one of them first
+        (the same version), bundle by bundle, leaving it the ones it has."""
+        for notifications in group:
+            message_id = message_id_for(notifications)
+            for notification in notifications:
+                notification.attempt(message_id, now, self.queue.stale_after)
         try:
-            self.save(*notifications)
+            self.save(*(n for notifications in group for n in notifications))
+            return group
         except IntegrityError:
-            return 0  # another dispatcher claimed one of them first (the same version): its to send
+            if len(group) == 1:
+                return []  # another dispatcher claimed one of them first: its to send
+        claimed = []
+        for notifications in group:
+            fresh = self._due(self.load(n.id for n in notifications), now)
+            if not fresh:
+                continue
+            message_id = message_id_for(fresh)
+            for notification in fresh:
+                notification.attempt(message_id, now, self.queue.stale_after)
+            try:
+                self.save(*fresh)
+            except IntegrityError:
+                continue
+            claimed.append(fresh)
+        return claimed
+
+    def _send(self, notifications: list[Notification], message_id: str, now: datetime) -> bool:
+        """Sends one claimed bundle; whether it went out (else its notifications are marked
+        failed, to retry or reroute, not saved yet)."""
         channel = notifications[0].channel
         try:
             self._deliver(notifications, message_id)
@@ -385,12 +474,12 @@ class Dispatcher:
             for notification in notifications:
                 notification.mark_failed(failure.code, failure.permanent, now, self.retry_base_seconds)
             metrics.notifications.labels(channel, "failed").inc(len(notifications))
-            self.save(*notifications)
-            return 0
+            return False
         metrics.notifications.labels(channel, "sent").inc(len(notifications))
         log.info("notification %s sent by %s (%d share(s))", message_id, channel, len(notifications))
-        self._record_sent(notifications, message_id, channel, now)
-        return len(notifications)
+        for notification in notifications:
+            notification.mark_sent(message_id)
+        return True
 
     def _deliver(self, notifications: list[Notification], message_id: str) -> None:
         first = notifications[0]
@@ -409,27 +498,37 @@ class Dispatcher:
 
     # -- recording what went out ------------------------------------------------------------
     def _record_sent(
-        self, notifications: list[Notification], message_id: str, channel: str, now: datetime
+        self, went_out: list[tuple[list[Notification], str]], failed: list[Notification], now: datetime
     ) -> None:
-        for notification in notifications:
-            notification.mark_sent(message_id)
+        """Saves what became of a group's bundles (marked sent or failed), in one transaction.
+        If that fails, the failures are left to go stale and be tried again; each bundle that
+        went out is kept in memory and its record retried, never its send."""
         try:
-            self.save(*notifications)
+            self.save(*(n for notifications, _ in went_out for n in notifications), *failed)
             return
         except PersistenceError as error:
-            log.warning(
-                "notification %s went out by %s but is not on record (%s):"
-                " the record is retried, never the send",
-                message_id,
-                channel,
-                type(error).__name__,
-                extra={"channel": channel, "reason_code": "sent_not_recorded"},
-            )
-        unrecorded = _Unrecorded(message_id, tuple(n.id for n in notifications), channel)
-        self._unrecorded[message_id] = unrecorded
+            if not went_out:
+                raise
+            for notifications, message_id in went_out:
+                channel = notifications[0].channel
+                log.warning(
+                    "notification %s went out by %s but is not on record (%s):"
+                    " the record is retried, never the send",
+                    message_id,
+                    channel,
+                    type(error).__name__,
+                    extra={"channel": channel, "reason_code": "sent_not_recorded"},
+                )
+                self._unrecorded[message_id] = _Unrecorded(
+                    message_id, tuple(n.id for n in notifications), channel
+                )
         for delay in RECORD_RETRY_DELAYS:
             time.sleep(delay)
-            if self._record(unrecorded, now):
+            for _, message_id in went_out:
+                unrecorded = self._unrecorded.get(message_id)
+                if unrecorded is not None:
+                    self._record(unrecorded, now)
+            if not any(message_id in self._unrecorded for _, message_id in went_out):
                 return
 
     def _record(self, unrecorded: _Unrecorded, now: datetime) -> bool:
