@@ -18,9 +18,9 @@ from typing import Any
 from uuid import UUID
 
 import greenlet
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, project_aggregate
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from services.notification.channels import EmailChannel, LetterChannel, Notice, NoticeTemplates
 from services.notification.delivery import (
@@ -368,8 +368,33 @@ class NotificationUseCases(KetenApplication):
         return self.letters.render_pending()
 
     def _notifications(self, ids: Iterable[UUID]) -> list[Notification]:
-        found: list[Notification] = [self.repository.get(notification_id) for notification_id in ids]
-        return found
+        """The notifications, as on record now: on PostgreSQL all their events in one statement."""
+        wanted = list(ids)
+        if not self.batches or len(wanted) <= 1:
+            found: list[Notification] = [self.repository.get(notification_id) for notification_id in wanted]
+            return found
+        recorder: Any = self.recorder
+        with self.sql.transaction(commit=False) as cur:
+            cur.raw.execute(
+                f"SELECT originator_id, originator_version, topic, state FROM {recorder.events_table}"
+                " WHERE originator_id = ANY(%s::uuid[]) ORDER BY originator_id, originator_version",
+                ([str(i) for i in wanted],),
+            )
+            rows = cur.raw.fetchall()
+        events: dict[UUID, list[Any]] = {}
+        for row in rows:
+            originator_id = UUID(str(row[0]))
+            stored = StoredEvent(
+                originator_id=originator_id, originator_version=row[1], topic=row[2], state=bytes(row[3])
+            )
+            events.setdefault(originator_id, []).append(self.mapper.to_domain_event(stored))
+        loaded: list[Notification] = []
+        for notification_id in wanted:
+            notification = project_aggregate(None, events.get(notification_id, ()))
+            if not isinstance(notification, Notification):
+                raise AggregateNotFoundError(f"Aggregate {notification_id!r} not found.")
+            loaded.append(notification)
+        return loaded
 
     def _contact(self, case_id: UUID, subject: str, addressee: str) -> Contact:
         """The addressee's contact details as registered (the representative's own if they are
@@ -515,10 +540,15 @@ class NotificationUseCases(KetenApplication):
             self.overview.add_notifications(cur, [events[0] for events in new.values()])
             if not told_with_entries:
                 self.overview.change_notifications(cur, [e for events in new.values() for e in events])
-        for domain_event in own_events:
-            if domain_event.originator_id not in new:
-                self.deliveries.project(cur, domain_event)
-                self.overview.apply_own(cur, domain_event)
+        changed = [e for e in own_events if e.originator_id not in new]
+        if changed and all(isinstance(e, Notification.Event) for e in changed):
+            # A delivery run's claims or outcomes: every row and entry written once.
+            self.deliveries.project_changes(cur, changed)
+            self.overview.change_notifications(cur, changed)
+            return
+        for domain_event in changed:
+            self.deliveries.project(cur, domain_event)
+            self.overview.apply_own(cur, domain_event)
 
 
 @dataclass(frozen=True)

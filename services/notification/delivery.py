@@ -238,6 +238,42 @@ class DeliveryQueue:
                 [value for row in rows for value in row],
             )
 
+    def project_changes(self, cur: Cursor, own_events: Sequence[Any]) -> None:
+        """``project`` of the delivery events of notifications already in the queue (several,
+        in order): each one's row as its events leave it, in one statement on PostgreSQL."""
+        rows: dict[str, list[Any]] = {}
+        for domain_event in own_events:
+            name = type(domain_event).__name__
+            if name not in DELIVERY_STATUS:
+                continue
+            status, due = DELIVERY_STATUS[name], domain_event.timestamp
+            if name == "NotificationFailed":
+                due = domain_event.retry_at
+            elif name == "DeliveryAttempted":
+                due = domain_event.timestamp + self.stale_after
+            row = rows.setdefault(str(domain_event.originator_id), [None, None, None])
+            row[0], row[1] = status, due.isoformat()
+            if name == "NotificationDeferred":
+                row[2] = str(domain_event.override_id)
+        if not rows:
+            return
+        if self.app.sql.dialect != "postgresql" or len(rows) == 1:
+            for notification_id, (status, due_at, override_id) in rows.items():
+                cur.execute(
+                    f"UPDATE {self.deliveries_table} SET status = ?, due_at = ?,"
+                    " override_id = COALESCE(?, override_id) WHERE notification_id = ?",
+                    (status, due_at, override_id, notification_id),
+                )
+            return
+        values = ", ".join(["(?, ?, ?, ?)"] * len(rows))
+        cur.execute(
+            f"UPDATE {self.deliveries_table} AS d SET status = v.status, due_at = v.due_at,"
+            " override_id = COALESCE(v.override_id, d.override_id)"
+            f" FROM (VALUES {values}) AS v (notification_id, status, due_at, override_id)"
+            " WHERE d.notification_id = v.notification_id",
+            [value for notification_id, row in rows.items() for value in (notification_id, *row)],
+        )
+
     def _changed(self) -> None:
         self.changes += 1
         self._next_look = None

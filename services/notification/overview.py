@@ -308,12 +308,31 @@ class CitizenOverview:
         )
 
     def change_notifications(self, cur: Cursor, own_events: Iterable[Any]) -> None:
-        """``apply_own`` of the notification events of several notifications whose entries
-        are already written (each entry read and written once per event, as before)."""
+        """``apply_own`` of the notification events of several notifications (in order): the
+        entries they tell of read in one statement, each written once, as its events leave it."""
+        changes: dict[str, list[dict[str, Any]]] = {}
         for domain_event in own_events:
-            changes = notification_changes(domain_event)
-            if changes is not None:
-                self._change_notification(cur, domain_event.originator_id, changes)
+            change = notification_changes(domain_event)
+            if change is not None:
+                changes.setdefault(str(domain_event.originator_id), []).append(change)
+        if not changes:
+            return
+        ids = sorted(changes)
+        rows = cur.execute(
+            f"SELECT n.notification_id, n.subject, n.entry_id, e.document FROM {self.notifications_table} n"
+            f" JOIN {self.entries_table} e ON e.subject = n.subject AND e.entry_id = n.entry_id"
+            f" WHERE n.notification_id IN ({', '.join(['?'] * len(ids))})",
+            ids,
+        ).fetchall()
+        documents: dict[tuple[str, str], dict[str, Any]] = {}
+        for notification_id, subject, entry_id, raw in rows:
+            document = documents.get((subject, entry_id)) or dict(json.loads(raw))
+            told = document.get("notification", {})
+            for change in changes[notification_id]:
+                told = json.loads(_json({**told, **change}))
+            documents[(subject, entry_id)] = {**document, "notification": told}
+        for (subject, entry_id), document in documents.items():
+            self._write_entry(cur, subject, entry_id, document)
 
     def _change_notification(self, cur: Cursor, notification_id: UUID, changes: dict[str, Any]) -> None:
         """The notification's status on its entry: the entry found and read in one statement,
