@@ -185,8 +185,9 @@ class NotificationUseCases(KetenApplication):
         about), each on their own channel, recorded with the overview entries; held when the
         share was made under an override whose notice is deferred. Answers the subject's."""
         data = event.data
-        deferral = self._holding_deferral(data)
-        case = self._case(data.case_id)  # read once for every subject of the share
+        # Read once for every subject of the share (and once per batch for its case).
+        case, in_force = self._share_facts(data.case_id, _today())
+        deferral = self._holding_deferral(data, in_force)
         notifications = [self._notification(event, subject, deferral, case) for subject in data.subjects]
         # The entries are written with what their notifications are now: no second write each.
         told = {n.subject: told_after(n.pending_events) for n in notifications}
@@ -230,16 +231,13 @@ class NotificationUseCases(KetenApplication):
             notification.mark_sent()  # delivered by the overview entry, in the same transaction
         return notification
 
-    def _holding_deferral(self, data: DataShared) -> Deferral | None:
+    def _holding_deferral(self, data: DataShared, in_force: Sequence[UUID]) -> Deferral | None:
         """The deferral that holds the share's notices, if one does: its own override's, or any
-        in force whose scope holds it, whether or not the subject objected."""
+        of the case's ``in_force`` whose scope holds it, whether or not the subject objected."""
         today = _today()
         own = self._find_deferral(data.override_id)
         if own is not None and own.in_force(today):
             return own
-        in_force = self.read_once_per_batch(
-            ("deferrals", data.case_id), lambda: self.deliveries.deferrals_in_force(data.case_id, today)
-        )
         for override_id in in_force:
             deferral = self._find_deferral(override_id)
             if deferral is not None and deferral.holds(data.subjects, data.categories, data.to_agency, today):
@@ -404,6 +402,27 @@ class NotificationUseCases(KetenApplication):
         return self._contact_in(case, subject, addressee)
 
     # -- reading once for many: a consumer's batch, a delivery group ----------------------------
+    def _share_facts(self, case_id: UUID, today: date) -> tuple[CaseView | None, list[UUID]]:
+        """The case's facts and its deferrals in force today, in one statement, once per
+        consumer batch (every event of the batch that changes them drops what was read)."""
+
+        def read() -> tuple[CaseView | None, list[UUID]]:
+            with self.sql.transaction(commit=False) as cur:
+                rows = cur.execute(
+                    "SELECT 'case', case_id, status, facts, registered_at, ended_at, outcome"
+                    f" FROM {self.cases.table} WHERE case_id = ?"
+                    " UNION ALL SELECT 'deferral', override_id, NULL, NULL, NULL, NULL, NULL"
+                    f" FROM {self.deliveries.deferrals_table}"
+                    " WHERE case_id = ? AND ended = 0 AND review_on >= ?"
+                    " ORDER BY 1, 2",
+                    (str(case_id), str(case_id), today.isoformat()),
+                ).fetchall()
+            case = next((self.cases.view(tuple(row[1:])) for row in rows if row[0] == "case"), None)
+            return case, [UUID(row[1]) for row in rows if row[0] == "deferral"]
+
+        facts: tuple[CaseView | None, list[UUID]] = self.read_once_per_batch(("share", case_id), read)
+        return facts
+
     def _case(self, case_id: UUID) -> CaseView | None:
         """The case's facts, read once per consumer batch (every event of the batch that
         changes them drops what was read: ``learn``)."""

@@ -331,8 +331,21 @@ class CitizenOverview:
             for change in changes[notification_id]:
                 told = json.loads(_json({**told, **change}))
             documents[(subject, entry_id)] = {**document, "notification": told}
-        for (subject, entry_id), document in documents.items():
-            self._write_entry(cur, subject, entry_id, document)
+        if self.app.sql.dialect != "postgresql" or len(documents) == 1:
+            for (subject, entry_id), document in documents.items():
+                self._write_entry(cur, subject, entry_id, document)
+            return
+        values = ", ".join(["(?, ?, ?)"] * len(documents))
+        cur.execute(
+            f"UPDATE {self.entries_table} AS e SET document = v.document"
+            f" FROM (VALUES {values}) AS v (subject, entry_id, document)"
+            " WHERE e.subject = v.subject AND e.entry_id = v.entry_id",
+            [
+                value
+                for (subject, entry_id), document in documents.items()
+                for value in (subject, entry_id, _json(document))
+            ],
+        )
 
     def _change_notification(self, cur: Cursor, notification_id: UUID, changes: dict[str, Any]) -> None:
         """The notification's status on its entry: the entry found and read in one statement,
