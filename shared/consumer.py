@@ -685,6 +685,8 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         for source in sorted({handler.source for handler in self.handlers.values()}):
             for stream in self.swept_streams(source):
                 try:
+                    # From where the store says: another replica may have taken it since.
+                    self.application().forget_taken(stream)
                     position = self.application().taken_position(stream)
                     caught = self.fetch_and_apply(source, stream, self.kinds_of(source), position)
                 except (*TRANSIENT_ERRORS, EventConflict, IntegrityError, ContainerBeingKilled) as exc:
@@ -708,7 +710,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         streams = [stream_name(source, n, partitions) for n in range(partitions)]
         # Each replica looks at every partition it has taken from: a look at one another
         # replica is taking collides harmlessly (the tracking record refuses the second).
-        return [stream for stream in streams if self.application().taken_position(stream) > 0]
+        return [stream for stream in streams if self.application().position(stream) > 0]
 
     def ask_upstream(self, source: str, asked: PageRequest) -> Any:
         from nameko.standalone.rpc import ClusterRpcProxy

@@ -8,12 +8,16 @@ takes what is due, bundled per consultation and addressee, claims it on record
 records the outcome: sent; or failed and retried with backoff; or rerouted to the fallback
 channel when its own cannot work.
 
+A run claims the due bundles a group at a time (``KETEN_NOTIFY_BATCH``): the group's claims in
+one transaction, then its sends, then what became of them in one more transaction.
+
 At most one message per notification while the process runs: once a bundle went out, its
 "sent" must reach the record. If that write fails, the dispatcher keeps the outcome in memory
 and retries the record with backoff, never the send, and leaves the bundle's notifications
-alone meanwhile. Only a crash between the send and the record loses that memory: the claim goes
-stale after ``STALE_ATTEMPT`` and the bundle is sent again, with the same Message-ID when it
-holds the same notifications (docs/operations.md, "A notice sent twice").
+alone meanwhile. Only a crash between the sends and the group's record loses that memory: the claims go
+stale after ``STALE_ATTEMPT`` and the group's bundles that went out are sent again, with the
+same Message-ID when they hold the same notifications (docs/operations.md, "A notice sent
+twice").
 """
 
 from __future__ import annotations
