@@ -458,8 +458,16 @@ class Dispatcher:
             return 0
         went_out: list[tuple[list[Notification], str]] = []
         failed: list[Notification] = []
+        # A claim is this dispatcher's alone only until it goes stale: a bundle whose claim
+        # is half-way there is not sent now (another dispatcher may take it for due soon); it
+        # goes out once its claim is stale, once, by whichever dispatcher claims it then.
+        fresh_until = time.monotonic() + self.queue.stale_after.total_seconds() / 2
         with self.prepare(claimed):
-            for notifications in claimed:
+            for done, notifications in enumerate(claimed):
+                if time.monotonic() > fresh_until:
+                    left = len(claimed) - done
+                    log.warning("delivery run: %d bundle(s) left until their claims are stale", left)
+                    break
                 message_id = message_id_for(notifications)
                 if self._send(notifications, message_id, now):
                     went_out.append((notifications, message_id))
