@@ -147,6 +147,12 @@ class Batch:
         self.cursor = cursor
         self.datastore = datastore
         self.positions: dict[str, int] = {}
+        #: Per stream, the position the batch started from as the consumer knew it: its
+        #: tracking record moves only from there (``KetenApplication.taken_position``).
+        self.started_from: dict[str, int] = {}
+        #: What the batch's handlers read once for all its messages (by the application's own
+        #: keys, e.g. case facts per case): dropped with the batch.
+        self.memo: dict[Any, Any] = {}
         self.locked = False
         self.stored = False
         self.joined: set[Any] = set()
@@ -191,6 +197,9 @@ class KetenApplication(Application):
         self.open_batch: Batch | None = None
         #: The open batch of agencies' commands (``batch(commands=True)``, ``shared.commands``).
         self.open_command_batch: Batch | None = None
+        #: Per upstream stream, the position this process's consumer last committed or read
+        #: (``taken_position``); dropped whenever a write of it fails.
+        self._taken: dict[str, int] = {}
         # Snapshots would hold aggregate state, personal data included, in plaintext: never on,
         # whatever the environment says.
         super().__init__(
@@ -372,11 +381,82 @@ class KetenApplication(Application):
 
     def position(self, upstream: str) -> int:
         """How far this application has processed ``upstream``'s notification log (in the
-        open batch, if one is open)."""
+        open batch, if one is open), as the store says."""
         batch = self.open_batch
         if batch is not None and upstream in batch.positions and batch.includes(greenlet.getcurrent()):
             return batch.positions[upstream]
         return self.process_recorder.max_tracking_id(upstream) or 0
+
+    def taken_position(self, upstream: str) -> int:
+        """``position`` as the consumer knows it without asking the store each time: what this
+        process last committed or read for ``upstream``. Safe although another process (a
+        replica that had the partition before) may have moved it since: the tracking record
+        is then moved only from exactly this position (``_move_tracking``), so a transaction
+        built on a stale one fails as a whole (``IntegrityError``), which drops it, and the
+        consumer looks again at the store. Not for answers to others (``position``)."""
+        batch = self.open_batch
+        in_batch = batch is not None and batch.includes(greenlet.getcurrent())
+        if in_batch and batch is not None and upstream in batch.positions:
+            return batch.positions[upstream]
+        known = self._taken.get(upstream) if self.batches else None
+        if known is None:
+            known = self.process_recorder.max_tracking_id(upstream) or 0
+            if self.batches:
+                self._taken[upstream] = known
+        if in_batch and batch is not None:
+            batch.started_from.setdefault(upstream, known)
+        return known
+
+    def forget_taken(self, upstream: str | None = None) -> bool:
+        """Drops what ``taken_position`` knows of ``upstream`` (of every stream: None), so the
+        next look asks the store. Whether it knew anything."""
+        if upstream is None:
+            known = bool(self._taken)
+            self._taken.clear()
+            return known
+        return self._taken.pop(upstream, None) is not None
+
+    def _move_tracking(self, cur: Any, tracking: Tracking, started_from: int | None) -> None:
+        """Writes the tracking record of ``tracking``: forward only, and, when the position it
+        was taken from is given, only from there (one statement either way)."""
+        if started_from is None:
+            recorder: Any = self.recorder
+            recorder._insert_tracking(cur, tracking)
+            return
+        table = getattr(self.recorder, "tracking_table")  # noqa: B009 - PostgreSQL's recorder only
+        cur.execute(
+            f"INSERT INTO {table} AS t (application_name, notification_id) VALUES (%s, %s)"
+            " ON CONFLICT (application_name) DO UPDATE SET notification_id = EXCLUDED.notification_id"
+            " WHERE t.notification_id = %s AND t.notification_id < EXCLUDED.notification_id"
+            " RETURNING notification_id",
+            (tracking.application_name, tracking.notification_id, started_from),
+        )
+        if cur.fetchone() is None:
+            raise IntegrityError(
+                f"{tracking.application_name} is not at {started_from} any more: taken elsewhere meanwhile"
+            )
+
+    def read_once_per_batch(self, key: tuple[str, Any], read: Callable[[], Any]) -> Any:
+        """``read()``, once per consumer batch for ``key`` (``(kind, case_id)``), each time
+        outside a batch. A handler that changes what was read drops it first
+        (``forget_in_batch``)."""
+        batch = self.open_batch
+        if batch is None or not batch.includes(greenlet.getcurrent()):
+            return read()
+        if key not in batch.memo:
+            batch.memo[key] = read()
+        return batch.memo[key]
+
+    def forget_in_batch(self, case_id: Any | None) -> None:
+        """Drops what the open batch read of the case (of every case: None)."""
+        batch = self.open_batch
+        if batch is None or not batch.includes(greenlet.getcurrent()):
+            return
+        if case_id is None:
+            batch.memo.clear()
+        else:
+            for key in [key for key in batch.memo if key[1] == case_id]:
+                del batch.memo[key]
 
     @property
     def batches(self) -> bool:
@@ -397,23 +477,28 @@ class KetenApplication(Application):
         datastore: PgDatastore = self.recorder.datastore  # type: ignore[attr-defined]
         slot = "open_command_batch" if commands else "open_batch"
         assert getattr(self, slot) is None, "one batch at a time"
-        recorder: Any = self.recorder
-        with datastore.transaction(commit=True, joins_batch=False) as raw:
-            batch = Batch(raw, datastore)
-            setattr(self, slot, batch)
-            datastore.join(greenlet.getcurrent(), raw)
-            try:
-                yield batch
-                if batch.deferred:
-                    with self.sql.transaction() as cur:  # joins the batch's transaction
-                        for write, items in batch.deferred.values():
-                            write(cur, items)
-                for stream, position in sorted(batch.positions.items()):
-                    recorder._insert_tracking(raw, Tracking(stream, position))
-            finally:
-                setattr(self, slot, None)
-                for thread in (greenlet.getcurrent(), *batch.joined):
-                    datastore.leave(thread)
+        batch: Batch | None = None
+        try:
+            with datastore.transaction(commit=True, joins_batch=False) as raw:
+                batch = Batch(raw, datastore)
+                setattr(self, slot, batch)
+                datastore.join(greenlet.getcurrent(), raw)
+                try:
+                    yield batch
+                    if batch.deferred:
+                        with self.sql.transaction() as cur:  # joins the batch's transaction
+                            for write, items in batch.deferred.values():
+                                write(cur, items)
+                    for stream, position in sorted(batch.positions.items()):
+                        self._move_tracking(raw, Tracking(stream, position), batch.started_from.get(stream))
+                finally:
+                    setattr(self, slot, None)
+                    for thread in (greenlet.getcurrent(), *batch.joined):
+                        datastore.leave(thread)
+        except BaseException:
+            self.forget_taken()  # whatever it knew may be what made the batch fail
+            raise
+        self._taken.update(batch.positions)
         if batch.stored:
             self._notify([])
 
@@ -443,19 +528,52 @@ class KetenApplication(Application):
         processing: ProcessingEvent[Any] = ProcessingEvent(tracking)
         processing.collect_events(*aggregates)
         stored = [self.mapper.to_stored_event(e) for e in processing.events]
-        recorder: Any = self.recorder
         thread = greenlet.getcurrent()
         batch = next(
             (b for b in (self.open_batch, self.open_command_batch) if b and b.includes(thread)), None
         )
         # (None: another green thread, a use case, the relay: a transaction of its own)
+        started_from: int | None = None
         if batch is not None and isinstance(tracking, ReceivedTracking):
             # Taking the event in the consumer's batch: its tracking record is written once for
             # the batch, the events table locked once.
+            batch.started_from.setdefault(
+                tracking.application_name, self.taken_position(tracking.application_name)
+            )
             batch.positions[tracking.application_name] = tracking.notification_id
             tracking_now: Tracking | None = None
+        elif isinstance(tracking, ReceivedTracking) and self.batches:
+            # The consumer's own write of its position: from where it knows it stands.
+            started_from = self._taken.get(tracking.application_name)
+            tracking_now = None
         else:
             tracking_now = tracking
+        try:
+            positions = self._write_tracked(tracking, tracking_now, started_from, stored, write, batch)
+        except BaseException:
+            if isinstance(tracking, ReceivedTracking) and batch is None:
+                self.forget_taken(tracking.application_name)
+            raise
+        if isinstance(tracking, ReceivedTracking):
+            if batch is None and self.batches:
+                self._taken[tracking.application_name] = tracking.notification_id
+            self.last_taken = (tracking.application_name, tracking.notification_id)
+        if stored:
+            self._note_written(zip(processing.events, positions or (), strict=False))
+        if stored and batch is None:
+            self._notify([])
+
+    def _write_tracked(
+        self,
+        tracking: Tracking | None,
+        tracking_now: Tracking | None,
+        started_from: int | None,
+        stored: list[Any],
+        write: Callable[[Cursor], None] | None,
+        batch: Batch | None,
+    ) -> list[int] | None:
+        """The transaction of ``_save_tracked``; the positions of the events it stored."""
+        recorder: Any = self.recorder
         with self.sql.transaction() as cur:
             if write is not None:
                 write(cur)
@@ -473,20 +591,18 @@ class KetenApplication(Application):
                         tracking.outcome,
                     ),
                 )
+            if isinstance(tracking, ReceivedTracking) and batch is None and tracking_now is None:
+                # Tracking first: a duplicate fails before the events table is locked.
+                self._move_tracking(cur.raw, tracking, started_from)
             # The recorder's own insert, inside our transaction: tracking, then events.
             if batch is None:
-                positions = recorder._insert_events(cur.raw, stored, tracking=tracking_now)
+                positions: list[int] | None = recorder._insert_events(cur.raw, stored, tracking=tracking_now)
             else:
                 locked = batch.locked
                 positions = recorder._insert_events(cur.raw, stored, tracking=tracking_now, locked=locked)
                 batch.locked = batch.locked or bool(stored)
                 batch.stored = batch.stored or bool(stored)
-        if isinstance(tracking, ReceivedTracking):
-            self.last_taken = (tracking.application_name, tracking.notification_id)
-        if stored:
-            self._note_written(zip(processing.events, positions or (), strict=False))
-        if stored and batch is None:
-            self._notify([])
+        return positions
 
     def at_batch_end(
         self, cur: Cursor, name: str, write: Callable[[Cursor, list[Any]], None], item: Any

@@ -99,6 +99,10 @@ class Settings:
     # Seconds after which a delivery attempt claimed and never finished (its process died in
     # between) is taken as interrupted and sent again, with the same Message-ID.
     notify_stale_seconds: float = 300.0
+    # Due bundles a delivery run claims in one transaction, and whose outcome (sent, failed) it
+    # records in one more; a crash between a send and that record sends the bundles of the group
+    # that went out again after notify_stale_seconds (1: one bundle per transaction, as before).
+    notify_batch: int = 20
     # The gateway's limits. A request body above max_request_bytes is refused (413) before it
     # is read; 1 MiB is several times the largest valid command (a share's content is at most
     # 20,000 characters).
@@ -195,6 +199,7 @@ class Settings:
                 notify_bundle_seconds=float(get("KETEN_NOTIFY_BUNDLE_SECONDS", "2") or 0),
                 notify_retry_seconds=float(get("KETEN_NOTIFY_RETRY_SECONDS", "30") or 30),
                 notify_stale_seconds=float(get("KETEN_NOTIFY_STALE_SECONDS", "300") or 300),
+                notify_batch=int(get("KETEN_NOTIFY_BATCH", "20") or 20),
                 max_request_bytes=int(get("KETEN_MAX_REQUEST_BYTES", "1048576") or 1048576),
                 signature_window=float(get("KETEN_SIGNATURE_WINDOW", "60") or 60),
                 signature_clock_skew=float(get("KETEN_SIGNATURE_CLOCK_SKEW", "10") or 10),

@@ -587,17 +587,20 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         """Takes ``event`` if it is next in its stream (``kinds``: those of its source this
         service takes), after catching up a gap before it."""
         app = self.application()
-        reached = app.position(event.log)
+        reached = app.taken_position(event.log)
+        expected = event.expected_position(kinds)
+        if (event.position <= reached or expected != reached) and app.forget_taken(event.log):
+            # Not simply next after what this process knew: decided on what the store says.
+            reached = app.taken_position(event.log)
         if event.position <= reached:
             return self.duplicate_or_conflict(app, event)
-        expected = event.expected_position(kinds)
         if expected is not None and expected < reached:
             if not self.no_longer_taken(app, event.log, expected, reached, kinds):
                 raise EventConflict(f"the event's chain skips positions this service took from {event.log}")
             # The last one taken is of a kind this service no longer takes: this one is next.
         elif expected != reached:
             self.catch_up(event, kinds, reached)
-            reached = app.position(event.log)
+            reached = app.taken_position(event.log)
             if expected is not None and expected != reached:
                 raise EventConflict(f"{event.source}'s log does not hold the events this one follows")
         return self.apply(handler, event, message)
@@ -647,7 +650,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
             asked = PageRequest(stream=stream, after=after, before=before or NEWEST, kinds=kinds)
             page = read_page(self.keys, source, asked, self.ask_upstream(source, asked))
             for missed, body in page.events:
-                if missed.position <= app.position(stream):
+                if missed.position <= app.taken_position(stream):
                     continue
                 handler = self.handlers.get(missed.routing_key)
                 if handler is None:
@@ -682,7 +685,9 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         for source in sorted({handler.source for handler in self.handlers.values()}):
             for stream in self.swept_streams(source):
                 try:
-                    position = self.application().position(stream)
+                    # From where the store says: another replica may have taken it since.
+                    self.application().forget_taken(stream)
+                    position = self.application().taken_position(stream)
                     caught = self.fetch_and_apply(source, stream, self.kinds_of(source), position)
                 except (*TRANSIENT_ERRORS, EventConflict, IntegrityError, ContainerBeingKilled) as exc:
                     log.info("%s: no look at %s's log now (%s)", self.service, stream, type(exc).__name__)

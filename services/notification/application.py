@@ -10,15 +10,17 @@ aggregate. The parts it stands on have modules of their own: delivering what is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
+import greenlet
+from eventsourcing.application import AggregateNotFoundError, project_aggregate
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from services.notification.channels import EmailChannel, LetterChannel, Notice, NoticeTemplates
 from services.notification.delivery import (
@@ -37,7 +39,7 @@ from services.notification.domain import (
     deferral_id,
     request_notice_id,
 )
-from services.notification.overview import CitizenOverview
+from services.notification.overview import CitizenOverview, SubjectRecords, told_after
 from services.notification.view import Overview, Wording, notice_words, present, request_notice_words
 from shared import metrics
 from shared.application import KetenApplication, Tracking
@@ -135,7 +137,11 @@ class NotificationUseCases(KetenApplication):
             email=self.email,
             letters=self.letters,
             retry_base_seconds=settings.notify_retry_seconds,
+            batch=settings.notify_batch,
+            prepare=self._prepared_for_sending,
         )
+        #: What a delivery group's sends read, read once for the group (``_prepared_for_sending``).
+        self._sending: _Sending | None = None
 
     # -- what other services' events change -------------------------------------------------
     def learn(self, event: ReceivedEvent[Any]) -> None:
@@ -157,6 +163,7 @@ class NotificationUseCases(KetenApplication):
                     self.cases.forget_purged(cur, event)
             self.overview.apply(cur, event)
 
+        self.forget_in_batch(getattr(data, "case_id", None))
         self._save(event.tracking, *([deferral] if deferral else []), write=write)
         if isinstance(data, RecordsPurged):
             self.forget_keys(event)
@@ -181,10 +188,18 @@ class NotificationUseCases(KetenApplication):
         about), each on their own channel, recorded with the overview entries; held when the
         share was made under an override whose notice is deferred. Answers the subject's."""
         data = event.data
-        deferral = self._holding_deferral(data)
-        case = self.cases.get(data.case_id)  # read once for every subject of the share
+        # Read once for every subject of the share (and once per batch for its case).
+        case, in_force = self._share_facts(data.case_id, _today())
+        deferral = self._holding_deferral(data, in_force)
         notifications = [self._notification(event, subject, deferral, case) for subject in data.subjects]
-        self._save(event.tracking, *notifications, write=lambda cur: self.overview.apply(cur, event))
+        # The entries are written with what their notifications are now: no second write each.
+        told = {n.subject: told_after(n.pending_events) for n in notifications}
+        self._save(
+            event.tracking,
+            *notifications,
+            write=lambda cur: self.overview.apply(cur, event, told=told),
+            told_with_entries=True,
+        )
         for notification in notifications:
             if notification.status == "delivered":
                 metrics.notifications.labels("portal", "sent").inc()
@@ -219,14 +234,14 @@ class NotificationUseCases(KetenApplication):
             notification.mark_sent()  # delivered by the overview entry, in the same transaction
         return notification
 
-    def _holding_deferral(self, data: DataShared) -> Deferral | None:
+    def _holding_deferral(self, data: DataShared, in_force: Sequence[UUID]) -> Deferral | None:
         """The deferral that holds the share's notices, if one does: its own override's, or any
-        in force whose scope holds it, whether or not the subject objected."""
+        of the case's ``in_force`` whose scope holds it, whether or not the subject objected."""
         today = _today()
         own = self._find_deferral(data.override_id)
         if own is not None and own.in_force(today):
             return own
-        for override_id in self.deliveries.deferrals_in_force(data.case_id, today):
+        for override_id in in_force:
             deferral = self._find_deferral(override_id)
             if deferral is not None and deferral.holds(data.subjects, data.categories, data.to_agency, today):
                 return deferral
@@ -237,10 +252,10 @@ class NotificationUseCases(KetenApplication):
         theirs was extended, answered or is overdue, with the complaint route; once per step."""
         data = event.data
         step = REQUEST_STEPS[type(data)]
-        case = self.cases.get(data.case_id)
+        case = self._case(data.case_id)
         facts = case.subjects.get(data.subject) if case else None
         addressee = addressee_for(data.subject, facts.minor, facts.represented_by) if facts else data.subject
-        contact = self._contact(data.case_id, data.subject, addressee)
+        contact = self._contact_in(case, data.subject, addressee)
         notice_id = request_notice_id(data.request_id, step)
         notification = Notification(
             share_id=notice_id,
@@ -354,13 +369,107 @@ class NotificationUseCases(KetenApplication):
         return self.letters.render_pending()
 
     def _notifications(self, ids: Iterable[UUID]) -> list[Notification]:
-        found: list[Notification] = [self.repository.get(notification_id) for notification_id in ids]
-        return found
+        """The notifications, as on record now: on PostgreSQL all their events in one statement."""
+        wanted = list(ids)
+        if not self.batches or len(wanted) <= 1:
+            found: list[Notification] = [self.repository.get(notification_id) for notification_id in wanted]
+            return found
+        recorder: Any = self.recorder
+        with self.sql.transaction(commit=False) as cur:
+            cur.raw.execute(
+                f"SELECT originator_id, originator_version, topic, state FROM {recorder.events_table}"
+                " WHERE originator_id = ANY(%s::uuid[]) ORDER BY originator_id, originator_version",
+                ([str(i) for i in wanted],),
+            )
+            rows = cur.raw.fetchall()
+        events: dict[UUID, list[Any]] = {}
+        for row in rows:
+            originator_id = UUID(str(row[0]))
+            stored = StoredEvent(
+                originator_id=originator_id, originator_version=row[1], topic=row[2], state=bytes(row[3])
+            )
+            events.setdefault(originator_id, []).append(self.mapper.to_domain_event(stored))
+        loaded: list[Notification] = []
+        for notification_id in wanted:
+            notification = project_aggregate(None, events.get(notification_id, ()))
+            if not isinstance(notification, Notification):
+                raise AggregateNotFoundError(f"Aggregate {notification_id!r} not found.")
+            loaded.append(notification)
+        return loaded
 
     def _contact(self, case_id: UUID, subject: str, addressee: str) -> Contact:
         """The addressee's contact details as registered (the representative's own if they are
         a subject of the case, else those given with the subject); none once purged."""
-        return self._contact_in(self.cases.get(case_id), subject, addressee)
+        sending = self._sending_here()
+        case = sending.cases.get(case_id) if sending is not None else self.cases.get(case_id)
+        return self._contact_in(case, subject, addressee)
+
+    # -- reading once for many: a consumer's batch, a delivery group ----------------------------
+    def _share_facts(self, case_id: UUID, today: date) -> tuple[CaseView | None, list[UUID]]:
+        """The case's facts and its deferrals in force today, in one statement, once per
+        consumer batch (every event of the batch that changes them drops what was read)."""
+
+        def read() -> tuple[CaseView | None, list[UUID]]:
+            with self.sql.transaction(commit=False) as cur:
+                rows = cur.execute(
+                    "SELECT 'case', case_id, status, facts, registered_at, ended_at, outcome"
+                    f" FROM {self.cases.table} WHERE case_id = ?"
+                    " UNION ALL SELECT 'deferral', override_id, NULL, NULL, NULL, NULL, NULL"
+                    f" FROM {self.deliveries.deferrals_table}"
+                    " WHERE case_id = ? AND ended = 0 AND review_on >= ?"
+                    " ORDER BY 1, 2",
+                    (str(case_id), str(case_id), today.isoformat()),
+                ).fetchall()
+            case = next((self.cases.view(tuple(row[1:])) for row in rows if row[0] == "case"), None)
+            return case, [UUID(row[1]) for row in rows if row[0] == "deferral"]
+
+        facts: tuple[CaseView | None, list[UUID]] = self.read_once_per_batch(("share", case_id), read)
+        return facts
+
+    def _case(self, case_id: UUID) -> CaseView | None:
+        """The case's facts, read once per consumer batch (every event of the batch that
+        changes them drops what was read: ``learn``)."""
+        case: CaseView | None = self.read_once_per_batch(("case", case_id), lambda: self.cases.get(case_id))
+        return case
+
+    @contextmanager
+    def _prepared_for_sending(self, bundles: Sequence[Sequence[Notification]]) -> Iterator[None]:
+        """While a delivery group is sent: the case facts of its notifications and the
+        overviews of the addressees it writes to, each read in one statement for the group."""
+        to_write = [bundle for bundle in bundles if bundle and bundle[0].channel != "portal"]
+        cases = self.cases_of({n.case_id for bundle in to_write for n in bundle})
+        records = self.overview.records_of({bundle[0].subject for bundle in to_write})
+        self._sending = _Sending(greenlet.getcurrent(), cases, records)
+        try:
+            yield
+        finally:
+            self._sending = None
+
+    def _sending_here(self) -> _Sending | None:
+        sending = self._sending
+        return sending if sending is not None and sending.owner is greenlet.getcurrent() else None
+
+    def cases_of(self, case_ids: Iterable[UUID]) -> dict[UUID, CaseView | None]:
+        """The facts of several cases, in one statement (None for a case not on record)."""
+        wanted = sorted({str(case_id) for case_id in case_ids})
+        found: dict[UUID, CaseView | None] = {UUID(case_id): None for case_id in wanted}
+        if not wanted:
+            return found
+        with self.sql.transaction(commit=False) as cur:
+            rows = cur.execute(
+                "SELECT case_id, status, facts, registered_at, ended_at, outcome"
+                f" FROM {self.cases.table} WHERE case_id IN ({', '.join(['?'] * len(wanted))})",
+                wanted,
+            ).fetchall()
+        for row in rows:
+            found[UUID(row[0])] = self.cases.view(row)
+        return found
+
+    def _records(self, subject: str) -> SubjectRecords:
+        sending = self._sending_here()
+        if sending is not None and subject in sending.records:
+            return sending.records[subject]
+        return self.overview.records(subject)
 
     def _contact_in(self, case: CaseView | None, subject: str, addressee: str) -> Contact:
         """``_contact`` from case facts already read."""
@@ -377,7 +486,7 @@ class NotificationUseCases(KetenApplication):
         a request's step, from the step itself)."""
         first = notifications[0]
         if first.request is not None:
-            case = self.overview.records(first.subject)
+            case = self._records(first.subject)
             request_words = request_notice_words(
                 first,
                 first.request,
@@ -391,7 +500,7 @@ class NotificationUseCases(KetenApplication):
             return self.templates.render_request(message_id, contact.language, request_words)
         words = notice_words(
             notifications,
-            self.overview.records(notifications[0].subject),
+            self._records(notifications[0].subject),
             contact.name,
             Wording(self.catalogue, contact.language),
             self.vault.open,
@@ -418,24 +527,59 @@ class NotificationUseCases(KetenApplication):
         tracking: Tracking | None,
         *aggregates: Notification | Deferral,
         write: Callable[[Cursor], None] | None = None,
+        told_with_entries: bool = False,
     ) -> None:
+        """Saves the aggregates' new events with their projections and ``write``, and the
+        tracking record, together. ``told_with_entries``: ``write`` wrote the new
+        notifications' state on their overview entries already (``overview.told_after``)."""
         new_events = [e for aggregate in aggregates for e in aggregate.pending_events]
 
         def write_all(cur: Cursor) -> None:
             if write is not None:
                 write(cur)
-            for domain_event in new_events:
-                self._project(cur, domain_event)
+            self._project(cur, new_events, told_with_entries)
 
         self.save_tracked(tracking, *aggregates, write=write_all)
 
     def _save_own(self, *aggregates: Notification | Deferral) -> None:
         self._save(None, *aggregates)
 
-    def _project(self, cur: Cursor, domain_event: DomainEventProtocol[UUID]) -> None:
-        """Applies one of the service's own events to its delivery queue and the overview."""
-        self.deliveries.project(cur, domain_event)
-        self.overview.apply_own(cur, domain_event)
+    def _project(
+        self, cur: Cursor, own_events: Sequence[DomainEventProtocol[UUID]], told_with_entries: bool = False
+    ) -> None:
+        """Applies the service's own new events to its delivery queue and the overview. A
+        notification scheduled in this save is written once, as its events leave it, with
+        one statement per table for all of them; the others event by event."""
+        new: dict[UUID, list[Any]] = {}
+        for domain_event in own_events:
+            if type(domain_event).__name__ == "NotificationScheduled":
+                new[domain_event.originator_id] = []
+        for domain_event in own_events:
+            if domain_event.originator_id in new:
+                new[domain_event.originator_id].append(domain_event)
+        if new:
+            self.deliveries.project_new(cur, list(new.values()))
+            self.overview.add_notifications(cur, [events[0] for events in new.values()])
+            if not told_with_entries:
+                self.overview.change_notifications(cur, [e for events in new.values() for e in events])
+        changed = [e for e in own_events if e.originator_id not in new]
+        if changed and all(isinstance(e, Notification.Event) for e in changed):
+            # A delivery run's claims or outcomes: every row and entry written once.
+            self.deliveries.project_changes(cur, changed)
+            self.overview.change_notifications(cur, changed)
+            return
+        for domain_event in changed:
+            self.deliveries.project(cur, domain_event)
+            self.overview.apply_own(cur, domain_event)
+
+
+@dataclass(frozen=True)
+class _Sending:
+    """What the delivery group that ``owner`` (a green thread) sends has read once for all."""
+
+    owner: Any
+    cases: dict[UUID, CaseView | None]
+    records: dict[str, SubjectRecords]
 
 
 def _today() -> date:

@@ -8,16 +8,21 @@ takes what is due, bundled per consultation and addressee, claims it on record
 records the outcome: sent; or failed and retried with backoff; or rerouted to the fallback
 channel when its own cannot work.
 
+A run claims the due bundles a group at a time (``KETEN_NOTIFY_BATCH``): the group's claims in
+one transaction, then its sends, then what became of them in one more transaction.
+
 At most one message per notification while the process runs: once a bundle went out, its
 "sent" must reach the record. If that write fails, the dispatcher keeps the outcome in memory
 and retries the record with backoff, never the send, and leaves the bundle's notifications
-alone meanwhile. Only a crash between the send and the record loses that memory: the claim goes
-stale after ``STALE_ATTEMPT`` and the bundle is sent again, with the same Message-ID when it
-holds the same notifications (docs/operations.md, "A notice sent twice").
+alone meanwhile. Only a crash between the sends and the group's record loses that memory: the claims go
+stale after ``STALE_ATTEMPT`` and the group's bundles that went out are sent again, with the
+same Message-ID when they hold the same notifications (docs/operations.md, "A notice sent
+twice").
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -206,6 +211,73 @@ class DeliveryQueue:
                 (str(domain_event.override_id),),
             )
 
+    def project_new(self, cur: Cursor, new_notifications: Sequence[Sequence[Any]]) -> None:
+        """``project`` of newly scheduled notifications, each given as all its events of the
+        save (``NotificationScheduled`` first): each one's row as its events leave it, all in
+        one statement instead of an insert and an update per further event."""
+        rows = []
+        for own_events in new_notifications:
+            scheduled = own_events[0]
+            override_id = _text(scheduled.override_id)
+            status, due = "scheduled", scheduled.timestamp + timedelta(seconds=self.bundle_seconds)
+            for later in own_events[1:]:
+                name = type(later).__name__
+                if name not in DELIVERY_STATUS:
+                    continue
+                status, due = DELIVERY_STATUS[name], later.timestamp
+                if name == "NotificationFailed":
+                    due = later.retry_at
+                elif name == "DeliveryAttempted":
+                    due = later.timestamp + self.stale_after
+                elif name == "NotificationDeferred":
+                    override_id = str(later.override_id)
+            rows.append(
+                (str(scheduled.originator_id), scheduled.bundle, override_id, status, due.isoformat())
+            )
+        if rows:
+            values = ", ".join(["(?, ?, ?, ?, ?)"] * len(rows))
+            cur.execute(
+                f"INSERT INTO {self.deliveries_table} (notification_id, bundle, override_id, status, due_at)"
+                f" VALUES {values} ON CONFLICT (notification_id) DO NOTHING",
+                [value for row in rows for value in row],
+            )
+
+    def project_changes(self, cur: Cursor, own_events: Sequence[Any]) -> None:
+        """``project`` of the delivery events of notifications already in the queue (several,
+        in order): each one's row as its events leave it, in one statement on PostgreSQL."""
+        rows: dict[str, list[Any]] = {}
+        for domain_event in own_events:
+            name = type(domain_event).__name__
+            if name not in DELIVERY_STATUS:
+                continue
+            status, due = DELIVERY_STATUS[name], domain_event.timestamp
+            if name == "NotificationFailed":
+                due = domain_event.retry_at
+            elif name == "DeliveryAttempted":
+                due = domain_event.timestamp + self.stale_after
+            row = rows.setdefault(str(domain_event.originator_id), [None, None, None])
+            row[0], row[1] = status, due.isoformat()
+            if name == "NotificationDeferred":
+                row[2] = str(domain_event.override_id)
+        if not rows:
+            return
+        if self.app.sql.dialect != "postgresql" or len(rows) == 1:
+            for notification_id, (status, due_at, override_id) in rows.items():
+                cur.execute(
+                    f"UPDATE {self.deliveries_table} SET status = ?, due_at = ?,"
+                    " override_id = COALESCE(?, override_id) WHERE notification_id = ?",
+                    (status, due_at, override_id, notification_id),
+                )
+            return
+        values = ", ".join(["(?, ?, ?, ?)"] * len(rows))
+        cur.execute(
+            f"UPDATE {self.deliveries_table} AS d SET status = v.status, due_at = v.due_at,"
+            " override_id = COALESCE(v.override_id, d.override_id)"
+            f" FROM (VALUES {values}) AS v (notification_id, status, due_at, override_id)"
+            " WHERE d.notification_id = v.notification_id",
+            [value for notification_id, row in rows.items() for value in (notification_id, *row)],
+        )
+
     def _changed(self) -> None:
         self.changes += 1
         self._next_look = None
@@ -314,7 +386,12 @@ class _Unrecorded:
 
 
 class Dispatcher:
-    """Sends what is due and records what happened; see the module's docstring."""
+    """Sends what is due and records what happened; see the module's docstring.
+
+    A run takes the due bundles in groups of up to ``batch``: the group's claims are saved in
+    one transaction, its bundles sent one after another, and what became of them (sent, or
+    failed and to be retried) saved in one more. A group whose claim collides with another
+    dispatcher's is claimed bundle by bundle instead, as with ``batch`` 1."""
 
     def __init__(
         self,
@@ -327,6 +404,9 @@ class Dispatcher:
         email: EmailChannel,
         letters: LetterChannel,
         retry_base_seconds: float,
+        batch: int = 1,
+        prepare: Callable[[Sequence[Sequence[Notification]]], contextlib.AbstractContextManager[Any]]
+        | None = None,
     ) -> None:
         self.queue = queue
         self.load = load
@@ -336,6 +416,10 @@ class Dispatcher:
         self.email = email
         self.letters = letters
         self.retry_base_seconds = retry_base_seconds
+        #: Bundles per claim and per record (``KETEN_NOTIFY_BATCH``).
+        self.batch = max(1, batch)
+        #: Reads once for a group what sending its bundles needs (contacts, overviews).
+        self.prepare = prepare or (lambda bundles: contextlib.nullcontext())
         #: Bundles that went out and whose "sent" is not on record yet, by Message-ID.
         self._unrecorded: dict[str, _Unrecorded] = {}
 
@@ -351,26 +435,79 @@ class Dispatcher:
             if unrecorded.next_try is None or unrecorded.next_try <= now:
                 self._record(unrecorded, now)
         held = {i for unrecorded in self._unrecorded.values() for i in unrecorded.notification_ids}
+        bundles = [
+            kept for ids in self.queue.due_bundles(now) if (kept := tuple(i for i in ids if i not in held))
+        ]
         sent = 0
-        for ids in self.queue.due_bundles(now):
-            # Due as they are on record now, not as the queue read a moment ago: another
-            # dispatcher (a replica) may have claimed them since (``Notification.due_at``).
-            stale_after = self.queue.stale_after
-            notifications = [
-                n for n in self.load(i for i in ids if i not in held) if n.due_at(now, stale_after)
-            ]
-            if notifications:
-                sent += self._send(notifications, now)
+        for start in range(0, len(bundles), self.batch):
+            sent += self._send_group(bundles[start : start + self.batch], now)
         return sent
 
-    def _send(self, notifications: list[Notification], now: datetime) -> int:
-        message_id = message_id_for(notifications)
-        for notification in notifications:
-            notification.attempt(message_id, now, self.queue.stale_after)
+    def _due(self, notifications: Iterable[Notification], now: datetime) -> list[Notification]:
+        # Due as they are on record now, not as the queue read a moment ago: another
+        # dispatcher (a replica) may have claimed them since (``Notification.due_at``).
+        return [n for n in notifications if n.due_at(now, self.queue.stale_after)]
+
+    def _send_group(self, bundles: Sequence[tuple[UUID, ...]], now: datetime) -> int:
+        loaded = {n.id: n for n in self.load(i for ids in bundles for i in ids)}
+        group = [due for ids in bundles if (due := self._due((loaded[i] for i in ids if i in loaded), now))]
+        if not group:
+            return 0
+        claimed = self._claim(group, now)
+        if not claimed:
+            return 0
+        went_out: list[tuple[list[Notification], str]] = []
+        failed: list[Notification] = []
+        # A claim is this dispatcher's alone only until it goes stale: a bundle whose claim
+        # is half-way there is not sent now (another dispatcher may take it for due soon); it
+        # goes out once its claim is stale, once, by whichever dispatcher claims it then.
+        fresh_until = time.monotonic() + self.queue.stale_after.total_seconds() / 2
+        with self.prepare(claimed):
+            for done, notifications in enumerate(claimed):
+                if time.monotonic() > fresh_until:
+                    left = len(claimed) - done
+                    log.warning("delivery run: %d bundle(s) left until their claims are stale", left)
+                    break
+                message_id = message_id_for(notifications)
+                if self._send(notifications, message_id, now):
+                    went_out.append((notifications, message_id))
+                else:
+                    failed.extend(notifications)
+        self._record_sent(went_out, failed, now)
+        return sum(len(notifications) for notifications, _ in went_out)
+
+    def _claim(self, group: list[list[Notification]], now: datetime) -> list[list[Notification]]:
+        """Claims the group's bundles on record (``DeliveryAttempted``) before anything is
+        sent: all in one transaction, or, when another dispatcher claimed one of them first
+        (the same version), bundle by bundle, leaving it the ones it has."""
+        for notifications in group:
+            message_id = message_id_for(notifications)
+            for notification in notifications:
+                notification.attempt(message_id, now, self.queue.stale_after)
         try:
-            self.save(*notifications)
+            self.save(*(n for notifications in group for n in notifications))
+            return group
         except IntegrityError:
-            return 0  # another dispatcher claimed one of them first (the same version): its to send
+            if len(group) == 1:
+                return []  # another dispatcher claimed one of them first: its to send
+        claimed = []
+        for notifications in group:
+            fresh = self._due(self.load(n.id for n in notifications), now)
+            if not fresh:
+                continue
+            message_id = message_id_for(fresh)
+            for notification in fresh:
+                notification.attempt(message_id, now, self.queue.stale_after)
+            try:
+                self.save(*fresh)
+            except IntegrityError:
+                continue
+            claimed.append(fresh)
+        return claimed
+
+    def _send(self, notifications: list[Notification], message_id: str, now: datetime) -> bool:
+        """Sends one claimed bundle; whether it went out (else its notifications are marked
+        failed, to retry or reroute, not saved yet)."""
         channel = notifications[0].channel
         try:
             self._deliver(notifications, message_id)
@@ -385,12 +522,12 @@ class Dispatcher:
             for notification in notifications:
                 notification.mark_failed(failure.code, failure.permanent, now, self.retry_base_seconds)
             metrics.notifications.labels(channel, "failed").inc(len(notifications))
-            self.save(*notifications)
-            return 0
+            return False
         metrics.notifications.labels(channel, "sent").inc(len(notifications))
         log.info("notification %s sent by %s (%d share(s))", message_id, channel, len(notifications))
-        self._record_sent(notifications, message_id, channel, now)
-        return len(notifications)
+        for notification in notifications:
+            notification.mark_sent(message_id)
+        return True
 
     def _deliver(self, notifications: list[Notification], message_id: str) -> None:
         first = notifications[0]
@@ -409,27 +546,37 @@ class Dispatcher:
 
     # -- recording what went out ------------------------------------------------------------
     def _record_sent(
-        self, notifications: list[Notification], message_id: str, channel: str, now: datetime
+        self, went_out: list[tuple[list[Notification], str]], failed: list[Notification], now: datetime
     ) -> None:
-        for notification in notifications:
-            notification.mark_sent(message_id)
+        """Saves what became of a group's bundles (marked sent or failed), in one transaction.
+        If that fails, the failures are left to go stale and be tried again; each bundle that
+        went out is kept in memory and its record retried, never its send."""
         try:
-            self.save(*notifications)
+            self.save(*(n for notifications, _ in went_out for n in notifications), *failed)
             return
         except PersistenceError as error:
-            log.warning(
-                "notification %s went out by %s but is not on record (%s):"
-                " the record is retried, never the send",
-                message_id,
-                channel,
-                type(error).__name__,
-                extra={"channel": channel, "reason_code": "sent_not_recorded"},
-            )
-        unrecorded = _Unrecorded(message_id, tuple(n.id for n in notifications), channel)
-        self._unrecorded[message_id] = unrecorded
+            if not went_out:
+                raise
+            for notifications, message_id in went_out:
+                channel = notifications[0].channel
+                log.warning(
+                    "notification %s went out by %s but is not on record (%s):"
+                    " the record is retried, never the send",
+                    message_id,
+                    channel,
+                    type(error).__name__,
+                    extra={"channel": channel, "reason_code": "sent_not_recorded"},
+                )
+                self._unrecorded[message_id] = _Unrecorded(
+                    message_id, tuple(n.id for n in notifications), channel
+                )
         for delay in RECORD_RETRY_DELAYS:
             time.sleep(delay)
-            if self._record(unrecorded, now):
+            for _, message_id in went_out:
+                unrecorded = self._unrecorded.get(message_id)
+                if unrecorded is not None:
+                    self._record(unrecorded, now)
+            if not any(message_id in self._unrecorded for _, message_id in went_out):
                 return
 
     def _record(self, unrecorded: _Unrecorded, now: datetime) -> bool:

@@ -19,7 +19,7 @@ citizen reads them (labels, names, opened values) is ``services.notification.vie
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
@@ -83,6 +83,38 @@ NOTIFICATION_STATUS = {
 }
 
 
+def notification_changes(own_event: Any) -> dict[str, Any] | None:
+    """What one of a notification's own events changes in what its entry says of it (None:
+    nothing, not a notification's event)."""
+    name = type(own_event).__name__
+    at = own_event.timestamp
+    if name == "NotificationScheduled":
+        return {"id": own_event.originator_id, "channel": own_event.channel, "status": "scheduled", "at": at}
+    if name not in NOTIFICATION_STATUS:
+        return None
+    changes: dict[str, Any] = {"status": NOTIFICATION_STATUS[name], "at": at}
+    if name == "NotificationReleased":
+        changes["was_deferred"] = True
+    elif name == "NotificationFailed":
+        changes["retry_at"] = own_event.retry_at
+    elif name == "NotificationRerouted":
+        changes["channel"] = own_event.to_channel
+    elif name == "NotificationSent":
+        changes["status"] = "delivered" if own_event.channel == "portal" else "sent"
+    return changes
+
+
+def told_after(own_events: Iterable[Any]) -> dict[str, Any]:
+    """What an entry says of its notification after ``own_events`` (one notification's, in
+    order), as ``apply_own`` would leave it event by event."""
+    told: dict[str, Any] = {}
+    for own_event in own_events:
+        changes = notification_changes(own_event)
+        if changes is not None:
+            told = json.loads(_json({**told, **changes}))
+    return told
+
+
 class CitizenOverview:
     """The overview's tables: written from events, read as ``SubjectRecords``."""
 
@@ -133,8 +165,12 @@ class CitizenOverview:
         "ErasureRefused",
     )
 
-    def apply(self, cur: Cursor, event: ReceivedEvent[Any]) -> None:
-        """Applies one event of another service to the overview."""
+    def apply(
+        self, cur: Cursor, event: ReceivedEvent[Any], told: Mapping[str, dict[str, Any]] | None = None
+    ) -> None:
+        """Applies one event of another service to the overview. ``told``: per subject, the
+        state of the share's notification saved with it (``told_after``), written with its
+        entry (so that the notification's own events need not change the entry again)."""
         data = event.data
         if isinstance(data, CaseRegistered):
             self.add_case(cur, event)
@@ -201,9 +237,10 @@ class CitizenOverview:
             shown = {k: v for k, v in plain(data).items() if k != "also_about"}
             shown["contact_point"] = self._contact_point(data.contact_point, scope)
             for subject in data.subjects:
-                self.add_entry(
-                    cur, subject, data.share_id, "share", event, data={**shown, "subject": subject}
-                )
+                entry = {**shown, "subject": subject}
+                if told and subject in told:
+                    entry["notification"] = told[subject]
+                self.add_entry(cur, subject, data.share_id, "share", event, data=entry)
         elif isinstance(data, ShareRefused):
             if data.visible_to_subject:
                 self.add_entry(cur, data.subject, data.share_id, "refusal", event)
@@ -249,24 +286,66 @@ class CitizenOverview:
                 cur, {"deferred": False, "deferral_ended_at": at}, entry_id=domain_event.override_id
             )
         elif name == "NotificationScheduled":
-            cur.execute(
-                f"INSERT INTO {self.notifications_table} (notification_id, subject, entry_id)"
-                " VALUES (?, ?, ?) ON CONFLICT (notification_id) DO NOTHING",
-                (str(domain_event.originator_id), domain_event.subject, str(domain_event.share_id)),
+            self.add_notifications(cur, [domain_event])
+            self._change_notification(
+                cur, domain_event.originator_id, notification_changes(domain_event) or {}
             )
-            told = {"id": domain_event.originator_id, "channel": domain_event.channel, "status": "scheduled"}
-            self._change_notification(cur, domain_event.originator_id, {**told, "at": at})
         elif name in NOTIFICATION_STATUS:
-            changes: dict[str, Any] = {"status": NOTIFICATION_STATUS[name], "at": at}
-            if name == "NotificationReleased":
-                changes["was_deferred"] = True
-            elif name == "NotificationFailed":
-                changes["retry_at"] = domain_event.retry_at
-            elif name == "NotificationRerouted":
-                changes["channel"] = domain_event.to_channel
-            elif name == "NotificationSent":
-                changes["status"] = "delivered" if domain_event.channel == "portal" else "sent"
-            self._change_notification(cur, domain_event.originator_id, changes)
+            self._change_notification(
+                cur, domain_event.originator_id, notification_changes(domain_event) or {}
+            )
+
+    def add_notifications(self, cur: Cursor, scheduled: Sequence[Any]) -> None:
+        """Which entry each newly scheduled notification tells of (``NotificationScheduled``
+        events), in one statement."""
+        if not scheduled:
+            return
+        rows = [(str(e.originator_id), e.subject, str(e.share_id)) for e in scheduled]
+        cur.execute(
+            f"INSERT INTO {self.notifications_table} (notification_id, subject, entry_id)"
+            f" VALUES {', '.join(['(?, ?, ?)'] * len(rows))} ON CONFLICT (notification_id) DO NOTHING",
+            [value for row in rows for value in row],
+        )
+
+    def change_notifications(self, cur: Cursor, own_events: Iterable[Any]) -> None:
+        """``apply_own`` of the notification events of several notifications (in order): the
+        entries they tell of read in one statement, each written once, as its events leave it."""
+        changes: dict[str, list[dict[str, Any]]] = {}
+        for domain_event in own_events:
+            change = notification_changes(domain_event)
+            if change is not None:
+                changes.setdefault(str(domain_event.originator_id), []).append(change)
+        if not changes:
+            return
+        ids = sorted(changes)
+        rows = cur.execute(
+            f"SELECT n.notification_id, n.subject, n.entry_id, e.document FROM {self.notifications_table} n"
+            f" JOIN {self.entries_table} e ON e.subject = n.subject AND e.entry_id = n.entry_id"
+            f" WHERE n.notification_id IN ({', '.join(['?'] * len(ids))})",
+            ids,
+        ).fetchall()
+        documents: dict[tuple[str, str], dict[str, Any]] = {}
+        for notification_id, subject, entry_id, raw in rows:
+            document = documents.get((subject, entry_id)) or dict(json.loads(raw))
+            told = document.get("notification", {})
+            for change in changes[notification_id]:
+                told = json.loads(_json({**told, **change}))
+            documents[(subject, entry_id)] = {**document, "notification": told}
+        if self.app.sql.dialect != "postgresql" or len(documents) == 1:
+            for (subject, entry_id), document in documents.items():
+                self._write_entry(cur, subject, entry_id, document)
+            return
+        values = ", ".join(["(?, ?, ?)"] * len(documents))
+        cur.execute(
+            f"UPDATE {self.entries_table} AS e SET document = v.document"
+            f" FROM (VALUES {values}) AS v (subject, entry_id, document)"
+            " WHERE e.subject = v.subject AND e.entry_id = v.entry_id",
+            [
+                value
+                for (subject, entry_id), document in documents.items()
+                for value in (subject, entry_id, _json(document))
+            ],
+        )
 
     def _change_notification(self, cur: Cursor, notification_id: UUID, changes: dict[str, Any]) -> None:
         """The notification's status on its entry: the entry found and read in one statement,
@@ -518,6 +597,35 @@ class CitizenOverview:
         return applied
 
     # -- reading ---------------------------------------------------------------------------
+    def records_of(self, subjects: Iterable[str]) -> dict[str, SubjectRecords]:
+        """``records`` of several subjects, in two statements for all."""
+        wanted = sorted(set(subjects))
+        if not wanted:
+            return {}
+        marks = ", ".join(["?"] * len(wanted))
+        with self.app.sql.transaction(commit=False) as cur:
+            cases = cur.execute(
+                f"SELECT subject, document FROM {self.cases_table} WHERE subject IN ({marks})"
+                " ORDER BY subject, case_id",
+                wanted,
+            ).fetchall()
+            entries = cur.execute(
+                f"SELECT subject, document FROM {self.entries_table} WHERE subject IN ({marks})"
+                " ORDER BY subject, occurred_at, entry_id",
+                wanted,
+            ).fetchall()
+        case_rows: dict[str, list[CaseRow]] = {subject: [] for subject in wanted}
+        entry_rows: dict[str, list[EntryRow]] = {subject: [] for subject in wanted}
+        for subject, raw in cases:
+            case_rows[subject].append(case_row(json.loads(raw)))
+        for subject, raw in entries:
+            document = json.loads(raw)
+            entry_rows[subject].append(ENTRY_ROWS[document["kind"]](document))
+        return {
+            subject: SubjectRecords(cases=tuple(case_rows[subject]), entries=tuple(entry_rows[subject]))
+            for subject in wanted
+        }
+
     def records(self, subject: str) -> SubjectRecords:
         """The subject's cases and entries (oldest first), personal values still sealed."""
         with self.app.sql.transaction(commit=False) as cur:

@@ -135,6 +135,8 @@ class RetentionUseCases(KetenApplication):
         self._learn(event)
 
     def _learn(self, event: ReceivedEvent[UpstreamEvent]) -> None:
+        if not isinstance(event.data, DataShared):
+            self.forget_in_batch(event.data.case_id)  # what the batch read of the case changes
         self.save_tracked(event.tracking, write=lambda cur: self.schedule.learn(cur, event))
 
     def rebuild_schedule(self, upstream: Iterable[ReceivedEvent[Any]]) -> None:

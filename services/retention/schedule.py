@@ -248,7 +248,8 @@ class RetentionSchedule:
         return retention_class
 
     def _retention_class_in(self, cur: Cursor, case_id: UUID) -> str | None:
-        case = self.cases.get_in(cur, case_id)
+        # Read once per consumer batch: the case's events drop it (``RetentionUseCases._learn``).
+        case = self.cases.app.read_once_per_batch(("case", case_id), lambda: self.cases.get_in(cur, case_id))
         return None if case is None else case.retention_class
 
     # -- learning from retention's own events -------------------------------------------------
