@@ -53,6 +53,9 @@ SENDER = "gemeente-utrecht"
 #: Citizens whose rows are captured before they are copied in (bounded memory).
 BATCH = 2_000
 _INSERT = re.compile(r"INSERT INTO (\w+) \(([^)]*)\) VALUES")
+#: A consumer's position moving forward (``KetenApplication._move_tracking``, the recorder's
+#: ``_insert_tracking``): the loader keeps its last value and writes it once at the end.
+_TRACKING = re.compile(r"INSERT INTO (\w+) AS t \(application_name, notification_id\)")
 
 
 @dataclass
@@ -77,13 +80,22 @@ class _RecordingCursor:
     def __init__(self, captured: Captured):
         self.captured = captured
         self.raw = self
+        self._returned: tuple[Any, ...] | None = None
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> _RecordingCursor:
+        tracking = _TRACKING.match(statement)
+        if tracking is not None:
+            self.captured.tracking[(tracking.group(1), params[0])] = params[1]
+            self._returned = (params[1],)  # RETURNING: the position moved
+            return self
         match = _INSERT.match(statement)
         if match is None:
             raise RuntimeError("the loader only writes new rows; the services read or update here")
         self.captured.rows[(match.group(1), match.group(2))].append(tuple(params))
         return self
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._returned
 
 
 class _RecordingSql:
@@ -195,10 +207,11 @@ def load_real(settings: Settings, numbers: Sequence[int], per_citizen: int, run:
 
     vault.seal = seal  # type: ignore[method-assign]
     # What request_share reads besides the case: no consent is needed for this share (the
-    # recipient's ground is its statutory task) and each request is new.
-    sharing._case_and_says = lambda case_id, subjects: (  # type: ignore[method-assign]
+    # recipient's ground is its statutory task) and each request is new (none decided).
+    sharing._facts_for_request = lambda case_id, subjects, decisions: (  # type: ignore[method-assign]
         sharing.cases.get(case_id),
         {subject: SubjectSay(consents=(), objection_id=None, overrides=()) for subject in subjects},
+        set(),
     )
     sharing._find_decision = lambda request_id, to_agency: None  # type: ignore[method-assign]
     try:
