@@ -344,7 +344,10 @@ def running_services(
     """``keten migrate`` with ``env``, then ``processes`` started (only those named in
     ``start``, when given: a test starts the others itself), stopped however the test ends.
     Yields a dict that holds each process's exit code once they are stopped."""
-    migrated = keten("migrate", env=env)
+    for _attempt in range(3):  # a loaded machine can time out a connection: retried, as a Job is
+        migrated = keten("migrate", env=env)
+        if migrated.returncode == 0:
+            break
     assert migrated.returncode == 0, migrated.stderr[-2000:]
     for name in processes if start is None else start:
         processes[name].start()

@@ -17,7 +17,6 @@ holds the two paths against each other.
 
 from __future__ import annotations
 
-import io
 import re
 import time
 import uuid
@@ -300,26 +299,11 @@ def _copy_in(settings: Settings, captured: Captured) -> None:
     with datastore.transaction(commit=True) as cur, derive.blocking_psycopg2():
         for app_name, events in captured.events.items():
             stored = [(str(e.originator_id), e.originator_version, e.topic, bytes(e.state)) for e in events]
-            _copy(cur, f"{app_name}_events", "originator_id, originator_version, topic, state", stored)
+            derive.copy_rows(
+                cur, f"{app_name}_events", "originator_id, originator_version, topic, state", stored
+            )
         for (table, columns), rows in captured.rows.items():
-            _copy(cur, table, columns, rows)
-
-
-def _copy(cur: Any, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
-    buffer = io.StringIO()
-    for row in rows:
-        buffer.write("\t".join(_copy_text(value) for value in row))
-        buffer.write("\n")
-    buffer.seek(0)
-    cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN", buffer)
-
-
-def _copy_text(value: Any) -> str:
-    """A value in COPY's text format (bytes as bytea hex)."""
-    if value is None:
-        return "\\N"
-    text = "\\x" + value.hex() if isinstance(value, bytes) else str(value)
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+            derive.copy_rows(cur, table, columns, rows)
 
 
 def overview_latencies(settings: Settings, bsns: list[str], queries: int, seed: int = 8) -> list[float]:

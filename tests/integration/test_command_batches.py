@@ -25,8 +25,14 @@ from shared.agencies import AgencyRegistry
 from shared.config import Settings
 from tests.integration.test_batches import _batch_sizes
 from tests.integration.test_command_replay import publish
-from tests.integration.test_faults import ServiceProcess
-from tests.support import agency_credentials, eventually, keten, register_active_cases, while_progressing
+from tests.support import (
+    ServiceProcess,
+    agency_credentials,
+    eventually,
+    register_active_cases,
+    running_services,
+    while_progressing,
+)
 
 #: Processes start slowly on a loaded machine: more than the default 300 s per test.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -50,17 +56,10 @@ def platform(production_env, tmp_path) -> Iterator[tuple[dict[str, str], dict[st
         # 300 s; a command older than that is refused as expired, which is not under test here.
         "KETEN_COMMAND_WINDOW": "3600",
     }
-    migrated = keten("migrate", env=env)
-    assert migrated.returncode == 0, migrated.stderr[-2000:]
     names = ("case_registration", "consent", "data_sharing", "gateway")
     processes = {name: ServiceProcess(name, env, tmp_path) for name in names}
-    for process in processes.values():
-        process.start()
-    try:
+    with running_services(env, processes):
         yield env, processes
-    finally:
-        for process in processes.values():
-            process.stop()
 
 
 def _active_cases_and_data_sharing_down(

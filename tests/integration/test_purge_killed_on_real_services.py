@@ -20,8 +20,15 @@ import pytest
 from keten.demo import Client, close_case_command, share_request_command
 from shared.config import Settings
 from tests.integration.test_batches import steadily
-from tests.integration.test_faults import ServiceProcess
-from tests.support import agency_credentials, eventually, keten, notifying_env, register_active_cases
+from tests.support import (
+    ServiceProcess,
+    agency_credentials,
+    eventually,
+    keten,
+    notifying_env,
+    register_active_cases,
+    running_services,
+)
 
 #: Processes start slowly on a loaded machine: more than the default 300 s per test.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -58,20 +65,10 @@ def platform(production_env, mailbox, tmp_path) -> Iterator[tuple[dict[str, str]
         "KETEN_CONSUMER_BATCH": str(BATCH),
         "KETEN_PURGE_INTERVAL": "0",  # only keten purge purges
     }
-    for _attempt in range(3):  # a loaded machine can time out a connection: as a Job is retried
-        migrated = keten("migrate", env=env)
-        if migrated.returncode == 0:
-            break
-    assert migrated.returncode == 0, migrated.stderr[-2000:]
     names = ("case_registration", "consent", "data_sharing", "gateway", "notification", "retention")
     processes = {name: ServiceProcess(name, env, tmp_path) for name in names}
-    for process in processes.values():
-        process.start()
-    try:
+    with running_services(env, processes):
         yield env, processes
-    finally:
-        for process in processes.values():
-            process.stop()
 
 
 def closed_cases(env: dict[str, str], processes: dict[str, ServiceProcess]) -> list[str]:
