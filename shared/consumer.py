@@ -429,14 +429,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
                     event.position,
                     outcome,
                     len(messages),
-                    extra={
-                        "event": event.name,
-                        "source": event.source,
-                        "stream": event.log,
-                        "position": event.position,
-                        "outcome": outcome,
-                        "batch": len(messages),
-                    },
+                    extra={**_taken_fields(event, outcome), "batch": len(messages)},
                 )
         log.info(
             "%s: took a batch of %d message(s) in %.1f ms",
@@ -489,14 +482,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
                 event.position,
                 outcome,
                 seconds * 1000,
-                extra={
-                    "event": event.name,
-                    "source": event.source,
-                    "stream": event.log,
-                    "position": event.position,
-                    "outcome": outcome,
-                    "duration_ms": round(seconds * 1000, 1),
-                },
+                extra={**_taken_fields(event, outcome), "duration_ms": round(seconds * 1000, 1)},
             )
         metrics.messages_handled.labels(self.service, event.name, outcome).inc()
         metrics.handling_seconds.labels(self.service, event.name).observe(seconds)
@@ -911,3 +897,14 @@ def run_in_worker(
 
 consumes = EventHandlerEntrypoint.decorator
 __all__ = ["DEAD_LETTER_EXCHANGE", "EventConsumer", "MessageRejected", "consumes", "dead_letter_message"]
+
+
+def _taken_fields(event: ReceivedEvent[Any], outcome: str) -> dict[str, Any]:
+    """The fields of a message's log line: which event, from where, and what became of it."""
+    return {
+        "event": event.name,
+        "source": event.source,
+        "stream": event.log,
+        "position": event.position,
+        "outcome": outcome,
+    }

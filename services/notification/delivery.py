@@ -174,11 +174,7 @@ class DeliveryQueue:
                 (notification_id, domain_event.bundle, _text(domain_event.override_id), due.isoformat()),
             )
         elif name in DELIVERY_STATUS:
-            status, due = DELIVERY_STATUS[name], at
-            if name == "NotificationFailed":
-                due = domain_event.retry_at
-            elif name == "DeliveryAttempted":
-                due = at + self.stale_after
+            status, due = self._queue_state(domain_event)
             cur.execute(
                 f"UPDATE {self.deliveries_table} SET status = ?, due_at = ? WHERE notification_id = ?",
                 (status, due.isoformat(), notification_id),
@@ -211,6 +207,18 @@ class DeliveryQueue:
                 (str(domain_event.override_id),),
             )
 
+    def _queue_state(self, delivery_event: Any) -> tuple[str, datetime]:
+        """The status and due time one of ``DELIVERY_STATUS``'s events leaves a notice at in the
+        queue: a failure is due at its retry, a claim when it would be stale, else at once."""
+        name = type(delivery_event).__name__
+        if name == "NotificationFailed":
+            due: datetime = delivery_event.retry_at
+        elif name == "DeliveryAttempted":
+            due = delivery_event.timestamp + self.stale_after
+        else:
+            due = delivery_event.timestamp
+        return DELIVERY_STATUS[name], due
+
     def project_new(self, cur: Cursor, new_notifications: Sequence[Sequence[Any]]) -> None:
         """``project`` of newly scheduled notifications, each given as all its events of the
         save (``NotificationScheduled`` first): each one's row as its events leave it, all in
@@ -224,12 +232,8 @@ class DeliveryQueue:
                 name = type(later).__name__
                 if name not in DELIVERY_STATUS:
                     continue
-                status, due = DELIVERY_STATUS[name], later.timestamp
-                if name == "NotificationFailed":
-                    due = later.retry_at
-                elif name == "DeliveryAttempted":
-                    due = later.timestamp + self.stale_after
-                elif name == "NotificationDeferred":
+                status, due = self._queue_state(later)
+                if name == "NotificationDeferred":
                     override_id = str(later.override_id)
             rows.append(
                 (str(scheduled.originator_id), scheduled.bundle, override_id, status, due.isoformat())
@@ -250,11 +254,7 @@ class DeliveryQueue:
             name = type(domain_event).__name__
             if name not in DELIVERY_STATUS:
                 continue
-            status, due = DELIVERY_STATUS[name], domain_event.timestamp
-            if name == "NotificationFailed":
-                due = domain_event.retry_at
-            elif name == "DeliveryAttempted":
-                due = domain_event.timestamp + self.stale_after
+            status, due = self._queue_state(domain_event)
             row = rows.setdefault(str(domain_event.originator_id), [None, None, None])
             row[0], row[1] = status, due.isoformat()
             if name == "NotificationDeferred":
