@@ -19,6 +19,7 @@ from typing import Any
 import requests
 from nameko.runners import ServiceRunner
 
+from keten.children import stop_with_parent
 from keten.platform import SERVICES, build_runner
 from keten_client import Credentials, signed_http_headers
 from shared.agencies import local_credentials_dir, register_new_credentials
@@ -301,6 +302,7 @@ class ServiceProcess:
                 env=self.env,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
+                preexec_fn=stop_with_parent,  # none left running when a timeout kills the test run
             )
 
     def kill(self) -> None:

@@ -25,7 +25,6 @@ import logging
 import os
 import platform
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 from keten.bench import loader
 from keten.bench.cost import CpuMeter, RoundTrips, per_share
 from keten.bench.loader import citizen_bsn
+from keten.children import stop_with_parent
 from keten.demo import close_case_command, register_case_command, share_request_command
 from keten_client import AgencyClient
 from services.data_sharing.domain import share_id
@@ -385,7 +385,7 @@ class ServerPlatform(Platform):
                         env=process_env,
                         stdout=subprocess.DEVNULL,
                         stderr=stderr,
-                        preexec_fn=_stop_with_parent,
+                        preexec_fn=stop_with_parent,
                     )
                 )
                 if stderr is not None:
@@ -419,15 +419,6 @@ class ServerPlatform(Platform):
         self.processes.clear()
         for app in self._apps.values():
             app.close()
-
-
-def _stop_with_parent() -> None:
-    """A service process of the benchmark gets SIGTERM when the benchmark dies, however it dies
-    (Linux): none is left reconnecting to a vhost the benchmark dropped."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class EmbeddedPlatform(Platform):

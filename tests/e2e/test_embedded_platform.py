@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 
+from keten.children import stop_with_parent
 from keten.demo import CITIZEN, SHARED_SENTENCE, run_demo
 from tests.conftest import free_port
 from tests.support import eventually, running_platform, sqlite_dump
@@ -64,7 +65,12 @@ def test_keten_run_serves_health_for_all_five_services_within_30_seconds(tmp_pat
     for name in ("AMQP_URI", "DATABASE_URL"):
         env.pop(name, None)
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "keten.cli", "run"], env=env, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keten.cli", "run"],
+        env=env,
+        stderr=subprocess.PIPE,
+        preexec_fn=stop_with_parent,
+    )
     try:
         health = None
         while time.monotonic() - started < 30:

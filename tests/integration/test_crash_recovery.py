@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import pytest
 import requests
 
+from keten.children import stop_with_parent
 from keten.demo import CITIZEN, register_case_command
 from shared.config import Settings
 from tests.conftest import free_port
@@ -30,6 +31,7 @@ def keten_process(env: dict[str, str], *services: str) -> Iterator[subprocess.Po
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=stop_with_parent,
     )
     try:
         yield process

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg2
 import pytest
 
+from keten.children import stop_with_parent
 from keten.demo import Client, close_case_command, share_request_command
 from shared.config import Settings
 from tests.integration.test_batches import steadily
@@ -99,6 +100,7 @@ def purge_process(env: dict[str, str], as_of: str) -> subprocess.Popen[bytes]:
         env={**env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=stop_with_parent,
     )
 
 
