@@ -45,6 +45,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from keten.children import stop_with_parent
 from keten.demo import share_request_command
 from services.data_sharing.domain import share_id
 from services.notification.domain import bundle_of, notification_id
@@ -178,6 +179,21 @@ def citizen_ids(run: str, number: int, shares: int) -> CitizenIds:
 LOADER_NAMESPACE = uuid.UUID("6b1f4a52-93c1-4a8e-9d0e-6c2f8e0b7a11")
 
 
+def named_ids(ids: CitizenIds, subject: str, recipient: str) -> list[tuple[str, str]]:
+    """The ids in a citizen's rows, each under its slot's name (a UUID also in its hex form):
+    one list for the template's slots and each derived citizen's values, so they cannot drift."""
+    named = [("subject", subject)]
+    uuids = [("case", ids.case_id)]
+    for n, request_id in enumerate(ids.request_ids):
+        shared = share_id(request_id, recipient)
+        uuids += [(f"request.{n}", request_id), (f"share.{n}", shared)]
+        uuids.append((f"notification.{n}", notification_id(shared, subject)))
+        named.append((f"bundle.{n}", bundle_of(ids.case_id, subject, None, request_id)))
+    for name, value in uuids:
+        named += [(name, str(value)), (f"{name}_hex", value.hex)]
+    return named
+
+
 def citizen_bsn(number: int) -> str:
     """The ``number``-th made-up BSN that passes the eleven-test (none is a real person's)."""
     candidate = 100_000_000 + number * 10
@@ -224,18 +240,8 @@ def read_template(settings: Settings, recorded: Any, ids: Any) -> Template:
             keys[value] = len(slot_names) - 1
         return len(slot_names) - 1
 
-    def uuid_slots(name: str, value: uuid.UUID) -> None:
-        slot(name, str(value))
-        slot(f"{name}_hex", value.hex)
-
-    uuid_slots("case", ids.case_id)
-    slot("subject", subject)
-    for number, request_id in enumerate(ids.request_ids):
-        shared = share_id(request_id, recipient)
-        uuid_slots(f"request.{number}", request_id)
-        uuid_slots(f"share.{number}", shared)
-        uuid_slots(f"notification.{number}", notification_id(shared, subject))
-        slot(f"bundle.{number}", bundle_of(ids.case_id, subject, None, request_id))
+    for name, value in named_ids(ids, subject, recipient):
+        slot(name, value)
     per_citizen = {
         name.removesuffix("_events"): len(rows)
         for name, (columns, rows) in contents.items()
@@ -412,18 +418,8 @@ def citizen_values(
         values[template.slot_of[name]] = value
         named[name] = value
 
-    def put_uuid(name: str, value: uuid.UUID) -> None:
-        put(name, str(value))
-        put(f"{name}_hex", value.hex)
-
-    put_uuid("case", ids.case_id)
-    put("subject", subject)
-    for n, request_id in enumerate(ids.request_ids):
-        shared = share_id(request_id, template.recipient)
-        put_uuid(f"request.{n}", request_id)
-        put_uuid(f"share.{n}", shared)
-        put_uuid(f"notification.{n}", notification_id(shared, subject))
-        put(f"bundle.{n}", bundle_of(ids.case_id, subject, None, request_id))
+    for name, value in named_ids(ids, subject, template.recipient):
+        put(name, value)
     for slot, app, originator_slot, version in template.messages:
         values[slot] = str(uuid.uuid5(MESSAGE_NAMESPACE, f"{app}/{named[originator_slot]}/{version}"))
     for slot, flags in template.traces:
@@ -559,7 +555,7 @@ def derive_citizens(
                     str(chunk),
                 ],
                 stderr=subprocess.PIPE,
-                preexec_fn=_stop_with_parent,
+                preexec_fn=stop_with_parent,
             )
             for n in range(workers)
         ]
@@ -567,15 +563,6 @@ def derive_citizens(
     for stderr, code in ended:
         if code != 0:
             raise RuntimeError(f"a loader worker failed: {stderr.decode(errors='replace')[-2000:]}")
-
-
-def _stop_with_parent() -> None:
-    """A worker gets SIGTERM when the loader's process dies, however it dies (Linux): none is
-    left copying into a database the benchmark dropped."""
-    import ctypes
-    import signal
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _derive(arguments: tuple[Any, ...], numbers: range, worker: int, workers: int, chunk: int) -> None:
