@@ -12,9 +12,11 @@ In one run, on this machine's RabbitMQ and PostgreSQL, in a vhost and a database
 4. purging due cases with their keys and read-model rows;
 5. the end-to-end throughput on the embedded default (SQLite, in-process broker).
 
-Each service runs in a process of its own, as in production. Beside speed, the end-to-end
-part measures cost (``keten.bench.cost``): CPU milliseconds and round trips per share, and what
-the services do while idle. Prints one table and writes ``bench/results.json``, also when a
+Each service runs in a process of its own, as in production, and the letters are laid out as
+on Kubernetes: by ``keten letters render`` in a process of its own after the end-to-end part
+(notification's own timer off). Beside speed, the end-to-end part measures cost
+(``keten.bench.cost``): CPU milliseconds (the letters' included) and round trips per share,
+and what the services do while idle. Prints one table and writes ``bench/results.json``, also when a
 part timed out (what it measured until then, with the part named in ``timed_out``).
 """
 
