@@ -12,9 +12,11 @@ In one run, on this machine's RabbitMQ and PostgreSQL, in a vhost and a database
 4. purging due cases with their keys and read-model rows;
 5. the end-to-end throughput on the embedded default (SQLite, in-process broker).
 
-Each service runs in a process of its own, as in production. Beside speed, the end-to-end
-part measures cost (``keten.bench.cost``): CPU milliseconds and round trips per share, and what
-the services do while idle. Prints one table and writes ``bench/results.json``, also when a
+Each service runs in a process of its own, as in production, and the letters are laid out as
+on Kubernetes: by ``keten letters render`` in a process of its own after the end-to-end part
+(notification's own timer off). Beside speed, the end-to-end part measures cost
+(``keten.bench.cost``): CPU milliseconds (the letters' included) and round trips per share,
+and what the services do while idle. Prints one table and writes ``bench/results.json``, also when a
 part timed out (what it measured until then, with the part named in ``timed_out``).
 """
 
@@ -25,6 +27,8 @@ import logging
 import os
 import platform
 import random
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,12 +49,13 @@ from eventsourcing.utils import get_topic
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from keten.bench import loader
-from keten.bench.cost import CpuMeter, RoundTrips, per_share
+from keten.bench.cost import CpuMeter, RoundTrips, per_share, run_to_end
 from keten.bench.loader import citizen_bsn
 from keten.children import stop_with_parent
 from keten.demo import close_case_command, register_case_command, share_request_command
 from keten_client import AgencyClient
 from services.data_sharing.domain import share_id
+from services.notification.delivery import DUE_STATUSES
 from services.notification.domain import Notification, notification_id
 from shared.agencies import register_new_credentials
 from shared.broker_admin import BrokerAdmin
@@ -325,8 +330,16 @@ class ServerPlatform(Platform):
         log_dir: Path | None = None,
     ):
         self.servers = servers
+        #: The letters go to a folder of the platform's own, removed with it, and are laid out
+        #: as on Kubernetes: notification's timer off, ``keten letters render`` a process of its
+        #: own (the CronJob's; ``render_letters``), so that their CPU is counted apart.
+        self.letters = Path(tempfile.mkdtemp(prefix="keten-bench-letters-"))
         #: Settings every service process gets beside the servers' (``KETEN_CONSUMER_BATCH``, ...).
-        self.extra_env = dict(extra_env or {})
+        self.extra_env = {
+            "KETEN_LETTER_DIR": str(self.letters),
+            "KETEN_LETTER_RENDER_INTERVAL": "0",
+            **(extra_env or {}),
+        }
         self.settings = servers.settings(**self.extra_env)
         self.amqp_url = servers.amqp_uri
         #: Replicas of notification (each its own process, ``KETEN_REPLICA``), and where each
@@ -419,6 +432,24 @@ class ServerPlatform(Platform):
         self.processes.clear()
         for app in self._apps.values():
             app.close()
+        shutil.rmtree(self.letters, ignore_errors=True)
+
+    def render_letters(self) -> LetterRun:
+        """``keten letters render`` run to its end, as the CronJob runs it: the letters it laid
+        out and its CPU."""
+        env = {**os.environ, **self.servers.env(**self.extra_env)}
+        finished = run_to_end([sys.executable, "-m", "keten.cli", "letters", "render"], env)
+        said = re.match(r"(\d+) letter\(s\) ready", finished.stdout)
+        if finished.returncode != 0 or said is None:
+            last = (finished.stderr.strip().splitlines() or ["no output"])[-1]
+            raise BenchError(f"keten letters render failed (exit {finished.returncode}): {last}")
+        return LetterRun(int(said[1]), finished.cpu_seconds * 1000)
+
+
+@dataclass(frozen=True)
+class LetterRun:
+    letters: int
+    cpu_ms: float
 
 
 class EmbeddedPlatform(Platform):
@@ -841,7 +872,14 @@ def unbatched(servers: Servers, sizes: Sizes, raw_per_s: float) -> dict[str, Any
         platform.stop()
     if measured["timed_out"]:
         raise BenchError(next(iter(measured["timed_out"].values())))
-    keys = ("e2e_shares_per_s", "ratio_e2e_to_raw", "cpu_ms_per_share", "round_trips_per_share", "cost")
+    keys = (
+        "e2e_shares_per_s",
+        "ratio_e2e_to_raw",
+        "cpu_ms_per_share",
+        "round_trips_per_share",
+        "cost",
+        "letters",
+    )
     return {key: measured[key] for key in keys if key in measured}
 
 
@@ -970,15 +1008,60 @@ def end_to_end(
         return
     own = platform.own_transactions - own_before
     trips_per_share = per_share(trips.settled() - before, own, measured.notified)
+    # The letters after the counts: what the benchmark reads while it waits for them is not
+    # the services' work.
+    letters = lay_out_letters(platform, results)
+    cpu = {**cpu, "letters_ms": letters.cpu_ms if letters else 0.0}
+    cpu["total_ms"] = cpu["keten_ms"] + cpu["letters_ms"] + cpu["postgres_ms"]
     results["cpu_ms_per_share"] = cpu["total_ms"] / measured.notified
     results["round_trips_per_share"] = trips_per_share["total"]
     results["cost"] = {
         "cpu_ms": cpu,
         "keten_cpu_ms_per_share": cpu["keten_ms"] / measured.notified,
+        "letters_cpu_ms_per_share": cpu["letters_ms"] / measured.notified,
         "postgres_cpu_ms_per_share": cpu["postgres_ms"] / measured.notified,
         "round_trips_per_share": trips_per_share,
         "benchmark_own_transactions": own,
     }
+
+
+def lay_out_letters(platform: ServerPlatform, results: dict[str, Any]) -> LetterRun | None:
+    """The part's letters laid out by ``keten letters render`` in a process of its own, as the
+    CronJob does, once notification has handed every one over (delivered all that is due).
+    Then once more, as the CronJob's next run: it must find none (a letter is laid out once),
+    and what it costs is a run's start (Python, the settings, fpdf2) without letters. Under
+    ``letters`` in the results; ``None`` (and the reason in ``timed_out``) when it failed."""
+    notification = platform.app("notification")
+    undelivered = -1
+
+    def delivered() -> bool:
+        nonlocal undelivered
+        platform.own_transactions += 1
+        with notification.sql.transaction(commit=False) as cur:
+            undelivered = cur.execute(
+                f"SELECT count(*) FROM {notification.deliveries.deliveries_table}"
+                f" WHERE status IN {DUE_STATUSES}"
+            ).fetchone()[0]
+        return bool(undelivered == 0)
+
+    try:
+        wait_until("every notification is delivered", delivered, STALL, progress=lambda: undelivered)
+        laid_out = platform.render_letters()
+        next_run = platform.render_letters()
+    except BenchError as exc:
+        results["timed_out"]["letters"] = str(exc)
+        return None
+    count = laid_out.letters
+    results["letters"] = {
+        "count": count,
+        "cpu_ms": laid_out.cpu_ms,
+        "cpu_ms_per_letter": laid_out.cpu_ms / count if count else None,
+        # Less what a run with nothing to do costs: the layout of a letter alone.
+        "layout_cpu_ms_per_letter": max(0.0, laid_out.cpu_ms - next_run.cpu_ms) / count if count else None,
+        "empty_run_cpu_ms": next_run.cpu_ms,
+        "laid_out_again": next_run.letters,
+    }
+    return laid_out
 
 
 def embedded_throughput(sizes: Sizes) -> float:
@@ -1006,6 +1089,7 @@ def table(results: dict[str, Any]) -> list[str]:
 
     latency = results.get("latency_ms")
     idle = results.get("idle")
+    letters, cost = results.get("letters"), results.get("cost", {})
     rows = [
         ("raw limit (RabbitMQ -> PostgreSQL)", value("raw_per_s", "{:.0f} msg/s"), ""),
         (
@@ -1013,7 +1097,21 @@ def table(results: dict[str, Any]) -> list[str]:
             value("e2e_shares_per_s", "{:.0f} shares/s"),
             value("ratio_e2e_to_raw", "ratio {:.2f} (target >= 0.25)"),
         ),
-        ("CPU per share (services + backends)", value("cpu_ms_per_share", "{:.1f} ms"), "target <= 10 ms"),
+        (
+            "CPU per share (services + letters + backends)",
+            value("cpu_ms_per_share", "{:.1f} ms"),
+            "target <= 10 ms",
+        ),
+        (
+            "letters (keten letters render, its own process)",
+            f"{letters['count']} letters, {letters['cpu_ms']:.0f} ms CPU:"
+            f" {cost.get('letters_cpu_ms_per_share', 0):.1f} ms per share,"
+            f" {letters['layout_cpu_ms_per_letter'] or 0:.1f} ms per letter"
+            f" + {letters['empty_run_cpu_ms']:.0f} ms a run"
+            if letters
+            else "-",
+            "in the CPU per share",
+        ),
         ("round trips per share (SQL tx + messages)", value("round_trips_per_share", "{:.1f}"), ""),
         (
             "idle services (CPU, store transactions)",

@@ -1,7 +1,8 @@
 """What a phase of the benchmark cost: CPU and round trips, read from /proc, PostgreSQL's
 statistics and RabbitMQ's management API (docs/performance.md, "What it measures").
 
-- **CPU**: user + system time of the Keten processes (``/proc/<pid>/stat``) and of the
+- **CPU**: user + system time of the Keten processes (``/proc/<pid>/stat``; of a command the
+  benchmark runs to its end, such as ``keten letters render``, from ``wait4``) and of the
   PostgreSQL backends serving them. A backend is one of theirs when its client port
   (``pg_stat_activity.client_port``) is the local port of a TCP socket one of those processes
   holds (``/proc/<pid>/fd`` -> ``/proc/net/tcp``). Backends are looked up at every ``sample``, so
@@ -16,6 +17,8 @@ statistics and RabbitMQ's management API (docs/performance.md, "What it measures
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +68,38 @@ def _local_ports(inodes: set[str], remote_port: int) -> set[int]:
         except OSError:
             continue
     return ports
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A command run to its end: its exit code, what it printed, and the CPU it used."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    cpu_seconds: float
+
+
+def run_to_end(command: list[str], env: dict[str, str], poll: float = 0.05) -> Finished:
+    """Runs ``command`` and returns its user + system CPU from the kernel's account of it when it
+    ended (``wait4``): a short-lived process is gone before ``/proc`` could be read a last time.
+    Waits without blocking (``WNOHANG``), so the caller's green threads go on meanwhile."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=err)  # noqa: S603 (our own)
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(poll)
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        return Finished(
+            process.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+            usage.ru_utime + usage.ru_stime,
+        )
 
 
 @dataclass

@@ -28,8 +28,10 @@ A command that cannot do its work says so in one line on stderr, with what to do
 stderr as JSON lines (``KETEN_LOG_FORMAT=text`` for people, ``KETEN_LOG_LEVEL``).
 
 This module only dispatches: ``keten probe`` is every container's healthcheck and must answer
-in milliseconds, so it imports nothing but the standard library (``keten.cli.probe``); every
-other command loads the platform (``keten.cli.commands``, which starts eventlet first).
+in milliseconds, so it imports nothing but the standard library (``keten.cli.probe``);
+``keten letters render`` (a CronJob) loads only the settings and the letters' layout
+(``keten.cli.letters``); every other command loads the platform (``keten.cli.commands``, which
+starts eventlet first).
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         from keten.cli.probe import main as probe
 
         return probe(args[1:])
+    if args == ["letters", "render"]:  # the CronJob: without the platform (keten.cli.letters)
+        from keten.cli.letters import main as letters
+
+        return letters()
     from keten.cli.commands import main as commands
 
     return commands(args)

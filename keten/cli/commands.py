@@ -24,6 +24,7 @@ from keten import contract  # noqa: E402
 from keten.cli import agency, ldv, ledger  # noqa: E402
 from keten.cli import log as log_command  # noqa: E402
 from keten.cli.errors import CommandFailed, check_broker, check_database, explain  # noqa: E402
+from keten.cli.letters import render_letters  # noqa: E402
 from keten.platform import SERVICES, build_runner, nameko_config, service_class  # noqa: E402
 from keten.purge import run_purge  # noqa: E402
 from keten.requests import AgencyAction, run_agency_action, run_escalation  # noqa: E402
@@ -565,11 +566,3 @@ def _free_port() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def render_letters(settings: Settings) -> int:
-    from services.notification.channels import LetterChannel
-
-    handed = LetterChannel(settings).render_pending()
-    print(f"{handed} letter(s) ready for the printing service in {settings.letters}")
-    return 0

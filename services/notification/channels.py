@@ -20,13 +20,15 @@ from dataclasses import dataclass, fields
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from services.notification.view import NoticeWords, RequestNoticeWords
 from shared.config import Settings
 from shared.documents import text_pdf
+
+if TYPE_CHECKING:  # the words' types only: ``keten letters render`` needs none of the service
+    from services.notification.view import NoticeWords, RequestNoticeWords
 
 TEMPLATES = Path(__file__).with_name("templates")
 

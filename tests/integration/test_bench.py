@@ -52,15 +52,24 @@ def test_the_benchmark_runs_every_part_on_the_real_services_and_writes_every_res
     # and messages: at least the command, the event and its delivery to two consumers).
     cost = results["cost"]
     assert results["cpu_ms_per_share"] == pytest.approx(
-        cost["keten_cpu_ms_per_share"] + cost["postgres_cpu_ms_per_share"]
+        cost["keten_cpu_ms_per_share"] + cost["letters_cpu_ms_per_share"] + cost["postgres_cpu_ms_per_share"]
     )
     assert cost["keten_cpu_ms_per_share"] > 0 and cost["postgres_cpu_ms_per_share"] > 0
+    # The letters (every citizen of the benchmark gets one) laid out by `keten letters render`
+    # as a process of its own, as the CronJob does; its next run finds none.
+    letters = results["letters"]
+    assert 0 < letters["count"] <= results["e2e_notified"]
+    assert letters["cpu_ms"] > 0 and cost["letters_cpu_ms_per_share"] > 0
+    assert letters["cpu_ms_per_letter"] == pytest.approx(letters["cpu_ms"] / letters["count"])
+    assert letters["laid_out_again"] == 0 and letters["empty_run_cpu_ms"] > 0
+    assert any(line.startswith("letters (keten letters render") for line in printed), "its row"
     trips = cost["round_trips_per_share"]
     assert trips["broker_published"] >= 2 and trips["broker_delivered"] >= 2 and trips["db_transactions"] >= 2
     assert results["round_trips_per_share"] == pytest.approx(trips["total"])
     assert results["idle"]["seconds"] > 0
     # The same end to end one message per transaction, for what batching saves.
     assert results["unbatched"]["cpu_ms_per_share"] > 0 and results["unbatched"]["round_trips_per_share"] > 0
+    assert results["unbatched"]["letters"]["count"] > 0
     # Two replicas of notification over the partitions: each its own, nothing lost, doubled or
     # out of order within a case.
     replicas = results["partitions"]
