@@ -46,7 +46,7 @@ from eventsourcing.utils import get_topic
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from keten.bench import loader
-from keten.bench.cost import CpuMeter, RoundTrips, per_share
+from keten.bench.cost import CpuMeter, RoundTrips, Settling, per_share
 from keten.bench.loader import citizen_bsn
 from keten.demo import close_case_command, register_case_command, share_request_command
 from keten_client import AgencyClient
@@ -57,6 +57,7 @@ from shared.broker_admin import BrokerAdmin
 from shared.config import Settings, generate_secret
 from shared.partitions import case_key, partition_of, stream_name
 from shared.pseudonym import pseudonymise
+from shared.relay import POSITION as RELAY_POSITION
 from shared.topology import SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
@@ -296,6 +297,16 @@ class Platform:
                     self.own_transactions += 2  # the position, then the log after it
                     if self._unprocessed(upstream, self.app(follower).position(stream), wanted, number):
                         return False
+        return True
+
+    def relays_published(self) -> bool:
+        """True when every service's relay has published everything its store holds: after
+        that, the platform sends nothing more of what it was given to do."""
+        for name in SERVICES:
+            app = self.app(name)
+            self.own_transactions += 2  # the relay's position, then the log's last
+            if app.position(RELAY_POSITION) < (app.recorder.max_notification_id() or 0):
+                return False
         return True
 
     def _unprocessed(self, upstream: str, position: int, wanted: set[str], partition: int = 0) -> bool:
@@ -663,9 +674,11 @@ def purge_all(platform: Platform, agency: Agency, cases: list[CaseCommands]) -> 
     return time.monotonic() - started
 
 
-def idle_cost(platform: ServerPlatform, seconds: float) -> dict[str, float]:
+def idle_cost(platform: ServerPlatform, seconds: float, settling: Settling | None = None) -> dict[str, float]:
     """What the services do with nothing to do: CPU (percent of one core, their PostgreSQL
-    backends included) and store transactions per second, over ``seconds``."""
+    backends included) and store transactions per second, over ``seconds``. With ``settling``,
+    looks at the broker's counts every second meanwhile (the next part's count before it: the
+    broker's statistics settle while the services idle, instead of after)."""
     meter, trips = platform.cpu_meter(), platform.round_trips()
     eventlet.sleep(1.5)  # statistics of the work just done reach pg_stat_database (within 1 s)
     meter.start()
@@ -674,6 +687,8 @@ def idle_cost(platform: ServerPlatform, seconds: float) -> dict[str, float]:
     while time.monotonic() - started < seconds:
         eventlet.sleep(1.0)
         meter.sample()
+        if settling is not None:
+            settling.look()
     cpu = meter.stop()
     elapsed = time.monotonic() - started
     transactions = trips.counts().db_transactions - before.db_transactions
@@ -772,9 +787,10 @@ def _run_parts(
                 return
             out(f"idle: {sizes.idle_seconds:.0f} s with nothing to do ...")
             with timed("idle", results):
-                results["idle"] = idle_cost(server_platform, sizes.idle_seconds)
+                settling = broker_quiet(server_platform)  # the end-to-end part's count before it
+                results["idle"] = idle_cost(server_platform, sizes.idle_seconds, settling)
             with timed("end_to_end", results):
-                end_to_end(server_platform, agency, cases, sizes, results)
+                end_to_end(server_platform, agency, cases, sizes, results, settling)
             if "end_to_end" in timed_out:
                 return
             rate = results["e2e_shares_per_s"] / 2
@@ -953,11 +969,14 @@ def end_to_end(
     cases: list[CaseCommands],
     sizes: Sizes,
     results: dict[str, Any],
+    settling: Settling | None = None,
 ) -> None:
     """The maximum throughput, and what it cost: CPU of the services and their backends, and
-    round trips, per share."""
+    round trips, per share. ``settling``: the broker's counts before the part, when they began
+    to settle earlier (during the idle window)."""
     meter, trips = platform.cpu_meter(), platform.round_trips()
-    before = trips.settled()
+    (settling or broker_quiet(platform)).wait()
+    before = trips.counts()  # the broker's counts as settled, the store's as of now
     own_before = platform.own_transactions
     meter.start()
     last_sample = time.monotonic()
@@ -977,8 +996,9 @@ def end_to_end(
     results["ratio_e2e_to_raw"] = measured.shares_per_s / results["raw_per_s"]
     if not measured.notified:
         return
+    after = broker_quiet(platform).wait()
     own = platform.own_transactions - own_before
-    trips_per_share = per_share(trips.settled() - before, own, measured.notified)
+    trips_per_share = per_share(after - before, own, measured.notified)
     results["cpu_ms_per_share"] = cpu["total_ms"] / measured.notified
     results["round_trips_per_share"] = trips_per_share["total"]
     results["cost"] = {
@@ -988,6 +1008,13 @@ def end_to_end(
         "round_trips_per_share": trips_per_share,
         "benchmark_own_transactions": own,
     }
+
+
+def broker_quiet(platform: ServerPlatform) -> Settling:
+    """The broker's counts of what the platform did until now, settling: once every relay has
+    published what its service stored, nothing of the work given is still to be sent."""
+    wait_until("every relay published what its service stored", platform.relays_published, STALL)
+    return platform.round_trips().settling()
 
 
 def embedded_throughput(sizes: Sizes) -> float:
