@@ -98,6 +98,8 @@ class Sizes:
     overview_queries: int
     embedded_shares: int
     idle_seconds: float = 6.0  # how long the idle services' CPU and transactions are measured
+    #: Whether the end-to-end part runs again one message per transaction (``unbatched``).
+    unbatched: bool = True
 
 
 #: The issue's sizes (issue 15): 10,000 shares and purges, and the overview at 1,000,000 share
@@ -112,7 +114,9 @@ FULL = Sizes(
     embedded_shares=500,
     idle_seconds=30.0,
 )
-#: Small, but each part still measures something: 4 shares per case, a 3 s idle window.
+#: Small, but each part still measures something: 4 shares per case, a 3 s idle window. The
+#: unbatched comparison is left out (``keten bench --quick --unbatched`` adds it): it starts the
+#: platform a second time and would take a third of the run (docs/performance.md, part J).
 QUICK = Sizes(
     shares=200,
     cases=50,
@@ -122,6 +126,7 @@ QUICK = Sizes(
     overview_queries=100,
     embedded_shares=60,
     idle_seconds=3.0,
+    unbatched=False,
 )
 
 
@@ -832,9 +837,16 @@ def _run_parts(
         results["overview_p50_ms"] = percentile(timings, 0.50)
         results["overview_p99_ms"] = percentile(timings, 0.99)
 
-    out(f"end to end one message at a time (KETEN_CONSUMER_BATCH=1): {sizes.shares} share requests ...")
-    with part("unbatched", results, out), timed("unbatched", results), isolated_servers(amqp, dsn) as servers:
-        results["unbatched"] = unbatched(servers, sizes, results["raw_per_s"])
+    if sizes.unbatched:
+        out(f"end to end one message at a time (KETEN_CONSUMER_BATCH=1): {sizes.shares} share requests ...")
+        with (
+            part("unbatched", results, out),
+            timed("unbatched", results),
+            isolated_servers(amqp, dsn) as servers,
+        ):
+            results["unbatched"] = unbatched(servers, sizes, results["raw_per_s"])
+    else:
+        out("end to end one message at a time (KETEN_CONSUMER_BATCH=1): left out (make bench runs it)")
 
     out(f"partitions: 2 notification replicas over {PARTITIONS} partitions ...")
     with (
@@ -1080,7 +1092,11 @@ def table(results: dict[str, Any]) -> list[str]:
         ("embedded end to end", value("embedded_shares_per_s", "{:.0f} shares/s"), ""),
     ]
     unbatched = results.get("unbatched")
-    if unbatched:
+    if not sizes.get("unbatched", True):
+        rows.append(
+            ("one message per transaction (BATCH=1)", "-", "left out of the quick run: make bench runs it")
+        )
+    elif unbatched:
         rows.append(
             (
                 "one message per transaction (BATCH=1)",
