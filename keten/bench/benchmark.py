@@ -282,6 +282,8 @@ class Platform:
     settings: Settings
     amqp_url: str
     _apps: dict[str, Any]
+    #: The services that run: each follower among them catches up with each upstream among them.
+    services: tuple[str, ...] = SERVICES
     #: Transactions the benchmark itself ran in the store (to leave out of the services' cost).
     own_transactions: int = 0
 
@@ -293,7 +295,11 @@ class Platform:
         partition, when the streams are partitioned)."""
         partitions = self.settings.event_partitions
         for follower, keys in SUBSCRIPTIONS.items():
+            if follower not in self.services:
+                continue
             for upstream in UPSTREAMS:
+                if upstream not in self.services:
+                    continue
                 wanted = {key.split(".", 1)[1] for key in keys if key.startswith(f"{upstream}.")}
                 if not wanted:
                     continue
@@ -307,7 +313,7 @@ class Platform:
     def relays_published(self) -> bool:
         """True when every service's relay has published everything its store holds: after
         that, the platform sends nothing more of what it was given to do."""
-        for name in SERVICES:
+        for name in self.services:
             app = self.app(name)
             self.own_transactions += 2  # the relay's position, then the log's last
             if app.position(RELAY_POSITION) < (app.recorder.max_notification_id() or 0):
@@ -339,8 +345,10 @@ class ServerPlatform(Platform):
         extra_env: dict[str, str] | None = None,
         notification_replicas: int = 1,
         log_dir: Path | None = None,
+        services: tuple[str, ...] = SERVICES,
     ):
         self.servers = servers
+        self.services = services
         #: Settings every service process gets beside the servers' (``KETEN_CONSUMER_BATCH``, ...).
         self.extra_env = dict(extra_env or {})
         self.settings = servers.settings(**self.extra_env)
@@ -380,7 +388,7 @@ class ServerPlatform(Platform):
             [sys.executable, "-m", "keten.cli", "migrate"], env=env, check=True, capture_output=True
         )
         ports = {}
-        for name in SERVICES:
+        for name in self.services:
             replicas = self.notification_replicas if name == "notification" else 1
             for replica in range(replicas):
                 process_env = {**env, "OPS_PORT": str(port := free_port())}
@@ -409,7 +417,7 @@ class ServerPlatform(Platform):
         from keten.platform import service_class
         from shared.dependencies import ApplicationProvider
 
-        for name in SERVICES:
+        for name in self.services:
             provider = next(
                 p for p in vars(service_class(name)).values() if isinstance(p, ApplicationProvider)
             )
@@ -884,6 +892,11 @@ def unbatched(servers: Servers, sizes: Sizes, raw_per_s: float) -> dict[str, Any
 
 #: The partitions of the event streams in the replicas part (two per replica).
 PARTITIONS = 4
+#: The services the replicas part needs: the cases registered and activated, the shares decided,
+#: and notification's replicas. Consent and retention follow them and feed nothing back into a
+#: share of an active case without objections, so they are not started (about a third of the
+#: part's start on two cores).
+REPLICAS_PART_SERVICES = ("case_registration", "data_sharing", "notification")
 
 
 def partitioned_replicas(servers: Servers, sizes: Sizes) -> dict[str, Any]:
@@ -898,6 +911,7 @@ def partitioned_replicas(servers: Servers, sizes: Sizes) -> dict[str, Any]:
             {"KETEN_EVENT_PARTITIONS": str(PARTITIONS), "KETEN_STANDBY_DELAY": "3600"},
             notification_replicas=2,
             log_dir=Path(logs),
+            services=REPLICAS_PART_SERVICES,
         )
         agency = None
         try:
