@@ -703,8 +703,8 @@ def purge_all(platform: Platform, agency: Agency, cases: list[CaseCommands]) -> 
 def idle_cost(platform: ServerPlatform, seconds: float, settling: Settling | None = None) -> dict[str, float]:
     """What the services do with nothing to do: CPU (percent of one core, their PostgreSQL
     backends included) and store transactions per second, over ``seconds``. With ``settling``,
-    looks at the broker's counts every second meanwhile (the next part's count before it: the
-    broker's statistics settle while the services idle, instead of after)."""
+    looks at the counts every second meanwhile (the next part's counts before it settle while
+    the services idle, instead of after)."""
     meter, trips = platform.cpu_meter(), platform.round_trips()
     eventlet.sleep(1.5)  # statistics of the work just done reach pg_stat_database (within 1 s)
     meter.start()
@@ -1011,8 +1011,8 @@ def end_to_end(
     settling: Settling | None = None,
 ) -> None:
     """The maximum throughput, and what it cost: CPU of the services and their backends, and
-    round trips, per share. ``settling``: the broker's counts before the part, when they began
-    to settle earlier (during the idle window)."""
+    round trips, per share. ``settling``: the counts before the part, when they began to settle
+    earlier (during the idle window)."""
     meter, trips = platform.cpu_meter(), platform.round_trips()
     (settling or broker_quiet(platform)).wait()
     before = trips.counts()  # the broker's counts as settled, the store's as of now
@@ -1050,8 +1050,9 @@ def end_to_end(
 
 
 def broker_quiet(platform: ServerPlatform) -> Settling:
-    """The broker's counts of what the platform did until now, settling: once every relay has
-    published what its service stored, nothing of the work given is still to be sent."""
+    """The counts (the broker's and the store's) of what the platform did until now, settling
+    (``Settling``): from when every relay has published what its service stored, since then
+    nothing of the work it was given is still to be sent."""
     wait_until("every relay published what its service stored", platform.relays_published, STALL)
     return platform.round_trips().settling()
 
