@@ -384,7 +384,9 @@ class ServerPlatform(Platform):
 
     def start(self) -> None:
         env = {**os.environ, **self.servers.env(**self.extra_env)}
-        migrate_quietly(self.settings)
+        subprocess.run(
+            [sys.executable, "-m", "keten.cli", "migrate"], env=env, check=True, capture_output=True
+        )
         ports = {}
         for name in self.services:
             replicas = self.notification_replicas if name == "notification" else 1
@@ -441,21 +443,6 @@ class ServerPlatform(Platform):
         self.processes.clear()
         for app in self._apps.values():
             app.close()
-
-
-def migrate_quietly(settings: Settings) -> None:
-    """``keten migrate`` in this process, which has imported everything it needs already: a
-    process of its own took about 1.5 s more of CPU (its interpreter and imports), on the
-    critical path of every start. Its progress lines are not the benchmark's."""
-    from keten.cli.commands import migrate
-
-    disabled = logging.root.manager.disable
-    logging.disable(logging.INFO)
-    try:
-        with open(os.devnull, "w") as quiet, redirect_stdout(quiet):
-            migrate(settings)
-    finally:
-        logging.disable(disabled)
 
 
 def _stop_with_parent() -> None:
