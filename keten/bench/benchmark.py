@@ -32,7 +32,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout, suppress
+from contextlib import contextmanager, redirect_stderr, redirect_stdout, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -782,28 +782,54 @@ def _run_parts(
     sizes: Sizes, out: Callable[[str], None], results: dict[str, Any], amqp: str, dsn: str
 ) -> None:
     timed_out = results["timed_out"]
-    first = ExitStack()
-    try:
-        platform = _first_platform(first.enter_context(isolated_servers(amqp, dsn)), sizes, out, results)
-    except BaseException:
-        first.close()
-        raise
-    # The first platform stops, and its vhost and database are dropped, while the replicas part
-    # starts its own processes: nothing is measured meanwhile (that part waits for it before it
-    # registers its cases).
-    stopping = eventlet.spawn(_stop_and_drop, platform, first, results)
-    try:
-        if "register" in timed_out or "end_to_end" in timed_out:
-            return
-        out(f"partitions: 2 notification replicas over {PARTITIONS} partitions ...")
-        with (
-            part("partitions", results, out),
-            timed("partitions", results),
-            isolated_servers(amqp, dsn) as servers,
-        ):
-            results["partitions"] = partitioned_replicas(servers, sizes, before_measuring=stopping.wait)
-    finally:
-        stopping.wait()
+    with isolated_servers(amqp, dsn) as servers:
+        out(f"raw limit: {sizes.shares} messages through RabbitMQ into PostgreSQL ...")
+        with timed("raw", results):
+            results["raw_per_s"] = raw_limit(servers, sizes.shares)
+
+        out(f"end to end: {sizes.cases} cases, {sizes.shares} share requests ...")
+        server_platform = ServerPlatform(servers)
+        agency = None
+        try:
+            with timed("start", results):
+                server_platform.start()  # inside: processes that started are stopped if one is not ready
+                agency = Agency(server_platform)
+            with part("register", results, out), timed("register", results):
+                cases = register_cases(server_platform, agency, sizes.cases)
+            if "register" in timed_out:
+                return
+            out(f"idle: {sizes.idle_seconds:.0f} s with nothing to do ...")
+            with timed("idle", results):
+                settling = broker_quiet(server_platform)  # the end-to-end part's count before it
+                results["idle"] = idle_cost(server_platform, sizes.idle_seconds, settling)
+            with timed("end_to_end", results):
+                end_to_end(server_platform, agency, cases, sizes, results, settling)
+            if "end_to_end" in timed_out:
+                return
+            rate = results["e2e_shares_per_s"] / 2
+            out(f"latency at half the maximum ({rate:.0f} shares/s for {sizes.latency_seconds:.0f} s) ...")
+            with timed("latency", results):
+                latencies, late = latencies_at(server_platform, agency, cases, rate, sizes.latency_seconds)
+            if late:
+                timed_out["latency"] = late
+            results["latency_offered_per_s"] = rate
+            if latencies:
+                results["latency_ms"] = {
+                    "p50": percentile(latencies, 0.50),
+                    "p95": percentile(latencies, 0.95),
+                    "p99": percentile(latencies, 0.99),
+                    "samples": len(latencies),
+                }
+            out(f"purge: {len(cases)} due cases ...")
+            with part("purge", results, out), timed("purge", results):
+                # The time for purge_cases cases: 10,000 in the full run.
+                results["purge_cases"] = len(cases)
+                results["purge_10k_s"] = purge_all(server_platform, agency, cases)
+        finally:
+            if agency is not None:
+                agency.close()
+            with timed("stop", results):
+                server_platform.stop()
 
     with isolated_servers(amqp, dsn) as servers:
         out(
@@ -830,75 +856,17 @@ def _run_parts(
     else:
         out("end to end one message at a time (KETEN_CONSUMER_BATCH=1): left out (make bench runs it)")
 
+    out(f"partitions: 2 notification replicas over {PARTITIONS} partitions ...")
+    with (
+        part("partitions", results, out),
+        timed("partitions", results),
+        isolated_servers(amqp, dsn) as servers,
+    ):
+        results["partitions"] = partitioned_replicas(servers, sizes)
+
     out(f"embedded: {sizes.embedded_shares} share requests ...")
     with part("embedded", results, out), timed("embedded", results):
         results["embedded_shares_per_s"] = embedded_throughput(sizes)
-
-
-def _first_platform(
-    servers: Servers, sizes: Sizes, out: Callable[[str], None], results: dict[str, Any]
-) -> ServerPlatform:
-    """The raw limit, then on one platform: end to end with its cost, idle, latency and purge.
-    Returns the platform still running (the caller stops it); stops it itself on an error."""
-    timed_out = results["timed_out"]
-    out(f"raw limit: {sizes.shares} messages through RabbitMQ into PostgreSQL ...")
-    with timed("raw", results):
-        results["raw_per_s"] = raw_limit(servers, sizes.shares)
-
-    out(f"end to end: {sizes.cases} cases, {sizes.shares} share requests ...")
-    server_platform = ServerPlatform(servers)
-    agency = None
-    try:
-        with timed("start", results):
-            server_platform.start()  # inside: processes that started are stopped if one is not ready
-            agency = Agency(server_platform)
-        with part("register", results, out), timed("register", results):
-            cases = register_cases(server_platform, agency, sizes.cases)
-        if "register" in timed_out:
-            return server_platform
-        out(f"idle: {sizes.idle_seconds:.0f} s with nothing to do ...")
-        with timed("idle", results):
-            settling = broker_quiet(server_platform)  # the end-to-end part's count before it
-            results["idle"] = idle_cost(server_platform, sizes.idle_seconds, settling)
-        with timed("end_to_end", results):
-            end_to_end(server_platform, agency, cases, sizes, results, settling)
-        if "end_to_end" in timed_out:
-            return server_platform
-        rate = results["e2e_shares_per_s"] / 2
-        out(f"latency at half the maximum ({rate:.0f} shares/s for {sizes.latency_seconds:.0f} s) ...")
-        with timed("latency", results):
-            latencies, late = latencies_at(server_platform, agency, cases, rate, sizes.latency_seconds)
-        if late:
-            timed_out["latency"] = late
-        results["latency_offered_per_s"] = rate
-        if latencies:
-            results["latency_ms"] = {
-                "p50": percentile(latencies, 0.50),
-                "p95": percentile(latencies, 0.95),
-                "p99": percentile(latencies, 0.99),
-                "samples": len(latencies),
-            }
-        out(f"purge: {len(cases)} due cases ...")
-        with part("purge", results, out), timed("purge", results):
-            # The time for purge_cases cases: 10,000 in the full run.
-            results["purge_cases"] = len(cases)
-            results["purge_10k_s"] = purge_all(server_platform, agency, cases)
-    except BaseException:
-        with timed("stop", results):
-            server_platform.stop()
-        raise
-    finally:
-        if agency is not None:
-            agency.close()
-    return server_platform
-
-
-def _stop_and_drop(platform: ServerPlatform, servers: ExitStack, results: dict[str, Any]) -> None:
-    try:
-        with timed("stop", results):
-            platform.stop()
-    finally:
-        servers.close()
 
 
 def unbatched(servers: Servers, sizes: Sizes, raw_per_s: float) -> dict[str, Any]:
@@ -931,15 +899,11 @@ PARTITIONS = 4
 REPLICAS_PART_SERVICES = ("case_registration", "data_sharing", "notification")
 
 
-def partitioned_replicas(
-    servers: Servers, sizes: Sizes, before_measuring: Callable[[], object] | None = None
-) -> dict[str, Any]:
+def partitioned_replicas(servers: Servers, sizes: Sizes) -> dict[str, Any]:
     """Two replicas of notification (``KETEN_REPLICA`` 0 and 1) over ``PARTITIONS`` partitions
     of the event streams: which partitions each took (from its log), and whether any share was
     lost, doubled or reordered within its case (the order of the notifications in the
-    notification log against the order of the shares in data_sharing's log).
-    ``before_measuring``: called once its processes are ready, before anything is sent (what
-    else ran while they started finishes first)."""
+    notification log against the order of the shares in data_sharing's log)."""
     with tempfile.TemporaryDirectory(prefix="keten-bench-replicas-") as logs:
         platform = ServerPlatform(
             servers,
@@ -952,8 +916,6 @@ def partitioned_replicas(
         agency = None
         try:
             platform.start()
-            if before_measuring is not None:
-                before_measuring()  # what else ran while the processes started is over
             agency = Agency(platform)
             cases = register_cases(platform, agency, max(PARTITIONS * 2, sizes.cases // 4), spread=PARTITIONS)
             measured = max_throughput(platform, agency, cases, sizes.shares // 2)
