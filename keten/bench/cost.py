@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -180,13 +181,9 @@ class RoundTrips:
         )
 
     def settling(self, quiet_since: float | None = None) -> Settling:
-        """A wait for the counts of everything until ``quiet_since`` (``Settling``), to look at
-        now and then while other work goes on, and to finish with ``Settling.wait``."""
+        """A wait for the counts of everything until ``quiet_since`` (default now; ``Settling``),
+        to look at now and then while other work goes on, and to finish with ``Settling.wait``."""
         return Settling(self, time.monotonic() if quiet_since is None else quiet_since)
-
-    def settled(self, quiet_since: float | None = None, timeout: float = 60.0) -> Counts:
-        """The counts once RabbitMQ has reported everything until ``quiet_since`` (default now)."""
-        return self.settling(quiet_since).wait(timeout)
 
 
 class Settling:
@@ -204,18 +201,25 @@ class Settling:
 
     LOOK_EVERY = 1.0
 
-    def __init__(self, trips: RoundTrips, quiet_since: float):
+    def __init__(
+        self,
+        trips: Any,  # RoundTrips, or what a test gives: ``counts()``
+        quiet_since: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.trips = trips
         self.quiet_since = quiet_since
+        self.clock, self.sleep = clock, sleep
         self.reported_by = quiet_since + BROKER_STATS_DELAY
         self.last = trips.counts()
-        self.looked_at = time.monotonic()
+        self.looked_at = clock()
         self._stable_since = quiet_since  # the last change seen after ``reported_by``
         self._confirmed = False
 
     def look(self) -> Counts:
         counts = self.trips.counts()
-        now = time.monotonic()
+        now = self.clock()
         moved = (counts.broker_published, counts.broker_delivered) != (
             self.last.broker_published,
             self.last.broker_delivered,
@@ -236,9 +240,9 @@ class Settling:
 
     def wait(self, timeout: float = 60.0) -> Counts:
         """Looks every second until ``done`` (or ``timeout``), and returns the last counts."""
-        deadline = time.monotonic() + timeout
-        while not self.done() and time.monotonic() < deadline:
-            time.sleep(max(0.0, self.looked_at + self.LOOK_EVERY - time.monotonic()))
+        deadline = self.clock() + timeout
+        while not self.done() and self.clock() < deadline:
+            self.sleep(max(0.0, self.looked_at + self.LOOK_EVERY - self.clock()))
             self.look()
         return self.last
 
