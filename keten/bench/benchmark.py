@@ -49,7 +49,7 @@ from eventsourcing.utils import get_topic
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from keten.bench import loader
-from keten.bench.cost import CpuMeter, RoundTrips, per_share, run_to_end
+from keten.bench.cost import CpuMeter, RoundTrips, Settling, per_share, run_to_end
 from keten.bench.loader import citizen_bsn
 from keten.children import stop_with_parent
 from keten.demo import close_case_command, register_case_command, share_request_command
@@ -62,6 +62,7 @@ from shared.broker_admin import BrokerAdmin
 from shared.config import Settings, generate_secret
 from shared.partitions import case_key, partition_of, stream_name
 from shared.pseudonym import pseudonymise
+from shared.relay import POSITION as RELAY_POSITION
 from shared.topology import SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,8 @@ class Sizes:
     overview_queries: int
     embedded_shares: int
     idle_seconds: float = 6.0  # how long the idle services' CPU and transactions are measured
+    #: Whether the end-to-end part runs again one message per transaction (``unbatched``).
+    unbatched: bool = True
 
 
 #: The issue's sizes (issue 15): 10,000 shares and purges, and the overview at 1,000,000 share
@@ -116,7 +119,9 @@ FULL = Sizes(
     embedded_shares=500,
     idle_seconds=30.0,
 )
-#: Small, but each part still measures something: 4 shares per case, a 3 s idle window.
+#: Small, but each part still measures something: 4 shares per case, a 3 s idle window. The
+#: unbatched comparison is left out (``keten bench --quick --unbatched`` adds it): it starts the
+#: platform a second time and would take a third of the run (docs/performance.md, part J).
 QUICK = Sizes(
     shares=200,
     cases=50,
@@ -126,6 +131,7 @@ QUICK = Sizes(
     overview_queries=100,
     embedded_shares=60,
     idle_seconds=3.0,
+    unbatched=False,
 )
 
 
@@ -281,6 +287,8 @@ class Platform:
     settings: Settings
     amqp_url: str
     _apps: dict[str, Any]
+    #: The services that run: each follower among them catches up with each upstream among them.
+    services: tuple[str, ...] = SERVICES
     #: Transactions the benchmark itself ran in the store (to leave out of the services' cost).
     own_transactions: int = 0
 
@@ -292,7 +300,11 @@ class Platform:
         partition, when the streams are partitioned)."""
         partitions = self.settings.event_partitions
         for follower, keys in SUBSCRIPTIONS.items():
+            if follower not in self.services:
+                continue
             for upstream in UPSTREAMS:
+                if upstream not in self.services:
+                    continue
                 wanted = {key.split(".", 1)[1] for key in keys if key.startswith(f"{upstream}.")}
                 if not wanted:
                     continue
@@ -301,6 +313,16 @@ class Platform:
                     self.own_transactions += 2  # the position, then the log after it
                     if self._unprocessed(upstream, self.app(follower).position(stream), wanted, number):
                         return False
+        return True
+
+    def relays_published(self) -> bool:
+        """True when every service's relay has published everything its store holds: after
+        that, the platform sends nothing more of what it was given to do."""
+        for name in self.services:
+            app = self.app(name)
+            self.own_transactions += 2  # the relay's position, then the log's last
+            if app.position(RELAY_POSITION) < (app.recorder.max_notification_id() or 0):
+                return False
         return True
 
     def _unprocessed(self, upstream: str, position: int, wanted: set[str], partition: int = 0) -> bool:
@@ -328,8 +350,10 @@ class ServerPlatform(Platform):
         extra_env: dict[str, str] | None = None,
         notification_replicas: int = 1,
         log_dir: Path | None = None,
+        services: tuple[str, ...] = SERVICES,
     ):
         self.servers = servers
+        self.services = services
         #: The letters go to a folder of the platform's own, removed with it, and are laid out
         #: as on Kubernetes: notification's timer off, ``keten letters render`` a process of its
         #: own (the CronJob's; ``render_letters``), so that their CPU is counted apart.
@@ -377,7 +401,7 @@ class ServerPlatform(Platform):
             [sys.executable, "-m", "keten.cli", "migrate"], env=env, check=True, capture_output=True
         )
         ports = {}
-        for name in SERVICES:
+        for name in self.services:
             replicas = self.notification_replicas if name == "notification" else 1
             for replica in range(replicas):
                 process_env = {**env, "OPS_PORT": str(port := free_port())}
@@ -406,7 +430,7 @@ class ServerPlatform(Platform):
         from keten.platform import service_class
         from shared.dependencies import ApplicationProvider
 
-        for name in SERVICES:
+        for name in self.services:
             provider = next(
                 p for p in vars(service_class(name)).values() if isinstance(p, ApplicationProvider)
             )
@@ -685,9 +709,11 @@ def purge_all(platform: Platform, agency: Agency, cases: list[CaseCommands]) -> 
     return time.monotonic() - started
 
 
-def idle_cost(platform: ServerPlatform, seconds: float) -> dict[str, float]:
+def idle_cost(platform: ServerPlatform, seconds: float, settling: Settling | None = None) -> dict[str, float]:
     """What the services do with nothing to do: CPU (percent of one core, their PostgreSQL
-    backends included) and store transactions per second, over ``seconds``."""
+    backends included) and store transactions per second, over ``seconds``. With ``settling``,
+    looks at the counts every second meanwhile (the next part's counts before it settle while
+    the services idle, instead of after)."""
     meter, trips = platform.cpu_meter(), platform.round_trips()
     eventlet.sleep(1.5)  # statistics of the work just done reach pg_stat_database (within 1 s)
     meter.start()
@@ -696,6 +722,8 @@ def idle_cost(platform: ServerPlatform, seconds: float) -> dict[str, float]:
     while time.monotonic() - started < seconds:
         eventlet.sleep(1.0)
         meter.sample()
+        if settling is not None:
+            settling.look()
     cpu = meter.stop()
     elapsed = time.monotonic() - started
     transactions = trips.counts().db_transactions - before.db_transactions
@@ -794,9 +822,10 @@ def _run_parts(
                 return
             out(f"idle: {sizes.idle_seconds:.0f} s with nothing to do ...")
             with timed("idle", results):
-                results["idle"] = idle_cost(server_platform, sizes.idle_seconds)
+                settling = broker_quiet(server_platform)  # the end-to-end part's count before it
+                results["idle"] = idle_cost(server_platform, sizes.idle_seconds, settling)
             with timed("end_to_end", results):
-                end_to_end(server_platform, agency, cases, sizes, results)
+                end_to_end(server_platform, agency, cases, sizes, results, settling)
             if "end_to_end" in timed_out:
                 return
             rate = results["e2e_shares_per_s"] / 2
@@ -838,9 +867,16 @@ def _run_parts(
         results["overview_p50_ms"] = percentile(timings, 0.50)
         results["overview_p99_ms"] = percentile(timings, 0.99)
 
-    out(f"end to end one message at a time (KETEN_CONSUMER_BATCH=1): {sizes.shares} share requests ...")
-    with part("unbatched", results, out), timed("unbatched", results), isolated_servers(amqp, dsn) as servers:
-        results["unbatched"] = unbatched(servers, sizes, results["raw_per_s"])
+    if sizes.unbatched:
+        out(f"end to end one message at a time (KETEN_CONSUMER_BATCH=1): {sizes.shares} share requests ...")
+        with (
+            part("unbatched", results, out),
+            timed("unbatched", results),
+            isolated_servers(amqp, dsn) as servers,
+        ):
+            results["unbatched"] = unbatched(servers, sizes, results["raw_per_s"])
+    else:
+        out("end to end one message at a time (KETEN_CONSUMER_BATCH=1): left out (make bench runs it)")
 
     out(f"partitions: 2 notification replicas over {PARTITIONS} partitions ...")
     with (
@@ -885,6 +921,11 @@ def unbatched(servers: Servers, sizes: Sizes, raw_per_s: float) -> dict[str, Any
 
 #: The partitions of the event streams in the replicas part (two per replica).
 PARTITIONS = 4
+#: The services the replicas part needs: the cases registered and activated, the shares decided,
+#: and notification's replicas. Consent and retention follow them and feed nothing back into a
+#: share of an active case without objections, so they are not started (about a third of the
+#: part's start on two cores).
+REPLICAS_PART_SERVICES = ("case_registration", "data_sharing", "notification")
 
 
 def partitioned_replicas(servers: Servers, sizes: Sizes) -> dict[str, Any]:
@@ -899,6 +940,7 @@ def partitioned_replicas(servers: Servers, sizes: Sizes) -> dict[str, Any]:
             {"KETEN_EVENT_PARTITIONS": str(PARTITIONS), "KETEN_STANDBY_DELAY": "3600"},
             notification_replicas=2,
             log_dir=Path(logs),
+            services=REPLICAS_PART_SERVICES,
         )
         agency = None
         try:
@@ -982,11 +1024,14 @@ def end_to_end(
     cases: list[CaseCommands],
     sizes: Sizes,
     results: dict[str, Any],
+    settling: Settling | None = None,
 ) -> None:
     """The maximum throughput, and what it cost: CPU of the services and their backends, and
-    round trips, per share."""
+    round trips, per share. ``settling``: the counts before the part, when they began to settle
+    earlier (during the idle window)."""
     meter, trips = platform.cpu_meter(), platform.round_trips()
-    before = trips.settled()
+    (settling or broker_quiet(platform)).wait()
+    before = trips.counts()  # the broker's counts as settled, the store's as of now
     own_before = platform.own_transactions
     meter.start()
     last_sample = time.monotonic()
@@ -1006,8 +1051,9 @@ def end_to_end(
     results["ratio_e2e_to_raw"] = measured.shares_per_s / results["raw_per_s"]
     if not measured.notified:
         return
+    after = broker_quiet(platform).wait()
     own = platform.own_transactions - own_before
-    trips_per_share = per_share(trips.settled() - before, own, measured.notified)
+    trips_per_share = per_share(after - before, own, measured.notified)
     # The letters after the counts: what the benchmark reads while it waits for them is not
     # the services' work.
     letters = lay_out_letters(platform, results)
@@ -1062,6 +1108,14 @@ def lay_out_letters(platform: ServerPlatform, results: dict[str, Any]) -> Letter
         "laid_out_again": next_run.letters,
     }
     return laid_out
+
+
+def broker_quiet(platform: ServerPlatform) -> Settling:
+    """The counts (the broker's and the store's) of what the platform did until now, settling
+    (``Settling``): from when every relay has published what its service stored, since then
+    nothing of the work it was given is still to be sent."""
+    wait_until("every relay published what its service stored", platform.relays_published, STALL)
+    return platform.round_trips().settling()
 
 
 def embedded_throughput(sizes: Sizes) -> float:
@@ -1142,7 +1196,11 @@ def table(results: dict[str, Any]) -> list[str]:
         ("embedded end to end", value("embedded_shares_per_s", "{:.0f} shares/s"), ""),
     ]
     unbatched = results.get("unbatched")
-    if unbatched:
+    if not sizes.get("unbatched", True):
+        rows.append(
+            ("one message per transaction (BATCH=1)", "-", "left out of the quick run: make bench runs it")
+        )
+    elif unbatched:
         rows.append(
             (
                 "one message per transaction (BATCH=1)",

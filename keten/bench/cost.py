@@ -11,7 +11,8 @@ statistics and RabbitMQ's management API (docs/performance.md, "What it measures
   (``pg_stat_database``; a transaction of several statements counts once, so this is a lower
   bound on statements), less the benchmark's own; and messages published and delivered in the
   benchmark's own vhost (``message_stats`` of the management API, which RabbitMQ updates every
-  5 s: ``settled`` waits until they stop changing).
+  5 s). Both report late: ``Settling`` waits until they hold everything up to a moment the
+  platform went quiet.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +32,11 @@ import requests
 TICKS = os.sysconf("SC_CLK_TCK")
 #: RabbitMQ's default ``collect_statistics_interval`` (5 s), and a margin for the stats database.
 BROKER_STATS_DELAY = 5.5
+#: How late ``pg_stat_database`` may count a transaction: a backend reports its transactions
+#: when one ends at least 1 s after its last report, and one that then stays idle reports the
+#: rest 10 s later (PostgreSQL 15: ``PGSTAT_MIN_INTERVAL``, ``PGSTAT_IDLE_INTERVAL``; measured
+#: here: 50 transactions in a burst were counted 10.1 s later). Plus a margin.
+DB_STATS_DELAY = 10.5
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -208,20 +215,71 @@ class RoundTrips:
             int(stats.get("deliver_get", 0)),
         )
 
-    def settled(self, timeout: float = 60.0) -> Counts:
-        """The counts once RabbitMQ has reported everything that happened until now: its
-        message counts unchanged for longer than it takes to report them (on a loaded machine
-        its statistics can lag more than its 5 s)."""
-        last = self.counts()
-        stable_since = time.monotonic()
-        deadline = stable_since + timeout
-        while time.monotonic() - stable_since < BROKER_STATS_DELAY and time.monotonic() < deadline:
-            time.sleep(1.0)
-            now = self.counts()
-            if (now.broker_published, now.broker_delivered) != (last.broker_published, last.broker_delivered):
-                stable_since = time.monotonic()
-            last = now
-        return last
+    def settling(self, quiet_since: float | None = None) -> Settling:
+        """A wait for the counts of everything until ``quiet_since`` (default now; ``Settling``),
+        to look at now and then while other work goes on, and to finish with ``Settling.wait``."""
+        return Settling(self, time.monotonic() if quiet_since is None else quiet_since)
+
+
+class Settling:
+    """The counts of everything that happened until ``quiet_since`` (a ``time.monotonic()``
+    after which the platform publishes and delivers nothing of the part's).
+
+    Every channel reports its counts every 5 s, so the broker's counts ``BROKER_STATS_DELAY``
+    after ``quiet_since`` hold everything until then; a change seen before that is the report
+    of what went before, and is expected. They are taken once a look after that finds them as
+    the look before it did. A change seen later (statistics lagging on a loaded machine, or
+    work after ``quiet_since``) is waited out: the counts must then stand still for
+    ``BROKER_STATS_DELAY``, as long as the broker takes to report. The store's count is taken
+    no earlier than ``DB_STATS_DELAY`` after ``quiet_since``. ``look`` may be called while
+    other work goes on (the idle window): the time it spends counts towards the wait."""
+
+    LOOK_EVERY = 1.0
+
+    def __init__(
+        self,
+        trips: Any,  # RoundTrips, or what a test gives: ``counts()``
+        quiet_since: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.trips = trips
+        self.quiet_since = quiet_since
+        self.clock, self.sleep = clock, sleep
+        self.reported_by = quiet_since + BROKER_STATS_DELAY
+        self.last = trips.counts()
+        self.looked_at = clock()
+        self._stable_since = quiet_since  # the last change seen after ``reported_by``
+        self._confirmed = False
+
+    def look(self) -> Counts:
+        counts = self.trips.counts()
+        now = self.clock()
+        moved = (counts.broker_published, counts.broker_delivered) != (
+            self.last.broker_published,
+            self.last.broker_delivered,
+        )
+        if moved and now > self.reported_by:
+            self._stable_since = now
+        # Two looks after the broker has reported, with nothing changed between them.
+        self._confirmed = not moved and self.looked_at >= self.reported_by
+        self.last, self.looked_at = counts, now
+        return counts
+
+    def done(self) -> bool:
+        if self.looked_at < self.quiet_since + DB_STATS_DELAY:
+            return False
+        if self._stable_since > self.quiet_since:  # moved after it had reported: wait it out
+            return self.looked_at - self._stable_since >= BROKER_STATS_DELAY
+        return self._confirmed
+
+    def wait(self, timeout: float = 60.0) -> Counts:
+        """Looks every second until ``done`` (or ``timeout``), and returns the last counts."""
+        deadline = self.clock() + timeout
+        while not self.done() and self.clock() < deadline:
+            self.sleep(max(0.0, self.looked_at + self.LOOK_EVERY - self.clock()))
+            self.look()
+        return self.last
 
 
 def per_share(delta: Counts, own_transactions: int, shares: int) -> dict[str, float]:

@@ -13,7 +13,8 @@ keten purge [--dry-run]   crypto-shreds the records whose retention period is ov
                           pretends it is DATE: for demonstrations, it destroys records early)
 
 keten bench [--quick]     the benchmark against the raw limit of RabbitMQ and PostgreSQL
-                          (docs/performance.md); writes bench/results.json; from a checkout only
+                          (docs/performance.md); writes bench/results.json; from a checkout only;
+                          --quick --unbatched: with the one-message-per-transaction part
 keten rebuild overview    rebuilds the citizens' overview from the events alone (with progress)
 keten rebuild ledger      rebuilds the agencies' accountability ledger from data_sharing's events
 

@@ -12,6 +12,7 @@ eventlet.monkey_patch()  # before anything opens a socket: nameko needs a green 
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -149,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="the benchmark against the raw limit of RabbitMQ and PostgreSQL (docs/performance.md)"
     )
     bench.add_argument("--quick", action="store_true", help="smaller sizes, the same keys")
+    bench.add_argument(
+        "--unbatched",
+        action="store_true",
+        help="with --quick: also the end-to-end part one message per transaction (the full run has it)",
+    )
     rebuild = commands.add_parser("rebuild", help="rebuild a projection from the events alone")
     rebuild.add_argument(
         "projection",
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return probe.main([args.probe])
         if args.command == "bench":
-            return run_bench(quick=args.quick)
+            return run_bench(quick=args.quick, unbatched=args.unbatched)
         if args.command == "letters":
             return render_letters(Settings.from_env())
         if args.command == "requests" and args.action != "escalate":
@@ -407,7 +413,7 @@ def rewrap_keys(settings: Settings, check_only: bool = False) -> int:
     return 1 if old else 0
 
 
-def run_bench(quick: bool) -> int:
+def run_bench(quick: bool, unbatched: bool = False) -> int:
     """The benchmark, from a checkout: the wheel and the image leave it out."""
     try:
         from keten.bench import benchmark
@@ -419,7 +425,8 @@ def run_bench(quick: bool) -> int:
             file=sys.stderr,
         )
         return 2
-    benchmark.run(benchmark.QUICK if quick else benchmark.FULL)
+    sizes = benchmark.QUICK if quick else benchmark.FULL
+    benchmark.run(dataclasses.replace(sizes, unbatched=True) if unbatched else sizes)
     return 0
 
 
