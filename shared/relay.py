@@ -154,9 +154,10 @@ class EventRelay:
         self.publisher.publish(messages)
         # Confirmed: the inboxes took them. Receipts are saved with the position, once.
         receipts = self.app.inbox_receipts(delivered) if delivered else []
-        for key, position, correlation_id in published:
-            with log_context(correlation_id=correlation_id):
-                log.info("published %s at %s", key, position, extra={"position": position})
+        if log.isEnabledFor(logging.INFO):  # not a context set per event for a line dropped
+            for key, position, correlation_id in published:
+                with log_context(correlation_id=correlation_id):
+                    log.info("published %s at %s", key, position, extra={"position": position})
         last = notifications[-1].id
         self._log_without_position(decoded)
         if self.durable_position:
