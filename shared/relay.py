@@ -132,8 +132,10 @@ class EventRelay:
         delivered = []  # stored events with messages for an inbox
         decoded = []
         chains = {stream: dict(chain) for stream, chain in self.chains.items()}
-        for notification in notifications:
-            domain_event = self.app.mapper.to_domain_event(notification)
+        domain_events = [self.app.mapper.to_domain_event(notification) for notification in notifications]
+        # What the round's events tell agencies' inboxes, with what they need read once for the round.
+        inboxes = self.app.round_inbox_messages(domain_events)
+        for notification, domain_event, inbox in zip(notifications, domain_events, inboxes, strict=True):
             decoded.append((notification, domain_event))
             partition = partition_of(case_key(domain_event), self.partitions)
             stream = stream_name(self.source, partition, self.partitions)
@@ -147,7 +149,6 @@ class EventRelay:
                 messages.append(self.signed(message))
                 published.append((message.routing_key, notification.id, correlation_of(domain_event)))
                 chain[type(domain_event).__name__] = notification.id
-            inbox = self.app.inbox_messages(domain_event)
             if inbox:
                 messages.extend(inbox)
                 delivered.append(domain_event)

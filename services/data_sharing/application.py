@@ -39,7 +39,7 @@ from services.data_sharing.domain import (
 from services.data_sharing.inbox import SealedToRecipient, erasures_required, share_corrected, share_received
 from services.data_sharing.ledger import SIDES, Ledger, LedgerEntry, LedgerQuery
 from shared import metrics
-from shared.agencies import AgencyRegistry
+from shared.agencies import AgencyKey, AgencyRegistry
 from shared.application import KetenApplication, Tracking
 from shared.casefacts import CHUNK, CaseEvent, CaseFacts
 from shared.caseview import CaseView, ContactPointFacts
@@ -613,21 +613,42 @@ class DataSharingUseCases(KetenApplication):
             ).fetchall()
         return {UUID(str(row[0])) for row in rows}
 
-    def inbox_messages(self, domain_event: object) -> list[OutgoingMessage]:
+    def inbox_messages(
+        self, domain_event: object, current_keys: Mapping[str, AgencyKey] | None = None
+    ) -> list[OutgoingMessage]:
         """What a share's events tell its recipient: the share and each correction, with the
         content sealed to the recipient's own key (readable by nobody on the way: broker, dead
-        letters), and that the platform purged its records so the recipient erases its copy."""
+        letters), and that the platform purged its records so the recipient erases its copy.
+        ``current_keys``: the recipients' current keys as read for a relay round."""
         if isinstance(domain_event, Share.DataShared):
-            return [share_received(domain_event, self._sealed_to_recipient(domain_event))]
+            return [share_received(domain_event, self._sealed_to_recipient(domain_event, current_keys))]
         if isinstance(domain_event, Share.ShareCorrected):
-            return [share_corrected(domain_event, self._sealed_to_recipient(domain_event))]
+            return [share_corrected(domain_event, self._sealed_to_recipient(domain_event, current_keys))]
         if isinstance(domain_event, Share.ErasurePassedOn):
             return erasures_required(domain_event)
         return []
 
-    def _sealed_to_recipient(self, shared: Share.DataShared | Share.ShareCorrected) -> SealedToRecipient:
-        """The event's content sealed to its recipient's current key, or why it is withheld."""
-        key = self.agencies.current_key(shared.to_agency)
+    def round_inbox_messages(self, domain_events: list[Any]) -> list[list[OutgoingMessage]]:
+        """The round's recipients' current keys are read in one statement, not one per share."""
+        recipients = {
+            event.to_agency
+            for event in domain_events
+            if isinstance(event, Share.DataShared | Share.ShareCorrected)
+        }
+        current_keys = self.agencies.current_keys(recipients) if recipients else {}
+        return [self.inbox_messages(domain_event, current_keys) for domain_event in domain_events]
+
+    def _sealed_to_recipient(
+        self,
+        shared: Share.DataShared | Share.ShareCorrected,
+        current_keys: Mapping[str, AgencyKey] | None = None,
+    ) -> SealedToRecipient:
+        """The event's content sealed to its recipient's current key (read now, unless given
+        as read for the round), or why it is withheld."""
+        if current_keys is None:
+            key = self.agencies.current_key(shared.to_agency)
+        else:
+            key = current_keys.get(shared.to_agency)
         if key is None:
             return SealedToRecipient(key_id=None, sealed_content=None, content_withheld="no_key")
         opened = self.vault.open(shared.content)

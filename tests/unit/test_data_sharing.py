@@ -288,3 +288,34 @@ def test_the_answer_lists_the_categories_in_the_order_they_were_asked_for(platfo
         ("debts", "refused"),
         ("professional_conclusion", "shared"),
     ]
+
+
+def test_a_relay_round_reads_its_recipients_keys_once_and_the_next_round_sees_a_rotation(
+    platform, monkeypatch
+):
+    _, _, sharing, case_id = platform
+    first = KeyPair.generate()
+    sharing.agencies.add_key("kredietbank-utrecht", first.signing_public_key, first.encryption_public_key)
+    share(sharing, case_id, content="Eerste.")
+    share(sharing, case_id, content="Tweede.")
+    reads = []
+    for name in ("current_key", "current_keys"):
+        real = getattr(sharing.agencies, name)
+        monkeypatch.setattr(
+            sharing.agencies, name, lambda *a, _n=name, _r=real: (reads.append(_n), _r(*a))[1]
+        )
+
+    def sealed_contents(events):
+        rounds = sharing.round_inbox_messages(events)
+        return [json.loads(m.body)["data"]["sealed_content"] for messages in rounds for m in messages]
+
+    before = stored_events(sharing)
+    contents = [open_sealed(first.encryption_private_key, s)["content"] for s in sealed_contents(before)]
+    assert contents == ["Eerste.", "Tweede."]
+    assert reads == ["current_keys"], "one read of the recipients' keys for the round"
+
+    rotated = KeyPair.generate()
+    sharing.agencies.rotate("kredietbank-utrecht", rotated.signing_public_key, rotated.encryption_public_key)
+    share(sharing, case_id, content="Derde.")
+    [sealed] = sealed_contents(stored_events(sharing)[len(before) :])
+    assert open_sealed(rotated.encryption_private_key, sealed)["content"] == "Derde."
