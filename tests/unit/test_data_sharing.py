@@ -290,7 +290,7 @@ def test_the_answer_lists_the_categories_in_the_order_they_were_asked_for(platfo
     ]
 
 
-def test_a_relay_round_reads_its_recipients_keys_once_and_the_next_round_sees_a_rotation(
+def test_a_relay_round_reads_its_recipients_keys_and_cases_once_and_the_next_round_sees_a_rotation(
     platform, monkeypatch
 ):
     _, _, sharing, case_id = platform
@@ -299,11 +299,11 @@ def test_a_relay_round_reads_its_recipients_keys_once_and_the_next_round_sees_a_
     share(sharing, case_id, content="Eerste.")
     share(sharing, case_id, content="Tweede.")
     reads = []
-    for name in ("current_key", "current_keys"):
-        real = getattr(sharing.agencies, name)
-        monkeypatch.setattr(
-            sharing.agencies, name, lambda *a, _n=name, _r=real: (reads.append(_n), _r(*a))[1]
-        )
+    counted = [(sharing.agencies, "current_key"), (sharing.agencies, "current_keys")]
+    counted += [(sharing.cases, "get"), (sharing.cases, "get_many")]
+    for owner, name in counted:
+        real = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, _n=name, _r=real: (reads.append(_n), _r(*a))[1])
 
     def sealed_contents(events):
         rounds = sharing.round_inbox_messages(events)
@@ -312,7 +312,7 @@ def test_a_relay_round_reads_its_recipients_keys_once_and_the_next_round_sees_a_
     before = stored_events(sharing)
     contents = [open_sealed(first.encryption_private_key, s)["content"] for s in sealed_contents(before)]
     assert contents == ["Eerste.", "Tweede."]
-    assert reads == ["current_keys"], "one read of the recipients' keys for the round"
+    assert reads == ["current_keys", "get_many"], "the keys and the cases read once for the round"
 
     rotated = KeyPair.generate()
     sharing.agencies.rotate("kredietbank-utrecht", rotated.signing_public_key, rotated.encryption_public_key)
