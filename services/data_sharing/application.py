@@ -646,10 +646,11 @@ class DataSharingUseCases(KetenApplication):
         ]
         if not shares:
             return [self.inbox_messages(domain_event) for domain_event in domain_events]  # none reads
-        round_ = ReadForRound(
-            keys=self.agencies.current_keys({event.to_agency for event in shares}),
-            cases=self.cases.get_many(list(dict.fromkeys(event.case_id for event in shares))),
-        )
+        keys = self.agencies.current_keys({event.to_agency for event in shares})
+        # A share to a recipient without a key is told without content: its case is not read.
+        sealed = [event.case_id for event in shares if event.to_agency in keys]
+        cases = self.cases.get_many(list(dict.fromkeys(sealed))) if sealed else {}
+        round_ = ReadForRound(keys=keys, cases=cases)
         return [self.inbox_messages(domain_event, round_) for domain_event in domain_events]
 
     def _sealed_to_recipient(
