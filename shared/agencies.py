@@ -166,6 +166,27 @@ class AgencyRegistry:
         valid = [key for key in self.all_keys(agency) if key.valid_at(now)]
         return valid[-1] if valid else None
 
+    def current_keys(self, agencies: Iterable[str]) -> dict[str, AgencyKey]:
+        """Each agency's ``current_key`` (those that have one), read in one statement: what a
+        relay round seals its shares to. Read anew for each round, never kept: a rotation or
+        revocation holds from the next round after its commit."""
+        wanted = sorted(set(agencies))
+        if not wanted:
+            return {}
+        with self.store.transaction(commit=False) as cur:
+            marks = ", ".join("?" for _ in wanted)
+            rows = cur.execute(
+                f"SELECT {_COLUMNS} FROM keten_agency_keys WHERE agency IN ({marks})"
+                " ORDER BY agency, created_at",
+                wanted,
+            ).fetchall()
+        now = _now()
+        current: dict[str, AgencyKey] = {}
+        for key in map(_key, rows):
+            if key.valid_at(now):
+                current[key.agency] = key  # the newest valid one stays, as in current_key
+        return current
+
     # -- verifying ------------------------------------------------------------------------------
     def verify(
         self,

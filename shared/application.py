@@ -311,6 +311,11 @@ class KetenApplication(Application):
         guarantee: at least once, in log order."""
         return []
 
+    def round_inbox_messages(self, domain_events: list[Any]) -> list[list[Any]]:
+        """``inbox_messages`` of each of a relay round's events, in order; an application may
+        read what they all need once for the round."""
+        return [self.inbox_messages(domain_event) for domain_event in domain_events]
+
     def inbox_receipts(self, delivered: list[Any]) -> list[Any]:
         """Aggregates that record that the broker confirmed the inbox messages of
         ``delivered`` (stored events) into their agencies' inbox queues; the relay saves them

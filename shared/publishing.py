@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from amqp.exceptions import RecoverableConnectionError
@@ -97,6 +97,36 @@ class ConfirmingPublisher:
             self._wait_for_confirms()
 
     def _publish_all(self, messages: Sequence[OutgoingMessage], exchange: Exchange | str) -> None:
+        with self._one_write():
+            self._publish_each(messages, exchange)
+
+    @contextlib.contextmanager
+    def _one_write(self) -> Iterator[None]:
+        """The frames of a batch's messages go to the socket in one write at its end, not one
+        write (a system call and a switch through the hub) per message. They are the same bytes
+        in the same order; a batch that fails half-way closes the connection either way
+        (``publish``), and the broker has confirmed nothing of it then."""
+        assert self.connection is not None
+        amqp_connection = self.connection.connection  # kombu's, then py-amqp's
+        transport: Any = getattr(amqp_connection, "transport", None)
+        write = getattr(transport, "_write", None)  # py-amqp's plain TCP transport: the socket's sendall
+        if (
+            write is None
+            or getattr(write, "__self__", None) is not getattr(transport, "sock", None)
+            # py-amqp's own confirm mode waits for each message's confirm: it must be sent first.
+            or getattr(amqp_connection, "confirm_publish", False)
+        ):
+            yield  # another transport (the in-process broker, TLS): as it writes
+            return
+        frames: list[bytes] = []
+        transport._write = lambda data: frames.append(bytes(data))  # a copy: amqp reuses its buffer
+        try:
+            yield
+        finally:
+            transport._write = write
+        write(b"".join(frames))
+
+    def _publish_each(self, messages: Sequence[OutgoingMessage], exchange: Exchange | str) -> None:
         assert self.producer is not None
         for message in messages:
             properties = {"correlation_id": message.correlation_id} if message.correlation_id else {}

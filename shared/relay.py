@@ -132,8 +132,10 @@ class EventRelay:
         delivered = []  # stored events with messages for an inbox
         decoded = []
         chains = {stream: dict(chain) for stream, chain in self.chains.items()}
-        for notification in notifications:
-            domain_event = self.app.mapper.to_domain_event(notification)
+        domain_events = [self.app.mapper.to_domain_event(notification) for notification in notifications]
+        # What the round's events tell agencies' inboxes, with what they need read once for the round.
+        inboxes = self.app.round_inbox_messages(domain_events)
+        for notification, domain_event, inbox in zip(notifications, domain_events, inboxes, strict=True):
             decoded.append((notification, domain_event))
             partition = partition_of(case_key(domain_event), self.partitions)
             stream = stream_name(self.source, partition, self.partitions)
@@ -147,16 +149,16 @@ class EventRelay:
                 messages.append(self.signed(message))
                 published.append((message.routing_key, notification.id, correlation_of(domain_event)))
                 chain[type(domain_event).__name__] = notification.id
-            inbox = self.app.inbox_messages(domain_event)
             if inbox:
                 messages.extend(inbox)
                 delivered.append(domain_event)
         self.publisher.publish(messages)
         # Confirmed: the inboxes took them. Receipts are saved with the position, once.
         receipts = self.app.inbox_receipts(delivered) if delivered else []
-        for key, position, correlation_id in published:
-            with log_context(correlation_id=correlation_id):
-                log.info("published %s at %s", key, position, extra={"position": position})
+        if log.isEnabledFor(logging.INFO):  # not a context set per event for a line dropped
+            for key, position, correlation_id in published:
+                with log_context(correlation_id=correlation_id):
+                    log.info("published %s at %s", key, position, extra={"position": position})
         last = notifications[-1].id
         self._log_without_position(decoded)
         if self.durable_position:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
+from functools import lru_cache
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -46,11 +47,41 @@ started_var: ContextVar[int | None] = ContextVar("keten_work_started", default=N
 def parent_from(carrier: Mapping[str, Any]) -> Context | None:
     """The context a carrier's valid ``traceparent`` names (with its ``tracestate``); None when
     it has none or a malformed one."""
-    text = {key: value for key in (TRACEPARENT, TRACESTATE) if isinstance(value := carrier.get(key), str)}
-    if TRACEPARENT not in text:
+    traceparent, tracestate = carrier.get(TRACEPARENT), carrier.get(TRACESTATE)
+    if not isinstance(traceparent, str):
         return None
+    return _parsed(traceparent, tracestate if isinstance(tracestate, str) else None)
+
+
+#: Header values parsed lately. A message's trace context is read three times on its way to
+#: its handler (the header checked, handed to the worker, made current there): parsed once.
+#: A ``Context`` cannot be changed, so the same one serves each; bounded, whatever is sent.
+PARSED_CACHE = 1024
+
+
+@lru_cache(maxsize=PARSED_CACHE)
+def _parsed(traceparent: str, tracestate: str | None) -> Context | None:
+    text = {TRACEPARENT: traceparent, **({TRACESTATE: tracestate} if tracestate is not None else {})}
     extracted = _propagator.extract(text)
     return extracted if trace.get_current_span(extracted).get_span_context().is_valid else None
+
+
+@lru_cache(maxsize=PARSED_CACHE)
+def _carrier_of_parsed(traceparent: str, tracestate: str | None) -> tuple[tuple[str, str], ...] | None:
+    """``carrier_of`` the context the headers name, as pairs (a cached value must not be
+    changed by a caller); None when they name none."""
+    parent = _parsed(traceparent, tracestate)
+    return None if parent is None else tuple(carrier_of(parent).items())
+
+
+def _normalised(carrier: Mapping[str, Any]) -> dict[str, str]:
+    """``carrier_of(parent_from(carrier))``, parsed once per header value."""
+    traceparent, tracestate = carrier.get(TRACEPARENT), carrier.get(TRACESTATE)
+    if isinstance(traceparent, str):
+        pairs = _carrier_of_parsed(traceparent, tracestate if isinstance(tracestate, str) else None)
+        if pairs is not None:
+            return dict(pairs)
+    return carrier_of(None)  # none named: the current context's, as before
 
 
 def carrier_of(context: Context | None = None) -> dict[str, str]:
@@ -68,19 +99,19 @@ def current_traceparent() -> str | None:
 def from_caller(headers: Mapping[str, Any]) -> dict[str, str]:
     """Context data for a worker from a caller's headers (HTTP or AMQP): the valid trace
     context, normalised and marked as the caller's; {} when there is none."""
-    parent = parent_from({key.lower(): value for key, value in headers.items()})
-    return {**carrier_of(parent), FOREIGN: "1"} if parent is not None else {}
+    lowered = {key.lower(): value for key, value in headers.items()}
+    return {**_normalised(lowered), FOREIGN: "1"} if parent_from(lowered) is not None else {}
 
 
 def valid_traceparent(value: object) -> str | None:
     """``value`` if it is a well-formed ``traceparent`` naming a span, else None (a message's
     header is input like any other)."""
-    return carrier_of(parent_from({TRACEPARENT: value})).get(TRACEPARENT) if isinstance(value, str) else None
+    return _normalised({TRACEPARENT: value}).get(TRACEPARENT) if isinstance(value, str) else None
 
 
 def from_platform(traceparent: str | None) -> dict[str, str]:
     """Context data for a worker that handles one of the platform's own messages."""
-    return carrier_of(parent_from({TRACEPARENT: traceparent})) if traceparent else {}
+    return _normalised({TRACEPARENT: traceparent}) if traceparent else {}
 
 
 def enter_worker(data: Mapping[str, Any]) -> object:

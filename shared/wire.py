@@ -23,6 +23,7 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +84,16 @@ def sign(private_key: bytes, target: str, body: bytes) -> str:
 def verify(public_key: bytes, target: str, body: bytes, signature: str) -> None:
     """Raises ``SignatureError`` unless ``signature`` is the key's signature of target and body."""
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(unb64(signature), signing_input(target, body))
+        _verifier(public_key).verify(unb64(signature), signing_input(target, body))
     except (InvalidSignature, ValueError):
         raise SignatureError("the signature does not verify") from None
+
+
+@lru_cache(maxsize=256)
+def _verifier(public_key: bytes) -> Ed25519PublicKey:
+    """The key object of raw public key bytes, made once: the bytes are the key, so it never
+    goes stale. Whether the key is still valid is the caller's question (read per batch)."""
+    return Ed25519PublicKey.from_public_bytes(public_key)
 
 
 def seal_for(public_key: bytes, value: Any) -> str:

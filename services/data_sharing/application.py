@@ -39,7 +39,7 @@ from services.data_sharing.domain import (
 from services.data_sharing.inbox import SealedToRecipient, erasures_required, share_corrected, share_received
 from services.data_sharing.ledger import SIDES, Ledger, LedgerEntry, LedgerQuery
 from shared import metrics
-from shared.agencies import AgencyRegistry
+from shared.agencies import AgencyKey, AgencyRegistry
 from shared.application import KetenApplication, Tracking
 from shared.casefacts import CHUNK, CaseEvent, CaseFacts
 from shared.caseview import CaseView, ContactPointFacts
@@ -190,6 +190,16 @@ class ShareInLog:
 
     share_id: UUID
     verifiable_log: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ReadForRound:
+    """What a relay round read once for all its shares: the recipients' current keys (a
+    rotation or revocation holds from the next round after its commit, as commands' keys per
+    batch) and the shares' cases (for each subject's role)."""
+
+    keys: Mapping[str, AgencyKey]
+    cases: Mapping[UUID, CaseView]
 
 
 class DataSharingUseCases(KetenApplication):
@@ -613,27 +623,52 @@ class DataSharingUseCases(KetenApplication):
             ).fetchall()
         return {UUID(str(row[0])) for row in rows}
 
-    def inbox_messages(self, domain_event: object) -> list[OutgoingMessage]:
+    def inbox_messages(
+        self, domain_event: object, round_: ReadForRound | None = None
+    ) -> list[OutgoingMessage]:
         """What a share's events tell its recipient: the share and each correction, with the
         content sealed to the recipient's own key (readable by nobody on the way: broker, dead
-        letters), and that the platform purged its records so the recipient erases its copy."""
+        letters), and that the platform purged its records so the recipient erases its copy.
+        ``round_``: what a relay round read for all its events."""
         if isinstance(domain_event, Share.DataShared):
-            return [share_received(domain_event, self._sealed_to_recipient(domain_event))]
+            return [share_received(domain_event, self._sealed_to_recipient(domain_event, round_))]
         if isinstance(domain_event, Share.ShareCorrected):
-            return [share_corrected(domain_event, self._sealed_to_recipient(domain_event))]
+            return [share_corrected(domain_event, self._sealed_to_recipient(domain_event, round_))]
         if isinstance(domain_event, Share.ErasurePassedOn):
             return erasures_required(domain_event)
         return []
 
-    def _sealed_to_recipient(self, shared: Share.DataShared | Share.ShareCorrected) -> SealedToRecipient:
-        """The event's content sealed to its recipient's current key, or why it is withheld."""
-        key = self.agencies.current_key(shared.to_agency)
+    def round_inbox_messages(self, domain_events: list[Any]) -> list[list[OutgoingMessage]]:
+        """The round's recipients' current keys and its shares' cases are read once for the
+        round (a statement each), not once per share."""
+        shares = [
+            event for event in domain_events if isinstance(event, Share.DataShared | Share.ShareCorrected)
+        ]
+        if not shares:
+            return [self.inbox_messages(domain_event) for domain_event in domain_events]  # none reads
+        keys = self.agencies.current_keys({event.to_agency for event in shares})
+        # A share to a recipient without a key is told without content: its case is not read.
+        sealed = [event.case_id for event in shares if event.to_agency in keys]
+        cases = self.cases.get_many(list(dict.fromkeys(sealed))) if sealed else {}
+        round_ = ReadForRound(keys=keys, cases=cases)
+        return [self.inbox_messages(domain_event, round_) for domain_event in domain_events]
+
+    def _sealed_to_recipient(
+        self, shared: Share.DataShared | Share.ShareCorrected, round_: ReadForRound | None = None
+    ) -> SealedToRecipient:
+        """The event's content sealed to its recipient's current key, or why it is withheld;
+        the key and the case read now, unless ``round_`` read them for the relay's round."""
+        key = (
+            self.agencies.current_key(shared.to_agency)
+            if round_ is None
+            else round_.keys.get(shared.to_agency)
+        )
         if key is None:
             return SealedToRecipient(key_id=None, sealed_content=None, content_withheld="no_key")
         opened = self.vault.open(shared.content)
         if opened is PURGED:
             return SealedToRecipient(key_id=key.key_id, sealed_content=None, content_withheld="purged")
-        case = self.cases.get(shared.case_id)
+        case = self.cases.get(shared.case_id) if round_ is None else round_.cases.get(shared.case_id)
         subject = case.subjects.get(shared.subject) if case else None
         # The sealed plaintext: content and reference as sealed here, the subject's role, and
         # with a share the function of the case's contact point (free text, so never in the open).

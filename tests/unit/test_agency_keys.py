@@ -96,3 +96,21 @@ def test_one_public_key_cannot_be_registered_for_two_agencies(registry):
     keys = register(registry, "gemeente-utrecht")
     with pytest.raises(ValueError):
         registry.add_key("kredietbank-utrecht", keys.signing_public_key, keys.encryption_public_key)
+
+
+def test_the_current_keys_of_several_agencies_read_at_once_are_each_ones_current_key(registry):
+    """What a relay round seals to (one statement for the round) is what a read per share gave:
+    the newest valid key, none once revoked, none for an agency without keys."""
+    register(registry)
+    rotated = KeyPair.generate()
+    registry.rotate("gemeente-utrecht", rotated.signing_public_key, rotated.encryption_public_key)
+    for agency in ("kredietbank-utrecht", "woningcorporatie-mitros"):
+        keys = KeyPair.generate()
+        registry.add_key(agency, keys.signing_public_key, keys.encryption_public_key)
+    registry.revoke("woningcorporatie-mitros")
+    agencies = ["gemeente-utrecht", "kredietbank-utrecht", "woningcorporatie-mitros", "ggd-regio-utrecht"]
+    current = registry.current_keys(agencies)
+    assert current == {a: k for a in agencies if (k := registry.current_key(a)) is not None}
+    assert current["gemeente-utrecht"].key_id == rotated.key_id
+    assert set(current) == {"gemeente-utrecht", "kredietbank-utrecht"}
+    assert registry.current_keys([]) == {}

@@ -288,3 +288,43 @@ def test_the_answer_lists_the_categories_in_the_order_they_were_asked_for(platfo
         ("debts", "refused"),
         ("professional_conclusion", "shared"),
     ]
+
+
+def test_a_relay_round_reads_its_recipients_keys_and_cases_once_and_the_next_round_sees_a_rotation(
+    platform, monkeypatch
+):
+    _, _, sharing, case_id = platform
+    reads = []
+    counted = [(sharing.agencies, "current_key"), (sharing.agencies, "current_keys")]
+    counted += [(sharing.cases, "get"), (sharing.cases, "get_many")]
+    for owner, name in counted:
+        real = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, _n=name, _r=real: (reads.append(_n), _r(*a))[1])
+    seen = 0
+
+    def next_round():
+        nonlocal seen
+        events = stored_events(sharing)[seen:]
+        seen += len(events)
+        reads.clear()
+        rounds = sharing.round_inbox_messages(events)
+        return [json.loads(m.body)["data"]["sealed_content"] for messages in rounds for m in messages]
+
+    # A recipient without a key is told without content: its key looked for, no case read.
+    share(sharing, case_id, content="Zonder sleutel.")
+    assert next_round() == [None]
+    assert reads == ["current_keys"]
+
+    first = KeyPair.generate()
+    sharing.agencies.add_key("kredietbank-utrecht", first.signing_public_key, first.encryption_public_key)
+    share(sharing, case_id, content="Eerste.")
+    share(sharing, case_id, content="Tweede.")
+    contents = [open_sealed(first.encryption_private_key, s)["content"] for s in next_round()]
+    assert contents == ["Eerste.", "Tweede."]
+    assert reads == ["current_keys", "get_many"], "the keys and the cases read once for the round"
+
+    rotated = KeyPair.generate()
+    sharing.agencies.rotate("kredietbank-utrecht", rotated.signing_public_key, rotated.encryption_public_key)
+    share(sharing, case_id, content="Derde.")
+    [sealed] = next_round()
+    assert open_sealed(rotated.encryption_private_key, sealed)["content"] == "Derde."
