@@ -27,13 +27,17 @@ class CountedWrites:
         return self.sendall(data)
 
 
-def test_a_batch_goes_out_in_one_write_and_arrives_whole_and_in_order(rabbit):
-    publisher = ConfirmingPublisher(rabbit.amqp_uri)
+def connected_to_queue(amqp_uri: str, name: str) -> tuple[ConfirmingPublisher, Queue]:
+    """A connected publisher and a quorum queue ``name`` (like Keten's) it publishes to."""
+    publisher = ConfirmingPublisher(amqp_uri)
     publisher.connect()
-    queue = Queue(
-        "publishing-test", durable=True, auto_delete=False, queue_arguments={"x-queue-type": "quorum"}
-    )
+    queue = Queue(name, durable=True, auto_delete=False, queue_arguments={"x-queue-type": "quorum"})
     queue(publisher.channel).declare()
+    return publisher, queue
+
+
+def test_a_batch_goes_out_in_one_write_and_arrives_whole_and_in_order(rabbit):
+    publisher, queue = connected_to_queue(rabbit.amqp_uri, "publishing-test")
     # Sizes about the frame limit and past it (a body split over frames), among small ones.
     sizes = [10, 900, 131_000, 5, 300_000, 2_000]
     batch = [
@@ -64,12 +68,7 @@ def test_a_batch_goes_out_in_one_write_and_arrives_whole_and_in_order(rabbit):
 
 
 def test_the_next_batch_on_the_same_connection_goes_out_too(rabbit):
-    publisher = ConfirmingPublisher(rabbit.amqp_uri)
-    publisher.connect()
-    queue = Queue(
-        "publishing-again", durable=True, auto_delete=False, queue_arguments={"x-queue-type": "quorum"}
-    )
-    queue(publisher.channel).declare()
+    publisher, queue = connected_to_queue(rabbit.amqp_uri, "publishing-again")
     for round_ in range(3):
         publisher.publish(
             [
