@@ -215,8 +215,7 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
         self._publish(outgoing)
         self.ack_all(messages)
         for name, outcome, seconds in counted:
-            metrics.messages_handled.labels(self.service, name, outcome).inc()
-            metrics.handling_seconds.labels(self.service, name).observe(seconds)
+            metrics.count_handled(self.service, name, outcome, seconds)
         milliseconds = round(sum(seconds for _, _, seconds in counted) * 1000, 1)
         log.info(
             "%s: carried out %d command(s) in one transaction in %.1f ms",
@@ -309,8 +308,7 @@ class AgencyCommands(DependencyProvider, QueueConsumer):
             for message in settled:
                 message.ack()
         for name, outcome, seconds in counted:
-            metrics.messages_handled.labels(self.service, name, outcome).inc()
-            metrics.handling_seconds.labels(self.service, name).observe(seconds)
+            metrics.count_handled(self.service, name, outcome, seconds)
 
     def on_message(self, message: Any) -> None:
         self.on_batch([message])

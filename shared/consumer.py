@@ -294,8 +294,6 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         self._next_sweep: float | None = None
         #: Whether a batch is open: a handler's failure then abandons the batch (see ``on_batch``).
         self._batching = False
-        #: The metrics' labelled children per event and outcome (``count``).
-        self._counters: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     # -- nameko lifecycle ---------------------------------------------------------------
     def setup(self) -> None:
@@ -418,7 +416,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
         self.ack_all(messages)
         seconds = (time.perf_counter() - started) / len(messages)
         for event, outcome, _ in taken:
-            self.count(event.name, outcome, seconds)
+            metrics.count_handled(self.service, event.name, outcome, seconds)
         if not log.isEnabledFor(logging.INFO):
             return  # the lines below would be made only to be dropped
         for event, outcome, method_name in taken:
@@ -489,20 +487,7 @@ class EventConsumer(SharedExtension, ProviderCollector, QueueConsumer):
                     seconds * 1000,
                     extra={**_taken_fields(event, outcome), "duration_ms": round(seconds * 1000, 1)},
                 )
-        self.count(event.name, outcome, seconds)
-
-    def count(self, event_name: str, outcome: str, seconds: float) -> None:
-        """Counts a message taken, and how long it took, in the metrics."""
-        counted = self._counters.get((event_name, outcome))
-        if counted is None:
-            # The labelled children, looked up once per event and outcome (a small, fixed set).
-            counted = (
-                metrics.messages_handled.labels(self.service, event_name, outcome),
-                metrics.handling_seconds.labels(self.service, event_name),
-            )
-            self._counters[(event_name, outcome)] = counted
-        counted[0].inc()
-        counted[1].observe(seconds)
+        metrics.count_handled(self.service, event.name, outcome, seconds)
 
     def verified(self, message: Any) -> ReceivedEvent[Any]:
         """The event in ``message`` once its signature verifies as its source's; raises the
