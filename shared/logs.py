@@ -94,9 +94,22 @@ class KetenJsonFormatter(JsonFormatter):
         )
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a record is written, not as it was when logging was
+    configured: a stream swapped since (a test's capture, since closed) is not written to."""
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        pass  # StreamHandler.__init__ sets it; the current sys.stderr is always used
+
+
 def configure(level: str = "INFO", fmt: str = "json", stream: IO[str] | None = None) -> logging.Handler:
     """Sends every log record to ``stream`` (stderr) as JSON lines or, for people, as text."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderrHandler()
     if fmt == "text":
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     else:

@@ -49,8 +49,19 @@ def own_role(postgres_dsn, pg_schema):
 
 
 def _end_connections(cur, role: str) -> int:
-    cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = %s", (role,))
-    return int(cur.fetchone()[0])
+    """Ends ``role``'s sessions and waits until their backends have exited: pg_terminate_backend
+    only signals them, and a connection whose backend has not yet gone looks alive to its pool."""
+    cur.execute("SELECT pid FROM pg_stat_activity WHERE usename = %s", (role,))
+    pids = [pid for (pid,) in cur.fetchall()]
+    cur.execute("SELECT count(*) FROM unnest(%s::int[]) AS pid WHERE pg_terminate_backend(pid)", (pids,))
+    ended = int(cur.fetchone()[0])
+
+    def exited() -> bool:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s::int[])", (pids,))
+        return cur.fetchone()[0] == 0
+
+    eventually(exited, timeout=10, interval=0.02)
+    return ended
 
 
 def _register(platform, credentials) -> requests.Response:

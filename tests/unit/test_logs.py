@@ -3,8 +3,10 @@ and the correlation id of the work it belongs to."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
 
 import eventlet
 import pytest
@@ -62,3 +64,21 @@ def test_a_refusal_nameko_logs_as_an_expected_error_is_one_info_line_without_tra
 def test_the_web_servers_access_lines_with_client_addresses_are_not_logged(captured):
     logging.getLogger("nameko.web.server").info('192.0.2.7 - - "GET /api/citizen/overview" 200')
     assert captured() == []
+
+
+def test_logging_to_stderr_writes_where_stderr_is_now_not_where_it_was(monkeypatch):
+    """A service's log goes to the process's stderr as it is when the line is written: a
+    stream swapped in later (a test's capture) and closed since is never written to."""
+    root = logging.getLogger()
+    kept = (list(root.handlers), root.level)
+    first, second = io.StringIO(), io.StringIO()
+    try:
+        monkeypatch.setattr(sys, "stderr", first)
+        logs.configure()
+        first.close()
+        monkeypatch.setattr(sys, "stderr", second)
+        logging.getLogger("keten.test").warning("relay wake-up: %s", "OperationalError")
+    finally:
+        root.handlers[:] = kept[0]
+        root.setLevel(kept[1])
+    assert json.loads(second.getvalue())["message"] == "relay wake-up: OperationalError"
