@@ -29,6 +29,8 @@ from urllib.parse import quote
 import psycopg2
 import requests
 
+from keten.children import stop_with_parent
+
 TICKS = os.sysconf("SC_CLK_TCK")
 #: RabbitMQ's default ``collect_statistics_interval`` (5 s), and a margin for the stats database.
 BROKER_STATS_DELAY = 5.5
@@ -92,7 +94,9 @@ def run_to_end(command: list[str], env: dict[str, str], poll: float = 0.05) -> F
     ended (``wait4``): a short-lived process is gone before ``/proc`` could be read a last time.
     Waits without blocking (``WNOHANG``), so the caller's green threads go on meanwhile."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=err)  # noqa: S603 (our own)
+        process = subprocess.Popen(  # noqa: S603 (our own)
+            command, env=env, stdout=out, stderr=err, preexec_fn=stop_with_parent
+        )
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
